@@ -1,0 +1,119 @@
+"""The backend protocol: what the harness asks of an optimizer implementation.
+
+A backend is any object with three methods.  The harness never reaches past
+them, so a NumPy port, a JAX port or a wrapper around a C++ kernel can be
+tested by writing these ~30 lines::
+
+    class Backend(Protocol):
+        name: str
+        def paths(self, optimizer: str) -> Sequence[str]: ...
+        def dtypes(self, optimizer: str, path: str) -> Sequence[str]: ...
+        def run(self, case: Case) -> list[StepOutput]: ...
+
+* ``optimizer`` is a spec name (``"adam"``, ``"sgd"``, ...; see ``spec.OPTIMIZERS``).
+* ``paths`` lists the implementation paths the backend offers for it
+  (``"for-loop"``, ``"foreach"``, ``"fused"``, or any names of its own); an
+  empty sequence means "not implemented" and the harness reports it as such.
+* ``dtypes`` lists the parameter dtypes a path supports, by name:
+  ``"float16"``, ``"bfloat16"``, ``"float32"``, ``"float64"``.
+* ``run`` performs a whole trajectory and returns one ``StepOutput`` per step.
+
+Hyperparameters use PyTorch's names (``lr``, ``betas`` split into ``beta1`` and
+``beta2``, ``eps``, ``weight_decay``, ``amsgrad``, ...); state variables use
+PyTorch's state names (``exp_avg``, ``exp_avg_sq``, ``step``, ...).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Protocol, Sequence
+
+import numpy as np
+
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
+@dataclass
+class Group:
+    """One parameter group: its hyperparameters and its parameter tensors.
+
+    ``hyper`` holds every hyperparameter of the spec by its spec name
+    (``beta1``/``beta2`` rather than torch's ``betas`` tuple).  ``params`` are
+    NumPy arrays of the case's dtype (``ml_dtypes.bfloat16`` for bfloat16), any
+    shape, including 0-d.
+    """
+
+    hyper: dict
+    params: list
+
+
+@dataclass
+class Case:
+    """A whole trajectory to perform.
+
+    ``grads[s][i][j]`` is the gradient of parameter ``j`` of group ``i`` at step
+    ``s`` (an array like the parameter), or ``None`` when that parameter has no
+    gradient at that step (torch: ``p.grad is None``; it must be left untouched
+    and its state must not advance).  ``lrs[s][i]``, when given, is the learning
+    rate of group ``i`` set just before step ``s`` (a schedule or a user
+    changing ``group["lr"]``).
+    """
+
+    optimizer: str
+    path: str
+    dtype: str
+    groups: list
+    grads: list
+    lrs: Optional[list] = None
+
+    @property
+    def steps(self) -> int:
+        return len(self.grads)
+
+
+@dataclass
+class StepOutput:
+    """The backend's parameters after one step, and its state if it exposes it.
+
+    ``params[i][j]`` is parameter ``j`` of group ``i``; ``state[i][j]`` is a dict
+    from PyTorch state name to array (or float for a scalar such as ``step``),
+    or ``state`` is ``None`` when the backend does not expose its state.
+    """
+
+    params: list
+    state: Optional[list] = None
+
+
+class Backend(Protocol):
+    name: str
+
+    def paths(self, optimizer: str) -> Sequence[str]: ...
+
+    def dtypes(self, optimizer: str, path: str) -> Sequence[str]: ...
+
+    def run(self, case: Case) -> list: ...
+
+
+class BackendError(Exception):
+    """A backend raised, or returned something that is not a valid answer."""
+
+
+def check_output(case: Case, outputs) -> None:
+    """Raise BackendError unless ``outputs`` has the shape the protocol requires."""
+    if not isinstance(outputs, (list, tuple)) or len(outputs) != case.steps:
+        raise BackendError(
+            f"run() must return a list of {case.steps} StepOutput, got {type(outputs).__name__}"
+            + (f" of length {len(outputs)}" if isinstance(outputs, (list, tuple)) else "")
+        )
+    for s, out in enumerate(outputs):
+        params = getattr(out, "params", None)
+        if params is None or len(params) != len(case.groups):
+            raise BackendError(f"step {s}: params must hold one list per group")
+        for i, group in enumerate(case.groups):
+            if len(params[i]) != len(group.params):
+                raise BackendError(f"step {s}, group {i}: expected {len(group.params)} params, got {len(params[i])}")
+            for j, p0 in enumerate(group.params):
+                p = np.asarray(params[i][j])
+                if p.shape != np.shape(p0):
+                    raise BackendError(f"step {s}, group {i}, param {j}: shape {p.shape}, expected {np.shape(p0)}")
+                if p.dtype != np.asarray(p0).dtype:
+                    raise BackendError(f"step {s}, group {i}, param {j}: dtype {p.dtype}, expected {np.asarray(p0).dtype}")

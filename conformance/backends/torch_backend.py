@@ -1,0 +1,494 @@
+"""A backend that runs ``torch.optim`` classes (or third-party look-alikes).
+
+Paths, by the flags given to the optimizer's constructor:
+
+* ``"for-loop"``           ``foreach=False`` (and ``fused=False`` where the class has ``fused``)
+* ``"foreach"``            ``foreach=True``
+* ``"fused"``              ``fused=True``, where the class accepts ``fused`` and
+                           torch has fused kernels for the device
+* ``"capturable"``         CUDA only: ``capturable=True, foreach=False``
+* ``"capturable-foreach"`` CUDA only: ``capturable=True, foreach=True``
+* ``"custom"``             a class given through ``overrides``
+
+Which paths and dtypes a class really supports on the device is found by
+probing: one construction and two steps on a 2-element tensor per (path,
+dtype), cached per backend.  What failed, and why, is kept for reporting
+(``unsupported`` and ``unsupported_paths``).
+
+Usage::
+
+    from conformance.backends import torch_backend
+    backend = torch_backend.make("torch-cpu")       # or torch_backend.cpu
+    backend.paths("adam")                            # ('for-loop', 'foreach', 'fused')
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import platform
+import warnings
+from typing import Optional
+
+import ml_dtypes
+import numpy as np
+
+from conformance.backend import DTYPES, BackendError, Case, StepOutput
+
+try:  # torch is optional for the project as a whole; the backend needs it.
+    import torch
+except ImportError as _exc:  # pragma: no cover - exercised only without torch
+    torch = None
+    _TORCH_IMPORT_ERROR = f"{type(_exc).__name__}: {_exc}"
+else:
+    _TORCH_IMPORT_ERROR = None
+
+__all__ = [
+    "TorchBackend",
+    "CLASS_NAMES",
+    "cuda_available",
+    "make",
+    "load_class",
+    "environment",
+]
+
+#: spec name -> attribute of ``torch.optim``
+CLASS_NAMES = {
+    "sgd": "SGD",
+    "adagrad": "Adagrad",
+    "rmsprop": "RMSprop",
+    "adadelta": "Adadelta",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "adamax": "Adamax",
+    "nadam": "NAdam",
+    "radam": "RAdam",
+}
+
+_BF16 = np.dtype(ml_dtypes.bfloat16)
+
+
+def _torch_dtypes() -> dict:
+    return {
+        "float16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "float32": torch.float32,
+        "float64": torch.float64,
+    }
+
+
+def cuda_available() -> bool:
+    """Whether torch can run on a CUDA device here."""
+    if torch is None:
+        return False
+    try:
+        return bool(torch.cuda.is_available())
+    except Exception:  # a broken driver install raises instead of returning False
+        return False
+
+
+# --------------------------------------------------------------------------
+# numpy <-> torch, bit-exact
+# --------------------------------------------------------------------------
+
+def _to_torch(array, device) -> "torch.Tensor":
+    """A fresh torch tensor with exactly the values (and dtype) of ``array``."""
+    a = np.array(array, copy=True, order="C")  # own, writeable, C-contiguous copy (0-d stays 0-d)
+    if a.dtype == _BF16:
+        t = torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    elif a.dtype in (np.float16, np.float32, np.float64):
+        t = torch.from_numpy(a)
+    else:
+        raise BackendError(f"unsupported array dtype {a.dtype} (expected one of {', '.join(DTYPES)})")
+    return t.to(device)
+
+
+def _to_numpy(t: "torch.Tensor") -> np.ndarray:
+    """A NumPy copy of ``t`` with exactly its values; bfloat16 -> ml_dtypes.bfloat16."""
+    t = t.detach().to("cpu")
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(_BF16).copy()
+    return t.numpy().copy()
+
+
+def _state_value(key, value, param: "torch.Tensor"):
+    """One ``opt.state[p]`` entry in the protocol's form, or None to omit it.
+
+    ``step`` -> float.  Tensors of the parameter's dtype -> arrays of that
+    dtype.  Other 0-d tensors (NAdam's float32 ``mu_product``) -> float, which
+    is exact.  Other tensors keep their own dtype rather than being rounded to
+    the parameter's (a third-party class may keep float32 state for bfloat16
+    parameters; rounding would hide its behaviour).
+    """
+    if value is None:
+        return None
+    if torch.is_tensor(value):
+        if key == "step" or (value.dim() == 0 and value.dtype != param.dtype and value.is_floating_point()):
+            return float(value.detach().to("cpu").item())
+        return _to_numpy(value)
+    if key == "step" and isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    if isinstance(value, (bool, np.bool_)):
+        return value
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return float(value)
+    return value
+
+
+# --------------------------------------------------------------------------
+# class loading
+# --------------------------------------------------------------------------
+
+def load_class(spec: str) -> type:
+    """Import ``"package.module:Attr"`` (``Attr`` may be dotted: ``Outer.Inner``)."""
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise ValueError(f"bad class spec {spec!r}: expected 'module:Attr', e.g. 'torch.optim:Adam'")
+    module_name, attr = (s.strip() for s in spec.split(":"))
+    if not module_name or not attr:
+        raise ValueError(f"bad class spec {spec!r}: expected 'module:Attr', e.g. 'torch.optim:Adam'")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"bad class spec {spec!r}: cannot import module {module_name!r}: {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ValueError(f"bad class spec {spec!r}: module {module_name!r} has no attribute {attr!r}") from None
+    if not callable(obj):
+        raise ValueError(f"bad class spec {spec!r}: {attr!r} is a {type(obj).__name__}, not a class")
+    return obj
+
+
+def _class_label(cls) -> str:
+    return f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', getattr(cls, '__name__', repr(cls)))}"
+
+
+def _accepts(cls, keyword: str) -> bool:
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in params
+
+
+def _reason(exc: BaseException) -> str:
+    msg = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+
+
+# --------------------------------------------------------------------------
+# the backend
+# --------------------------------------------------------------------------
+
+_BUILTIN_PATH_FLAGS = {
+    "for-loop": {"foreach": False},  # + fused=False where the class has it
+    "foreach": {"foreach": True},
+    "fused": {"fused": True},
+    "capturable": {"capturable": True, "foreach": False},
+    "capturable-foreach": {"capturable": True, "foreach": True},
+}
+
+
+class TorchBackend:
+    """Runs torch.optim classes (or ``overrides``) on ``device``."""
+
+    def __init__(self, device: str = "cpu", overrides: Optional[dict] = None, hyper_map: Optional[dict] = None):
+        self.device_spec = str(device)
+        self.overrides = dict(overrides or {})
+        self.hyper_map = {k: dict(v) for k, v in (hyper_map or {}).items()}
+        self.skip_reason: Optional[str] = None
+        if torch is None:
+            self.device = None
+            self.device_type = str(device).split(":")[0]
+            self.skip_reason = f"torch is not importable: {_TORCH_IMPORT_ERROR}"
+        else:
+            self.device = torch.device(device)
+            self.device_type = self.device.type
+            if self.device_type == "cuda" and not cuda_available():
+                self.skip_reason = "CUDA is not available: torch.cuda.is_available() is False"
+        self.name = f"torch-{self.device_type}"
+        # optimizer -> {path: {dtype: None | reason}}, built by _probe
+        self._probed: dict = {}
+        # optimizer -> {path: reason} for candidate paths that never worked
+        self._path_errors: dict = {}
+
+    def __repr__(self) -> str:
+        return f"TorchBackend({self.device_spec!r}{', overrides=...' if self.overrides else ''})"
+
+    # ---- classes, hyperparameters, flags ---------------------------------
+
+    def optimizer_class(self, optimizer: str):
+        """The class run for a spec name, or None when there is none."""
+        if optimizer in self.overrides:
+            return self.overrides[optimizer]
+        attr = CLASS_NAMES.get(optimizer)
+        if attr is None or torch is None:
+            return None
+        return getattr(torch.optim, attr, None)
+
+    def map_hyper(self, optimizer: str, hyper: dict) -> dict:
+        """Spec hyperparameters -> the class's keyword arguments."""
+        names = self.hyper_map.get(optimizer, {})
+        out = {}
+        hyper = dict(hyper)
+        if "beta1" in hyper and "beta2" in hyper and "beta1" not in names and "beta2" not in names:
+            out[names.get("betas", "betas")] = (hyper.pop("beta1"), hyper.pop("beta2"))
+        for key, value in hyper.items():
+            out[names.get(key, key)] = value
+        return out
+
+    def _path_flags(self, optimizer: str, path: str) -> dict:
+        if optimizer in self.overrides:
+            if path != "custom":
+                raise BackendError(f"{self.name} {optimizer}: unknown path {path!r} (an override has only 'custom')")
+            return {}
+        if path not in _BUILTIN_PATH_FLAGS:
+            raise BackendError(f"{self.name} {optimizer}: unknown path {path!r}")
+        flags = dict(_BUILTIN_PATH_FLAGS[path])
+        if path == "for-loop" and _accepts(self.optimizer_class(optimizer), "fused"):
+            flags["fused"] = False
+        return flags
+
+    def _candidate_paths(self, optimizer: str) -> list:
+        cls = self.optimizer_class(optimizer)
+        paths = ["for-loop", "foreach"]
+        if _accepts(cls, "fused"):
+            try:
+                from torch.optim.optimizer import _get_fused_kernels_supported_devices
+
+                fused_devices = _get_fused_kernels_supported_devices()
+            except Exception:  # private helper gone: let the probe decide
+                fused_devices = [self.device_type]
+            if self.device_type in fused_devices:
+                paths.append("fused")
+            else:
+                self._path_errors.setdefault(optimizer, {})["fused"] = (
+                    f"torch has no fused optimizer kernels for device type {self.device_type!r}"
+                )
+        else:
+            self._path_errors.setdefault(optimizer, {})["fused"] = f"{cls.__name__} has no 'fused' argument"
+        if self.device_type == "cuda":
+            if _accepts(cls, "capturable"):
+                paths += ["capturable", "capturable-foreach"]
+            else:
+                for p in ("capturable", "capturable-foreach"):
+                    self._path_errors.setdefault(optimizer, {})[p] = f"{cls.__name__} has no 'capturable' argument"
+        return paths
+
+    # ---- probing -----------------------------------------------------------
+
+    def _probe_one(self, cls, flags: dict, dtype: str) -> Optional[str]:
+        """None when two steps on a 2-element tensor work, else the reason."""
+        try:
+            p = torch.tensor([0.5, -0.25], dtype=_torch_dtypes()[dtype], device=self.device)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                opt = cls([p], **flags)
+                for g in (0.125, -0.5):
+                    p.grad = torch.full_like(p, g)
+                    opt.step()
+                if self.device_type == "cuda":
+                    torch.cuda.synchronize(self.device)
+        except Exception as exc:  # any failure means "not supported"
+            return _reason(exc)
+        return None
+
+    def _probe(self, optimizer: str) -> dict:
+        if optimizer in self._probed:
+            return self._probed[optimizer]
+        result: dict = {}
+        if self.skip_reason is None:
+            cls = self.optimizer_class(optimizer)
+            if optimizer in self.overrides:
+                result = {"custom": {d: None for d in DTYPES}}
+            elif cls is not None:
+                for path in self._candidate_paths(optimizer):
+                    flags = self._path_flags(optimizer, path)
+                    per_dtype = {d: self._probe_one(cls, flags, d) for d in DTYPES}
+                    if any(r is None for r in per_dtype.values()):
+                        result[path] = per_dtype
+                    else:
+                        reasons = sorted(set(per_dtype.values()))
+                        self._path_errors.setdefault(optimizer, {})[path] = "; ".join(reasons)
+        self._probed[optimizer] = result
+        return result
+
+    # ---- the protocol ------------------------------------------------------
+
+    def paths(self, optimizer: str) -> tuple:
+        if self.skip_reason is not None:
+            return ()
+        return tuple(self._probe(optimizer))
+
+    def dtypes(self, optimizer: str, path: str) -> tuple:
+        if self.skip_reason is not None:
+            return ()
+        per_dtype = self._probe(optimizer).get(path, {})
+        return tuple(d for d in DTYPES if d in per_dtype and per_dtype[d] is None)
+
+    def unsupported(self, optimizer: str, path: str) -> dict:
+        """dtype -> why a step failed, for the dtypes ``dtypes`` leaves out of an offered path."""
+        if self.skip_reason is not None:
+            return {}
+        per_dtype = self._probe(optimizer).get(path, {})
+        return {d: r for d, r in per_dtype.items() if r is not None}
+
+    def unsupported_paths(self, optimizer: str) -> dict:
+        """path -> why it is not offered, for the candidate paths ``paths`` leaves out."""
+        if self.skip_reason is not None:
+            return {}
+        self._probe(optimizer)
+        return dict(self._path_errors.get(optimizer, {}))
+
+    def run(self, case: Case) -> list:
+        if self.skip_reason is not None:
+            raise BackendError(f"{self.name}: {self.skip_reason}")
+        cls = self.optimizer_class(case.optimizer)
+        if cls is None:
+            raise BackendError(f"{self.name}: no optimizer class for {case.optimizer!r}")
+        flags = self._path_flags(case.optimizer, case.path)
+        label = _class_label(cls)
+
+        groups_params = [[_to_torch(a, self.device) for a in g.params] for g in case.groups]
+        param_groups = []
+        for g, params in zip(case.groups, groups_params):
+            entry = self.map_hyper(case.optimizer, g.hyper)
+            entry["params"] = params
+            param_groups.append(entry)
+        defaults = self.map_hyper(case.optimizer, case.groups[0].hyper) if case.groups else {}
+        defaults.update(flags)
+        try:
+            opt = cls(param_groups, **defaults)
+        except Exception as exc:
+            raise BackendError(f"{label}(...) raised {type(exc).__name__}: {exc}") from exc
+
+        outputs = []
+        for s in range(case.steps):
+            for i, params in enumerate(groups_params):
+                for j, p in enumerate(params):
+                    g = case.grads[s][i][j]
+                    p.grad = None if g is None else _to_torch(g, self.device)
+            if case.lrs is not None and case.lrs[s] is not None:
+                for i, lr in enumerate(case.lrs[s]):
+                    if lr is not None:
+                        opt.param_groups[i]["lr"] = lr
+            try:
+                opt.step()
+                if self.device_type == "cuda":
+                    torch.cuda.synchronize(self.device)
+            except Exception as exc:
+                raise BackendError(f"{label}.step() raised {type(exc).__name__} at step {s}: {exc}") from exc
+            outputs.append(self._snapshot(opt, groups_params, label))
+        return outputs
+
+    def _snapshot(self, opt, groups_params, label) -> StepOutput:
+        try:
+            state = opt.state
+        except Exception as exc:
+            raise BackendError(f"{label}.state raised {type(exc).__name__}: {exc}") from exc
+        params_out, state_out = [], []
+        for params in groups_params:
+            params_out.append([_to_numpy(p) for p in params])
+            group_state = []
+            for p in params:
+                entries = state.get(p) if hasattr(state, "get") else None
+                entries = entries or {}
+                converted = {}
+                for key, value in entries.items():
+                    v = _state_value(key, value, p)
+                    if v is not None:
+                        converted[key] = v
+                group_state.append(converted)
+            state_out.append(group_state)
+        return StepOutput(params=params_out, state=state_out)
+
+    def environment(self) -> dict:
+        return environment(self.device_spec)
+
+
+# --------------------------------------------------------------------------
+# environment, factories
+# --------------------------------------------------------------------------
+
+def _denormals_flushed(device) -> Optional[bool]:
+    try:
+        x = torch.tensor(1e-40, dtype=torch.float32, device=device) * 1
+        return bool((x == 0).item())
+    except Exception:
+        return None
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def environment(device: str = "cpu") -> dict:
+    """What a result was computed on: versions, device, and the numeric switches that change results."""
+    env = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "ml_dtypes": getattr(ml_dtypes, "__version__", None),
+        "torch": None if torch is None else torch.__version__,
+        "device": str(device),
+    }
+    if torch is None:
+        env["error"] = f"torch is not importable: {_TORCH_IMPORT_ERROR}"
+        return env
+    dev = torch.device(device)
+    cuda_ok = cuda_available()
+    if dev.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(dev) if cuda_ok else None
+        if not cuda_ok:
+            env["skip_reason"] = "CUDA is not available: torch.cuda.is_available() is False"
+    else:
+        env["device_name"] = _cpu_name()
+    try:
+        cpu_capability = torch.backends.cpu.get_cpu_capability()
+    except Exception:
+        cpu_capability = None
+    env.update(
+        {
+            "cuda": torch.version.cuda,
+            "cuda_available": cuda_ok,
+            "cudnn": torch.backends.cudnn.version() if cuda_ok else None,
+            "matmul_allow_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn_allow_tf32": bool(torch.backends.cudnn.allow_tf32),
+            "default_dtype": str(torch.get_default_dtype()).replace("torch.", ""),
+            "cpu_denormals_flushed": _denormals_flushed("cpu"),
+            "cpu_capability": cpu_capability,
+            "num_threads": torch.get_num_threads(),
+            "deterministic_algorithms": bool(torch.are_deterministic_algorithms_enabled()),
+            "cpu_count": os.cpu_count(),
+        }
+    )
+    if dev.type != "cpu" and (dev.type != "cuda" or cuda_ok):
+        env["device_denormals_flushed"] = _denormals_flushed(dev)
+    return env
+
+
+_MADE: dict = {}
+_NAMES = {"torch-cpu": "cpu", "torch-cuda": "cuda"}
+
+
+def make(name: str) -> TorchBackend:
+    """The shared backend for ``"torch-cpu"`` or ``"torch-cuda"`` (built on first use)."""
+    if name not in _NAMES:
+        raise ValueError(f"unknown torch backend {name!r}; expected one of {', '.join(_NAMES)}")
+    if name not in _MADE:
+        _MADE[name] = TorchBackend(_NAMES[name])
+    return _MADE[name]
+
+
+def __getattr__(attr: str):
+    # ``torch_backend.cpu`` / ``torch_backend.cuda``: built lazily, on first access.
+    if attr in ("cpu", "cuda"):
+        return make(f"torch-{attr}")
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")

@@ -1,0 +1,363 @@
+"""A rigorous running error bound for evaluating a spec in a binary format.
+
+This is the tolerance model.  It answers: if an implementation performs the
+spec's operations (the compiled program of ``reference.program``, in the
+spec's order and grouping) in a format with unit roundoff ``u`` and smallest
+subnormal ``2η``, each operation's result having a relative error of at most
+``c·u`` plus an absolute error of at most ``c·η``, how far can its result be
+from the exact one?
+
+Every value is carried as ``B(v, e)``: ``v`` the exact value (computed at high
+precision) and ``e`` a bound on |computed − exact| for *any* such
+implementation.  The rules are the standard forward error rules, kept to all
+orders (not only the first), so the bound holds exactly rather than
+approximately::
+
+    a ± b   e = eₐ + e_b                          + c·(u·(|v| + e) + η)
+    a · b   e = |a|·e_b + |b|·eₐ + eₐ·e_b          + c·(u·(|v| + e) + η)
+    a / b   e = (eₐ + |v|·e_b) / (|b| − e_b)       + c·(u·(|v| + e) + η)   (∞ if |b| ≤ e_b)
+    √a      e = eₐ / (√a + √max(a − eₐ, 0))       + c·(u·(|v| + e) + η)   (∞ if a ≤ eₐ: may be √negative)
+    aᵇ      e = |b·v/a|·eₐ + |v·ln a|·e_b + O(e²) + c_f·(u·(|v| + e) + η)
+    max, |·|, −a: exact operations, e = max of the operands' e / unchanged
+    if cond: the branch taken; when the comparison is within the operands'
+             errors the other branch is possible too, and e covers both.
+
+``c = BASIC`` for + − × ÷ √ (correctly rounded in IEEE 754, and ``c = 2``
+covers implementations that split one spec operation into two roundings:
+a lerp for a weighted sum, ``addcdiv``'s separate quotient, a reciprocal
+then a multiply, a fused multiply-add or not); ``c_f = TRANSCENDENTAL`` for pow,
+exp, log, cos (CUDA documents powf within 4 ulp = 8u; glibc's pow is within
+1 ulp).  Inputs that are values of the format (parameters, gradients, state) are exact.
+
+Scalars (values that depend on hyperparameters and the step counter alone:
+``1 − β₂ᵗ``, ``lr/bc₁``, NAdam's μ_t) are computed by every implementation we
+know once per step, in binary64 (torch's for-loop and foreach paths, NumPy
+ports) or float32 (torch's capturable and fused CUDA paths), never in a half
+format.  So scalar operations are charged the unit roundoff of float32 or of
+the format, whichever is smaller, and a scalar entering an operation on
+tensor values is charged one more rounding to the format (a port may convert
+it first).  A port that computes ``1 − β₂`` in float16 loses up to half of
+``1 − 0.999`` to cancellation, and this model reports that as the
+non-conformance it is.
+
+A result whose bound is infinite, or whose computation may leave the finite
+range, is not a conformance failure but a limitation of the format: it is
+classified (``Bound.limited``) and reported as such.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import mpmath
+
+from .formats import Format
+
+BASIC = 2
+TRANSCENDENTAL = 8
+
+
+@dataclass(frozen=True)
+class B:
+    """A value and a bound on the error of any implementation's value for it.
+
+    ``scalar`` marks values that depend on hyperparameters and the step
+    counter alone (bias corrections, step sizes): implementations compute
+    those once per step, in Python floats or in float32 on a device, not in
+    the parameter's format.
+    """
+
+    v: object  # mpmath mpf
+    e: object  # mpmath mpf, may be +inf
+    scalar: bool = False
+
+
+@dataclass(frozen=True)
+class Cond:
+    """A comparison's truth on exact values, and whether rounding could flip it."""
+
+    holds: bool
+    ambiguous: bool
+
+
+class Bound:
+    """The arithmetic of ``B`` values for one format.  Records why a result is format-limited."""
+
+    def __init__(self, fmt: Format, prec: int = 192, basic: int = BASIC, transcendental: int = TRANSCENDENTAL):
+        self.ctx = mpmath.MPContext()
+        self.ctx.prec = prec
+        self.fmt = fmt
+        self.u = self.ctx.mpf(fmt.unit_roundoff.numerator) / fmt.unit_roundoff.denominator
+        self.eta = self.ctx.mpf(fmt.min_subnormal.numerator) / fmt.min_subnormal.denominator / 2
+        self.max_finite = self.ctx.mpf(fmt.max_finite.numerator) / fmt.max_finite.denominator
+        scalar_u = min(fmt.unit_roundoff, Fraction(1, 2 ** 24))
+        self.u_scalar = self.ctx.mpf(scalar_u.numerator) / scalar_u.denominator
+        self.eta_scalar = min(self.eta, self.ctx.mpf(2) ** -150)
+        self.basic = basic
+        self.transcendental = transcendental
+        self.limited = []  # reasons, in order of discovery: "overflow: ...", "underflow: ..."
+
+    # -- inputs -----------------------------------------------------------
+    def input(self, x) -> B:
+        """A value of the format: exact."""
+        return B(self._mpf(x), self.ctx.zero)
+
+    def hyper(self, x) -> B:
+        """A hyperparameter or literal (a binary64 value), a scalar; exact unless float32 must round it."""
+        v = self._mpf(x)
+        if self.u_scalar >= self.u or self._representable(x, self._scalar_format()):
+            return B(v, self.ctx.zero, True)
+        return B(v, self.u_scalar * abs(v) + self.eta_scalar, True)
+
+    def const(self, p: int, q: int) -> B:
+        return self.hyper(Fraction(p, q))
+
+    def _scalar_format(self):
+        from .formats import FORMATS
+        return FORMATS["float32"] if self.u_scalar < self.u else self.fmt
+
+    def _mpf(self, x):
+        if isinstance(x, Fraction):
+            return self.ctx.mpf(x.numerator) / x.denominator
+        return self.ctx.mpf(x)
+
+    def _representable(self, x, fmt) -> bool:
+        from .formats import exact, round_to_format
+        x = Fraction(x)
+        return x == 0 or exact(round_to_format(x, fmt)) == x
+
+    def _operands(self, xs):
+        """The operands, with scalars that meet tensor values charged their conversion to the format."""
+        if all(x.scalar for x in xs) or not any(x.scalar for x in xs):
+            return xs
+        return [B(x.v, x.e + self.u * abs(x.v) + self.eta) if x.scalar else x for x in xs]
+
+    def _round(self, v, e, c, scalar=False) -> B:
+        """The result of an operation: propagated error ``e`` plus its own rounding."""
+        if self.ctx.isinf(e):
+            return B(v, e, scalar)
+        if scalar:
+            return B(v, e + c * (self.u_scalar * (abs(v) + e) + self.eta_scalar), True)
+        if abs(v) + e > self.max_finite:
+            self.limited.append(f"overflow: a value near {mpmath.nstr(v, 5)} exceeds the largest "
+                                f"{self.fmt.name} {mpmath.nstr(self.max_finite, 5)}")
+        return B(v, e + c * (self.u * (abs(v) + e) + self.eta))
+
+    def _unbounded(self, v, why) -> B:
+        self.limited.append(why)
+        return B(v, self.ctx.inf)
+
+    def step_counter(self, t) -> B:
+        """The step counter: an exact integer scalar."""
+        return B(self._mpf(t), self.ctx.zero, True)
+
+    # -- arithmetic ---------------------------------------------------------
+    def add(self, *xs) -> B:
+        xs = self._operands(xs)
+        scalar = all(x.scalar for x in xs)
+        v = self.ctx.fsum(x.v for x in xs)
+        e = self.ctx.fsum(x.e for x in xs)
+        out = self._round(v, e, self.basic, scalar)
+        # n terms take n − 1 roundings; each partial sum is at most Σ|terms| (+ errors).
+        partial = self.ctx.fsum(abs(x.v) for x in xs) + e
+        u, eta = (self.u_scalar, self.eta_scalar) if scalar else (self.u, self.eta)
+        for _ in range(len(xs) - 2):
+            out = B(out.v, out.e + self.basic * (u * partial + eta), scalar)
+        return out
+
+    def sub(self, a: B, b: B) -> B:
+        return self.add(a, B(-b.v, b.e, b.scalar))
+
+    def neg(self, a: B) -> B:
+        return B(-a.v, a.e, a.scalar)
+
+    def mul(self, *xs) -> B:
+        xs = self._operands(xs)
+        out = xs[0]
+        for x in xs[1:]:
+            v = out.v * x.v
+            e = abs(out.v) * x.e + abs(x.v) * out.e + out.e * x.e
+            out = self._round(v, e, self.basic, out.scalar and x.scalar)
+        return out
+
+    def div(self, a: B, b: B) -> B:
+        a, b = self._operands((a, b))
+        scalar = a.scalar and b.scalar
+        if b.v == 0 and b.e == 0:
+            return self._unbounded(self.ctx.nan, "division by an exact zero")
+        if abs(b.v) <= b.e:
+            return self._unbounded(a.v / b.v if b.v else self.ctx.nan,
+                                   f"underflow: divisor {mpmath.nstr(b.v, 5)} is within its error "
+                                   f"{mpmath.nstr(b.e, 3)} of zero in {self.fmt.name}")
+        v = a.v / b.v
+        e = (a.e + abs(v) * b.e) / (abs(b.v) - b.e)
+        return self._round(v, e, self.basic, scalar)
+
+    def sqrt(self, a: B) -> B:
+        if a.v < 0:
+            return self._unbounded(self.ctx.nan, "square root of a negative number")
+        if a.e == 0:
+            return self._round(self.ctx.sqrt(a.v), self.ctx.zero, self.basic, a.scalar)
+        if a.v <= a.e:
+            return self._unbounded(self.ctx.sqrt(a.v),
+                                   f"underflow/cancellation: square-root argument {mpmath.nstr(a.v, 5)} is "
+                                   f"within its error {mpmath.nstr(a.e, 3)} of zero (may be √negative)")
+        r = self.ctx.sqrt(a.v)
+        e = a.e / (r + self.ctx.sqrt(a.v - a.e))
+        return self._round(r, e, self.basic, a.scalar)
+
+    def pow(self, a: B, b: B) -> B:
+        a, b = self._operands((a, b))
+        scalar = a.scalar and b.scalar
+        if a.v <= 0:
+            if a.v == 0 and a.e == 0 and b.v > 0:
+                return B(self.ctx.zero, self.ctx.zero, scalar)
+            return self._unbounded(self.ctx.nan, "power of a non-positive base")
+        if a.e >= a.v:
+            return self._unbounded(a.v ** b.v, "power of a base within its error of zero")
+        v = a.v ** b.v
+        # Mean-value bounds over the whole error box, so the bound is not only first-order.
+        lo_a, hi_a = a.v - a.e, a.v + a.e
+        lo_b, hi_b = b.v - b.e, b.v + b.e
+        corners = [x ** y for x in (lo_a, hi_a) for y in (lo_b, hi_b)]
+        e = max(abs(c - v) for c in corners)
+        if lo_b < 0 < hi_b or (lo_a < 1 < hi_a):  # the extremes may be inside the box
+            e = max(e, abs(b.v * v / a.v) * a.e * 2 + abs(v * self.ctx.log(a.v)) * b.e * 2)
+        return self._round(v, e, self.transcendental, scalar)
+
+    def max(self, *xs) -> B:
+        xs = self._operands(xs)
+        return B(max(x.v for x in xs), max(x.e for x in xs), all(x.scalar for x in xs))
+
+    def min(self, *xs) -> B:
+        xs = self._operands(xs)
+        return B(min(x.v for x in xs), max(x.e for x in xs), all(x.scalar for x in xs))
+
+    def abs(self, a: B) -> B:
+        return B(abs(a.v), a.e, a.scalar)
+
+    def cos(self, a: B) -> B:
+        return self._round(self.ctx.cos(a.v), min(a.e, 2 * self.ctx.one), self.transcendental, a.scalar)
+
+    def sin(self, a: B) -> B:
+        return self._round(self.ctx.sin(a.v), min(a.e, 2 * self.ctx.one), self.transcendental, a.scalar)
+
+    def exp(self, a: B) -> B:
+        v = self.ctx.exp(a.v)
+        return self._round(v, v * (self.ctx.exp(a.e) - 1), self.transcendental, a.scalar)
+
+    def log(self, a: B) -> B:
+        if a.v <= a.e:
+            return self._unbounded(self.ctx.nan, "logarithm of a value within its error of zero")
+        return self._round(self.ctx.log(a.v), self.ctx.log(a.v / (a.v - a.e)), self.transcendental, a.scalar)
+
+    def floor(self, a: B) -> B:
+        v = self.ctx.floor(a.v)
+        lo, hi = self.ctx.floor(a.v - a.e), self.ctx.floor(a.v + a.e)
+        return B(v, max(v - lo, hi - v), a.scalar)
+
+    def ceil(self, a: B) -> B:
+        v = self.ctx.ceil(a.v)
+        lo, hi = self.ctx.ceil(a.v - a.e), self.ctx.ceil(a.v + a.e)
+        return B(v, max(v - lo, hi - v), a.scalar)
+
+    def mod(self, a: B, b: B) -> B:
+        return self.sub(a, self.mul(b, self.floor(self.div(a, b))))
+
+    # -- comparisons and branches -------------------------------------------------
+    def _cmp(self, holds: bool, a: B, b: B) -> Cond:
+        return Cond(bool(holds), bool(abs(a.v - b.v) <= a.e + b.e))
+
+    def gt(self, a, b):
+        return self._cmp(a.v > b.v, a, b)
+
+    def lt(self, a, b):
+        return self._cmp(a.v < b.v, a, b)
+
+    def ge(self, a, b):
+        return self._cmp(a.v >= b.v, a, b)
+
+    def le(self, a, b):
+        return self._cmp(a.v <= b.v, a, b)
+
+    def eq(self, a, b):
+        c = self._cmp(a.v == b.v, a, b)
+        return Cond(c.holds, c.ambiguous and not (a.e == 0 and b.e == 0))
+
+    def ne(self, a, b):
+        c = self.eq(a, b)
+        return Cond(not c.holds, c.ambiguous)
+
+    def all_(self, *cs):
+        return Cond(all(c.holds for c in cs), any(c.ambiguous for c in cs))
+
+    def any_(self, *cs):
+        return Cond(any(c.holds for c in cs), any(c.ambiguous for c in cs))
+
+    def select(self, cond: Cond, then: B, otherwise: B) -> B:
+        taken, other = (then, otherwise) if cond.holds else (otherwise, then)
+        if not cond.ambiguous:
+            return taken
+        if self.ctx.isnan(other.v):
+            return self._unbounded(taken.v, "a branch condition is within rounding of its threshold "
+                                            "and the other branch is not real")
+        return B(taken.v, max(taken.e, abs(other.v - taken.v) + other.e), taken.scalar and other.scalar)
+
+
+@dataclass
+class ElementBound:
+    """The error bound of one output element at one step, and why it may be format-limited."""
+
+    error: object  # mpf bound on |implementation − exact|; +inf when unbounded
+    limited: tuple  # reasons the format cannot represent this computation faithfully
+    finite_inputs: bool = True
+
+
+def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=None, step: int = 0, lrs=None) -> list:
+    """Per step, a dict output name → object array of ``ElementBound``, for the spec run in ``fmt``.
+
+    Mirrors ``reference.step.trajectory``: the error of the parameter and the
+    state carries from step to step, so the bound at step k is for a
+    trajectory of k steps computed entirely in ``fmt``.
+    """
+    import math
+    import numpy as np
+
+    from .formats import exact
+    from .program import compile_rule
+    from .step import initial_state
+
+    hyper = spec.complete(hyper)
+    program = compile_rule(spec, hyper)
+    param = np.asarray(param)
+    shape = param.shape
+    init = initial_state(spec, hyper, shape)
+    given = {k: np.broadcast_to(np.asarray(v), shape) for k, v in (state or {}).items() if k != "step"}
+    out = [{n: np.empty(shape, dtype=object) for n in program.outputs} for _ in grads]
+    numeric = [h.name for h in spec.numeric]
+    for idx in np.ndindex(*shape):
+        O = Bound(fmt)
+        start = {"theta": exact(param[idx])}
+        for name, arr in init.items():
+            start[name] = exact(given[name][idx]) if name in given else arr[idx]
+        finite = all(not (isinstance(v, float) and not math.isfinite(v)) for v in start.values())
+        current = {k: (O.input(v) if finite else None) for k, v in start.items()}
+        t = step
+        for s, gr in enumerate(grads):
+            if gr is not None:
+                gv = exact(np.asarray(gr)[idx])
+                finite = finite and not (isinstance(gv, float) and not math.isfinite(gv))
+                t += 1
+                if finite:
+                    h = dict(hyper)
+                    if lrs is not None and lrs[s] is not None:
+                        h["lr"] = lrs[s]
+                    values = {**current, "g": O.input(gv), "t": O.step_counter(t),
+                              **{k: O.hyper(h[k]) for k in numeric}}
+                    current = program(O, values)
+            for n in program.outputs:
+                if finite:
+                    out[s][n][idx] = ElementBound(current[n].e, tuple(O.limited))
+                else:
+                    out[s][n][idx] = ElementBound(mpmath.inf, ("non-finite input",), finite_inputs=False)
+    return out

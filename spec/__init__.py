@@ -1,0 +1,24 @@
+"""Every optimizer as SymPy equations: the single source of truth.
+
+``OPTIMIZERS`` maps a spec name to its ``OptimizerSpec``.  The reference, the
+test strategies and the docs are all derived from these objects.
+"""
+from .adadelta import ADADELTA
+from .adagrad import ADAGRAD
+from .adam import ADAM, ADAMW
+from .adamax import ADAMAX
+from .core import Assign, Hyperparameter, InvalidHyperparameter, OptimizerSpec, State, g, t, theta
+from .nadam import NADAM
+from .radam import RADAM
+from .rmsprop import RMSPROP
+from .sgd import SGD
+
+OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM)}
+
+
+def get(name: str) -> OptimizerSpec:
+    """The spec called ``name``; a clear error listing the known names otherwise."""
+    try:
+        return OPTIMIZERS[name]
+    except KeyError:
+        raise KeyError(f"no optimizer spec named {name!r}; known: {', '.join(OPTIMIZERS)}") from None

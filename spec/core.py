@@ -1,0 +1,247 @@
+"""The vocabulary of a spec: hyperparameters, state, assignments, optimizers.
+
+An optimizer spec is data.  Its update is an ordered list of ``Assign``
+statements over SymPy expressions, read top to bottom like the code it
+specifies: a later statement sees the values assigned by earlier ones.  Every
+quantity is a real number *per element*: the optimizers here are elementwise,
+so one element of a parameter tensor, its gradient and its state are updated
+from each other alone, and a tensor update is that rule applied to every
+element.
+
+Numbers in a spec are exact.  A literal from the dialect's source code (PyTorch's
+``0.96`` in NAdam) means the binary64 value that the code holds, so it is written
+``py_float(0.96)``; hyperparameter defaults are Python floats and mean their
+exact binary64 values too.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable, Optional, Sequence, Union
+
+import sympy as sp
+
+Number = Union[int, float]
+
+
+def py_float(x: float) -> sp.Rational:
+    """The exact value of a Python float literal, as a SymPy rational."""
+    f = Fraction(x)
+    return sp.Rational(f.numerator, f.denominator)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A set of reals ``lo (<|<=) x (<|<=) hi``; ``None`` bounds are infinite."""
+
+    lo: Optional[float] = None
+    hi: Optional[float] = None
+    lo_closed: bool = True
+    hi_closed: bool = False
+
+    def __contains__(self, x) -> bool:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or math.isnan(x):
+            return False
+        if self.lo is not None and (x < self.lo or (x == self.lo and not self.lo_closed)):
+            return False
+        if self.hi is not None and (x > self.hi or (x == self.hi and not self.hi_closed)):
+            return False
+        return math.isfinite(x)  # torch accepts lr=inf; no finite spec value comes of it
+
+    def describe(self) -> str:
+        left = "(-∞" if self.lo is None else ("[" if self.lo_closed else "(") + repr(self.lo)
+        right = "∞)" if self.hi is None else repr(self.hi) + ("]" if self.hi_closed else ")")
+        return f"{left}, {right}"
+
+
+REALS = Interval(None, None)
+NONNEGATIVE = Interval(0.0, None)
+UNIT = Interval(0.0, 1.0, True, False)  # [0, 1): a decay rate that must forget
+CLOSED_UNIT = Interval(0.0, 1.0, True, True)
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """A hyperparameter with its default and the values the dialect accepts.
+
+    ``domain`` is what the dialect's constructor accepts (wider than what is
+    sensible: torch accepts any dampening).  ``fuzz`` is the part of the
+    domain the test strategies draw from; it is narrower only where the
+    domain is unbounded or where values outside make every trajectory blow up,
+    and the reason is in ``fuzz_why``.  Flags are hyperparameters whose domain
+    is ``bool``; they select the shape of the update rather than a number in it.
+    """
+
+    name: str
+    default: Union[Number, bool]
+    domain: Union[Interval, type] = NONNEGATIVE
+    doc: str = ""
+    latex: Optional[str] = None
+    fuzz: Optional[Interval] = None
+    fuzz_why: str = ""
+
+    @property
+    def is_flag(self) -> bool:
+        return self.domain is bool
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        return sp.Symbol(self.latex or self.name, real=True)
+
+    def accepts(self, value) -> bool:
+        if self.is_flag:
+            return isinstance(value, bool)
+        return value in self.domain
+
+
+@dataclass(frozen=True)
+class State:
+    """A per-element state variable, its initial value and torch's name for it.
+
+    ``init`` is a SymPy expression in the hyperparameters (``0`` for most;
+    Adagrad's ``initial_accumulator_value``).  ``when`` names the condition under
+    which the dialect keeps the variable at all (``"amsgrad"``), for docs and
+    for comparing state: the spec computes it regardless.
+    """
+
+    name: str
+    init: sp.Expr = sp.Integer(0)
+    doc: str = ""
+    latex: Optional[str] = None
+    when: str = ""
+
+    @property
+    def symbol(self) -> sp.Symbol:
+        return sp.Symbol(self.latex or self.name, real=True)
+
+
+@dataclass(frozen=True)
+class Assign:
+    """``target ← expr``: one statement of an update, with why it is there."""
+
+    target: sp.Symbol
+    expr: sp.Expr
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """A condition across hyperparameters that the dialect's constructor enforces."""
+
+    doc: str
+    holds: Callable[[dict], bool]
+
+
+# The per-element inputs every optimizer step shares.
+theta = sp.Symbol("theta", real=True)  # the parameter element
+g = sp.Symbol("g", real=True)  # its gradient
+t = sp.Symbol("t", integer=True, positive=True)  # the step counter after incrementing
+
+STEP = State("step", sp.Integer(0), "number of steps taken; the update reads t = step + 1", latex="step")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer: its hyperparameters, state, and ordered update rule.
+
+    ``rule(flags)`` returns the ordered statements for one combination of the
+    flag hyperparameters (a dict name → bool).  Statements assign ``theta``,
+    state symbols and named temporaries; ``g`` may be reassigned (maximize,
+    weight decay), as in the code it specifies.  The step counter is
+    incremented before the rule runs, and the rule sees it as ``t``.
+    """
+
+    name: str
+    title: str
+    hyperparameters: tuple
+    state: tuple
+    rule: Callable[[dict], list]
+    torch_class: str = ""
+    dialect: str = "torch"
+    doc: str = ""
+    constraints: tuple = ()
+    counts_steps: bool = True  # False where the dialect keeps no step counter (SGD)
+    paths_doc: str = ""
+    edge_doc: str = ""
+
+    # -- lookups -----------------------------------------------------------
+    def hyper(self, name: str) -> Hyperparameter:
+        for h in self.hyperparameters:
+            if h.name == name:
+                return h
+        raise KeyError(f"{self.name} has no hyperparameter {name!r}")
+
+    @property
+    def flags(self) -> tuple:
+        return tuple(h for h in self.hyperparameters if h.is_flag)
+
+    @property
+    def numeric(self) -> tuple:
+        return tuple(h for h in self.hyperparameters if not h.is_flag)
+
+    @property
+    def defaults(self) -> dict:
+        return {h.name: h.default for h in self.hyperparameters}
+
+    def symbols(self) -> dict:
+        """Name → SymPy symbol for every input of the rule."""
+        out = {"theta": theta, "g": g, "t": t}
+        out.update({h.name: h.symbol for h in self.numeric})
+        out.update({s.name: s.symbol for s in self.state})
+        return out
+
+    # -- validation ------------------------------------------------------------
+    def complete(self, hyper: dict) -> dict:
+        """Defaults filled in; raise ``InvalidHyperparameter`` if any is out of its domain."""
+        unknown = set(hyper) - {h.name for h in self.hyperparameters}
+        if unknown:
+            raise InvalidHyperparameter(f"{self.name}: unknown hyperparameter(s) {sorted(unknown)}")
+        full = {**self.defaults, **hyper}
+        for h in self.hyperparameters:
+            if not h.accepts(full[h.name]):
+                want = "a bool" if h.is_flag else f"a finite real in {h.domain.describe()}"
+                raise InvalidHyperparameter(f"{self.name}: {h.name}={full[h.name]!r} is invalid; expected {want}")
+        for c in self.constraints:
+            if not c.holds(full):
+                raise InvalidHyperparameter(f"{self.name}: {c.doc} (got {_show(full)})")
+        return full
+
+    def statements(self, hyper: dict) -> list:
+        """The ordered update for these hyperparameters' flags."""
+        return self.rule({h.name: bool(hyper.get(h.name, h.default)) for h in self.flags})
+
+    def variant(self, name: str, *, dialect: str, title: str = "", rule=None, defaults: Optional[dict] = None,
+                doc: str = "", **changes) -> "OptimizerSpec":
+        """A named variant (another framework's dialect) sharing everything not overridden."""
+        hyper = tuple(
+            dataclasses.replace(h, default=defaults[h.name]) if defaults and h.name in defaults else h
+            for h in self.hyperparameters
+        )
+        return dataclasses.replace(
+            self, name=name, dialect=dialect, title=title or self.title, hyperparameters=hyper,
+            rule=rule or self.rule, doc=doc or self.doc, **changes,
+        )
+
+
+class InvalidHyperparameter(ValueError):
+    """A hyperparameter outside its spec domain, or an invalid combination."""
+
+
+def _show(hyper: dict) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in hyper.items())
+
+
+def when(cond, then, otherwise) -> sp.Piecewise:
+    """``then`` if the relation ``cond`` holds on the exact values, else ``otherwise``."""
+    return sp.Piecewise((then, cond), (otherwise, True))
+
+
+def unless_zero(x: sp.Expr, then: sp.Expr, otherwise: sp.Expr) -> sp.Piecewise:
+    """The dialect's ``if x != 0`` guard: ``then`` when x ≠ 0, else ``otherwise``.
+
+    Kept as a branch rather than folded into arithmetic because ``0·θ`` is not
+    0 when θ is ±inf or NaN, and the code skips the term entirely.
+    """
+    return when(sp.Ne(x, 0), then, otherwise)

@@ -1,0 +1,55 @@
+"""Gradient descent with momentum, dampening, Nesterov and L2 decay (torch.optim.SGD).
+
+Full-batch gradient descent, stochastic gradient descent and mini-batch SGD
+are one update rule: they differ only in the gradient fed to it (of the whole
+training loss, of one example, or of a mini-batch mean).  The spec therefore
+has one optimizer, and the gradient is an input.
+"""
+from __future__ import annotations
+
+import sympy as sp
+
+from . import common
+from .core import REALS, Assign, Constraint, Hyperparameter, Interval, NONNEGATIVE, OptimizerSpec, State, g, t, theta, unless_zero, when
+
+LR = common.lr(1e-3)
+MOMENTUM = Hyperparameter("momentum", 0.0, NONNEGATIVE, "momentum factor μ", latex="mu",
+                          fuzz=Interval(0.0, 1.0, True, False), fuzz_why="μ ≥ 1 makes the buffer grow without bound")
+DAMPENING = Hyperparameter("dampening", 0.0, REALS, "dampening τ: the gradient enters the buffer scaled by 1 − τ "
+                           "(torch accepts any real)", latex="tau",
+                           fuzz=Interval(0.0, 1.0, True, True), fuzz_why="τ outside [0, 1] is accepted but has no use")
+WD = common.weight_decay()
+NESTEROV = common.flag("nesterov", "Nesterov momentum in PyTorch's form: step along g + μ·b")
+
+b = sp.Symbol("b", real=True)
+d = sp.Symbol("d", real=True)
+eta, mu, tau, lam = LR.symbol, MOMENTUM.symbol, DAMPENING.symbol, WD.symbol
+
+
+def rule(f: dict) -> list:
+    direction = g + mu * b if f["nesterov"] else b
+    return [
+        *common.maximize(f),
+        *common.coupled_weight_decay(lam),
+        Assign(b, when(sp.Eq(t, 1), g, mu * b + (1 - tau) * g),
+               "momentum buffer: the first step copies g (no dampening), later steps decay and add"),
+        Assign(d, unless_zero(mu, direction, g), "step direction; plain g when momentum is 0"),
+        Assign(theta, theta - eta * d, "descend; lr stays outside the buffer"),
+    ]
+
+
+SGD = OptimizerSpec(
+    name="sgd",
+    title="SGD (gradient descent, momentum, Nesterov)",
+    hyperparameters=(LR, MOMENTUM, DAMPENING, WD, NESTEROV, common.MAXIMIZE),
+    state=(State("momentum_buffer", sp.Integer(0), "momentum buffer b; torch creates it on the first step",
+                 latex="b", when="momentum != 0"),),
+    rule=rule,
+    torch_class="torch.optim.SGD",
+    constraints=(Constraint("nesterov requires momentum > 0 and dampening = 0",
+                            lambda h: not h["nesterov"] or (h["momentum"] > 0 and h["dampening"] == 0)),),
+    counts_steps=False,
+    doc=__doc__,
+    paths_doc="foreach: same formulas over lists of tensors; fused (CPU and CUDA): one kernel, same order.",
+    edge_doc="torch keeps no step counter for SGD; 'first step' means the buffer does not exist yet.",
+)

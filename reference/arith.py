@@ -170,7 +170,7 @@ class Interval:
     def floor(self, a):
         if _poisoned((a,)):
             return a
-        lo, hi = math.floor(mpmath.mpf(a.a)), math.floor(mpmath.mpf(a.b))
+        lo, hi = (math.floor(mpmath.mp.make_mpf(x)) for x in a._mpi_)
         if lo != hi:
             raise Undecided("floor of an interval that straddles an integer")
         return self.ctx.mpf(lo)
@@ -178,7 +178,7 @@ class Interval:
     def ceil(self, a):
         if _poisoned((a,)):
             return a
-        lo, hi = math.ceil(mpmath.mpf(a.a)), math.ceil(mpmath.mpf(a.b))
+        lo, hi = (math.ceil(mpmath.mp.make_mpf(x)) for x in a._mpi_)
         if lo != hi:
             raise Undecided("ceil of an interval that straddles an integer")
         return self.ctx.mpf(lo)

@@ -102,6 +102,13 @@ class Bound:
         """A value of the format: exact."""
         return B(self._mpf(x), self.ctx.zero)
 
+    def initial(self, x) -> B:
+        """A state's initial value (from a hyperparameter) stored in the format: one rounding."""
+        v = self._mpf(x)
+        if self._representable(x, self.fmt):
+            return B(v, self.ctx.zero)
+        return B(v, self.u * abs(v) + self.eta)
+
     def hyper(self, x) -> B:
         """A hyperparameter or literal (a binary64 value), a scalar; exact unless float32 must round it."""
         v = self._mpf(x)
@@ -341,7 +348,8 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
         for name, arr in init.items():
             start[name] = exact(given[name][idx]) if name in given else arr[idx]
         finite = all(not (isinstance(v, float) and not math.isfinite(v)) for v in start.values())
-        current = {k: (O.input(v) if finite else None) for k, v in start.items()}
+        current = {k: (None if not finite else O.input(v) if k == "theta" or k in given else O.initial(v))
+                   for k, v in start.items()}
         t = step
         for s, gr in enumerate(grads):
             if gr is not None:

@@ -218,7 +218,7 @@ def _run(program, inputs, grads, hyper_steps, ts, formats, prec) -> list:
         if not done:
             if S is None:
                 S = arith.Special(max(256, prec))
-                current = {k: S.input(_to_fraction(v.mid)) for k, v in current.items()}
+                current = {k: S.input(_to_fraction(_raw(v.mid._mpi_[0]))) for k, v in current.items()}
             values = {**current, "g": S.input(gr), "t": S.input(t), **{k: S.input(v) for k, v in h.items()}}
             current = program(S, values)
         last = {n: _element_of(O, S, current[n], formats) for n in program.outputs}
@@ -230,8 +230,8 @@ def _to_fraction(x):
     x = mpmath.mpf(x)
     if not mpmath.isfinite(x):
         return float(x)
-    man, exp = x.man_exp
-    return Fraction(man) * (Fraction(2) ** exp)
+    sign, man, exp, _ = x._mpf_
+    return Fraction((-1) ** sign * man) * (Fraction(2) ** exp)
 
 
 def _element_of(O, S, v, formats) -> Element:
@@ -239,11 +239,16 @@ def _element_of(O, S, v, formats) -> Element:
         return Element(v, {f: round_to_format(v, FORMATS[f]) for f in formats}, exact=False, prec=S.ctx.prec)
     rounded = {}
     for f in formats:
-        lo, hi = round_to_format(mpmath.mpf(v.a), FORMATS[f]), round_to_format(mpmath.mpf(v.b), FORMATS[f])
+        lo, hi = round_to_format(_raw(v._mpi_[0]), FORMATS[f]), round_to_format(_raw(v._mpi_[1]), FORMATS[f])
         if not _same(lo, hi):
             raise _NotStable(f"[{v.a}, {v.b}] rounds to {lo} and {hi} in {f}")
         rounded[f] = lo
-    return Element(mpmath.mpf(v.mid), rounded, exact=True, prec=O.prec)
+    return Element(_raw(v.mid._mpi_[0]), rounded, exact=True, prec=O.prec)
+
+
+def _raw(mpf_tuple):
+    """An mpf holding exactly these bits: ``mpmath.mpf(x)`` would round to the global 53 bits."""
+    return mpmath.mp.make_mpf(mpf_tuple)
 
 
 def _same(a, b) -> bool:

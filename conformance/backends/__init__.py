@@ -1,0 +1,40 @@
+"""Backends: implementations of the optimizer steps that the harness runs against the spec.
+
+``load(name)`` resolves the ``--backend`` option: ``numpy``, ``torch-cpu``,
+``torch-cuda``, or ``module:attr`` naming any object that implements the
+protocol of ``conformance.backend``.
+"""
+from __future__ import annotations
+
+import importlib
+
+
+def load(name: str, overrides: dict | None = None, hyper_map: dict | None = None):
+    """The backend called ``name``; ``overrides`` (spec → class) apply to the torch backends."""
+    if name == "numpy":
+        if overrides:
+            raise ValueError("--optimizer overrides need a torch backend (--backend=torch-cpu or torch-cuda)")
+        from .numpy_backend import backend
+        return backend
+    if name in ("torch-cpu", "torch-cuda"):
+        from .torch_backend import TorchBackend
+        return TorchBackend("cpu" if name == "torch-cpu" else "cuda", overrides=overrides, hyper_map=hyper_map)
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            obj = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"--backend={name}: cannot load {attr!r} from {module!r}: {e}") from None
+        obj = obj() if isinstance(obj, type) else obj
+        missing = [m for m in ("paths", "dtypes", "run") if not callable(getattr(obj, m, None))]
+        if missing:
+            raise ValueError(f"--backend={name}: {obj!r} lacks the protocol method(s) {missing} "
+                             "(see conformance/backend.py)")
+        return obj
+    raise ValueError(f"unknown backend {name!r}: use numpy, torch-cpu, torch-cuda or module:attr")
+
+
+def load_class(text: str):
+    """``module:Class`` → the class (for ``--optimizer SPEC=module:Class``)."""
+    from .torch_backend import load_class as _load
+    return _load(text)

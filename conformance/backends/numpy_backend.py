@@ -1,0 +1,513 @@
+"""The project's own NumPy port of PyTorch 2.13's for-loop optimizers.
+
+Written by hand from ``torch/optim/<name>.py``'s ``_single_tensor_<name>``
+functions, statement for statement, as an implementation independent of both
+torch and our SymPy spec.  It mirrors torch's CPU arithmetic where that is
+cheap:
+
+* Hyperparameter-only scalars (``1 - beta**step``, ``lr / bc1``, NAdam's mu,
+  RAdam's rho_t and rectification, ...) are Python floats (binary64), computed
+  by the same expressions as torch's for-loop.  The step counter is an integer
+  count held as a float.
+* Every tensor operation (one torch call: ``add(alpha=)``, ``addcmul``,
+  ``addcdiv``, ``lerp``, ``sqrt``, ...) is evaluated in the compute type and
+  its result rounded once to the parameter dtype; state arrays are kept in the
+  parameter dtype.  The compute type is float32 for float16/bfloat16 (torch's
+  CPU "opmath") and the dtype itself for float32/float64.  A Python scalar
+  entering a tensor op is converted straight from binary64 to the compute type,
+  except in ``add`` (``alpha``, or a scalar ``other`` as in ``add(eps)``): torch
+  rounds those to the tensor's dtype first, so on float16 ``add_(eps=1e-8)``
+  adds zero and ``add_(x, alpha=-lr)`` uses ``float16(lr)``.  (That is torch's
+  vectorized loop.  Its scalar loop, which handles the tail of every contiguous
+  run that is not a whole number of vector pairs, 0-d tensors and tensors
+  smaller than two vectors, does ``add`` in Half/BFloat16 arithmetic, rounding
+  ``alpha * other`` to the half type before adding: those elements can differ
+  from this port by an ulp.  Not mirrored: it depends on the element's position
+  and on the CPU's vector width.)
+* Inside one op, the order is torch's kernel's: ``add`` is ``a + alpha*b``,
+  ``addcmul`` is ``a + (value*t1)*t2``, ``addcdiv`` is ``a + (value*t1)/t2``,
+  ``lerp`` is ``|w| < 0.5 ? a + w*(b-a) : b - (b-a)*(1-w)``.  torch's CPU
+  kernels (vectorized and scalar loops alike) fuse ``add`` with alpha,
+  ``addcmul`` and ``lerp`` into FMAs; this port does not, so on float32/float64
+  it differs from torch by an ulp in some elements (on half types the float32
+  FMA rarely survives the rounding to the half type).
+* ``scalar / tensor`` is ``tensor.reciprocal() * scalar`` (``Tensor.__rtruediv__``).
+* NAdam's ``mu_product`` is a 0-d tensor of torch's default scalar dtype:
+  float32 unless ``torch.get_default_dtype()`` is float64.  ``NumpyBackend``
+  mirrors the default (``scalar_dtype="float32"``: ``mu_product *= mu`` is a
+  float32 multiply of the stored product by ``float32(mu)``); pass
+  ``scalar_dtype="float64"`` to model torch run with a float64 default dtype.
+  The step counters are float32 there too, exact for any realistic count.
+* Adagrad creates its state (``step = 0``, ``sum = initial_accumulator_value``)
+  for every parameter when the optimizer is constructed, as torch does, so a
+  parameter that never had a gradient still reports it.  Every other
+  optimizer creates state on a parameter's first step with a gradient.
+  (torch itself fills ``sum`` from the *constructor's* value for all groups; a
+  per-group ``initial_accumulator_value`` is honoured here.)
+
+Signed zeros, NaN and inf propagate as NumPy's IEEE arithmetic makes them;
+floating-point warnings are silenced.
+"""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+
+from conformance.backend import DTYPES, Case, StepOutput
+
+__all__ = ["NumpyBackend", "backend", "DEFAULTS", "validate"]
+
+_NP_DTYPES = {
+    "float16": np.dtype(np.float16),
+    "bfloat16": np.dtype(ml_dtypes.bfloat16),
+    "float32": np.dtype(np.float32),
+    "float64": np.dtype(np.float64),
+}
+
+# --------------------------------------------------------------------------
+# hyperparameters: torch's defaults and constructor checks
+# --------------------------------------------------------------------------
+
+_ADAM_COMMON = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, maximize=False)
+
+DEFAULTS = {
+    "sgd": dict(lr=1e-3, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False),
+    "adagrad": dict(lr=1e-2, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+                    maximize=False),
+    "rmsprop": dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+                    maximize=False),
+    "adadelta": dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0, maximize=False),
+    "adam": dict(_ADAM_COMMON, decoupled_weight_decay=False),
+    "adamw": dict(_ADAM_COMMON, weight_decay=1e-2),
+    "adamax": dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, maximize=False),
+    "nadam": dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, momentum_decay=4e-3,
+                  decoupled_weight_decay=False, maximize=False),
+    "radam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
+                  maximize=False),
+}
+
+
+def _check_betas(h: dict) -> None:
+    if not 0.0 <= h["beta1"] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {h['beta1']}")
+    if not 0.0 <= h["beta2"] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {h['beta2']}")
+
+
+def validate(optimizer: str, hyper: dict) -> dict:
+    """``hyper`` completed with torch's defaults, checked as torch's constructor checks it.
+
+    The conditions are torch's own expressions, so NaN is accepted or refused
+    exactly where torch accepts or refuses it (``SGD`` tests ``lr < 0.0`` and
+    lets NaN through; the others test ``not 0.0 <= lr``).  Unknown names raise
+    too: a hyperparameter this port does not know would otherwise be ignored.
+    """
+    if optimizer not in DEFAULTS:
+        raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}; known: {', '.join(DEFAULTS)}")
+    unknown = sorted(set(hyper) - set(DEFAULTS[optimizer]))
+    if unknown:
+        raise ValueError(f"{optimizer}: unknown hyperparameter(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(DEFAULTS[optimizer])}")
+    h = {**DEFAULTS[optimizer], **hyper}
+
+    if optimizer == "sgd":
+        if h["lr"] < 0.0:
+            raise ValueError(f"Invalid learning rate: {h['lr']}")
+        if h["momentum"] < 0.0:
+            raise ValueError(f"Invalid momentum value: {h['momentum']}")
+        if h["weight_decay"] < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
+        if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        return h
+
+    if not 0.0 <= h["lr"]:
+        raise ValueError(f"Invalid learning rate: {h['lr']}")
+    if optimizer == "adagrad":
+        if not 0.0 <= h["lr_decay"]:
+            raise ValueError(f"Invalid lr_decay value: {h['lr_decay']}")
+        if not 0.0 <= h["weight_decay"]:
+            raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
+        if not 0.0 <= h["initial_accumulator_value"]:
+            raise ValueError(f"Invalid initial_accumulator_value value: {h['initial_accumulator_value']}")
+        if not 0.0 <= h["eps"]:
+            raise ValueError(f"Invalid epsilon value: {h['eps']}")
+    elif optimizer == "rmsprop":
+        if not 0.0 <= h["eps"]:
+            raise ValueError(f"Invalid epsilon value: {h['eps']}")
+        if not 0.0 <= h["momentum"]:
+            raise ValueError(f"Invalid momentum value: {h['momentum']}")
+        if not 0.0 <= h["weight_decay"]:
+            raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
+        if not 0.0 <= h["alpha"]:  # torch sets no upper bound on alpha
+            raise ValueError(f"Invalid alpha value: {h['alpha']}")
+    elif optimizer == "adadelta":
+        if not 0.0 <= h["rho"] <= 1.0:  # rho = 1 is accepted
+            raise ValueError(f"Invalid rho value: {h['rho']}")
+        if not 0.0 <= h["eps"]:
+            raise ValueError(f"Invalid epsilon value: {h['eps']}")
+        if not 0.0 <= h["weight_decay"]:
+            raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
+    else:  # adam, adamw, adamax, nadam, radam
+        if not 0.0 <= h["eps"]:
+            raise ValueError(f"Invalid epsilon value: {h['eps']}")
+        _check_betas(h)
+        if not 0.0 <= h["weight_decay"]:
+            raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
+        if optimizer == "nadam" and not 0.0 <= h["momentum_decay"]:
+            raise ValueError(f"Invalid momentum_decay value: {h['momentum_decay']}")
+    return h
+
+
+# --------------------------------------------------------------------------
+# torch's CPU elementwise ops for one dtype
+# --------------------------------------------------------------------------
+
+class _Ops:
+    """Tensor ops as torch's CPU kernels do them: compute type in, one rounding out."""
+
+    def __init__(self, dtype: np.dtype):
+        self.dtype = dtype
+        self.ct = np.float64 if dtype == np.float64 else np.float32  # torch's opmath type
+
+    def s(self, x: float):
+        """A Python scalar as the kernel sees it: binary64 -> compute type."""
+        return self.ct(x)
+
+    def _in(self, a):
+        return np.asarray(a).astype(self.ct, copy=False)
+
+    def _out(self, a) -> np.ndarray:
+        return np.asarray(a).astype(self.dtype)  # always a fresh array, 0-d stays 0-d
+
+    def _arg(self, b):
+        return self.s(b) if isinstance(b, (int, float)) else self._in(b)
+
+    # one torch call each
+    def neg(self, a):
+        return self._out(-self._in(a))
+
+    def abs(self, a):
+        return self._out(np.abs(self._in(a)))
+
+    def sqrt(self, a):
+        return self._out(np.sqrt(self._in(a)))
+
+    def s_add(self, x: float):
+        """A Python scalar as torch's ``add`` kernel sees it: rounded to the *tensor's* dtype first.
+
+        ``add`` is a codegen'd ufunc kernel that converts ``alpha`` (and a scalar
+        ``other``) with ``Scalar.to<scalar_t>()``: for float16/bfloat16 that rounds
+        the scalar to the half type before the float32 arithmetic.  The other
+        kernels (mul, div, addcmul, addcdiv, lerp) use the float32 value.
+        """
+        return self.ct(np.asarray(x, dtype=np.float64).astype(self.dtype))
+
+    def add(self, a, b, alpha: float = 1.0):  # a.add(b, alpha=alpha); b a tensor or a Python scalar
+        other = self.s_add(b) if isinstance(b, (int, float)) else self._in(b)
+        if alpha == 1:
+            return self._out(self._in(a) + other)
+        return self._out(self._in(a) + self.s_add(alpha) * other)
+
+    def mul(self, a, b):
+        return self._out(self._in(a) * self._arg(b))
+
+    def div(self, a, b):
+        return self._out(self._in(a) / self._arg(b))
+
+    def rdiv(self, x: float, a):  # x / a  ==  a.reciprocal() * x
+        return self.mul(self._out(self.ct(1) / self._in(a)), x)
+
+    def addcmul(self, a, t1, t2, value: float = 1.0):
+        return self._out(self._in(a) + self.s(value) * self._in(t1) * self._in(t2))
+
+    def addcdiv(self, a, t1, t2, value: float = 1.0):
+        return self._out(self._in(a) + self.s(value) * self._in(t1) / self._in(t2))
+
+    def lerp(self, a, end, weight: float):
+        w, x, y = self.s(weight), self._in(a), self._in(end)
+        if abs(w) < 0.5:
+            return self._out(x + w * (y - x))
+        return self._out(y - (y - x) * (self.ct(1) - w))
+
+    def maximum(self, a, b):  # NaN-propagating, like torch.maximum
+        return self._out(np.maximum(self._in(a), self._in(b)))
+
+
+# --------------------------------------------------------------------------
+# one step of one parameter, per optimizer: _single_tensor_<name>'s loop body
+# --------------------------------------------------------------------------
+# k: ops, p: param, g: grad, st: the param's state dict (updated in place),
+# h: hyperparameters (lr current).  Returns the new param.
+
+def _sgd(k, p, g, st, h, _):
+    grad = k.neg(g) if h["maximize"] else g
+    if h["weight_decay"] != 0:
+        grad = k.add(grad, p, h["weight_decay"])
+    momentum = h["momentum"]
+    if momentum != 0:
+        buf = st.get("momentum_buffer")
+        if buf is None:
+            buf = grad.copy()
+        else:
+            buf = k.add(k.mul(buf, momentum), grad, 1 - h["dampening"])
+        st["momentum_buffer"] = buf
+        grad = k.add(grad, buf, momentum) if h["nesterov"] else buf
+    return k.add(p, grad, -h["lr"])
+
+
+def _adagrad(k, p, g, st, h, _):
+    st["step"] += 1
+    step = st["step"]
+    grad = k.neg(g) if h["maximize"] else g
+    if h["weight_decay"] != 0:
+        grad = k.add(grad, p, h["weight_decay"])
+    clr = h["lr"] / (1 + (step - 1) * h["lr_decay"])
+    st["sum"] = k.addcmul(st["sum"], grad, grad, 1)
+    std = k.add(k.sqrt(st["sum"]), h["eps"])
+    return k.addcdiv(p, grad, std, -clr)
+
+
+def _rmsprop(k, p, g, st, h, _):
+    lr, alpha, eps, momentum = h["lr"], h["alpha"], h["eps"], h["momentum"]
+    grad = k.neg(g) if h["maximize"] else g
+    st["step"] += 1
+    if h["weight_decay"] != 0:
+        grad = k.add(grad, p, h["weight_decay"])
+    square_avg = st["square_avg"] = k.addcmul(k.mul(st["square_avg"], alpha), grad, grad, 1 - alpha)
+    if h["centered"]:
+        grad_avg = st["grad_avg"] = k.lerp(st["grad_avg"], grad, 1 - alpha)
+        avg = k.sqrt(k.addcmul(square_avg, grad_avg, grad_avg, -1))
+    else:
+        avg = k.sqrt(square_avg)
+    avg = k.add(avg, eps)
+    if momentum > 0:
+        buf = st["momentum_buffer"] = k.addcdiv(k.mul(st["momentum_buffer"], momentum), grad, avg)
+        return k.add(p, buf, -lr)
+    return k.addcdiv(p, grad, avg, -lr)
+
+
+def _adadelta(k, p, g, st, h, _):
+    lr, rho, eps = h["lr"], h["rho"], h["eps"]
+    st["step"] += 1
+    grad = k.neg(g) if h["maximize"] else g
+    if h["weight_decay"] != 0:
+        grad = k.add(grad, p, h["weight_decay"])
+    st["square_avg"] = k.addcmul(k.mul(st["square_avg"], rho), grad, grad, 1 - rho)
+    std = k.sqrt(k.add(st["square_avg"], eps))
+    delta = k.sqrt(k.add(st["acc_delta"], eps))
+    delta = k.mul(k.div(delta, std), grad)
+    st["acc_delta"] = k.addcmul(k.mul(st["acc_delta"], rho), delta, delta, 1 - rho)
+    return k.add(p, delta, -lr)
+
+
+def _adam(k, p, g, st, h, _):
+    lr, beta1, beta2, eps, wd = h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]
+    grad = k.neg(g) if h["maximize"] else g
+    st["step"] += 1
+    if wd != 0:
+        if h.get("decoupled_weight_decay", True):  # adamw has no key: always decoupled
+            p = k.mul(p, 1 - lr * wd)
+        else:
+            grad = k.add(grad, p, wd)
+    exp_avg = st["exp_avg"] = k.lerp(st["exp_avg"], grad, 1 - beta1)
+    exp_avg_sq = st["exp_avg_sq"] = k.addcmul(k.mul(st["exp_avg_sq"], beta2), grad, grad, 1 - beta2)
+    step = st["step"]
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2**0.5
+    if h["amsgrad"]:
+        st["max_exp_avg_sq"] = k.maximum(st["max_exp_avg_sq"], exp_avg_sq)
+        denom = k.add(k.div(k.sqrt(st["max_exp_avg_sq"]), bias_correction2_sqrt), eps)
+    else:
+        denom = k.add(k.div(k.sqrt(exp_avg_sq), bias_correction2_sqrt), eps)
+    return k.addcdiv(p, exp_avg, denom, -step_size)
+
+
+def _adamax(k, p, g, st, h, _):
+    lr, beta1, beta2, eps = h["lr"], h["beta1"], h["beta2"], h["eps"]
+    grad = k.neg(g) if h["maximize"] else g
+    st["step"] += 1
+    if h["weight_decay"] != 0:
+        grad = k.add(grad, p, h["weight_decay"])
+    exp_avg = st["exp_avg"] = k.lerp(st["exp_avg"], grad, 1 - beta1)
+    exp_inf = st["exp_inf"] = k.maximum(k.mul(st["exp_inf"], beta2), k.add(k.abs(grad), eps))
+    bias_correction = 1 - beta1 ** st["step"]
+    clr = lr / bias_correction
+    return k.addcdiv(p, exp_avg, exp_inf, -clr)
+
+
+def _nadam(k, p, g, st, h, scalar_round):
+    lr, beta1, beta2, eps, wd = h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]
+    momentum_decay = h["momentum_decay"]
+    grad = k.neg(g) if h["maximize"] else g
+    st["step"] += 1
+    step = st["step"]
+    bias_correction2 = 1 - beta2**step
+    if wd != 0:
+        if h["decoupled_weight_decay"]:
+            p = k.mul(p, 1 - lr * wd)
+        else:
+            grad = k.add(grad, p, wd)
+    mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
+    mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
+    # mu_product *= mu: a 0-d tensor of torch's default scalar dtype times a Python float
+    st["mu_product"] = scalar_round(scalar_round(st["mu_product"]) * scalar_round(mu))
+    exp_avg = st["exp_avg"] = k.lerp(st["exp_avg"], grad, 1 - beta1)
+    exp_avg_sq = st["exp_avg_sq"] = k.addcmul(k.mul(st["exp_avg_sq"], beta2), grad, grad, 1 - beta2)
+    denom = k.sqrt(k.div(exp_avg_sq, bias_correction2))
+    mu_product = st["mu_product"]
+    mu_product_next = mu_product * mu_next
+    denom = k.add(denom, eps)
+    p = k.addcdiv(p, grad, denom, (-lr * (1.0 - mu) / (1.0 - mu_product)))
+    return k.addcdiv(p, exp_avg, denom, (-lr * mu_next) / (1.0 - mu_product_next))
+
+
+def _radam(k, p, g, st, h, _):
+    lr, beta1, beta2, eps, wd = h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]
+    grad = k.neg(g) if h["maximize"] else g
+    st["step"] += 1
+    step = st["step"]
+    if wd != 0:
+        if h["decoupled_weight_decay"]:
+            p = k.mul(p, 1 - lr * wd)
+        else:
+            grad = k.add(grad, p, wd)
+    exp_avg = st["exp_avg"] = k.lerp(st["exp_avg"], grad, 1 - beta1)
+    exp_avg_sq = st["exp_avg_sq"] = k.addcmul(k.mul(st["exp_avg_sq"], beta2), grad, grad, 1 - beta2)
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    bias_corrected_exp_avg = k.div(exp_avg, bias_correction1)
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
+    if rho_t > 5.0:
+        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+        adaptive_lr = k.rdiv(bias_correction2**0.5, k.add(k.sqrt(exp_avg_sq), eps))
+        update = k.mul(k.mul(k.mul(bias_corrected_exp_avg, lr), adaptive_lr), rect)
+        return k.add(p, update, -1.0)
+    return k.add(p, k.mul(bias_corrected_exp_avg, lr), -1.0)
+
+
+_STEPS = {
+    "sgd": _sgd,
+    "adagrad": _adagrad,
+    "rmsprop": _rmsprop,
+    "adadelta": _adadelta,
+    "adam": _adam,
+    "adamw": _adam,
+    "adamax": _adamax,
+    "nadam": _nadam,
+    "radam": _radam,
+}
+
+
+def _zeros(p):
+    return np.zeros(p.shape, p.dtype)
+
+
+def _init_state(optimizer: str, p: np.ndarray, h: dict) -> dict:
+    """The state torch's ``_init_group`` creates on a parameter's first step."""
+    if optimizer == "sgd":
+        return {}  # momentum_buffer appears after the first step, as a copy of the gradient
+    if optimizer == "adagrad":
+        return {"step": 0.0, "sum": np.full(p.shape, h["initial_accumulator_value"]).astype(p.dtype)}
+    if optimizer == "rmsprop":
+        st = {"step": 0.0, "square_avg": _zeros(p)}
+        if h["momentum"] > 0:
+            st["momentum_buffer"] = _zeros(p)
+        if h["centered"]:
+            st["grad_avg"] = _zeros(p)
+        return st
+    if optimizer == "adadelta":
+        return {"step": 0.0, "square_avg": _zeros(p), "acc_delta": _zeros(p)}
+    if optimizer in ("adam", "adamw"):
+        st = {"step": 0.0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
+        if h["amsgrad"]:
+            st["max_exp_avg_sq"] = _zeros(p)
+        return st
+    if optimizer == "adamax":
+        return {"step": 0.0, "exp_avg": _zeros(p), "exp_inf": _zeros(p)}
+    if optimizer == "nadam":
+        return {"step": 0.0, "mu_product": 1.0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
+    if optimizer == "radam":
+        return {"step": 0.0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
+    raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}")
+
+
+def _snapshot_state(st: dict) -> dict:
+    return {key: (float(v) if isinstance(v, float) else np.array(v, copy=True)) for key, v in st.items()}
+
+
+# --------------------------------------------------------------------------
+# the backend
+# --------------------------------------------------------------------------
+
+class NumpyBackend:
+    """Runs the NumPy port.  One path, ``"for-loop"``; all four dtypes."""
+
+    name = "numpy"
+
+    def __init__(self, scalar_dtype: str = "float32"):
+        if scalar_dtype not in ("float32", "float64"):
+            raise ValueError(f"scalar_dtype must be 'float32' or 'float64', got {scalar_dtype!r}")
+        self.scalar_dtype = scalar_dtype
+        if scalar_dtype == "float32":
+            self._scalar_round = lambda x: float(np.float32(x))
+        else:
+            self._scalar_round = float
+
+    def __repr__(self) -> str:
+        return f"NumpyBackend(scalar_dtype={self.scalar_dtype!r})"
+
+    def paths(self, optimizer: str) -> tuple:
+        return ("for-loop",) if optimizer in _STEPS else ()
+
+    def dtypes(self, optimizer: str, path: str) -> tuple:
+        return tuple(DTYPES) if optimizer in _STEPS and path == "for-loop" else ()
+
+    def run(self, case: Case) -> list:
+        opt = case.optimizer
+        if opt not in _STEPS:
+            raise ValueError(f"numpy backend: unknown optimizer {opt!r}; known: {', '.join(_STEPS)}")
+        if case.path != "for-loop":
+            raise ValueError(f"numpy backend: unknown path {case.path!r} (only 'for-loop')")
+        if case.dtype not in _NP_DTYPES:
+            raise ValueError(f"numpy backend: unknown dtype {case.dtype!r}; known: {', '.join(_NP_DTYPES)}")
+        dtype = _NP_DTYPES[case.dtype]
+        k = _Ops(dtype)
+        step_fn = _STEPS[opt]
+
+        hypers = [validate(opt, group.hyper) for group in case.groups]
+        params = [[np.array(p, dtype=dtype, copy=True) for p in group.params] for group in case.groups]
+        if opt == "adagrad":  # torch's Adagrad fills its state in __init__
+            states = [[_init_state(opt, p, h) for p in ps] for ps, h in zip(params, hypers)]
+        else:
+            states = [[None] * len(ps) for ps in params]
+
+        outputs = []
+        with np.errstate(all="ignore"):
+            for s in range(case.steps):
+                lrs = case.lrs[s] if case.lrs is not None and s < len(case.lrs) else None
+                for i, (ps, h) in enumerate(zip(params, hypers)):
+                    if lrs is not None and lrs[i] is not None:
+                        h["lr"] = lrs[i]
+                    for j, p in enumerate(ps):
+                        g = case.grads[s][i][j]
+                        if g is None:
+                            continue
+                        g = np.asarray(g, dtype=dtype)
+                        if g.shape != p.shape:
+                            raise ValueError(f"step {s}, group {i}, param {j}: grad shape {g.shape} "
+                                             f"!= param shape {p.shape}")
+                        if states[i][j] is None:
+                            states[i][j] = _init_state(opt, p, h)
+                        ps[j] = step_fn(k, p, g, states[i][j], h, self._scalar_round)
+                outputs.append(StepOutput(
+                    params=[[p.copy() for p in ps] for ps in params],
+                    state=[[_snapshot_state(st or {}) for st in sts] for sts in states],
+                ))
+        return outputs
+
+
+backend = NumpyBackend()

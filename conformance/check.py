@@ -1,0 +1,220 @@
+"""Compare a backend's trajectory with the reference and the tolerance model.
+
+Every output element (the parameter and each exposed state variable, at every
+step) gets a verdict:
+
+* ``ok``: finite, and within the error bound of ``reference.bound`` (the
+  bound any implementation of the spec's operations in that format meets).
+* ``fail``: outside the bound, or NaN/inf where the exact result is finite.
+* ``limited``: the format cannot carry this computation faithfully (a value
+  exceeds the largest finite number, a divisor or a square-root argument may
+  round to zero or below): a limitation of the dtype, not of the backend;
+  any answer is accepted and the reason is reported.
+* ``special``: a step with NaN or inf among its inputs (or a 0/0 in exact
+  arithmetic); only the IEEE class is checked: NaN where the exact rules give
+  NaN, the same infinity, finite where finite.
+
+Two modes: ``trajectory`` compares step k with the exact k-step trajectory from
+the initial values (errors compound, and the bound carries them); ``step``
+compares each step with one exact step from the backend's own previous state
+(needs the backend to expose its state), which localises a fault to a step.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Optional
+
+import mpmath
+import numpy as np
+
+import spec as spec_pkg
+from reference.bound import trajectory_bounds
+from reference.formats import exact, get_format, to_hex
+from reference.step import trajectory
+from reference.ulp import ulp_error
+
+from .strategies import CaseData
+
+_CTX = mpmath.MPContext()
+_CTX.prec = 256
+
+
+@dataclass
+class Finding:
+    step: int
+    group: int
+    param: int
+    index: tuple
+    quantity: str  # "theta" or a state name
+    got: object
+    exact: object  # mpf, or float nan/inf
+    bound: object  # mpf or inf
+    ulp: float
+    ratio: float
+    verdict: str
+    why: str = ""
+    lost_update: bool = False
+
+    def describe(self, dtype: str) -> str:
+        where = f"step {self.step + 1}, group {self.group}, param {self.param}{list(self.index)}, {self.quantity}"
+        ex = mpmath.nstr(self.exact, 17) if isinstance(self.exact, mpmath.mpf) else repr(self.exact)
+        return (f"{where}: got {to_hex(self.got)} ({float(self.got)!r}), exact {ex}, "
+                f"error {self.ulp:.4g} ulp, bound {mpmath.nstr(self.bound, 4)} → {self.ratio:.3g}× the bound"
+                + (f" [{self.why}]" if self.why else ""))
+
+
+@dataclass
+class Report:
+    """All findings of one case, with summary statistics."""
+
+    optimizer: str
+    dtype: str
+    mode: str
+    findings: list = field(default_factory=list)
+
+    @property
+    def failures(self) -> list:
+        return [f for f in self.findings if f.verdict == "fail"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    def worst(self) -> Optional[Finding]:
+        checked = [f for f in self.findings if f.verdict in ("ok", "fail")]
+        return max(checked, key=lambda f: (f.ratio, f.ulp), default=None)
+
+    def max_ratio(self) -> float:
+        w = self.worst()
+        return w.ratio if w else 0.0
+
+    def counts(self) -> dict:
+        out = {}
+        for f in self.findings:
+            out[f.verdict] = out.get(f.verdict, 0) + 1
+        return out
+
+    def first_failure(self) -> Optional[Finding]:
+        """The earliest failing step; among its failures the parameter first, then state."""
+        if not self.failures:
+            return None
+        return min(self.failures, key=lambda f: (f.step, f.quantity != "theta", -f.ratio))
+
+    def summary(self, limit: int = 8) -> str:
+        lines = [f"{self.optimizer} {self.dtype} ({self.mode}): {len(self.failures)} of "
+                 f"{len(self.findings)} values outside the tolerance; verdicts {self.counts()}"]
+        first = self.first_failure()
+        if first:
+            lines.append("first departure: " + first.describe(self.dtype))
+        for f in sorted(self.failures, key=lambda f: -f.ratio)[:limit]:
+            lines.append("  " + f.describe(self.dtype))
+        return "\n".join(lines)
+
+
+def _compare(value, elem, bnd, fmt) -> tuple:
+    """(verdict, ulp error, ratio, why) of one backend value against its exact value and bound."""
+    got = exact(value)
+    ref = elem.value
+    ref_nonfinite = isinstance(ref, float) or (isinstance(ref, mpmath.mpf) and not mpmath.isfinite(ref))
+    if not bnd.finite_inputs or not elem.exact or ref_nonfinite:
+        ref_f = float(ref) if ref_nonfinite else 0.0
+        if ref_nonfinite and math.isnan(ref_f):
+            ok = isinstance(got, float) and math.isnan(got)
+        elif ref_nonfinite:
+            ok = isinstance(got, float) and got == ref_f
+        else:
+            ok = not isinstance(got, float)
+        if not ok and bnd.limited and bnd.finite_inputs:
+            return "limited", math.inf, math.inf, "; ".join(dict.fromkeys(bnd.limited))
+        return ("special" if ok else "fail"), (0.0 if ok else math.inf), (0.0 if ok else math.inf), \
+            "IEEE special values"
+    if bnd.limited:
+        u = ulp_error(value, ref, fmt) if not isinstance(got, float) else math.inf
+        return "limited", u, math.nan, "; ".join(dict.fromkeys(bnd.limited))
+    if isinstance(got, float):  # NaN or inf where the exact value is finite
+        return "fail", math.inf, math.inf, "non-finite result for a finite exact value"
+    err = abs(_CTX.mpf(got.numerator) / got.denominator - _CTX.mpf(ref))
+    u = ulp_error(value, ref, fmt)
+    if bnd.error == 0:
+        ratio = 0.0 if err == 0 else math.inf
+    else:
+        ratio = float(err / _CTX.mpf(bnd.error))
+    return ("ok" if ratio <= 1 else "fail"), u, ratio, ""
+
+
+def check(data: CaseData, outputs: list, mode: str = "trajectory") -> Report:
+    """Compare backend ``outputs`` (one StepOutput per step) for ``data`` with the reference."""
+    spec = spec_pkg.get(data.optimizer)
+    fmt = get_format(data.dtype)
+    report = Report(data.optimizer, data.dtype, mode)
+    for i, (hyper, params) in enumerate(data.groups):
+        for j, p0 in enumerate(params):
+            grads = [data.grads[s][i][j] for s in range(len(data.grads))]
+            lrs = None if data.lrs is None else [data.lrs[s][i] for s in range(len(data.grads))]
+            if mode == "trajectory":
+                _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs)
+            else:
+                _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs)
+    return report
+
+
+def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
+    ref = trajectory(spec, hyper, p0, grads, lrs=lrs, formats=(fmt.name,))
+    bnd = trajectory_bounds(spec, hyper, p0, grads, fmt, lrs=lrs)
+    for s, out in enumerate(outputs):
+        prev = p0 if s == 0 else outputs[s - 1].params[i][j]
+        _compare_step(report, s, i, j, ref[s], bnd[s], out, fmt, prev)
+
+
+def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
+    count = 0
+    for s, out in enumerate(outputs):
+        prev_params = p0 if s == 0 else outputs[s - 1].params[i][j]
+        state = {} if s == 0 else dict(outputs[s - 1].state[i][j]) if outputs[s - 1].state is not None else None
+        if state is None:
+            return  # the backend exposes no state: only trajectories can be checked
+        lr = None if lrs is None else [lrs[s]]
+        names = {st.name for st in spec.state}
+        given = {k: np.asarray(v) for k, v in state.items() if k in names and k != "step"}
+        ref = trajectory(spec, hyper, prev_params, [grads[s]], state=given, step=count, lrs=lr,
+                         formats=(fmt.name,))[0]
+        bnd = trajectory_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given, step=count, lrs=lr)[0]
+        _compare_step(report, s, i, j, ref, bnd, out, fmt, prev_params)
+        if grads[s] is not None:
+            count += 1
+
+
+def _compare_step(report, s, i, j, ref, bnd, out, fmt, prev):
+    got = np.asarray(out.params[i][j])
+    quantities = [("theta", got)]
+    if out.state is not None:
+        for name, arr in out.state[i][j].items():
+            if name in ref.state and np.ndim(arr) == got.ndim:
+                quantities.append((name, np.asarray(arr)))
+            elif name in ref.state and np.ndim(arr) == 0:
+                quantities.append((name, np.broadcast_to(np.asarray(arr), got.shape)))
+            elif name == "step" and float(arr) != ref.t:
+                report.findings.append(Finding(s, i, j, (), "step", np.float64(arr), ref.t, 0, math.inf, math.inf,
+                                               "fail", f"step counter is {float(arr)}, expected {ref.t}"))
+    for name, arr in quantities:
+        ref_arr = ref.theta if name == "theta" else ref.state[name]
+        bnd_arr = bnd[name]
+        for idx in np.ndindex(*arr.shape):
+            value = arr[idx]
+            if not isinstance(value, np.generic) or value.dtype != fmt.dtype:  # e.g. a float32 scalar state
+                value = _to_format_value(value, fmt)
+            verdict, u, ratio, why = _compare(value, ref_arr[idx], bnd_arr[idx], fmt)
+            lost = False
+            if name == "theta" and verdict == "ok":
+                lost = bool(got[idx] == np.asarray(prev)[idx]) and ref_arr[idx].value != exact(np.asarray(prev)[idx])
+            report.findings.append(Finding(s, i, j, idx, name, value, ref_arr[idx].value, bnd_arr[idx].error,
+                                           u, ratio, verdict, why, lost))
+
+
+def _to_format_value(value, fmt):
+    """A state value stored in another dtype (torch keeps NAdam's mu_product in float32), exactly if it fits."""
+    from reference.formats import round_to_format
+    v = exact(value)
+    return round_to_format(v, fmt) if not isinstance(v, float) else fmt.dtype.type(v)

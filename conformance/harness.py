@@ -1,0 +1,46 @@
+"""What each conformance test does with a drawn case: run the backend, check, explain failures."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import event, note, target
+
+from .backend import BackendError, check_output
+from .check import check
+from .replay import reproduction, to_backend_case
+
+
+def run_backend(backend, data, path):
+    """Run the backend on ``data``; a raise or a malformed answer becomes a clear failure."""
+    case = to_backend_case(data, path)
+    try:
+        outputs = backend.run(case)
+        check_output(case, outputs)
+    except BackendError as e:
+        raise AssertionError(f"backend error: {e}") from None
+    return outputs
+
+
+def run_and_check(request, backend, data, path, mode):
+    """Run, compare with the reference, feed Hypothesis, and fail with a reproduction."""
+    outputs = run_backend(backend, data, path)
+    report = check(data, outputs, mode)
+    ratio = report.max_ratio()
+    target(min(math.log2(1 + ratio), 1e6) if math.isfinite(ratio) else 1e6, label="log2(1 + error/bound)")
+    counts = report.counts()
+    for verdict in counts:
+        event(f"verdict {verdict}")
+    if any(f.lost_update for f in report.findings):
+        event("an update lost to rounding (θ + Δ = θ in the dtype)")
+    if "limited" in counts:
+        event("dtype-limited: " + next(f.why for f in report.findings if f.verdict == "limited").split(":")[0])
+    collector = getattr(request.config, "_drift_collector", None)
+    if collector is not None:
+        collector.add(request.node.nodeid, request.config.getoption("--backend"), path, data, report)
+    if not report.ok:
+        note(report.summary())
+        repro = reproduction(data, request.config.getoption("--backend"), path, mode,
+                             getattr(request.config, "_conformance_overrides", None))
+        raise AssertionError(f"{report.summary()}\n\nReproduce with:\n{repro}")
+    return report

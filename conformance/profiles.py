@@ -1,0 +1,18 @@
+"""Hypothesis settings profiles of the conformance suite.
+
+* ``ci``: derandomized and bounded, so CI is reproducible and fast.
+* ``default``: random, 40 examples per test; the profile for day-to-day runs.
+* ``hunt``: long campaigns; ``target()`` climbs toward the worst error ratio.
+Select one with ``--hypothesis-profile=NAME``.  Failing examples are kept in
+the local example database (``.hypothesis/``) and replayed first next time.
+"""
+from hypothesis import HealthCheck, Phase, settings
+
+_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                                     HealthCheck.data_too_large])
+
+settings.register_profile("ci", max_examples=6, derandomize=True, database=None, print_blob=True, **_common)
+settings.register_profile("default", max_examples=40, print_blob=True, **_common)
+settings.register_profile("hunt", max_examples=2000, print_blob=True,
+                          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+                          **_common)

@@ -1,0 +1,73 @@
+"""Standalone reproductions: every failing case prints a call of ``replay`` that re-runs it.
+
+Arrays travel as hex floats (exact in every format), hyperparameters as
+Python float literals (``repr`` is exact), so the printed call replays the
+very inputs that failed, on any machine.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reference.formats import from_hex, get_format, to_hex
+
+from .backend import Case, Group, check_output
+from .strategies import CaseData
+
+
+def encode_array(a) -> dict:
+    a = np.asarray(a)
+    return {"shape": list(a.shape), "hex": [to_hex(x) for x in a.ravel()]}
+
+
+def decode_array(d: dict, dtype: str) -> np.ndarray:
+    fmt = get_format(dtype)
+    values = [from_hex(h, fmt) for h in d["hex"]]
+    return np.array(values, dtype=fmt.dtype).reshape(d["shape"])
+
+
+def to_backend_case(data: CaseData, path: str) -> Case:
+    return Case(
+        optimizer=data.optimizer, path=path, dtype=data.dtype,
+        groups=[Group(dict(h), [p.copy() for p in ps]) for h, ps in data.groups],
+        grads=[[[None if g is None else g.copy() for g in row] for row in step] for step in data.grads],
+        lrs=data.lrs,
+    )
+
+
+def reproduction(data: CaseData, backend: str, path: str, mode: str, overrides: dict | None = None) -> str:
+    """Python source that replays ``data`` on ``backend`` and prints the comparison."""
+    groups = [(h, [encode_array(p) for p in ps]) for h, ps in data.groups]
+    grads = [[[None if g is None else encode_array(g) for g in row] for row in step] for step in data.grads]
+    return (
+        "from conformance.replay import replay\n"
+        f"replay(backend={backend!r}, optimizer={data.optimizer!r}, path={path!r}, dtype={data.dtype!r}, "
+        f"mode={mode!r},\n       overrides={overrides or {}!r},\n"
+        f"       groups={groups!r},\n       grads={grads!r},\n       lrs={data.lrs!r})\n"
+    )
+
+
+def decode(optimizer: str, dtype: str, groups, grads, lrs) -> CaseData:
+    return CaseData(
+        optimizer, dtype,
+        [(dict(h), [decode_array(p, dtype) for p in ps]) for h, ps in groups],
+        [[[None if g is None else decode_array(g, dtype) for g in row] for row in step] for step in grads],
+        lrs,
+    )
+
+
+def replay(backend: str, optimizer: str, path: str, dtype: str, mode: str, groups, grads, lrs=None,
+           overrides=None, quiet: bool = False):
+    """Re-run a printed case and return its ``check.Report`` (printed unless ``quiet``)."""
+    from . import backends
+    from .check import check
+
+    classes = {k: backends.load_class(v) for k, v in (overrides or {}).items()}
+    impl = backends.load(backend, overrides=classes or None)
+    data = decode(optimizer, dtype, groups, grads, lrs)
+    case = to_backend_case(data, path)
+    outputs = impl.run(case)
+    check_output(case, outputs)
+    report = check(data, outputs, mode)
+    if not quiet:
+        print(report.summary())
+    return report

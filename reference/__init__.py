@@ -1,0 +1,1 @@
+"""High-precision mpmath reference derived from the spec."""

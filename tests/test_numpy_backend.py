@@ -1,0 +1,314 @@
+"""Tests for conformance.backends.numpy_backend: a cross-check against torch.optim's for-loop path."""
+from __future__ import annotations
+
+import ml_dtypes
+import numpy as np
+import pytest
+import torch
+
+from conformance.backend import DTYPES, Case, Group, check_output
+from conformance.backends.numpy_backend import DEFAULTS, NumpyBackend, backend
+
+OPTIMIZERS = tuple(DEFAULTS)
+STEPS = 5
+STEPS_FOR = {"radam": 8}  # see CASES["radam"]
+SCALAR_STATE = ("step", "mu_product")  # 0-d tensors of torch's default dtype, reported as floats
+SHAPES = [[(3, 4), (5,), ()], [(2, 3, 2), (4,)]]  # two groups; a 0-d param included
+TORCH_CLASSES = {
+    "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop,
+    "adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+    "adamax": torch.optim.Adamax, "nadam": torch.optim.NAdam, "radam": torch.optim.RAdam,
+}
+NP_DTYPES = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64}
+
+# (group 0, group 1) hyperparameters per case; flags may differ between groups, as torch allows.
+CASES = {
+    "sgd": [
+        ({}, {"lr": 0.05, "weight_decay": 0.1}),
+        ({"momentum": 0.9, "dampening": 0.1}, {"momentum": 0.5, "weight_decay": 0.01, "maximize": True}),
+        ({"momentum": 0.9, "nesterov": True, "weight_decay": 0.1}, {"momentum": 0.3, "nesterov": True}),
+    ],
+    "adagrad": [
+        # torch fills `sum` from the constructor's initial_accumulator_value for every group,
+        # so the two groups here agree on it (see numpy_backend's docstring).
+        ({}, {"lr": 0.1, "lr_decay": 0.05}),
+        ({"initial_accumulator_value": 0.3, "weight_decay": 0.1},
+         {"initial_accumulator_value": 0.3, "lr_decay": 0.01, "maximize": True, "eps": 1e-3}),
+    ],
+    "rmsprop": [
+        ({}, {"alpha": 0.9, "weight_decay": 0.1}),
+        ({"centered": True}, {"momentum": 0.9, "maximize": True}),
+        ({"centered": True, "momentum": 0.5, "weight_decay": 0.01}, {"alpha": 0.5, "eps": 1e-3}),
+    ],
+    "adadelta": [
+        ({}, {"rho": 0.5, "lr": 0.5}),
+        ({"weight_decay": 0.1, "maximize": True}, {"eps": 1e-3, "rho": 1.0}),
+    ],
+    "adam": [
+        ({}, {"beta1": 0.5, "beta2": 0.9}),
+        ({"amsgrad": True, "weight_decay": 0.1}, {"maximize": True, "eps": 1e-3}),
+        ({"decoupled_weight_decay": True, "weight_decay": 0.1, "amsgrad": True},
+         {"decoupled_weight_decay": True, "weight_decay": 0.5, "beta1": 0.0}),
+    ],
+    "adamw": [
+        ({}, {"weight_decay": 0.5, "beta2": 0.9}),
+        ({"amsgrad": True, "maximize": True}, {"weight_decay": 0.0, "eps": 1e-3}),
+    ],
+    "adamax": [
+        ({}, {"beta1": 0.5, "beta2": 0.9}),
+        ({"weight_decay": 0.1, "maximize": True}, {"eps": 1e-3}),
+    ],
+    "nadam": [
+        ({}, {"momentum_decay": 0.1, "beta1": 0.5}),
+        ({"weight_decay": 0.1, "maximize": True}, {"decoupled_weight_decay": True, "weight_decay": 0.2}),
+    ],
+    "radam": [
+        # rho_t stays below about t, so the rectified branch (rho_t > 5) needs step 6 or
+        # later: RAdam runs 8 steps, and beta2 = 0.999 crosses 5 at step 6 while
+        # beta2 = 0.5 never does (rho_inf = 3): both branches are taken.
+        ({}, {"beta2": 0.5, "beta1": 0.5}),
+        ({"weight_decay": 0.1, "maximize": True}, {"decoupled_weight_decay": True, "weight_decay": 0.2}),
+    ],
+}
+CASE_IDS = [(opt, n) for opt in OPTIMIZERS for n in range(len(CASES[opt]))]
+
+
+def make_case(optimizer, hypers, dtype="float64", seed=0, shapes=SHAPES):
+    """Random params and grads; a param without grad at some steps; lr changed twice."""
+    rng = np.random.default_rng(seed)
+    dt = NP_DTYPES[dtype]
+    groups = [Group(dict(h), [rng.standard_normal(s).astype(dt) for s in group_shapes])
+              for h, group_shapes in zip(hypers, shapes)]
+    steps = STEPS_FOR.get(optimizer, STEPS)
+    grads = [[[rng.standard_normal(s).astype(dt) for s in group_shapes] for group_shapes in shapes]
+             for _ in range(steps)]
+    grads[0][0][1] = None  # group 0 param 1 starts late: its state is created at step 1
+    grads[2][0][1] = None  # ... and skips step 2 once it has state
+    for s in range(steps):
+        grads[s][1][1] = None  # group 1 param 1 never gets a gradient
+    lrs = [None, None, [None, 0.02], [0.07, 0.03]] + [None] * (steps - 4)
+    return Case(optimizer, "for-loop", dtype, groups, grads, lrs)
+
+
+def torch_run(case: Case, to_numpy=lambda t: t.detach().numpy().copy()):
+    """The same trajectory through torch.optim (foreach=False), as numpy arrays."""
+    def kwargs(h):  # completed with the defaults: torch would fill gaps from group 0's values
+        h = {**DEFAULTS[case.optimizer], **h}
+        if "beta1" in h:
+            h["betas"] = (h.pop("beta1"), h.pop("beta2"))
+        return h
+
+    as_tensor = lambda a: a.clone() if torch.is_tensor(a) else torch.tensor(a)
+    params = [[as_tensor(p).requires_grad_() for p in g.params] for g in case.groups]
+    opt = TORCH_CLASSES[case.optimizer](
+        [{"params": ps, **kwargs(g.hyper)} for ps, g in zip(params, case.groups)],
+        **kwargs(case.groups[0].hyper), foreach=False,
+    )
+    out = []
+    for s in range(case.steps):
+        for i, ps in enumerate(params):
+            if case.lrs is not None and case.lrs[s] is not None and case.lrs[s][i] is not None:
+                opt.param_groups[i]["lr"] = case.lrs[s][i]
+            for j, p in enumerate(ps):
+                g = case.grads[s][i][j]
+                p.grad = None if g is None else as_tensor(g)
+        opt.step()
+        out.append((
+            [[to_numpy(p) for p in ps] for ps in params],
+            [[{k: float(v) if k in SCALAR_STATE else to_numpy(v) for k, v in opt.state[p].items()} for p in ps]
+             for ps in params],
+        ))
+    return out
+
+
+# Tolerance of the float64 cross-check.  Both sides evaluate the same sequence of
+# binary64 operations, each correctly rounded, so they would agree bit for bit but
+# for torch's CPU kernels fusing `a + alpha*b` (add with alpha, addcmul, lerp) into
+# an FMA, in vectorized and scalar loops alike (checked against an exact FMA for
+# add), which this port does not do: a difference of one rounding (~1e-16 relative
+# to the operands) in such an op, carried through later steps.  They are indeed not
+# bit-identical: about 15% of the elements compared here differ in their last bits.
+# rtol=1e-12 covers that; atol=1e-15 covers the elements where a subtraction of
+# O(1) operands (the data are standard normal, lr <= 0.1) cancels to ~1e-6, so that
+# one rounding of the operands (~1e-17 absolute) is ~1e-11 relative to the result.
+# Any real divergence (a wrong operation order, a missing term, a float32
+# rounding) shows at 1e-8 relative or above.
+RTOL, ATOL = 1e-12, 1e-15
+
+
+def compare(case, ours, theirs, rtol=RTOL, atol=ATOL):
+    for s, (out, (t_params, t_state)) in enumerate(zip(ours, theirs)):
+        for i in range(len(case.groups)):
+            for j in range(len(case.groups[i].params)):
+                where = f"{case.optimizer} {case.groups[0].hyper} step {s} group {i} param {j}"
+                assert out.params[i][j].dtype == t_params[i][j].dtype, where
+                np.testing.assert_allclose(out.params[i][j], t_params[i][j], rtol=rtol, atol=atol, err_msg=where)
+                ours_st, theirs_st = out.state[i][j], t_state[i][j]
+                assert set(ours_st) == set(theirs_st), f"{where}: state keys {set(ours_st)} != {set(theirs_st)}"
+                for key in theirs_st:
+                    if isinstance(theirs_st[key], float):
+                        assert isinstance(ours_st[key], float), f"{where} {key}"
+                        # step counts are exact; mu_product is float32 arithmetic on both sides
+                        assert ours_st[key] == theirs_st[key], f"{where} {key}: {ours_st[key]} != {theirs_st[key]}"
+                    else:
+                        np.testing.assert_allclose(ours_st[key], theirs_st[key], rtol=rtol, atol=atol,
+                                                   err_msg=f"{where} {key}")
+
+
+@pytest.mark.parametrize("optimizer,n", CASE_IDS, ids=[f"{o}-{n}" for o, n in CASE_IDS])
+def test_matches_torch_float64(optimizer, n):
+    case = make_case(optimizer, CASES[optimizer][n], seed=n)
+    ours = backend.run(case)
+    check_output(case, ours)
+    compare(case, ours, torch_run(case))
+    # the param that never had a gradient is untouched, and stateless but for Adagrad
+    last = ours[-1]
+    np.testing.assert_array_equal(last.params[1][1], case.groups[1].params[1])
+    assert (last.state[1][1] == {}) == (optimizer != "adagrad")
+
+
+def test_nadam_float64_scalars_match_torch_float64_default():
+    """With torch's default dtype float64, mu_product is a double: scalar_dtype='float64'."""
+    case = make_case("nadam", CASES["nadam"][1], seed=7)
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        theirs = torch_run(case)
+    finally:
+        torch.set_default_dtype(old)
+    compare(case, NumpyBackend(scalar_dtype="float64").run(case), theirs)
+    # ... and the float32 default differs from it by far more than the tolerance
+    with pytest.raises(AssertionError):
+        compare(case, backend.run(case), theirs)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_low_precision_dtypes_and_shapes(optimizer, dtype):
+    hypers = CASES[optimizer][-1]
+    case = make_case(optimizer, hypers, dtype=dtype, seed=3)
+    ours = backend.run(case)
+    check_output(case, ours)
+    want = np.dtype(NP_DTYPES[dtype])
+    for out in ours:
+        for i, group in enumerate(case.groups):
+            for j, p0 in enumerate(group.params):
+                assert out.params[i][j].dtype == want and out.params[i][j].shape == p0.shape
+                for key, v in out.state[i][j].items():
+                    if isinstance(v, float):
+                        assert key in SCALAR_STATE
+                    else:
+                        assert v.dtype == want and v.shape == p0.shape, (key, v.dtype, v.shape)
+    # it moved (not necessarily to finite values: in float16, eps = 1e-8 rounds to 0)
+    assert not np.array_equal(ours[-1].params[0][0], case.groups[0].params[0])
+
+
+def _torch_lowp(case):
+    """torch_run for float16/bfloat16/float32 (bfloat16 has no numpy bridge in torch)."""
+    tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[case.dtype]
+    to_t = lambda a: torch.tensor(np.asarray(a, dtype=np.float64)).to(tdt)  # exact
+    lowp = Case(case.optimizer, case.path, "float64",
+                [Group(g.hyper, [to_t(p) for p in g.params]) for g in case.groups],
+                [[[None if g is None else to_t(g) for g in gs] for gs in step] for step in case.grads], case.lrs)
+    return [([[p.astype(NP_DTYPES[case.dtype]) for p in ps] for ps in params], None)
+            for params, _ in torch_run(lowp, to_numpy=lambda t: t.detach().double().numpy())]
+
+
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
+                    reason="the agreement below is that of torch's AVX2/AVX512 vectorized loops")
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_types_match_torch_vectorized_loops(dtype):
+    """On tensors that torch's vectorized loops cover entirely, the half types agree almost bit for bit.
+
+    Sizes are multiples of 128 elements, so no element falls in a scalar tail (see
+    numpy_backend's docstring on ``add``).  What remains are float32 FMAs in torch's
+    addcmul/lerp whose double rounding to the half type differs in rare elements:
+    none here, about 1 in 100,000 over larger runs, hence the small allowance.  A
+    wrong scalar conversion (say ``lr`` to float32 where torch rounds it to the half
+    type) shows in percents of the elements.
+    """
+    shapes = [[(16, 32), (256,)], [(4, 8, 4), (384,)]]
+    for optimizer in OPTIMIZERS:
+        for n, hypers in enumerate(CASES[optimizer]):
+            case = make_case(optimizer, hypers, dtype=dtype, seed=11 + n, shapes=shapes)
+            ours, theirs = backend.run(case), _torch_lowp(case)
+            differ = total = 0
+            for out, (t_params, _) in zip(ours, theirs):
+                for a, b in zip(sum(out.params, []), sum(t_params, [])):
+                    a, b = a.astype(np.float64), b.astype(np.float64)
+                    differ += np.sum((a != b) & ~(np.isnan(a) & np.isnan(b)))
+                    total += a.size
+            assert differ <= 1e-3 * total, f"{optimizer} {n} {dtype}: {differ}/{total} elements differ from torch"
+
+
+def test_protocol():
+    assert backend.name == "numpy"
+    for opt in OPTIMIZERS:
+        assert tuple(backend.paths(opt)) == ("for-loop",)
+        assert tuple(backend.dtypes(opt, "for-loop")) == tuple(DTYPES)
+    assert tuple(backend.paths("lion")) == ()
+
+
+def test_inputs_not_modified_and_zero_dim():
+    case = make_case("adam", CASES["adam"][1])
+    before = [[p.copy() for p in g.params] for g in case.groups]
+    backend.run(case)
+    for g, b in zip(case.groups, before):
+        for p, q in zip(g.params, b):
+            np.testing.assert_array_equal(p, q)
+    assert backend.run(case)[0].params[0][2].shape == ()
+
+
+INVALID = [
+    ("sgd", {"lr": -1e-3}), ("sgd", {"momentum": -0.1}), ("sgd", {"weight_decay": -1.0}),
+    ("sgd", {"nesterov": True}), ("sgd", {"nesterov": True, "momentum": 0.9, "dampening": 0.1}),
+    ("adagrad", {"lr": -1.0}), ("adagrad", {"lr_decay": -1.0}), ("adagrad", {"weight_decay": -1.0}),
+    ("adagrad", {"initial_accumulator_value": -0.1}), ("adagrad", {"eps": -1e-10}), ("adagrad", {"lr": float("nan")}),
+    ("rmsprop", {"lr": -1.0}), ("rmsprop", {"eps": -1.0}), ("rmsprop", {"momentum": -1.0}),
+    ("rmsprop", {"weight_decay": -1.0}), ("rmsprop", {"alpha": -0.5}),
+    ("adadelta", {"lr": -1.0}), ("adadelta", {"rho": 1.5}), ("adadelta", {"rho": -0.1}),
+    ("adadelta", {"eps": -1.0}), ("adadelta", {"weight_decay": -1.0}),
+    ("adam", {"lr": -1.0}), ("adam", {"eps": -1.0}), ("adam", {"beta1": 1.0}), ("adam", {"beta2": -0.1}),
+    ("adam", {"weight_decay": -1.0}), ("adamw", {"beta1": 1.0}), ("adamw", {"weight_decay": -1.0}),
+    ("adamax", {"beta2": 1.0}), ("adamax", {"lr": -1.0}), ("adamax", {"eps": -1.0}),
+    ("nadam", {"momentum_decay": -1.0}), ("nadam", {"beta1": 1.0}), ("nadam", {"weight_decay": -1.0}),
+    ("radam", {"beta2": 1.0}), ("radam", {"eps": -1.0}), ("radam", {"lr": -1.0}),
+]
+# Accepted by torch's constructors although odd: the same conditions must accept them here.
+ODD_BUT_VALID = [
+    ("sgd", {"lr": float("nan")}),  # SGD tests `lr < 0.0`, false for NaN
+    ("sgd", {"dampening": -3.0}),
+    ("rmsprop", {"alpha": 2.0}),  # no upper bound on alpha
+    ("adadelta", {"rho": 1.0}),  # rho's interval is closed
+    ("adam", {"beta1": 0.0, "beta2": 0.0}),
+    ("sgd", {"lr": float("inf")}),
+]
+
+
+def _case_with(optimizer, hyper):
+    return Case(optimizer, "for-loop", "float64", [Group(hyper, [np.ones(2)])], [[[np.ones(2)]]])
+
+
+@pytest.mark.parametrize("optimizer,hyper", INVALID, ids=[f"{o}-{h}" for o, h in INVALID])
+def test_invalid_hyperparameters_raise(optimizer, hyper):
+    with pytest.raises(ValueError):
+        backend.run(_case_with(optimizer, hyper))
+    with pytest.raises(ValueError):  # torch's constructor agrees
+        torch_run(_case_with(optimizer, hyper))
+
+
+@pytest.mark.parametrize("optimizer,hyper", ODD_BUT_VALID, ids=[f"{o}-{h}" for o, h in ODD_BUT_VALID])
+def test_odd_but_valid_hyperparameters_accepted(optimizer, hyper):
+    backend.run(_case_with(optimizer, hyper))
+    torch_run(_case_with(optimizer, hyper))
+
+
+def test_unknown_hyperparameter_and_case_fields_raise():
+    with pytest.raises(ValueError, match="unknown hyperparameter"):
+        backend.run(_case_with("adamw", {"decoupled_weight_decay": True}))
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        backend.run(_case_with("lion", {}))
+    case = _case_with("adam", {})
+    case.path = "fused"
+    with pytest.raises(ValueError, match="path"):
+        backend.run(case)

@@ -19,6 +19,8 @@ approximately::
     √a      e = eₐ / (√a + √max(a − eₐ, 0))       + c·(u·(|v| + e) + η)   (∞ if a ≤ eₐ: may be √negative)
     aᵇ      e = |b·v/a|·eₐ + |v·ln a|·e_b + O(e²) + c_f·(u·(|v| + e) + η)
     max, |·|, −a: exact operations, e = max of the operands' e / unchanged
+    x ± 0, x·0, x·(±1), 0/b, √0 with an exact 0 or 1 (and finite e): exact, no
+             rounding (IEEE gives these exactly), so an lr = 0 step leaves θ's bound unchanged
     if cond: the branch taken; when the comparison is within the operands'
              errors the other branch is possible too, and e covers both.
 
@@ -42,10 +44,16 @@ non-conformance it is.
 
 A result whose bound is infinite, or whose computation may leave the finite
 range, is not a conformance failure but a limitation of the format: it is
-classified (``Bound.limited``) and reported as such.
+classified (``Bound.limited``) and reported as such.  The reasons travel with
+the values they concern (``B.why``): an output is limited only if it was
+computed from a limited value, and the branch a ``select`` does not take
+(RAdam's rectifier while ρ_t ≤ 5, a square root of a negative number) does not
+make its result limited.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -70,6 +78,7 @@ class B:
     v: object  # mpmath mpf
     e: object  # mpmath mpf, may be +inf
     scalar: bool = False
+    why: tuple = ()  # the format-limitation reasons of this value and of the values it was computed from
 
 
 @dataclass(frozen=True)
@@ -78,6 +87,29 @@ class Cond:
 
     holds: bool
     ambiguous: bool
+    why: tuple = ()
+
+
+def _union(*whys) -> tuple:
+    return tuple(dict.fromkeys(r for why in whys for r in why))
+
+
+def _tracked(op):
+    """Attach to an operation's result the reasons of its operands and those it found itself.
+
+    Reasons travel with the values they concern, as ``arith.Interval``'s non-real values do: both
+    branches of a ``select`` are evaluated, and the one not taken (RAdam's rectifier, a square root
+    of a negative number before ρ_t exceeds 5) must not mark the result as format-limited.
+    """
+
+    @functools.wraps(op)
+    def run(self, *args):
+        start = len(self.limited)
+        out = op(self, *args)
+        why = _union(*(a.why for a in args if isinstance(a, (B, Cond))), self.limited[start:])
+        return out if why == out.why else dataclasses.replace(out, why=why)
+
+    return run
 
 
 class Bound:
@@ -134,10 +166,29 @@ class Bound:
         return x == 0 or exact(round_to_format(x, fmt)) == x
 
     def _operands(self, xs):
-        """The operands, with scalars that meet tensor values charged their conversion to the format."""
+        """The operands, with scalars that meet tensor values charged their conversion to the format.
+
+        An exact scalar that is a value of the format (0, 1, a representable lr) converts exactly.
+        """
         if all(x.scalar for x in xs) or not any(x.scalar for x in xs):
             return xs
-        return [B(x.v, x.e + self.u * abs(x.v) + self.eta) if x.scalar else x for x in xs]
+        return [B(x.v, x.e + self.u * abs(x.v) + self.eta) if x.scalar and not self._exact_in_format(x) else
+                B(x.v, x.e) if x.scalar else x for x in xs]
+
+    def _exact_in_format(self, x: B) -> bool:
+        """``x`` is exact and a value of the format (mpf mantissas are odd: check its bits and exponents)."""
+        if x.e != 0:
+            return False
+        _, man, exp, bc = x.v._mpf_
+        if not man:
+            return not exp  # 0 (exp 0), not inf or nan
+        fmt = self.fmt
+        return bc <= fmt.precision and exp + bc - 1 <= fmt.emax and exp >= fmt.emin - fmt.precision + 1
+
+    @staticmethod
+    def _is_exact_zero(x: B) -> bool:
+        """Exactly 0 in every implementation: adding it or multiplying by it rounds nothing."""
+        return x.v == 0 and x.e == 0
 
     def _round(self, v, e, c, scalar=False) -> B:
         """The result of an operation: propagated error ``e`` plus its own rounding."""
@@ -152,16 +203,22 @@ class Bound:
 
     def _unbounded(self, v, why) -> B:
         self.limited.append(why)
-        return B(v, self.ctx.inf)
+        return B(v, self.ctx.inf, why=(why,))
 
     def step_counter(self, t) -> B:
         """The step counter: an exact integer scalar."""
         return B(self._mpf(t), self.ctx.zero, True)
 
     # -- arithmetic ---------------------------------------------------------
+    @_tracked
     def add(self, *xs) -> B:
         xs = self._operands(xs)
         scalar = all(x.scalar for x in xs)
+        # x + 0 is x exactly in IEEE arithmetic: exact zero terms take no rounding.
+        nonzero = [x for x in xs if not self._is_exact_zero(x)]
+        if len(nonzero) <= 1:
+            return B(nonzero[0].v, nonzero[0].e, scalar) if nonzero else B(self.ctx.zero, self.ctx.zero, scalar)
+        xs = nonzero
         v = self.ctx.fsum(x.v for x in xs)
         e = self.ctx.fsum(x.e for x in xs)
         out = self._round(v, e, self.basic, scalar)
@@ -172,14 +229,27 @@ class Bound:
             out = B(out.v, out.e + self.basic * (u * partial + eta), scalar)
         return out
 
+    @_tracked
     def sub(self, a: B, b: B) -> B:
         return self.add(a, B(-b.v, b.e, b.scalar))
 
+    @_tracked
     def neg(self, a: B) -> B:
         return B(-a.v, a.e, a.scalar)
 
+    @_tracked
     def mul(self, *xs) -> B:
         xs = self._operands(xs)
+        scalar = all(x.scalar for x in xs)
+        if any(self._is_exact_zero(x) for x in xs) and all(self.ctx.isfinite(x.e) for x in xs):
+            return B(self.ctx.zero, self.ctx.zero, scalar)  # 0·finite = 0 exactly
+        units = [x for x in xs if x.e == 0 and abs(x.v) == 1]  # x·(±1) = ±x exactly
+        if units:
+            sign = -1 if sum(x.v < 0 for x in units) % 2 else 1
+            xs = [x for x in xs if not (x.e == 0 and abs(x.v) == 1)] or [B(self.ctx.one, self.ctx.zero, scalar)]
+            xs[0] = B(sign * xs[0].v, xs[0].e, xs[0].scalar)
+            if len(xs) == 1:
+                return B(xs[0].v, xs[0].e, scalar)
         out = xs[0]
         for x in xs[1:]:
             v = out.v * x.v
@@ -187,6 +257,7 @@ class Bound:
             out = self._round(v, e, self.basic, out.scalar and x.scalar)
         return out
 
+    @_tracked
     def div(self, a: B, b: B) -> B:
         a, b = self._operands((a, b))
         scalar = a.scalar and b.scalar
@@ -196,13 +267,18 @@ class Bound:
             return self._unbounded(a.v / b.v if b.v else self.ctx.nan,
                                    f"underflow: divisor {mpmath.nstr(b.v, 5)} is within its error "
                                    f"{mpmath.nstr(b.e, 3)} of zero in {self.fmt.name}")
+        if self._is_exact_zero(a):
+            return B(self.ctx.zero, self.ctx.zero, scalar)  # 0/b = 0 exactly for b ≠ 0
         v = a.v / b.v
         e = (a.e + abs(v) * b.e) / (abs(b.v) - b.e)
         return self._round(v, e, self.basic, scalar)
 
+    @_tracked
     def sqrt(self, a: B) -> B:
         if a.v < 0:
             return self._unbounded(self.ctx.nan, "square root of a negative number")
+        if self._is_exact_zero(a):
+            return B(self.ctx.zero, self.ctx.zero, a.scalar)
         if a.e == 0:
             return self._round(self.ctx.sqrt(a.v), self.ctx.zero, self.basic, a.scalar)
         if a.v <= a.e:
@@ -213,6 +289,7 @@ class Bound:
         e = a.e / (r + self.ctx.sqrt(a.v - a.e))
         return self._round(r, e, self.basic, a.scalar)
 
+    @_tracked
     def pow(self, a: B, b: B) -> B:
         a, b = self._operands((a, b))
         scalar = a.scalar and b.scalar
@@ -232,83 +309,105 @@ class Bound:
             e = max(e, abs(b.v * v / a.v) * a.e * 2 + abs(v * self.ctx.log(a.v)) * b.e * 2)
         return self._round(v, e, self.transcendental, scalar)
 
+    @_tracked
     def max(self, *xs) -> B:
         xs = self._operands(xs)
         return B(max(x.v for x in xs), max(x.e for x in xs), all(x.scalar for x in xs))
 
+    @_tracked
     def min(self, *xs) -> B:
         xs = self._operands(xs)
         return B(min(x.v for x in xs), max(x.e for x in xs), all(x.scalar for x in xs))
 
+    @_tracked
     def abs(self, a: B) -> B:
         return B(abs(a.v), a.e, a.scalar)
 
+    @_tracked
     def cos(self, a: B) -> B:
         return self._round(self.ctx.cos(a.v), min(a.e, 2 * self.ctx.one), self.transcendental, a.scalar)
 
+    @_tracked
     def sin(self, a: B) -> B:
         return self._round(self.ctx.sin(a.v), min(a.e, 2 * self.ctx.one), self.transcendental, a.scalar)
 
+    @_tracked
     def exp(self, a: B) -> B:
         v = self.ctx.exp(a.v)
         return self._round(v, v * (self.ctx.exp(a.e) - 1), self.transcendental, a.scalar)
 
+    @_tracked
     def log(self, a: B) -> B:
         if a.v <= a.e:
             return self._unbounded(self.ctx.nan, "logarithm of a value within its error of zero")
         return self._round(self.ctx.log(a.v), self.ctx.log(a.v / (a.v - a.e)), self.transcendental, a.scalar)
 
+    @_tracked
     def floor(self, a: B) -> B:
         v = self.ctx.floor(a.v)
         lo, hi = self.ctx.floor(a.v - a.e), self.ctx.floor(a.v + a.e)
         return B(v, max(v - lo, hi - v), a.scalar)
 
+    @_tracked
     def ceil(self, a: B) -> B:
         v = self.ctx.ceil(a.v)
         lo, hi = self.ctx.ceil(a.v - a.e), self.ctx.ceil(a.v + a.e)
         return B(v, max(v - lo, hi - v), a.scalar)
 
+    @_tracked
     def mod(self, a: B, b: B) -> B:
         return self.sub(a, self.mul(b, self.floor(self.div(a, b))))
 
     # -- comparisons and branches -------------------------------------------------
     def _cmp(self, holds: bool, a: B, b: B) -> Cond:
-        return Cond(bool(holds), bool(abs(a.v - b.v) <= a.e + b.e))
+        margin = a.e + b.e
+        return Cond(bool(holds), bool(margin > 0 and abs(a.v - b.v) <= margin))
 
+    @_tracked
     def gt(self, a, b):
         return self._cmp(a.v > b.v, a, b)
 
+    @_tracked
     def lt(self, a, b):
         return self._cmp(a.v < b.v, a, b)
 
+    @_tracked
     def ge(self, a, b):
         return self._cmp(a.v >= b.v, a, b)
 
+    @_tracked
     def le(self, a, b):
         return self._cmp(a.v <= b.v, a, b)
 
+    @_tracked
     def eq(self, a, b):
         c = self._cmp(a.v == b.v, a, b)
         return Cond(c.holds, c.ambiguous and not (a.e == 0 and b.e == 0))
 
+    @_tracked
     def ne(self, a, b):
         c = self.eq(a, b)
         return Cond(not c.holds, c.ambiguous)
 
+    @_tracked
     def all_(self, *cs):
         return Cond(all(c.holds for c in cs), any(c.ambiguous for c in cs))
 
+    @_tracked
     def any_(self, *cs):
         return Cond(any(c.holds for c in cs), any(c.ambiguous for c in cs))
 
     def select(self, cond: Cond, then: B, otherwise: B) -> B:
+        """The branch taken; only its reasons (and the condition's) are the result's, unless ambiguous."""
         taken, other = (then, otherwise) if cond.holds else (otherwise, then)
         if not cond.ambiguous:
-            return taken
+            return dataclasses.replace(taken, why=_union(cond.why, taken.why))
+        why = _union(cond.why, taken.why, other.why)
         if self.ctx.isnan(other.v):
-            return self._unbounded(taken.v, "a branch condition is within rounding of its threshold "
-                                            "and the other branch is not real")
-        return B(taken.v, max(taken.e, abs(other.v - taken.v) + other.e), taken.scalar and other.scalar)
+            out = self._unbounded(taken.v, "a branch condition is within rounding of its threshold "
+                                           "and the other branch is not real")
+            return dataclasses.replace(out, why=_union(why, out.why))
+        return B(taken.v, max(taken.e, abs(other.v - taken.v) + other.e), taken.scalar and other.scalar, why)
 
 
 @dataclass
@@ -316,7 +415,7 @@ class ElementBound:
     """The error bound of one output element at one step, and why it may be format-limited."""
 
     error: object  # mpf bound on |implementation − exact|; +inf when unbounded
-    limited: tuple  # reasons the format cannot represent this computation faithfully
+    limited: tuple  # reasons the format cannot represent this computation (of this output) faithfully
     finite_inputs: bool = True
 
 
@@ -351,21 +450,21 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
         current = {k: (None if not finite else O.input(v) if k == "theta" or k in given else O.initial(v))
                    for k, v in start.items()}
         t = step
+        h = dict(hyper)
         for s, gr in enumerate(grads):
+            if lrs is not None and lrs[s] is not None:
+                h["lr"] = lrs[s]  # stays in force until the next change, as in ``trajectory``
             if gr is not None:
                 gv = exact(np.asarray(gr)[idx])
                 finite = finite and not (isinstance(gv, float) and not math.isfinite(gv))
                 t += 1
                 if finite:
-                    h = dict(hyper)
-                    if lrs is not None and lrs[s] is not None:
-                        h["lr"] = lrs[s]
                     values = {**current, "g": O.input(gv), "t": O.step_counter(t),
                               **{k: O.hyper(h[k]) for k in numeric}}
                     current = program(O, values)
             for n in program.outputs:
                 if finite:
-                    out[s][n][idx] = ElementBound(current[n].e, tuple(O.limited))
+                    out[s][n][idx] = ElementBound(current[n].e, current[n].why)
                 else:
                     out[s][n][idx] = ElementBound(mpmath.inf, ("non-finite input",), finite_inputs=False)
     return out

@@ -124,7 +124,9 @@ def trajectory(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, stat
     shape or ``None`` (no gradient at step s: nothing moves and the step counter
     does not advance).  ``state`` maps state names to arrays (default: the
     spec's initial values) and ``step`` is the number of steps already taken.
-    ``lrs[s]``, when given, replaces the learning rate before step ``s``.
+    ``lrs[s]``, when given, replaces the learning rate before step ``s`` and
+    stays in force for later steps until the next entry that is not ``None``
+    (torch: setting ``group["lr"]``).
     """
     hyper = spec.complete(hyper)
     if lrs is not None and len(lrs) != len(grads):
@@ -145,8 +147,9 @@ def trajectory(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, stat
         if gr is not None and np.shape(gr) != shape:
             raise ValueError(f"grad of step {s} has shape {np.shape(gr)}, the parameter {shape}")
     hyper_steps = []
+    h = dict(hyper)
     for s in range(len(grads)):
-        h = dict(hyper)
+        # Like setting group["lr"] before step s: the new lr holds until the next change.
         if lrs is not None and lrs[s] is not None:
             h["lr"] = lrs[s]
             spec.complete({**hyper, "lr": lrs[s]})
@@ -184,7 +187,8 @@ def _element_trajectory(program, inputs: dict, grads: list, hyper_steps: list, t
             return _run(program, inputs, grads, hyper_steps, ts, formats, prec)
         except (_NotStable, arith.Undecided) as why:
             if prec >= MAX_PREC:
-                raise Unstable(f"no stable rounding up to {MAX_PREC} bits: {why}; inputs {inputs}") from None
+                raise Unstable(f"no stable rounding up to {MAX_PREC} bits: {why}; inputs {inputs}, "
+                               f"gradients {grads}, hyperparameters {hyper_steps}") from None
             prec *= 2
 
 
@@ -236,6 +240,7 @@ def _to_fraction(x):
 
 def _element_of(O, S, v, formats) -> Element:
     if S is not None:
+        v = _raw(v._mpf_)  # Special's numbers belong to its own mpmath context: make them plain mpf
         return Element(v, {f: round_to_format(v, FORMATS[f]) for f in formats}, exact=False, prec=S.ctx.prec)
     rounded = {}
     for f in formats:

@@ -13,12 +13,21 @@ from .radam import RADAM
 from .rmsprop import RMSPROP
 from .sgd import SGD
 
+from .schedules import SCHEDULES
+
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM)}
 
 
 def get(name: str) -> OptimizerSpec:
-    """The spec called ``name``; a clear error listing the known names otherwise."""
+    """The spec called ``name``: a torch spec, else another framework's dialect (``spec.dialects.DIALECTS``,
+    names like ``"adam@keras"``); a clear error listing the known names otherwise."""
     try:
         return OPTIMIZERS[name]
     except KeyError:
-        raise KeyError(f"no optimizer spec named {name!r}; known: {', '.join(OPTIMIZERS)}") from None
+        pass
+    from .dialects import DIALECTS  # imported here: spec.dialects imports this package's modules
+    try:
+        return DIALECTS[name]
+    except KeyError:
+        raise KeyError(f"no optimizer spec named {name!r}; known: {', '.join(OPTIMIZERS)}; "
+                       f"dialects: {', '.join(DIALECTS)}") from None

@@ -32,7 +32,7 @@ eta, beta1, beta2, eps, lam = LR.symbol, BETA1.symbol, BETA2.symbol, EPS.symbol,
 def moments(f: dict) -> list:
     """The moment updates shared by Adam, AdamW, Adamax's m, NAdam and RAdam."""
     return [
-        Assign(m, beta1 * m + (1 - beta1) * g, "first moment (torch: m.lerp_(g, 1 − β₁))"),
+        Assign(m, common.lerp(m, g, 1 - beta1), "first moment (torch: m.lerp_(g, 1 − β₁))"),
         Assign(v, beta2 * v + (1 - beta2) * g * g, "second moment"),
     ]
 

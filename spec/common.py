@@ -28,6 +28,17 @@ def flag(name: str, doc: str, default: bool = False) -> Hyperparameter:
 MAXIMIZE = flag("maximize", "ascend the objective: the gradient is negated before anything else")
 
 
+def lerp(start, end, weight):
+    """``start + weight·(end − start)``: torch's ``start.lerp_(end, weight)``, the form its code evaluates.
+
+    Written as the lerp rather than the weighted mean ``(1 − w)·start + w·end``
+    because the two group the arithmetic differently: torch's lerp applies the
+    rounded weight to the difference, and the tolerance model charges rounding
+    to the operations as the spec writes them.
+    """
+    return start + weight * (end - start)
+
+
 def maximize(flags: dict) -> list:
     """torch: ``grad = grad if not maximize else -grad``, the first thing every step does."""
     return [Assign(g, -g, "maximize: negate the gradient")] if flags["maximize"] else []

@@ -36,7 +36,7 @@ def rule(f: dict) -> list:
     ]
     if f["centered"]:
         out += [
-            Assign(gbar, alpha * gbar + (1 - alpha) * g, "running average of g (torch: lerp)"),
+            Assign(gbar, common.lerp(gbar, g, 1 - alpha), "running average of g (torch: ḡ.lerp_(g, 1 − α))"),
             Assign(avg, sp.sqrt(v - gbar ** 2) + eps, "centered root, ε outside"),
         ]
     else:

@@ -1,0 +1,409 @@
+"""The reference tested on itself: exact inputs, correct rounding, Ziv escalation, IEEE cases, the bound.
+
+* exact input conversion: an lr = 0 step (or a zero gradient that leaves θ
+  unchanged) returns θ exactly, in all four formats, subnormals, ±0 and the
+  largest finite value included;
+* correct rounding: one SGD step θ − lr·g of binary inputs has a rational
+  exact value, computed here with ``Fraction``; ``Element.rounded`` must be
+  ``round_to_format`` of it in every format (Hypothesis);
+* escalation: exact values within 2⁻²⁰⁰ of a float32 rounding boundary need
+  more than 128 bits, and get them; an exact dyadic midpoint is a zero-width
+  interval, stops at once and rounds ties-to-even;
+* NaN/inf inputs and 0/0 follow IEEE 754 and are marked ``exact=False``; a
+  ``None`` gradient moves nothing, not even the step counter;
+* ``Unstable`` when the precision cap is hit, naming the inputs;
+* the compiled programs are deterministic and hold no float literals;
+* the error bound is 0 for no-op steps, finite and positive for ordinary
+  ones, infinite with a reason where the format cannot carry the computation.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import itertools
+import math
+import os
+import subprocess
+import sys
+import tokenize
+from fractions import Fraction
+from pathlib import Path
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import spec
+import reference.step as step_module
+from reference.bound import trajectory_bounds
+from reference.formats import FORMATS, exact, from_bits, round_to_format
+from reference.program import _compile_cached, compile_rule
+from reference.step import START_PREC, Unstable, step_once, trajectory
+
+FORMAT_NAMES = tuple(FORMATS)
+SPECS = tuple(spec.OPTIMIZERS.values())
+SPEC_IDS = tuple(spec.OPTIMIZERS)
+SGD, ADAM, ADAGRAD, RADAM = (spec.OPTIMIZERS[n] for n in ("sgd", "adam", "adagrad", "radam"))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def special_values(fmt: str) -> np.ndarray:
+    """±0, ±min subnormal, the largest subnormal, the smallest normal, ±max finite, and a few ordinary values."""
+    f = FORMATS[fmt]
+    sign = 1 << (f.width - 1)
+    largest_subnormal = (1 << (f.precision - 1)) - 1
+    patterns = [0, sign, 1, sign | 1, 3, largest_subnormal, sign | largest_subnormal, 1 << (f.precision - 1),
+                f.inf_bits - 1, sign | (f.inf_bits - 1)]
+    ordinary = [from_bits(b, f) for b in patterns] + [f.dtype.type(x) for x in (1.0, -1.5, 0.3, 1000.0)]
+    return np.array(ordinary, dtype=f.dtype)
+
+
+def same_value(a, b) -> bool:
+    """Equal format values, with +0 and −0 the same (the exact value of both is 0); NaN equals NaN."""
+    ea, eb = exact(a), exact(b)
+    if isinstance(ea, float) and math.isnan(ea):
+        return isinstance(eb, float) and math.isnan(eb)
+    return ea == eb
+
+
+def as_fraction(x) -> Fraction:
+    """The exact value of a finite mpf (``mpf == Fraction`` would compare at 53 bits)."""
+    sign, man, exp, _ = mpmath.mpf(x)._mpf_ if not isinstance(x, mpmath.mpf) else x._mpf_
+    return (-1) ** sign * Fraction(man) * Fraction(2) ** exp
+
+
+def sgd_exact(theta, lr: float, g) -> Fraction:
+    return exact(theta) - Fraction(lr) * exact(g)
+
+
+# --------------------------------------------------------------------------- exact input conversion
+
+
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
+@pytest.mark.parametrize("s", SPECS, ids=SPEC_IDS)
+def test_lr_zero_returns_theta_exactly(s, fmt):
+    param = special_values(fmt)
+    grads = [param[::-1].copy(), np.full_like(param, 0.5)]
+    snaps = trajectory(s, {"lr": 0.0}, param, grads, formats=(fmt,))
+    for snap in snaps:
+        got = snap.rounded("theta", fmt)
+        for i, x in enumerate(param):
+            e = snap.theta[i]
+            assert e.exact and as_fraction(e.value) == exact(x), (i, x, e)
+            assert same_value(got[i], x), (i, x, got[i])
+    assert [snap.t for snap in snaps] == [1, 2]
+
+
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
+@pytest.mark.parametrize("s", SPECS, ids=SPEC_IDS)
+def test_zero_gradient_leaves_theta_exactly(s, fmt):
+    """With zero state and no weight decay, g = 0 moves nothing (m = 0, so every step is 0·something)."""
+    param = special_values(fmt)
+    zeros = np.zeros_like(param)
+    snaps = trajectory(s, {"weight_decay": 0.0}, param, [zeros, zeros, zeros], formats=FORMAT_NAMES)
+    for snap in snaps:
+        for i, x in enumerate(param):
+            e = snap.theta[i]
+            assert e.exact and as_fraction(e.value) == exact(x), (i, x, e)
+            assert same_value(e.rounded[fmt], x)
+            for other in FORMAT_NAMES:  # and rounded correctly to every other format
+                assert same_value(e.rounded[other], round_to_format(exact(x), FORMATS[other]))
+
+
+# --------------------------------------------------------------------------- correct rounding
+
+
+def format_values(fmt: str):
+    """Every finite value of the format by bit pattern (subnormals, extremes), and small ordinary ones."""
+    f = FORMATS[fmt]
+    by_bits = st.integers(0, (1 << f.width) - 1).map(lambda b: from_bits(b, f)).filter(
+        lambda x: math.isfinite(float(x)))
+    small = st.integers(-4096, 4096).map(lambda k: f.dtype.type(k / 256))
+    return st.one_of(by_bits, small)
+
+
+LRS = st.one_of(st.floats(0.0, 8.0), st.sampled_from([0.0, 1.0, 0.5, 1e-3]),
+                st.floats(min_value=0.0, allow_nan=False, allow_infinity=False))
+
+
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_sgd_step_correctly_rounded(fmt, data):
+    theta = data.draw(format_values(fmt), label="theta")
+    g = data.draw(format_values(fmt), label="g")
+    lr = data.draw(LRS, label="lr")
+    f = FORMATS[fmt]
+    snap = step_once(SGD, {"lr": lr}, np.array([theta], dtype=f.dtype), np.array([g], dtype=f.dtype),
+                     formats=FORMAT_NAMES)
+    e = snap.theta[0]
+    want = sgd_exact(theta, lr, g)
+    assert e.exact
+    for name in FORMAT_NAMES:
+        expected = round_to_format(want, FORMATS[name])
+        assert same_value(e.rounded[name], expected), (name, e.rounded[name], expected, want)
+
+
+# --------------------------------------------------------------------------- Ziv escalation
+
+# Float32 midpoints near 1.  A midpoint itself rounds to its even neighbour, so a value just *above* a
+# midpoint that rounds down at a tie (F32_MID), or just *below* one that rounds up (F32_MID_UP), is
+# where a 128-bit interval around the value has ends that round differently.
+F32_ULP1 = Fraction(1, 2 ** 23)
+F32_MID = 1 + F32_ULP1 / 2  # between 1 and 1 + 2⁻²³; a tie rounds down to 1
+F32_MID_UP = 1 + 3 * F32_ULP1 / 2  # between 1 + 2⁻²³ and 1 + 2⁻²²; a tie rounds up to 1 + 2⁻²²
+
+
+@pytest.mark.parametrize("k, prec", [(200, 256), (300, 512)])
+@pytest.mark.parametrize("mid, direction, expected", [(F32_MID, +1, 1 + F32_ULP1), (F32_MID_UP, -1, 1 + F32_ULP1)],
+                         ids=["above-tie-down", "below-tie-up"])
+def test_sgd_near_midpoint_escalates(k, prec, mid, direction, expected):
+    """θ − lr·g = midpoint ± 2⁻ᵏ: the 128-bit interval reaches the midpoint; 2k bits make it exact."""
+    theta = np.array([float(mid)])
+    lr = 2.0 ** -100
+    g = np.array([-direction * 2.0 ** (100 - k)])
+    e = step_once(SGD, {"lr": lr}, theta, g, formats=("float32", "float64")).theta[0]
+    value = mid + direction * Fraction(1, 2 ** k)
+    assert e.exact and e.prec == prec > START_PREC
+    assert as_fraction(e.value) == value  # exact at that precision
+    assert exact(e.rounded["float32"]) == expected
+    assert e.rounded["float32"] == round_to_format(value, FORMATS["float32"])
+    assert e.rounded["float64"] == np.float64(float(mid))
+    # On the other side of the midpoint the 128-bit interval is already decisive (the tie rounds that way).
+    e = step_once(SGD, {"lr": lr}, theta, -g, formats=("float32",)).theta[0]
+    assert e.prec == START_PREC and e.rounded["float32"] == round_to_format(mid, FORMATS["float32"])
+
+
+@pytest.mark.parametrize("mid, g", [(F32_MID, -1.0), (F32_MID_UP, 1.0)], ids=["above-tie-down", "below-tie-up"])
+def test_adagrad_sqrt_near_midpoint_escalates(mid, g):
+    """θ − lr·g/(√(s₀ + g²) + ε), θ a float32 midpoint, lr = 2⁻²⁰⁰: irrational, about 2⁻²⁰¹ from the midpoint."""
+    hyper = {"lr": 2.0 ** -200, "initial_accumulator_value": 2.0}
+    e = step_once(ADAGRAD, hyper, np.array([float(mid)]), np.array([g]), formats=("float32",)).theta[0]
+    assert e.exact and e.prec > START_PREC
+    assert exact(e.rounded["float32"]) == 1 + F32_ULP1
+    # Independently: the exact value at a precision far beyond the reference's, on the expected side.
+    with mpmath.workprec(2000):
+        delta = -mpmath.mpf(2) ** -200 * g / (mpmath.sqrt(3) + mpmath.mpf(1e-10))
+        assert (delta > 0) == (g < 0)
+        value = mpmath.mpf(mid.numerator) / mid.denominator + delta
+        assert abs(mpmath.mpf(e.value) - value) < mpmath.mpf(2) ** -(e.prec - 8)
+
+
+@pytest.mark.parametrize("fmt", FORMAT_NAMES[:3])
+@pytest.mark.parametrize("k", [0, 1, 2, 3])
+def test_exact_midpoint_stops_at_once_and_ties_to_even(fmt, k):
+    """θ − lr·g = 1 + (k + ½)·ulp exactly: zero-width interval at 128 bits, rounded to the even neighbour."""
+    f = FORMATS[fmt]
+    ulp = Fraction(1, 2 ** (f.precision - 1))
+    value = 1 + (k + Fraction(1, 2)) * ulp
+    g = np.array([-float((k + Fraction(1, 2)) * ulp)])
+    e = step_once(SGD, {"lr": 1.0}, np.array([1.0]), g, formats=(fmt,)).theta[0]
+    assert e.exact and e.prec == START_PREC and as_fraction(e.value) == value
+    even = k if k % 2 == 0 else k + 1  # the neighbour with an even last significand bit
+    assert exact(e.rounded[fmt]) == 1 + even * ulp
+    # and negative: −1 − (k + ½)·ulp
+    e = step_once(SGD, {"lr": 1.0}, np.array([-1.0]), -g, formats=(fmt,)).theta[0]
+    assert e.prec == START_PREC and exact(e.rounded[fmt]) == -(1 + even * ulp)
+
+
+# --------------------------------------------------------------------------- IEEE special values, None gradients
+
+
+def test_nan_gradient_gives_nan_in_adam():
+    snaps = trajectory(ADAM, {}, np.array([1.0, 2.0]), [np.array([math.nan, 0.5]), np.array([0.25, 0.25])],
+                       formats=FORMAT_NAMES)
+    for snap in snaps:
+        e = snap.theta[0]
+        assert not e.exact
+        assert all(np.isnan(float(e.rounded[f])) for f in FORMAT_NAMES)
+        for name in ("exp_avg", "exp_avg_sq"):
+            assert np.isnan(float(snap.state[name][0].rounded["float64"]))
+        assert snap.theta[1].exact and math.isfinite(float(snap.theta[1].rounded["float64"]))  # other element
+    assert [s.t for s in snaps] == [1, 2]  # the step counter still advances
+
+
+def test_infinite_inputs_follow_ieee():
+    # Adam with g = ∞: m̂/(√v̂ + ε) = ∞/∞ = NaN.
+    e = step_once(ADAM, {}, np.array([1.0]), np.array([math.inf])).theta[0]
+    assert not e.exact and math.isnan(float(e.rounded["float64"]))
+    # SGD with θ = −∞ and a finite step stays −∞; with g = ∞, θ − lr·∞ = −∞.
+    e = step_once(SGD, {"lr": 0.1}, np.array([-math.inf]), np.array([1.0])).theta[0]
+    assert not e.exact and float(e.rounded["float64"]) == -math.inf
+    e = step_once(SGD, {"lr": 0.1}, np.array([1.0]), np.array([math.inf])).theta[0]
+    assert not e.exact and float(e.rounded["float64"]) == -math.inf
+    # ∞ − ∞ = NaN: θ = ∞, g = ∞.
+    e = step_once(SGD, {"lr": 0.1}, np.array([math.inf]), np.array([math.inf])).theta[0]
+    assert math.isnan(float(e.rounded["float64"]))
+
+
+def test_adam_eps_zero_zero_gradient_is_nan():
+    """ε = 0, g = 0 and zero state: θ − (lr/bc₁)·0/(√0 + 0) = 0/0 = NaN, by the Special path."""
+    snap = step_once(ADAM, {"eps": 0.0}, np.array([1.0]), np.array([0.0]), formats=FORMAT_NAMES)
+    e = snap.theta[0]
+    assert not e.exact
+    assert all(np.isnan(float(e.rounded[f])) for f in FORMAT_NAMES)
+    assert float(snap.state["exp_avg"][0].rounded["float64"]) == 0.0
+    # with g ≠ 0 it is an ordinary exact step
+    e = step_once(ADAM, {"eps": 0.0}, np.array([1.0]), np.array([0.5])).theta[0]
+    assert e.exact and as_fraction(e.value) == 1 - Fraction(1e-3)  # first step: θ − lr·g/|g|
+
+
+@pytest.mark.parametrize("s", [SGD, ADAM, RADAM], ids=["sgd", "adam", "radam"])
+def test_none_gradient_moves_nothing(s):
+    param = np.array([0.5, -1.25])
+    g1, g2 = np.array([0.25, 1.0]), np.array([-0.5, 2.0])
+    with_none = trajectory(s, {"momentum": 0.9} if s is SGD else {}, param, [None, g1, None, g2])
+    without = trajectory(s, {"momentum": 0.9} if s is SGD else {}, param, [g1, g2])
+    assert [snap.stepped for snap in with_none] == [False, True, False, True]
+    assert [snap.t for snap in with_none] == [0, 1, 1, 2]
+    first = with_none[0]
+    for i, x in enumerate(param):
+        assert as_fraction(first.theta[i].value) == exact(x) and first.theta[i].rounded["float64"] == x
+    for name, arr in first.state.items():  # initial state, unchanged
+        assert all(e.value == 0 and e.exact for e in arr), name
+    for a, b in [(with_none[1], with_none[2]), (with_none[1], without[0]), (with_none[3], without[1])]:
+        assert a.t == b.t
+        for name in ("theta", *a.state):
+            assert np.array_equal(a.rounded(name, "float64"), b.rounded(name, "float64"), equal_nan=True), name
+            assert all(x == y for x, y in zip(a.values(name), b.values(name))), name
+
+
+def test_lr_change_holds_until_the_next():
+    """lrs[s] sets the lr before step s, and it stays (torch: group["lr"] = x), in the reference and the bound."""
+    param, grads = np.array([0.5, -1.0]), [np.array([0.25, 1.0])] * 4
+    sparse, full = [None, 0.5, None, None], [1e-3, 0.5, 0.5, 0.5]
+    a = trajectory(SGD, {}, param, grads, lrs=sparse)
+    b = trajectory(SGD, {}, param, grads, lrs=full)
+    assert [x.values("theta").tolist() for x in a] == [x.values("theta").tolist() for x in b]
+    assert as_fraction(a[-1].theta[0].value) == Fraction(0.5) - 3 * Fraction(0.5) * Fraction(0.25) - Fraction(1e-3) * Fraction(0.25)
+    ba = trajectory_bounds(SGD, SGD.complete({}), param, grads, FORMATS["float32"], lrs=sparse)
+    bb = trajectory_bounds(SGD, SGD.complete({}), param, grads, FORMATS["float32"], lrs=full)
+    assert [[e.error for e in s["theta"]] for s in ba] == [[e.error for e in s["theta"]] for s in bb]
+
+
+# --------------------------------------------------------------------------- Unstable
+
+
+def test_unstable_when_the_precision_cap_is_hit(monkeypatch):
+    theta, g = np.array([float(F32_MID)]), np.array([-2.0 ** -100])
+    monkeypatch.setattr(step_module, "MAX_PREC", START_PREC)
+    with pytest.raises(Unstable) as info:
+        step_once(SGD, {"lr": 2.0 ** -100}, theta, g, formats=("float32",))
+    msg = str(info.value)
+    assert f"{START_PREC} bits" in msg and "float32" in msg
+    assert "theta" in msg and repr(F32_MID) in msg  # the parameter
+    assert repr(Fraction(-1, 2 ** 100)) in msg  # the gradient
+    assert repr(Fraction(1, 2 ** 100)) in msg  # the learning rate
+    # 256 bits resolve 2⁻²⁰⁰ but not 2⁻³⁰⁰
+    monkeypatch.setattr(step_module, "MAX_PREC", 256)
+    assert step_once(SGD, {"lr": 2.0 ** -100}, theta, g, formats=("float32",)).theta[0].prec == 256
+    with pytest.raises(Unstable, match="256 bits"):
+        step_once(SGD, {"lr": 2.0 ** -100}, theta, np.array([-2.0 ** -200]), formats=("float32",))
+
+
+# --------------------------------------------------------------------------- compiled programs
+
+
+def _flag_combinations(s):
+    names = [f.name for f in s.flags]
+    for combo in itertools.product((False, True), repeat=len(names)):
+        flags = dict(zip(names, combo))
+        extra = {"momentum": 0.9} if s is SGD and flags.get("nesterov") else {}
+        yield s.complete({**extra, **flags})
+
+
+def _all_sources() -> dict:
+    return {(s.name, tuple(sorted((k, v) for k, v in h.items() if isinstance(v, bool)))): compile_rule(s, h).source
+            for s in SPECS for h in _flag_combinations(s)}
+
+
+def test_compiled_source_has_no_float_literals():
+    sources = _all_sources()
+    assert len(sources) == sum(2 ** len(s.flags) for s in SPECS)  # SGD's nesterov ones with momentum 0.9
+    for key, source in sources.items():
+        tree = ast.parse(source)
+        floats = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, (float, complex))]
+        assert not floats, (key, floats)
+        numbers = [tok.string for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                   if tok.type == tokenize.NUMBER]
+        assert numbers and all(n.isdigit() for n in numbers), (key, numbers)  # integers only: O.const(p, q)
+
+
+_HASH_SCRIPT = """
+import hashlib, sys
+sys.path.insert(0, {root!r})
+import tests.test_reference as t
+print(hashlib.sha256(repr(sorted(t._all_sources().items())).encode()).hexdigest())
+"""
+
+
+def test_compiled_source_is_deterministic():
+    first = _all_sources()
+    _compile_cached.cache_clear()
+    assert _all_sources() == first
+    here = hashlib.sha256(repr(sorted(first.items())).encode()).hexdigest()
+    for seed in ("0", "12345"):  # other processes, other string hashes
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", _HASH_SCRIPT.format(root=str(ROOT))], capture_output=True,
+                             text=True, env=env, cwd=ROOT, check=True)
+        assert out.stdout.strip() == here, out.stderr
+
+
+# --------------------------------------------------------------------------- the error bound
+
+
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
+@pytest.mark.parametrize("s", SPECS, ids=SPEC_IDS)
+def test_bound_is_zero_for_lr_zero(s, fmt):
+    f = FORMATS[fmt]
+    param = np.array([0.5, -1.25, 3.0, 0.0], dtype=f.dtype)
+    g = np.array([0.25, 1.0, -2.0, 0.75], dtype=f.dtype)
+    for step in trajectory_bounds(s, s.complete({"lr": 0.0}), param, [g, g, g], f):
+        for e in step["theta"]:
+            assert e.error == 0 and e.limited == (), e
+
+
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
+@pytest.mark.parametrize("s", SPECS, ids=SPEC_IDS)
+def test_bound_finite_positive_for_ordinary_steps(s, fmt):
+    f = FORMATS[fmt]
+    param = np.array([0.5, -1.25, 3.0], dtype=f.dtype)
+    grads = [np.array([0.25, 1.0, -2.0], dtype=f.dtype), np.array([-0.3, 0.7, 1.1], dtype=f.dtype)] * 4
+    hyper = s.complete({"momentum": 0.9} if "momentum" in s.defaults else {})
+    for step in trajectory_bounds(s, hyper, param, grads, f):
+        for e in step["theta"]:
+            assert 0 < e.error < math.inf and e.limited == (), e
+        for name, arr in step.items():
+            assert all(e.limited == () and mpmath.isfinite(e.error) for e in arr), name
+
+
+def test_bound_radam_untaken_branch_is_not_limited():
+    """RAdam's rectifier is √(negative) while ρ_t < 4; the branch is not taken, so nothing is limited."""
+    param, g = np.array([0.5]), np.array([0.25])
+    bounds = trajectory_bounds(RADAM, RADAM.complete({}), param, [g] * 8, FORMATS["float64"])
+    for step in bounds:
+        assert all(e.limited == () and mpmath.isfinite(e.error) for arr in step.values() for e in arr)
+
+
+def test_bound_float16_adam_eps_underflow():
+    """ε = 1e-8 is below float16's smallest subnormal: with g = 0 the denominator is within its error of 0."""
+    param, g = np.array([1.0], dtype=np.float16), np.array([0.0], dtype=np.float16)
+    e = trajectory_bounds(ADAM, ADAM.complete({}), param, [g], FORMATS["float16"])[0]["theta"][0]
+    assert e.error == math.inf
+    assert e.limited and any("underflow" in r and "divisor" in r for r in e.limited), e.limited
+    # The same step in float32 is an ordinary one: ε is a normal float32 number.
+    e32 = trajectory_bounds(ADAM, ADAM.complete({}), param.astype(np.float32), [g.astype(np.float32)],
+                            FORMATS["float32"])[0]["theta"][0]
+    assert e32.limited == () and 0 <= e32.error < math.inf
+
+
+def test_bound_float16_adam_overflow_in_g_squared():
+    """g = 300 in float16: g·g = 90000 exceeds 65504; v and θ are limited, m (which has no g²) is not."""
+    param, g = np.array([1.0], dtype=np.float16), np.array([300.0], dtype=np.float16)
+    step = trajectory_bounds(ADAM, ADAM.complete({}), param, [g], FORMATS["float16"])[0]
+    for name in ("exp_avg_sq", "theta"):
+        e = step[name][0]
+        assert any(r.startswith("overflow") and "65504" in r for r in e.limited), (name, e.limited)
+    assert step["exp_avg"][0].limited == ()

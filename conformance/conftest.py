@@ -3,6 +3,12 @@
     pytest conformance --backend=numpy|torch-cpu|torch-cuda|module:attr
                        [--spec NAME]... [--optimizer SPEC=module:Class]...
                        [--hyper-map SPEC:ours=theirs]... [--hypothesis-profile=ci|default|hunt]
+                       [--drift-report=PATH.json]
+
+Every run collects a drift report (``conformance.drift_report``): the terminal
+summary prints its table per backend, and ``--drift-report`` writes its JSON.
+Under pytest-xdist each worker sends its part to the controller at the end of
+its session (``workeroutput["drift"]``), which merges them.
 """
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import spec as spec_pkg
 
 from . import profiles  # noqa: F401 - registers the Hypothesis profiles
 from . import backends as backend_registry
+from .drift_report import DriftCollector, target_environment
 from .known_deviations import find as find_deviation
 
 settings.load_profile("default")
@@ -27,6 +34,9 @@ def pytest_addoption(parser):
                     help="audit a third-party class with torch.optim's API as SPEC (repeatable); only those run")
     group.addoption("--hyper-map", action="append", default=[], metavar="SPEC:ours=theirs",
                     help="rename a hyperparameter for an --optimizer class (repeatable)")
+    group.addoption("--drift-report", default=None, metavar="PATH.json",
+                    help="write the drift report (per optimizer × path × dtype error statistics, worst inputs, "
+                         "execution target) as JSON to PATH")
 
 
 def _overrides(config) -> dict:
@@ -73,11 +83,42 @@ def pytest_configure(config):
         raise pytest.UsageError(str(e))
     config._conformance_overrides = overrides
     config._conformance_stale = []
+    workerinput = getattr(config, "workerinput", None)  # set by pytest-xdist on its workers only
+    config._drift_collector = DriftCollector(
+        backend_obj=config._conformance_backend, overrides=overrides,
+        worker=None if workerinput is None else workerinput.get("workerid"),
+        run=_run_info(config))
+
+
+def _hypothesis_profile(config) -> str:
+    try:
+        name = config.getoption("--hypothesis-profile", None)
+    except ValueError:
+        name = None
+    return name or "default"
+
+
+def _run_info(config) -> dict:
+    from hypothesis import settings as hsettings
+    name = _hypothesis_profile(config)
+    try:
+        prof = hsettings.get_profile(name)
+        profile = {"max_examples": prof.max_examples, "derandomize": prof.derandomize,
+                   "phases": [p.name for p in prof.phases]}
+    except Exception:
+        profile = None
+    try:
+        workers = config.getoption("numprocesses", None)
+    except ValueError:
+        workers = None
+    return {"args": [str(a) for a in config.invocation_params.args], "backend": config.getoption("--backend"),
+            "hypothesis_profile": name, "hypothesis_settings": profile,
+            "xdist_workers": workers if workers else None}
 
 
 def selected_specs(config) -> list:
-    names = list(config.getoption("--spec")) or list(spec_pkg.OPTIMIZERS)
     overrides = getattr(config, "_conformance_overrides", {})
+    names = list(config.getoption("--spec")) or (list(overrides) if overrides else list(spec_pkg.OPTIMIZERS))
     if overrides:
         names = [n for n in names if n in overrides]
     for n in names:
@@ -111,6 +152,57 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize(("optimizer", "path", "dtype"), combos(metafunc.config))
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Record each conformance test's outcome in the drift report (its verdict comes from them)."""
+    report = yield
+    collector = getattr(item.config, "_drift_collector", None)
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if collector is None or params.get("path") == "-":  # "-": an optimizer the backend lacks (skipped)
+        return report
+    outcome = None
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        if hasattr(report, "wasxfail"):
+            outcome = "xfailed" if report.skipped else "xpassed" if report.passed else "failed"
+        else:
+            outcome = report.outcome  # passed, failed, skipped
+    if outcome is not None:
+        key = None  # other tests: the entries they added cases to
+        if {"optimizer", "path", "dtype"} <= params.keys():
+            key = (item.config.getoption("--backend"), params["optimizer"], params["path"], params["dtype"])
+        collector.outcome(report.nodeid, outcome, key)
+    return report
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    collector = getattr(config, "_drift_collector", None)
+    if collector is None:
+        return
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the data to the controller
+        workeroutput["drift"] = collector.to_json(indent=None)
+        return
+    collector.run["exitstatus"] = int(exitstatus)
+    name = config.getoption("--backend")
+    for backend in set(collector.backends()) | {name}:
+        if backend not in collector.targets:
+            collector.set_target(backend, target_environment(
+                backend, config._conformance_backend if backend == name else None))
+    path = config.getoption("--drift-report")
+    if path:
+        collector.write(path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist, on the controller: merge the drift data a finished worker sent."""
+    collector = getattr(node.config, "_drift_collector", None)
+    data = getattr(node, "workeroutput", {}).get("drift")
+    if collector is not None and data:
+        collector.merge(data, source=getattr(node, "gateway", None) and node.gateway.id)
+
+
 def pytest_runtest_logreport(report):
     if report.when == "call" and getattr(report, "wasxfail", None) and report.passed:
         report.sections.append(("stale known deviation", report.wasxfail))
@@ -123,3 +215,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         for rep in xpassed:
             terminalreporter.write_line(f"{rep.nodeid} passed although a known deviation covers it: "
                                         "check conformance/known_deviations.py")
+    collector = getattr(config, "_drift_collector", None)
+    if collector is not None and collector.entries and getattr(config, "workerinput", None) is None:
+        for backend in collector.backends():
+            terminalreporter.section(f"drift report: {backend}")
+            for line in collector.table(backend).splitlines():
+                terminalreporter.write_line(line)
+        path = config.getoption("--drift-report")
+        if path:
+            terminalreporter.write_line(f"drift report JSON: {path}")

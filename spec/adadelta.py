@@ -14,6 +14,7 @@ WD = common.weight_decay()
 v = sp.Symbol("v", real=True)
 u = sp.Symbol("u", real=True)
 delta = sp.Symbol("Delta", real=True)
+ratio = sp.Symbol("r", real=True)
 eta, rho, eps, lam = LR.symbol, RHO.symbol, EPS.symbol, WD.symbol
 
 
@@ -22,7 +23,8 @@ def rule(f: dict) -> list:
         *common.maximize(f),
         *common.coupled_weight_decay(lam),
         Assign(v, rho * v + (1 - rho) * g * g, "running average of g²"),
-        Assign(delta, sp.sqrt(u + eps) / sp.sqrt(v + eps) * g, "the unit-corrected step, before lr"),
+        Assign(ratio, sp.sqrt(u + eps) / sp.sqrt(v + eps), "RMS[Δ]/RMS[g] (torch: delta.div_(std))"),
+        Assign(delta, ratio * g, "the unit-corrected step, before lr"),
         Assign(u, rho * u + (1 - rho) * delta * delta, "running average of Δ² (without lr)"),
         Assign(theta, theta - eta * delta, "lr scales the applied step only"),
     ]

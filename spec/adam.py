@@ -25,6 +25,7 @@ v = sp.Symbol("v", real=True)
 vmax = sp.Symbol("v_max", real=True)
 bc1 = sp.Symbol("bc_1", real=True)
 bc2 = sp.Symbol("bc_2", real=True)
+step_size = sp.Symbol("s", real=True)
 denom = sp.Symbol("d", real=True)
 eta, beta1, beta2, eps, lam = LR.symbol, BETA1.symbol, BETA2.symbol, EPS.symbol, WD.symbol
 
@@ -46,8 +47,9 @@ def rule(f: dict) -> list:
     return out + [
         Assign(bc1, 1 - beta1 ** t, "bias correction of m"),
         Assign(bc2, 1 - beta2 ** t, "bias correction of v"),
+        Assign(step_size, eta / bc1, "step size (a scalar, as torch computes it)"),
         Assign(denom, sp.sqrt(root) / sp.sqrt(bc2) + eps, "ε after bias correction"),
-        Assign(theta, theta - eta / bc1 * m / denom, "step"),
+        Assign(theta, theta - step_size * m / denom, "step: torch's addcdiv computes (s·m)/d"),
     ]
 
 

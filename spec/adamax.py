@@ -11,6 +11,7 @@ LR = common.lr(2e-3)
 EPS = common.eps(1e-8, "added to |g| inside the max")
 WD = common.weight_decay()
 u = sp.Symbol("u", real=True)
+clr = sp.Symbol("eta_t", real=True)
 eta, beta1, beta2, eps, lam = LR.symbol, BETA1.symbol, BETA2.symbol, EPS.symbol, WD.symbol
 
 
@@ -20,7 +21,8 @@ def rule(f: dict) -> list:
         *common.coupled_weight_decay(lam),
         moments(f)[0],
         Assign(u, sp.Max(beta2 * u, sp.Abs(g) + eps), "exponentially weighted infinity norm; ε inside the max"),
-        Assign(theta, theta - eta / (1 - beta1 ** t) * m / u, "only m is bias-corrected"),
+        Assign(clr, eta / (1 - beta1 ** t), "bias-corrected step size; only m is corrected"),
+        Assign(theta, theta - clr * m / u, "torch's addcdiv computes (clr·m)/u"),
     ]
 
 

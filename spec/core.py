@@ -213,11 +213,20 @@ class OptimizerSpec:
         return self.rule({h.name: bool(hyper.get(h.name, h.default)) for h in self.flags})
 
     def variant(self, name: str, *, dialect: str, title: str = "", rule=None, defaults: Optional[dict] = None,
-                doc: str = "", **changes) -> "OptimizerSpec":
-        """A named variant (another framework's dialect) sharing everything not overridden."""
+                doc: str = "", hyperparameters: Optional[Sequence] = None, **changes) -> "OptimizerSpec":
+        """A named variant (another framework's dialect) sharing everything not overridden.
+
+        ``hyperparameters``, when given, replaces this spec's list (a dialect
+        without ``maximize``, or with hyperparameters of its own); ``defaults``
+        then sets the defaults of that list by name.
+        """
+        base = self.hyperparameters if hyperparameters is None else tuple(hyperparameters)
+        unknown = set(defaults or {}) - {h.name for h in base}
+        if unknown:
+            raise KeyError(f"variant {name!r}: defaults for unknown hyperparameter(s) {sorted(unknown)}")
         hyper = tuple(
             dataclasses.replace(h, default=defaults[h.name]) if defaults and h.name in defaults else h
-            for h in self.hyperparameters
+            for h in base
         )
         return dataclasses.replace(
             self, name=name, dialect=dialect, title=title or self.title, hyperparameters=hyper,

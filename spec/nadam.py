@@ -22,6 +22,8 @@ mu_t = sp.Symbol("mu_t", real=True)
 mu_next = sp.Symbol("mu_next", real=True)
 prod = sp.Symbol("Pi", real=True)
 denom = sp.Symbol("d", real=True)
+c_g = sp.Symbol("c_g", real=True)
+c_m = sp.Symbol("c_m", real=True)
 eta, beta1, beta2, eps, lam, psi = LR.symbol, BETA1.symbol, BETA2.symbol, EPS.symbol, WD.symbol, PSI.symbol
 C096 = py_float(0.96)
 
@@ -35,9 +37,10 @@ def rule(f: dict) -> list:
         Assign(prod, prod * mu_t, "running product of μ"),
         *moments(f),
         Assign(denom, sp.sqrt(v / (1 - beta2 ** t)) + eps, "bias-corrected root, ε outside"),
-        Assign(theta, theta - eta * (1 - mu_t) / (1 - prod) * g / denom
-               - eta * mu_next / (1 - prod * mu_next) * m / denom,
-               "gradient part and look-ahead momentum part (two addcdiv in torch)"),
+        Assign(c_g, eta * (1 - mu_t) / (1 - prod), "coefficient of the gradient part (a scalar)"),
+        Assign(c_m, eta * mu_next / (1 - prod * mu_next), "coefficient of the look-ahead momentum part"),
+        Assign(theta, theta - c_g * g / denom, "gradient part (torch's first addcdiv)"),
+        Assign(theta, theta - c_m * m / denom, "momentum part (the second addcdiv)"),
     ]
 
 

@@ -22,16 +22,17 @@ rho_inf = sp.Symbol("rho_inf", real=True)
 rho_t = sp.Symbol("rho_t", real=True)
 rect = sp.Symbol("r_t", real=True)
 adaptive = sp.Symbol("l_t", real=True)
+mhat = sp.Symbol("mhat", real=True)
 eta, beta1, beta2, eps, lam = LR.symbol, BETA1.symbol, BETA2.symbol, EPS.symbol, WD.symbol
 
 
 def rule(f: dict) -> list:
     bc2 = 1 - beta2 ** t
-    mhat = m / (1 - beta1 ** t)
     return [
         *common.maximize(f),
         *common.weight_decay_either(f, eta, lam),
         *moments(f),
+        Assign(mhat, m / (1 - beta1 ** t), "bias-corrected first moment"),
         Assign(rho_inf, 2 / (1 - beta2) - 1, "maximum length of the approximated SMA"),
         Assign(rho_t, rho_inf - 2 * t * beta2 ** t / bc2, "length at step t"),
         Assign(rect, sp.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)),

@@ -37,6 +37,9 @@ cheap:
   mirrors the default (``scalar_dtype="float32"``: ``mu_product *= mu`` is a
   float32 multiply of the stored product by ``float32(mu)``); pass
   ``scalar_dtype="float64"`` to model torch run with a float64 default dtype.
+  The module's ``backend`` (what ``--backend=numpy`` runs) uses float64: the
+  project's own implementation follows the spec, not torch's float32 product
+  (a known deviation of torch, see conformance/known_deviations.py).
   The step counters are float32 there too, exact for any realistic count.
 * Adagrad creates its state (``step = 0``, ``sum = initial_accumulator_value``)
   for every parameter when the optimizer is constructed, as torch does, so a
@@ -447,6 +450,8 @@ class NumpyBackend:
     """Runs the NumPy port.  One path, ``"for-loop"``; all four dtypes."""
 
     name = "numpy"
+    #: ``Case.resume_at`` is honoured: the state is copied and the run goes on from the copy.
+    supports_resume = True
 
     def __init__(self, scalar_dtype: str = "float32"):
         if scalar_dtype not in ("float32", "float64"):
@@ -465,6 +470,12 @@ class NumpyBackend:
 
     def dtypes(self, optimizer: str, path: str) -> tuple:
         return tuple(DTYPES) if optimizer in _STEPS and path == "for-loop" else ()
+
+    def defaults(self, optimizer: str) -> dict:
+        """The port's defaults (torch's), by spec name."""
+        if optimizer not in DEFAULTS:
+            raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}; known: {', '.join(DEFAULTS)}")
+        return dict(DEFAULTS[optimizer])
 
     def run(self, case: Case) -> list:
         opt = case.optimizer
@@ -485,9 +496,17 @@ class NumpyBackend:
         else:
             states = [[None] * len(ps) for ps in params]
 
+        resume_at = getattr(case, "resume_at", None)
+        if resume_at is not None and not 0 <= resume_at < case.steps:
+            raise ValueError(f"resume_at={resume_at} is not a step of this {case.steps}-step case")
+
         outputs = []
         with np.errstate(all="ignore"):
             for s in range(case.steps):
+                if s == resume_at:  # a checkpoint round trip: go on from copies of everything
+                    params = [[p.copy() for p in ps] for ps in params]
+                    states = [[None if st is None else _snapshot_state(st) for st in sts] for sts in states]
+                    hypers = [dict(h) for h in hypers]
                 lrs = case.lrs[s] if case.lrs is not None and s < len(case.lrs) else None
                 for i, (ps, h) in enumerate(zip(params, hypers)):
                     if lrs is not None and lrs[i] is not None:
@@ -510,4 +529,4 @@ class NumpyBackend:
         return outputs
 
 
-backend = NumpyBackend()
+backend = NumpyBackend(scalar_dtype="float64")

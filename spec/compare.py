@@ -1,0 +1,509 @@
+"""How each dialect relates to its torch spec, decided by SymPy and shown by the exact reference.
+
+For every pair (torch spec, dialect spec) in ``PAIRS`` and every ``Case`` of
+it (a flag combination with some hyperparameters fixed: the core update,
+momentum, weight decay, ...), ``decide`` returns one of four verdicts:
+
+``equal``
+    SymPy proves the two updates equal.  The proof is an induction: the first
+    step from the two specs' initial states gives the same θ and the same
+    shared state variables, and so does one step at any later t (t = k + 2,
+    k ≥ 0 an integer) from an *arbitrary* common state; the state variables
+    only one side keeps may hold anything.
+``equal under mapping``
+    the same proof after substituting a stated hyperparameter mapping into
+    the dialect (Keras Adam's ε̂ = ε·√(1 − β₂ᵗ)) or fixing a torch
+    hyperparameter to the dialect's built-in value (Keras NAdam: ψ = 1).
+``equal for constant lr``
+    not equal step for step (a buffer holds lr·g on one side and g on the
+    other), but three steps from the initial state with symbolic gradients
+    and one symbolic learning rate η give the same θ₃; with η₁ ≠ η₂ the
+    two-step difference is shown in closed form.
+``different``
+    none of the above: SymPy's difference is not zero.
+
+Every verdict other than ``equal`` comes with a numeric witness from the
+reference (``reference.step.trajectory``, exact arithmetic rounded once to
+float64) on a one-element float64 input: the two rules' exact θ after each of
+three steps, with the same hyperparameter values on both sides (the mapping
+not applied), or with changing learning rates for ``equal for constant lr``.
+
+Before any symbolic simplification the two sides are compared at a few exact
+rational points (a screen): where they differ, the verdict cannot be an
+equality, and where they agree but SymPy cannot show it, ``Undecided`` is
+raised rather than a verdict guessed.  Domain facts used by the proofs:
+``1 − βᵗ > 0`` for a decay β in [0, 1) and t ≥ 1 (it is replaced by a positive
+symbol, which lets SymPy split √(v/(1 − βᵗ)) into √v/√(1 − βᵗ)).
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import random
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Optional
+
+import sympy as sp
+
+from . import dialects as _dialects
+from . import get as _get
+from .core import UNIT, Assign, OptimizerSpec, g, py_float, t, theta
+from .identities import Undecided, is_zero, run_symbolic
+
+EQUAL = "equal"
+MAPPED = "equal under mapping"
+CONSTANT_LR = "equal for constant lr"
+DIFFERENT = "different"
+VERDICTS = (EQUAL, MAPPED, CONSTANT_LR, DIFFERENT)
+
+K = sp.Symbol("k", integer=True, nonnegative=True)  # t = k + 2 in the inductive step
+THETA0 = sp.Symbol("theta_0", real=True)
+MU = sp.Symbol("mu", positive=True)  # a momentum known to be > 0, so `μ > 0` branches collapse
+LAM = sp.Symbol("lambda", positive=True)
+STEPS = 3
+WITNESS_PARAM = 0.5
+WITNESS_GRADS = (1.0, -0.25, 0.5)
+WITNESS_LRS = (0.1, 0.01, 0.1)
+
+
+@dataclass(frozen=True)
+class Case:
+    """One comparison: flags and fixed values on each side, an optional mapping, and what it shows.
+
+    ``torch_fixed``/``dialect_fixed`` map hyperparameter names to numbers (exact binary64 values) or
+    SymPy expressions (``MU``: a positive momentum).  ``mapping`` maps a dialect hyperparameter name
+    to a SymPy expression of the torch spec's symbols and ``t``.  ``witness`` / ``dialect_witness``
+    override hyperparameter values for the numeric witness only.
+    """
+
+    label: str
+    torch_flags: dict = field(default_factory=dict)
+    dialect_flags: dict = field(default_factory=dict)
+    torch_fixed: dict = field(default_factory=dict)
+    dialect_fixed: dict = field(default_factory=dict)
+    mapping: dict = field(default_factory=dict)
+    mapping_doc: str = ""
+    witness: dict = field(default_factory=dict)
+    dialect_witness: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pair:
+    torch: str
+    dialect: str
+    cases: tuple
+    note: str = ""
+
+
+@dataclass
+class Witness:
+    """Exact θ after each step for both rules on the same float64 input."""
+
+    torch_hyper: dict
+    dialect_hyper: dict
+    param: float
+    grads: tuple
+    lrs: Optional[tuple]
+    torch_theta: list  # per step: (exact value as a 17-digit string, float64 result)
+    dialect_theta: list
+    constant_lr_theta: Optional[tuple] = None  # (torch, dialect) θ₃ with a constant lr, for CONSTANT_LR
+
+
+@dataclass
+class Result:
+    pair: Pair
+    case: Case
+    verdict: str
+    proof: str
+    difference: Optional[sp.Expr] = None  # the two-step difference with changing lr (CONSTANT_LR)
+    witness: Optional[Witness] = None
+
+
+# --------------------------------------------------------------------------- setting up both sides
+
+def _value(x):
+    if isinstance(x, sp.Basic):
+        return x
+    if isinstance(x, bool):
+        raise TypeError("flags go in torch_flags/dialect_flags")
+    return sp.Integer(x) if isinstance(x, int) else py_float(float(x))
+
+
+def _flags(spec: OptimizerSpec, given: dict) -> dict:
+    unknown = set(given) - {h.name for h in spec.flags}
+    if unknown:
+        raise KeyError(f"{spec.name}: no flag(s) {sorted(unknown)}")
+    return {h.name: bool(given.get(h.name, False if h.name == "maximize" else h.default)) for h in spec.flags}
+
+
+def _subs(spec: OptimizerSpec, fixed: dict) -> dict:
+    out = {}
+    for name, value in fixed.items():
+        out[spec.hyper(name).symbol] = _value(value)
+    return out
+
+
+def _mapped(spec: OptimizerSpec, mapping: dict) -> OptimizerSpec:
+    """``spec`` with each mapped hyperparameter's symbol replaced, in every statement, by its expression."""
+    if not mapping:
+        return spec
+    repl = {spec.hyper(name).symbol: expr for name, expr in mapping.items()}
+
+    def rule(f, _rule=spec.rule):
+        return [Assign(s.target, s.expr.xreplace(repl), s.doc) for s in _rule(f)]
+
+    return dataclasses.replace(spec, name=spec.name + "~mapped", rule=rule)
+
+
+def _decays(*specs) -> set:
+    return {h.symbol for s in specs for h in s.numeric if h.domain == UNIT}
+
+
+@functools.lru_cache(maxsize=None)
+def _positive(name: str) -> sp.Symbol:
+    return sp.Symbol(name, positive=True)
+
+
+def _domain_facts(expr: sp.Expr, decays: set) -> sp.Expr:
+    """Replace each ``1 − βᵉ`` (β a decay in [0, 1), e ≥ 1) by a positive symbol: it is positive on the domain."""
+
+    def is_bias(e):
+        if not isinstance(e, sp.Add) or len(e.args) != 2 or sp.Integer(1) not in e.args:
+            return False
+        other = e.args[0] if e.args[1] == 1 else e.args[1]
+        base = (-other)
+        return isinstance(base, sp.Pow) and base.base in decays
+
+    def positive(e):
+        other = e.args[0] if e.args[1] == 1 else e.args[1]
+        base = -other
+        return _positive(f"P_{{{base.base}^{{{sp.sstr(base.exp)}}}}}")
+
+    return expr.replace(is_bias, positive)
+
+
+def _equal(a: sp.Expr, b: sp.Expr, decays: set) -> bool:
+    """SymPy shows a − b ≡ 0: structurally, after expansion, over a common denominator, or by ``simplify``."""
+    d = sp.sympify(a) - sp.sympify(b)
+    if d == 0:
+        return True
+    d = _domain_facts(d, decays)
+    for attempt in (sp.expand, lambda e: sp.together(sp.expand(e)), lambda e: sp.cancel(sp.together(e))):
+        if attempt(d) == 0:
+            return True
+    return is_zero(d)
+
+
+# --------------------------------------------------------------------------- the numeric screen
+
+def _screen_points(symbols, n: int = 3, seed: int = 0) -> list:
+    """Exact rational points: decays in (0, 1), other hyperparameters and state > 0, θ and g of both signs."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        point = {}
+        for s in sorted(symbols, key=str):
+            if s == K:
+                point[s] = sp.Integer(rng.randint(0, 3))
+            elif str(s).startswith(("theta", "g")):
+                point[s] = sp.Rational(rng.randint(-40, 40) or 1, rng.randint(1, 16))
+            elif str(s).startswith(("beta", "alpha", "rho")):
+                point[s] = sp.Rational(rng.randint(1, 15), 16)
+            else:
+                point[s] = sp.Rational(rng.randint(1, 40), rng.randint(1, 16))
+        out.append(point)
+    return out
+
+
+def _numerically_equal(a: sp.Expr, b: sp.Expr, seed: int = 0) -> bool:
+    symbols = sp.sympify(a).free_symbols | sp.sympify(b).free_symbols
+    for point in _screen_points(symbols, seed=seed):
+        va, vb = (sp.sympify(x).xreplace(point).evalf(60) for x in (a, b))
+        if not (va.is_number and vb.is_number):
+            raise Undecided(f"screen: could not evaluate {a} or {b} at {point}")
+        if abs(va - vb) > sp.Float(10, 60) ** -40 * (1 + abs(va)):
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------- one step and k steps
+
+def _one_step(spec: OptimizerSpec, flags: dict, subs: dict, start: dict) -> dict:
+    """θ and every state after one step, with ``subs`` (hyperparameters, t) and ``start`` (state) substituted."""
+    env = dict(start)
+    for stmt in spec.statements(flags):
+        env[stmt.target] = stmt.expr.xreplace(subs).xreplace(env)
+    out = {"theta": env.get(theta, theta)}
+    for s in spec.state:
+        if s.name != "step":
+            out[s.name] = env.get(s.symbol, start.get(s.symbol, s.symbol))
+    return out
+
+
+def _initial(spec: OptimizerSpec, subs: dict) -> dict:
+    return {s.symbol: sp.sympify(s.init).xreplace(subs) for s in spec.state if s.name != "step"}
+
+
+def _kept(state, flags: dict, fixed: dict) -> bool:
+    """Whether the dialect keeps ``state`` for these flags and fixed values (``State.when``, e.g. "momentum > 0")."""
+    if not state.when:
+        return True
+    names = {**flags}
+    for k, v in fixed.items():
+        names[k] = 0.5 if isinstance(v, sp.Symbol) else float(v)  # a positive symbol (μ, λ) is some x > 0
+    try:
+        return bool(eval(state.when, {"__builtins__": {}}, names))  # noqa: S307 - the spec's own condition text
+    except NameError:
+        return True
+
+
+def _inductive(T, tf, tsubs, D, df, dsubs, decays, tfixed=None, dfixed=None) -> tuple:
+    """(screen agrees, proved): the first step from the initial states and a step at t = k + 2 from a common state."""
+    kept_d = {x.name for x in D.state if _kept(x, df, dfixed or {})}
+    shared = [s.name for s in T.state
+              if s.name != "step" and s.name in kept_d and _kept(s, tf, tfixed or {})]
+    checks = []
+    first_t = _one_step(T, tf, {**tsubs, t: sp.Integer(1)}, _initial(T, tsubs))
+    first_d = _one_step(D, df, {**dsubs, t: sp.Integer(1)}, _initial(D, dsubs))
+    for name in ["theta", *shared]:
+        checks.append((first_t[name], first_d[name]))
+    # the same state symbol on both sides for the shared state: the spec modules share their symbols
+    sym_t = {s.name: s.symbol for s in T.state}
+    sym_d = {s.name: s.symbol for s in D.state}
+    common = {sym_d[n]: sym_t[n] for n in shared}
+    later_t = _one_step(T, tf, {**tsubs, t: K + 2}, {})
+    later_d = _one_step(D, df, {**dsubs, t: K + 2}, common)
+    for name in ["theta", *shared]:
+        checks.append((later_t[name], later_d[name]))
+    if not all(_numerically_equal(a, b, seed=i) for i, (a, b) in enumerate(checks)):
+        return False, False
+    return True, all(_equal(a, b, decays) for a, b in checks)
+
+
+def _unrolled(T, tf, tsubs, D, df, dsubs, steps, lrs=None) -> tuple:
+    grads = sp.symbols(f"g_1:{steps + 1}", real=True)
+    a = run_symbolic(T, tf, steps, grads, lrs, subs=tsubs, theta0=THETA0)
+    b = run_symbolic(D, df, steps, grads, lrs, subs=dsubs, theta0=THETA0)
+    return a, b
+
+
+# --------------------------------------------------------------------------- the witness
+
+def _num(x) -> float:
+    return float(x) if not isinstance(x, sp.Basic) else float(x.evalf(30))
+
+
+def _witness_hyper(spec: OptimizerSpec, fixed: dict, extra: dict) -> dict:
+    out = {}
+    for h in spec.hyperparameters:
+        if h.is_flag:
+            continue
+        v = h.default
+        if h.name == "lr":
+            v = 0.1
+        elif h.name == "eps":
+            v = 0.01
+        elif h.name == "momentum" and h.name in fixed:
+            v = 0.5
+        if h.name in fixed and not isinstance(fixed[h.name], sp.Symbol):
+            v = _num(fixed[h.name]) if isinstance(fixed[h.name], sp.Basic) else fixed[h.name]
+        if h.name == "weight_decay" and h.name in fixed and isinstance(fixed[h.name], sp.Symbol):
+            v = 0.1
+        out[h.name] = v
+    out.update(extra)
+    return out
+
+
+def _exact_thetas(spec, hyper, lrs) -> list:
+    import numpy as np
+    from reference.step import trajectory
+    import mpmath
+    snaps = trajectory(spec, hyper, np.array([WITNESS_PARAM]), [np.array([x]) for x in WITNESS_GRADS],
+                       lrs=None if lrs is None else list(lrs))
+    return [(mpmath.nstr(s.theta[0].value, 17), float(s.theta[0].rounded["float64"])) for s in snaps]
+
+
+def witness(pair: Pair, case: Case, verdict: str) -> Witness:
+    T, D = _get(pair.torch), _dialects.get(pair.dialect)
+    tf, df = _flags(T, case.torch_flags), _flags(D, case.dialect_flags)
+    th = {**_witness_hyper(T, case.torch_fixed, case.witness), **tf}
+    dh = {**_witness_hyper(D, case.dialect_fixed, case.dialect_witness), **df}
+    for name in th:  # the same value for every hyperparameter the two share
+        if name in dh and name not in case.dialect_witness and not isinstance(dh[name], bool):
+            dh[name] = th[name]
+    lrs = WITNESS_LRS if verdict == CONSTANT_LR else None
+    w = Witness(th, dh, WITNESS_PARAM, WITNESS_GRADS, lrs, _exact_thetas(T, th, lrs), _exact_thetas(D, dh, lrs))
+    if verdict == CONSTANT_LR:
+        w.constant_lr_theta = (_exact_thetas(T, th, None)[-1], _exact_thetas(D, dh, None)[-1])
+        if w.constant_lr_theta[0][0] != w.constant_lr_theta[1][0]:
+            raise Undecided(f"{pair.dialect} {case.label}: constant-lr witness differs: {w.constant_lr_theta}")
+    if w.torch_theta == w.dialect_theta:
+        raise Undecided(f"{pair.dialect} {case.label}: the witness shows no difference")
+    return w
+
+
+# --------------------------------------------------------------------------- deciding
+
+def decide(pair: Pair, case: Case) -> Result:
+    T, D0 = _get(pair.torch), _dialects.get(pair.dialect)
+    D = _mapped(D0, case.mapping)
+    tf, df = _flags(T, case.torch_flags), _flags(D, case.dialect_flags)
+    tsubs, dsubs = _subs(T, case.torch_fixed), _subs(D0, case.dialect_fixed)
+    decays = _decays(T, D0)
+    screened, proved = _inductive(T, tf, tsubs, D, df, dsubs, decays, case.torch_fixed, case.dialect_fixed)
+    if proved:
+        verdict = MAPPED if case.mapping_doc else EQUAL
+        how = ("SymPy: the first step from the initial states, and one step at t = k + 2 (k ≥ 0) from an arbitrary "
+               "common state, give identical θ and shared state"
+               + (f", after substituting {case.mapping_doc}" if case.mapping_doc else ""))
+        res = Result(pair, case, verdict, how)
+        if verdict == MAPPED:
+            res.witness = witness(pair, case, DIFFERENT)
+        return res
+    if screened:
+        raise Undecided(f"{pair.dialect} {case.label}: equal at every screen point but SymPy cannot show it")
+    # the step-for-step comparison failed: three steps with a constant lr, then changing lrs
+    a, b = _unrolled(T, tf, tsubs, D, df, dsubs, STEPS)
+    if _numerically_equal(a, b):
+        if not _equal(a, b, decays):
+            raise Undecided(f"{pair.dialect} {case.label}: constant-lr θ₃ equal at the screen points, not shown")
+        lrs = sp.symbols("eta_1:4", positive=True)
+        a2, b2 = _unrolled(T, tf, tsubs, D, df, dsubs, 2, lrs)
+        diff = sp.factor(sp.simplify(a2 - b2))
+        if diff == 0:
+            raise Undecided(f"{pair.dialect} {case.label}: equal with changing lr after two steps; unexpected")
+        how = (f"SymPy: θ₃ after three steps from the initial state with symbolic gradients g₁, g₂, g₃ and one "
+               f"symbolic lr η is identical; with lr η₁, η₂ the two-step results differ by the expression shown")
+        return Result(pair, case, CONSTANT_LR, how, difference=diff, witness=witness(pair, case, CONSTANT_LR))
+    how = "the updates differ: θ₃ with symbolic gradients and a constant lr is not the same expression " \
+          "(checked at exact rational points)"
+    return Result(pair, case, DIFFERENT, how, witness=witness(pair, case, DIFFERENT))
+
+
+# --------------------------------------------------------------------------- the pairs
+
+_NO_WD = {"weight_decay": 0.0}
+_adam_eps_map = {"eps": _get("adam").hyper("eps").symbol * sp.sqrt(1 - _get("adam").hyper("beta2").symbol ** t)}
+_ADAM_MAP_DOC = "ε̂ = ε·√(1 − β₂ᵗ) (Keras's epsilon as a function of torch's eps and the step)"
+
+PAIRS: tuple = (
+    Pair("adam", "adam@keras", (
+        Case("core update (λ = 0)", torch_fixed=_NO_WD, dialect_fixed=_NO_WD, mapping=_adam_eps_map,
+             mapping_doc=_ADAM_MAP_DOC),
+        Case("AMSGrad", {"amsgrad": True}, {"amsgrad": True}, _NO_WD, _NO_WD, _adam_eps_map, _ADAM_MAP_DOC),
+        Case("weight decay λ > 0: torch's L2 (Adam) against Keras's decoupled decay",
+             torch_fixed={"weight_decay": LAM}, dialect_fixed={"weight_decay": LAM}, mapping=_adam_eps_map),
+        Case("weight decay λ > 0: torch's decoupled_weight_decay=True against Keras's decay",
+             {"decoupled_weight_decay": True}, {}, {"weight_decay": LAM}, {"weight_decay": LAM}, _adam_eps_map,
+             _ADAM_MAP_DOC),
+    )),
+    Pair("adamw", "adamw@keras", (
+        Case("core update with decoupled decay λ", torch_fixed={"weight_decay": LAM},
+             dialect_fixed={"weight_decay": LAM}, mapping=_adam_eps_map, mapping_doc=_ADAM_MAP_DOC),
+    )),
+    Pair("sgd", "sgd@keras", (
+        Case("no momentum", torch_fixed={"momentum": 0.0, "dampening": 0.0, **_NO_WD},
+             dialect_fixed={"momentum": 0.0, **_NO_WD}),
+        Case("momentum μ > 0 (dampening 0)", torch_fixed={"momentum": MU, "dampening": 0.0, **_NO_WD},
+             dialect_fixed={"momentum": MU, **_NO_WD}),
+        Case("Nesterov, μ > 0", {"nesterov": True}, {"nesterov": True},
+             {"momentum": MU, "dampening": 0.0, **_NO_WD}, {"momentum": MU, **_NO_WD}),
+        Case("weight decay λ > 0, no momentum (torch: L2 in g; Keras: θ·(1 − lr·λ) first)",
+             torch_fixed={"momentum": 0.0, "dampening": 0.0, "weight_decay": LAM},
+             dialect_fixed={"momentum": 0.0, "weight_decay": LAM}),
+        Case("weight decay λ > 0 with momentum μ > 0",
+             torch_fixed={"momentum": MU, "dampening": 0.0, "weight_decay": LAM},
+             dialect_fixed={"momentum": MU, "weight_decay": LAM}),
+    )),
+    Pair("rmsprop", "rmsprop@keras", (
+        Case("core update (μ = 0, λ = 0)", torch_fixed={"momentum": 0.0, **_NO_WD},
+             dialect_fixed={"momentum": 0.0, **_NO_WD}),
+        Case("ε = 0, momentum μ > 0", torch_fixed={"momentum": MU, "eps": 0.0, **_NO_WD},
+             dialect_fixed={"momentum": MU, "eps": 0.0, **_NO_WD}),
+        Case("ε = 0, centered", {"centered": True}, {"centered": True}, {"momentum": 0.0, "eps": 0.0, **_NO_WD},
+             {"momentum": 0.0, "eps": 0.0, **_NO_WD}),
+    )),
+    Pair("rmsprop", "rmsprop@tf", (
+        Case("core update (μ = 0, λ = 0)", torch_fixed={"momentum": 0.0, **_NO_WD}, dialect_fixed={"momentum": 0.0}),
+        Case("ε = 0, μ > 0", torch_fixed={"momentum": MU, "eps": 0.0, **_NO_WD},
+             dialect_fixed={"momentum": MU, "eps": 0.0}),
+    ), note="TF1's mean square starts at 1, so even with ε = 0 and a constant lr the trajectories differ."),
+    Pair("adagrad", "adagrad@keras", (
+        Case("core update (same initial sum s₀, λ = 0, no lr_decay)", torch_fixed={"lr_decay": 0.0, **_NO_WD},
+             dialect_fixed=_NO_WD, witness={"initial_accumulator_value": 0.1}),
+        Case("ε = 0", torch_fixed={"lr_decay": 0.0, "eps": 0.0, **_NO_WD}, dialect_fixed={"eps": 0.0, **_NO_WD}),
+    )),
+    Pair("adamax", "adamax@keras", (
+        Case("core update (λ = 0)", torch_fixed=_NO_WD, dialect_fixed=_NO_WD),
+        Case("ε = 0", torch_fixed={"eps": 0.0, **_NO_WD}, dialect_fixed={"eps": 0.0, **_NO_WD}),
+    )),
+    Pair("nadam", "nadam@keras", (
+        Case("core update (λ = 0)", torch_fixed={"momentum_decay": 1.0, **_NO_WD}, dialect_fixed=_NO_WD,
+             mapping_doc="ψ = 1 (torch's momentum_decay; Keras hard-codes 0.96ᵗ)",
+             witness={"momentum_decay": 0.004}),
+    )),
+    Pair("adadelta", "adadelta@keras", (
+        Case("core update (λ = 0)", torch_fixed=_NO_WD, dialect_fixed=_NO_WD),
+        Case("weight decay λ > 0: L2 against decoupled decay", torch_fixed={"weight_decay": LAM},
+             dialect_fixed={"weight_decay": LAM}),
+    )),
+    Pair("adam", "adam@optax", (
+        Case("core update (λ = 0, ε_root = 0: Optax's default)", torch_fixed=_NO_WD, dialect_fixed={"eps_root": 0.0}),
+    )),
+    Pair("adamw", "adamw@optax", (
+        Case("core update with decoupled decay λ (ε_root = 0)", torch_fixed={"weight_decay": LAM},
+             dialect_fixed={"eps_root": 0.0, "weight_decay": LAM}),
+    )),
+    Pair("sgd", "sgd@optax", (
+        Case("no momentum (momentum=None)", torch_fixed={"momentum": 0.0, "dampening": 0.0, **_NO_WD},
+             dialect_fixed={"momentum": 0.0}),
+        Case("momentum μ > 0 (dampening 0)", torch_fixed={"momentum": MU, "dampening": 0.0, **_NO_WD},
+             dialect_fixed={"momentum": MU}),
+        Case("Nesterov, μ > 0", {"nesterov": True}, {"nesterov": True},
+             {"momentum": MU, "dampening": 0.0, **_NO_WD}, {"momentum": MU}),
+    )),
+    Pair("rmsprop", "rmsprop@optax", (
+        Case("core update (eps_in_sqrt=True: Optax's default; μ = 0)", {}, {"eps_in_sqrt": True},
+             {"momentum": 0.0, **_NO_WD}, {"momentum": 0.0, "initial_scale": 0.0}),
+        Case("eps_in_sqrt=False, μ = 0", {}, {"eps_in_sqrt": False}, {"momentum": 0.0, **_NO_WD},
+             {"momentum": 0.0, "initial_scale": 0.0}),
+        Case("eps_in_sqrt=False, centered", {"centered": True}, {"eps_in_sqrt": False, "centered": True},
+             {"momentum": 0.0, **_NO_WD}, {"momentum": 0.0, "initial_scale": 0.0}),
+        Case("eps_in_sqrt=False, momentum μ > 0", {}, {"eps_in_sqrt": False}, {"momentum": MU, **_NO_WD},
+             {"momentum": MU, "initial_scale": 0.0}),
+    )),
+    Pair("adagrad", "adagrad@optax", (
+        Case("core update (same initial sum s₀, λ = 0, no lr_decay)", torch_fixed={"lr_decay": 0.0, **_NO_WD},
+             witness={"initial_accumulator_value": 0.1}),
+    )),
+    Pair("adamax", "adamax@optax", (
+        Case("core update (λ = 0)", torch_fixed=_NO_WD),
+    )),
+    Pair("nadam", "nadam@optax", (
+        Case("core update (λ = 0, ε_root = 0)", torch_fixed=_NO_WD, dialect_fixed={"eps_root": 0.0}),
+    )),
+    Pair("adadelta", "adadelta@optax", (
+        Case("core update with L2 weight decay λ", torch_fixed={"weight_decay": LAM},
+             dialect_fixed={"weight_decay": LAM}),
+    )),
+)
+
+
+def results() -> list:
+    """Every case of every pair, decided (deterministic; a few seconds)."""
+    return [decide(p, c) for p in PAIRS for c in p.cases]
+
+
+def verdict(pair: Pair, rs: list) -> str:
+    """A pair's headline verdict: its first case's (the core update)."""
+    return next(r.verdict for r in rs if r.pair is pair)
+
+
+if __name__ == "__main__":  # pragma: no cover - a quick look
+    import time
+    for p in PAIRS:
+        for c in p.cases:
+            t0 = time.time()
+            r = decide(p, c)
+            print(f"{p.torch:8s} {p.dialect:15s} {c.label[:50]:50s} {r.verdict:22s} {time.time() - t0:5.1f}s")

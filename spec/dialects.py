@@ -1,0 +1,576 @@
+"""Other frameworks' dialects of the torch optimizers, as variants of the torch specs.
+
+A dialect is the same optimizer name with another framework's defaults and
+update statements: Keras 3 (``keras.optimizers``; the statements follow the
+torch backend's ``keras/src/backend/torch/optimizers/torch_*.py``, which is
+what runs with ``KERAS_BACKEND=torch``, and agree in exact arithmetic with the
+generic ``keras/src/optimizers/*.py``), TensorFlow 1's
+``tf.compat.v1.train.RMSPropOptimizer`` (its C++ kernel ``ApplyRMSProp``) and
+Optax (``optax/_src/alias.py`` and ``transform.py``).  Each is built with
+``OptimizerSpec.variant`` of the torch spec it shadows and reuses that
+module's hyperparameters, symbols and helpers, so a shared quantity is the same
+SymPy symbol in both and ``spec.compare`` can decide how the two rules relate.
+
+Conventions that hold for every dialect here:
+
+* Hyperparameters keep the torch API's names (``lr``, ``beta1``/``beta2``,
+  ``eps``, ``alpha`` for RMSprop's decay, ...) so that the harness and the
+  adapters pass them the torch way; ``INFO[name].arguments`` maps each to the
+  framework's own argument name (Keras ``learning_rate``, ``rho``,
+  ``epsilon``; Optax ``b1``, ``decay``, ...).
+* ``weight_decay = 0`` means the framework's "off" (Keras ``None``).  Keras
+  decays every variable *decoupled*, before the update (torch backend:
+  ``θ ← θ·(1 − λ·lr)``), whatever the optimizer; torch couples λθ into the
+  gradient except in AdamW.
+* Neither Keras nor Optax has ``maximize``; the dialects have no such flag.
+* Step counting: the spec's ``t`` counts the steps of one parameter (torch).
+  Keras counts ``iterations`` per optimizer: a variable that gets no gradient
+  in a step still sees the counter advance.  Optax counts per optimizer state
+  too.  The two agree when every parameter gets a gradient at every step,
+  which is what the adapters arrange (one Keras optimizer per parameter).
+* ``REQUIRED`` marks a hyperparameter the framework has no default for
+  (Optax's learning rates).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from . import adadelta as _adadelta
+from . import adagrad as _adagrad
+from . import adam as _adam
+from . import adamax as _adamax
+from . import common
+from . import nadam as _nadam
+from . import radam as _radam  # noqa: F401 - documented as not given a dialect here
+from . import rmsprop as _rmsprop
+from . import sgd as _sgd
+from .core import (CLOSED_UNIT, NONNEGATIVE, STEP, Assign, Hyperparameter, Interval, OptimizerSpec, State, g,
+                   py_float, t, theta, unless_zero, when)
+from .schedules import REQUIRED
+
+KERAS = "keras"
+TF1 = "tf"
+OPTAX = "optax"
+
+KERAS_VERSION = "Keras 3.15.1"
+OPTAX_VERSION = "Optax 0.2.8"
+TF1_VERSION = "TensorFlow 1.x API (tf.compat.v1, kernel ApplyRMSProp in training_ops.cc)"
+
+
+@dataclass(frozen=True)
+class DialectInfo:
+    """Where a dialect comes from: its framework, class, source files and argument names."""
+
+    base: str  # the torch spec it shadows
+    framework: str
+    cls: str
+    source: str
+    arguments: dict = field(default_factory=dict)  # spec hyperparameter → the framework's argument name
+    notes: tuple = ()
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+def _hp(h: Hyperparameter, **changes) -> Hyperparameter:
+    return dataclasses.replace(h, **changes)
+
+
+def _lr(default) -> Hyperparameter:
+    return _hp(common.lr(1.0), default=default)
+
+
+KERAS_WD = common.weight_decay(0.0, "decoupled decay θ ← θ·(1 − λ·lr) before the update, on every Keras optimizer "
+                                    "(Keras: weight_decay; 0 here means None, off)")
+_lam = KERAS_WD.symbol
+
+
+def keras_weight_decay(eta: sp.Symbol) -> list:
+    """Keras's ``_apply_weight_decay``: the torch backend's ``θ *= 1 − λ·lr`` (generic: ``θ − θ·λ·lr``), before the step."""
+    return common.decoupled_weight_decay(eta, _lam)
+
+
+def _bias(beta: sp.Symbol) -> sp.Expr:
+    return 1 - beta ** t
+
+
+# --------------------------------------------------------------------------- Keras 3: Adam, AdamW
+
+EPS_HAT = Hyperparameter("eps", 1e-7, NONNEGATIVE, "ε̂, added to the uncorrected √v (Keras: epsilon; the ε "
+                         "\"hat\" of Kingma & Ba just before their section 2.1)", latex="epsilonhat")
+_epshat = EPS_HAT.symbol
+alpha_t = sp.Symbol("alpha_t", real=True)
+
+
+def keras_adam_rule(f: dict) -> list:
+    root = _adam.v
+    out = [*keras_weight_decay(_adam.eta), *_adam.moments(f)]
+    if f["amsgrad"]:
+        out.append(Assign(_adam.vmax, sp.Max(_adam.vmax, _adam.v), "AMSGrad: running max of the raw v"))
+        root = _adam.vmax
+    return out + [
+        Assign(alpha_t, _adam.eta * sp.sqrt(_bias(_adam.beta2)) / _bias(_adam.beta1),
+               "step size carrying both bias corrections"),
+        Assign(theta, theta - _adam.m * alpha_t / (sp.sqrt(root) + _epshat), "ε̂ added to the uncorrected √v"),
+    ]
+
+
+_KERAS_ADAM_HYPER = (_adam.LR, _adam.BETA1, _adam.BETA2, EPS_HAT, KERAS_WD, _adam.AMSGRAD)
+
+ADAM_KERAS = _adam.ADAM.variant(
+    "adam@keras", dialect=KERAS, title="Adam (Keras 3)", rule=keras_adam_rule,
+    hyperparameters=_KERAS_ADAM_HYPER, defaults={"lr": 1e-3, "eps": 1e-7},
+    doc="keras.optimizers.Adam: lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) multiplies m/(√v + ε̂), so ε̂ is added before the bias "
+        "correction of v (torch adds ε after it); ε̂ = 1e-7.  Weight decay is Keras's decoupled form.",
+    torch_class="", paths_doc="", edge_doc="")
+
+ADAMW_KERAS = ADAM_KERAS.variant(
+    "adamw@keras", dialect=KERAS, title="AdamW (Keras 3)", defaults={"weight_decay": 0.004},
+    doc="keras.optimizers.AdamW is keras.optimizers.Adam with weight_decay = 0.004 by default "
+        "(torch backend: class AdamW(torch_adam.Adam, optimizers.AdamW): pass).")
+
+# --------------------------------------------------------------------------- Keras 3: SGD
+
+KERAS_SGD_MOMENTUM = _hp(_sgd.MOMENTUM, domain=CLOSED_UNIT, doc="momentum factor μ (Keras raises unless 0 ≤ μ ≤ 1)")
+
+
+def keras_sgd_rule(f: dict) -> list:
+    b, mu, eta = _sgd.b, _sgd.mu, _sgd.eta
+    stepped = theta + mu * b - eta * g if f["nesterov"] else theta + b
+    return [
+        *keras_weight_decay(eta),
+        Assign(b, unless_zero(mu, mu * b - eta * g, b), "velocity: lr inside the buffer (Keras: momentums)"),
+        Assign(theta, unless_zero(mu, stepped, theta - eta * g),
+               "Nesterov: θ + μ·b − lr·g; plain momentum: θ + b; no momentum: θ − lr·g"),
+    ]
+
+
+SGD_KERAS = _sgd.SGD.variant(
+    "sgd@keras", dialect=KERAS, title="SGD (Keras 3)", rule=keras_sgd_rule,
+    hyperparameters=(_sgd.LR, KERAS_SGD_MOMENTUM, KERAS_WD, _sgd.NESTEROV),
+    defaults={"lr": 1e-2},
+    state=(State("momentum_buffer", sp.Integer(0), "velocity b = μ·b − lr·g, zeros from the start "
+                 "(Keras: momentums)", latex="b", when="momentum != 0"),),
+    constraints=(), counts_steps=False,
+    doc="keras.optimizers.SGD: the velocity holds lr·g (v ← μ·v − lr·g; θ ← θ + v), so lr sits inside the "
+        "buffer; no dampening; Nesterov θ ← θ + μ·v − lr·g.",
+    torch_class="", paths_doc="", edge_doc="Keras accepts nesterov=True with momentum 0 (then it is plain SGD).")
+
+# --------------------------------------------------------------------------- Keras 3 and TF1: RMSprop
+
+KERAS_RHO = _hp(_rmsprop.ALPHA, default=0.9, doc="decay of the squared-gradient average (Keras: rho; TF1: decay)")
+EPS_INSIDE = common.eps(1e-7, "added to the average inside the square root")
+KERAS_RMS_MOMENTUM = _hp(_rmsprop.MOMENTUM, doc="momentum factor; the buffer holds lr-scaled steps")
+
+
+def _rms_average(f: dict, eps_inside: bool) -> list:
+    """v, optionally ḡ, and the denominator a, with ε inside (√(v + ε)) or outside (√v + ε) the root."""
+    v, gbar, avg, alpha, eps = _rmsprop.v, _rmsprop.gbar, _rmsprop.avg, _rmsprop.alpha, _rmsprop.eps
+    out = [Assign(v, alpha * v + (1 - alpha) * g * g, "running average of g²")]
+    if f["centered"]:
+        out.append(Assign(gbar, alpha * gbar + (1 - alpha) * g, "running average of g"))
+        var = v - gbar ** 2
+        out.append(Assign(avg, sp.sqrt(var + eps) if eps_inside else sp.sqrt(var) + eps,
+                          "centered root, ε " + ("inside" if eps_inside else "outside")))
+    else:
+        out.append(Assign(avg, sp.sqrt(v + eps) if eps_inside else sp.sqrt(v) + eps,
+                          "root, ε " + ("inside" if eps_inside else "outside")))
+    return out
+
+
+def keras_rmsprop_rule(f: dict) -> list:
+    b, mu, eta, avg = _rmsprop.b, _rmsprop.mu, _rmsprop.eta, _rmsprop.avg
+    return [
+        *keras_weight_decay(eta),
+        *_rms_average(f, eps_inside=True),
+        Assign(b, when(mu > 0, mu * b + eta * g / avg, b), "buffer of lr-scaled steps (Keras: momentums)"),
+        Assign(theta, when(mu > 0, theta - b, theta - eta * g / avg), "the buffer is the step"),
+    ]
+
+
+_RMS_STATE_KERAS = (STEP,
+                    State("square_avg", sp.Integer(0), "running average of g² (Keras: velocities)", latex="v"),
+                    State("momentum_buffer", sp.Integer(0), "lr-scaled momentum buffer (Keras: momentums)",
+                          latex="b", when="momentum > 0"),
+                    State("grad_avg", sp.Integer(0), "running average of g (Keras: average_gradients)",
+                          latex="gbar", when="centered"))
+
+RMSPROP_KERAS = _rmsprop.RMSPROP.variant(
+    "rmsprop@keras", dialect=KERAS, title="RMSprop (Keras 3)", rule=keras_rmsprop_rule,
+    hyperparameters=(_rmsprop.LR, KERAS_RHO, EPS_INSIDE, KERAS_WD, KERAS_RMS_MOMENTUM, _rmsprop.CENTERED),
+    defaults={"lr": 1e-3},
+    state=_RMS_STATE_KERAS,
+    doc="keras.optimizers.RMSprop: ε inside the square root (√(v + ε), centered √(v + ε − ḡ²)), ρ = 0.9, "
+        "ε = 1e-7; with momentum the buffer accumulates lr·g/√(…) and is subtracted whole (lr inside).",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+def tf1_rmsprop_rule(f: dict) -> list:
+    b, mu, eta, avg = _rmsprop.b, _rmsprop.mu, _rmsprop.eta, _rmsprop.avg
+    return [
+        *_rms_average(f, eps_inside=True),
+        Assign(b, mu * b + eta * g / avg, "mom ← μ·mom + lr·g/√(ms + ε), also when μ = 0"),
+        Assign(theta, theta - b, "var ← var − mom"),
+    ]
+
+
+RMSPROP_TF1 = _rmsprop.RMSPROP.variant(
+    "rmsprop@tf", dialect=TF1, title="RMSProp (TensorFlow 1, tf.compat.v1.train.RMSPropOptimizer)",
+    rule=tf1_rmsprop_rule,
+    hyperparameters=(_hp(_rmsprop.LR, default=REQUIRED), KERAS_RHO, _hp(EPS_INSIDE, default=1e-10),
+                     KERAS_RMS_MOMENTUM, _rmsprop.CENTERED),
+    state=(STEP,
+           State("square_avg", sp.Integer(1), "mean square, initialised to ONES (TF1 slot 'rms')", latex="v"),
+           State("momentum_buffer", sp.Integer(0), "lr-scaled momentum (TF1 slot 'momentum'), always kept",
+                 latex="b"),
+           State("grad_avg", sp.Integer(0), "mean gradient (TF1 slot 'mg')", latex="gbar", when="centered")),
+    doc="tf.compat.v1.train.RMSPropOptimizer (kernel ApplyRMSProp / ApplyCenteredRMSProp): ms starts at 1, "
+        "ms ← ms + (g² − ms)(1 − ρ), mom ← μ·mom + lr·g/√(ms + ε), var ← var − mom; ε = 1e-10; no weight "
+        "decay.  The start at 1 damps the first steps: the first step is lr·g/√(ρ + (1 − ρ)g² + ε), not "
+        "lr·g/√((1 − ρ)g²).",
+    torch_class="", paths_doc="", edge_doc="")
+
+# --------------------------------------------------------------------------- Keras 3: Adagrad
+
+KERAS_INIT = _hp(_adagrad.INIT, default=0.1, doc="starting value of the sum (Keras and Optax: 0.1)")
+
+
+def keras_adagrad_rule(f: dict) -> list:
+    s, eta, eps = _adagrad.s, _adagrad.eta, _adagrad.eps
+    return [
+        *keras_weight_decay(eta),
+        Assign(s, s + g * g, "accumulate the squared gradient (Keras: accumulators)"),
+        Assign(theta, theta - eta * g / sp.sqrt(s + eps), "ε inside the square root"),
+    ]
+
+
+ADAGRAD_KERAS = _adagrad.ADAGRAD.variant(
+    "adagrad@keras", dialect=KERAS, title="AdaGrad (Keras 3)", rule=keras_adagrad_rule,
+    hyperparameters=(_adagrad.LR, KERAS_WD, KERAS_INIT, _hp(_adagrad.EPS, default=1e-7,
+                                                             doc="added to the sum inside the square root")),
+    defaults={"lr": 1e-3},
+    doc="keras.optimizers.Adagrad: the sum starts at 0.1 and ε = 1e-7 sits inside the root: "
+        "θ ← θ − lr·g/√(s + ε); no lr_decay.",
+    torch_class="", paths_doc="", edge_doc="")
+
+# --------------------------------------------------------------------------- Keras 3: Adamax
+
+def keras_adamax_rule(f: dict) -> list:
+    m, u, beta1, beta2, eta, eps = _adam.m, _adamax.u, _adamax.beta1, _adamax.beta2, _adamax.eta, _adamax.eps
+    return [
+        *keras_weight_decay(eta),
+        _adam.moments(f)[0],
+        Assign(u, sp.Max(beta2 * u, sp.Abs(g)), "infinity norm; ε is not in the max"),
+        Assign(theta, theta - m * eta / ((u + eps) * _bias(beta1)), "ε added to u, then the bias correction"),
+    ]
+
+
+ADAMAX_KERAS = _adamax.ADAMAX.variant(
+    "adamax@keras", dialect=KERAS, title="Adamax (Keras 3)", rule=keras_adamax_rule,
+    hyperparameters=(_adamax.LR, _adam.BETA1, _adam.BETA2, _hp(_adamax.EPS, default=1e-7, doc="added to u"),
+                     KERAS_WD),
+    defaults={"lr": 1e-3},
+    doc="keras.optimizers.Adamax: u ← max(β₂·u, |g|) and θ ← θ − lr·m/((u + ε)(1 − β₁ᵗ)); torch puts ε "
+        "inside the max instead.",
+    torch_class="", paths_doc="", edge_doc="")
+
+# --------------------------------------------------------------------------- Keras 3: Nadam
+
+def keras_nadam_rule(f: dict) -> list:
+    n = _nadam
+    return [
+        *keras_weight_decay(n.eta),
+        Assign(n.mu_t, n.beta1 * (1 - sp.Rational(1, 2) * n.C096 ** t), "u_t = β₁(1 − ½·0.96ᵗ): no ψ"),
+        Assign(n.mu_next, n.beta1 * (1 - sp.Rational(1, 2) * n.C096 ** (t + 1)), "u_{t+1}"),
+        Assign(n.prod, n.prod * n.mu_t, "running product (Keras: u_product, one per optimizer)"),
+        *_adam.moments(f),
+        Assign(n.denom, sp.sqrt(n.v / _bias(n.beta2)) + n.eps, "√v̂ + ε"),
+        Assign(theta, theta - n.eta * (n.mu_next * n.m / (1 - n.prod * n.mu_next)
+                                       + (1 - n.mu_t) * g / (1 - n.prod)) / n.denom,
+               "m̂ = u_{t+1}·m/(1 − Π·u_{t+1}) + (1 − u_t)·g/(1 − Π)"),
+    ]
+
+
+NADAM_KERAS = _nadam.NADAM.variant(
+    "nadam@keras", dialect=KERAS, title="NAdam (Keras 3)", rule=keras_nadam_rule,
+    hyperparameters=(_nadam.LR, _adam.BETA1, _adam.BETA2, _hp(_nadam.EPS, default=1e-7), KERAS_WD),
+    defaults={"lr": 1e-3},
+    doc="keras.optimizers.Nadam: the momentum schedule is u_t = β₁(1 − ½·0.96ᵗ), i.e. torch's NAdam with "
+        "momentum_decay ψ = 1 instead of 0.004; ε = 1e-7 after the bias-corrected root, as in torch.",
+    torch_class="", paths_doc="", edge_doc="")
+
+# --------------------------------------------------------------------------- Keras 3: Adadelta
+
+def keras_adadelta_rule(f: dict) -> list:
+    a = _adadelta
+    return [
+        *keras_weight_decay(a.eta),
+        Assign(a.v, a.rho * a.v + (1 - a.rho) * g * g, "running average of g² (Keras: accumulated_grads)"),
+        Assign(a.delta, -(sp.sqrt(a.u + a.eps) * g) / sp.sqrt(a.v + a.eps), "Δ = −√(u + ε)·g/√(v + ε)"),
+        Assign(a.u, a.rho * a.u + (1 - a.rho) * a.delta * a.delta, "running average of Δ² (without lr)"),
+        Assign(theta, theta + a.eta * a.delta, "θ ← θ + lr·Δ"),
+    ]
+
+
+ADADELTA_KERAS = _adadelta.ADADELTA.variant(
+    "adadelta@keras", dialect=KERAS, title="AdaDelta (Keras 3)", rule=keras_adadelta_rule,
+    hyperparameters=(_adadelta.LR, _adadelta.RHO, _adadelta.EPS, KERAS_WD),
+    defaults={"lr": 1e-3, "rho": 0.95, "eps": 1e-7},
+    doc="keras.optimizers.Adadelta: torch's update (ε inside both roots, Δ accumulated without lr) with "
+        "lr = 1e-3, ρ = 0.95, ε = 1e-7.",
+    torch_class="", paths_doc="", edge_doc="")
+
+# --------------------------------------------------------------------------- Optax
+
+EPS_ROOT = Hyperparameter("eps_root", 0.0, NONNEGATIVE, "added to the bias-corrected v inside the square root",
+                          latex="epsilon_root")
+upd = sp.Symbol("u_t", real=True)
+
+
+def optax_adam_rule(f: dict, decay: bool = False) -> list:
+    a = _adam
+    mhat = a.m / _bias(a.beta1)
+    vhat = a.v / _bias(a.beta2)
+    direction = mhat / (sp.sqrt(vhat + EPS_ROOT.symbol) + a.eps)
+    if decay:
+        direction = direction + a.lam * theta
+    return [
+        *a.moments(f),
+        Assign(upd, direction, "m̂/(√(v̂ + ε_root) + ε)" + (" + λθ (add_decayed_weights, old θ)" if decay else "")),
+        Assign(theta, theta - a.eta * upd, "scale_by_learning_rate: −lr·u; apply_updates adds it"),
+    ]
+
+
+_OPTAX_LR = _hp(_adam.LR, default=REQUIRED)
+ADAM_OPTAX = _adam.ADAM.variant(
+    "adam@optax", dialect=OPTAX, title="Adam (Optax)", rule=optax_adam_rule,
+    hyperparameters=(_OPTAX_LR, _adam.BETA1, _adam.BETA2, _adam.EPS, EPS_ROOT),
+    doc="optax.adam = chain(scale_by_adam, scale_by_learning_rate): m̂ = m/(1 − β₁ᵗ), v̂ = v/(1 − β₂ᵗ), "
+        "u = m̂/(√(v̂ + ε_root) + ε), θ ← θ − lr·u.  ε = 1e-8 after bias correction, as torch.",
+    torch_class="", paths_doc="", edge_doc="")
+
+ADAMW_OPTAX = _adam.ADAMW.variant(
+    "adamw@optax", dialect=OPTAX, title="AdamW (Optax)", rule=lambda f: optax_adam_rule(f, decay=True),
+    hyperparameters=(_OPTAX_LR, _adam.BETA1, _adam.BETA2, _adam.EPS, EPS_ROOT,
+                     _hp(_adam.WD, default=1e-4, doc="decoupled decay added to the update, multiplied by lr")),
+    doc="optax.adamw = chain(scale_by_adam, add_decayed_weights(λ), scale_by_learning_rate): "
+        "θ ← θ − lr·(m̂/(√(v̂ + ε_root) + ε) + λθ) with the old θ; λ = 1e-4.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+def optax_sgd_rule(f: dict) -> list:
+    b, mu, eta = _sgd.b, _sgd.mu, _sgd.eta
+    direction = g + mu * b if f["nesterov"] else b
+    return [
+        Assign(b, unless_zero(mu, g + mu * b, b), "trace: b ← g + μ·b (no dampening; momentum=None keeps none)"),
+        Assign(_sgd.d, unless_zero(mu, direction, g), "Nesterov: g + μ·b"),
+        Assign(theta, theta - eta * _sgd.d, "lr outside the trace, as torch"),
+    ]
+
+
+SGD_OPTAX = _sgd.SGD.variant(
+    "sgd@optax", dialect=OPTAX, title="SGD (Optax)", rule=optax_sgd_rule,
+    hyperparameters=(_hp(_sgd.LR, default=REQUIRED), _hp(_sgd.MOMENTUM, doc="trace decay μ (Optax: momentum; "
+                                                                           "0 here means None)"), _sgd.NESTEROV),
+    state=(State("momentum_buffer", sp.Integer(0), "Optax: trace", latex="b", when="momentum != 0"),),
+    constraints=(), counts_steps=False,
+    doc="optax.sgd = chain(trace(μ, nesterov), scale_by_learning_rate): torch's SGD with dampening 0 and "
+        "no weight decay.",
+    torch_class="", paths_doc="", edge_doc="")
+
+EPS_IN_SQRT = common.flag("eps_in_sqrt", "ε inside the square root (Optax's default) or outside (torch's form)",
+                          default=True)
+OPTAX_INITIAL_SCALE = Hyperparameter("initial_scale", 0.0, NONNEGATIVE, "initial value of the squared-gradient "
+                                     "average", latex="v_0")
+
+
+def optax_rmsprop_rule(f: dict) -> list:
+    b, mu, eta, avg = _rmsprop.b, _rmsprop.mu, _rmsprop.eta, _rmsprop.avg
+    return [
+        *_rms_average(f, eps_inside=f["eps_in_sqrt"]),
+        Assign(b, when(mu > 0, mu * b - eta * g / avg, b), "trace after scale_by_learning_rate: lr inside"),
+        Assign(theta, when(mu > 0, theta + b, theta - eta * g / avg), "apply_updates adds the trace"),
+    ]
+
+
+RMSPROP_OPTAX = _rmsprop.RMSPROP.variant(
+    "rmsprop@optax", dialect=OPTAX, title="RMSprop (Optax)", rule=optax_rmsprop_rule,
+    hyperparameters=(_hp(_rmsprop.LR, default=REQUIRED), KERAS_RHO, _hp(_rmsprop.EPS, default=1e-8,
+                                                                      doc="ε, inside the root by default"),
+                     OPTAX_INITIAL_SCALE, _hp(_rmsprop.MOMENTUM, doc="trace decay (Optax: momentum; 0 = None)"),
+                     _rmsprop.CENTERED, EPS_IN_SQRT),
+    state=(STEP,
+           State("square_avg", OPTAX_INITIAL_SCALE.symbol, "Optax: nu", latex="v"),
+           State("momentum_buffer", sp.Integer(0), "Optax: trace (of −lr-scaled steps)", latex="b",
+                 when="momentum > 0"),
+           State("grad_avg", sp.Integer(0), "Optax: mu (scale_by_stddev)", latex="gbar", when="centered")),
+    doc="optax.rmsprop = chain(scale_by_rms | scale_by_stddev, scale_by_learning_rate, trace(μ)): "
+        "ε inside the root unless eps_in_sqrt=False; the momentum trace is applied after the learning rate.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+def optax_adagrad_rule(f: dict) -> list:
+    s, eta, eps = _adagrad.s, _adagrad.eta, _adagrad.eps
+    return [
+        Assign(s, g * g + s, "sum_of_squares ← g² + s"),
+        Assign(theta, theta - eta * (when(s > 0, 1 / sp.sqrt(s + eps), 0) * g),
+               "where(s > 0, rsqrt(s + ε), 0)·g: ε inside the root, 0 where nothing accumulated"),
+    ]
+
+
+ADAGRAD_OPTAX = _adagrad.ADAGRAD.variant(
+    "adagrad@optax", dialect=OPTAX, title="AdaGrad (Optax)", rule=optax_adagrad_rule,
+    hyperparameters=(_hp(_adagrad.LR, default=REQUIRED), KERAS_INIT,
+                     _hp(_adagrad.EPS, default=1e-7, doc="added to the sum inside the square root")),
+    doc="optax.adagrad = chain(scale_by_rss, scale_by_learning_rate): s starts at 0.1, "
+        "θ ← θ − lr·g/√(s + ε) where s > 0.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+def optax_adamax_rule(f: dict) -> list:
+    m, u, beta1, beta2, eta, eps = _adam.m, _adamax.u, _adamax.beta1, _adamax.beta2, _adamax.eta, _adamax.eps
+    return [
+        _adam.moments(f)[0],
+        Assign(u, sp.Max(sp.Abs(g) + eps, beta2 * u), "update_infinity_moment: max(|g| + ε, β₂·u)"),
+        Assign(theta, theta - eta * ((m / _bias(beta1)) / u), "m̂/u, then −lr"),
+    ]
+
+
+ADAMAX_OPTAX = _adamax.ADAMAX.variant(
+    "adamax@optax", dialect=OPTAX, title="Adamax (Optax)", rule=optax_adamax_rule,
+    hyperparameters=(_hp(_adamax.LR, default=REQUIRED), _adam.BETA1, _adam.BETA2, _adamax.EPS),
+    doc="optax.adamax = chain(scale_by_adamax, scale_by_learning_rate): ε inside the max, as torch.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+def optax_nadam_rule(f: dict) -> list:
+    a = _adam
+    mhat = a.beta1 * (a.m / (1 - a.beta1 ** (t + 1))) + (1 - a.beta1) * (g / _bias(a.beta1))
+    return [
+        *a.moments(f),
+        Assign(upd, mhat / (sp.sqrt(a.v / _bias(a.beta2) + EPS_ROOT.symbol) + a.eps),
+               "Dozat's m̂ = β₁·m/(1 − β₁^{t+1}) + (1 − β₁)·g/(1 − β₁ᵗ); no μ schedule"),
+        Assign(theta, theta - a.eta * upd, "−lr·u"),
+    ]
+
+
+NADAM_OPTAX = _nadam.NADAM.variant(
+    "nadam@optax", dialect=OPTAX, title="NAdam (Optax)", rule=optax_nadam_rule,
+    hyperparameters=(_hp(_nadam.LR, default=REQUIRED), _adam.BETA1, _adam.BETA2, _nadam.EPS, EPS_ROOT),
+    state=(STEP,
+           State("exp_avg", sp.Integer(0), "Optax: mu", latex="m"),
+           State("exp_avg_sq", sp.Integer(0), "Optax: nu", latex="v")),
+    doc="optax.nadam = adam(nesterov=True): Dozat's form without torch's μ_t schedule and without its "
+        "running product.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+def optax_adadelta_rule(f: dict) -> list:
+    a = _adadelta
+    return [
+        *common.coupled_weight_decay(a.lam),
+        Assign(a.v, (1 - a.rho) * g * g + a.rho * a.v, "e_g"),
+        Assign(a.delta, sp.sqrt(a.u + a.eps) / sp.sqrt(a.v + a.eps) * g, "update before lr"),
+        Assign(a.u, (1 - a.rho) * a.delta * a.delta + a.rho * a.u, "e_x (without lr)"),
+        Assign(theta, theta - a.eta * a.delta, "−lr·Δ"),
+    ]
+
+
+ADADELTA_OPTAX = _adadelta.ADADELTA.variant(
+    "adadelta@optax", dialect=OPTAX, title="AdaDelta (Optax)", rule=optax_adadelta_rule,
+    hyperparameters=(_hp(_adadelta.LR, default=REQUIRED, doc="learning rate.  Optax's default None skips "
+                         "scale_by_learning_rate and with it the sign flip: θ ← θ + Δ, an ASCENT step "
+                         "(lr = −1 in this spec's terms, outside its domain); see docs/dialects.md"),
+                     _adadelta.RHO, _adadelta.EPS, _hp(_adadelta.WD, doc="coupled L2 (add_decayed_weights before "
+                                                                        "scale_by_adadelta)")),
+    doc="optax.adadelta = chain(add_decayed_weights(λ), scale_by_adadelta(ρ, ε), scale_by_learning_rate): "
+        "torch's update, L2 weight decay included.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+# --------------------------------------------------------------------------- the tables
+
+_KERAS_ARGS = {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon", "alpha": "rho",
+               "weight_decay": "weight_decay (0 → None)", "amsgrad": "amsgrad", "momentum": "momentum",
+               "nesterov": "nesterov", "centered": "centered", "rho": "rho",
+               "initial_accumulator_value": "initial_accumulator_value"}
+_OPTAX_ARGS = {"lr": "learning_rate", "beta1": "b1", "beta2": "b2", "eps": "eps", "eps_root": "eps_root",
+               "alpha": "decay", "momentum": "momentum (0 → None)", "nesterov": "nesterov", "centered": "centered",
+               "eps_in_sqrt": "eps_in_sqrt", "initial_scale": "initial_scale", "weight_decay": "weight_decay",
+               "rho": "rho", "initial_accumulator_value": "initial_accumulator_value"}
+_KSRC = "keras/src/optimizers/{0}.py; torch backend keras/src/backend/torch/optimizers/torch_{0}.py"
+
+
+def _args(spec: OptimizerSpec, table: dict) -> dict:
+    return {h.name: table.get(h.name, h.name) for h in spec.hyperparameters}
+
+
+DIALECTS: dict = {s.name: s for s in (
+    ADAM_KERAS, ADAMW_KERAS, SGD_KERAS, RMSPROP_KERAS, RMSPROP_TF1, ADAGRAD_KERAS, ADAMAX_KERAS, NADAM_KERAS,
+    ADADELTA_KERAS,
+    ADAM_OPTAX, ADAMW_OPTAX, SGD_OPTAX, RMSPROP_OPTAX, ADAGRAD_OPTAX, ADAMAX_OPTAX, NADAM_OPTAX, ADADELTA_OPTAX,
+)}
+
+_KERAS_COUNTER = ("Keras counts `iterations` per optimizer, not per variable: a variable without a gradient in "
+                  "a step still sees the counter advance (the adapter uses one Keras optimizer per parameter).")
+_KERAS_LR = ("Keras keeps a float learning rate in a variable of `keras.config.floatx()` (float32 by default) and "
+             "casts it to the parameter's dtype: float64 parameters get a float32-rounded lr.")
+
+INFO: dict = {
+    "adam@keras": DialectInfo("adam", KERAS_VERSION, "keras.optimizers.Adam", _KSRC.format("adam"),
+                              _args(ADAM_KERAS, _KERAS_ARGS), (_KERAS_COUNTER, _KERAS_LR)),
+    "adamw@keras": DialectInfo("adamw", KERAS_VERSION, "keras.optimizers.AdamW", _KSRC.format("adamw"),
+                               _args(ADAMW_KERAS, _KERAS_ARGS), (_KERAS_COUNTER, _KERAS_LR)),
+    "sgd@keras": DialectInfo("sgd", KERAS_VERSION, "keras.optimizers.SGD", _KSRC.format("sgd"),
+                             _args(SGD_KERAS, _KERAS_ARGS), (_KERAS_LR,)),
+    "rmsprop@keras": DialectInfo("rmsprop", KERAS_VERSION, "keras.optimizers.RMSprop", _KSRC.format("rmsprop"),
+                                 _args(RMSPROP_KERAS, _KERAS_ARGS), (_KERAS_LR,)),
+    "rmsprop@tf": DialectInfo("rmsprop", TF1_VERSION, "tf.compat.v1.train.RMSPropOptimizer",
+                              "tensorflow/python/training/rmsprop.py; tensorflow/core/kernels/training_ops.cc",
+                              _args(RMSPROP_TF1, {**_KERAS_ARGS, "alpha": "decay"}),
+                              ("Not installable here (no TensorFlow 1 runtime); specified from the kernel source.",)),
+    "adagrad@keras": DialectInfo("adagrad", KERAS_VERSION, "keras.optimizers.Adagrad", _KSRC.format("adagrad"),
+                                 _args(ADAGRAD_KERAS, _KERAS_ARGS), (_KERAS_LR,)),
+    "adamax@keras": DialectInfo("adamax", KERAS_VERSION, "keras.optimizers.Adamax", _KSRC.format("adamax"),
+                                _args(ADAMAX_KERAS, _KERAS_ARGS), (_KERAS_COUNTER, _KERAS_LR)),
+    "nadam@keras": DialectInfo("nadam", KERAS_VERSION, "keras.optimizers.Nadam", _KSRC.format("nadam"),
+                               _args(NADAM_KERAS, _KERAS_ARGS),
+                               (_KERAS_COUNTER, "Keras keeps one u_product per optimizer, multiplied once per "
+                                                "apply() call.", _KERAS_LR)),
+    "adadelta@keras": DialectInfo("adadelta", KERAS_VERSION, "keras.optimizers.Adadelta", _KSRC.format("adadelta"),
+                                  _args(ADADELTA_KERAS, _KERAS_ARGS), (_KERAS_LR,)),
+    "adam@optax": DialectInfo("adam", OPTAX_VERSION, "optax.adam", "optax/_src/alias.py; optax/_src/transform.py",
+                              _args(ADAM_OPTAX, _OPTAX_ARGS)),
+    "adamw@optax": DialectInfo("adamw", OPTAX_VERSION, "optax.adamw", "optax/_src/alias.py; optax/_src/transform.py",
+                               _args(ADAMW_OPTAX, _OPTAX_ARGS)),
+    "sgd@optax": DialectInfo("sgd", OPTAX_VERSION, "optax.sgd", "optax/_src/alias.py; optax/_src/transform.py",
+                             _args(SGD_OPTAX, _OPTAX_ARGS)),
+    "rmsprop@optax": DialectInfo("rmsprop", OPTAX_VERSION, "optax.rmsprop",
+                                 "optax/_src/alias.py; optax/_src/transform.py", _args(RMSPROP_OPTAX, _OPTAX_ARGS),
+                                 ("bias_correction and nesterov are not specified here (their defaults, False).",)),
+    "adagrad@optax": DialectInfo("adagrad", OPTAX_VERSION, "optax.adagrad",
+                                 "optax/_src/alias.py; optax/_src/transform.py", _args(ADAGRAD_OPTAX, _OPTAX_ARGS)),
+    "adamax@optax": DialectInfo("adamax", OPTAX_VERSION, "optax.adamax",
+                                "optax/_src/alias.py; optax/_src/transform.py", _args(ADAMAX_OPTAX, _OPTAX_ARGS)),
+    "nadam@optax": DialectInfo("nadam", OPTAX_VERSION, "optax.nadam", "optax/_src/alias.py; optax/_src/transform.py",
+                               _args(NADAM_OPTAX, _OPTAX_ARGS)),
+    "adadelta@optax": DialectInfo("adadelta", OPTAX_VERSION, "optax.adadelta",
+                                  "optax/_src/alias.py; optax/_src/transform.py", _args(ADADELTA_OPTAX, _OPTAX_ARGS),
+                                  ("learning_rate=None (the default) ascends: scale_by_learning_rate(None) is the "
+                                   "identity, so the update is not negated.  See docs/dialects.md.",)),
+}
+
+assert INFO.keys() == DIALECTS.keys()
+
+
+def get(name: str) -> OptimizerSpec:
+    """A torch spec (``spec.OPTIMIZERS``) or a dialect (``DIALECTS``) by name."""
+    if name in DIALECTS:
+        return DIALECTS[name]
+    from . import get as _get_torch
+    return _get_torch(name)
+
+
+__all__ = ["DIALECTS", "INFO", "DialectInfo", "get", "KERAS", "OPTAX", "TF1"]

@@ -1,0 +1,54 @@
+"""Each input-specific known deviation of torch, reproduced directly.
+
+These tests assert that the deviation is still there: when torch fixes one, its test fails, and the entry
+in conformance/known_deviations.py must go (the harness then checks those inputs again).
+"""
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch.optim.optimizer import _get_fused_kernels_supported_devices  # noqa: E402
+
+
+def test_adagrad_ignores_per_group_initial_accumulator_value():
+    a, b = torch.zeros(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    opt = torch.optim.Adagrad([{"params": [a]}, {"params": [b], "initial_accumulator_value": 2.0}],
+                              initial_accumulator_value=0.5)
+    assert opt.param_groups[1]["initial_accumulator_value"] == 2.0
+    assert opt.state[b]["sum"].item() == 0.5  # the spec (and the group's setting) say 2.0
+
+
+def test_radam_foreach_nan_with_zero_eps_before_rectification():
+    out = {}
+    for foreach in (False, True):
+        p = torch.tensor([1.0, 2.0], dtype=torch.float64)
+        opt = torch.optim.RAdam([p], lr=0.1, eps=0.0, foreach=foreach)
+        for _ in range(2):
+            p.grad = torch.tensor([0.0, 1.0], dtype=torch.float64)
+            opt.step()
+        out[foreach] = p.clone()
+    assert out[False][0].item() == 1.0  # the spec: a zero gradient leaves θ unchanged while ρ_t ≤ 5
+    assert torch.isnan(out[True][0])
+
+
+@pytest.mark.skipif("cpu" not in _get_fused_kernels_supported_devices(),
+                    reason="this torch has no fused CPU kernels")
+def test_fused_sgd_raises_when_a_momentum_buffer_is_missing():
+    a, b = torch.ones(2), torch.ones(1)
+    opt = torch.optim.SGD([a, b], lr=0.1, momentum=0.5, fused=True)
+    a.grad = torch.ones_like(a)
+    opt.step()
+    b.grad = torch.ones_like(b)
+    with pytest.raises(TypeError, match="NoneType"):
+        opt.step()
+
+
+def test_radam_foreach_step_size_overflows_in_float16():
+    out = {}
+    for foreach in (False, True):
+        p = torch.zeros(1, dtype=torch.float16)
+        opt = torch.optim.RAdam([p], lr=1.0, betas=(0.99999237, 0.999), foreach=foreach)
+        p.grad = torch.tensor([-0.5], dtype=torch.float16)
+        opt.step()
+        out[foreach] = p.item()
+    assert out[False] == 0.5  # unrectified first step: θ − lr·m̂ with m̂ = g = −0.5
+    assert out[True] == float("inf")

@@ -158,7 +158,9 @@ def compare(case, ours, theirs, rtol=RTOL, atol=ATOL):
 @pytest.mark.parametrize("optimizer,n", CASE_IDS, ids=[f"{o}-{n}" for o, n in CASE_IDS])
 def test_matches_torch_float64(optimizer, n):
     case = make_case(optimizer, CASES[optimizer][n], seed=n)
-    ours = backend.run(case)
+    # torch keeps NAdam's mu_product in float32 (a known deviation from the spec); the module's backend
+    # follows the spec (float64), so compare torch with the port configured like torch.
+    ours = (NumpyBackend(scalar_dtype="float32") if optimizer == "nadam" else backend).run(case)
     check_output(case, ours)
     compare(case, ours, torch_run(case))
     # the param that never had a gradient is untouched, and stateless but for Adagrad
@@ -179,7 +181,7 @@ def test_nadam_float64_scalars_match_torch_float64_default():
     compare(case, NumpyBackend(scalar_dtype="float64").run(case), theirs)
     # ... and the float32 default differs from it by far more than the tolerance
     with pytest.raises(AssertionError):
-        compare(case, backend.run(case), theirs)
+        compare(case, NumpyBackend(scalar_dtype="float32").run(case), theirs)
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])

@@ -42,7 +42,7 @@ KNOWN_DEVIATIONS = (
                  "dtype=_get_scalar_dtype(), ...); _get_scalar_dtype() is float32 unless the default dtype "
                  "is float64. Measured: 8 float64 steps of NAdam (defaults, N(0,1) data) are 4.7e5 ulp "
                  "(2.6e4 times the error bound) from the exact trajectory; every other float64 optimizer "
-                 "is within 0.43 of its bound on the same data (see tests/test_reference_vs_torch.py).",
+                 "is within 0.443 of its bound on the same data (see tests/test_reference_vs_torch.py).",
     ),
     KnownDeviation(
         backend="torch-*", optimizer="adam@keras", path="custom", dtype="bfloat16",

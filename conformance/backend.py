@@ -21,6 +21,16 @@ tested by writing these ~30 lines::
 Hyperparameters use PyTorch's names (``lr``, ``betas`` split into ``beta1`` and
 ``beta2``, ``eps``, ``weight_decay``, ``amsgrad``, ...); state variables use
 PyTorch's state names (``exp_avg``, ``exp_avg_sq``, ``step``, ...).
+
+Optional, for the property tests (``conformance/test_properties.py``), which
+skip with a reason where a backend lacks them:
+
+* ``supports_resume = True`` declares that ``run`` honours ``Case.resume_at``:
+  it saves its state before that step and finishes the trajectory in a fresh
+  optimizer restored from the saved state.
+* ``defaults(optimizer) -> dict`` returns the implementation's own default
+  hyperparameters under the spec's names (``beta1``/``beta2``, not ``betas``);
+  entries the spec does not know (``foreach``, ...) are allowed and ignored.
 """
 from __future__ import annotations
 
@@ -56,6 +66,11 @@ class Case:
     and its state must not advance).  ``lrs[s][i]``, when given, is the learning
     rate of group ``i`` set just before step ``s`` (a schedule or a user
     changing ``group["lr"]``).
+
+    ``resume_at``: when set, the backend must serialize its state before step
+    resume_at and continue in a fresh optimizer restored from it (torch:
+    state_dict/load_state_dict).  Steps count from 0, as in ``grads``; only
+    backends that declare ``supports_resume = True`` are given it.
     """
 
     optimizer: str
@@ -64,6 +79,7 @@ class Case:
     groups: list
     grads: list
     lrs: Optional[list] = None
+    resume_at: Optional[int] = None
 
     @property
     def steps(self) -> int:

@@ -23,6 +23,7 @@ Usage::
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import os
@@ -191,7 +192,15 @@ _BUILTIN_PATH_FLAGS = {
 
 
 class TorchBackend:
-    """Runs torch.optim classes (or ``overrides``) on ``device``."""
+    """Runs torch.optim classes (or ``overrides``) on ``device``.
+
+    ``Case.resume_at`` is honoured (``supports_resume``): before that step the
+    optimizer's ``state_dict()`` is deep-copied, and the trajectory goes on in
+    a fresh optimizer, over fresh copies of the parameters, that
+    ``load_state_dict`` restored from the copy, as a checkpoint restore does.
+    """
+
+    supports_resume = True
 
     def __init__(self, device: str = "cpu", overrides: Optional[dict] = None, hyper_map: Optional[dict] = None):
         self.device_spec = str(device)
@@ -351,20 +360,15 @@ class TorchBackend:
         label = _class_label(cls)
 
         groups_params = [[_to_torch(a, self.device) for a in g.params] for g in case.groups]
-        param_groups = []
-        for g, params in zip(case.groups, groups_params):
-            entry = self.map_hyper(case.optimizer, g.hyper)
-            entry["params"] = params
-            param_groups.append(entry)
-        defaults = self.map_hyper(case.optimizer, case.groups[0].hyper) if case.groups else {}
-        defaults.update(flags)
-        try:
-            opt = cls(param_groups, **defaults)
-        except Exception as exc:
-            raise BackendError(f"{label}(...) raised {type(exc).__name__}: {exc}") from exc
+        opt = self._construct(cls, case, groups_params, flags, label)
+        resume_at = getattr(case, "resume_at", None)
+        if resume_at is not None and not 0 <= resume_at < case.steps:
+            raise BackendError(f"resume_at={resume_at} is not a step of this {case.steps}-step case")
 
         outputs = []
         for s in range(case.steps):
+            if s == resume_at:
+                opt, groups_params = self._resume(opt, cls, case, groups_params, flags, label)
             for i, params in enumerate(groups_params):
                 for j, p in enumerate(params):
                     g = case.grads[s][i][j]
@@ -381,6 +385,70 @@ class TorchBackend:
                 raise BackendError(f"{label}.step() raised {type(exc).__name__} at step {s}: {exc}") from exc
             outputs.append(self._snapshot(opt, groups_params, label))
         return outputs
+
+    def _construct(self, cls, case: Case, groups_params, flags: dict, label: str):
+        """``cls(param_groups, **defaults)``: group 0's hyperparameters (and the path's flags) as defaults."""
+        param_groups = []
+        for g, params in zip(case.groups, groups_params):
+            entry = self.map_hyper(case.optimizer, g.hyper)
+            entry["params"] = params
+            param_groups.append(entry)
+        defaults = self.map_hyper(case.optimizer, case.groups[0].hyper) if case.groups else {}
+        defaults.update(flags)
+        try:
+            return cls(param_groups, **defaults)
+        except Exception as exc:
+            raise BackendError(f"{label}(...) raised {type(exc).__name__}: {exc}") from exc
+
+    def _resume(self, opt, cls, case: Case, groups_params, flags: dict, label: str):
+        """A checkpoint round trip: state_dict -> deepcopy -> fresh optimizer and params -> load_state_dict."""
+        try:
+            saved = copy.deepcopy(opt.state_dict())
+        except Exception as exc:
+            raise BackendError(f"{label}.state_dict() raised {type(exc).__name__}: {exc}") from exc
+        for params in groups_params:  # the old optimizer and parameters are done with
+            for p in params:
+                p.grad = None
+        fresh = [[p.detach().clone() for p in params] for params in groups_params]
+        new_opt = self._construct(cls, case, fresh, flags, label)
+        try:
+            new_opt.load_state_dict(saved)
+        except Exception as exc:
+            raise BackendError(f"{label}.load_state_dict() raised {type(exc).__name__}: {exc}") from exc
+        return new_opt, fresh
+
+    def defaults(self, optimizer: str) -> dict:
+        """The class's default hyperparameters, from its signature, under the spec's names.
+
+        ``betas`` is split into ``beta1``/``beta2``; names given by ``hyper_map``
+        are mapped back.  Keyword arguments the spec does not know (``foreach``,
+        ``fused``, ...) are returned too, under their own names.
+        """
+        cls = self.optimizer_class(optimizer)
+        if cls is None:
+            raise BackendError(f"{self.name}: no optimizer class for {optimizer!r}")
+        try:
+            sig = inspect.signature(cls)
+        except (TypeError, ValueError) as exc:
+            raise BackendError(f"{_class_label(cls)}: no inspectable signature: {exc}") from exc
+        names = self.hyper_map.get(optimizer, {})
+        inverse = {theirs: ours for ours, theirs in names.items()}
+        inverse.setdefault(names.get("betas", "betas"), "betas")
+        out = {}
+        for pname, param in sig.parameters.items():
+            if param.default is inspect.Parameter.empty or param.kind in (
+                    inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+                continue
+            ours = inverse.get(pname, pname)
+            value = param.default
+            if torch is not None and torch.is_tensor(value) and value.numel() == 1:
+                value = value.item()
+            if ours == "betas" and isinstance(value, (tuple, list)) and len(value) == 2:
+                b1, b2 = (v.item() if torch is not None and torch.is_tensor(v) else v for v in value)
+                out["beta1"], out["beta2"] = b1, b2
+                continue
+            out[ours] = value
+        return out
 
     def _snapshot(self, opt, groups_params, label) -> StepOutput:
         try:

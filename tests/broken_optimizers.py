@@ -1,0 +1,489 @@
+"""Optimizers written against torch.optim's API: faithful ones, and ones each broken by one small change.
+
+They exist to show that the conformance harness catches real bugs
+(``tests/test_harness_catches_bugs.py`` audits each with
+``pytest conformance --optimizer SPEC=tests.broken_optimizers:Class``).
+
+The faithful classes (``FaithfulSGD``, ``FaithfulAdam``, ``FaithfulAdamW``,
+``FaithfulRMSprop``, ``FaithfulAdagrad``, ``FaithfulNAdam``) re-implement
+torch's for-loop (``_single_tensor_*``) update statement for statement: the
+same constructor checks and defaults, the same state names (``step`` a 0-d
+float32 tensor, ``exp_avg``, ...), the same tensor ops in the same order.
+One deliberate difference: ``FaithfulAdagrad`` fills ``sum`` from each
+group's ``initial_accumulator_value``, where torch uses the constructor's for
+every group.
+
+Each broken class overrides one small hook of its faithful base; its docstring
+says what is wrong.
+"""
+from __future__ import annotations
+
+import torch
+from torch.optim import Optimizer
+
+__all__ = [
+    "FaithfulSGD", "FaithfulAdam", "FaithfulAdamW", "FaithfulRMSprop", "FaithfulAdagrad", "FaithfulNAdam",
+    "EpsInsideSqrtAdam", "NoBiasCorrectionVAdam", "NoBiasCorrectionMAdam", "CoupledDecayAdam",
+    "CoupledDecayAdamW", "DecayAfterUpdateAdamW", "UnscaledDecayAdamW", "DampenedFirstStepSGD",
+    "FrozenStepAdam", "Float32ComputeAdam", "EpsInsideSqrtRMSprop", "ZeroInitialAccumulatorAdagrad",
+    "MaxOfCorrectedAMSGrad", "NoMuScheduleNAdam",
+    "FAITHFUL", "BROKEN",
+]
+
+
+def _scalar_dtype():
+    """torch.optim.optimizer._get_scalar_dtype(): the dtype of ``step`` (and NAdam's ``mu_product``)."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _check_betas(betas):
+    if not 0.0 <= betas[0] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+    if not 0.0 <= betas[1] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+
+
+class _ForLoop(Optimizer):
+    """``step()``: for each group, for each parameter with a gradient, ``_update``."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                self._update(p, p.grad, self.state[p], group)
+        return loss
+
+    def _update(self, p, grad, state, group):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+# =========================================================================== SGD
+
+class FaithfulSGD(_ForLoop):
+    """torch.optim.SGD's for-loop: maximize, L2 decay, momentum, dampening, Nesterov."""
+
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _first_buffer(self, grad, group):
+        """The momentum buffer on its first step: a copy of the gradient, undampened."""
+        return grad.detach().clone()
+
+    def _update(self, p, grad, state, group):
+        lr, momentum, wd = group["lr"], group["momentum"], group["weight_decay"]
+        grad = grad if not group["maximize"] else -grad
+        if wd != 0:
+            grad = grad.add(p, alpha=wd)
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = self._first_buffer(grad, group)
+                state["momentum_buffer"] = buf
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+            grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+        p.add_(grad, alpha=-lr)
+
+
+class DampenedFirstStepSGD(FaithfulSGD):
+    """BROKEN: the first momentum step already dampens, b₁ = (1 − τ)·g instead of b₁ = g."""
+
+    def _first_buffer(self, grad, group):
+        return grad.detach().clone().mul_(1 - group["dampening"])
+
+
+# =========================================================================== Adam, AdamW
+
+class FaithfulAdam(_ForLoop):
+    """torch.optim.Adam's for-loop (``capturable=False``): all flags, AMSGrad and decoupled decay included."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 maximize=False, decoupled_weight_decay=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_betas(betas)
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    # ---- hooks a broken variant overrides ----------------------------------
+    def _advance(self, state):
+        state["step"] += 1
+
+    def _decay_before(self, p, grad, group):
+        """Weight decay before the moments: θ ← θ(1 − lr·λ) if decoupled, else g ← g + λθ."""
+        wd = group["weight_decay"]
+        if wd != 0:
+            if group["decoupled_weight_decay"]:
+                p.mul_(1 - group["lr"] * wd)
+            else:
+                grad = grad.add(p, alpha=wd)
+        return grad
+
+    def _decay_after(self, p, group):
+        """Anything done to θ after the update (nothing, in Adam)."""
+
+    def _step_size(self, lr, bias_correction1):
+        return lr / bias_correction1
+
+    def _denom(self, root_of, bias_correction2_sqrt, eps):
+        """√v / √bc₂ + ε (``root_of`` is v, or v_max for AMSGrad)."""
+        return (root_of.sqrt() / bias_correction2_sqrt).add_(eps)
+
+    def _amsgrad_max(self, state, exp_avg_sq, bias_correction2):
+        """v_max ← max(v_max, v): the running maximum of the raw v; returns what the root is taken of."""
+        torch.maximum(state["max_exp_avg_sq"], exp_avg_sq, out=state["max_exp_avg_sq"])
+        return state["max_exp_avg_sq"]
+
+    # ---- the update ----------------------------------------------------------
+    def _init_state(self, p, state, group):
+        state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+        state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            self._init_state(p, state, group)
+        beta1, beta2 = group["betas"]
+        lr, eps = group["lr"], group["eps"]
+        grad = grad if not group["maximize"] else -grad
+        self._advance(state)
+        grad = self._decay_before(p, grad, group)
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        step = state["step"].item()
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        step_size = self._step_size(lr, bias_correction1)
+        bias_correction2_sqrt = bias_correction2**0.5
+        if group["amsgrad"]:
+            root_of = self._amsgrad_max(state, exp_avg_sq, bias_correction2)
+        else:
+            root_of = exp_avg_sq
+        denom = self._denom(root_of, bias_correction2_sqrt, eps)
+        p.addcdiv_(exp_avg, denom, value=-step_size)
+        self._decay_after(p, group)
+
+
+class FaithfulAdamW(FaithfulAdam):
+    """torch.optim.AdamW: Adam with decoupled weight decay always on, λ = 1e-2 by default."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize,
+                         decoupled_weight_decay=True)
+
+
+class EpsInsideSqrtAdam(FaithfulAdam):
+    """BROKEN: ε inside the root, √(v/bc₂ + ε), instead of √v/√bc₂ + ε."""
+
+    def _denom(self, root_of, bias_correction2_sqrt, eps):
+        return (root_of / bias_correction2_sqrt**2).add_(eps).sqrt_()
+
+
+class NoBiasCorrectionVAdam(FaithfulAdam):
+    """BROKEN: v is not bias-corrected, √v + ε."""
+
+    def _denom(self, root_of, bias_correction2_sqrt, eps):
+        return root_of.sqrt().add_(eps)
+
+
+class NoBiasCorrectionMAdam(FaithfulAdam):
+    """BROKEN: m is not bias-corrected, the step size is lr rather than lr/bc₁."""
+
+    def _step_size(self, lr, bias_correction1):
+        return lr
+
+
+class FrozenStepAdam(FaithfulAdam):
+    """BROKEN: the step counter reaches 1 and stays there (bias corrections of step 1 forever)."""
+
+    def _advance(self, state):
+        if state["step"].item() == 0:
+            state["step"] += 1
+
+
+class Float32ComputeAdam(FaithfulAdam):
+    """BROKEN: float64 parameters are updated in float32 arithmetic (state kept in float64)."""
+
+    def _update(self, p, grad, state, group):
+        if p.dtype != torch.float64:
+            return super()._update(p, grad, state, group)
+        p32 = p.float()
+        st32 = {k: (v if k == "step" else v.float()) for k, v in state.items()}
+        super()._update(p32, grad.float(), st32, group)
+        p.copy_(p32)
+        for k, v in st32.items():
+            state[k] = v if k == "step" else v.double()
+
+
+class MaxOfCorrectedAMSGrad(FaithfulAdam):
+    """BROKEN: AMSGrad keeps the running maximum of the bias-corrected v/bc₂ instead of the raw v."""
+
+    def _amsgrad_max(self, state, exp_avg_sq, bias_correction2):
+        torch.maximum(state["max_exp_avg_sq"], exp_avg_sq / bias_correction2, out=state["max_exp_avg_sq"])
+        return state["max_exp_avg_sq"] * bias_correction2  # _denom divides its root by √bc₂ again
+
+
+class CoupledDecayAdam(FaithfulAdam):
+    """BROKEN: decoupled_weight_decay=True is ignored; the decay is always L2 in the gradient."""
+
+    def _decay_before(self, p, grad, group):
+        wd = group["weight_decay"]
+        return grad.add(p, alpha=wd) if wd != 0 else grad
+
+
+class CoupledDecayAdamW(FaithfulAdamW):
+    """BROKEN: AdamW whose decay is L2 in the gradient (g + λθ), i.e. plain Adam."""
+
+    _decay_before = CoupledDecayAdam._decay_before
+
+
+class DecayAfterUpdateAdamW(FaithfulAdamW):
+    """BROKEN: AdamW decays θ after the Adam update instead of before it."""
+
+    def _decay_before(self, p, grad, group):
+        return grad
+
+    def _decay_after(self, p, group):
+        if group["weight_decay"] != 0:
+            p.mul_(1 - group["lr"] * group["weight_decay"])
+
+
+class UnscaledDecayAdamW(FaithfulAdamW):
+    """BROKEN: AdamW decays θ ← θ(1 − λ), not scaled by lr."""
+
+    def _decay_before(self, p, grad, group):
+        if group["weight_decay"] != 0:
+            p.mul_(1 - group["weight_decay"])
+        return grad
+
+
+# =========================================================================== RMSprop
+
+class FaithfulRMSprop(_ForLoop):
+    """torch.optim.RMSprop's for-loop: centered, momentum, L2 decay, maximize."""
+
+    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0, centered=False,
+                 maximize=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= momentum:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= alpha:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                        weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _avg(self, square, eps):
+        """√(square) + ε, from the (centered) mean square."""
+        return square.sqrt().add_(eps)
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state["step"] = torch.zeros((), dtype=_scalar_dtype())
+            state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            if group["centered"]:
+                state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        lr, alpha, eps, wd, momentum = (group[k] for k in ("lr", "alpha", "eps", "weight_decay", "momentum"))
+        grad = grad if not group["maximize"] else -grad
+        square_avg = state["square_avg"]
+        state["step"] += 1
+        if wd != 0:
+            grad = grad.add(p, alpha=wd)
+        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+        if group["centered"]:
+            grad_avg = state["grad_avg"]
+            grad_avg.lerp_(grad, 1 - alpha)
+            avg = self._avg(square_avg.addcmul(grad_avg, grad_avg, value=-1), eps)
+        else:
+            avg = self._avg(square_avg, eps)
+        if momentum > 0:
+            buf = state["momentum_buffer"]
+            buf.mul_(momentum).addcdiv_(grad, avg)
+            p.add_(buf, alpha=-lr)
+        else:
+            p.addcdiv_(grad, avg, value=-lr)
+
+
+class EpsInsideSqrtRMSprop(FaithfulRMSprop):
+    """BROKEN: ε inside the root, √(E[g²] + ε), instead of √E[g²] + ε."""
+
+    def _avg(self, square, eps):
+        return square.add(eps).sqrt_()
+
+
+# =========================================================================== Adagrad
+
+class FaithfulAdagrad(_ForLoop):
+    """torch.optim.Adagrad's for-loop; state created in the constructor (``sum`` from each group's value)."""
+
+    def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0, eps=1e-10,
+                 *, maximize=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= lr_decay:
+            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= initial_accumulator_value:
+            raise ValueError(f"Invalid initial_accumulator_value value: {initial_accumulator_value}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+                state["sum"] = torch.full_like(p, self._initial_sum(group), memory_format=torch.preserve_format)
+
+    def _initial_sum(self, group):
+        return group["initial_accumulator_value"]
+
+    def _update(self, p, grad, state, group):
+        state["step"] += 1
+        step = state["step"].item()
+        grad = grad if not group["maximize"] else -grad
+        if group["weight_decay"] != 0:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
+        state_sum = state["sum"]
+        state_sum.addcmul_(grad, grad, value=1)
+        std = state_sum.sqrt().add_(group["eps"])
+        p.addcdiv_(grad, std, value=-clr)
+
+
+class ZeroInitialAccumulatorAdagrad(FaithfulAdagrad):
+    """BROKEN: initial_accumulator_value is ignored; the accumulator starts at 0."""
+
+    def _initial_sum(self, group):
+        return 0.0
+
+
+# =========================================================================== NAdam
+
+class FaithfulNAdam(_ForLoop):
+    """torch.optim.NAdam's for-loop, mu_product a 0-d float32 tensor as in torch (see known_deviations)."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
+                 decoupled_weight_decay=False, *, maximize=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_betas(betas)
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= momentum_decay:
+            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        momentum_decay=momentum_decay, decoupled_weight_decay=decoupled_weight_decay,
+                        maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _mus(self, beta1, step, momentum_decay):
+        """μ_t and μ_{t+1} of the momentum schedule."""
+        mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
+        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
+        return mu, mu_next
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+            state["mu_product"] = torch.tensor(1.0, dtype=_scalar_dtype())
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        beta1, beta2 = group["betas"]
+        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        grad = grad if not group["maximize"] else -grad
+        exp_avg, exp_avg_sq, mu_product = state["exp_avg"], state["exp_avg_sq"], state["mu_product"]
+        state["step"] += 1
+        step = state["step"].item()
+        bias_correction2 = 1 - beta2**step
+        if wd != 0:
+            if group["decoupled_weight_decay"]:
+                p.mul_(1 - lr * wd)
+            else:
+                grad = grad.add(p, alpha=wd)
+        mu, mu_next = self._mus(beta1, step, group["momentum_decay"])
+        mu_product *= mu
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = exp_avg_sq.div(bias_correction2).sqrt()
+        mu_product_next = mu_product.item() * mu_next
+        denom.add_(eps)
+        p.addcdiv_(grad, denom, value=(-lr * (1.0 - mu) / (1.0 - mu_product.item())))
+        p.addcdiv_(exp_avg, denom, value=(-lr * mu_next) / (1.0 - mu_product_next))
+
+
+class NoMuScheduleNAdam(FaithfulNAdam):
+    """BROKEN: no momentum schedule, μ_t = μ_{t+1} = β₁ (momentum_decay ignored)."""
+
+    def _mus(self, beta1, step, momentum_decay):
+        return beta1, beta1
+
+
+# =========================================================================== the catalogue
+
+#: class name -> spec it implements faithfully
+FAITHFUL = {
+    "FaithfulSGD": "sgd",
+    "FaithfulAdam": "adam",
+    "FaithfulAdamW": "adamw",
+    "FaithfulRMSprop": "rmsprop",
+    "FaithfulAdagrad": "adagrad",
+    "FaithfulNAdam": "nadam",
+}
+
+#: class name -> spec it claims to implement (and gets wrong)
+BROKEN = {
+    "EpsInsideSqrtAdam": "adam",
+    "NoBiasCorrectionVAdam": "adam",
+    "NoBiasCorrectionMAdam": "adam",
+    "CoupledDecayAdam": "adam",
+    "CoupledDecayAdamW": "adamw",
+    "DecayAfterUpdateAdamW": "adamw",
+    "UnscaledDecayAdamW": "adamw",
+    "DampenedFirstStepSGD": "sgd",
+    "FrozenStepAdam": "adam",
+    "Float32ComputeAdam": "adam",
+    "EpsInsideSqrtRMSprop": "rmsprop",
+    "ZeroInitialAccumulatorAdagrad": "adagrad",
+    "MaxOfCorrectedAMSGrad": "adam",
+    "NoMuScheduleNAdam": "nadam",
+}

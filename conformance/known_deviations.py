@@ -153,6 +153,20 @@ KNOWN_DEVIATIONS += (
 )
 
 
+KNOWN_DEVIATIONS += (
+    KnownDeviation(
+        backend="torch-*", optimizer="nadam", path="*", dtype="*",
+        reason="Optimizer.load_state_dict casts NAdam's float32 mu_product to the parameter's dtype, so a "
+               "restored NAdam differs from an uninterrupted one (float16/bfloat16: mu_product is rounded; "
+               "float64: it becomes float64 and the parameters change).",
+        evidence="torch 2.13 optimizer.py _process_value_according_to_param_policy casts every state value "
+                 "but 'step' to the parameter's dtype. Found by conformance/test_properties.py "
+                 "(resume before step k): float16 mu_product 0.069978 -> 0.069946 after restoring.",
+        applies=lambda data: getattr(data, "resume_at", None) is not None and data.dtype != "float32",
+    ),
+)
+
+
 def find(backend: str, optimizer: str, path: str, dtype: str):
     """The entry that covers a whole test parameter (xfail), if any."""
     for d in KNOWN_DEVIATIONS:

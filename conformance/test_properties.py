@@ -30,6 +30,8 @@ import spec as spec_pkg
 
 from .backend import check_output
 from .replay import reproduction, to_backend_case
+from .harness import set_aside_known
+from .known_deviations import affecting
 from .strategies import SHAPES, CaseData, array, cases
 
 MAX_STEPS = 4
@@ -87,8 +89,17 @@ def _fail(request, path: str, message: str, *labelled_cases) -> None:
     raise AssertionError(f"{message}\n\nReproduce with:\n{repros}")
 
 
+def _marked(data: CaseData, fields: dict) -> CaseData:
+    """``data`` carrying the Case fields of this run (``resume_at``), for known deviations that need them."""
+    out = replace(data)
+    for key, value in fields.items():
+        setattr(out, key, value)
+    return out
+
+
 def _run(request, backend, data: CaseData, path: str, label: str, **fields):
     """The backend's outputs for ``data`` (``fields`` set on the Case); a raise fails with a reproduction."""
+    set_aside_known(request, replace(data) if not fields else _marked(data, fields), path)
     case = to_backend_case(data, path)
     for key, value in fields.items():
         setattr(case, key, value)
@@ -301,6 +312,10 @@ def test_resume_from_saved_state_continues_identically(request, backend, optimiz
     if not getattr(backend, "supports_resume", False):
         pytest.skip(f"backend {request.config.getoption('--backend')} does not declare supports_resume = True "
                     "(Case.resume_at): saving and restoring optimizer state is not tested")
+    known = affecting(request.config.getoption("--backend"), optimizer, path, dtype,
+                      _marked(CaseData(optimizer, dtype, [], [], None), {"resume_at": 0}))
+    if known:  # it concerns every resumed case of this parameter
+        pytest.xfail(f"known deviation: {known.reason}")
     spec = spec_pkg.get(optimizer)
     case = data.draw(cases(spec, dtype, max_steps=MAX_STEPS, min_steps=2), label="case")
     resume_at = data.draw(st.one_of(st.integers(1, len(case.grads) - 1), st.just(0)), label="resume_at")

@@ -224,12 +224,12 @@ def test_json_is_strict_with_infinities():
 @pytest.fixture(scope="module")
 def xdist_report(tmp_path_factory):
     out = tmp_path_factory.mktemp("drift") / "tmp.json"
-    args = ["-m", "pytest", "conformance", "--backend=numpy", "--spec", "sgd", "--spec", "adam", "-k", "float32",
+    args = ["-m", "pytest", "conformance/test_conformance.py", "--backend=numpy", "--spec", "sgd", "--spec", "adam", "-k", "float32",
             "--hypothesis-profile=ci", "-n", "2", f"--drift-report={out}",
             "-p", "tests.drift_fast_plugin", "-p", "no:cacheprovider", "-q"]
     proc = _run(args)
     assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
-    collected = _run(["-m", "pytest", "conformance", "--backend=numpy", "--spec", "sgd", "--spec", "adam",
+    collected = _run(["-m", "pytest", "conformance/test_conformance.py", "--backend=numpy", "--spec", "sgd", "--spec", "adam",
                       "-k", "float32", "--co", "-q", "-p", "no:cacheprovider"])
     ids = [line.strip() for line in collected.stdout.splitlines() if "::" in line]
     return json.loads(out.read_text()), ids, proc.stdout
@@ -260,7 +260,7 @@ def test_without_xdist_matches_xdist(xdist_report, tmp_path):
     """Serial, with xdist disabled: the hooks still work, and the derandomized cases count the same."""
     d_x, _, _ = xdist_report
     out = tmp_path / "serial.json"
-    proc = _run(["-m", "pytest", "conformance", "--backend=numpy", "--spec", "sgd", "-k", "float32",
+    proc = _run(["-m", "pytest", "conformance/test_conformance.py", "--backend=numpy", "--spec", "sgd", "-k", "float32",
                  "--hypothesis-profile=ci", "-p", "no:xdist", "-p", "tests.drift_fast_plugin",
                  "-p", "no:cacheprovider", f"--drift-report={out}", "-q"])
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -35,6 +35,7 @@ import ml_dtypes
 import numpy as np
 
 from conformance.backend import DTYPES, BackendError, Case, StepOutput
+from conformance.drift_report import cpu_name
 
 try:  # torch is optional for the project as a whole; the backend needs it.
     import torch
@@ -487,17 +488,6 @@ def _denormals_flushed(device) -> Optional[bool]:
         return None
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
-
-
 def environment(device: str = "cpu") -> dict:
     """What a result was computed on: versions, device, and the numeric switches that change results."""
     env = {
@@ -517,7 +507,7 @@ def environment(device: str = "cpu") -> dict:
         if not cuda_ok:
             env["skip_reason"] = "CUDA is not available: torch.cuda.is_available() is False"
     else:
-        env["device_name"] = _cpu_name()
+        env["device_name"] = cpu_name()
     try:
         cpu_capability = torch.backends.cpu.get_cpu_capability()
     except Exception:

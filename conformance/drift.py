@@ -22,8 +22,10 @@ are recorded.
 
 Writes to ``--out``: ``drift.png`` (ULP error per step, log scale, one line per
 optimizer, one panel per dtype), ``report.md`` (the plot and a table: final and
-maximum ULP error, error/bound at the last step) and ``drift.json`` (the
-per-step series and the execution target).  One progress line per
+maximum ULP error, error/bound at the last step) and ``trajectories.json`` (the
+per-step series and the execution target; ``--replot`` redraws from it).  The name
+``drift.json`` is left to the pytest drift report (``--drift-report``), which
+``spec/docs.py`` reads from ``docs/drift/drift.json``.  One progress line per
 optimizer/dtype goes to stderr.
 
 Hyperparameters are torch's defaults, except SGD (lr 0.01, momentum 0.9).
@@ -46,6 +48,7 @@ DEFAULT_OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", 
 DEFAULT_DTYPES = ("float32", "bfloat16", "float16", "float64")
 HYPER = {"sgd": {"lr": 0.01, "momentum": 0.9}}
 NOISE = 0.1
+JSON_NAME = "trajectories.json"
 LOOSE_ULP = 1e6  # a bound above this many ulps at the last step is flagged in the report
 GD_STEP = 0.05
 
@@ -346,7 +349,7 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1, help="worker processes")
     ap.add_argument("--out", default="out/drift", help="output folder")
     ap.add_argument("--replot", action="store_true",
-                    help="only redraw drift.png and report.md from the drift.json already in --out")
+                    help="only redraw drift.png and report.md from the trajectories.json already in --out")
     args = ap.parse_args(argv)
     if args.replot:
         return replot(args.out)
@@ -413,19 +416,19 @@ def main(argv=None) -> int:
     args.created = _now()
     _write_outputs(ordered, args, env, elapsed, args.out)
     png = os.path.join(args.out, "drift.png")
-    write_json(os.path.join(args.out, "drift.json"),
+    write_json(os.path.join(args.out, JSON_NAME),
                {"schema": "optimizer-conformance/drift-trajectories", "version": 1,
                 "args": vars(args), "target": env, "seconds": elapsed, "cpu_seconds": cpu,
                 "results": [{**r, **({"summary": _summary(r)} if "ulp" in r else {})} for r in ordered]})
     print(f"drift: done in {elapsed:.1f} s wall, {cpu:.1f} s CPU in {args.jobs} processes; wrote {png}, {os.path.join(args.out, 'report.md')} and "
-          f"{os.path.join(args.out, 'drift.json')}", file=sys.stderr, flush=True)
+          f"{os.path.join(args.out, JSON_NAME)}", file=sys.stderr, flush=True)
     print(table(ordered))
     return 0
 
 
 def replot(out: str) -> int:
-    """Redraw the plot and the Markdown report from a saved drift.json (no recomputation)."""
-    with open(os.path.join(out, "drift.json")) as f:
+    """Redraw the plot and the Markdown report from a saved trajectories.json (no recomputation)."""
+    with open(os.path.join(out, JSON_NAME)) as f:
         saved = json.load(f)
     args = argparse.Namespace(**saved["args"])
     results = [_unfinite(r) for r in saved["results"]]
@@ -448,7 +451,7 @@ SERIES = ("ulp", "ratio", "bound_ulp")
 
 
 def write_json(path: str, data: dict) -> None:
-    """drift.json: summaries exact, the per-step series rounded to 4 significant digits, compact."""
+    """trajectories.json: summaries exact, the per-step series rounded to 4 significant digits, compact."""
     data = dict(data)
     data["results"] = [{**r, **{k: [_sig(x) for x in r[k]] for k in SERIES if k in r}} for r in data["results"]]
     with open(path, "w") as f:

@@ -193,6 +193,10 @@ class _Entry:
         self.known_deviation = self.known_deviation or other.known_deviation
 
 
+def _function(nodeid: str) -> str:
+    return nodeid.split("[", 1)[0]
+
+
 _OUTCOME_ORDER = {None: 0, "skipped": 1, "passed": 2, "xpassed": 3, "xfailed": 4, "failed": 5}
 
 
@@ -238,6 +242,7 @@ class DriftCollector:
         self._overrides = dict(overrides or {})
         self._worker = worker
         self._node_keys: dict = {}  # nodeid -> {entry keys it added cases to}, for outcomes
+        self._functions: set = set()  # test functions (nodeid without its parameters) that added cases
 
     # -- collecting ------------------------------------------------------------
     def _entry(self, backend: str, optimizer: str, path: str, dtype: str) -> _Entry:
@@ -264,6 +269,7 @@ class DriftCollector:
         """One checked case: ``data`` a ``strategies.CaseData``, ``report`` its ``check.Report``."""
         e = self._entry(backend, report.optimizer, path, report.dtype)
         self._node_keys.setdefault(nodeid, set()).add(e.key)
+        self._functions.add(_function(nodeid))
         mode = report.mode if report.mode in _MODES else "trajectory"
         e.cases[mode] += 1
         e.test(nodeid, self._worker)["cases"] += 1
@@ -305,8 +311,13 @@ class DriftCollector:
         """A test's outcome (passed, failed, xfailed, xpassed, skipped).
 
         ``key`` = (backend, optimizer, path, dtype) names the entry; without it
-        the outcome goes to every entry the test added cases to (if none, it is dropped).
+        the outcome goes to every entry the test added cases to.  Outcomes of tests
+        whose function has added no case here (other tests in the same run) are dropped;
+        a conformance test that failed before its first case (a backend error) still
+        counts, once another test of its function has added a case.
         """
+        if nodeid not in self._node_keys and _function(nodeid) not in self._functions:
+            return  # a test that feeds no cases to the report (a property test, say): not its business
         keys = [key] if key is not None else sorted(self._node_keys.get(nodeid, ()))
         for k in keys:
             if outcome == "skipped" and k not in self.entries:
@@ -404,7 +415,7 @@ class DriftCollector:
         def fmt_row(cells):
             return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
-        out = [fmt_row(header), "  ".join("-" * w for w in widths)]
+        out = [fmt_row(header).rstrip(), "  ".join("-" * w for w in widths)]
         out += [fmt_row(l).rstrip() for l in lines]
         out.append("ulp@1 / ulp@last: the parameter's largest ULP error at step 1 / at the last step of each "
                    "trajectory case; max, p99 (nearest rank) and median over the cases.")

@@ -133,8 +133,11 @@ def test_verdicts_from_outcomes_and_known_deviations():
     assert verdicts[("sgd", "foreach", "float32")]["verdict"] == "pass"
     c.outcome("n2", "xfailed")
     assert c.entries[("torch-cpu", "sgd", "for-loop", "float32")].verdict() == "xfail-known"
-    c.outcome("n4", "failed", key=("torch-cpu", "adam", "fused", "float16"))  # failed before any case ran
+    c.add("m.py::test_t[a]", "torch-cpu", "foreach", _case(), _report(0.1, 1.0))
+    c.outcome("m.py::test_t[b]", "failed", key=("torch-cpu", "adam", "fused", "float16"))  # failed before a case
     assert c.entries[("torch-cpu", "adam", "fused", "float16")].verdict() == "FAIL"
+    c.outcome("m.py::test_property[c]", "failed", key=("torch-cpu", "adam", "foreach", "float16"))
+    assert ("torch-cpu", "adam", "foreach", "float16") not in c.entries  # feeds no cases: not in the report
     table = c.table("torch-cpu")
     assert "xfail-known" in table and "FAIL" in table and table.splitlines()[0].startswith("optimizer")
 
@@ -287,6 +290,6 @@ def test_drift_module_writes_plot_and_report(tmp_path):
     assert "](drift.png)" in md
     assert "| sgd | float32 |" in md and "| adam | float32 |" in md
     assert "[ 1/2]" in proc.stderr and "elapsed" in proc.stderr  # progress lines
-    d = json.loads((tmp_path / "drift.json").read_text())
+    d = json.loads((tmp_path / "trajectories.json").read_text())
     assert [(r["optimizer"], len(r["ulp"])) for r in d["results"]] == [("sgd", 20), ("adam", 20)]
     assert all(r["summary"]["verdict"] == "pass" for r in d["results"])

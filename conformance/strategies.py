@@ -8,6 +8,7 @@ with zeros of both signs and subnormals of the dtype.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,6 +42,9 @@ def _in(interval: Interval, x: float) -> bool:
     return x in interval
 
 
+# Strategies are built once per argument and reused: building (and validating) them anew for
+# every draw cost as much as the reference computation itself.
+@functools.lru_cache(maxsize=None)
 def hyper_value(h: Hyperparameter) -> st.SearchStrategy:
     """Values of one numeric hyperparameter, from its fuzz range (or domain)."""
     box = h.fuzz or h.domain
@@ -77,6 +81,7 @@ def hyperparameters(draw, spec: OptimizerSpec, lr_scale: float = 1.0) -> dict:
         reject()
 
 
+@functools.lru_cache(maxsize=None)
 def learning_rate() -> st.SearchStrategy:
     """Tiny to large learning rates, zero included."""
     return st.one_of(
@@ -85,6 +90,7 @@ def learning_rate() -> st.SearchStrategy:
     )
 
 
+@functools.lru_cache(maxsize=None)
 def element(dtype: str) -> st.SearchStrategy:
     """One value of ``dtype``: spread over binades, with ±0, subnormals and exact small integers."""
     fmt = get_format(dtype)
@@ -100,7 +106,8 @@ def element(dtype: str) -> st.SearchStrategy:
                      else fmt.dtype.type(x))
 
 
-def array(dtype: str, shape) -> st.SearchStrategy:
+@functools.lru_cache(maxsize=None)
+def array(dtype: str, shape: tuple) -> st.SearchStrategy:
     n = int(np.prod(shape)) if shape else 1
     fmt = get_format(dtype)
     return st.lists(element(dtype), min_size=n, max_size=n).map(

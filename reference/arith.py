@@ -14,6 +14,7 @@ inputs are not all finite, or whose exact result is not a real number
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import mpmath
@@ -57,12 +58,27 @@ def check_real(x):
     return x
 
 
+@functools.lru_cache(maxsize=None)
+def interval_context(prec: int) -> MPIntervalContext:
+    """One shared mpmath interval context per precision (creating one costs ~1 ms; never change its prec)."""
+    ctx = MPIntervalContext()
+    ctx.prec = prec
+    return ctx
+
+
+@functools.lru_cache(maxsize=None)
+def mp_context(prec: int) -> mpmath.MPContext:
+    """One shared mpmath context per precision (never change its prec)."""
+    ctx = mpmath.MPContext()
+    ctx.prec = prec
+    return ctx
+
+
 class Interval:
     """Interval arithmetic at a fixed precision; comparisons decide or raise ``Undecided``."""
 
     def __init__(self, prec: int):
-        self.ctx = MPIntervalContext()
-        self.ctx.prec = prec
+        self.ctx = interval_context(prec)
         self.prec = prec
         self._consts = {}
 
@@ -234,8 +250,7 @@ class Special:
     """
 
     def __init__(self, prec: int = 256):
-        self.ctx = mpmath.MPContext()
-        self.ctx.prec = prec
+        self.ctx = mp_context(prec)
 
     def input(self, x):
         if isinstance(x, float) and not math.isfinite(x):

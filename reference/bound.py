@@ -59,6 +59,7 @@ from fractions import Fraction
 
 import mpmath
 
+from .arith import mp_context
 from .formats import Format
 
 BASIC = 2
@@ -116,8 +117,7 @@ class Bound:
     """The arithmetic of ``B`` values for one format.  Records why a result is format-limited."""
 
     def __init__(self, fmt: Format, prec: int = 192, basic: int = BASIC, transcendental: int = TRANSCENDENTAL):
-        self.ctx = mpmath.MPContext()
-        self.ctx.prec = prec
+        self.ctx = mp_context(prec)
         self.fmt = fmt
         self.u = self.ctx.mpf(fmt.unit_roundoff.numerator) / fmt.unit_roundoff.denominator
         self.eta = self.ctx.mpf(fmt.min_subnormal.numerator) / fmt.min_subnormal.denominator / 2
@@ -419,21 +419,25 @@ class ElementBound:
     finite_inputs: bool = True
 
 
-def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=None, step: int = 0, lrs=None) -> list:
+def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=None, step: int = 0, lrs=None,
+                      hypers=None) -> list:
     """Per step, a dict output name → object array of ``ElementBound``, for the spec run in ``fmt``.
 
     Mirrors ``reference.step.trajectory``: the error of the parameter and the
     state carries from step to step, so the bound at step k is for a
-    trajectory of k steps computed entirely in ``fmt``.
+    trajectory of k steps computed entirely in ``fmt``.  ``lrs`` and
+    ``hypers`` (hyperparameters changed before a step, e.g. a scheduled lr or
+    momentum) mean what they mean there (``reference.step.hyper_schedule``).
     """
     import math
     import numpy as np
 
     from .formats import exact
     from .program import compile_rule
-    from .step import initial_state
+    from .step import hyper_schedule, initial_state
 
     hyper = spec.complete(hyper)
+    in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers)
     program = compile_rule(spec, hyper)
     param = np.asarray(param)
     shape = param.shape
@@ -450,10 +454,8 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
         current = {k: (None if not finite else O.input(v) if k == "theta" or k in given else O.initial(v))
                    for k, v in start.items()}
         t = step
-        h = dict(hyper)
         for s, gr in enumerate(grads):
-            if lrs is not None and lrs[s] is not None:
-                h["lr"] = lrs[s]  # stays in force until the next change, as in ``trajectory``
+            h = in_force[s]
             if gr is not None:
                 gv = exact(np.asarray(gr)[idx])
                 finite = finite and not (isinstance(gv, float) and not math.isfinite(gv))

@@ -27,8 +27,8 @@ are exact (correct rounding; torch does its integer arithmetic in Python ints).
 Comparisons within rounding of their threshold take the worse of both branches.
 
 ``optimizer_trajectory_with_schedule`` feeds a schedule's lrs (correctly
-rounded to binary64, the type torch keeps in ``param_group["lr"]``) into
-``reference.step.trajectory``.
+rounded to binary64, the type torch keeps in ``param_group["lr"]``), and its
+momenta where it cycles momentum, into ``reference.step.trajectory``.
 """
 from __future__ import annotations
 
@@ -638,26 +638,32 @@ def optimizer_trajectory_with_schedule(spec, hyper: dict, param, grads: Sequence
                                        state: Optional[dict] = None, step: int = 0,
                                        formats: Sequence[str] = ("float64",), lr_format: str = "float64",
                                        schedule_start: int = 0) -> list:
-    """``reference.step.trajectory`` with the lr of step s taken from the schedule.
+    """``reference.step.trajectory`` with the lr (and momentum) of step s taken from the schedule.
 
     The loop is torch's: ``optimizer.step()`` with the current lr, then
     ``scheduler.step()``; so gradient s sees ``lr_{schedule_start+s}``.  Each
     lr is the exact schedule value correctly rounded to ``lr_format``
     (torch keeps a Python float; its own lr may differ from this one by the
     schedule's tolerance, ``lr_error_bounds``).  ``eta_0`` defaults to the
-    optimizer's ``lr``.  Schedules that also cycle momentum are refused for
-    optimizers with a momentum/β₁ hyperparameter: ``trajectory`` varies the lr
-    only (pass ``cycle_momentum=False``).
+    optimizer's ``lr``.  A schedule with ``cycle_momentum=True`` (CyclicLR,
+    OneCycleLR) also sets the optimizer's ``momentum`` (SGD, RMSprop) or
+    ``beta1`` (the Adam family) before every step, to the momentum sequence
+    rounded the same way, as torch writes ``group["momentum"]`` /
+    ``group["betas"][0]``; an optimizer with neither is refused, as torch's
+    constructor refuses it (ValueError).
     """
     opt_hyper = spec.complete(hyper)
     sched_hyper = schedule.complete(schedule_hyper)
-    if schedule.momentum_form is not None and sched_hyper.get("cycle_momentum"):
-        cycled = [h.name for h in spec.hyperparameters if h.name in ("momentum", "beta1")]
-        if cycled:
-            raise ValueError(f"{schedule.name} with cycle_momentum=True also changes {cycled[0]} every step, "
-                             f"which reference.step.trajectory cannot vary; pass cycle_momentum=False")
     eta = opt_hyper["lr"] if eta_0 is None else eta_0
-    elements = lr_sequence(schedule, sched_hyper, eta, len(grads), form=form, formats=(lr_format,),
-                           start=schedule_start)
-    lrs = [float(e.rounded[get_format(lr_format).name]) for e in elements]
-    return trajectory(spec, hyper, param, grads, state=state, step=step, lrs=lrs, formats=formats)
+    fmt = get_format(lr_format).name
+    elements = lr_sequence(schedule, sched_hyper, eta, len(grads), form=form, formats=(fmt,), start=schedule_start)
+    hypers = [{"lr": float(e.rounded[fmt])} for e in elements]
+    if schedule.momentum_form is not None and sched_hyper.get("cycle_momentum"):
+        cycled = [name for name in ("momentum", "beta1") if name in opt_hyper]
+        if not cycled:
+            raise ValueError(f"{schedule.name} with cycle_momentum=True needs an optimizer with momentum or beta1 "
+                             f"({spec.name} has neither; torch raises ValueError too)")
+        momenta = momentum_sequence(schedule, sched_hyper, len(grads), formats=(fmt,), start=schedule_start)
+        for h, m in zip(hypers, momenta):
+            h[cycled[0]] = float(m.rounded[fmt])
+    return trajectory(spec, hyper, param, grads, state=state, step=step, hypers=hypers, formats=formats)

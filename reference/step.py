@@ -116,8 +116,41 @@ def _sympy_rational(f: Fraction):
     return sp.Rational(f.numerator, f.denominator)
 
 
+def hyper_schedule(spec: OptimizerSpec, hyper: dict, steps: int, *, lrs: Optional[Sequence] = None,
+                   hypers: Optional[Sequence] = None) -> list:
+    """The complete hyperparameters in force at each of ``steps`` steps.
+
+    ``hypers[s]`` (a dict, or ``None`` for no change) sets hyperparameters just
+    before step ``s`` (torch: writing ``group["momentum"]``, ``group["betas"]``
+    — here ``beta1``/``beta2`` — or ``group["lr"]``, as a scheduler does); each
+    value stays in force until it is set again.  ``lrs[s]`` is shorthand for
+    ``hypers[s] = {"lr": lrs[s]}``; where both set the lr of a step, ``lrs``
+    wins.  Every step's values must lie in the spec's domains
+    (``InvalidHyperparameter`` otherwise), and flags cannot change: the
+    compiled program depends on them.
+    """
+    hyper = spec.complete(hyper)
+    for name, seq in (("lrs", lrs), ("hypers", hypers)):
+        if seq is not None and len(seq) != steps:
+            raise ValueError(f"{name} has {len(seq)} entries for {steps} steps")
+    flags = {h.name for h in spec.flags}
+    out, h = [], dict(hyper)
+    for s in range(steps):
+        change = dict((hypers[s] or {}) if hypers is not None else {})
+        if lrs is not None and lrs[s] is not None:
+            change["lr"] = lrs[s]
+        if change:
+            moved = sorted(k for k in change if k in flags and change[k] != h[k])
+            if moved:
+                raise ValueError(f"{spec.name}: flags cannot change between steps ({moved} at step {s})")
+            h = spec.complete({**h, **change})
+        out.append(h)
+    return out
+
+
 def trajectory(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: Optional[dict] = None,
-               step: int = 0, lrs: Optional[Sequence] = None, formats: Sequence[str] = ("float64",)) -> list:
+               step: int = 0, lrs: Optional[Sequence] = None, hypers: Optional[Sequence] = None,
+               formats: Sequence[str] = ("float64",)) -> list:
     """The exact trajectory: one ``Snapshot`` per gradient.
 
     ``param`` is an array of a binary format; ``grads[s]`` an array of the same
@@ -126,11 +159,12 @@ def trajectory(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, stat
     spec's initial values) and ``step`` is the number of steps already taken.
     ``lrs[s]``, when given, replaces the learning rate before step ``s`` and
     stays in force for later steps until the next entry that is not ``None``
-    (torch: setting ``group["lr"]``).
+    (torch: setting ``group["lr"]``); ``hypers[s]`` does the same for any
+    numeric hyperparameters (a schedule cycling ``momentum`` or ``beta1``),
+    see ``hyper_schedule``.
     """
     hyper = spec.complete(hyper)
-    if lrs is not None and len(lrs) != len(grads):
-        raise ValueError(f"lrs has {len(lrs)} entries for {len(grads)} steps")
+    in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers)
     formats = tuple(get_format(f).name for f in formats)
     program = compile_rule(spec, hyper)
     theta0 = _exact_array(param)
@@ -146,14 +180,7 @@ def trajectory(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, stat
     for s, gr in enumerate(grads):
         if gr is not None and np.shape(gr) != shape:
             raise ValueError(f"grad of step {s} has shape {np.shape(gr)}, the parameter {shape}")
-    hyper_steps = []
-    h = dict(hyper)
-    for s in range(len(grads)):
-        # Like setting group["lr"] before step s: the new lr holds until the next change.
-        if lrs is not None and lrs[s] is not None:
-            h["lr"] = lrs[s]
-            spec.complete({**hyper, "lr": lrs[s]})
-        hyper_steps.append({k: Fraction(v) for k, v in h.items() if not isinstance(v, bool)})
+    hyper_steps = [{k: Fraction(v) for k, v in h.items() if not isinstance(v, bool)} for h in in_force]
 
     # t after each step: the counter advances only on steps with a gradient.
     ts, t = [], step

@@ -563,15 +563,101 @@ def test_optimizer_trajectory_with_schedule_matches_torch_sgd():
             assert err <= bounds[s]["theta"][i].error, (s, i)
 
 
-def test_momentum_cycling_schedule_is_refused_for_momentum_optimizers():
-    sgd = optimizers.get("sgd")
-    hyper = {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2}
-    with pytest.raises(ValueError, match="cycle_momentum"):
-        optimizer_trajectory_with_schedule(sgd, {"lr": 0.1, "momentum": 0.9}, np.zeros(1), [np.ones(1)],
-                                           SCHEDULES["cyclic"], hyper)
-    snaps = optimizer_trajectory_with_schedule(sgd, {"lr": 0.1, "momentum": 0.9}, np.zeros(1), [np.ones(1)] * 3,
-                                               SCHEDULES["cyclic"], {**hyper, "cycle_momentum": False})
+MOMENTUM_CYCLING = [
+    ("sgd", {"lr": 0.1, "momentum": 0.9}, "cyclic",
+     {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3, "step_size_down": 2, "mode": "triangular2"}, 12),
+    ("sgd", {"lr": 0.1, "momentum": 0.0, "dampening": 0.25}, "onecycle",
+     {"max_lr": 0.5, "total_steps": 9, "anneal_strategy": "linear", "three_phase": True}, 9),
+    ("adam", {"lr": 0.1}, "onecycle", {"max_lr": 0.1, "total_steps": 10}, 10),
+    ("adam", {"lr": 0.1, "beta2": 0.99}, "cyclic",
+     {"base_lr": 0.001, "max_lr": 0.01, "step_size_up": 2, "mode": "exp_range", "gamma": 0.9,
+      "base_momentum": 0.5, "max_momentum": 0.95}, 9),
+]
+
+
+@pytest.mark.parametrize("kind, hyper, name, sched_hyper, steps", MOMENTUM_CYCLING)
+def test_momentum_cycling_schedule_matches_torch(kind, hyper, name, sched_hyper, steps):
+    """CyclicLR/OneCycleLR with cycle_momentum drive SGD's momentum or Adam's β₁ every step; torch matches.
+
+    Two separate checks, as in the conformance harness: the lr and momentum
+    torch used at each step are within the schedule's tolerance of the exact
+    schedule, and torch's parameters are within the optimizer's error bound of
+    the exact trajectory fed those very values (``trajectory(hypers=...)``).
+    ``optimizer_trajectory_with_schedule`` is that trajectory fed the exact
+    schedule values instead (correctly rounded).
+    """
+    spec, sched = optimizers.get(kind), SCHEDULES[name]
+    cycled = "beta1" if kind == "adam" else "momentum"
+    param = np.array([1.0, -2.5, 0.3], dtype=np.float64)
+    rng = np.random.default_rng(5)
+    grads = [rng.standard_normal(3) for _ in range(steps)]
+
+    p = torch.tensor(param, requires_grad=True)
+    kwargs = {"betas": (0.9, hyper.get("beta2", 0.999))} if kind == "adam" else \
+        {"momentum": hyper["momentum"], "dampening": hyper.get("dampening", 0.0)}
+    opt = (torch.optim.Adam if kind == "adam" else torch.optim.SGD)([p], lr=hyper["lr"], foreach=False, **kwargs)
+    scheduler = _build(name, sched_hyper, opt)
+    used, thetas = [], []
+    for g in grads:
+        group = opt.param_groups[0]
+        used.append({"lr": group["lr"], cycled: group["betas"][0] if kind == "adam" else group["momentum"]})
+        p.grad = torch.tensor(g)
+        opt.step()
+        scheduler.step()
+        thetas.append(p.detach().numpy().copy())
+
+    assert_within([u["lr"] for u in used], lr_sequence(sched, sched_hyper, hyper["lr"], steps),
+                  lr_error_bounds(sched, sched_hyper, hyper["lr"], steps), f"{name} lr")
+    assert_within([u[cycled] for u in used], momentum_sequence(sched, sched_hyper, steps),
+                  lr_error_bounds(sched, sched_hyper, hyper["lr"], steps, quantity="momentum"), f"{name} {cycled}")
+    assert len({u[cycled] for u in used}) > 2  # it really cycles
+
+    ref = trajectory(spec, hyper, param, grads, hypers=used)
+    bounds = trajectory_bounds(spec, spec.complete(hyper), param, grads, FORMATS["float64"], hypers=used)
+    for s in range(steps):
+        exact_theta = ref[s].values("theta")
+        for i in range(len(param)):
+            err = abs(_mp(exact(thetas[s][i])) - _mp(exact_theta[i]))
+            assert err <= bounds[s]["theta"][i].error, (s, i, float(err), float(bounds[s]["theta"][i].error))
+
+    snaps = optimizer_trajectory_with_schedule(spec, hyper, param, grads, sched, sched_hyper)
+    exact_values = [{"lr": lr, cycled: m} for lr, m in zip(rounded(lr_sequence(sched, sched_hyper, hyper["lr"], steps)),
+                                                         rounded(momentum_sequence(sched, sched_hyper, steps)))]
+    direct = trajectory(spec, hyper, param, grads, hypers=exact_values)
+    for a, b in zip(snaps, direct):
+        assert np.array_equal(a.rounded("theta", "float64"), b.rounded("theta", "float64"))
+
+
+def test_momentum_cycling_needs_a_momentum_hyperparameter():
+    with pytest.raises(ValueError, match="momentum or beta1"):
+        optimizer_trajectory_with_schedule(optimizers.get("adagrad"), {"lr": 0.1}, np.zeros(1), [np.ones(1)],
+                                           SCHEDULES["cyclic"], {"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 2})
+    with pytest.raises(ValueError, match="momentum"):  # torch refuses it too
+        _build("cyclic", {"base_lr": 0.01, "max_lr": 0.1}, torch.optim.Adagrad([torch.zeros(1)], lr=0.1))
+    snaps = optimizer_trajectory_with_schedule(optimizers.get("adagrad"), {"lr": 0.1}, np.zeros(1), [np.ones(1)] * 3,
+                                               SCHEDULES["cyclic"], {"base_lr": 0.01, "max_lr": 0.1,
+                                                                     "step_size_up": 2, "cycle_momentum": False})
     assert len(snaps) == 3
+
+
+def test_trajectory_hypers_generalise_lrs():
+    """``hypers=[{"lr": x}]`` is ``lrs=[x]``; a changed flag is refused; values stay in force until changed."""
+    sgd = optimizers.get("sgd")
+    param, grads = np.array([1.0, 2.0]), [np.array([0.5, -1.0])] * 3
+    by_lrs = trajectory(sgd, {"lr": 0.1, "momentum": 0.5}, param, grads, lrs=[None, 0.2, None])
+    by_hypers = trajectory(sgd, {"lr": 0.1, "momentum": 0.5}, param, grads, hypers=[None, {"lr": 0.2}, {}])
+    for a, b in zip(by_lrs, by_hypers):
+        assert np.array_equal(a.rounded("theta", "float64"), b.rounded("theta", "float64"))
+    with pytest.raises(ValueError, match="flags cannot change"):
+        trajectory(sgd, {"lr": 0.1, "momentum": 0.5}, param, grads, hypers=[None, {"nesterov": True}, None])
+    with pytest.raises(InvalidHyperparameter):
+        trajectory(sgd, {"lr": 0.1}, param, grads, hypers=[None, {"momentum": -0.5}, None])
+    # momentum 0.5 at step 1, then 0: every step moves θ by lr·g (the first step's buffer is g), exactly
+    mom = trajectory(sgd, {"lr": 0.1, "momentum": 0.5}, param, grads, hypers=[None, {"momentum": 0.0}, None])
+    for k, snap in enumerate(mom, start=1):
+        assert abs(snap.theta[0].value - _mp(1 - k * Fraction(0.1) * Fraction(0.5))) < 1e-30
+    with_momentum = trajectory(sgd, {"lr": 0.1, "momentum": 0.5}, param, grads)
+    assert with_momentum[2].rounded("theta", "float64")[0] < mom[2].rounded("theta", "float64")[0]
 
 
 def test_compiled_programs_are_readable_and_cached():

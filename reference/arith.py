@@ -119,6 +119,10 @@ class Interval:
             out = out * x
         return out
 
+    def lerp(self, a, b, w):
+        """``a + w·(b − a)`` (``reference.program.Lerp``)."""
+        return self.add(a, self.mul(w, self.sub(b, a)))
+
     def div(self, a, b):
         bad = _poisoned((a, b))
         if bad:
@@ -279,6 +283,10 @@ class Special:
         for x in xs[1:]:
             out = out * x
         return out
+
+    def lerp(self, a, b, w):
+        """``a + w·(b − a)`` (``reference.program.Lerp``)."""
+        return self.add(a, self.mul(w, self.sub(b, a)))
 
     def div(self, a, b):
         if b == 0:

@@ -18,6 +18,7 @@ approximately::
     a / b   e = (eₐ + |v|·e_b) / (|b| − e_b)       + c·(u·(|v| + e) + η)   (∞ if |b| ≤ e_b)
     √a      e = eₐ / (√a + √max(a − eₐ, 0))       + c·(u·(|v| + e) + η)   (∞ if a ≤ eₐ: may be √negative)
     aᵇ      e = |b·v/a|·eₐ + |v·ln a|·e_b + O(e²) + c_f·(u·(|v| + e) + η)
+    lerp(a,b,w) e = |1−w|·eₐ + |w|·e_b + e_w·S + 2c·(u·W·S + η) + …   (see ``Bound.lerp``)
     max, |·|, −a: exact operations, e = max of the operands' e / unchanged
     x ± 0, x·0, x·(±1), 0/b, √0 with an exact 0 or 1 (and finite e): exact, no
              rounding (IEEE gives these exactly), so an lr = 0 step leaves θ's bound unchanged
@@ -256,6 +257,38 @@ class Bound:
             e = abs(out.v) * x.e + abs(x.v) * out.e + out.e * x.e
             out = self._round(v, e, self.basic, out.scalar and x.scalar)
         return out
+
+    @_tracked
+    def lerp(self, a: B, b: B, w: B) -> B:
+        """``a + w·(b − a)``, evaluated by torch as ``a.lerp_(b, w)``, by others as ``(1 − w)·a + w·b``.
+
+        The error of ``a`` enters (1 − w) times and that of ``b`` w times,
+        whichever of the three forms an implementation evaluates (``a + w·(b − a)``;
+        ``b − (1 − w)·(b − a)``, torch's lerp for w ≥ ½; ``β·a + (1 − β)·b`` with
+        β = 1 − w).  Any of them rounds twice before the final sum, each time
+        at most ``c·(u·W·S + η)`` with ``S = |a| + |b| + eₐ + e_b`` and
+        ``W = max(|w|, |1 − w|) + e_w``, and the weight's error ``e_w``
+        (its conversion to the format included) multiplies at most ``S``; the
+        complementary weight β, if an implementation converts it to the
+        format, adds ``c·u·|1 − w|·S``.
+        """
+        if all(x.scalar for x in (a, b, w)):
+            return self.add(a, self.mul(w, self.sub(b, a)))
+        if self._is_exact_zero(w) and self.ctx.isfinite(b.e):
+            return B(a.v, a.e)  # a + 0·(b − a) = a exactly
+        # No shortcut for a = b: β·a + (1 − β)·a need not be a when β and 1 − β are rounded separately.
+        a, b, w = self._operands((a, b, w))
+        if not all(self.ctx.isfinite(x.e) for x in (a, b, w)):
+            return B(a.v + w.v * (b.v - a.v), self.ctx.inf)
+        c = self.basic
+        S = abs(a.v) + abs(b.v) + a.e + b.e
+        if abs(b.v - a.v) + a.e + b.e > self.max_finite:
+            self.limited.append(f"overflow: b − a in a lerp, near {mpmath.nstr(b.v - a.v, 5)}, exceeds the "
+                                f"largest {self.fmt.name} {mpmath.nstr(self.max_finite, 5)}")
+        W = max(abs(w.v), abs(1 - w.v)) + w.e
+        e = (abs(1 - w.v) * a.e + abs(w.v) * b.e + w.e * S
+             + 2 * c * (self.u * W * S * (1 + c * self.u) + self.eta) + c * self.u * abs(1 - w.v) * S)
+        return self._round(a.v + w.v * (b.v - a.v), e, c)
 
     @_tracked
     def div(self, a: B, b: B) -> B:

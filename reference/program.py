@@ -78,9 +78,38 @@ def ssa_statements(spec: OptimizerSpec, flags: dict):
     return out, outputs
 
 
+class Lerp(sp.Function):
+    """``Lerp(a, b, w) = a + w·(b − a)``, one operation of a program: torch's ``a.lerp_(b, w)``.
+
+    Kept whole so the error bound sees it as one operation: in ``a + w·(b − a)``
+    taken apart, ``a``'s error would be charged (1 + w) times instead of the
+    (1 − w) times it really enters (``reference.bound.Bound.lerp``).
+    """
+
+    nargs = 3
+
+
+def mark_lerps(expr):
+    """``expr`` with every sub-expression of the shape ``a + w·(b − a)`` (``spec.common.lerp``) as ``Lerp``."""
+    if not expr.args or isinstance(expr, Lerp):
+        return expr
+    args = [mark_lerps(a) for a in expr.args]
+    if isinstance(expr, sp.Add) and len(args) == 2:
+        for a, term in (args, args[::-1]):
+            if not isinstance(term, sp.Mul) or a.is_Number:  # 1 + w·(t − 1) is arithmetic, not a lerp
+                continue
+            for k, diff in enumerate(term.args):
+                if isinstance(diff, sp.Add) and -a in diff.args:
+                    b = sp.Add(*(x for x in diff.args if x != -a))
+                    w = sp.Mul(*(x for i, x in enumerate(term.args) if i != k))
+                    return Lerp(a, b, w)
+    return expr.func(*args) if args != list(expr.args) else expr
+
+
 @functools.lru_cache(maxsize=None)
 def _compile_cached(spec_name: str, flags: tuple, spec: OptimizerSpec) -> Program:
     statements, outputs = ssa_statements(spec, dict(flags))
+    statements = [(ssa, mark_lerps(expr)) for ssa, expr in statements]
     inputs = ["theta", "g", "t"] + [h.name for h in spec.numeric] + [s.name for s in spec.state if s.name != "step"]
     symbols = spec.symbols()
     names = {symbols[n]: _ident(n) for n in inputs}
@@ -158,6 +187,8 @@ class _Printer:
             return f"O.all_({', '.join(self(a) for a in e.args)})"
         if isinstance(e, sp.Or):
             return f"O.any_({', '.join(self(a) for a in e.args)})"
+        if isinstance(e, Lerp):
+            return f"O.lerp({', '.join(self(a) for a in e.args)})"
         if isinstance(e, sp.Mod):
             return f"O.mod({self(e.args[0])}, {self(e.args[1])})"
         for cls, op in _FUNCTIONS.items():

@@ -407,3 +407,64 @@ def test_bound_float16_adam_overflow_in_g_squared():
         e = step[name][0]
         assert any(r.startswith("overflow") and "65504" in r for r in e.limited), (name, e.limited)
     assert step["exp_avg"][0].limited == ()
+
+
+# --------------------------------------------------------------------------- the lerp rule
+
+
+def test_lerp_is_one_operation_of_the_programs():
+    """``spec.common.lerp`` compiles to ``O.lerp``; ``1 + (t − 1)·lr_decay`` (a number as start) does not."""
+    adam = compile_rule(ADAM, ADAM.complete({})).source
+    assert "m_1 = O.lerp(exp_avg, g_1, O.sub(O.const(1, 1), beta1))" in adam, adam
+    assert "O.lerp" not in compile_rule(ADAGRAD, ADAGRAD.complete({})).source
+
+
+def _lerp_forms(a, b, beta, dtype):
+    """The three ways implementations evaluate a + w·(b − a) with w = 1 − β, each op rounded to ``dtype``."""
+    a, b = np.asarray(a, dtype), np.asarray(b, dtype)
+    w = np.asarray(1.0 - beta, dtype)  # the scalar 1 − β in binary64, converted to the format
+    complement = np.asarray(beta, dtype)
+    return {
+        "a + w·(b − a)": a + w * (b - a),
+        "b − (1 − w)·(b − a)": b - (np.asarray(1, dtype) - w) * (b - a),  # torch's lerp for w ≥ ½
+        "β·a + w·b": complement * a + w * b,
+    }
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fmt=st.sampled_from(["float16", "bfloat16", "float32"]),
+       a=st.floats(-100, 100), b=st.floats(-100, 100), da=st.floats(-1, 1), db=st.floats(-1, 1),
+       beta=st.sampled_from([0.0, 0.1, 0.5, 0.9, 0.99, 0.999, 1 - 2.0 ** -20]))
+def test_bound_lerp_covers_every_evaluation_form(fmt, a, b, da, db, beta):
+    """Inputs off by up to eₐ, e_b, evaluated in any of the three forms, stay within ``Bound.lerp``'s bound."""
+    from reference.bound import B, Bound
+    f = FORMATS[fmt]
+    O = Bound(f)
+    a_exact, b_exact = (exact(round_to_format(Fraction(x), f)) for x in (a, b))
+    # The inputs an implementation holds: the exact values moved by up to a few ulps (then rounded to the format).
+    a_held, b_held = (round_to_format(x + Fraction(d) * abs(x) / 2 ** 6, f) for x, d in ((a_exact, da), (b_exact, db)))
+    err_a, err_b = abs(exact(a_held) - a_exact), abs(exact(b_held) - b_exact)
+    w = O.sub(O.const(1, 1), O.hyper(beta))
+    out = O.lerp(B(O._mpf(a_exact), O._mpf(err_a)), B(O._mpf(b_exact), O._mpf(err_b)), w)
+    exact_value = a_exact + (1 - Fraction(beta)) * (b_exact - a_exact)
+    for form, got in _lerp_forms(a_held, b_held, beta, f.dtype).items():
+        if not np.isfinite(np.float64(got)):
+            continue
+        err = abs(exact(got) - exact_value)
+        assert err <= as_fraction(out.e), (form, fmt, a_held, b_held, beta, float(err), float(out.e))
+
+
+def test_adam_bound_grows_linearly_not_geometrically():
+    """The first moment's error enters each step β₁ times, not (2 − β₁) times: over 200 steps the bound grows ~linearly.
+
+    Charged as ``m + w·(g − m)`` taken apart, m's error would grow by (1 + w) = 1.1× a step: 1.1¹⁰⁰ ≈ 10⁴ from
+    step 100 to 200.  Linear growth of the accumulated roundings doubles it.
+    """
+    f = FORMATS["float32"]
+    rng = np.random.default_rng(0)
+    param = np.array([0.5, -1.25], dtype=np.float32)
+    grads = [rng.standard_normal(2).astype(np.float32) for _ in range(200)]
+    bounds = trajectory_bounds(ADAM, ADAM.complete({}), param, grads, f)
+    e100 = max(float(e.error) for e in bounds[99]["exp_avg"])
+    e200 = max(float(e.error) for e in bounds[199]["exp_avg"])
+    assert 0 < e200 < 3 * e100, (e100, e200)

@@ -143,9 +143,14 @@ class Bound:
         return B(v, self.u * abs(v) + self.eta)
 
     def hyper(self, x) -> B:
-        """A hyperparameter or literal (a binary64 value), a scalar; exact unless float32 must round it."""
+        """A hyperparameter or literal (a binary64 value), a scalar; exact unless float32 must round it.
+
+        Scalars may be computed in float32 (torch's fused and capturable paths, Keras's float32
+        ``1 − λ·lr``), so a value float32 cannot hold is charged its rounding before any scalar
+        operation, for float32 parameters too: with λ·lr near 1, ``1 − λ·lr`` amplifies it.
+        """
         v = self._mpf(x)
-        if self.u_scalar >= self.u or self._representable(x, self._scalar_format()):
+        if self._representable(x, self._scalar_format()):
             return B(v, self.ctx.zero, True)
         return B(v, self.u_scalar * abs(v) + self.eta_scalar, True)
 

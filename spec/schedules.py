@@ -437,8 +437,13 @@ def _cyclic_parts(s):
     total = _up + _down
     ratio = _up / total
     cycle = sp.floor(1 + n / total)
-    x = 1 + n / total - cycle  # position in the cycle, in [0, 1)
-    scale = sp.Piecewise((x / ratio, x <= ratio), ((x - 1) / (ratio - 1), True))
+    # Kept unevaluated in torch's grouping (x = 1.0 + n/total − cycle; x/step_ratio; (x − 1)/(step_ratio − 1)):
+    # SymPy would cancel the 1s and write x/ratio as total·x/up, and the tolerance model would then miss the
+    # cancellation torch's 1.0 + n/total − cycle suffers when x is small (CyclicLR(1, 62): 3 ulp in momentum).
+    x = sp.Add(sp.Add(1, n / total, evaluate=False), -cycle, evaluate=False)  # position in the cycle, in [0, 1)
+    scale = sp.Piecewise((sp.Mul(x, sp.Pow(ratio, -1, evaluate=False), evaluate=False), x <= ratio),
+                         (sp.Mul(sp.Add(x, -1, evaluate=False), sp.Pow(ratio - 1, -1, evaluate=False),
+                                 evaluate=False), True))
     amplitude = {"triangular": sp.Integer(1),
                  "triangular2": 1 / sp.Integer(2) ** (cycle - 1),
                  "exp_range": _gamma_c ** n}[s["mode"]]

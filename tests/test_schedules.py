@@ -244,11 +244,14 @@ def test_bounds_are_a_few_ulps_for_closed_formulas():
              ("onecycle", {"max_lr": 0.1, "total_steps": 100}, 0.1, 101),
              ("onecycle", {"max_lr": 0.1, "total_steps": 100, "three_phase": True, "anneal_strategy": "linear"},
               0.1, 101)]
+    # cos(π·n/T) for n/T up to 200/7: the argument error grows.  CyclicLR's x = 1.0 + n/total − cycle rounds
+    # relative to the cycle count (up to 21 here) and x/step_ratio amplifies that by up to total = 10.
+    limits = {"warm_restarts": 200, "cyclic": 400, "onecycle": 200}
     for name, hyper, eta0, steps in cases:
         b = lr_error_bounds(SCHEDULES[name], hyper, eta0, steps)
         scale = max(abs(v) for v in (eta0, hyper.get("max_lr", 0), hyper.get("eta_min", 0)))
         worst = max(b) / (U * scale)
-        assert worst < 200, (name, float(worst))  # cos(π·n/T) for n/T up to 200/7: the argument error grows
+        assert worst < limits[name], (name, float(worst))
 
 
 # --------------------------------------------------------------------------- edge steps

@@ -31,6 +31,23 @@ skip with a reason where a backend lacks them:
 * ``defaults(optimizer) -> dict`` returns the implementation's own default
   hyperparameters under the spec's names (``beta1``/``beta2``, not ``betas``);
   entries the spec does not know (``foreach``, ...) are allowed and ignored.
+
+Optional, for the learning-rate schedule tests (``conformance/test_schedules.py``),
+which skip with a reason where a backend lacks them:
+
+* ``schedulers() -> Sequence[str]`` names the schedules it implements, by
+  ``spec.schedules.SCHEDULES`` name (``"step"``, ``"cosine"``, ``"cyclic"``, ...).
+* ``run_schedule(schedule, hyper, eta0, steps) -> ScheduleOutput``: build the
+  scheduler with ``hyper`` (every hyperparameter of the schedule spec, by its
+  spec name, defaults filled in) on an optimizer whose lr is ``eta0`` (and
+  which has a ``momentum``, so that ``cycle_momentum`` works), and report the
+  lr after the constructor and after each of ``steps − 1`` calls of
+  ``step()`` — and the momentum, where the schedule cycles it.
+* ``run_scheduled(case, schedule, hyper) -> ScheduledRun``: ``run(case)``
+  with the scheduler driving the optimizer (``optimizer.step()`` then
+  ``scheduler.step()`` each step; ``case.lrs`` is ``None``), reporting the lr
+  (and ``momentum`` or ``beta1``, where the optimizer has one) of each group
+  just before each ``optimizer.step()``.
 """
 from __future__ import annotations
 
@@ -97,6 +114,26 @@ class StepOutput:
 
     params: list
     state: Optional[list] = None
+
+
+@dataclass
+class ScheduleOutput:
+    """A scheduler's values: ``lrs[n]`` is the lr after ``n`` calls of ``step()``
+    (``lrs[0]``: after the constructor); ``momenta[n]`` likewise the momentum (or
+    β₁) it set, or ``momenta`` is ``None`` when the schedule cycles none."""
+
+    lrs: list
+    momenta: Optional[list] = None
+
+
+@dataclass
+class ScheduledRun:
+    """An optimizer driven by a scheduler: ``outputs`` as ``run`` returns them, and
+    ``used[s][i]`` the hyperparameters group ``i`` stepped with at step ``s``
+    (``{"lr": ...}`` plus ``"momentum"`` or ``"beta1"`` where the optimizer has it)."""
+
+    outputs: list
+    used: list
 
 
 class Backend(Protocol):

@@ -23,6 +23,15 @@ dtype) the collector keeps:
 controller (``conformance/conftest.py``) and combine saved reports;
 ``table`` renders the terminal summary.
 
+Learning-rate schedules (``conformance/test_schedules.py``) have rows of their
+own, per (backend, schedule, quantity) with quantity ``lr`` or ``momentum``
+(``DriftCollector.add_schedule``): per case the largest ULP error at the first
+step (n = 0) and at the case's last step, its horizon, the largest
+error/bound ratio (the bound of the form torch evaluates) and, for the
+recursive (chainable) schedulers, the largest error over the bound a
+closed-form evaluation would meet: the recursion's drift beyond what the closed
+formula allows (above 1 is drift, not failure).
+
 The ULP statistics count trajectory cases only ("the parameter at the last
 step of a trajectory" is the error accumulated over the whole trajectory);
 single-step cases, whose last step is one step from the backend's own state,
@@ -193,6 +202,86 @@ class _Entry:
         self.known_deviation = self.known_deviation or other.known_deviation
 
 
+class _ScheduleEntry:
+    """Everything kept for one (backend, schedule, quantity): a row of the schedule drift table."""
+
+    def __init__(self, backend: str, schedule: str, quantity: str):
+        self.backend, self.schedule, self.quantity = backend, schedule, quantity
+        self.cases = 0
+        self.samples = {"first": [], "last": [], "max": [], "steps": []}  # per case
+        self.values = 0
+        self.limited = 0
+        self.failed_values = 0
+        self.failed_cases = 0
+        self.max_ratio = 0.0
+        self.max_closed_ratio = None  # recursive schedules only
+        self.tests = {}
+        self.worst = None
+        self.known_deviation = None  # a deviation that excuses failures (xfail)
+        self.drift_note = None  # a known deviation that shows as drift inside the tolerance
+
+    @property
+    def key(self) -> tuple:
+        return (self.backend, self.schedule, self.quantity)
+
+    test = _Entry.test
+    verdict = _Entry.verdict
+    offer_worst = _Entry.offer_worst
+
+    def to_dict(self) -> dict:
+        outcomes = [t["outcome"] for t in self.tests.values()]
+        return {
+            "backend": self.backend, "schedule": self.schedule, "quantity": self.quantity,
+            "known_deviation": self.known_deviation, "drift_note": self.drift_note, "verdict": self.verdict(),
+            "stale_known_deviation": "xpassed" in outcomes, "cases": self.cases,
+            "tests": {k: dict(v) for k, v in sorted(self.tests.items())},
+            "max_steps": int(max(self.samples["steps"], default=0)),
+            "ulp": {k: _stats(self.samples[k]) for k in ("first", "last", "max")},
+            "values": self.values, "limited": self.limited, "failed_values": self.failed_values,
+            "failed_cases": self.failed_cases, "max_ratio": _enc(self.max_ratio),
+            "max_closed_ratio": _enc(self.max_closed_ratio),
+            "worst": None if self.worst is None else {**self.worst, "ratio": _enc(self.worst["ratio"]),
+                                                       "ulp": _enc(self.worst["ulp"])},
+            "samples": {k: [_enc(v) for v in vs] for k, vs in self.samples.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "_ScheduleEntry":
+        e = cls(d["backend"], d["schedule"], d["quantity"])
+        e.cases = int(d["cases"])
+        e.samples = {k: [_dec(v) for v in d["samples"].get(k, [])] for k in ("first", "last", "max", "steps")}
+        for name in ("values", "limited", "failed_values", "failed_cases"):
+            setattr(e, name, int(d.get(name, 0)))
+        e.max_ratio = _dec(d["max_ratio"]) or 0.0
+        e.max_closed_ratio = _dec(d.get("max_closed_ratio"))
+        e.tests = {k: dict(v) for k, v in d.get("tests", {}).items()}
+        w = d.get("worst")
+        e.worst = None if w is None else {**w, "ratio": _dec(w["ratio"]), "ulp": _dec(w["ulp"])}
+        e.known_deviation = d.get("known_deviation")
+        e.drift_note = d.get("drift_note")
+        return e
+
+    def merge(self, other: "_ScheduleEntry") -> None:
+        self.cases += other.cases
+        for k in self.samples:
+            self.samples[k].extend(other.samples[k])
+        for name in ("values", "limited", "failed_values", "failed_cases"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.max_ratio = _max_nan(self.max_ratio, other.max_ratio)
+        self.max_closed_ratio = _max_nan(self.max_closed_ratio, other.max_closed_ratio)
+        for nodeid, t in other.tests.items():
+            mine = self.tests.get(nodeid)
+            if mine is None:
+                self.tests[nodeid] = dict(t)
+            else:
+                mine["cases"] += t["cases"]
+                mine["outcome"] = _worse_outcome(mine["outcome"], t["outcome"])
+        if other.worst is not None:
+            self.offer_worst(other.worst)
+        self.known_deviation = self.known_deviation or other.known_deviation
+        self.drift_note = self.drift_note or other.drift_note
+
+
 def _function(nodeid: str) -> str:
     return nodeid.split("[", 1)[0]
 
@@ -243,6 +332,8 @@ class DriftCollector:
         self._worker = worker
         self._node_keys: dict = {}  # nodeid -> {entry keys it added cases to}, for outcomes
         self._functions: set = set()  # test functions (nodeid without its parameters) that added cases
+        self.schedules: dict = {}  # (backend, schedule, quantity) -> _ScheduleEntry
+        self._schedule_nodes: dict = {}  # nodeid -> {schedule entry keys it added cases to}
 
     # -- collecting ------------------------------------------------------------
     def _entry(self, backend: str, optimizer: str, path: str, dtype: str) -> _Entry:
@@ -307,6 +398,41 @@ class DriftCollector:
                 candidate["reproduction"] = reproduction(data, backend, path, report.mode, self._overrides or None)
                 e.worst = candidate
 
+    def add_schedule(self, nodeid: str, backend: str, report, reproduction: str = "",
+                     known_deviation: Optional[str] = None, drift_note: Optional[str] = None) -> None:
+        """One checked schedule case: ``report`` a ``conformance.schedule_check.ScheduleReport``;
+        ``known_deviation`` names a deviation that xfails it, ``drift_note`` one that shows as drift."""
+        for quantity in sorted({f.quantity for f in report.findings}):
+            findings = [f for f in report.findings if f.quantity == quantity]
+            key = (backend, report.case.schedule, quantity)
+            e = self.schedules.get(key)
+            if e is None:
+                e = self.schedules[key] = _ScheduleEntry(*key)
+            e.known_deviation = e.known_deviation or known_deviation
+            e.drift_note = e.drift_note or (drift_note if quantity == "lr" else None)
+            self._schedule_nodes.setdefault(nodeid, set()).add(key)
+            e.cases += 1
+            e.test(nodeid, self._worker)["cases"] += 1
+            checked = [f for f in findings if f.verdict != "limited"]
+            last = max(f.step for f in findings)
+            e.samples["first"].append(max((f.ulp for f in checked if f.step == 0), default=None))
+            e.samples["last"].append(max((f.ulp for f in checked if f.step == last), default=None))
+            e.samples["max"].append(max((f.ulp for f in checked), default=None))
+            e.samples["steps"].append(float(last + 1))
+            e.values += len(findings)
+            e.limited += len(findings) - len(checked)
+            failed = [f for f in findings if f.verdict == "fail"]
+            e.failed_values += len(failed)
+            e.failed_cases += bool(failed)
+            for f in checked:
+                e.max_ratio = _max_nan(e.max_ratio, f.ratio)
+                if f.closed_ratio is not None:
+                    e.max_closed_ratio = _max_nan(e.max_closed_ratio, f.closed_ratio)
+            worst = max(checked, key=lambda f: (f.ratio, f.ulp), default=None)
+            if worst is not None:
+                e.offer_worst({"ratio": float(worst.ratio), "ulp": float(worst.ulp), "nodeid": nodeid,
+                               "finding": worst.describe(), "reproduction": reproduction})
+
     def outcome(self, nodeid: str, outcome: str, key: Optional[tuple] = None) -> None:
         """A test's outcome (passed, failed, xfailed, xpassed, skipped).
 
@@ -316,6 +442,9 @@ class DriftCollector:
         a conformance test that failed before its first case (a backend error) still
         counts, once another test of its function has added a case.
         """
+        for k in self._schedule_nodes.get(nodeid, ()):  # a schedule test: its rows only
+            t = self.schedules[k].test(nodeid, self._worker)
+            t["outcome"] = _worse_outcome(t["outcome"], outcome)
         if nodeid not in self._node_keys and _function(nodeid) not in self._functions:
             return  # a test that feeds no cases to the report (a property test, say): not its business
         keys = [key] if key is not None else sorted(self._node_keys.get(nodeid, ()))
@@ -345,6 +474,7 @@ class DriftCollector:
                 "verdicts": {v: sum(1 for e in entries if e["verdict"] == v) for v in (PASS, XFAIL, FAIL)},
             },
             "entries": entries,
+            "schedules": [self.schedules[k].to_dict() for k in sorted(self.schedules)],
         }
 
     def to_json(self, indent: Optional[int] = 1) -> str:
@@ -361,6 +491,9 @@ class DriftCollector:
         for ed in d.get("entries", []):
             e = _Entry.from_dict(ed)
             out.entries[e.key] = e
+        for sd in d.get("schedules", []):
+            e = _ScheduleEntry.from_dict(sd)
+            out.schedules[e.key] = e
         return out
 
     def merge(self, other, source: Optional[str] = None) -> "DriftCollector":
@@ -371,6 +504,12 @@ class DriftCollector:
             mine = self.entries.get(key)
             if mine is None:
                 self.entries[key] = _Entry.from_dict(e.to_dict())
+            else:
+                mine.merge(e)
+        for key, e in other.schedules.items():
+            mine = self.schedules.get(key)
+            if mine is None:
+                self.schedules[key] = _ScheduleEntry.from_dict(e.to_dict())
             else:
                 mine.merge(e)
         for name, env in other.targets.items():
@@ -391,7 +530,7 @@ class DriftCollector:
 
     # -- the table ---------------------------------------------------------------
     def backends(self) -> list:
-        return sorted({k[0] for k in self.entries})
+        return sorted({k[0] for k in self.entries} | {k[0] for k in self.schedules})
 
     def table(self, backend: Optional[str] = None) -> str:
         """A plain-text table of the entries (of one backend, or all)."""
@@ -421,6 +560,43 @@ class DriftCollector:
                    "trajectory case; max, p99 (nearest rank) and median over the cases.")
         out.append("limited / lost: share of findings that are dtype-limited / lost updates (θ + Δ = θ in the "
                    "dtype); max err/bound: the largest error/bound ratio (> 1 fails).")
+        if any(backend is None or k[0] == backend for k in self.schedules):
+            out = ([] if not rows else out + [""]) + [self.schedule_table(backend)]
+        return "\n".join(out)
+
+    def schedule_table(self, backend: Optional[str] = None) -> str:
+        """The learning-rate schedule rows (of one backend, or all) as a plain-text table."""
+        from spec.schedules import SCHEDULES
+
+        rows = [self.schedules[k].to_dict() for k in sorted(self.schedules) if backend is None or k[0] == backend]
+        header = ["schedule", "value", "torch form", "cases", "max steps", "ulp@first max", "ulp@last max", "med",
+                  "max ulp", "limited", "max err/bound", "max err/closed bound", "verdict"]
+        if backend is None:
+            header = ["backend"] + header
+        lines = []
+        for r in rows:
+            spec = SCHEDULES.get(r["schedule"])
+            form = "closed" if r["quantity"] != "lr" or spec is None else spec.torch_form
+            verdict = r["verdict"] + (" (stale xfail)" if r["stale_known_deviation"] else "")
+            for note in (r["known_deviation"], r["drift_note"]):
+                verdict += f" [{note}]" if note else ""
+            cells = [r["schedule"], r["quantity"], form, str(r["cases"]), str(r["max_steps"]),
+                     _fmt(r["ulp"]["first"]["max"]), _fmt(r["ulp"]["last"]["max"]), _fmt(r["ulp"]["last"]["median"]),
+                     _fmt(r["ulp"]["max"]["max"]), str(r["limited"]), _fmt(r["max_ratio"]),
+                     _fmt(r["max_closed_ratio"]), verdict]
+            lines.append(([r["backend"]] if backend is None else []) + cells)
+        widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(header)]
+        text = set(range(3 + (backend is None))) | {len(header) - 1}
+
+        def fmt_row(cells):
+            return "  ".join(c.ljust(w) if i in text else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+        out = [fmt_row(header).rstrip(), "  ".join("-" * w for w in widths)]
+        out += [fmt_row(l).rstrip() for l in lines]
+        out.append("Learning-rate schedules: per case the largest binary64 ULP error of a value at the first step "
+                   "(n = 0) / at the last step / anywhere; max err/bound against the tolerance of the form torch "
+                   "evaluates (> 1 fails); max err/closed bound against the bound of a closed-form evaluation, for "
+                   "the recursive schedulers (> 1: the recursion drifts beyond what the closed formula allows).")
         return "\n".join(out)
 
 

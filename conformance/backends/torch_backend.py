@@ -15,6 +15,10 @@ probing: one construction and two steps on a 2-element tensor per (path,
 dtype), cached per backend.  What failed, and why, is kept for reporting
 (``unsupported`` and ``unsupported_paths``).
 
+Learning-rate schedules (``schedulers``, ``run_schedule``, ``run_scheduled``:
+the optional part of ``conformance.backend``'s protocol) run
+``torch.optim.lr_scheduler``'s classes, built by ``build_scheduler``.
+
 Usage::
 
     from conformance.backends import torch_backend
@@ -34,7 +38,7 @@ from typing import Optional
 import ml_dtypes
 import numpy as np
 
-from conformance.backend import DTYPES, BackendError, Case, StepOutput
+from conformance.backend import DTYPES, BackendError, Case, ScheduledRun, ScheduleOutput, StepOutput
 from conformance.drift_report import cpu_name
 
 try:  # torch is optional for the project as a whole; the backend needs it.
@@ -52,6 +56,7 @@ __all__ = [
     "make",
     "load_class",
     "environment",
+    "build_scheduler",
 ]
 
 #: spec name -> attribute of ``torch.optim``
@@ -474,6 +479,123 @@ class TorchBackend:
 
     def environment(self) -> dict:
         return environment(self.device_spec)
+
+    # ---- learning-rate schedules (the protocol's optional part) --------------
+
+    def schedulers(self) -> tuple:
+        """Every schedule of ``spec.schedules`` (torch.optim.lr_scheduler runs in Python floats on any device)."""
+        if self.skip_reason is not None:
+            return ()
+        from spec.schedules import SCHEDULES
+        return tuple(SCHEDULES)
+
+    def run_schedule(self, schedule: str, hyper: dict, eta0: float, steps: int) -> ScheduleOutput:
+        """The scheduler on a one-parameter ``SGD(lr=eta0, momentum=0)`` on this device; see ``conformance.backend``."""
+        p = torch.zeros(1, dtype=torch.float64, device=self.device, requires_grad=True)
+        opt = torch.optim.SGD([p], lr=eta0, momentum=0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                sched = build_scheduler(schedule, hyper, opt)
+                lrs, momenta = [], []
+                for n in range(steps):
+                    if n:
+                        opt.step()  # no gradient: nothing moves, but torch sees the documented call order
+                        sched.step()
+                    lrs.append(float(opt.param_groups[0]["lr"]))
+                    momenta.append(float(opt.param_groups[0]["momentum"]))
+            except Exception as exc:
+                raise BackendError(f"torch {schedule} scheduler raised {type(exc).__name__}: {exc}") from exc
+        return ScheduleOutput(lrs, momenta if hyper.get("cycle_momentum") else None)
+
+    def run_scheduled(self, case: Case, schedule: str, hyper: dict) -> ScheduledRun:
+        """``run(case)`` with the scheduler stepping after each ``optimizer.step()``; see ``conformance.backend``."""
+        if self.skip_reason is not None:
+            raise BackendError(f"{self.name}: {self.skip_reason}")
+        cls = self.optimizer_class(case.optimizer)
+        flags = self._path_flags(case.optimizer, case.path)
+        label = _class_label(cls)
+        groups_params = [[_to_torch(a, self.device) for a in g.params] for g in case.groups]
+        opt = self._construct(cls, case, groups_params, flags, label)
+        outputs, used = [], []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                sched = build_scheduler(schedule, hyper, opt)
+            except Exception as exc:
+                raise BackendError(f"torch {schedule} scheduler raised {type(exc).__name__}: {exc}") from exc
+            for s in range(case.steps):
+                for i, params in enumerate(groups_params):
+                    for j, p in enumerate(params):
+                        g = case.grads[s][i][j]
+                        p.grad = None if g is None else _to_torch(g, self.device)
+                used.append([_hyper_in_use(group) for group in opt.param_groups])
+                try:
+                    opt.step()
+                    if self.device_type == "cuda":
+                        torch.cuda.synchronize(self.device)
+                except Exception as exc:
+                    raise BackendError(f"{label}.step() raised {type(exc).__name__} at step {s}: {exc}") from exc
+                outputs.append(self._snapshot(opt, groups_params, label))
+                try:
+                    sched.step()
+                except Exception as exc:
+                    raise BackendError(f"torch {schedule} scheduler raised {type(exc).__name__} at step {s}: "
+                                       f"{exc}") from exc
+        return ScheduledRun(outputs, used)
+
+
+def _hyper_in_use(group: dict) -> dict:
+    """The lr, and momentum or β₁, a param group holds now (under the spec's names), as Python floats."""
+    out = {"lr": float(group["lr"])}
+    if "momentum" in group:
+        out["momentum"] = float(group["momentum"])
+    if "betas" in group:
+        out["beta1"] = float(group["betas"][0])
+    return out
+
+
+def build_scheduler(name: str, hyper: dict, opt):
+    """torch.optim.lr_scheduler's scheduler for a ``spec.schedules`` name and hyperparameters (spec names).
+
+    ``hyper`` is passed as given after filling in the spec's defaults (nothing
+    is validated here: torch's own checks run).  ``sequential`` is
+    ``SequentialLR([LinearLR, ExponentialLR or CosineAnnealingLR], milestones=[milestone])``.
+    """
+    from spec.schedules import SCHEDULES
+
+    L = torch.optim.lr_scheduler
+    h = {**SCHEDULES[name].defaults, **hyper}
+    if name == "step":
+        return L.StepLR(opt, h["step_size"], h["gamma"])
+    if name == "multistep":
+        return L.MultiStepLR(opt, list(h["milestones"]), h["gamma"])
+    if name == "exponential":
+        return L.ExponentialLR(opt, h["gamma"])
+    if name == "cosine":
+        return L.CosineAnnealingLR(opt, h["T_max"], h["eta_min"])
+    if name == "warm_restarts":
+        return L.CosineAnnealingWarmRestarts(opt, h["T_0"], h["T_mult"], h["eta_min"])
+    if name == "cyclic":
+        return L.CyclicLR(opt, h["base_lr"], h["max_lr"], h["step_size_up"], h["step_size_down"], h["mode"],
+                          h["gamma"], cycle_momentum=h["cycle_momentum"], base_momentum=h["base_momentum"],
+                          max_momentum=h["max_momentum"])
+    if name == "onecycle":
+        return L.OneCycleLR(opt, h["max_lr"], total_steps=h["total_steps"], pct_start=h["pct_start"],
+                            anneal_strategy=h["anneal_strategy"], cycle_momentum=h["cycle_momentum"],
+                            base_momentum=h["base_momentum"], max_momentum=h["max_momentum"],
+                            div_factor=h["div_factor"], final_div_factor=h["final_div_factor"],
+                            three_phase=h["three_phase"])
+    if name == "linear":
+        return L.LinearLR(opt, h["start_factor"], h["end_factor"], h["total_iters"])
+    if name == "polynomial":
+        return L.PolynomialLR(opt, h["total_iters"], h["power"])
+    if name == "sequential":
+        warm = L.LinearLR(opt, h["start_factor"], h["end_factor"], h["total_iters"])
+        decay = L.ExponentialLR(opt, h["gamma"]) if h["decay"] == "exponential" \
+            else L.CosineAnnealingLR(opt, h["T_max"], h["eta_min"])
+        return L.SequentialLR(opt, [warm, decay], milestones=[h["milestone"]])
+    raise KeyError(f"no torch scheduler for schedule {name!r}")
 
 
 # --------------------------------------------------------------------------

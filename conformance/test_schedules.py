@@ -1,0 +1,183 @@
+"""The backend's learning-rate schedules against the exact schedule specs (``spec/schedules.py``).
+
+* ``test_schedule_values``: Hypothesis draws a schedule's hyperparameters from
+  the spec's domains, η₀ and a horizon (short, or long: up to
+  ``schedule_strategies.LONG`` steps); every lr (and momentum, where the
+  schedule cycles it) must be within ``reference.schedule.lr_error_bounds``
+  of the exact value.
+* ``test_schedule_long_horizon``: one fixed long run per schedule
+  (``LONG_RUNS``), where a recursive form's rounding accumulates; it feeds the
+  drift table's rows.
+* ``test_scheduled_trajectory``: the backend's optimizer driven by its
+  scheduler; the lr/momentum it stepped with are checked against the schedule,
+  its trajectory against the exact one fed exactly those values.
+
+Backends without the protocol's optional schedule part (``conformance/backend.py``)
+skip with the reason.  ``conformance.schedule_check`` holds the comparison and
+how ``spec.schedules.KNOWN_DEVIATIONS`` show here.
+"""
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import event, given, note, reject, strategies as st, target
+
+import spec as spec_pkg
+from reference.schedule import lr_sequence
+from spec.schedules import SCHEDULES
+
+from .known_deviations import affecting, find
+from .replay import to_backend_case
+from .schedule_check import (check_schedule, check_scheduled, drift_deviations, known_deviation, reproduction,
+                             scheduled_reproduction)
+from .schedule_strategies import SHORT, ScheduleCase, schedule_cases, schedule_hyper
+from .strategies import cases
+
+# One long run per schedule: horizons of several periods, where a recursion's rounding has time to accumulate
+# (the cosine one is KNOWN_DEVIATIONS['cosine_recursive_drift']'s second evidence case).
+LONG_RUNS = {
+    "step": ({"step_size": 3, "gamma": 0.99}, 0.1, 1200),
+    "multistep": ({"milestones": (100, 400, 400, 1200), "gamma": 0.3}, 0.1, 1500),
+    "exponential": ({"gamma": 0.997}, 0.1, 1000),  # γⁿ's exact value has 53·n bits: the reference's cost grows as n²
+    "cosine": ({"T_max": 100, "eta_min": 0.001}, 0.1, 1500),
+    "warm_restarts": ({"T_0": 10, "T_mult": 2, "eta_min": 0.001}, 0.1, 1500),
+    "cyclic": ({"base_lr": 0.001, "max_lr": 0.1, "step_size_up": 70, "step_size_down": 31, "mode": "triangular2"},
+               0.1, 1500),
+    "onecycle": ({"max_lr": 0.1, "total_steps": 1499, "three_phase": True}, 0.1, 1500),
+    "linear": ({"start_factor": 0.01, "end_factor": 1.0, "total_iters": 1400}, 0.1, 1500),
+    "polynomial": ({"total_iters": 1400, "power": 1.7}, 0.1, 1500),
+    "sequential": ({"start_factor": 0.1, "total_iters": 50, "milestone": 50, "decay": "cosine", "T_max": 300,
+                    "eta_min": 1e-4}, 0.1, 1500),
+}
+
+TRAJECTORY_OPTIMIZERS = ("sgd", "adam", "rmsprop", "adamw")
+TRAJECTORY_STEPS = 8
+
+
+def _backend_name(request) -> str:
+    return request.config.getoption("--backend")
+
+
+def schedule_params(config, needs: str) -> list:
+    """One param per schedule, with a reason-carrying skip where the backend lacks ``needs`` or the schedule,
+    and an xfail where a known deviation covers the whole schedule on this backend."""
+    impl = config._conformance_backend
+    name = config.getoption("--backend")
+    lacking = [m for m in ("schedulers", needs) if not callable(getattr(impl, m, None))]
+    offered = () if lacking else tuple(impl.schedulers())
+    out = []
+    for schedule in SCHEDULES:
+        marks = []
+        if lacking:
+            marks.append(pytest.mark.skip(reason=f"backend {name} does not implement learning-rate schedules "
+                                                 f"(no {'/'.join(m + '()' for m in lacking)}; see conformance/backend.py)"))
+        elif schedule not in offered:
+            marks.append(pytest.mark.skip(reason=f"backend {name} does not implement the {schedule} schedule"))
+        else:
+            key = known_deviation(name, schedule)
+            if key:
+                from spec.schedules import KNOWN_DEVIATIONS
+                marks.append(pytest.mark.xfail(reason=f"known deviation {key}: {KNOWN_DEVIATIONS[key]['summary']}",
+                                               strict=False))
+        out.append(pytest.param(schedule, marks=marks, id=schedule))
+    return out
+
+
+def pytest_generate_tests(metafunc):
+    if "schedule" in metafunc.fixturenames:
+        needs = "run_scheduled" if metafunc.function.__name__ == "test_scheduled_trajectory" else "run_schedule"
+        metafunc.parametrize("schedule", schedule_params(metafunc.config, needs))
+
+
+def _collector(request):
+    return getattr(request.config, "_drift_collector", None)
+
+
+def run_and_check_schedule(request, backend, case: ScheduleCase, drawn: bool = True):
+    """Run the backend's scheduler, check every value, record it in the drift report, fail with a reproduction.
+
+    ``drawn``: the case comes from Hypothesis (events, targets and set-asides go to it)."""
+    name = _backend_name(request)
+    key = known_deviation(name, case.schedule, case)
+    if key:
+        if not drawn:
+            pytest.xfail(f"known deviation {key}")
+        event(f"set aside, known deviation {key}")
+        reject()
+    report = check_schedule(case, backend.run_schedule(case.schedule, case.hyper, case.eta0, case.steps))
+    if drawn:
+        ratio = report.max_ratio()
+        target(min(math.log2(1 + ratio), 1e6) if math.isfinite(ratio) else 1e6, label="log2(1 + error/bound)")
+        event(f"horizon {'long' if case.steps > SHORT else 'short'}")
+        if report.counts().get("limited"):
+            event("no finite bound for some values (limited)")
+    repro = reproduction(case, name)
+    collector = _collector(request)
+    if collector is not None:
+        notes = drift_deviations(case.schedule)
+        collector.add_schedule(request.node.nodeid, name, report, repro, drift_note=", ".join(notes) or None)
+    if not report.ok:
+        note(report.summary())
+        raise AssertionError(f"{report.summary()}\n\nReproduce with:\n{repro}")
+    return report
+
+
+@given(data=st.data())
+def test_schedule_values(request, backend, schedule, data):
+    """Every lr (and cycled momentum) of a drawn schedule run is within the schedule's error bound."""
+    run_and_check_schedule(request, backend, data.draw(schedule_cases(schedule), label="case"))
+
+
+def test_schedule_long_horizon(request, backend, schedule):
+    """A fixed long run per schedule: the recursive forms' accumulated rounding stays within the bound."""
+    hyper, eta0, steps = LONG_RUNS[schedule]
+    case = ScheduleCase(schedule, SCHEDULES[schedule].complete(hyper), eta0, steps)
+    run_and_check_schedule(request, backend, case, drawn=False)
+
+
+@st.composite
+def scheduled_cases(draw, backend, backend_name: str, schedule: str):
+    """(CaseData, path, schedule hyperparameters): an optimizer of TRAJECTORY_OPTIMIZERS, short periods."""
+    optimizer = draw(st.sampled_from([o for o in TRAJECTORY_OPTIMIZERS if backend.paths(o)]))
+    path = draw(st.sampled_from(list(backend.paths(optimizer))))
+    dtype = draw(st.sampled_from([d for d in backend.dtypes(optimizer, path) if d in ("float32", "float64")]))
+    hyper = draw(schedule_hyper(schedule, 12))
+    last = SCHEDULES[schedule].last_step(hyper)
+    if last is not None and last < 1:
+        reject()
+    # The scheduler steps after each optimizer step, so K optimizer steps make it compute lr_K: K ≤ last_step.
+    steps = draw(st.integers(1, TRAJECTORY_STEPS if last is None else min(TRAJECTORY_STEPS, last)))
+    data = draw(cases(spec_pkg.get(optimizer), dtype, min_steps=steps, max_steps=steps, max_params=1,
+                      vary_lr=False, allow_none=False))
+    # The values the schedule sets must be ones the optimizer spec accepts (torch checks lr ≥ 0 and the
+    # momenta only in the constructor): no negative lr (η_min < 0, a linear OneCycleLR past its end, ...).
+    for h, _ in data.groups:
+        if any(e.value < 0 for e in lr_sequence(SCHEDULES[schedule], hyper, h["lr"], steps)):
+            reject()
+    if hyper.get("cycle_momentum") and SCHEDULES[schedule].momentum_form is not None:
+        # A cycle between positive momenta: torch creates SGD's and RMSprop's momentum buffer on the first
+        # step with momentum != 0 (the spec: on step 1), and checks SGD's nesterov (momentum > 0) only in the
+        # constructor (the spec: on every step); a cycle through 0 is outside what the spec states.
+        if min(hyper["base_momentum"], hyper["max_momentum"]) <= 0:
+            reject()
+        data.groups = [({**h, "nesterov": False} if "nesterov" in h else h, ps) for h, ps in data.groups]
+    if find(backend_name, optimizer, path, dtype) or affecting(backend_name, optimizer, path, dtype, data):
+        reject()  # an optimizer deviation (conformance/known_deviations.py), not the schedule's
+    return data, path, hyper
+
+
+@given(data=st.data())
+def test_scheduled_trajectory(request, backend, schedule, data):
+    """optimizer.step(); scheduler.step(): the values used match the schedule, the steps match the spec."""
+    name = _backend_name(request)
+    case, path, hyper = data.draw(scheduled_cases(backend, name, schedule), label="case")
+    event(f"{case.optimizer} {path} {case.dtype}")
+    run = backend.run_scheduled(to_backend_case(case, path), schedule, hyper)
+    schedule_reports, report = check_scheduled(case, schedule, hyper, run)
+    failures = [r.summary() for r in schedule_reports if not r.ok] + ([report.summary()] if not report.ok else [])
+    if failures:
+        repro = scheduled_reproduction(case, name, path, schedule, hyper)
+        text = "\n".join(failures)
+        note(text)
+        raise AssertionError(f"{text}\n\nReproduce with:\n{repro}")

@@ -171,6 +171,8 @@ def scheduled_cases(draw, backend, backend_name: str, schedule: str):
 def test_scheduled_trajectory(request, backend, schedule, data):
     """optimizer.step(); scheduler.step(): the values used match the schedule, the steps match the spec."""
     name = _backend_name(request)
+    if not any(backend.paths(o) for o in TRAJECTORY_OPTIMIZERS):
+        pytest.skip(f"backend {name} implements none of {', '.join(TRAJECTORY_OPTIMIZERS)}")
     case, path, hyper = data.draw(scheduled_cases(backend, name, schedule), label="case")
     event(f"{case.optimizer} {path} {case.dtype}")
     run = backend.run_scheduled(to_backend_case(case, path), schedule, hyper)

@@ -1,0 +1,148 @@
+"""The schedule part of the conformance harness: it passes torch's schedulers, catches broken ones,
+skips backends without schedules, honours known deviations and reports drift rows.
+
+The subprocess runs are the real command line (``pytest conformance/test_schedules.py
+--backend=tests.broken_schedulers:NAME``) under ``ci-noshrink`` for the broken backends
+(``tests/harness_profiles.py``: ``ci``'s examples without minimising the failure).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import schedule_check
+from conformance.drift_report import DriftCollector
+from conformance.schedule_check import ScheduleCase, check_values, replay_schedule
+from spec.schedules import KNOWN_DEVIATIONS, SCHEDULES
+
+ROOT = Path(__file__).resolve().parents[1]
+VALUES = "test_schedule_values or test_schedule_long_horizon"
+
+#: backend attribute -> (-k selection, the failing test id it must produce)
+BROKEN = {
+    "off_by_one_cosine": (f"({VALUES}) and cosine", "[cosine]"),
+    "late_step": (f"({VALUES}) and step and not multistep", "[step]"),
+    "triangular2_no_halving": (f"({VALUES}) and cyclic", "[cyclic]"),
+}
+
+
+def harness(backend: str, selection: str, profile: str = "ci", *extra) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "pytest", "conformance/test_schedules.py", f"--backend={backend}", "-k", selection,
+           f"--hypothesis-profile={profile}", "-q", "-p", "no:cacheprovider", "-rfs", *extra]
+    if profile == "ci-noshrink":
+        cmd += ["-p", "tests.harness_profiles"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env.pop("PYTEST_ADDOPTS", None)
+    env.pop("PYTEST_XDIST_WORKER", None)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _tail(proc, n=4000):
+    return (proc.stdout + proc.stderr)[-n:]
+
+
+def test_faithful_torch_schedulers_pass(tmp_path):
+    out = tmp_path / "drift.json"
+    proc = harness("tests.broken_schedulers:faithful", f"({VALUES}) and (cosine or step or cyclic)", "ci",
+                   f"--drift-report={out}")
+    assert proc.returncode == 0, _tail(proc)
+    assert "failed" not in proc.stdout and " passed" in proc.stdout, _tail(proc)
+    rows = json.loads(out.read_text())["schedules"]
+    assert {(r["schedule"], r["quantity"]) for r in rows} >= {("cosine", "lr"), ("step", "lr"), ("cyclic", "lr")}
+    cosine = next(r for r in rows if r["schedule"] == "cosine")
+    assert cosine["verdict"] == "pass" and cosine["drift_note"] == "cosine_recursive_drift"
+    assert cosine["max_steps"] == 1500 and cosine["max_closed_ratio"] > 1  # the recursion's drift shows
+    assert "max err/closed bound" in proc.stdout
+
+
+@pytest.mark.parametrize("backend", list(BROKEN))
+def test_broken_scheduler_is_caught(backend):
+    selection, test_id = BROKEN[backend]
+    proc = harness(f"tests.broken_schedulers:{backend}", selection, "ci-noshrink")
+    assert proc.returncode == 1, f"{backend}: exit {proc.returncode}, expected 1\n{_tail(proc)}"
+    assert "Reproduce with:" in proc.stdout and "replay_schedule(" in proc.stdout, _tail(proc)
+    assert "# floats in hex:" in proc.stdout, _tail(proc)
+    failed = [line for line in proc.stdout.splitlines() if line.startswith("FAILED conformance/test_schedules.py::")]
+    assert failed and all(test_id in line for line in failed), _tail(proc)
+
+
+def test_numpy_backend_skips_with_a_reason():
+    proc = harness("numpy", "test_schedule_values or test_scheduled_trajectory")
+    assert proc.returncode == 0, _tail(proc)
+    assert "20 skipped" in proc.stdout, _tail(proc)
+    assert "does not implement learning-rate schedules" in proc.stdout, _tail(proc)
+
+
+# --------------------------------------------------------------------------- in-process pieces
+
+
+def test_every_known_deviation_has_a_harness_effect():
+    assert set(schedule_check.HARNESS_EFFECTS) == set(KNOWN_DEVIATIONS)
+    for key, effect in schedule_check.HARNESS_EFFECTS.items():
+        assert effect in ("drift", "domain") or isinstance(effect, schedule_check.HarnessDeviation), key
+    assert schedule_check.drift_deviations("cosine") == ["cosine_recursive_drift"]
+    assert schedule_check.drift_deviations("step") == []
+
+
+def test_a_harness_deviation_xfails_the_schedule_or_sets_cases_aside(monkeypatch):
+    effects = dict(schedule_check.HARNESS_EFFECTS)
+    effects["cosine_recursive_drift"] = schedule_check.HarnessDeviation("torch-*", "cosine")
+    effects["zero_division_not_value_error"] = schedule_check.HarnessDeviation(
+        "torch-*", "step", applies=lambda case: case.hyper["step_size"] < 0)
+    monkeypatch.setattr(schedule_check, "HARNESS_EFFECTS", effects)
+    assert schedule_check.known_deviation("torch-cpu", "cosine") == "cosine_recursive_drift"
+    assert schedule_check.known_deviation("numpy", "cosine") is None
+    assert schedule_check.known_deviation("torch-cpu", "step") is None  # input-specific: not the whole schedule
+    case = ScheduleCase("step", SCHEDULES["step"].complete({"step_size": -2}), 0.1, 5)
+    assert schedule_check.known_deviation("torch-cpu", "step", case) == "zero_division_not_value_error"
+    case.hyper["step_size"] = 2
+    assert schedule_check.known_deviation("torch-cpu", "step", case) is None
+
+    from conformance.test_schedules import schedule_params
+
+    class Config:
+        _conformance_backend = __import__("conformance.backends.torch_backend", fromlist=["make"]).make("torch-cpu")
+
+        def getoption(self, name):
+            return "torch-cpu"
+
+    params = {p.id: p for p in schedule_params(Config(), "run_schedule")}
+    assert [m.name for m in params["cosine"].marks] == ["xfail"] and not params["step"].marks
+
+
+def _report(schedule, hyper, eta0, lrs):
+    return check_values(ScheduleCase(schedule, SCHEDULES[schedule].complete(hyper), eta0, len(lrs)), lrs)
+
+
+def test_drift_rows_collect_merge_and_print():
+    exact = [0.1, 0.1, 0.05, 0.05, 0.025]
+    good = _report("step", {"step_size": 2, "gamma": 0.5}, 0.1, exact)
+    bad = _report("step", {"step_size": 2, "gamma": 0.5}, 0.1, exact[:4] + [0.025000000000000005])
+    assert good.ok and not bad.ok and bad.failures[0].step == 4 and bad.failures[0].ulp == pytest.approx(1.0)
+    a, b = DriftCollector(worker="gw0"), DriftCollector(worker="gw1")
+    a.add_schedule("t.py::test_schedule_values[step]", "torch-cpu", good, "repro-good")
+    b.add_schedule("t.py::test_schedule_long_horizon[step]", "torch-cpu", bad, "repro-bad")
+    b.outcome("t.py::test_schedule_long_horizon[step]", "failed")
+    merged = DriftCollector().merge(a.to_json()).merge(json.loads(b.to_json()))
+    (row,) = merged.to_dict()["schedules"]
+    assert (row["schedule"], row["quantity"], row["cases"], row["max_steps"]) == ("step", "lr", 2, 5)
+    assert row["failed_cases"] == 1 and row["verdict"] == "FAIL"
+    assert row["worst"]["reproduction"] == "repro-bad" and float(row["max_ratio"]) > 1
+    assert row["ulp"]["last"]["max"] == pytest.approx(1.0) and row["max_closed_ratio"] is not None
+    assert merged.to_dict()["entries"] == []  # optimizer rows untouched
+    table = merged.table("torch-cpu")
+    assert table.splitlines()[0].startswith("schedule") and "FAIL" in table and "max err/closed bound" in table
+
+
+def test_printed_reproduction_replays():
+    case = ScheduleCase("cosine", SCHEDULES["cosine"].complete({"T_max": 7, "eta_min": 0.01}), 0.1, 30)
+    text = schedule_check.reproduction(case, "torch-cpu")
+    ns = {}
+    exec(text.replace("replay_schedule(", "report = replay_schedule(quiet=True, ", 1), ns)  # noqa: S102
+    assert ns["report"].ok and len(ns["report"].findings) == 30
+    assert replay_schedule("torch-cpu", "cosine", {"T_max": 7, "eta_min": 0.01}, 0.1, 30, quiet=True).ok

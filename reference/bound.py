@@ -198,8 +198,8 @@ class Bound:
 
     def _round(self, v, e, c, scalar=False) -> B:
         """The result of an operation: propagated error ``e`` plus its own rounding."""
-        if self.ctx.isinf(e):
-            return B(v, e, scalar)
+        if not self.ctx.isfinite(e):  # inf, or nan from 0·inf: unbounded either way
+            return B(v, self.ctx.inf, scalar)
         if scalar:
             return B(v, e + c * (self.u_scalar * (abs(v) + e) + self.eta_scalar), True)
         if abs(v) + e > self.max_finite:

@@ -27,6 +27,7 @@ from fractions import Fraction
 from typing import Optional, Sequence
 
 import mpmath
+from mpmath import libmp
 import numpy as np
 
 from spec import OptimizerSpec
@@ -213,19 +214,33 @@ def _element_trajectory(program, inputs: dict, grads: list, hyper_steps: list, t
         try:
             return _run(program, inputs, grads, hyper_steps, ts, formats, prec)
         except (_NotStable, arith.Undecided) as why:
-            if prec >= MAX_PREC:
-                raise Unstable(f"no stable rounding up to {MAX_PREC} bits: {why}; inputs {inputs}, "
-                               f"gradients {grads}, hyperparameters {hyper_steps}") from None
-            prec *= 2
+            if prec < MAX_PREC:
+                prec *= 2
+                continue
+            try:
+                return _run(program, inputs, grads, hyper_steps, ts, formats, prec, exact=True)
+            except (_NotStable, arith.Undecided):
+                raise Unstable(f"no stable rounding up to {MAX_PREC} bits, nor in rational arithmetic: {why}; "
+                               f"inputs {inputs}, gradients {grads}, hyperparameters {hyper_steps}") from None
 
 
 class _NotStable(Exception):
     pass
 
 
-def _run(program, inputs, grads, hyper_steps, ts, formats, prec) -> list:
-    """One attempt at ``prec`` bits; raises ``_NotStable``/``Undecided`` to ask for more."""
-    O = arith.Interval(prec)
+def _run(program, inputs, grads, hyper_steps, ts, formats, prec, exact=False) -> list:
+    """One attempt at ``prec`` bits; raises ``_NotStable``/``Undecided`` to ask for more.
+
+    ``exact``: keep every rational value exact (``Fraction``), intervals only for the
+    irrational rest.  The last resort, when no precision decides: an argument that is
+    exactly 0 but reached through rounded intervals (centered RMSprop with α = 0:
+    v − ḡ² = g² − g²) straddles 0 at any precision, but is 0 in rational arithmetic.
+    """
+    if exact:
+        from .schedule import ExactInterval  # reference.schedule imports this module
+        O = ExactInterval(prec)
+    else:
+        O = arith.Interval(prec)
     S = None  # the Special arithmetic, once a step is not finite or not real; kept for the rest
     if all(_is_finite(v) for v in inputs.values()):
         current = {k: O.input(v) for k, v in inputs.items()}
@@ -249,7 +264,8 @@ def _run(program, inputs, grads, hyper_steps, ts, formats, prec) -> list:
         if not done:
             if S is None:
                 S = arith.Special(max(256, prec))
-                current = {k: S.input(_to_fraction(_raw(v.mid._mpi_[0]))) for k, v in current.items()}
+                current = {k: S.input(v if isinstance(v, Fraction) else _to_fraction(_raw(v.mid._mpi_[0])))
+                           for k, v in current.items()}
             values = {**current, "g": S.input(gr), "t": S.input(t), **{k: S.input(v) for k, v in h.items()}}
             current = program(S, values)
         last = {n: _element_of(O, S, current[n], formats) for n in program.outputs}
@@ -269,6 +285,9 @@ def _element_of(O, S, v, formats) -> Element:
     if S is not None:
         v = _raw(v._mpf_)  # Special's numbers belong to its own mpmath context: make them plain mpf
         return Element(v, {f: round_to_format(v, FORMATS[f]) for f in formats}, exact=False, prec=S.ctx.prec)
+    if isinstance(v, Fraction):  # exact rational arithmetic (``_run(exact=True)``)
+        value = mpmath.mp.make_mpf(libmp.from_rational(v.numerator, v.denominator, O.prec, libmp.round_nearest))
+        return Element(value, {f: round_to_format(v, FORMATS[f]) for f in formats}, exact=True, prec=O.prec)
     rounded = {}
     for f in formats:
         lo, hi = round_to_format(_raw(v._mpi_[0]), FORMATS[f]), round_to_format(_raw(v._mpi_[1]), FORMATS[f])

@@ -45,7 +45,7 @@ from reference.step import START_PREC, Unstable, step_once, trajectory
 FORMAT_NAMES = tuple(FORMATS)
 SPECS = tuple(spec.OPTIMIZERS.values())
 SPEC_IDS = tuple(spec.OPTIMIZERS)
-SGD, ADAM, ADAGRAD, RADAM = (spec.OPTIMIZERS[n] for n in ("sgd", "adam", "adagrad", "radam"))
+SGD, ADAM, ADAGRAD, RADAM, RMSPROP = (spec.OPTIMIZERS[n] for n in ("sgd", "adam", "adagrad", "radam", "rmsprop"))
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -287,20 +287,46 @@ def test_lr_change_holds_until_the_next():
 
 
 def test_unstable_when_the_precision_cap_is_hit(monkeypatch):
-    theta, g = np.array([float(F32_MID)]), np.array([-2.0 ** -100])
+    """Adagrad's θ − lr·g/(√3 + ε) about 2⁻²⁰¹ from a float32 midpoint: irrational, so no fallback decides it."""
+    theta, g = np.array([float(F32_MID)]), np.array([-1.0])
+    hyper = {"lr": 2.0 ** -200, "initial_accumulator_value": 2.0}
     monkeypatch.setattr(step_module, "MAX_PREC", START_PREC)
     with pytest.raises(Unstable) as info:
-        step_once(SGD, {"lr": 2.0 ** -100}, theta, g, formats=("float32",))
+        step_once(ADAGRAD, hyper, theta, g, formats=("float32",))
     msg = str(info.value)
-    assert f"{START_PREC} bits" in msg and "float32" in msg
+    assert f"{START_PREC} bits, nor in rational arithmetic" in msg and "float32" in msg
     assert "theta" in msg and repr(F32_MID) in msg  # the parameter
-    assert repr(Fraction(-1, 2 ** 100)) in msg  # the gradient
-    assert repr(Fraction(1, 2 ** 100)) in msg  # the learning rate
-    # 256 bits resolve 2⁻²⁰⁰ but not 2⁻³⁰⁰
-    monkeypatch.setattr(step_module, "MAX_PREC", 256)
-    assert step_once(SGD, {"lr": 2.0 ** -100}, theta, g, formats=("float32",)).theta[0].prec == 256
-    with pytest.raises(Unstable, match="256 bits"):
-        step_once(SGD, {"lr": 2.0 ** -100}, theta, np.array([-2.0 ** -200]), formats=("float32",))
+    assert repr(Fraction(-1)) in msg  # the gradient
+    assert repr(Fraction(1, 2 ** 200)) in msg  # the learning rate
+    monkeypatch.setattr(step_module, "MAX_PREC", 512)
+    assert START_PREC < step_once(ADAGRAD, hyper, theta, g, formats=("float32",)).theta[0].prec <= 512
+
+
+def test_rational_arithmetic_decides_what_no_precision_can(monkeypatch):
+    """A rational step at the precision cap is decided in exact rational arithmetic, not reported unstable.
+
+    SGD's θ − lr·g = midpoint + 2⁻²⁰⁰ needs 256 bits; with the cap at 128 the ``Fraction`` fallback gives it exactly.
+    """
+    theta, g = np.array([float(F32_MID)]), np.array([-2.0 ** -100])
+    monkeypatch.setattr(step_module, "MAX_PREC", START_PREC)
+    e = step_once(SGD, {"lr": 2.0 ** -100}, theta, g, formats=("float32",)).theta[0]
+    assert e.exact and exact(e.rounded["float32"]) == 1 + F32_ULP1
+
+
+def test_centered_rmsprop_alpha_zero_has_an_exact_zero_variance():
+    """α = 0: v = g², ḡ = g, so v − ḡ² = 0 exactly, yet as intervals it straddles 0 at every precision.
+
+    Found by the default profile (numpy backend, seed 1).  Rational arithmetic decides it: √0 = 0, θ − lr·g/ε.
+    """
+    hyper = RMSPROP.complete({"lr": 1.0, "alpha": 0.0, "eps": 1e-8, "weight_decay": 10.0, "centered": True})
+    snaps = trajectory(RMSPROP, hyper, np.array([-1.0], np.float32), [np.array([-1.0], np.float32),
+                                                                       np.array([0.0], np.float32)],
+                       formats=("float32",))
+    theta1 = Fraction(-1) + 11 / Fraction(1e-8)  # g = −1 + 10·(−1) = −11, √(121 − 121) = 0
+    assert abs(as_fraction(snaps[0].theta[0].value) - theta1) <= theta1 * Fraction(1, 2 ** 1000)
+    assert snaps[0].theta[0].rounded["float32"] == round_to_format(theta1, FORMATS["float32"])
+    g2 = 10 * theta1
+    assert snaps[1].theta[0].rounded["float32"] == round_to_format(theta1 - g2 / Fraction(1e-8), FORMATS["float32"])
 
 
 # --------------------------------------------------------------------------- compiled programs

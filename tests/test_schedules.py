@@ -36,6 +36,7 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import spec as optimizers
+from conformance.backends.torch_backend import build_scheduler
 from reference.bound import trajectory_bounds
 from reference.formats import FORMATS, exact
 from reference.schedule import (ScheduleError, compile_schedule, lr_error_bounds, lr_sequence, momentum_sequence,
@@ -64,37 +65,7 @@ def _optimizer(eta0: float, kind: str = "sgd") -> torch.optim.Optimizer:
 
 def _build(name: str, h: dict, opt) -> L.LRScheduler:
     """torch's scheduler for our hyperparameter dict (raw: defaults filled, nothing validated)."""
-    h = {**SCHEDULES[name].defaults, **h}
-    if name == "step":
-        return L.StepLR(opt, h["step_size"], h["gamma"])
-    if name == "multistep":
-        return L.MultiStepLR(opt, list(h["milestones"]), h["gamma"])
-    if name == "exponential":
-        return L.ExponentialLR(opt, h["gamma"])
-    if name == "cosine":
-        return L.CosineAnnealingLR(opt, h["T_max"], h["eta_min"])
-    if name == "warm_restarts":
-        return L.CosineAnnealingWarmRestarts(opt, h["T_0"], h["T_mult"], h["eta_min"])
-    if name == "cyclic":
-        return L.CyclicLR(opt, h["base_lr"], h["max_lr"], h["step_size_up"], h["step_size_down"], h["mode"],
-                          h["gamma"], cycle_momentum=h["cycle_momentum"], base_momentum=h["base_momentum"],
-                          max_momentum=h["max_momentum"])
-    if name == "onecycle":
-        return L.OneCycleLR(opt, h["max_lr"], total_steps=h["total_steps"], pct_start=h["pct_start"],
-                            anneal_strategy=h["anneal_strategy"], cycle_momentum=h["cycle_momentum"],
-                            base_momentum=h["base_momentum"], max_momentum=h["max_momentum"],
-                            div_factor=h["div_factor"], final_div_factor=h["final_div_factor"],
-                            three_phase=h["three_phase"])
-    if name == "linear":
-        return L.LinearLR(opt, h["start_factor"], h["end_factor"], h["total_iters"])
-    if name == "polynomial":
-        return L.PolynomialLR(opt, h["total_iters"], h["power"])
-    if name == "sequential":
-        warm = L.LinearLR(opt, h["start_factor"], h["end_factor"], h["total_iters"])
-        decay = L.ExponentialLR(opt, h["gamma"]) if h["decay"] == "exponential" \
-            else L.CosineAnnealingLR(opt, h["T_max"], h["eta_min"])
-        return L.SequentialLR(opt, [warm, decay], milestones=[h["milestone"]])
-    raise KeyError(name)
+    return build_scheduler(name, h, opt)
 
 
 def _momentum(opt) -> float:

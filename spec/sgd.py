@@ -51,5 +51,8 @@ SGD = OptimizerSpec(
     counts_steps=False,
     doc=__doc__,
     paths_doc="foreach: same formulas over lists of tensors; fused (CPU and CUDA): one kernel, same order.",
-    edge_doc="torch keeps no step counter for SGD; 'first step' means the buffer does not exist yet.",
+    edge_doc="torch keeps no step counter for SGD; 'first step' means the buffer does not exist yet.  "
+             "Not modelled: torch creates the buffer at the first step with μ ≠ 0, the spec at step 1, so a "
+             "momentum that is 0 at step 1 and later non-zero (a momentum schedule starting at 0) differs from "
+             "the spec from then on (torch: b = g at that step; spec: b = μ·b + (1 − τ)·g with b = step 1's g).",
 )

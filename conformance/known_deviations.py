@@ -17,6 +17,8 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class KnownDeviation:
@@ -97,6 +99,18 @@ def _step_size_overflows(data) -> bool:
     return False
 
 
+def _second_moment_overflows(data) -> bool:
+    """Some (1 − β₂)·g² of the case exceeds the dtype's largest finite value, so v is inf (or NaN) there."""
+    from reference.formats import get_format
+    top = float(get_format(data.dtype).max_finite)
+    for step in data.grads:
+        for (h, _), grads in zip(data.groups, step):
+            if any(g is not None and (1 - h["beta2"]) * float(np.max(np.abs(np.asarray(g, np.float64)))) ** 2 > top
+                   for g in grads):
+                return True
+    return False
+
+
 def _groups_differ_in(name):
     return lambda data: len({h.get(name) for h, _ in data.groups}) > 1
 
@@ -124,12 +138,17 @@ KNOWN_DEVIATIONS += (
     KnownDeviation(
         backend="torch-*", optimizer="radam", path="foreach", dtype="*",
         reason="foreach RAdam multiplies the adaptive term by the rectifier even while ρ_t ≤ 5 (rect = 0): "
-               "with eps = 0 (or an eps that rounds to 0 in the dtype, e.g. the default 1e-8 in float16) an element whose v is 0 gets inf·0 = NaN, where the for-loop path (and the spec) "
-               "leave it unchanged.",
+               "where that term is not finite the parameter becomes NaN (inf·0 or NaN·0), where the for-loop "
+               "path (and the spec) leave the adaptive term out.  Two ways: eps = 0 (or an eps that rounds to 0 "
+               "in the dtype, e.g. the default 1e-8 in float16) with v = 0; or v overflowing the dtype "
+               "(float16 g² > 65504; with beta2 = 0 the next v is 0·inf = NaN), even with lr = 0.",
         evidence="torch 2.13 radam.py _multi_tensor_radam: exp_avg_sq_sqrt + eps, then bias_correction2_sqrt / "
                  "that (1/0 = inf), then multiplied by rect = 0. theta=[1, 2], g=[0, 1] twice, lr=0.1, eps=0: "
-                 "for-loop [1.0, 1.8], foreach [nan, 1.8]. Reproduced in tests/test_known_deviations.py.",
-        applies=lambda data: any(_is_zero_in(h.get("eps"), data.dtype) for h, _ in data.groups),
+                 "for-loop [1.0, 1.8], foreach [nan, 1.8].  Default profile, seed 1: float16, theta=0, lr=0, "
+                 "betas=(0.9, 0), eps=10, g=-256 then 0: for-loop 0.0, foreach nan.  Both reproduced in "
+                 "tests/test_known_deviations.py.",
+        applies=lambda data: (any(_is_zero_in(h.get("eps"), data.dtype) for h, _ in data.groups)
+                              or _second_moment_overflows(data)),
     ),
     KnownDeviation(
         backend="torch-*", optimizer="radam", path="foreach", dtype="*",

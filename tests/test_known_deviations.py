@@ -3,6 +3,7 @@
 These tests assert that the deviation is still there: when torch fixes one, its test fails, and the entry
 in conformance/known_deviations.py must go (the harness then checks those inputs again).
 """
+import math
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -28,6 +29,20 @@ def test_radam_foreach_nan_with_zero_eps_before_rectification():
         out[foreach] = p.clone()
     assert out[False][0].item() == 1.0  # the spec: a zero gradient leaves θ unchanged while ρ_t ≤ 5
     assert torch.isnan(out[True][0])
+
+
+def test_radam_foreach_nan_when_v_overflows_before_rectification():
+    """float16 g = −256: v = g² = 65536 overflows; with β₂ = 0 the next v is 0·inf = NaN, and foreach spreads it."""
+    out = {}
+    for foreach in (False, True):
+        p = torch.zeros((), dtype=torch.float16)
+        opt = torch.optim.RAdam([p], lr=0.0, betas=(0.9, 0.0), eps=10.0, foreach=foreach)
+        for g in (-256.0, 0.0):
+            p.grad = torch.tensor(g, dtype=torch.float16)
+            opt.step()
+        out[foreach] = p.item()
+    assert out[False] == 0.0  # lr = 0: the spec (and the for-loop path) leave θ unchanged
+    assert math.isnan(out[True])
 
 
 @pytest.mark.skipif("cpu" not in _get_fused_kernels_supported_devices(),

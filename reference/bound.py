@@ -458,7 +458,7 @@ class ElementBound:
 
 
 def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=None, step: int = 0, lrs=None,
-                      hypers=None) -> list:
+                      hypers=None, validate: bool = True) -> list:
     """Per step, a dict output name → object array of ``ElementBound``, for the spec run in ``fmt``.
 
     Mirrors ``reference.step.trajectory``: the error of the parameter and the
@@ -475,7 +475,7 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
     from .step import hyper_schedule, initial_state
 
     hyper = spec.complete(hyper)
-    in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers)
+    in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers, validate=validate)
     program = compile_rule(spec, hyper)
     param = np.asarray(param)
     shape = param.shape

@@ -118,7 +118,7 @@ def _sympy_rational(f: Fraction):
 
 
 def hyper_schedule(spec: OptimizerSpec, hyper: dict, steps: int, *, lrs: Optional[Sequence] = None,
-                   hypers: Optional[Sequence] = None) -> list:
+                   hypers: Optional[Sequence] = None, validate: bool = True) -> list:
     """The complete hyperparameters in force at each of ``steps`` steps.
 
     ``hypers[s]`` (a dict, or ``None`` for no change) sets hyperparameters just
@@ -128,7 +128,10 @@ def hyper_schedule(spec: OptimizerSpec, hyper: dict, steps: int, *, lrs: Optiona
     ``hypers[s] = {"lr": lrs[s]}``; where both set the lr of a step, ``lrs``
     wins.  Every step's values must lie in the spec's domains
     (``InvalidHyperparameter`` otherwise), and flags cannot change: the
-    compiled program depends on them.
+    compiled program depends on them.  ``validate=False`` skips the domain
+    check of the changed values: for values an implementation reports it
+    stepped with, which a scheduler's rounding can put just outside the
+    domain its constructor checks (LinearLR to end_factor 0 gives lr ≈ −2e-20).
     """
     hyper = spec.complete(hyper)
     for name, seq in (("lrs", lrs), ("hypers", hypers)):
@@ -144,14 +147,14 @@ def hyper_schedule(spec: OptimizerSpec, hyper: dict, steps: int, *, lrs: Optiona
             moved = sorted(k for k in change if k in flags and change[k] != h[k])
             if moved:
                 raise ValueError(f"{spec.name}: flags cannot change between steps ({moved} at step {s})")
-            h = spec.complete({**h, **change})
+            h = spec.complete({**h, **change}) if validate else {**h, **change}
         out.append(h)
     return out
 
 
 def trajectory(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: Optional[dict] = None,
                step: int = 0, lrs: Optional[Sequence] = None, hypers: Optional[Sequence] = None,
-               formats: Sequence[str] = ("float64",)) -> list:
+               formats: Sequence[str] = ("float64",), validate: bool = True) -> list:
     """The exact trajectory: one ``Snapshot`` per gradient.
 
     ``param`` is an array of a binary format; ``grads[s]`` an array of the same
@@ -162,10 +165,10 @@ def trajectory(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, stat
     stays in force for later steps until the next entry that is not ``None``
     (torch: setting ``group["lr"]``); ``hypers[s]`` does the same for any
     numeric hyperparameters (a schedule cycling ``momentum`` or ``beta1``),
-    see ``hyper_schedule``.
+    see ``hyper_schedule`` (and its ``validate``).
     """
     hyper = spec.complete(hyper)
-    in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers)
+    in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers, validate=validate)
     formats = tuple(get_format(f).name for f in formats)
     program = compile_rule(spec, hyper)
     theta0 = _exact_array(param)

@@ -675,8 +675,12 @@ def _sequential(s, form):
         decay_rec = _cosine_recursive(s).xreplace({n: k})
     if form == "closed":
         return sp.Piecewise((_linear_closed(s), n < _m), (decay_closed, True))
-    # At the milestone torch calls the decay's _get_closed_form_lr at epoch 0, which is η₀.
-    return sp.Piecewise((_linear_recursive(s), n < _m), (eta0, sp.Eq(n, _m)), (decay_rec, True))
+    # At the milestone torch sets the decay's lr with its _get_closed_form_lr at epoch 0: η₀·γ⁰ = η₀ exactly for
+    # ExponentialLR, but η_min + (η₀ − η_min)·(1 + cos 0)/2 for CosineAnnealingLR, which rounds twice: kept
+    # unevaluated (SymPy would cancel it to η₀) so that the tolerance model charges both roundings.
+    restart = eta0 if s["decay"] == "exponential" else \
+        sp.Add(_eta_min, sp.Add(eta0, -_eta_min, evaluate=False), evaluate=False)
+    return sp.Piecewise((_linear_recursive(s), n < _m), (restart, sp.Eq(n, _m)), (decay_rec, True))
 
 
 SEQUENTIAL_LR = ScheduleSpec(

@@ -639,3 +639,26 @@ def test_compiled_programs_are_readable_and_cached():
     p2 = compile_schedule(SCHEDULES["cosine"], {"T_max": 9, "eta_min": 0.5}, "recursive")
     assert p1 is p2 and "O.cos" in p1.source and "O.pi()" in p1.source
     assert "O.floor_log" in compile_schedule(SCHEDULES["warm_restarts"], {"T_0": 2}).source
+
+
+def test_sequential_cosine_restart_is_charged_its_two_roundings():
+    """At the milestone torch sets CosineAnnealingLR's closed form at epoch 0: η_min + (η₀ − η_min), rounded twice.
+
+    Found by the default profile (seed 1): η₀ = 0.001, η_min = −0.1 gives 0.0010000000000000009 (4 ulp); the bound
+    of that step was 0 while the spec let SymPy cancel the expression to η₀.
+    """
+    hyper = {"start_factor": 1 / 3, "total_iters": 0, "milestone": 1, "decay": "cosine", "T_max": 1, "eta_min": -0.1}
+    got = torch_run("sequential", hyper, 0.001, 2)[0]
+    exact_values = lr_sequence(SCHEDULES["sequential"], hyper, 0.001, 2)
+    bounds = lr_error_bounds(SCHEDULES["sequential"], hyper, 0.001, 2)
+    assert got[1] == 0.0010000000000000009 and exact(exact_values[1].rounded["float64"]) == Fraction(0.001)
+    assert_within(got, exact_values, bounds, "sequential cosine restart")
+
+
+def test_reported_hyperparameters_may_leave_the_domain_by_rounding():
+    """LinearLR to end_factor 0 gives torch an lr of about −2e-20: the reference runs with it when told not to validate."""
+    sgd = optimizers.get("sgd")
+    with pytest.raises(InvalidHyperparameter):
+        trajectory(sgd, {"lr": 0.1}, np.ones(1), [np.ones(1)] * 2, hypers=[None, {"lr": -2e-20}])
+    snaps = trajectory(sgd, {"lr": 0.1}, np.ones(1), [np.ones(1)] * 2, hypers=[None, {"lr": -2e-20}], validate=False)
+    assert snaps[1].theta[0].rounded["float64"] == np.float64(0.9 + 2e-20)

@@ -32,6 +32,7 @@ import numpy as np
 
 from spec import OptimizerSpec
 from . import arith
+from .exact import ExactInterval
 from .formats import FORMATS, exact as exact_value, get_format, round_to_format
 from .program import compile_rule
 
@@ -223,7 +224,7 @@ def _element_trajectory(program, inputs: dict, grads: list, hyper_steps: list, t
             try:
                 return _run(program, inputs, grads, hyper_steps, ts, formats, prec, exact=True)
             except (_NotStable, arith.Undecided):
-                raise Unstable(f"no stable rounding up to {MAX_PREC} bits, nor in rational arithmetic: {why}; "
+                raise Unstable(f"no stable rounding up to {MAX_PREC} bits, nor in exact arithmetic: {why}; "
                                f"inputs {inputs}, gradients {grads}, hyperparameters {hyper_steps}") from None
 
 
@@ -234,13 +235,13 @@ class _NotStable(Exception):
 def _run(program, inputs, grads, hyper_steps, ts, formats, prec, exact=False) -> list:
     """One attempt at ``prec`` bits; raises ``_NotStable``/``Undecided`` to ask for more.
 
-    ``exact``: keep every rational value exact (``Fraction``), intervals only for the
-    irrational rest.  The last resort, when no precision decides: an argument that is
-    exactly 0 but reached through rounded intervals (centered RMSprop with α = 0:
-    v − ḡ² = g² − g²) straddles 0 at any precision, but is 0 in rational arithmetic.
+    ``exact``: keep rationals and square roots of rationals exact (``reference.exact``),
+    intervals only for the rest.  The last resort, when no precision decides: a value
+    that is exactly a rounding boundary or exactly 0 under a square root, reached
+    through rounded intervals, straddles it at any precision (centered RMSprop with
+    α = 0: v − ḡ² = g² − g²; AdaDelta with ρ = 1: √ε/√ε = 1 on a tie).
     """
     if exact:
-        from .schedule import ExactInterval  # reference.schedule imports this module
         O = ExactInterval(prec)
     else:
         O = arith.Interval(prec)
@@ -267,13 +268,18 @@ def _run(program, inputs, grads, hyper_steps, ts, formats, prec, exact=False) ->
         if not done:
             if S is None:
                 S = arith.Special(max(256, prec))
-                current = {k: S.input(v if isinstance(v, Fraction) else _to_fraction(_raw(v.mid._mpi_[0])))
+                current = {k: S.input(v if isinstance(v, Fraction) else _to_fraction(_raw(_interval(O, v).mid._mpi_[0])))
                            for k, v in current.items()}
             values = {**current, "g": S.input(gr), "t": S.input(t), **{k: S.input(v) for k, v in h.items()}}
             current = program(S, values)
         last = {n: _element_of(O, S, current[n], formats) for n in program.outputs}
         rows.append(last)
     return rows
+
+
+def _interval(O, v):
+    """An exact non-rational value of ``ExactInterval`` (r·√q, π·q) as an interval; anything else as it is."""
+    return v if isinstance(v, Fraction) or not isinstance(O, ExactInterval) else O._iv(v)
 
 
 def _to_fraction(x):
@@ -288,7 +294,8 @@ def _element_of(O, S, v, formats) -> Element:
     if S is not None:
         v = _raw(v._mpf_)  # Special's numbers belong to its own mpmath context: make them plain mpf
         return Element(v, {f: round_to_format(v, FORMATS[f]) for f in formats}, exact=False, prec=S.ctx.prec)
-    if isinstance(v, Fraction):  # exact rational arithmetic (``_run(exact=True)``)
+    v = _interval(O, v)
+    if isinstance(v, Fraction):  # exact arithmetic (``_run(exact=True)``)
         value = mpmath.mp.make_mpf(libmp.from_rational(v.numerator, v.denominator, O.prec, libmp.round_nearest))
         return Element(value, {f: round_to_format(v, FORMATS[f]) for f in formats}, exact=True, prec=O.prec)
     rounded = {}

@@ -294,7 +294,7 @@ def test_unstable_when_the_precision_cap_is_hit(monkeypatch):
     with pytest.raises(Unstable) as info:
         step_once(ADAGRAD, hyper, theta, g, formats=("float32",))
     msg = str(info.value)
-    assert f"{START_PREC} bits, nor in rational arithmetic" in msg and "float32" in msg
+    assert f"{START_PREC} bits, nor in exact arithmetic" in msg and "float32" in msg
     assert "theta" in msg and repr(F32_MID) in msg  # the parameter
     assert repr(Fraction(-1)) in msg  # the gradient
     assert repr(Fraction(1, 2 ** 200)) in msg  # the learning rate
@@ -494,3 +494,29 @@ def test_adam_bound_grows_linearly_not_geometrically():
     e100 = max(float(e.error) for e in bounds[99]["exp_avg"])
     e200 = max(float(e.error) for e in bounds[199]["exp_avg"])
     assert 0 < e200 < 3 * e100, (e100, e200)
+
+
+def test_adadelta_rho_one_tie_is_decided_with_exact_square_roots():
+    """ρ = 1: v stays 0 and Δ = √(0 + ε)/√(0 + ε)·g = g exactly; θ − lr·g is then a float64 tie.
+
+    As intervals √ε/√ε straddles 1 at every precision, so the tie cannot be decided; in exact arithmetic
+    (``reference.exact.Surd``) it is 1.  Found by the default profile (numpy backend, seed 2).
+    """
+    adadelta = spec.OPTIMIZERS["adadelta"]
+    lr, eps = 5764607523034235 / 2 ** 59, 4722366482869645 / 4722366482869645213696
+    hyper = adadelta.complete({"lr": lr, "rho": 1.0, "eps": eps})
+    e = step_once(adadelta, hyper, np.array([-1.0]), np.array([64.0]), formats=("float64",)).theta[0]
+    value = -1 - 64 * Fraction(lr)  # θ − lr·Δ with Δ = g = 64: lr's odd last bit makes it a float64 tie
+    ulp = Fraction(1, 2 ** 52)
+    assert (value + 1) % ulp == ulp / 2  # a tie: half an ulp past a float64
+    assert e.rounded["float64"] == round_to_format(value, FORMATS["float64"])
+
+
+def test_exact_arithmetic_keeps_square_roots_of_rationals():
+    from reference.exact import ExactInterval, Surd
+    O = ExactInterval(128)
+    two = O.sqrt(Fraction(2))
+    assert two == Surd(Fraction(1), Fraction(2))
+    assert O.mul(two, two) == 2 and O.div(two, two) == 1 and O.div(Fraction(1), two) == Surd(Fraction(1, 2), Fraction(2))
+    assert O.neg(two) == Surd(Fraction(-1), Fraction(2)) and O.sqrt(Fraction(9, 4)) == Fraction(3, 2)
+    assert O.gt(two, Fraction(141, 100)) and O.lt(two, Fraction(142, 100))  # compared as intervals

@@ -74,7 +74,15 @@ def mp_context(prec: int) -> mpmath.MPContext:
     return ctx
 
 
-class Interval:
+class _ByParts:
+    """Operations the reference evaluates through the others (the error bound has rules of its own for them)."""
+
+    def lerp(self, a, b, w):
+        """``a + w·(b − a)`` (``reference.program.Lerp``)."""
+        return self.add(a, self.mul(w, self.sub(b, a)))
+
+
+class Interval(_ByParts):
     """Interval arithmetic at a fixed precision; comparisons decide or raise ``Undecided``."""
 
     def __init__(self, prec: int):
@@ -118,10 +126,6 @@ class Interval:
         for x in xs[1:]:
             out = out * x
         return out
-
-    def lerp(self, a, b, w):
-        """``a + w·(b − a)`` (``reference.program.Lerp``)."""
-        return self.add(a, self.mul(w, self.sub(b, a)))
 
     def div(self, a, b):
         bad = _poisoned((a, b))
@@ -247,7 +251,7 @@ class Interval:
         return then if cond else otherwise
 
 
-class Special:
+class Special(_ByParts):
     """mpmath numbers with IEEE 754's non-finite rules, for steps with non-finite values.
 
     Zeros carry no sign here: an exact zero divisor is taken as +0.
@@ -283,10 +287,6 @@ class Special:
         for x in xs[1:]:
             out = out * x
         return out
-
-    def lerp(self, a, b, w):
-        """``a + w·(b − a)`` (``reference.program.Lerp``)."""
-        return self.add(a, self.mul(w, self.sub(b, a)))
 
     def div(self, a, b):
         if b == 0:

@@ -142,8 +142,18 @@ t = sp.Symbol("t", integer=True, positive=True)  # the step counter after increm
 STEP = State("step", sp.Integer(0), "number of steps taken; the update reads t = step + 1", latex="step")
 
 
+class HyperparameterLookup:
+    """``hyper(name)`` for specs with ``name`` and ``hyperparameters`` (optimizers and schedules)."""
+
+    def hyper(self, name: str) -> Hyperparameter:
+        for h in self.hyperparameters:
+            if h.name == name:
+                return h
+        raise KeyError(f"{self.name} has no hyperparameter {name!r}")
+
+
 @dataclass(frozen=True)
-class OptimizerSpec:
+class OptimizerSpec(HyperparameterLookup):
     """An optimizer: its hyperparameters, state, and ordered update rule.
 
     ``rule(flags)`` returns the ordered statements for one combination of the
@@ -167,12 +177,6 @@ class OptimizerSpec:
     edge_doc: str = ""
 
     # -- lookups -----------------------------------------------------------
-    def hyper(self, name: str) -> Hyperparameter:
-        for h in self.hyperparameters:
-            if h.name == name:
-                return h
-        raise KeyError(f"{self.name} has no hyperparameter {name!r}")
-
     @property
     def flags(self) -> tuple:
         return tuple(h for h in self.hyperparameters if h.is_flag)

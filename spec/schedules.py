@@ -44,7 +44,8 @@ from typing import Callable, Optional
 
 import sympy as sp
 
-from .core import CLOSED_UNIT, REALS, Constraint, Hyperparameter, Interval, InvalidHyperparameter, when
+from .core import (CLOSED_UNIT, REALS, Constraint, Hyperparameter, HyperparameterLookup, Interval, InvalidHyperparameter,
+                   when)
 
 __all__ = [
     "n", "eta0", "eta_prev", "REQUIRED", "Integers", "FloatInterval", "Choice", "IntTuple",
@@ -139,7 +140,7 @@ def _is_symbolic(h: Hyperparameter) -> bool:
 
 
 @dataclass(frozen=True)
-class ScheduleSpec:
+class ScheduleSpec(HyperparameterLookup):
     """A learning-rate schedule: its hyperparameters and its lr at step ``n``, exactly.
 
     ``closed_form(structure)`` and ``recursive_form(structure)`` return SymPy
@@ -167,12 +168,6 @@ class ScheduleSpec:
     edge_doc: str = ""
 
     # -- lookups -----------------------------------------------------------
-    def hyper(self, name: str) -> Hyperparameter:
-        for h in self.hyperparameters:
-            if h.name == name:
-                return h
-        raise KeyError(f"{self.name} has no hyperparameter {name!r}")
-
     @property
     def numeric(self) -> tuple:
         return tuple(h for h in self.hyperparameters if _is_symbolic(h))

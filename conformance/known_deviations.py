@@ -14,6 +14,7 @@ reproduces each such entry directly, and fails once the library is fixed.
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -105,8 +106,10 @@ def _second_moment_overflows(data) -> bool:
     top = float(get_format(data.dtype).max_finite)
     for step in data.grads:
         for (h, _), grads in zip(data.groups, step):
-            if any(g is not None and (1 - h["beta2"]) * float(np.max(np.abs(np.asarray(g, np.float64)))) ** 2 > top
-                   for g in grads):
+            if h["beta2"] >= 1:
+                continue  # v never takes g²
+            limit = math.sqrt(top) / math.sqrt(1 - h["beta2"])  # |g| beyond this: (1 − β₂)·g² > top (float64: no overflow)
+            if any(g is not None and float(np.max(np.abs(np.asarray(g, np.float64)))) > limit for g in grads):
                 return True
     return False
 
@@ -169,6 +172,32 @@ KNOWN_DEVIATIONS += (
                  "NoneType. The for-loop and foreach paths handle it. Reproduced in tests/test_known_deviations.py.",
         applies=_momentum_with_missing_grad,
     ),
+)
+
+
+def _amsgrad_may_meet_nan(data) -> bool:
+    """AMSGrad with a NaN possible in v: a non-finite input, or ε zero in the dtype (0/0 when v = 0)."""
+    if not any(h.get("amsgrad") for h, _ in data.groups):
+        return False
+    arrays = [p for _, ps in data.groups for p in ps] + [g for step in data.grads for row in step for g in row
+                                                          if g is not None]
+    return (any(not np.all(np.isfinite(np.asarray(a, np.float64))) for a in arrays)
+            or any(_is_zero_in(h.get("eps"), data.dtype) for h, _ in data.groups))
+
+
+KNOWN_DEVIATIONS += tuple(
+    KnownDeviation(
+        backend="torch-*", optimizer=name, path="fused", dtype="*",
+        reason="fused Adam/AdamW with amsgrad=True takes max(max_exp_avg_sq, v) with a max that drops NaN, so "
+               "max_exp_avg_sq keeps its old value where v is NaN; the for-loop and foreach paths (torch.maximum) "
+               "and the spec propagate the NaN.",
+        evidence="torch 2.13 CPU: Adam([p], lr=0.1, amsgrad=True, fused=True), p = [0, 0], grads [1, 1] then "
+                 "[nan, 1]: max_exp_avg_sq = [0.001, 0.001999] (fused) vs [nan, 0.001999] (for-loop, foreach); "
+                 "the parameter is NaN in all three.  Found by the default profile (seed 2): eps = 0, g = 0 gives "
+                 "θ = 0/0 = NaN, then v = NaN through the weight decay.  Reproduced in tests/test_known_deviations.py.",
+        applies=_amsgrad_may_meet_nan,
+    )
+    for name in ("adam", "adamw")
 )
 
 

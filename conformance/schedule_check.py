@@ -150,7 +150,13 @@ def _mp(x):
 def _finding(n, quantity, got, element, bound, closed_bound=None) -> ValueFinding:
     value = element.value
     slack = 0 if isinstance(value, Fraction) else abs(_mp(value)) * _CTX.mpf(2) ** -100  # the reference's interval
-    if not isinstance(got, float) or not math.isfinite(got):
+    if isinstance(got, float) and not math.isfinite(got):
+        # No finite bound (an overflow the model found, as LinearLR's 1/start_factor for a subnormal
+        # start_factor): binary64 cannot carry this computation, and a non-finite value is its limitation.
+        verdict = "limited" if not mpmath.isfinite(bound) else "fail"
+        return ValueFinding(n, quantity, got, value, bound, math.inf, math.inf if verdict == "fail" else math.nan,
+                            verdict)
+    if not isinstance(got, float):
         return ValueFinding(n, quantity, got, value, bound, math.inf, math.inf, "fail")
     err = abs(_mp(Fraction(got)) - _mp(value)) if isinstance(value, Fraction) else abs(_CTX.mpf(got) - _mp(value))
     err = max(err - slack, _CTX.zero)

@@ -126,6 +126,8 @@ class Bound:
         scalar_u = min(fmt.unit_roundoff, Fraction(1, 2 ** 24))
         self.u_scalar = self.ctx.mpf(scalar_u.numerator) / scalar_u.denominator
         self.eta_scalar = min(self.eta, self.ctx.mpf(2) ** -150)
+        top = self._scalar_format().max_finite
+        self.max_scalar = self.ctx.mpf(top.numerator) / top.denominator
         self.basic = basic
         self.transcendental = transcendental
         self.limited = []  # reasons, in order of discovery: "overflow: ...", "underflow: ..."
@@ -201,6 +203,11 @@ class Bound:
         if not self.ctx.isfinite(e):  # inf, or nan from 0·inf: unbounded either way
             return B(v, self.ctx.inf, scalar)
         if scalar:
+            if abs(v) + e > self.max_scalar:  # the scalar is ±inf in the implementation: no finite bound
+                top = self._scalar_format()
+                out = self._unbounded(v, f"overflow: a scalar near {mpmath.nstr(v, 5)} exceeds the largest "
+                                         f"{top.name} {mpmath.nstr(self.max_scalar, 5)}")
+                return B(out.v, out.e, True, out.why)
             return B(v, e + c * (self.u_scalar * (abs(v) + e) + self.eta_scalar), True)
         if abs(v) + e > self.max_finite:
             self.limited.append(f"overflow: a value near {mpmath.nstr(v, 5)} exceeds the largest "

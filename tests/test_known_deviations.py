@@ -67,3 +67,28 @@ def test_radam_foreach_step_size_overflows_in_float16():
         out[foreach] = p.item()
     assert out[False] == 0.5  # unrectified first step: θ − lr·m̂ with m̂ = g = −0.5
     assert out[True] == float("inf")
+
+
+@pytest.mark.skipif("cpu" not in _get_fused_kernels_supported_devices(),
+                    reason="this torch has no fused CPU kernels")
+def test_fused_amsgrad_drops_nan_from_the_running_maximum():
+    out = {}
+    for path, flags in (("for-loop", {"foreach": False}), ("foreach", {"foreach": True}), ("fused", {"fused": True})):
+        p = torch.zeros(2)
+        opt = torch.optim.Adam([p], lr=0.1, amsgrad=True, **flags)
+        for g in ([1.0, 1.0], [float("nan"), 1.0]):
+            p.grad = torch.tensor(g)
+            opt.step()
+        out[path] = opt.state[p]["max_exp_avg_sq"][0].item()
+    assert math.isnan(out["for-loop"]) and math.isnan(out["foreach"])  # torch.maximum propagates NaN, as the spec
+    assert out["fused"] == pytest.approx(0.001)  # fused: the old maximum survives
+
+
+def test_second_moment_overflow_predicate_does_not_overflow_itself():
+    """float64 gradients near 1e300: the predicate decides without a Python OverflowError (default profile, seed 2)."""
+    import numpy as np
+    from conformance.known_deviations import _second_moment_overflows
+    from conformance.strategies import CaseData
+    big = CaseData("radam", "float64", [({"beta2": 0.999}, [np.zeros(1)])], [[[np.array([1e300])]]], None)
+    fine = CaseData("radam", "float64", [({"beta2": 0.999}, [np.zeros(1)])], [[[np.array([1e150])]]], None)
+    assert _second_moment_overflows(big) and not _second_moment_overflows(fine)

@@ -26,6 +26,7 @@ CosineAnnealingLR recursion — is measured and recorded in
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from fractions import Fraction
 
@@ -662,3 +663,17 @@ def test_reported_hyperparameters_may_leave_the_domain_by_rounding():
         trajectory(sgd, {"lr": 0.1}, np.ones(1), [np.ones(1)] * 2, hypers=[None, {"lr": -2e-20}])
     snaps = trajectory(sgd, {"lr": 0.1}, np.ones(1), [np.ones(1)] * 2, hypers=[None, {"lr": -2e-20}], validate=False)
     assert snaps[1].theta[0].rounded["float64"] == np.float64(0.9 + 2e-20)
+
+
+def test_linear_subnormal_start_factor_is_a_binary64_limitation():
+    """start_factor = 2⁻¹⁰⁷⁴: η₀·start_factor underflows to 0 and 1/start_factor overflows, so torch's recursion gives
+    0·inf = NaN at step 1 where the exact lr is η₀.  The bound is infinite (a scalar overflow), so the harness
+    reports it as limited, not as a failure (default profile, seed 2)."""
+    from conformance.schedule_check import ScheduleCase, check_values
+    hyper = {"start_factor": 5e-324, "end_factor": 1.0, "total_iters": 1}
+    got = torch_run("linear", hyper, 0.1, 2)[0]
+    assert got[0] == 0.0 and math.isnan(got[1])
+    bounds = lr_error_bounds(SCHEDULES["linear"], hyper, 0.1, 2)
+    assert not mpmath.isfinite(bounds[1])
+    report = check_values(ScheduleCase("linear", SCHEDULES["linear"].complete(hyper), 0.1, 2), got, None)
+    assert report.ok and [f.verdict for f in report.findings] == ["ok", "limited"]

@@ -17,12 +17,13 @@ whose float64 runs are a known deviation (xfail) of torch's NAdam.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.harness_profiles import run_pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MODULE = "tests.broken_optimizers"
@@ -59,15 +60,8 @@ BROKEN = {
 
 
 def harness(spec: str, cls: str, selection: str, profile: str = "ci") -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pytest", "conformance", "--backend=torch-cpu",
-           "--optimizer", f"{spec}={MODULE}:{cls}", "--spec", spec, "-k", selection,
-           f"--hypothesis-profile={profile}", "-q", "-x", "-p", "no:cacheprovider"]
-    if profile == "ci-noshrink":
-        cmd += ["-p", "tests.harness_profiles"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    env.pop("PYTEST_ADDOPTS", None)
-    env.pop("PYTEST_XDIST_WORKER", None)
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return run_pytest(["conformance", "--backend=torch-cpu", "--optimizer", f"{spec}={MODULE}:{cls}", "--spec", spec,
+                       "-k", selection, "-q", "-x"], profile)
 
 
 def _tail(proc: subprocess.CompletedProcess, n: int = 4000) -> str:

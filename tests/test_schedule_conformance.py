@@ -8,10 +8,7 @@ The subprocess runs are the real command line (``pytest conformance/test_schedul
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -19,8 +16,8 @@ from conformance import schedule_check
 from conformance.drift_report import DriftCollector
 from conformance.schedule_check import ScheduleCase, check_values, replay_schedule
 from spec.schedules import KNOWN_DEVIATIONS, SCHEDULES
+from tests.harness_profiles import run_pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 VALUES = "test_schedule_values or test_schedule_long_horizon"
 
 #: backend attribute -> (-k selection, the failing test id it must produce)
@@ -32,14 +29,8 @@ BROKEN = {
 
 
 def harness(backend: str, selection: str, profile: str = "ci", *extra) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pytest", "conformance/test_schedules.py", f"--backend={backend}", "-k", selection,
-           f"--hypothesis-profile={profile}", "-q", "-p", "no:cacheprovider", "-rfs", *extra]
-    if profile == "ci-noshrink":
-        cmd += ["-p", "tests.harness_profiles"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    env.pop("PYTEST_ADDOPTS", None)
-    env.pop("PYTEST_XDIST_WORKER", None)
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return run_pytest(["conformance/test_schedules.py", f"--backend={backend}", "-k", selection, "-q", "-rfs", *extra],
+                      profile)
 
 
 def _tail(proc, n=4000):

@@ -383,14 +383,18 @@ class TorchBackend:
                 for i, lr in enumerate(case.lrs[s]):
                     if lr is not None:
                         opt.param_groups[i]["lr"] = lr
-            try:
-                opt.step()
-                if self.device_type == "cuda":
-                    torch.cuda.synchronize(self.device)
-            except Exception as exc:
-                raise BackendError(f"{label}.step() raised {type(exc).__name__} at step {s}: {exc}") from exc
+            self._step(opt, label, s)
             outputs.append(self._snapshot(opt, groups_params, label))
         return outputs
+
+    def _step(self, opt, label: str, s: int) -> None:
+        """``opt.step()``, finished on the device; an exception becomes a ``BackendError`` naming the step."""
+        try:
+            opt.step()
+            if self.device_type == "cuda":
+                torch.cuda.synchronize(self.device)
+        except Exception as exc:
+            raise BackendError(f"{label}.step() raised {type(exc).__name__} at step {s}: {exc}") from exc
 
     def _construct(self, cls, case: Case, groups_params, flags: dict, label: str):
         """``cls(param_groups, **defaults)``: group 0's hyperparameters (and the path's flags) as defaults."""
@@ -530,12 +534,7 @@ class TorchBackend:
                         g = case.grads[s][i][j]
                         p.grad = None if g is None else _to_torch(g, self.device)
                 used.append([_hyper_in_use(group) for group in opt.param_groups])
-                try:
-                    opt.step()
-                    if self.device_type == "cuda":
-                        torch.cuda.synchronize(self.device)
-                except Exception as exc:
-                    raise BackendError(f"{label}.step() raised {type(exc).__name__} at step {s}: {exc}") from exc
+                self._step(opt, label, s)
                 outputs.append(self._snapshot(opt, groups_params, label))
                 try:
                     sched.step()

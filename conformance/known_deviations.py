@@ -176,13 +176,15 @@ KNOWN_DEVIATIONS += (
 
 
 def _amsgrad_may_meet_nan(data) -> bool:
-    """AMSGrad with a NaN possible in v: a non-finite input, or ε zero in the dtype (0/0 when v = 0)."""
+    """AMSGrad with a NaN possible in v: a non-finite input, ε zero in the dtype (0/0 when v = 0), or v overflowing
+    (then β₂·inf with β₂ = 0, or inf − inf, is NaN)."""
     if not any(h.get("amsgrad") for h, _ in data.groups):
         return False
     arrays = [p for _, ps in data.groups for p in ps] + [g for step in data.grads for row in step for g in row
                                                           if g is not None]
     return (any(not np.all(np.isfinite(np.asarray(a, np.float64))) for a in arrays)
-            or any(_is_zero_in(h.get("eps"), data.dtype) for h, _ in data.groups))
+            or any(_is_zero_in(h.get("eps"), data.dtype) for h, _ in data.groups)
+            or _second_moment_overflows(data))
 
 
 KNOWN_DEVIATIONS += tuple(
@@ -194,7 +196,8 @@ KNOWN_DEVIATIONS += tuple(
         evidence="torch 2.13 CPU: Adam([p], lr=0.1, amsgrad=True, fused=True), p = [0, 0], grads [1, 1] then "
                  "[nan, 1]: max_exp_avg_sq = [0.001, 0.001999] (fused) vs [nan, 0.001999] (for-loop, foreach); "
                  "the parameter is NaN in all three.  Found by the default profile (seed 2): eps = 0, g = 0 gives "
-                 "θ = 0/0 = NaN, then v = NaN through the weight decay.  Reproduced in tests/test_known_deviations.py.",
+                 "θ = 0/0 = NaN, then v = NaN through the weight decay; seed 2 again: float32 g = −2⁶⁴, β₂ = 0, so v = "
+                 "g² = inf and the next v = 0·inf = NaN.  Reproduced in tests/test_known_deviations.py.",
         applies=_amsgrad_may_meet_nan,
     )
     for name in ("adam", "adamw")

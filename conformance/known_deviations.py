@@ -184,7 +184,22 @@ def _amsgrad_may_meet_nan(data) -> bool:
                                                           if g is not None]
     return (any(not np.all(np.isfinite(np.asarray(a, np.float64))) for a in arrays)
             or any(_is_zero_in(h.get("eps"), data.dtype) for h, _ in data.groups)
-            or _second_moment_overflows(data))
+            or _second_moment_overflows(data) or _decayed_gradient_may_overflow(data))
+
+
+def _decayed_gradient_may_overflow(data) -> bool:
+    """|g| + λ·|θ₀| beyond √(largest finite) of the dtype: g + λθ or its square may overflow (seed 3: float16,
+    θ = −47616, λ = 2.24).  Coarse on purpose: θ moves, so this is a bound on the case, not a prediction."""
+    from reference.formats import get_format
+    root = math.sqrt(float(get_format(data.dtype).max_finite))
+    for i, (h, params) in enumerate(data.groups):
+        lam = abs(h.get("weight_decay", 0.0))
+        theta = max((float(np.max(np.abs(np.asarray(p, np.float64)))) for p in params if np.size(p)), default=0.0)
+        grads = [float(np.max(np.abs(np.asarray(g, np.float64)))) for step in data.grads for g in step[i]
+                 if g is not None and np.size(g)]
+        if max(grads, default=0.0) + lam * theta > root:
+            return True
+    return False
 
 
 KNOWN_DEVIATIONS += tuple(
@@ -197,7 +212,8 @@ KNOWN_DEVIATIONS += tuple(
                  "[nan, 1]: max_exp_avg_sq = [0.001, 0.001999] (fused) vs [nan, 0.001999] (for-loop, foreach); "
                  "the parameter is NaN in all three.  Found by the default profile (seed 2): eps = 0, g = 0 gives "
                  "θ = 0/0 = NaN, then v = NaN through the weight decay; seed 2 again: float32 g = −2⁶⁴, β₂ = 0, so v = "
-                 "g² = inf and the next v = 0·inf = NaN.  Reproduced in tests/test_known_deviations.py.",
+                 "g² = inf and the next v = 0·inf = NaN; seed 3: float16 θ = −47616, λ = 2.24: g + λθ overflows.  "
+                 "Reproduced in tests/test_known_deviations.py.",
         applies=_amsgrad_may_meet_nan,
     )
     for name in ("adam", "adamw")

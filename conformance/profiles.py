@@ -16,6 +16,9 @@ settings.register_profile("default", max_examples=40, print_blob=True, **_common
 settings.register_profile("hunt", max_examples=2000, print_blob=True,
                           phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
                           **_common)
-# For triage: like ci but reports the first failing example without shrinking it.
+# For triage: like ci (or default) but reports the first failing example without shrinking it; with the same
+# --hypothesis-seed, default-triage draws the examples default draws.
 settings.register_profile("triage", max_examples=6, derandomize=True, database=None, print_blob=True,
                           phases=[Phase.explicit, Phase.generate], **_common)
+settings.register_profile("default-triage", settings.get_profile("default"),
+                          phases=[Phase.explicit, Phase.generate])

@@ -257,6 +257,16 @@ class Special(_ByParts):
     Zeros carry no sign here: an exact zero divisor is taken as +0.
     """
 
+    def lerp(self, a, b, w):
+        """torch's lerp (ATen): ``a + w·(b − a)`` for |w| < ½, else ``b − (b − a)·(1 − w)``.
+
+        The same value for finite operands; with an infinite ``a`` they differ (``−inf + w·inf`` is NaN,
+        ``b − inf·(1 − w)`` is −inf), and the spec follows torch's code.
+        """
+        if abs(w) < 0.5:
+            return self.add(a, self.mul(w, self.sub(b, a)))
+        return self.sub(b, self.mul(self.sub(b, a), self.sub(self.ctx.one, w)))
+
     def __init__(self, prec: int = 256):
         self.ctx = mp_context(prec)
 

@@ -65,14 +65,8 @@ class Finding:
                 + (f" [{self.why}]" if self.why else ""))
 
 
-@dataclass
-class Report:
-    """All findings of one case, with summary statistics."""
-
-    optimizer: str
-    dtype: str
-    mode: str
-    findings: list = field(default_factory=list)
+class Verdicts:
+    """``failures`` and ``ok`` of a report whose ``findings`` carry a ``verdict`` (optimizer and schedule reports)."""
 
     @property
     def failures(self) -> list:
@@ -81,6 +75,16 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+@dataclass
+class Report(Verdicts):
+    """All findings of one case, with summary statistics."""
+
+    optimizer: str
+    dtype: str
+    mode: str
+    findings: list = field(default_factory=list)
 
     def worst(self) -> Optional[Finding]:
         checked = [f for f in self.findings if f.verdict in ("ok", "fail")]

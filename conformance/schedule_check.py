@@ -35,6 +35,7 @@ from reference.schedule import lr_error_bounds, lr_sequence, momentum_sequence
 from reference.ulp import ulp_error
 from spec.schedules import KNOWN_DEVIATIONS, SCHEDULES
 
+from .check import Verdicts
 from .schedule_strategies import ScheduleCase
 
 _CTX = mpmath.MPContext()
@@ -106,17 +107,9 @@ class ValueFinding:
 
 
 @dataclass
-class ScheduleReport:
+class ScheduleReport(Verdicts):
     case: ScheduleCase
     findings: list = field(default_factory=list)
-
-    @property
-    def failures(self) -> list:
-        return [f for f in self.findings if f.verdict == "fail"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
 
     def counts(self) -> dict:
         out = {}

@@ -92,3 +92,16 @@ def test_second_moment_overflow_predicate_does_not_overflow_itself():
     big = CaseData("radam", "float64", [({"beta2": 0.999}, [np.zeros(1)])], [[[np.array([1e300])]]], None)
     fine = CaseData("radam", "float64", [({"beta2": 0.999}, [np.zeros(1)])], [[[np.array([1e150])]]], None)
     assert _second_moment_overflows(big) and not _second_moment_overflows(fine)
+
+
+def test_adagrad_foreach_maximize_is_not_bit_identical_to_negated_gradients_in_bfloat16():
+    out = {}
+    for foreach in (False, True):
+        for maximize, g in ((True, -1.25), (False, 1.25)):
+            p = torch.tensor(-1.0, dtype=torch.bfloat16)
+            opt = torch.optim.Adagrad([p], lr=7.171875, eps=1e-10, maximize=maximize, foreach=foreach)
+            p.grad = torch.tensor(g, dtype=torch.bfloat16)
+            opt.step()
+            out[foreach, maximize] = p.item()
+    assert out[False, True] == out[False, False] == -8.1875  # for-loop: the property holds
+    assert (out[True, True], out[True, False]) == (-8.1875, -8.125)  # foreach: it does not

@@ -31,7 +31,7 @@ import spec as spec_pkg
 from .backend import check_output
 from .replay import reproduction, to_backend_case
 from .harness import set_aside_known
-from .known_deviations import KNOWN_DEVIATIONS, affecting
+from .known_deviations import affecting, affecting_property
 from .strategies import SHAPES, CaseData, array, cases
 
 MAX_STEPS = 4
@@ -240,11 +240,9 @@ def test_maximize_is_descent_on_the_negated_gradient(request, backend, optimizer
     up = _with_hyper(base, maximize=True)
     down = replace(_with_hyper(base, maximize=False),
                    grads=[[[_negate(g) for g in row] for row in step] for step in base.grads])
-    marked = _marked(up, {"property": "maximize"})
-    for known in KNOWN_DEVIATIONS:  # an entry about this property only: the rest compares the backend with itself
-        if (known.applies is not None and known.matches(request.config.getoption("--backend"), optimizer, path, dtype)
-                and known.applies(marked) and not known.applies(up)):
-            pytest.xfail(f"known deviation: {known.reason}")
+    known = affecting_property(request.config.getoption("--backend"), optimizer, path, dtype, up, "maximize")
+    if known is not None:
+        pytest.xfail(f"known deviation: {known.reason}")
     a = _run(request, backend, up, path, "maximize=True")
     b = _run(request, backend, down, path, "maximize=False on -g")
     diffs = _diff_runs(a, b)

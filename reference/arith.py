@@ -74,15 +74,7 @@ def mp_context(prec: int) -> mpmath.MPContext:
     return ctx
 
 
-class _ByParts:
-    """Operations the reference evaluates through the others (the error bound has rules of its own for them)."""
-
-    def lerp(self, a, b, w):
-        """``a + w·(b − a)`` (``reference.program.Lerp``)."""
-        return self.add(a, self.mul(w, self.sub(b, a)))
-
-
-class Interval(_ByParts):
+class Interval:
     """Interval arithmetic at a fixed precision; comparisons decide or raise ``Undecided``."""
 
     def __init__(self, prec: int):
@@ -126,6 +118,10 @@ class Interval(_ByParts):
         for x in xs[1:]:
             out = out * x
         return out
+
+    def lerp(self, a, b, w):
+        """``a + w·(b − a)`` (``reference.program.Lerp``): for finite values every form of it is the same number."""
+        return self.add(a, self.mul(w, self.sub(b, a)))
 
     def div(self, a, b):
         bad = _poisoned((a, b))
@@ -251,7 +247,7 @@ class Interval(_ByParts):
         return then if cond else otherwise
 
 
-class Special(_ByParts):
+class Special:
     """mpmath numbers with IEEE 754's non-finite rules, for steps with non-finite values.
 
     Zeros carry no sign here: an exact zero divisor is taken as +0.

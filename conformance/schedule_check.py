@@ -62,10 +62,21 @@ class HarnessDeviation:
     applies: Optional[object] = None  # ScheduleCase -> bool; None: every case of the schedule
 
 
+def _torch_before(version: tuple) -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < version
+
+
 HARNESS_EFFECTS: dict = {
     "cosine_recursive_drift": "drift",
     "onecycle_rounded_phase_end": "domain",
     "zero_division_not_value_error": "domain",
+    "sequential_milestone_zero_before_2_13": HarnessDeviation(
+        backend="torch-*", schedule="sequential",
+        applies=lambda case: case.hyper["milestone"] <= 0 and _torch_before((2, 13))),
 }
 
 

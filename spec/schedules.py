@@ -775,4 +775,18 @@ KNOWN_DEVIATIONS: dict = {
         issue="",
         test="test_invalid_arguments_raise_exactly_when_torch_raises",
     ),
+    "sequential_milestone_zero_before_2_13": dict(
+        schedule="sequential",
+        summary=(
+            "Before torch 2.13, SequentialLR's constructor always made the first scheduler's initial step, even "
+            "where the milestone is ≤ 0 and the second scheduler rules from step 0; its lr is then the "
+            "warm-up's η₀·start_factor at step 0 and the decay runs from that value (off by the factor "
+            "start_factor for the whole run).  torch 2.13 starts the scheduler bisect_right(milestones, 0), "
+            "as the spec does."),
+        evidence={"torch 2.11.0+cu130, LinearLR(1/3) then ExponentialLR(0.9), milestone 0, η₀ = 0.1":
+                  "lr at step 0: 0.03333333333333333 (exact 0.1)",
+                  "torch 2.13.0+cpu, same": "0.1"},
+        issue="https://github.com/pytorch/pytorch/issues/185872 (fixed by PR 185986, in 2.13)",
+        test="test_sequential_milestone_zero_starts_with_the_decay",
+    ),
 }

@@ -105,3 +105,68 @@ def test_adagrad_foreach_maximize_is_not_bit_identical_to_negated_gradients_in_b
             out[foreach, maximize] = p.item()
     assert out[False, True] == out[False, False] == -8.1875  # for-loop: the property holds
     assert (out[True, True], out[True, False]) == (-8.1875, -8.125)  # foreach: it does not
+
+
+# --------------------------------------------------------------------------- capturable paths (CUDA), on the CPU
+# capturable=True is refused off CUDA/XLA by a device check only; the arithmetic is ordinary tensor ops, so lifting
+# the check reproduces the torch-cuda findings here.  (torch's own tests do the same with the for-loop code.)
+
+@pytest.fixture
+def capturable_on_cpu(monkeypatch):
+    import importlib
+    for name in ("adam", "adamw", "adamax", "radam"):
+        module = importlib.import_module(f"torch.optim.{name}")
+        if hasattr(module, "_get_capturable_supported_devices"):
+            monkeypatch.setattr(module, "_get_capturable_supported_devices",
+                                lambda supports_xla=True: ["cpu", "cuda"])
+
+
+def _steps(cls, dtype, grads, theta=0.0, **kw):
+    """θ after the steps, for a 1-element parameter (1-d: a 0-d one would promote with torch's 0-d float32 step
+    tensors, and the float16 overflow would not happen)."""
+    p = torch.tensor([theta], dtype=dtype)
+    opt = cls([p], **kw)
+    for g in grads:
+        p.grad = torch.tensor([g], dtype=dtype)
+        opt.step()
+    return p.item()
+
+
+def test_capturable_float64_steps_use_float32_bias_corrections(capturable_on_cpu):
+    loop = _steps(torch.optim.Adam, torch.float64, [1.0], 1.0, lr=0.1, foreach=False)
+    capt = _steps(torch.optim.Adam, torch.float64, [1.0], 1.0, lr=0.1, capturable=True, foreach=False)
+    assert abs(capt - loop) > 1e-9  # float32-sized (the for-loop path is within a few float64 ulps of exact)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)  # _get_scalar_dtype() is then float64: the step counter too
+    try:
+        capt64 = _steps(torch.optim.Adam, torch.float64, [1.0], 1.0, lr=0.1, capturable=True, foreach=False)
+    finally:
+        torch.set_default_dtype(previous)
+    assert abs(capt64 - loop) < 1e-15
+
+
+def test_capturable_adam_is_nan_with_zero_lr(capturable_on_cpu):
+    kw = dict(lr=0.0, betas=(0.9, 0.5), eps=0.0, foreach=False)
+    assert _steps(torch.optim.Adam, torch.float32, [-4.0, 1.5], 16.0, **kw) == 16.0  # lr = 0: θ unchanged
+    assert math.isnan(_steps(torch.optim.Adam, torch.float32, [-4.0, 1.5], 16.0, capturable=True, **kw))
+
+
+def test_capturable_adamax_loses_the_step_when_m_over_lr_overflows_float16(capturable_on_cpu):
+    kw = dict(lr=1.8e-4, foreach=False)
+    loop = _steps(torch.optim.Adamax, torch.float16, [3276.0], **kw)
+    assert loop == pytest.approx(-1.8e-4, rel=1e-2)  # exact: −lr·m̂/u = −lr
+    assert _steps(torch.optim.Adamax, torch.float16, [3276.0], capturable=True, **kw) == 0.0
+
+
+def test_capturable_foreach_radam_nan_with_zero_eps_before_rectification(capturable_on_cpu):
+    kw = dict(lr=0.1, eps=0.0)
+    out = {}
+    for flags in (dict(foreach=False), dict(foreach=True, capturable=True)):
+        p = torch.tensor([1.0, 2.0], dtype=torch.float64)
+        opt = torch.optim.RAdam([p], **kw, **flags)
+        for _ in range(2):
+            p.grad = torch.tensor([0.0, 1.0], dtype=torch.float64)
+            opt.step()
+        out[flags.get("capturable", False)] = p.clone()
+    assert out[False][0].item() == 1.0
+    assert torch.isnan(out[True][0])

@@ -398,6 +398,20 @@ def test_cosine_recursive_drift():
         assert excess > 1 and 0.5 <= excess / rec["over_closed_bound"] <= 2, (T, float(excess), rec)
 
 
+def test_sequential_milestone_zero_starts_with_the_decay():
+    """KNOWN_DEVIATIONS['sequential_milestone_zero_before_2_13']: from torch 2.13 a milestone 0 starts the decay at
+    step 0 (η₀, as the spec says); before, the warm-up's η₀·start_factor.  The harness sets those cases aside only
+    on torch < 2.13, so this test pins which side of the fix the installed torch is on."""
+    from conformance.schedule_check import _torch_before
+    hyper = dict(SCHEDULES["sequential"].complete({"start_factor": 1 / 3, "milestone": 0, "decay": "exponential",
+                                                   "gamma": 0.9}))
+    lrs, _ = torch_run("sequential", hyper, 0.1, 3)
+    expected = [0.1 / 3, 0.1 / 3 * 0.9, 0.1 / 3 * 0.9 * 0.9] if _torch_before((2, 13)) else [0.1, 0.1 * 0.9,
+                                                                                              0.1 * 0.9 * 0.9]
+    assert lrs == pytest.approx(expected, rel=1e-15)
+    assert "2.13" in KNOWN_DEVIATIONS["sequential_milestone_zero_before_2_13"]["issue"]
+
+
 def test_known_deviations_carry_evidence_and_a_test():
     for key, entry in KNOWN_DEVIATIONS.items():
         assert set(entry) >= {"schedule", "summary", "evidence", "issue", "test"}, key

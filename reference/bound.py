@@ -19,6 +19,8 @@ approximately::
     √a      e = eₐ / (√a + √max(a − eₐ, 0))       + c·(u·(|v| + e) + η)   (∞ if a ≤ eₐ: may be √negative)
     aᵇ      e = |b·v/a|·eₐ + |v·ln a|·e_b + O(e²) + c_f·(u·(|v| + e) + η)
     lerp(a,b,w) e = |1−w|·eₐ + |w|·e_b + e_w·S + 2c·(u·W·S + η) + …   (see ``Bound.lerp``)
+    s·x/d   (a scalar s, tensors x, d) either association: the other one's underflow is charged too,
+            c·η·|s| to (s·x)/d and c·η/|d| to s·(x/d) (torch's CPU addcdiv scales first, CUDA's divides first)
     max, |·|, −a: exact operations, e = max of the operands' e / unchanged
     x ± 0, x·0, x·(±1), 0/b, √0 with an exact 0 or 1 (and finite e): exact, no
              rounding (IEEE gives these exactly), so an lr = 0 step leaves θ's bound unchanged
@@ -81,6 +83,11 @@ class B:
     e: object  # mpmath mpf, may be +inf
     scalar: bool = False
     why: tuple = ()  # the format-limitation reasons of this value and of the values it was computed from
+    # For a scalar times a tensor quotient, s·x/d, implementations associate either way ((s·x)/d: torch's CPU
+    # addcdiv; s·(x/d): CUDA's).  The rounding is the same relative error both ways, but an underflow is not:
+    # the spec's association is bounded, the other one is charged its own absolute term (``mul``, ``div``).
+    quot: object = None   # a tensor quotient x/d: a lower bound on |d|
+    scale: object = None  # a scalar times a tensor, s·x: an upper bound on |s|
 
 
 @dataclass(frozen=True)
@@ -252,6 +259,9 @@ class Bound:
 
     @_tracked
     def mul(self, *xs) -> B:
+        scaling = len(xs) == 2 and xs[0].scalar != xs[1].scalar  # a scalar s times a tensor t
+        if scaling:
+            s_, t_ = (xs[0], xs[1]) if xs[0].scalar else (xs[1], xs[0])
         xs = self._operands(xs)
         scalar = all(x.scalar for x in xs)
         if any(self._is_exact_zero(x) for x in xs) and all(self.ctx.isfinite(x.e) for x in xs):
@@ -267,7 +277,11 @@ class Bound:
         for x in xs[1:]:
             v = out.v * x.v
             e = abs(out.v) * x.e + abs(x.v) * out.e + out.e * x.e
+            if scaling and t_.quot is not None:
+                e += self.basic * self.eta / t_.quot  # s·(x/d) computed as (s·x)/d: s·x's underflow, over |d|
             out = self._round(v, e, self.basic, out.scalar and x.scalar)
+        if scaling and out.e is not None and self.ctx.isfinite(out.e):
+            out = dataclasses.replace(out, scale=abs(s_.v) + s_.e)
         return out
 
     @_tracked
@@ -304,6 +318,7 @@ class Bound:
 
     @_tracked
     def div(self, a: B, b: B) -> B:
+        tensor_quotient = not a.scalar and not b.scalar
         a, b = self._operands((a, b))
         scalar = a.scalar and b.scalar
         if b.v == 0 and b.e == 0:
@@ -316,7 +331,10 @@ class Bound:
             return B(self.ctx.zero, self.ctx.zero, scalar)  # 0/b = 0 exactly for b ≠ 0
         v = a.v / b.v
         e = (a.e + abs(v) * b.e) / (abs(b.v) - b.e)
-        return self._round(v, e, self.basic, scalar)
+        if tensor_quotient and a.scale is not None:
+            e += self.basic * self.eta * a.scale  # (s·x)/d computed as s·(x/d): x/d's underflow, times |s|
+        out = self._round(v, e, self.basic, scalar)
+        return dataclasses.replace(out, quot=abs(b.v) - b.e) if tensor_quotient else out
 
     @_tracked
     def sqrt(self, a: B) -> B:

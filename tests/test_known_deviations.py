@@ -170,3 +170,12 @@ def test_capturable_foreach_radam_nan_with_zero_eps_before_rectification(captura
         out[flags.get("capturable", False)] = p.clone()
     assert out[False][0].item() == 1.0
     assert torch.isnan(out[True][0])
+
+
+def test_cpu_foreach_mul_rounds_a_scalar_to_bfloat16_and_mul_does_not():
+    """Why foreach SGD's per-tensor fallback (some momentum buffer new) differs from its _foreach_mul_ path."""
+    x = torch.tensor([-0.175], dtype=torch.bfloat16)
+    single = x.clone().mul_(0.175)
+    listed = [x.clone()]
+    torch._foreach_mul_(listed, 0.175)
+    assert single.item() == float.fromhex("-0x1.f6p-6") and listed[0].item() == float.fromhex("-0x1.f4p-6")

@@ -480,6 +480,34 @@ def test_bound_lerp_covers_every_evaluation_form(fmt, a, b, da, db, beta):
         assert err <= as_fraction(out.e), (form, fmt, a_held, b_held, beta, float(err), float(out.e))
 
 
+def _tiny_or_any(fmt):
+    f = FORMATS[fmt]
+    top = float(f.min_normal) * 2.0 ** f.precision
+    return st.one_of(st.floats(-top, top), st.floats(-1e3, 1e3)).map(lambda x: float(round_to_format(Fraction(x), f)))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), fmt=st.sampled_from(["float32", "float64"]),
+       s=st.sampled_from([1e-3, 0.3, 1.0, 3.0, 9.563383796044638, 1e3]))
+def test_bound_scaled_quotient_covers_both_associations(data, fmt, s):
+    """s·x/d with a scalar s: torch's CPU addcdiv computes (s·x)/d, CUDA's s·(x/d).  Near the subnormal range the
+    two differ by more than a rounding (an underflow times |s| or over |d|); the bound of either spec grouping
+    covers both (seed 4, numpy: Adagrad lr = 10, g = 2⁻¹⁰⁷⁴; CUDA: the same with lr 9.56)."""
+    from reference.bound import B, Bound
+    f = FORMATS[fmt]
+    x = data.draw(_tiny_or_any(fmt), label="x")
+    d = data.draw(st.floats(1e-6, 1e6).map(lambda v: float(round_to_format(Fraction(v), f))), label="d")
+    O = Bound(f)
+    sB, xB, dB = O.hyper(s), B(O._mpf(Fraction(x)), O._mpf(0)), B(O._mpf(Fraction(d)), O._mpf(0))
+    bounds = {"(s·x)/d": O.div(O.mul(sB, xB), dB).e, "s·(x/d)": O.mul(O.div(xB, dB), sB).e}
+    exact_value = Fraction(s) * Fraction(x) / Fraction(d)
+    s_, x_, d_ = (np.asarray(v, f.dtype) for v in (s, x, d))
+    for form, got in {"(s·x)/d": s_ * x_ / d_, "s·(x/d)": s_ * (x_ / d_)}.items():
+        err = abs(exact(got) - exact_value)
+        for grouping, e in bounds.items():
+            assert err <= as_fraction(e), (form, grouping, fmt, s, x, d, float(err), float(e))
+
+
 def test_adam_bound_grows_linearly_not_geometrically():
     """The first moment's error enters each step β₁ times, not (2 − β₁) times: over 200 steps the bound grows ~linearly.
 

@@ -225,8 +225,7 @@ class _Ops:
         return self._out(self._in(a) + self.s(value) * self._in(t1) * self._in(t2))
 
     def addcdiv(self, a, t1, t2, value: float = 1.0):
-        # The quotient first, as torch's kernel (a + value·(t1/t2)): lr·g first underflows for subnormal g.
-        return self._out(self._in(a) + self.s(value) * (self._in(t1) / self._in(t2)))
+        return self._out(self._in(a) + self.s(value) * self._in(t1) / self._in(t2))
 
     def lerp(self, a, end, weight: float):
         w, x, y = self.s(weight), self._in(a), self._in(end)

@@ -206,11 +206,13 @@ def _decayed_gradient_may_overflow(data) -> bool:
     θ = −47616, λ = 2.24).  Coarse on purpose: θ moves, so this is a bound on the case, not a prediction."""
     from reference.formats import get_format
     root = math.sqrt(float(get_format(data.dtype).max_finite))
-    for i, (h, params) in enumerate(data.groups):
-        lam = abs(h.get("weight_decay", 0.0))
-        if _largest_gradient(data, i) + lam * _largest_abs(params) > root:
-            return True
-    return False
+    return any(_decayed_gradient_bound(data, i) > root for i in range(len(data.groups)))
+
+
+def _decayed_gradient_bound(data, group: int) -> float:
+    """max |g| + λ·max |θ₀| over the group: a bound on |g + λθ| at the first step (θ moves later)."""
+    h, params = data.groups[group]
+    return _largest_gradient(data, group) + abs(h.get("weight_decay", 0.0)) * _largest_abs(params)
 
 
 KNOWN_DEVIATIONS += tuple(
@@ -305,11 +307,10 @@ def _lr_may_scale_past_range(data) -> bool:
     corrections are at most 1): a bound on the case, not a prediction."""
     from reference.formats import get_format
     top = float(get_format(data.dtype).max_finite)
-    for i, (h, params) in enumerate(data.groups):
+    for i, (h, _) in enumerate(data.groups):
         lrs = [h["lr"]] + ([row[i] for row in data.lrs if row[i] is not None] if data.lrs else [])
-        scale = (_largest_gradient(data, i) + abs(h.get("weight_decay", 0.0)) * _largest_abs(params)
-                 + abs(h.get("eps", 0.0)))
-        if min(abs(lr) for lr in lrs) == 0 or scale / min(abs(lr) for lr in lrs) > top:
+        smallest = min(abs(lr) for lr in lrs)
+        if smallest == 0 or (_decayed_gradient_bound(data, i) + abs(h.get("eps", 0.0))) / smallest > top:
             return True
     return False
 

@@ -8,7 +8,7 @@ from hypothesis import event, note, reject, target
 
 from .backend import BackendError, check_output
 from .check import check
-from .known_deviations import affecting
+from .known_deviations import affecting, affecting_property
 from .replay import reproduction, to_backend_case
 
 
@@ -23,9 +23,12 @@ def run_backend(backend, data, path):
     return outputs
 
 
-def set_aside_known(request, data, path):
-    """Set aside a case that a known, input-specific deviation covers (counted as a Hypothesis event)."""
-    known = affecting(request.config.getoption("--backend"), data.optimizer, path, data.dtype, data)
+def set_aside_known(request, data, path, prop=None):
+    """Set aside a case that a known, input-specific deviation covers (counted as a Hypothesis event); with
+    ``prop``, one that covers only property test ``prop`` (``known_deviations.affecting_property``)."""
+    backend = request.config.getoption("--backend")
+    known = (affecting(backend, data.optimizer, path, data.dtype, data) if prop is None
+             else affecting_property(backend, data.optimizer, path, data.dtype, data, prop))
     if known:
         event(f"set aside, known deviation: {known.reason[:60]}")
         reject()

@@ -144,7 +144,8 @@ def scheduled_cases(draw, backend, backend_name: str, schedule: str):
     path = draw(st.sampled_from(list(backend.paths(optimizer))))
     dtype = draw(st.sampled_from([d for d in backend.dtypes(optimizer, path) if d in ("float32", "float64")]))
     hyper = draw(schedule_hyper(schedule, 12))
-    last = SCHEDULES[schedule].last_step(hyper)
+    schedule_spec = SCHEDULES[schedule]
+    last = schedule_spec.last_step(hyper)
     if last is not None and last < 1:
         reject()
     # The scheduler steps after each optimizer step, so K optimizer steps make it compute lr_K: K ≤ last_step.
@@ -153,10 +154,10 @@ def scheduled_cases(draw, backend, backend_name: str, schedule: str):
                       vary_lr=False, allow_none=False))
     # The values the schedule sets must be ones the optimizer spec accepts (torch checks lr ≥ 0 and the
     # momenta only in the constructor): no negative lr (η_min < 0, a linear OneCycleLR past its end, ...).
-    group_lrs = [[e.value for e in lr_sequence(SCHEDULES[schedule], hyper, h["lr"], steps)] for h, _ in data.groups]
+    group_lrs = [[e.value for e in lr_sequence(schedule_spec, hyper, h["lr"], steps)] for h, _ in data.groups]
     if any(v < 0 for lrs in group_lrs for v in lrs):
         reject()
-    if hyper.get("cycle_momentum") and SCHEDULES[schedule].momentum_form is not None:
+    if hyper.get("cycle_momentum") and schedule_spec.momentum_form is not None:
         # A cycle between positive momenta: torch creates SGD's and RMSprop's momentum buffer on the first
         # step with momentum != 0 (the spec: on step 1), and checks SGD's nesterov (momentum > 0) only in the
         # constructor (the spec: on every step); a cycle through 0 is outside what the spec states.
@@ -164,7 +165,6 @@ def scheduled_cases(draw, backend, backend_name: str, schedule: str):
             reject()
         # Nor one whose binary64 evaluation may give exactly 0 (seed 7: max_momentum = 1.5e-290, base 0.85:
         # torch's 0.85 + (1.5e-290 − 0.85) is 0.0 at step 0, so it makes no buffer there, as the spec would).
-        schedule_spec = SCHEDULES[schedule]
         exact_m = momentum_sequence(schedule_spec, hyper, steps)
         bounds = lr_error_bounds(schedule_spec, hyper, 0.0, steps, quantity="momentum")
         if any(abs(float(e.value)) <= float(b) for e, b in zip(exact_m, bounds)):

@@ -280,7 +280,7 @@ class Bound:
             if scaling and t_.quot is not None:
                 e += self.basic * self.eta / t_.quot  # s·(x/d) computed as (s·x)/d: s·x's underflow, over |d|
             out = self._round(v, e, self.basic, out.scalar and x.scalar)
-        if scaling and out.e is not None and self.ctx.isfinite(out.e):
+        if scaling and self.ctx.isfinite(out.e):
             out = dataclasses.replace(out, scale=abs(s_.v) + s_.e)
         return out
 

@@ -85,6 +85,7 @@ class Report(Verdicts):
     dtype: str
     mode: str
     findings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)  # what was not checked, and why (printed by summary)
 
     def worst(self) -> Optional[Finding]:
         checked = [f for f in self.findings if f.verdict in ("ok", "fail")]
@@ -114,6 +115,7 @@ class Report(Verdicts):
             lines.append("first departure: " + first.describe(self.dtype))
         for f in sorted(self.failures, key=lambda f: -f.ratio)[:limit]:
             lines.append("  " + f.describe(self.dtype))
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+import mpmath
 import numpy as np
 
 
@@ -168,8 +169,8 @@ KNOWN_DEVIATIONS += (
                               or _second_moment_overflows(data) or _decayed_gradient_may_overflow(data)),
     ),
     KnownDeviation(
-        backend="torch-*", optimizer="radam", path="foreach", dtype="*",
-        reason="foreach RAdam forms the unrectified step size -lr/(1 - beta1**t) as a scalar and adds it to a "
+        backend="torch-*", optimizer="radam", path="*foreach", dtype="*",
+        reason="foreach RAdam (and CUDA's capturable foreach RAdam) forms the unrectified step size -lr/(1 - beta1**t) as a scalar and adds it to a "
                "tensor of the parameter's dtype: where that scalar exceeds the dtype's range (float16: 65504) it "
                "becomes inf, while the for-loop path computes (m/bc1)*lr and stays finite.",
         evidence="torch 2.13 radam.py _multi_tensor_radam: unrect_step_size = [(lr * rect / bc) * -1 ...]; "
@@ -299,19 +300,124 @@ KNOWN_DEVIATIONS += (
 )
 
 
-def _lr_may_scale_past_range(data) -> bool:
-    """Some group's lr is 0, or (max |g| + λ·max |θ₀| + |ε|)/lr exceeds the dtype's largest finite value.
+def _capturable_denominator(optimizer: str, h: dict, snap) -> list:
+    """(D, m) per element: the denominator D (mpf) that torch's capturable path forms, in the parameter's dtype,
+    at the step that gave ``snap`` (the exact state after it), with the hyperparameters ``h`` in force, and the
+    first moment m it divides:
 
-    Capturable Adam/AdamW/Adamax divide by the step size rather than multiply by it, so a moment scaled by
-    1/lr can overflow (or be 0/0) where the spec's lr·m/d cannot.  Coarse on purpose (θ moves, and the bias
-    corrections are at most 1): a bound on the case, not a prediction."""
+    * Adam/AdamW: (√v̂/√bc₂ + ε)·bc₁/lr, v̂ = v or v_max (single tensor: √v/(√bc₂·(−lr/bc₁)) + ε/(−lr/bc₁);
+      foreach: (√v/√bc₂ + ε)/(−lr/bc₁));
+    * Adamax: u·bc₁/lr (exp_inf·((β₁^t − 1)/lr));
+    * RAdam (foreach): (√v + ε)·bc₁/(√bc₂·lr·r_t) while ρ_t > 5, then m times its reciprocal; none while ρ_t ≤ 5.
+
+    The spec's lr·m/d has no such quantity: D is lr's step size folded into the denominator."""
+    ctx = mpmath.MPContext()
+    ctx.prec = 64
+    t = snap.t
+    lr, b1, b2, eps = (ctx.mpf(h[k]) for k in ("lr", "beta1", "beta2", "eps"))
+    bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+    name = {"adamax": "exp_inf", "radam": "exp_avg_sq"}.get(optimizer, "max_exp_avg_sq" if h.get("amsgrad")
+                                                                  else "exp_avg_sq")
+    pairs = [(ctx.mpf(x.value), ctx.mpf(m.value)) for x, m in zip(snap.state[name].flat, snap.state["exp_avg"].flat)
+             if _real(x.value) and _real(m.value)]
+    if lr == 0:
+        # D = ±inf and m/D = 0, the exact step; but Adam's single-tensor √v/(√bc₂·(−0)) + ε/(−0) is NaN where
+        # v = 0 or ε = 0, although d = √v/√bc₂ + ε may be > 0 (where d = 0 the spec's 0·m/0 is NaN too).
+        # Adamax u·(−inf), RAdam's reciprocal of ±inf: as exact.
+        nan = optimizer in ("adam", "adamw") and (eps == 0 or any(x == 0 for x, _ in pairs))
+        return [(ctx.nan, ctx.one)] if nan else []
+    if optimizer == "adamax":
+        return [(bc1 * u / lr, m) for u, m in pairs]
+    if optimizer in ("adam", "adamw"):
+        return [((ctx.sqrt(v) / ctx.sqrt(bc2) + eps) * bc1 / lr, m) for v, m in pairs if v >= 0]
+    rho_inf = 2 / (1 - b2) - 1
+    rho_t = rho_inf - 2 * t * b2 ** t / bc2
+    if not rho_t > 5:
+        return []
+    rect = ctx.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+    return [((ctx.sqrt(v) + eps) * bc1 / (ctx.sqrt(bc2) * lr * rect), m) for v, m in pairs if v >= 0]
+
+
+def _real(x) -> bool:
+    return not (isinstance(x, float) and not math.isfinite(x))
+
+
+def _capturable_denominator_leaves_range(data) -> bool:
+    """Some exact D of the case (``_capturable_denominator``; NaN for Adam's lr = 0 with v or ε = 0) that divides
+    an m ≠ 0 is outside [2·smallest normal, largest finite/2] of the dtype, or one that divides m = 0 is below
+    the smallest subnormal and may round to 0 (0/0).  D = 0 exactly is d = 0, as special in the spec's m/d.
+
+    Outside that range D overflows (float16: 65504) or loses its relative precision to underflow, which the spec,
+    having no D, cannot charge; the factor 2 keeps D's own rounding error (a few ulps) from crossing the edge.
+    Computed from the exact trajectory (reference.step), so the predicate follows θ and the moments."""
+    import spec as spec_pkg
     from reference.formats import get_format
-    top = float(get_format(data.dtype).max_finite)
-    for i, (h, _) in enumerate(data.groups):
-        lrs = [h["lr"]] + ([row[i] for row in data.lrs if row[i] is not None] if data.lrs else [])
-        smallest = min(abs(lr) for lr in lrs)
-        if smallest == 0 or (_decayed_gradient_bound(data, i) + abs(h.get("eps", 0.0))) / smallest > top:
-            return True
+    from reference.step import hyper_schedule, trajectory
+
+    fmt = get_format(data.dtype)
+    tiny = mpmath.mpf(2) ** fmt.emin
+    low, high, least = 2 * tiny, mpmath.mpf(float(fmt.max_finite)) / 2, tiny * mpmath.mpf(2) ** (1 - fmt.precision)
+
+    def outside(d, m) -> bool:
+        return d != 0 and (not low <= d <= high if m != 0 else not d >= least)
+
+    spec = spec_pkg.get(data.optimizer)
+    steps = len(data.grads)
+    for i, (h, params) in enumerate(data.groups):
+        lrs = None if data.lrs is None else [row[i] for row in data.lrs]
+        in_force = hyper_schedule(spec, h, steps, lrs=lrs, validate=False)
+        for j, p0 in enumerate(params):
+            grads = [data.grads[s][i][j] for s in range(steps)]
+            for s, snap in enumerate(trajectory(spec, h, p0, grads, lrs=lrs, formats=("float64",), validate=False)):
+                if snap.stepped and any(outside(d, m) for d, m in
+                                        _capturable_denominator(data.optimizer, in_force[s], snap)):
+                    return True
+    return False
+
+
+def _capturable_factors(optimizer: str, h: dict, t: int) -> list:
+    """The 0-dim float32 factors torch's capturable paths compute from the step counter at step count t (both
+    paths' for Adam/AdamW): Adam −lr/bc₁ (foreach), √bc₂·(−lr/bc₁) (single tensor); Adamax
+    (β₁^t − 1)/lr; RAdam (foreach) −√bc₂·lr·r_t/bc₁ while ρ_t > 5, else −lr/bc₁.  Magnitudes, as floats."""
+    lr, b1, b2 = h["lr"], h["beta1"], h["beta2"]
+    bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+    if bc1 == 0 or lr == 0:
+        return []  # lr = 0: _capturable_denominator_leaves_range
+    if optimizer == "adamax":
+        return [bc1 / lr]
+    if optimizer in ("adam", "adamw"):
+        # Not ε/(−lr/bc₁): rounded, it is off by at most half a subnormal, a relative u·2^emin/D ≤ u/2 of a D
+        # that _capturable_denominator_leaves_range keeps above 2·2^emin.
+        return [lr / bc1, math.sqrt(bc2) * lr / bc1]
+    rho_inf = 2 / (1 - b2) - 1 if b2 < 1 else math.inf
+    rho_t = rho_inf - 2 * t * b2 ** t / bc2 if bc2 > 0 else -math.inf
+    if not rho_t > 5 or not math.isfinite(rho_inf):
+        return [lr / bc1]
+    rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
+    return [math.sqrt(bc2) * lr * rect / bc1]
+
+
+def _capturable_factor_leaves_range(data) -> bool:
+    """Some nonzero factor of ``_capturable_factors`` (lr in force, step count t of each parameter) is outside
+    [2·smallest normal, largest finite/2] of the dtype, where rounding it to the dtype overflows or underflows."""
+    from reference.formats import get_format
+    import spec as spec_pkg
+    from reference.step import hyper_schedule
+
+    fmt = get_format(data.dtype)
+    low, high = 2 * 2.0 ** fmt.emin, float(fmt.max_finite) / 2
+    spec = spec_pkg.get(data.optimizer)
+    for i, (h, params) in enumerate(data.groups):
+        lrs = None if data.lrs is None else [row[i] for row in data.lrs]
+        in_force = hyper_schedule(spec, h, len(data.grads), lrs=lrs, validate=False)
+        for j in range(len(params)):
+            t = 0
+            for s, row in enumerate(data.grads):
+                if row[i][j] is None:
+                    continue
+                t += 1
+                if any(f != 0 and not low <= f <= high for f in _capturable_factors(data.optimizer, in_force[s], t)):
+                    return True
     return False
 
 
@@ -334,20 +440,47 @@ KNOWN_DEVIATIONS += tuple(
     for name in ("adam", "adamw", "adamax", "radam")
 ) + tuple(
     KnownDeviation(
-        backend="torch-*", optimizer=name, path="capturable*", dtype="*",
-        reason="capturable Adam/AdamW/Adamax fold the step size into the denominator: Adam forms "
-               "√v/(√bc2·(−lr/bc1)) + ε/(−lr/bc1), Adamax exp_inf·((β1^t − 1)/lr).  With lr = 0 that is 0/0 "
-               "(NaN) where v or ε is 0, and with a small lr the scaled moment overflows (float16: 65504), "
-               "so the step is lost (m/−inf = 0), where the spec's lr·m/d is finite.",
+        backend="torch-*", optimizer=name, path=path, dtype="*",
+        reason="capturable Adam/AdamW/Adamax (and capturable-foreach RAdam) fold the step size into the "
+               "denominator and form D in the parameter's dtype: Adam (√v/√bc2 + ε)·bc1/lr, Adamax "
+               "exp_inf·bc1/lr, RAdam (√v + ε)·bc1/(√bc2·lr·r_t), whose reciprocal it takes.  The spec's "
+               "lr·m/d has no D.  Where D leaves the dtype's range the step is wrong: lr = 0 gives 0/0 (NaN) "
+               "where v or ε is 0; a small lr overflows D (float16: 65504) and loses the step (m/−inf = 0); a "
+               "large lr, or a β1 near 1 (bc1 small), underflows D to a subnormal or 0, so the step loses its "
+               "precision or is m/0 = ±inf (0/0 = NaN).",
         evidence="torch 2.11/2.13 adam.py _single_tensor_adam capturable branch: step_size_neg = (lr / "
                  "bias_correction1).neg(); denom = (exp_avg_sq.sqrt() / (bias_correction2_sqrt * step_size_neg))"
-                 ".add_(eps / step_size_neg); adamax.py: neg_bias_correction.div_(lr); denom = exp_inf * "
-                 "neg_bias_correction.  H200, torch 2.11: Adam float32 θ = 16, lr = 0, eps = 0: NaN after step 2 "
-                 "(exact 16); Adamax float16 lr = 1.8e-4, g = 3276: θ unchanged where the exact step moves it "
-                 "by 1.8e-4.  Reproduced in tests/test_known_deviations.py.",
-        applies=_lr_may_scale_past_range,
+                 ".add_(eps / step_size_neg); _multi_tensor_adam: _foreach_div_(exp_avg_sq_sqrt, step_size); "
+                 "adamax.py: neg_bias_correction.div_(lr); denom = exp_inf * neg_bias_correction; radam.py "
+                 "_multi_tensor_radam: _foreach_div_(buffer, bias_correction2); _foreach_reciprocal_(buffer).  "
+                 "H200, torch 2.11 (docs/measured/torch-cuda.md): Adam float32 θ = 16, lr = 0, eps = 0: NaN after "
+                 "step 2 (exact 16); Adamax float16 lr = 1.8e-4, g = 3276: θ unchanged where the exact step moves "
+                 "it by 1.8e-4; Adamax float16 lr = 3.5, λ = 5.1, θ = −2⁻²³, g = −0: D = 0, θ NaN (exact 0.50); "
+                 "RAdam float16 lr = 0.0145: θ NaN at step 2 (exact −6e-9).  Reproduced in "
+                 "tests/test_known_deviations.py.",
+        applies=_capturable_denominator_leaves_range,
     )
-    for name in ("adam", "adamw", "adamax")
+    for name, path in (("adam", "capturable*"), ("adamw", "capturable*"), ("adamax", "capturable*"),
+                       ("radam", "capturable-foreach"))
+) + tuple(
+    KnownDeviation(
+        backend="torch-cuda", optimizer=name, path=path, dtype="*",
+        reason="On CUDA the capturable paths' step-size factors are 0-dim float32 CUDA tensors (derived from the "
+               "step counter), and they act as if rounded to the parameter's dtype first (consistent with "
+               "TensorIterator casting a 0-dim device tensor to the common dtype, where a 0-dim CPU tensor is read "
+               "as a scalar at its own precision).  So Adam's −lr/bc1 (foreach) and √bc2·(−lr/bc1) (single "
+               "tensor), Adamax's (β1^t − 1)/lr and RAdam's −√bc2·lr·r_t/bc1 are float16 in a float16 step: past "
+               "65504 they are ±inf (the denominator becomes ±0 and the step ±inf or NaN), below 6.1e-5 they lose "
+               "precision.  (Adam's ε/(−lr/bc1) is rounded too; that costs at most u/2 of a denominator in range.)",
+        evidence="H200, torch 2.11 (docs/measured/torch-cuda.md), capturable-foreach Adam float16, lr = 80.5, "
+                 "β1 = 1 − 2⁻¹⁵, maximize, g = −1: θ = −inf where the exact θ is −40.26; lr/bc1 = 2.6e6.  The "
+                 "same case replayed on the CPU (capturable device check lifted) is within the tolerance, and its "
+                 "exact D = (√v/√bc2 + ε)·bc1/lr = 7.6e-7 is a float16 subnormal, not 0: only a rounded lr/bc1 "
+                 "(−inf) gives D = −0.  AdamW lr = 4.46, β1 = 1 − 2⁻¹⁴ (lr/bc1 = 73100): inf where exact −7.7.",
+        applies=_capturable_factor_leaves_range,
+    )
+    for name, path in (("adam", "capturable*"), ("adamw", "capturable*"), ("adamax", "capturable*"),
+                       ("radam", "capturable-foreach"))
 ) + tuple(
     KnownDeviation(
         backend="torch-cuda", optimizer=name, path="fused", dtype="float32",

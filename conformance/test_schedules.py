@@ -152,6 +152,12 @@ def scheduled_cases(draw, backend, backend_name: str, schedule: str):
     steps = draw(st.integers(1, TRAJECTORY_STEPS if last is None else min(TRAJECTORY_STEPS, last)))
     data = draw(cases(spec_pkg.get(optimizer), dtype, min_steps=steps, max_steps=steps, max_params=1,
                       vary_lr=False, allow_none=False))
+    # A schedule deviation of this backend (torch 2.11's SequentialLR with a milestone ≤ 0, say) is the schedule
+    # tests' finding, not this test's: set aside as run_and_check_schedule does (torch-cuda run, session 4).
+    key = known_deviation(backend_name, schedule, ScheduleCase(schedule, hyper, data.groups[0][0]["lr"], steps))
+    if key:
+        event(f"set aside, known deviation {key}")
+        reject()
     # The values the schedule sets must be ones the optimizer spec accepts (torch checks lr ≥ 0 and the
     # momenta only in the constructor): no negative lr (η_min < 0, a linear OneCycleLR past its end, ...).
     group_lrs = [[e.value for e in lr_sequence(schedule_spec, hyper, h["lr"], steps)] for h, _ in data.groups]
@@ -188,6 +194,9 @@ def test_scheduled_trajectory(request, backend, schedule, data):
     event(f"{case.optimizer} {path} {case.dtype}")
     run = backend.run_scheduled(to_backend_case(case, path), schedule, hyper)
     schedule_reports, report = check_scheduled(case, schedule, hyper, run)
+    if report.notes:
+        event("trajectory checked only up to a non-finite scheduled value")
+        note("\n".join(report.notes))
     failures = [r.summary() for r in schedule_reports if not r.ok] + ([report.summary()] if not report.ok else [])
     if failures:
         repro = scheduled_reproduction(case, name, path, schedule, hyper)

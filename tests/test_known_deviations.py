@@ -59,16 +59,18 @@ def test_fused_sgd_raises_when_a_momentum_buffer_is_missing():
         opt.step()
 
 
-def test_radam_foreach_step_size_overflows_in_float16():
+@pytest.mark.parametrize("flags", [dict(foreach=True), dict(foreach=True, capturable=True)],
+                         ids=["foreach", "capturable-foreach"])
+def test_radam_foreach_step_size_overflows_in_float16(capturable_on_cpu, flags):
     out = {}
-    for foreach in (False, True):
+    for name, kw in (("for-loop", dict(foreach=False)), ("tested", flags)):
         p = torch.zeros(1, dtype=torch.float16)
-        opt = torch.optim.RAdam([p], lr=1.0, betas=(0.99999237, 0.999), foreach=foreach)
+        opt = torch.optim.RAdam([p], lr=1.0, betas=(0.99999237, 0.999), **kw)
         p.grad = torch.tensor([-0.5], dtype=torch.float16)
         opt.step()
-        out[foreach] = p.item()
-    assert out[False] == 0.5  # unrectified first step: θ − lr·m̂ with m̂ = g = −0.5
-    assert out[True] == float("inf")
+        out[name] = p.item()
+    assert out["for-loop"] == 0.5  # unrectified first step: θ − lr·m̂ with m̂ = g = −0.5
+    assert out["tested"] == float("inf")
 
 
 @pytest.mark.skipif("cpu" not in _get_fused_kernels_supported_devices(),
@@ -167,3 +169,64 @@ def test_cpu_foreach_mul_rounds_a_scalar_to_bfloat16_and_mul_does_not():
     listed = [x.clone()]
     torch._foreach_mul_(listed, 0.175)
     assert single.item() == float.fromhex("-0x1.f6p-6") and listed[0].item() == float.fromhex("-0x1.f4p-6")
+
+
+def _case(optimizer, dtype, hyper, theta, grads, lrs=None):
+    import numpy as np
+    from conformance.strategies import CaseData
+    import spec as spec_pkg
+    np_dtype = {"float16": np.float16, "float32": np.float32}[dtype]
+    return CaseData(optimizer, dtype, [(spec_pkg.get(optimizer).complete(hyper), [np.array([theta], np_dtype)])],
+                    [[[np.array([g], np_dtype)]] for g in grads], lrs)
+
+
+ADAMAX_D_ZERO = dict(lr=3.51162054693322, beta1=0.99, beta2=0.0001246253495051735, eps=3.671532054641479e-06,
+                     weight_decay=5.148000461209169)  # torch-cuda, session 4 (docs/measured/torch-cuda.md)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_capturable_adamax_is_nan_where_the_scaled_denominator_underflows_to_zero(capturable_on_cpu, foreach):
+    """θ = −2⁻²³, g = −0, λ = 5.1: u = |λθ| + ε = 4.3e-6 and D = u·bc₁/lr = 1.2e-8 rounds to 0 in float16, where
+    m = −0 (its exact −6e-9 underflows): 0/0.  The for-loop path's (lr/bc₁)·m/u is 0 there."""
+    from conformance.known_deviations import _capturable_denominator_leaves_range
+    h = ADAMAX_D_ZERO
+    kw = dict(lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"], weight_decay=h["weight_decay"])
+    loop = _steps(torch.optim.Adamax, torch.float16, [-0.0], -2.0 ** -23, foreach=False, **kw)
+    capt = _steps(torch.optim.Adamax, torch.float16, [-0.0], -2.0 ** -23, capturable=True, foreach=foreach, **kw)
+    assert math.isfinite(loop) and math.isnan(capt)
+    assert _capturable_denominator_leaves_range(_case("adamax", "float16", h, -2.0 ** -23, [-0.0]))
+
+
+def test_capturable_adamax_loses_precision_where_the_scaled_denominator_is_subnormal(capturable_on_cpu):
+    """lr = 100, g = 2⁻¹⁰, ε = 1e-3: D = (|g| + ε)·bc₁/lr = 2e-6, a float16 subnormal with 5 significant bits;
+    the step (exact −49.41) is 7 ulps off, where the for-loop path is within one.  lr = 1 keeps D normal."""
+    from conformance.known_deviations import _capturable_denominator_leaves_range
+    g = 2.0 ** -10
+    exact = -100 * g / (g + 1e-3)  # lr·(m/bc₁)/u with m/bc₁ = g on the first step
+    kw = dict(lr=100.0, betas=(0.9, 0.999), eps=1e-3)
+    loop = _steps(torch.optim.Adamax, torch.float16, [g], foreach=False, **kw)
+    capt = _steps(torch.optim.Adamax, torch.float16, [g], capturable=True, foreach=False, **kw)
+    ulp = 2.0 ** -5  # float16 ulp in [32, 64)
+    assert abs(loop - exact) <= ulp and abs(capt - exact) >= 4 * ulp
+    hyper = dict(lr=100.0, beta1=0.9, beta2=0.999, eps=1e-3)
+    assert _capturable_denominator_leaves_range(_case("adamax", "float16", hyper, 0.0, [g]))
+    assert not _capturable_denominator_leaves_range(_case("adamax", "float16", {**hyper, "lr": 1.0}, 0.0, [g]))
+
+
+def test_capturable_predicates_on_the_torch_cuda_adam_case():
+    """The capturable-foreach Adam failure of the torch-cuda run (float16, lr = 80.5, β₁ = 1 − 2⁻¹⁵, g = −1,
+    maximize: θ = −inf, exact −40.26): its exact D = 7.6e-7 is subnormal, and lr/bc₁ = 2.6e6 is past 65504,
+    which a CUDA 0-dim tensor rounded to float16 makes −inf.  Adam's defaults in float32 are outside both."""
+    from conformance.known_deviations import (_capturable_denominator_leaves_range,
+                                              _capturable_factor_leaves_range, affecting)
+    hyper = dict(lr=80.51557018746989, beta1=1 - 2.0 ** -15, beta2=1 - 2.0 ** -16, eps=0.9999999981373549,
+                 maximize=True)
+    case = _case("adam", "float16", hyper, 0.0, [-1.0])
+    assert _capturable_factor_leaves_range(case) and _capturable_denominator_leaves_range(case)
+    plain = _case("adam", "float32", dict(lr=1e-3), 0.5, [0.25, -1.0, 0.0])
+    assert not _capturable_factor_leaves_range(plain) and not _capturable_denominator_leaves_range(plain)
+    assert affecting("torch-cuda", "adam", "capturable-foreach", "float32", plain) is None
+    zero_lr = _case("adam", "float32", dict(lr=0.0, eps=1e-8), 0.5, [0.0])  # single tensor: √0/(−0) = NaN
+    assert _capturable_denominator_leaves_range(zero_lr)
+    zero_lr_v = _case("adam", "float32", dict(lr=0.0, eps=1e-8), 0.5, [1.0])  # D = inf, m/D = 0: exact
+    assert not _capturable_denominator_leaves_range(zero_lr_v)

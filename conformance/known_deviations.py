@@ -322,9 +322,9 @@ def _capturable_denominator(optimizer: str, h: dict, snap) -> list:
              if _real(x.value) and _real(m.value)]
     if lr == 0:
         # D = ±inf and m/D = 0, the exact step; but Adam's single-tensor √v/(√bc₂·(−0)) + ε/(−0) is NaN where
-        # v = 0 or ε = 0, although d = √v/√bc₂ + ε may be > 0 (where d = 0 the spec's 0·m/0 is NaN too).
-        # Adamax u·(−inf), RAdam's reciprocal of ±inf: as exact.
-        nan = optimizer in ("adam", "adamw") and (eps == 0 or any(x == 0 for x, _ in pairs))
+        # v = 0 or ε is 0 in float32 (the step tensor's dtype: ε = 2.2e-309 is), although d = √v/√bc₂ + ε may be
+        # > 0 (where d = 0 the spec's 0·m/0 is NaN too).  Adamax u·(−inf), RAdam's reciprocal of ±inf: as exact.
+        nan = optimizer in ("adam", "adamw") and (_is_zero_in(h["eps"], "float32") or any(x == 0 for x, _ in pairs))
         return [(ctx.nan, ctx.one)] if nan else []
     if optimizer == "adamax":
         return [(bc1 * u / lr, m) for u, m in pairs]
@@ -343,7 +343,7 @@ def _real(x) -> bool:
 
 
 def _capturable_denominator_leaves_range(data) -> bool:
-    """Some exact D of the case (``_capturable_denominator``; NaN for Adam's lr = 0 with v or ε = 0) that divides
+    """Some exact D of the case (``_capturable_denominator``; NaN for Adam's lr = 0 with v = 0 or ε = 0 in float32) that divides
     an m ≠ 0 is outside [2·smallest normal, largest finite/2] of the dtype, or one that divides m = 0 is below
     the smallest subnormal and may round to 0 (0/0).  D = 0 exactly is d = 0, as special in the spec's m/d.
 
@@ -425,6 +425,10 @@ def _capturable_factor_leaves_range(data) -> bool:
 # arithmetic is plain tensor ops, so tests/test_known_deviations.py reproduces those entries on the CPU by
 # lifting torch's device check; the fused-kernel entries need a GPU.  (That run's Adagrad failures, CUDA's addcdiv
 # computing value·(t1/t2), were a gap in the tolerance model, closed in reference/bound.py: s·x/d.)
+# The capturable paths that fold the step size into a denominator (single-tensor RAdam does not).
+FOLDED_STEP_PATHS = (("adam", "capturable*"), ("adamw", "capturable*"), ("adamax", "capturable*"),
+                     ("radam", "capturable-foreach"))
+
 KNOWN_DEVIATIONS += tuple(
     KnownDeviation(
         backend="torch-*", optimizer=name, path="capturable*", dtype="float64",
@@ -444,8 +448,8 @@ KNOWN_DEVIATIONS += tuple(
         reason="capturable Adam/AdamW/Adamax (and capturable-foreach RAdam) fold the step size into the "
                "denominator and form D in the parameter's dtype: Adam (√v/√bc2 + ε)·bc1/lr, Adamax "
                "exp_inf·bc1/lr, RAdam (√v + ε)·bc1/(√bc2·lr·r_t), whose reciprocal it takes.  The spec's "
-               "lr·m/d has no D.  Where D leaves the dtype's range the step is wrong: lr = 0 gives 0/0 (NaN) "
-               "where v or ε is 0; a small lr overflows D (float16: 65504) and loses the step (m/−inf = 0); a "
+               "lr·m/d has no D.  Where D leaves the dtype's range the step is wrong: lr = 0 gives NaN in "
+               "single-tensor Adam where v is 0 or ε is 0 in float32; a small lr overflows D (float16: 65504) and loses the step (m/−inf = 0); a "
                "large lr, or a β1 near 1 (bc1 small), underflows D to a subnormal or 0, so the step loses its "
                "precision or is m/0 = ±inf (0/0 = NaN).",
         evidence="torch 2.11/2.13 adam.py _single_tensor_adam capturable branch: step_size_neg = (lr / "
@@ -455,13 +459,13 @@ KNOWN_DEVIATIONS += tuple(
                  "_multi_tensor_radam: _foreach_div_(buffer, bias_correction2); _foreach_reciprocal_(buffer).  "
                  "H200, torch 2.11 (docs/measured/torch-cuda.md): Adam float32 θ = 16, lr = 0, eps = 0: NaN after "
                  "step 2 (exact 16); Adamax float16 lr = 1.8e-4, g = 3276: θ unchanged where the exact step moves "
-                 "it by 1.8e-4; Adamax float16 lr = 3.5, λ = 5.1, θ = −2⁻²³, g = −0: D = 0, θ NaN (exact 0.50); "
-                 "RAdam float16 lr = 0.0145: θ NaN at step 2 (exact −6e-9).  Reproduced in "
-                 "tests/test_known_deviations.py.",
+                 "it by 1.8e-4; Adamax float16 lr = 3.5, λ = 5.1, θ = −2⁻²³, g = −0: D = 0, θ NaN (exact 0.50).  "
+                 "On the CPU (device check lifted): Adamax float16 lr = 100, g = 2⁻¹⁰, ε = 1e-3: D = 2e-6 is "
+                 "subnormal and the step 7 ulps off.  Reproduced in tests/test_known_deviations.py; "
+                 "tests/test_capturable_on_cpu.py fuzzes the capturable paths on the CPU against these entries.",
         applies=_capturable_denominator_leaves_range,
     )
-    for name, path in (("adam", "capturable*"), ("adamw", "capturable*"), ("adamax", "capturable*"),
-                       ("radam", "capturable-foreach"))
+    for name, path in FOLDED_STEP_PATHS
 ) + tuple(
     KnownDeviation(
         backend="torch-cuda", optimizer=name, path=path, dtype="*",
@@ -479,8 +483,7 @@ KNOWN_DEVIATIONS += tuple(
                  "(−inf) gives D = −0.  AdamW lr = 4.46, β1 = 1 − 2⁻¹⁴ (lr/bc1 = 73100): inf where exact −7.7.",
         applies=_capturable_factor_leaves_range,
     )
-    for name, path in (("adam", "capturable*"), ("adamw", "capturable*"), ("adamax", "capturable*"),
-                       ("radam", "capturable-foreach"))
+    for name, path in FOLDED_STEP_PATHS
 ) + tuple(
     KnownDeviation(
         backend="torch-cuda", optimizer=name, path="fused", dtype="float32",

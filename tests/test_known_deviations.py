@@ -230,3 +230,14 @@ def test_capturable_predicates_on_the_torch_cuda_adam_case():
     assert _capturable_denominator_leaves_range(zero_lr)
     zero_lr_v = _case("adam", "float32", dict(lr=0.0, eps=1e-8), 0.5, [1.0])  # D = inf, m/D = 0: exact
     assert not _capturable_denominator_leaves_range(zero_lr_v)
+
+
+def test_capturable_adam_is_nan_with_zero_lr_and_an_eps_that_is_zero_in_float32(capturable_on_cpu):
+    """ε = 2.2e-309 is 0 in float32, the dtype of the step tensor ε/(−lr/bc₁) is computed in: 0/−0 = NaN, where
+    v > 0 and lr = 0 leave θ exactly as it was (found by tests/test_capturable_on_cpu.py, 60 examples)."""
+    from conformance.known_deviations import _capturable_denominator_leaves_range
+    eps = 2.225073858507203e-309
+    kw = dict(lr=0.0, eps=eps, weight_decay=0.01, foreach=False)
+    assert _steps(torch.optim.AdamW, torch.float32, [-1.0], -1.0, **kw) == -1.0
+    assert math.isnan(_steps(torch.optim.AdamW, torch.float32, [-1.0], -1.0, capturable=True, **kw))
+    assert _capturable_denominator_leaves_range(_case("adamw", "float32", dict(lr=0.0, eps=eps), -1.0, [-1.0]))

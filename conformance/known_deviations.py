@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -300,6 +301,41 @@ KNOWN_DEVIATIONS += (
 )
 
 
+_MP = mpmath.MPContext()
+_MP.prec = 64  # D and the range edges: only which side of an edge a value lies on matters
+
+
+@functools.lru_cache(maxsize=None)
+def _radam_rho_and_rectifier():
+    """(ρ_t, r_t) as functions of (β₂, t), composed from the spec's own statements (spec/radam.py)."""
+    import sympy as sp
+
+    import spec as spec_pkg
+    from spec.core import t as step
+    from spec.radam import BETA2, rect, rho_inf, rho_t
+
+    exprs = {}
+    for statement in spec_pkg.get("radam").statements({}):
+        if statement.target in (rho_inf, rho_t, rect):
+            exprs[statement.target] = statement.expr.subs(exprs)
+    return tuple(sp.lambdify((BETA2.symbol, step), exprs[x], "mpmath") for x in (rho_t, rect))
+
+
+def _radam_rectifier(beta2: float, t: int):
+    """RAdam's rectifier r_t at β₂ and step count t (an mpf), or None while ρ_t ≤ 5 (no rectified step)."""
+    rho, rectifier = _radam_rho_and_rectifier()
+    with mpmath.workprec(_MP.prec):  # the lambdified functions evaluate in mpmath's global context
+        b2 = mpmath.mpf(beta2)
+        return _MP.mpf(rectifier(b2, t)) if rho(b2, t) > 5 else None
+
+
+def _in_force(spec, data, group: int) -> tuple:
+    """(lrs, hyperparameters in force at each step) of a group: ``data.lrs`` as torch's group["lr"] writes."""
+    from reference.step import hyper_schedule
+    lrs = None if data.lrs is None else [row[group] for row in data.lrs]
+    return lrs, hyper_schedule(spec, data.groups[group][0], len(data.grads), lrs=lrs, validate=False)
+
+
 def _capturable_denominator(optimizer: str, h: dict, snap) -> list:
     """(D, m) per element: the denominator D (mpf) that torch's capturable path forms, in the parameter's dtype,
     at the step that gave ``snap`` (the exact state after it), with the hyperparameters ``h`` in force, and the
@@ -311,63 +347,56 @@ def _capturable_denominator(optimizer: str, h: dict, snap) -> list:
     * RAdam (foreach): (√v + ε)·bc₁/(√bc₂·lr·r_t) while ρ_t > 5, then m times its reciprocal; none while ρ_t ≤ 5.
 
     The spec's lr·m/d has no such quantity: D is lr's step size folded into the denominator."""
-    ctx = mpmath.MPContext()
-    ctx.prec = 64
+    from reference.step import _is_finite
+
     t = snap.t
-    lr, b1, b2, eps = (ctx.mpf(h[k]) for k in ("lr", "beta1", "beta2", "eps"))
+    lr, b1, b2, eps = (_MP.mpf(h[k]) for k in ("lr", "beta1", "beta2", "eps"))
     bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
     name = {"adamax": "exp_inf", "radam": "exp_avg_sq"}.get(optimizer, "max_exp_avg_sq" if h.get("amsgrad")
                                                                   else "exp_avg_sq")
-    pairs = [(ctx.mpf(x.value), ctx.mpf(m.value)) for x, m in zip(snap.state[name].flat, snap.state["exp_avg"].flat)
-             if _real(x.value) and _real(m.value)]
+    pairs = [(_MP.mpf(x.value), _MP.mpf(m.value)) for x, m in zip(snap.state[name].flat, snap.state["exp_avg"].flat)
+             if _is_finite(x.value) and _is_finite(m.value)]
     if lr == 0:
         # D = ±inf and m/D = 0, the exact step; but Adam's single-tensor √v/(√bc₂·(−0)) + ε/(−0) is NaN where
         # v = 0 or ε is 0 in float32 (the step tensor's dtype: ε = 2.2e-309 is), although d = √v/√bc₂ + ε may be
         # > 0 (where d = 0 the spec's 0·m/0 is NaN too).  Adamax u·(−inf), RAdam's reciprocal of ±inf: as exact.
         nan = optimizer in ("adam", "adamw") and (_is_zero_in(h["eps"], "float32") or any(x == 0 for x, _ in pairs))
-        return [(ctx.nan, ctx.one)] if nan else []
+        return [(_MP.nan, _MP.one)] if nan else []
     if optimizer == "adamax":
         return [(bc1 * u / lr, m) for u, m in pairs]
     if optimizer in ("adam", "adamw"):
-        return [((ctx.sqrt(v) / ctx.sqrt(bc2) + eps) * bc1 / lr, m) for v, m in pairs if v >= 0]
-    rho_inf = 2 / (1 - b2) - 1
-    rho_t = rho_inf - 2 * t * b2 ** t / bc2
-    if not rho_t > 5:
+        return [((_MP.sqrt(v) / _MP.sqrt(bc2) + eps) * bc1 / lr, m) for v, m in pairs if v >= 0]
+    rect = _radam_rectifier(h["beta2"], t)
+    if rect is None:
         return []
-    rect = ctx.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-    return [((ctx.sqrt(v) + eps) * bc1 / (ctx.sqrt(bc2) * lr * rect), m) for v, m in pairs if v >= 0]
-
-
-def _real(x) -> bool:
-    return not (isinstance(x, float) and not math.isfinite(x))
+    return [((_MP.sqrt(v) + eps) * bc1 / (_MP.sqrt(bc2) * lr * rect), m) for v, m in pairs if v >= 0]
 
 
 def _capturable_denominator_leaves_range(data) -> bool:
-    """Some exact D of the case (``_capturable_denominator``; NaN for Adam's lr = 0 with v = 0 or ε = 0 in float32) that divides
-    an m ≠ 0 is outside [2·smallest normal, largest finite/2] of the dtype, or one that divides m = 0 is below
-    the smallest subnormal and may round to 0 (0/0).  D = 0 exactly is d = 0, as special in the spec's m/d.
+    """Some exact D of the case (``_capturable_denominator``; NaN for Adam's lr = 0 with v = 0 or ε = 0 in
+    float32) that divides an m ≠ 0 is outside [2·smallest normal, largest finite/2] of the dtype, or one that
+    divides m = 0 is below the smallest subnormal and may round to 0 (0/0).  D = 0 exactly is d = 0, as special
+    in the spec's m/d.
 
     Outside that range D overflows (float16: 65504) or loses its relative precision to underflow, which the spec,
     having no D, cannot charge; the factor 2 keeps D's own rounding error (a few ulps) from crossing the edge.
     Computed from the exact trajectory (reference.step), so the predicate follows θ and the moments."""
     import spec as spec_pkg
     from reference.formats import get_format
-    from reference.step import hyper_schedule, trajectory
+    from reference.step import trajectory
 
     fmt = get_format(data.dtype)
-    tiny = mpmath.mpf(2) ** fmt.emin
-    low, high, least = 2 * tiny, mpmath.mpf(float(fmt.max_finite)) / 2, tiny * mpmath.mpf(2) ** (1 - fmt.precision)
+    tiny = _MP.mpf(2) ** fmt.emin
+    low, high, least = 2 * tiny, _MP.mpf(float(fmt.max_finite)) / 2, tiny * _MP.mpf(2) ** (1 - fmt.precision)
 
     def outside(d, m) -> bool:
         return d != 0 and (not low <= d <= high if m != 0 else not d >= least)
 
     spec = spec_pkg.get(data.optimizer)
-    steps = len(data.grads)
     for i, (h, params) in enumerate(data.groups):
-        lrs = None if data.lrs is None else [row[i] for row in data.lrs]
-        in_force = hyper_schedule(spec, h, steps, lrs=lrs, validate=False)
+        lrs, in_force = _in_force(spec, data, i)
         for j, p0 in enumerate(params):
-            grads = [data.grads[s][i][j] for s in range(steps)]
+            grads = [row[i][j] for row in data.grads]
             for s, snap in enumerate(trajectory(spec, h, p0, grads, lrs=lrs, formats=("float64",), validate=False)):
                 if snap.stepped and any(outside(d, m) for d, m in
                                         _capturable_denominator(data.optimizer, in_force[s], snap)):
@@ -380,36 +409,30 @@ def _capturable_factors(optimizer: str, h: dict, t: int) -> list:
     paths' for Adam/AdamW): Adam −lr/bc₁ (foreach), √bc₂·(−lr/bc₁) (single tensor); Adamax
     (β₁^t − 1)/lr; RAdam (foreach) −√bc₂·lr·r_t/bc₁ while ρ_t > 5, else −lr/bc₁.  Magnitudes, as floats."""
     lr, b1, b2 = h["lr"], h["beta1"], h["beta2"]
-    bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
-    if bc1 == 0 or lr == 0:
-        return []  # lr = 0: _capturable_denominator_leaves_range
+    bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t  # > 0: β < 1 (spec.core.UNIT) and t ≥ 1
+    if lr == 0:
+        return []  # _capturable_denominator_leaves_range
     if optimizer == "adamax":
         return [bc1 / lr]
     if optimizer in ("adam", "adamw"):
         # Not ε/(−lr/bc₁): rounded, it is off by at most half a subnormal, a relative u·2^emin/D ≤ u/2 of a D
         # that _capturable_denominator_leaves_range keeps above 2·2^emin.
         return [lr / bc1, math.sqrt(bc2) * lr / bc1]
-    rho_inf = 2 / (1 - b2) - 1 if b2 < 1 else math.inf
-    rho_t = rho_inf - 2 * t * b2 ** t / bc2 if bc2 > 0 else -math.inf
-    if not rho_t > 5 or not math.isfinite(rho_inf):
-        return [lr / bc1]
-    rect = math.sqrt((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t))
-    return [math.sqrt(bc2) * lr * rect / bc1]
+    rect = _radam_rectifier(b2, t)
+    return [lr / bc1] if rect is None else [math.sqrt(bc2) * lr * float(rect) / bc1]
 
 
 def _capturable_factor_leaves_range(data) -> bool:
     """Some nonzero factor of ``_capturable_factors`` (lr in force, step count t of each parameter) is outside
     [2·smallest normal, largest finite/2] of the dtype, where rounding it to the dtype overflows or underflows."""
-    from reference.formats import get_format
     import spec as spec_pkg
-    from reference.step import hyper_schedule
+    from reference.formats import get_format
 
     fmt = get_format(data.dtype)
     low, high = 2 * 2.0 ** fmt.emin, float(fmt.max_finite) / 2
     spec = spec_pkg.get(data.optimizer)
     for i, (h, params) in enumerate(data.groups):
-        lrs = None if data.lrs is None else [row[i] for row in data.lrs]
-        in_force = hyper_schedule(spec, h, len(data.grads), lrs=lrs, validate=False)
+        _, in_force = _in_force(spec, data, i)
         for j in range(len(params)):
             t = 0
             for s, row in enumerate(data.grads):

@@ -292,19 +292,19 @@ def check_scheduled(data, schedule: str, hyper: dict, run) -> tuple:
         hypers = [{k: float(v) for k, v in u.items() if k in h} for u in used]
         # A step taken with a non-finite lr or momentum (LinearLR's recursive form overflows for start_factor =
         # 5e-324) has no exact reference; (a) judged that value, and (b) stops before it.
-        known = next((s for s, x in enumerate(hypers) if not all(math.isfinite(v) for v in x.values())), steps)
-        if known < steps:
-            report.notes.append(f"group {i}: steps from {known + 1} on not checked, the backend stepped with "
-                                f"{hypers[known]}")
+        stop = next((s for s, x in enumerate(hypers) if not all(math.isfinite(v) for v in x.values())), steps)
+        if stop < steps:
+            report.notes.append(f"group {i}: steps from {stop + 1} on not checked, the backend stepped with "
+                                f"{hypers[stop]}")
         for j, p0 in enumerate(params):
-            grads = [data.grads[s][i][j] for s in range(known)]
+            grads = [data.grads[s][i][j] for s in range(stop)]
             if not grads:
                 continue
             # The values the backend stepped with, even where its scheduler's rounding left the domain
             # (checked against the schedule in (a) above).
-            ref = trajectory(spec, h, p0, grads, hypers=hypers[:known], formats=(fmt.name,), validate=False)
-            bnd = trajectory_bounds(spec, h, p0, grads, fmt, hypers=hypers[:known], validate=False)
-            for s, out in enumerate(run.outputs[:known]):
+            ref = trajectory(spec, h, p0, grads, hypers=hypers[:stop], formats=(fmt.name,), validate=False)
+            bnd = trajectory_bounds(spec, h, p0, grads, fmt, hypers=hypers[:stop], validate=False)
+            for s, out in enumerate(run.outputs[:stop]):
                 prev = p0 if s == 0 else run.outputs[s - 1].params[i][j]
                 _compare_step(report, s, i, j, ref[s], bnd[s], out, fmt, prev)
     return schedule_reports, report

@@ -1,7 +1,7 @@
 """torch's capturable paths, fuzzed on the CPU against the reference, with the known deviations set aside.
 
-capturable=True is refused off CUDA only by a device check (``_get_capturable_supported_devices``); lifted,
-the same tensor arithmetic runs on the CPU.  CI has no GPU, so this is where the capturable entries of
+capturable=True is refused off CUDA only by a device check; lifted (tests/torch_capturable.py), the same
+tensor arithmetic runs on the CPU.  CI has no GPU, so this is where the capturable entries of
 conformance/known_deviations.py are held to account: a capturable departure on the CPU that no entry covers
 fails here (session 4's GPU run found seven that the entries of the day missed, all reproducible on the CPU).
 What the CPU cannot show is CUDA's own arithmetic (the ``torch-cuda`` entries): that needs
@@ -9,8 +9,7 @@ What the CPU cannot show is CUDA's own arithmetic (the ``torch-cuda`` entries): 
 """
 from __future__ import annotations
 
-import importlib
-from unittest import mock
+import textwrap
 
 import pytest
 from hypothesis import HealthCheck, given, reject, settings, strategies as st
@@ -18,38 +17,19 @@ from hypothesis import HealthCheck, given, reject, settings, strategies as st
 torch = pytest.importorskip("torch")
 
 import spec as spec_pkg  # noqa: E402
+from conformance import backends  # noqa: E402
 from conformance.harness import run_backend  # noqa: E402
 from conformance.check import check  # noqa: E402
 from conformance.known_deviations import affecting, find  # noqa: E402
 from conformance.replay import reproduction  # noqa: E402
 from conformance.strategies import cases  # noqa: E402
+from tests.torch_capturable import OPTIMIZERS, capturable_on_cpu  # noqa: E402
 
-OPTIMIZERS = ("adam", "adamw", "adamax", "radam")
 PATHS = ("capturable", "capturable-foreach")
 DTYPES = ("float16", "bfloat16", "float32")  # float64: a whole-(path, dtype) known deviation (float32 step counter)
 
 
-def _capturable_cpu_backend():
-    from conformance.backends.torch_backend import TorchBackend
-
-    class CapturableOnCPU(TorchBackend):
-        def paths(self, optimizer):
-            return list(super().paths(optimizer)) + list(PATHS)
-
-    return CapturableOnCPU("cpu")
-
-
-def _lift_device_check():
-    patches = []
-    for name in OPTIMIZERS:
-        module = importlib.import_module(f"torch.optim.{name}")
-        if hasattr(module, "_get_capturable_supported_devices"):
-            patches.append(mock.patch.object(module, "_get_capturable_supported_devices",
-                                             lambda supports_xla=True: ["cpu", "cuda"]))
-    return patches
-
-
-BACKEND = _capturable_cpu_backend()
+BACKEND = backends.load("torch-cpu")  # it runs any built-in path it is given; paths() lists the CPU's own
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -66,17 +46,11 @@ def test_capturable_trajectory_on_cpu(optimizer, path, dtype):
         case = data.draw(cases(spec_pkg.get(optimizer), dtype), label="case")
         if affecting("torch-cpu", optimizer, path, dtype, case):
             reject()
-        patches = _lift_device_check()
-        for p in patches:
-            p.start()
-        try:
+        with capturable_on_cpu():
             outputs = run_backend(BACKEND, case, path)
-        finally:
-            for p in patches:
-                p.stop()
         report = check(case, outputs, "trajectory")
-        assert report.ok, (f"{report.summary()}\n\nReproduce with (torch's capturable device check lifted, "
-                           f"as tests/test_known_deviations.py's capturable_on_cpu does):\n"
-                           + reproduction(case, "torch-cpu", path, "trajectory"))
+        assert report.ok, (f"{report.summary()}\n\nReproduce with:\nfrom tests.torch_capturable import "
+                           f"capturable_on_cpu\nwith capturable_on_cpu():\n"
+                           + textwrap.indent(reproduction(case, "torch-cpu", path, "trajectory"), "    "))
 
     run()

@@ -116,13 +116,10 @@ def test_adagrad_foreach_maximize_is_not_bit_identical_to_negated_gradients_in_b
 # the check reproduces the torch-cuda findings here.  (torch's own tests do the same with the for-loop code.)
 
 @pytest.fixture
-def capturable_on_cpu(monkeypatch):
-    import importlib
-    for name in ("adam", "adamw", "adamax", "radam"):
-        module = importlib.import_module(f"torch.optim.{name}")
-        if hasattr(module, "_get_capturable_supported_devices"):
-            monkeypatch.setattr(module, "_get_capturable_supported_devices",
-                                lambda supports_xla=True: ["cpu", "cuda"])
+def capturable_on_cpu():
+    from tests.torch_capturable import capturable_on_cpu as lifted
+    with lifted():
+        yield
 
 
 def _steps(cls, dtype, grads, theta=0.0, **kw):

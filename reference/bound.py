@@ -63,7 +63,8 @@ from fractions import Fraction
 import mpmath
 
 from .arith import mp_context
-from .formats import Format
+from .driver import is_finite, prepare, steps
+from .formats import FORMATS, Format, exact, round_to_format
 
 BASIC = 2
 TRANSCENDENTAL = 8
@@ -167,7 +168,6 @@ class Bound:
         return self.hyper(Fraction(p, q))
 
     def _scalar_format(self):
-        from .formats import FORMATS
         return FORMATS["float32"] if self.u_scalar < self.u else self.fmt
 
     def _mpf(self, x):
@@ -176,7 +176,6 @@ class Bound:
         return self.ctx.mpf(x)
 
     def _representable(self, x, fmt) -> bool:
-        from .formats import exact, round_to_format
         x = Fraction(x)
         return x == 0 or exact(round_to_format(x, fmt)) == x
 
@@ -486,50 +485,35 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
                       hypers=None, validate: bool = True) -> list:
     """Per step, a dict output name → object array of ``ElementBound``, for the spec run in ``fmt``.
 
-    Mirrors ``reference.step.trajectory``: the error of the parameter and the
-    state carries from step to step, so the bound at step k is for a
-    trajectory of k steps computed entirely in ``fmt``.  ``lrs`` and
-    ``hypers`` (hyperparameters changed before a step, e.g. a scheduled lr or
-    momentum) mean what they mean there (``reference.step.hyper_schedule``).
+    Mirrors ``reference.step.trajectory`` (the same driver, ``reference.driver``):
+    the error of the parameter and the state carries from step to step, so the
+    bound at step k is for a trajectory of k steps computed entirely in ``fmt``.
+    ``lrs`` and ``hypers`` (hyperparameters changed before a step, e.g. a
+    scheduled lr or momentum) mean what they mean there
+    (``reference.step.hyper_schedule``).  State the caller gives is a value of
+    the format (exact); a spec's initial value is rounded to it once.
     """
-    import math
-    import numpy as np
+    run = prepare(spec, hyper, param, grads, state=state, step=step, lrs=lrs, hypers=hypers, validate=validate)
+    program = run.program
 
-    from .formats import exact
-    from .program import compile_rule
-    from .step import hyper_schedule, initial_state
-
-    hyper = spec.complete(hyper)
-    in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers, validate=validate)
-    program = compile_rule(spec, hyper)
-    param = np.asarray(param)
-    shape = param.shape
-    init = initial_state(spec, hyper, shape)
-    given = {k: np.broadcast_to(np.asarray(v), shape) for k, v in (state or {}).items() if k != "step"}
-    out = [{n: np.empty(shape, dtype=object) for n in program.outputs} for _ in grads]
-    numeric = [h.name for h in spec.numeric]
-    for idx in np.ndindex(*shape):
+    def element_trajectory(start, element_grads):
         O = Bound(fmt)
-        start = {"theta": exact(param[idx])}
-        for name, arr in init.items():
-            start[name] = exact(given[name][idx]) if name in given else arr[idx]
-        finite = all(not (isinstance(v, float) and not math.isfinite(v)) for v in start.values())
-        current = {k: (None if not finite else O.input(v) if k == "theta" or k in given else O.initial(v))
-                   for k, v in start.items()}
-        t = step
-        for s, gr in enumerate(grads):
-            h = in_force[s]
-            if gr is not None:
-                gv = exact(np.asarray(gr)[idx])
-                finite = finite and not (isinstance(gv, float) and not math.isfinite(gv))
-                t += 1
-                if finite:
-                    values = {**current, "g": O.input(gv), "t": O.step_counter(t),
-                              **{k: O.hyper(h[k]) for k in numeric}}
-                    current = program(O, values)
-            for n in program.outputs:
-                if finite:
-                    out[s][n][idx] = ElementBound(current[n].e, current[n].why)
-                else:
-                    out[s][n][idx] = ElementBound(mpmath.inf, ("non-finite input",), finite_inputs=False)
-    return out
+        current = None  # None once an input is not finite: no bound from there on
+        if all(is_finite(v) for v in start.values()):
+            current = {k: O.input(v) if k == "theta" or k in run.given else O.initial(v) for k, v in start.items()}
+
+        def advance(current, g, t, h):
+            if current is None or not is_finite(g):
+                return None
+            return program(O, {**current, "g": O.input(g), "t": O.step_counter(t),
+                               **{k: O.hyper(v) for k, v in h.items()}})
+
+        def row(current):
+            if current is None:
+                return {n: ElementBound(mpmath.inf, ("non-finite input",), finite_inputs=False)
+                        for n in program.outputs}
+            return {n: ElementBound(current[n].e, current[n].why) for n in program.outputs}
+
+        return steps(advance, row, current, element_grads, run.hypers, run.ts)
+
+    return run.per_element(element_trajectory)

@@ -10,10 +10,11 @@ rational — every schedule's integer and rational arithmetic, powers with
 integer exponents, and ``cos(π·q)`` at the rational points where it is
 rational (q ≡ 0, ±1/3, ±1/2, ±2/3, 1 mod 2) — and falls back to mpmath
 intervals for the transcendental rest.  Exact values round exactly (no
-double-rounding, ties included); interval values are rounded Ziv-style as in
-``reference.step``: if both ends of the interval round to the same value in
-every format, that is the correctly rounded result, otherwise the whole
-sequence is recomputed at twice the precision (up to ``step.MAX_PREC``).
+double-rounding, ties included); interval values are rounded Ziv-style with
+``reference.driver``, as optimizer steps are: if both ends of the interval
+round to the same value in every format, that is the correctly rounded result,
+otherwise the whole sequence is recomputed at twice the precision (up to
+``driver.MAX_PREC``).
 The recursive form is iterated without rounding between steps.
 
 ``lr_error_bounds`` is the tolerance model: a rigorous bound on
@@ -38,16 +39,16 @@ from fractions import Fraction
 from typing import Optional, Sequence
 
 import mpmath
-import numpy as np
 from mpmath import libmp
 import sympy as sp
 
 from spec.schedules import ScheduleSpec, eta0 as ETA0, eta_prev as ETA_PREV, n as N
 from . import arith, bound
+from .driver import Element, NotStable, escalate, rounded_stably
 from .formats import FORMATS, exact as exact_value, get_format, round_to_format
-from .exact import ExactInterval, Surd, _PiTimes, _exact_pow
+from .exact import ExactInterval, Surd, _PiTimes
 from .program import _Printer, _ident
-from .step import MAX_PREC, START_PREC, Element, Unstable, trajectory
+from .step import trajectory
 
 __all__ = [
     "ScheduleError", "ScheduleProgram", "ExactInterval", "ScheduleBound", "compile_schedule",
@@ -268,10 +269,6 @@ def _hyper_values(schedule: ScheduleSpec, hyper: dict) -> dict:
     return {h.name: hyper[h.name] for h in schedule.numeric}
 
 
-class _NotStable(Exception):
-    pass
-
-
 def _element(O: ExactInterval, v, formats, where) -> Element:
     if isinstance(v, arith._NotRealValue):
         raise ScheduleError(f"{where}: the exact value is not a real number ({v.why}); torch raises "
@@ -280,13 +277,7 @@ def _element(O: ExactInterval, v, formats, where) -> Element:
         v = O._iv(v)
     if isinstance(v, Fraction):
         return Element(v, {f: round_to_format(v, FORMATS[f]) for f in formats}, exact=True, prec=0)
-    rounded = {}
-    for f in formats:
-        lo, hi = round_to_format(mpmath.mpf(v.a), FORMATS[f]), round_to_format(mpmath.mpf(v.b), FORMATS[f])
-        if not (np.asarray(lo).tobytes() == np.asarray(hi).tobytes() or (lo == 0 and hi == 0)):
-            raise _NotStable(f"[{v.a}, {v.b}] rounds to {lo} and {hi} in {f}")
-        rounded[f] = lo
-    return Element(mpmath.mpf(v.mid), rounded, exact=True, prec=O.prec)
+    return rounded_stably(v, formats, O.prec)
 
 
 def _sequence(schedule, hyper, eta_0, steps, form, quantity, formats, start) -> list:
@@ -296,30 +287,26 @@ def _sequence(schedule, hyper, eta_0, steps, form, quantity, formats, start) -> 
     program = compile_schedule(schedule, hyper, form, quantity)
     values = _hyper_values(schedule, hyper)
     first = 0 if form == "recursive" else start
-    prec = START_PREC
-    while True:
+
+    def attempt(prec):
         O = ExactInterval(prec)
-        try:
-            inputs = {k: O.input(v) for k, v in values.items()}
-            e0 = O.input(eta_0)
-            prev, out = e0, []
-            for k in range(first, start + steps):
-                v = program(O, O.input(k), e0, prev, inputs)
-                if k >= start:
-                    where = f"{schedule.name} {quantity} at step {k}"
-                    try:
-                        out.append(_element(O, v, formats, where))
-                    except _NotStable:
-                        if form != "recursive":
-                            raise
-                        out.append(_tie_from_closed_form(O, schedule, hyper, quantity, k, e0, inputs, v, formats,
-                                                         where))
-                prev = v
-            return out
-        except (_NotStable, arith.Undecided) as why:
-            if prec >= MAX_PREC:
-                raise Unstable(f"{schedule.name}: no stable rounding up to {MAX_PREC} bits: {why}") from None
-            prec *= 2
+        inputs = {k: O.input(v) for k, v in values.items()}
+        e0 = O.input(eta_0)
+        prev, out = e0, []
+        for k in range(first, start + steps):
+            v = program(O, O.input(k), e0, prev, inputs)
+            if k >= start:
+                where = f"{schedule.name} {quantity} at step {k}"
+                try:
+                    out.append(_element(O, v, formats, where))
+                except NotStable:
+                    if form != "recursive":
+                        raise
+                    out.append(_tie_from_closed_form(O, schedule, hyper, quantity, k, e0, inputs, v, formats, where))
+            prev = v
+        return out
+
+    return escalate(attempt, context=lambda: f"{schedule.name}: ")
 
 
 def _tie_from_closed_form(O, schedule, hyper, quantity, k, e0, inputs, v, formats, where) -> Element:
@@ -336,7 +323,7 @@ def _tie_from_closed_form(O, schedule, hyper, quantity, k, e0, inputs, v, format
     closed = compile_schedule(schedule, hyper, "closed", quantity)(O, O.input(k), e0, e0, inputs)
     if isinstance(closed, Fraction) and v.a <= O._iv(closed).a and O._iv(closed).b <= v.b:
         return _element(O, closed, formats, where)
-    raise _NotStable(f"{where}: the recursion's interval [{v.a}, {v.b}] straddles a rounding boundary")
+    raise NotStable(f"{where}: the recursion's interval [{v.a}, {v.b}] straddles a rounding boundary")
 
 
 def lr_sequence(schedule: ScheduleSpec, hyper: dict, eta_0, steps: int, *, form: str = "closed",

@@ -36,7 +36,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import spec
-import reference.step as step_module
+import reference.driver as driver
 from reference.bound import trajectory_bounds
 from reference.formats import FORMATS, exact, from_bits, round_to_format
 from reference.program import _compile_cached, compile_rule
@@ -290,7 +290,7 @@ def test_unstable_when_the_precision_cap_is_hit(monkeypatch):
     """Adagrad's θ − lr·g/(√3 + ε) about 2⁻²⁰¹ from a float32 midpoint: irrational, so no fallback decides it."""
     theta, g = np.array([float(F32_MID)]), np.array([-1.0])
     hyper = {"lr": 2.0 ** -200, "initial_accumulator_value": 2.0}
-    monkeypatch.setattr(step_module, "MAX_PREC", START_PREC)
+    monkeypatch.setattr(driver, "MAX_PREC", START_PREC)
     with pytest.raises(Unstable) as info:
         step_once(ADAGRAD, hyper, theta, g, formats=("float32",))
     msg = str(info.value)
@@ -298,7 +298,7 @@ def test_unstable_when_the_precision_cap_is_hit(monkeypatch):
     assert "theta" in msg and repr(F32_MID) in msg  # the parameter
     assert repr(Fraction(-1)) in msg  # the gradient
     assert repr(Fraction(1, 2 ** 200)) in msg  # the learning rate
-    monkeypatch.setattr(step_module, "MAX_PREC", 512)
+    monkeypatch.setattr(driver, "MAX_PREC", 512)
     assert START_PREC < step_once(ADAGRAD, hyper, theta, g, formats=("float32",)).theta[0].prec <= 512
 
 
@@ -308,7 +308,7 @@ def test_rational_arithmetic_decides_what_no_precision_can(monkeypatch):
     SGD's θ − lr·g = midpoint + 2⁻²⁰⁰ needs 256 bits; with the cap at 128 the ``Fraction`` fallback gives it exactly.
     """
     theta, g = np.array([float(F32_MID)]), np.array([-2.0 ** -100])
-    monkeypatch.setattr(step_module, "MAX_PREC", START_PREC)
+    monkeypatch.setattr(driver, "MAX_PREC", START_PREC)
     e = step_once(SGD, {"lr": 2.0 ** -100}, theta, g, formats=("float32",)).theta[0]
     assert e.exact and exact(e.rounded["float32"]) == 1 + F32_ULP1
 

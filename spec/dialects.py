@@ -9,7 +9,7 @@ generic ``keras/src/optimizers/*.py``), TensorFlow 1's
 Optax (``optax/_src/alias.py`` and ``transform.py``).  Each is built with
 ``OptimizerSpec.variant`` of the torch spec it shadows and reuses that
 module's hyperparameters, symbols and helpers, so a shared quantity is the same
-SymPy symbol in both and ``spec.compare`` can decide how the two rules relate.
+SymPy symbol in both and ``reference.compare`` can decide how the two rules relate.
 
 Conventions that hold for every dialect here:
 

@@ -10,7 +10,7 @@ Writes (default ``docs/`` next to this package):
   deviations, identities, dialects and the drift measured here
   (``docs/drift/drift.json``, when present);
 * ``schedules/<name>.md``: one page per learning-rate schedule;
-* ``dialects.md``: ``spec.compare``'s verdicts, mappings and witnesses, and the
+* ``dialects.md``: ``reference.compare``'s verdicts, mappings and witnesses, and the
   measured third-party section (``docs/measured/third-party.md``, hand-written
   from real runs, embedded verbatim).
 
@@ -30,7 +30,8 @@ from pathlib import Path
 
 import sympy as sp
 
-from . import OPTIMIZERS, compare, dialects, identities
+from . import OPTIMIZERS, dialects, identities
+from reference import compare
 from .core import Hyperparameter, Interval, OptimizerSpec, g, t, theta
 from .schedules import KNOWN_DEVIATIONS as SCHEDULE_DEVIATIONS
 from .schedules import REQUIRED, SCHEDULES, ScheduleSpec
@@ -412,7 +413,7 @@ def _hyper_line(h: dict) -> str:
 def dialects_page(results, docs_root: Path) -> str:
     out = [HEADER, "# Dialects: the same optimizer in other frameworks\n",
            "Each dialect is an `OptimizerSpec` (`spec/dialects.py`) built with `OptimizerSpec.variant` of the "
-           "torch spec it shadows.  `spec/compare.py` decides, for each case below, whether SymPy proves the "
+           "torch spec it shadows.  `reference/compare.py` decides, for each case below, whether SymPy proves the "
            "two rules **equal**, **equal under mapping** (a hyperparameter mapping or a fixed torch value), "
            "**equal for constant lr** (proved over three steps with a symbolic constant lr; the two-step "
            "difference with η₁ ≠ η₂ is shown), or **different**.  Every verdict but *equal* has a numeric "

@@ -1,5 +1,8 @@
 """How each dialect relates to its torch spec, decided by SymPy and shown by the exact reference.
 
+(In the reference layer because its witnesses run ``reference.step``; the
+specs it compares come from ``spec``.)
+
 For every pair (torch spec, dialect spec) in ``PAIRS`` and every ``Case`` of
 it (a flag combination with some hyperparameters fixed: the core update,
 momentum, weight decay, ...), ``decide`` returns one of four verdicts:
@@ -40,16 +43,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
+import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional
 
+import mpmath
+import numpy as np
 import sympy as sp
 
-from . import dialects as _dialects
-from . import get as _get
-from .core import UNIT, Assign, OptimizerSpec, g, py_float, t, theta
-from .identities import Undecided, is_zero, run_symbolic
+from spec import dialects as _dialects
+from spec import get as _get
+from spec.core import UNIT, Assign, OptimizerSpec, g, py_float, t, theta
+from spec.identities import Undecided, is_zero, run_symbolic
+from .step import trajectory
 
 EQUAL = "equal"
 MAPPED = "equal under mapping"
@@ -316,9 +323,6 @@ def _witness_hyper(spec: OptimizerSpec, fixed: dict, extra: dict) -> dict:
 
 
 def _exact_thetas(spec, hyper, lrs) -> list:
-    import numpy as np
-    from reference.step import trajectory
-    import mpmath
     snaps = trajectory(spec, hyper, np.array([WITNESS_PARAM]), [np.array([x]) for x in WITNESS_GRADS],
                        lrs=None if lrs is None else list(lrs))
     return [(mpmath.nstr(s.theta[0].value, 17), float(s.theta[0].rounded["float64"])) for s in snaps]
@@ -501,7 +505,6 @@ def verdict(pair: Pair, rs: list) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - a quick look
-    import time
     for p in PAIRS:
         for c in p.cases:
             t0 = time.time()

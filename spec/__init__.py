@@ -25,7 +25,8 @@ def get(name: str) -> OptimizerSpec:
         return OPTIMIZERS[name]
     except KeyError:
         pass
-    from .dialects import DIALECTS  # imported here: spec.dialects imports this package's modules
+    # Imported here, not at the top: spec.dialects imports this package (its ``get``) and its modules, a cycle.
+    from .dialects import DIALECTS
     try:
         return DIALECTS[name]
     except KeyError:

@@ -43,6 +43,7 @@ from . import adagrad as _adagrad
 from . import adam as _adam
 from . import adamax as _adamax
 from . import common
+from . import get as _get_torch  # spec/__init__ defines get before anything imports this module
 from . import nadam as _nadam
 from . import radam as _radam  # noqa: F401 - documented as not given a dialect here
 from . import rmsprop as _rmsprop
@@ -569,7 +570,6 @@ def get(name: str) -> OptimizerSpec:
     """A torch spec (``spec.OPTIMIZERS``) or a dialect (``DIALECTS``) by name."""
     if name in DIALECTS:
         return DIALECTS[name]
-    from . import get as _get_torch
     return _get_torch(name)
 
 

@@ -45,7 +45,7 @@ from typing import Callable, Optional
 import sympy as sp
 
 from .core import (CLOSED_UNIT, REALS, Constraint, Hyperparameter, HyperparameterLookup, Interval, InvalidHyperparameter,
-                   when)
+                   py_float, when)
 
 __all__ = [
     "n", "eta0", "eta_prev", "REQUIRED", "Integers", "FloatInterval", "Choice", "IntTuple",
@@ -237,7 +237,6 @@ class ScheduleSpec(HyperparameterLookup):
 
     def substituted(self, hyper: dict, form: str = "closed", quantity: str = "lr", eta_0=None) -> sp.Expr:
         """The expression with the hyperparameters' exact values (and ``eta_0``, if given) substituted."""
-        from .core import py_float
         hyper = self.complete(hyper)
         subs = {h.symbol: (sp.Integer(hyper[h.name]) if isinstance(hyper[h.name], int) else py_float(hyper[h.name]))
                 for h in self.numeric}

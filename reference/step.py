@@ -7,14 +7,15 @@ arithmetic: no rounding happens between steps, so the reference of step 100 is
 the exact spec applied 100 times, and its only rounding is the final one to
 the requested formats.
 
-Precision is escalated in Ziv's manner (``reference.driver``, shared with
-the schedules).  Each element's trajectory is
-evaluated in interval arithmetic at ``prec`` bits; if, at every step, both
-ends of every output's interval round to the same value in every requested
-format, those values are the correctly rounded exact results.  Otherwise the
-element is recomputed at twice the precision, up to ``MAX_PREC`` bits; an
-element that still does not settle (its exact value sits on a rounding
-boundary that interval arithmetic cannot resolve) raises ``Unstable``.
+Precision is escalated in Ziv's manner (``reference.driver``, shared with the
+schedules).  Each element's trajectory is evaluated in interval arithmetic at
+``prec`` bits; if, at every step, both ends of every output's interval round
+to the same value in every requested format, those values are the correctly
+rounded exact results.  Otherwise the element is recomputed at twice the
+precision, up to ``MAX_PREC`` bits, then once in exact arithmetic where it can
+be (``reference.exact``); an element that still does not settle (its exact
+value sits on a rounding boundary that interval arithmetic cannot resolve)
+raises ``Unstable``.
 
 Steps whose inputs are not all finite, or whose exact value is not a real
 number (``0/0`` when ε = 0 and v = 0), follow IEEE 754's rules instead
@@ -41,6 +42,7 @@ __all__ = ["Element", "Snapshot", "Unstable", "hyper_schedule", "initial_state",
            "trajectory", "START_PREC", "MAX_PREC"]
 
 _is_finite = is_finite  # the old name, kept for importers
+# START_PREC and MAX_PREC are re-exported for reading; the escalation reads ``reference.driver``'s.
 
 
 @dataclass

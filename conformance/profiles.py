@@ -6,7 +6,10 @@
 Select one with ``--hypothesis-profile=NAME``.  Failing examples are kept in
 the local example database (``.hypothesis/``) and replayed first next time.
 """
+import os
+
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 
 _common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
                                                      HealthCheck.data_too_large])
@@ -22,3 +25,10 @@ settings.register_profile("triage", max_examples=6, derandomize=True, database=N
                           phases=[Phase.explicit, Phase.generate], **_common)
 settings.register_profile("default-triage", settings.get_profile("default"),
                           phases=[Phase.explicit, Phase.generate])
+
+# For fuzzing campaigns (python -m conformance fuzz, README "Campaigns"): the default profile's settings with the
+# example database in $CONFORMANCE_DATABASE when set (a directory that several machines can share), so every
+# finding of every machine replays first under plain pytest with this profile.
+_campaign_db = os.environ.get("CONFORMANCE_DATABASE")
+settings.register_profile("campaign", settings.get_profile("default"),
+                          **({"database": DirectoryBasedExampleDatabase(_campaign_db)} if _campaign_db else {}))

@@ -24,7 +24,7 @@ from torch.optim import Optimizer
 __all__ = [
     "FaithfulSGD", "FaithfulAdam", "FaithfulAdamW", "FaithfulRMSprop", "FaithfulAdagrad", "FaithfulNAdam",
     "EpsInsideSqrtAdam", "NoBiasCorrectionVAdam", "NoBiasCorrectionMAdam", "CoupledDecayAdam",
-    "CoupledDecayAdamW", "DecayAfterUpdateAdamW", "UnscaledDecayAdamW", "DampenedFirstStepSGD",
+    "CoupledDecayAdamW", "DecayAfterUpdateAdamW", "UnscaledDecayAdamW", "DampenedFirstStepSGD", "UncheckedLrSGD",
     "FrozenStepAdam", "Float32ComputeAdam", "EpsInsideSqrtRMSprop", "ZeroInitialAccumulatorAdagrad",
     "MaxOfCorrectedAMSGrad", "NoMuScheduleNAdam",
     "FAITHFUL", "BROKEN",
@@ -72,8 +72,7 @@ class FaithfulSGD(_ForLoop):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
                  maximize=False):
-        if lr < 0.0:
-            raise ValueError(f"Invalid learning rate: {lr}")
+        self._check_lr(lr)
         if momentum < 0.0:
             raise ValueError(f"Invalid momentum value: {momentum}")
         if weight_decay < 0.0:
@@ -83,6 +82,10 @@ class FaithfulSGD(_ForLoop):
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
+
+    def _check_lr(self, lr):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
 
     def _first_buffer(self, grad, group):
         """The momentum buffer on its first step: a copy of the gradient, undampened."""
@@ -102,6 +105,13 @@ class FaithfulSGD(_ForLoop):
                 buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
             grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
         p.add_(grad, alpha=-lr)
+
+
+class UncheckedLrSGD(FaithfulSGD):
+    """BROKEN (validation only): accepts lr < 0, which torch and the spec refuse; every update is exact."""
+
+    def _check_lr(self, lr):
+        pass
 
 
 class DampenedFirstStepSGD(FaithfulSGD):
@@ -480,6 +490,7 @@ BROKEN = {
     "DecayAfterUpdateAdamW": "adamw",
     "UnscaledDecayAdamW": "adamw",
     "DampenedFirstStepSGD": "sgd",
+    "UncheckedLrSGD": "sgd",
     "FrozenStepAdam": "adam",
     "Float32ComputeAdam": "adam",
     "EpsInsideSqrtRMSprop": "rmsprop",

@@ -1,0 +1,120 @@
+"""``python -m conformance fuzz``: HypoFuzz's workers on the conformance tests, for a bounded time.
+
+    python -m conformance fuzz [-n PROCESSES] [--minutes M] -- conformance --backend=torch-cpu [pytest args]
+
+HypoFuzz (``pip install hypofuzz``) fuzzes Hypothesis tests adaptively and
+keeps what it finds in the Hypothesis example database of the tests' settings
+profile; ``--hypothesis-profile=campaign`` (``conformance/profiles.py``) puts
+that database in ``$CONFORMANCE_DATABASE``, a directory several machines can
+share.  A failure is stored under the key plain Hypothesis replays, so
+``pytest conformance --backend=... --hypothesis-profile=campaign`` with the same
+directory replays every finding first.
+
+Why not ``hypothesis fuzz`` itself: its hub (hypofuzz 25.11) exits when no
+worker has reported after its first 60 s, and a worker reports only after 100
+examples of its first test, which for the conformance tests (an exact interval
+reference per example) takes longer than that on a loaded machine.  This
+launcher runs the same ``FuzzWorker`` with a fixed assignment of tests (test
+``i`` to process ``i mod n``), stops after ``--minutes``, and prints what the
+database holds per test: inputs run, behaviours seen, failures.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import sys
+import time
+
+
+def _require_hypofuzz():
+    try:
+        import hypofuzz  # noqa: F401
+    except ImportError:
+        raise SystemExit("python -m conformance fuzz needs HypoFuzz: pip install hypofuzz") from None
+
+
+def _worker(pytest_args: list, nodeids: list) -> None:
+    from hypofuzz import detection
+    from hypofuzz.hypofuzz import FuzzWorker
+
+    detection._in_hypofuzz_run = True
+    state = {"hub_state": {"nodeids": list(nodeids)},
+             "worker_state": {"nodeids": {}, "current_lifetime": 0.0, "expected_lifetime": 0.0,
+                              "valid_nodeids": []}}
+    FuzzWorker(pytest_args=pytest_args, shared_state=state).start()
+
+
+def collect(pytest_args: list):
+    """HypoFuzz's collection: the Hypothesis tests ``pytest --collect-only PYTEST_ARGS`` finds."""
+    from hypofuzz import detection
+    from hypofuzz.collection import collect_tests
+
+    detection._in_hypofuzz_run = True
+    return collect_tests(pytest_args).fuzz_targets
+
+
+def summary(targets) -> list[dict]:
+    """Per test: inputs run (summed over the workers' latest reports), behaviours, failures stored."""
+    from hypofuzz.database import FailureState, HypofuzzDatabase
+    from hypothesis import settings
+
+    db = HypofuzzDatabase(settings().database)
+    rows = []
+    for t in targets:
+        latest = {}
+        for r in db.reports.fetch(t.database_key):
+            if r.worker_uuid not in latest or r.elapsed_time > latest[r.worker_uuid].elapsed_time:
+                latest[r.worker_uuid] = r
+        inputs = sum(sum(r.status_counts.values()) for r in latest.values())
+        behaviours = max((r.behaviors for r in latest.values()), default=0)
+        failures = (len(list(db.failures(state=FailureState.SHRUNK).fetch(t.database_key)))
+                    + len(list(db.failures(state=FailureState.UNSHRUNK).fetch(t.database_key))))
+        rows.append({"test": t.nodeid, "inputs": inputs, "behaviours": behaviours, "failures": failures,
+                     "seconds": round(sum(r.elapsed_time for r in latest.values()), 1)})
+    return rows
+
+
+def main(argv: list | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours, pytest_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    ap = argparse.ArgumentParser(prog="python -m conformance fuzz",
+                                 description="HypoFuzz workers on the conformance tests for a bounded time; "
+                                             "arguments after -- go to pytest")
+    ap.add_argument("-n", "--processes", type=int, default=1)
+    ap.add_argument("--minutes", type=float, default=10.0)
+    args = ap.parse_args(ours)
+    _require_hypofuzz()
+    if not pytest_args:
+        pytest_args = ["conformance", "--backend=torch-cpu", "--hypothesis-profile=campaign"]
+    targets = collect(pytest_args)
+    if not targets:
+        print(f"no Hypothesis tests collected with pytest args {pytest_args}", file=sys.stderr)
+        return 2
+    ids = [t.nodeid for t in targets]
+    n = max(1, min(args.processes, len(ids)))
+    print(f"fuzzing {len(ids)} tests with {n} process(es) for {args.minutes:g} min; pytest args: "
+          f"{' '.join(pytest_args)}", flush=True)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(pytest_args, ids[i::n]), daemon=True) for i in range(n)]
+    for p in procs:
+        p.start()
+    deadline = time.monotonic() + 60 * args.minutes
+    try:
+        while time.monotonic() < deadline and any(p.is_alive() for p in procs):
+            time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(10)
+    rows = summary(targets)
+    width = max(len(r["test"]) for r in rows)
+    print(f"{'test':<{width}}  {'inputs':>7}  {'behaviours':>10}  {'failures':>8}")
+    for r in rows:
+        print(f"{r['test']:<{width}}  {r['inputs']:>7}  {r['behaviours']:>10}  {r['failures']:>8}")
+    total = sum(r["inputs"] for r in rows)
+    failing = [r["test"] for r in rows if r["failures"]]
+    print(f"{total} inputs over {sum(1 for r in rows if r['inputs'])} of {len(rows)} tests; "
+          f"{len(failing)} with a stored failure" + (": replay with plain pytest and the same "
+                                                      "--hypothesis-profile/database" if failing else ""))
+    return 1 if failing else 0

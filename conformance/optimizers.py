@@ -17,10 +17,11 @@ from typing import Mapping, Optional
 
 import spec as spec_pkg
 
-__all__ = ["Invalid", "OptimizerInfo", "OPTIMIZERS", "get", "names"]
+__all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "get", "names"]
 
-#: torch.optim's implementation paths (conformance/backends/torch_backend.py runs them)
-FOR_LOOP, FOREACH, FUSED, CAPTURABLE = "for-loop", "foreach", "fused", "capturable"
+#: torch.optim's optional implementation paths, by the constructor argument that selects them
+#: (conformance/backends/torch_backend.py runs for-loop and foreach for every class)
+FUSED, CAPTURABLE = "fused", "capturable"
 
 
 @dataclass(frozen=True)

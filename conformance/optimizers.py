@@ -70,7 +70,7 @@ class OptimizerInfo:
     scheduled: bool = False
     drift_hyper: Mapping = field(default_factory=dict)
 
-    def __post_init__(self):  # read-only, as a frozen record should be
+    def __post_init__(self):  # shared by every test that reads them: read-only
         for name in ("hyper", "drift_hyper"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 

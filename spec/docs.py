@@ -420,7 +420,7 @@ def optimizer_page(spec: OptimizerSpec, results, drift) -> str:
     if info:
         out.append(f"Dialect **{spec.dialect}** ({info.framework}): `{info.cls}`; the variant of the torch spec "
                    f"[`{info.base}`]({_page_name(info.base)}).  Source read: `{info.source}`.\n")
-    else:
+    elif spec.torch_class:
         out.append(f"`{spec.torch_class}` (PyTorch 2.13, dialect **{spec.dialect}**).\n")
     out.append(_doc_text(spec.doc))
     out.append("## Update\n")

@@ -41,7 +41,8 @@ class Invalid:
 class OptimizerInfo:
     """Everything about one optimizer that is not its spec.
 
-    * ``torch``: the ``torch.optim`` attribute the torch backend runs for it; None where torch has none.
+    * ``torch`` (from the spec's ``torch_class``, which the spec states as the code it follows): the
+      ``torch.optim`` attribute the torch backend runs for it; None where torch has none.
     * ``torch_paths``: the paths torch's class offers besides ``for-loop`` and ``foreach``: ``fused``
       (a ``fused`` argument; CPU kernels in torch 2.13) and ``capturable`` (a ``capturable`` argument; the
       torch backend runs it on CUDA as ``capturable`` and ``capturable-foreach``).
@@ -60,7 +61,6 @@ class OptimizerInfo:
     """
 
     name: str
-    torch: Optional[str]
     torch_paths: tuple = ()
     hyper: Mapping = field(default_factory=dict)
     branches: tuple = ()
@@ -79,6 +79,12 @@ class OptimizerInfo:
         return spec_pkg.OPTIMIZERS[self.name]
 
     @property
+    def torch(self) -> Optional[str]:
+        prefix = "torch.optim."
+        qualified = self.spec.torch_class
+        return qualified[len(prefix):] if qualified.startswith(prefix) else None
+
+    @property
     def constraint_violations(self) -> tuple:
         """The ``invalid`` hyperparameters whose values are each in their domain: refused by a constraint."""
         s = self.spec
@@ -90,7 +96,7 @@ _ADAM_LIKE = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01)
 
 OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
     OptimizerInfo(
-        "sgd", torch="SGD", torch_paths=(FUSED,),
+        "sgd", torch_paths=(FUSED,),
         hyper=dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01),
         branches=(dict(momentum=0.0, dampening=0.0), dict(dampening=0.0)),
         group_pairs=(
@@ -110,7 +116,7 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         drift_hyper={"lr": 0.01, "momentum": 0.9},
     ),
     OptimizerInfo(
-        "adagrad", torch="Adagrad", torch_paths=(FUSED,),
+        "adagrad", torch_paths=(FUSED,),
         hyper=dict(lr=0.05, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1, eps=1e-10),
         group_pairs=(
             # torch fills `sum` from the constructor's initial_accumulator_value for every group,
@@ -125,7 +131,7 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         ),
     ),
     OptimizerInfo(
-        "rmsprop", torch="RMSprop", torch_paths=(CAPTURABLE,),
+        "rmsprop", torch_paths=(CAPTURABLE,),
         hyper=dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.01, momentum=0.9),
         branches=(dict(momentum=0.0),),
         group_pairs=(
@@ -141,7 +147,7 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         scheduled=True,
     ),
     OptimizerInfo(
-        "adadelta", torch="Adadelta", torch_paths=(CAPTURABLE,),
+        "adadelta", torch_paths=(CAPTURABLE,),
         hyper=dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.01),
         group_pairs=(
             ({}, {"rho": 0.5, "lr": 0.5}),
@@ -154,7 +160,7 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         edge=({"rho": 1.0},),  # rho's interval is closed
     ),
     OptimizerInfo(
-        "adam", torch="Adam", torch_paths=(FUSED, CAPTURABLE),
+        "adam", torch_paths=(FUSED, CAPTURABLE),
         hyper=_ADAM_LIKE,
         group_pairs=(
             ({}, {"beta1": 0.5, "beta2": 0.9}),
@@ -170,7 +176,7 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         scheduled=True,
     ),
     OptimizerInfo(
-        "adamw", torch="AdamW", torch_paths=(FUSED, CAPTURABLE),
+        "adamw", torch_paths=(FUSED, CAPTURABLE),
         hyper=_ADAM_LIKE,
         group_pairs=(
             ({}, {"weight_decay": 0.5, "beta2": 0.9}),
@@ -180,7 +186,7 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         scheduled=True,
     ),
     OptimizerInfo(
-        "adamax", torch="Adamax", torch_paths=(CAPTURABLE,),
+        "adamax", torch_paths=(CAPTURABLE,),
         hyper=_ADAM_LIKE,
         group_pairs=(
             ({}, {"beta1": 0.5, "beta2": 0.9}),
@@ -189,7 +195,7 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         invalid=(Invalid({"beta2": 1.0}), Invalid({"lr": -1.0}), Invalid({"eps": -1.0})),
     ),
     OptimizerInfo(
-        "nadam", torch="NAdam", torch_paths=(CAPTURABLE,),
+        "nadam", torch_paths=(CAPTURABLE,),
         hyper=dict(_ADAM_LIKE, momentum_decay=4e-3),
         group_pairs=(
             ({}, {"momentum_decay": 0.1, "beta1": 0.5}),
@@ -198,7 +204,7 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         invalid=(Invalid({"momentum_decay": -1.0}), Invalid({"beta1": 1.0}), Invalid({"weight_decay": -1.0})),
     ),
     OptimizerInfo(
-        "radam", torch="RAdam", torch_paths=(CAPTURABLE,),
+        "radam", torch_paths=(CAPTURABLE,),
         hyper=_ADAM_LIKE,
         group_pairs=(
             # rho_t stays below about t, so the rectified branch (rho_t > 5) needs step 6 or later: beta2 =

@@ -97,13 +97,13 @@ def test_numpy_backend_implements_every_optimizer(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_torch_class_is_the_specs(name):
-    info, s = OPTIMIZERS[name], spec.OPTIMIZERS[name]
+def test_torch_class_exists(name):
+    """The spec's ``torch_class`` names a torch.optim.Optimizer of the installed torch (or no torch class at all,
+    and then no torch paths)."""
+    info = OPTIMIZERS[name]
     if info.torch is None:
-        assert not s.torch_class.startswith("torch.optim."), f"{name}: the spec names {s.torch_class}"
         assert info.torch_paths == ()
         return
-    assert s.torch_class == f"torch.optim.{info.torch}"
     assert isinstance(_torch_class(name), type) and issubclass(_torch_class(name), torch.optim.Optimizer)
 
 

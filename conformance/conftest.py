@@ -17,12 +17,12 @@ from hypothesis import settings
 
 import spec as spec_pkg
 
-from . import profiles  # noqa: F401 - registers the Hypothesis profiles
+# Registers the Hypothesis profiles and loads none: --hypothesis-profile, else Hypothesis's own choice
+# (``ci`` where it detects CI, ``default`` elsewhere) decides; see conformance/profiles.py.
+from . import profiles  # noqa: F401
 from . import backends as backend_registry
 from .drift_report import DriftCollector, target_environment
 from .known_deviations import find as find_deviation
-
-settings.load_profile("default")
 
 
 def pytest_addoption(parser):
@@ -45,7 +45,7 @@ def _overrides(config) -> dict:
         name, sep, target = item.partition("=")
         if not sep or ":" not in target:
             raise pytest.UsageError(f"--optimizer {item!r}: expected SPEC=module:Class")
-        spec_pkg.get(name)
+        _known_spec(name, f"--optimizer {item!r}")
         out[name] = target
     return out
 
@@ -57,8 +57,22 @@ def _hyper_map(config) -> dict:
         ours, _, theirs = pair.partition("=")
         if not (name and ours and theirs):
             raise pytest.UsageError(f"--hyper-map {item!r}: expected SPEC:ours=theirs")
+        known = [h.name for h in _known_spec(name, f"--hyper-map {item!r}").hyperparameters]
+        if {"beta1", "beta2"} <= set(known):
+            known.append("betas")  # torch passes (β₁, β₂) as one keyword
+        if ours not in known:
+            raise pytest.UsageError(f"--hyper-map {item!r}: {name} has no hyperparameter {ours!r}; "
+                                    f"known: {', '.join(known)}")
         out.setdefault(name, {})[ours] = theirs
     return out
+
+
+def _known_spec(name: str, option: str):
+    """The spec called ``name``, or a usage error for ``option`` that lists the known names."""
+    try:
+        return spec_pkg.get(name)
+    except KeyError as e:
+        raise pytest.UsageError(f"{option}: {e.args[0]}") from None
 
 
 @pytest.fixture(scope="session")
@@ -69,13 +83,15 @@ def backend(request):
 def pytest_configure(config):
     if not hasattr(config, "getoption") or config.getoption("--backend", None) is None:
         return
+    for name in config.getoption("--spec"):
+        _known_spec(name, f"--spec {name!r}")
     overrides = _overrides(config)
     classes = {}
     for name, target in overrides.items():
         try:
             classes[name] = backend_registry.load_class(target)
         except ValueError as e:
-            raise pytest.UsageError(str(e))
+            raise pytest.UsageError(f"--optimizer {name}={target}: {e}")
     try:
         config._conformance_backend = backend_registry.load(
             config.getoption("--backend"), overrides=classes or None, hyper_map=_hyper_map(config) or None)
@@ -91,11 +107,12 @@ def pytest_configure(config):
 
 
 def _hypothesis_profile(config) -> str:
+    """The profile the run uses: the option's, else the one Hypothesis made active (``ci`` under CI)."""
     try:
         name = config.getoption("--hypothesis-profile", None)
     except ValueError:
         name = None
-    return name or "default"
+    return name or settings.get_current_profile_name()
 
 
 def _run_info(config) -> dict:

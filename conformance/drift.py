@@ -28,7 +28,8 @@ per-step series and the execution target; ``--replot`` redraws from it).  The na
 ``spec/docs.py`` reads from ``docs/drift/drift.json``.  One progress line per
 optimizer/dtype goes to stderr.
 
-Hyperparameters are torch's defaults, except SGD (lr 0.01, momentum 0.9).
+Hyperparameters are the spec's defaults, updated by each optimizer's ``drift_hyper``
+(conformance/optimizers.py: SGD runs with lr 0.01, momentum 0.9).
 """
 from __future__ import annotations
 
@@ -43,10 +44,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Optional
 
 import numpy as np
+import sympy as sp
 
-DEFAULT_OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adadelta", "adam", "adamw", "adamax", "nadam", "radam")
+from . import optimizers
+
 DEFAULT_DTYPES = ("float32", "bfloat16", "float16", "float64")
-HYPER = {"sgd": {"lr": 0.01, "momentum": 0.9}}
 NOISE = 0.1
 JSON_NAME = "trajectories.json"
 LOOSE_ULP = 1e6  # a bound above this many ulps at the last step is flagged in the report
@@ -98,7 +100,8 @@ def run_one(backend_name: str, path: Optional[str], optimizer: str, dtype: str, 
         pass
     impl = backends.load(backend_name)
     spec = spec_pkg.get(optimizer)
-    hyper = spec.complete(HYPER.get(optimizer, {}))
+    info = optimizers.OPTIMIZERS.get(optimizer)  # None for another framework's dialect: its defaults
+    hyper = spec.complete(info.drift_hyper if info else {})
     paths = list(impl.paths(optimizer))
     if path is None:
         path = "for-loop" if "for-loop" in paths else (paths[0] if paths else None)
@@ -342,7 +345,7 @@ def main(argv=None) -> int:
     ap.add_argument("--backend", default="torch-cpu", help="numpy, torch-cpu, torch-cuda or module:attr")
     ap.add_argument("--path", default=None, help="implementation path (default: for-loop, else the first offered)")
     ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--optimizers", nargs="+", default=list(DEFAULT_OPTIMIZERS))
+    ap.add_argument("--optimizers", nargs="+", default=list(optimizers.names()))
     ap.add_argument("--dtypes", nargs="+", default=list(DEFAULT_DTYPES))
     ap.add_argument("--elements", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
@@ -363,9 +366,9 @@ def main(argv=None) -> int:
     os.makedirs(args.out, exist_ok=True)
 
     tasks = [(o, d) for d in args.dtypes for o in args.optimizers]
-    # Slowest first (longer specs, more steps of pow): keeps both processes busy to the end.
-    cost = {"radam": 5, "nadam": 4, "adam": 3, "adamw": 3, "adamax": 3, "adadelta": 2, "rmsprop": 2}
-    order = sorted(tasks, key=lambda t: -cost.get(t[0], 1))
+    # Slowest first (longer rules cost more to run exactly): keeps both processes busy to the end.
+    cost = {o: sum(sp.count_ops(a.expr) for a in spec_pkg.get(o).statements({})) for o in args.optimizers}
+    order = sorted(tasks, key=lambda t: -cost[t[0]])
     start = time.perf_counter()
     print(f"drift: {len(tasks)} runs of {args.steps} steps × {args.elements} elements on {args.backend}, "
           f"{args.jobs} processes", file=sys.stderr, flush=True)

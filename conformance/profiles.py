@@ -3,26 +3,39 @@
 * ``ci``: derandomized and bounded, so CI is reproducible and fast.
 * ``default``: random, 40 examples per test; the profile for day-to-day runs.
 * ``hunt``: long campaigns; ``target()`` climbs toward the worst error ratio.
-Select one with ``--hypothesis-profile=NAME``.  Failing examples are kept in
-the local example database (``.hypothesis/``) and replayed first next time.
+* ``triage``, ``default-triage``: ``ci`` and ``default`` without shrinking.
+
+Select one with ``--hypothesis-profile=NAME``.  Without the option the active
+profile is Hypothesis's choice: ``ci`` where it detects CI (the ``CI``
+environment variable and the vendors' own, ``hypothesis._settings.is_in_ci``),
+``default`` elsewhere.  ``ci`` and ``default`` replace Hypothesis's built-in
+profiles of those names, as its documentation says to ("Built-in profiles" in
+``hypothesis.settings``): registering the active profile's name takes effect at
+once, so nothing here loads a profile.  Every profile states all the settings
+it relies on on top of Hypothesis's built-in ``default``, so none inherits from
+whichever profile happened to be active when this module was imported.
+Failing examples are kept in the local example database (``.hypothesis/``,
+except under ``ci`` and ``triage``) and replayed first next time.
 """
 import os
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-_common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
-                                                     HealthCheck.data_too_large])
+# Hypothesis's own default profile, captured before this module replaces it.
+_BUILTIN_DEFAULT = settings.get_profile("default")
+_common = dict(deadline=None, print_blob=True,
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large])
+_fixed = dict(derandomize=True, database=None)  # the same examples on every run, nothing stored
 
-settings.register_profile("ci", max_examples=6, derandomize=True, database=None, print_blob=True, **_common)
-settings.register_profile("default", max_examples=40, print_blob=True, **_common)
-settings.register_profile("hunt", max_examples=2000, print_blob=True,
+settings.register_profile("ci", _BUILTIN_DEFAULT, max_examples=6, **_fixed, **_common)
+settings.register_profile("default", _BUILTIN_DEFAULT, max_examples=40, derandomize=False, **_common)
+settings.register_profile("hunt", _BUILTIN_DEFAULT, max_examples=2000, derandomize=False,
                           phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
                           **_common)
 # For triage: like ci (or default) but reports the first failing example without shrinking it; with the same
 # --hypothesis-seed, default-triage draws the examples default draws.
-settings.register_profile("triage", max_examples=6, derandomize=True, database=None, print_blob=True,
-                          phases=[Phase.explicit, Phase.generate], **_common)
+settings.register_profile("triage", settings.get_profile("ci"), phases=[Phase.explicit, Phase.generate])
 settings.register_profile("default-triage", settings.get_profile("default"),
                           phases=[Phase.explicit, Phase.generate])
 

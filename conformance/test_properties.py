@@ -28,6 +28,7 @@ from hypothesis import given, note, strategies as st
 
 import spec as spec_pkg
 
+from . import optimizers
 from .backend import check_output
 from .replay import reproduction, to_backend_case
 from .harness import set_aside_known
@@ -36,11 +37,8 @@ from .strategies import SHAPES, CaseData, array, cases
 
 MAX_STEPS = 4
 
-#: Hyperparameter combinations each spec's constraints forbid; the test checks that the spec refuses them too.
-CONSTRAINT_VIOLATIONS = {
-    "sgd": (dict(nesterov=True, momentum=0.0, dampening=0.0),
-            dict(nesterov=True, momentum=0.9, dampening=0.5)),
-}
+#: Hyperparameter combinations each spec's constraints forbid (conformance/optimizers.py's ``invalid``).
+CONSTRAINT_VIOLATIONS = {name: info.constraint_violations for name, info in optimizers.OPTIMIZERS.items()}
 
 
 # --------------------------------------------------------------------------- parametrization
@@ -393,9 +391,9 @@ def test_out_of_domain_hyperparameters_are_refused(request, backend, optimizer, 
     base = data.draw(cases(spec, dtype, max_steps=1), label="case")
     bad = [({h.name: v}, f"{h.name}={v!r} outside {h.domain.describe()}")
            for h in spec.numeric for v in _out_of_domain(h)]
-    if spec.constraints and optimizer not in CONSTRAINT_VIOLATIONS:
+    if spec.constraints and not CONSTRAINT_VIOLATIONS.get(optimizer):
         raise AssertionError(f"spec {optimizer} has constraints ({'; '.join(c.doc for c in spec.constraints)}) but "
-                             "CONSTRAINT_VIOLATIONS in conformance/test_properties.py has no example breaking them")
+                             "its record in conformance/optimizers.py has no invalid example breaking them")
     bad += [(v, f"{', '.join(f'{k}={x!r}' for k, x in v.items())}: {'; '.join(c.doc for c in spec.constraints)}")
             for v in CONSTRAINT_VIOLATIONS.get(optimizer, ())]
     if not bad:

@@ -28,6 +28,7 @@ import spec as spec_pkg
 from reference.schedule import lr_error_bounds, lr_sequence, momentum_sequence
 from spec.schedules import SCHEDULES
 
+from . import optimizers
 from .known_deviations import affecting, find
 from .replay import to_backend_case
 from .schedule_check import (check_schedule, check_scheduled, drift_deviations, known_deviation, reproduction,
@@ -52,7 +53,7 @@ LONG_RUNS = {
                     "eta_min": 1e-4}, 0.1, 1500),
 }
 
-TRAJECTORY_OPTIMIZERS = ("sgd", "adam", "rmsprop", "adamw")
+TRAJECTORY_OPTIMIZERS = tuple(name for name, info in optimizers.OPTIMIZERS.items() if info.scheduled)
 TRAJECTORY_STEPS = 8
 
 

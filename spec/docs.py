@@ -26,13 +26,17 @@ import itertools
 import json
 import re
 import sys
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
 import sympy as sp
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 from . import OPTIMIZERS, dialects, identities
 from reference import compare
-from .core import Hyperparameter, Interval, OptimizerSpec, g, t, theta
+from .core import Hyperparameter, Interval, OptimizerSpec, g, py_float, t, theta
 from .schedules import KNOWN_DEVIATIONS as SCHEDULE_DEVIATIONS
 from .schedules import REQUIRED, SCHEDULES, ScheduleSpec
 
@@ -56,8 +60,127 @@ NAN_INF = (
 
 # --------------------------------------------------------------------------- helpers
 
+def _literal(r) -> str | None:
+    """``r`` as the decimal literal it came from (``py_float(0.96)`` → ``0.96``), or None when it is not the
+    binary64 value of a literal that reads shorter in decimal than as a fraction (``1/2`` stays ``1/2``)."""
+    if not isinstance(r, sp.Rational) or r.is_Integer:
+        return None
+    x = float(r)
+    if py_float(x) != r:  # not a binary64 value: a true rational of the spec
+        return None
+    text = repr(abs(x))
+    mantissa, _, exponent = text.partition("e")
+    if len(mantissa) + len(exponent) >= len(f"{abs(r.p)}/{r.q}"):
+        return None
+    return text
+
+
+def _literal_tex(text: str) -> str:
+    mantissa, e, exponent = text.partition("e")
+    if not e:
+        return text
+    power = f"10^{{{int(exponent)}}}"
+    return power if mantissa == "1" else f"{mantissa} \\cdot {power}"
+
+
+class _ReaderLatex(LatexPrinter):
+    """SymPy's LaTeX as a reader writes it.
+
+    A binary64 literal of the spec (``py_float(0.96)``, exactly 1080863910568919/2⁵⁰) prints as the literal,
+    ``0.96``, and is recorded in ``literals`` for a note of its exact value.  A sum lists its positive terms
+    first, each group in SymPy's usual order: θ − c_g·g/d rather than −c_g·g/d + θ, 1 − ηλ, t + 1.  (SymPy
+    does not keep the order the spec's source wrote the terms in, so there is no source order to print.)
+    """
+
+    def __init__(self, literals: set):
+        super().__init__()
+        self.literals = literals
+
+    def _literal(self, r) -> str | None:
+        text = _literal(r)
+        if text is not None:
+            self.literals.add(abs(r))
+        return text
+
+    def _print_Symbol(self, expr, style="plain"):
+        r = _LITERAL_SYMBOLS.get(expr)
+        if r is None:
+            return super()._print_Symbol(expr, style=style)
+        return self._print_Rational(r)
+
+    def _print_Rational(self, expr):
+        text = self._literal(expr)
+        if text is None:
+            return super()._print_Rational(expr)
+        return ("-" if expr < 0 else "") + _literal_tex(text)
+
+    def _print_Mul(self, expr):
+        coeff, rest = expr.as_coeff_Mul()
+        text = self._literal(coeff)
+        if text is None:
+            return super()._print_Mul(expr)
+        body = self.parenthesize(rest, PRECEDENCE["Mul"])
+        return ("- " if coeff < 0 else "") + f"{_literal_tex(text)} {body}"
+
+    def _print_Pow(self, expr):
+        text = self._literal(expr.base)
+        if text is None or expr.base < 0:
+            return super()._print_Pow(expr)
+        return f"{_literal_tex(text)}^{{{self._print(expr.exp)}}}"
+
+    def _print_Add(self, expr, order=None):
+        terms = self._as_ordered_terms(expr, order=order)
+        terms = sorted(terms, key=lambda term: term.could_extract_minus_sign())  # stable: positive terms first
+        tex = ""
+        for i, term in enumerate(terms):
+            if i == 0:
+                pass
+            elif term.could_extract_minus_sign():
+                tex += " - "
+                term = -term
+            else:
+                tex += " + "
+            term_tex = self._print(term)
+            if self._needs_add_brackets(term):
+                term_tex = r"\left(%s\right)" % term_tex
+            tex += term_tex
+        return tex
+
+
+# The binary64 literals printed since the last ``_literals_note()``: the note lists their exact values.
+_LITERALS: set = set()
+# Symbols that stand for a literal while an expression is simplified (``_literal_symbols``), printed as it.
+_LITERAL_SYMBOLS: dict = {}
+
+
+def _literal_symbols(exprs) -> dict:
+    """literal → a positive symbol standing for it, for the literals of ``exprs``.  Simplifying with the
+    symbol keeps 0.96·0.96² as 0.96³ instead of multiplying the rationals out into 100-digit integers."""
+    out = {}
+    for e in exprs:
+        for r in sp.sympify(e).atoms(sp.Rational):
+            text = _literal(r)
+            if text is not None and r > 0:
+                out[r] = sym = sp.Symbol(text, positive=True)  # named as printed: sorts before the letters
+                _LITERAL_SYMBOLS[sym] = r
+    return out
+
+
 def _latex(e) -> str:
-    return sp.latex(e)
+    return _ReaderLatex(_LITERALS).doprint(e)
+
+
+def _literals_note() -> str:
+    """A note giving the exact value of each literal printed since the last note (and forgetting them);
+    only for literals whose decimal reading is not exactly their value ("" when there is none)."""
+    rows = sorted(r for r in _LITERALS if Fraction(_literal(r)) != Fraction(r.p, r.q))
+    _LITERALS.clear()
+    if not rows:
+        return ""
+    exact = "; ".join(f"{_literal(r)} is exactly ${r.p} / 2^{{{r.q.bit_length() - 1}}}$ = "
+                      f"{Decimal(float(r))}" for r in rows)  # Decimal(float) is exact
+    return (f"**Literals**: a decimal literal in these formulas means the binary64 value of that literal in "
+            f"Python source, not the decimal itself: {exact}.\n")
 
 
 def _num(x) -> str:
@@ -176,11 +299,16 @@ def _first_step(spec: OptimizerSpec) -> str:
     g1 = sp.Symbol("g_1", real=True)
     off = {spec.hyper(n).symbol: sp.Integer(0) for n in ("weight_decay", "lr_decay")
            if n in {h.name for h in spec.hyperparameters}}
+    literals = _literal_symbols(s.expr for s in spec.statements(flags))
     try:
-        theta1 = identities.run_symbolic(spec, flags, 1, [g1], subs=off, theta0=identities.THETA0)
+        forms = [_latex(sp.simplify(identities.run_symbolic(spec, flags, 1, [g1], subs={**off, **subs},
+                                                            theta0=identities.THETA0)))
+                 for subs in ({}, literals)[:1 + bool(literals)]]
     except Exception as exc:  # pragma: no cover - shown, not hidden
         return f"(not derived: {type(exc).__name__})"
-    return f"$$\n\\theta_1 = {_latex(sp.simplify(theta1))}\n$$\n"
+    # With its literals as numbers SymPy multiplies them out (0.96·0.96² into a 100-digit fraction); as
+    # symbols it may simplify less well: the shorter form is shown.
+    return f"$$\n\\theta_1 = {min(forms, key=len)}\n$$\n"
 
 
 def _edge_section(spec: OptimizerSpec) -> str:
@@ -292,14 +420,16 @@ def optimizer_page(spec: OptimizerSpec, results, drift) -> str:
     if info:
         out.append(f"Dialect **{spec.dialect}** ({info.framework}): `{info.cls}`; the variant of the torch spec "
                    f"[`{info.base}`]({_page_name(info.base)}).  Source read: `{info.source}`.\n")
-    else:
+    elif spec.torch_class:
         out.append(f"`{spec.torch_class}` (PyTorch 2.13, dialect **{spec.dialect}**).\n")
     out.append(_doc_text(spec.doc))
     out.append("## Update\n")
     out.append("Each block is the ordered rule for one combination of the flags; a statement sees the values "
                "assigned by the statements above it.  $\\theta$ is one parameter element, $g$ its gradient, "
                "$t$ the step counter after incrementing.\n")
+    _literals_note()  # forget literals printed elsewhere
     out.append(_update_section(spec))
+    literals_at = len(out)  # the note goes under the update, covering the literals of the whole page
     out.append("## Hyperparameters\n")
     out.append(_hyper_table(spec))
     if spec.constraints:
@@ -335,6 +465,9 @@ def optimizer_page(spec: OptimizerSpec, results, drift) -> str:
         out.append(_table(["case", "verdict"], rows) + "\nProofs and witnesses: [dialects](../dialects.md).\n")
     out.append("## Drift measured on this machine\n")
     out.append(_drift_section(spec, drift))
+    note = _literals_note()
+    if note:
+        out.insert(literals_at, note)
     return "\n".join(out)
 
 
@@ -357,6 +490,7 @@ def _structures(s: ScheduleSpec) -> list:
 
 
 def schedule_page(s: ScheduleSpec) -> str:
+    _literals_note()  # forget literals printed elsewhere
     out = [HEADER, f"# {s.title} — `{s.name}`\n", f"`{s.torch_class}` (PyTorch 2.13).\n", _doc_text(s.doc)]
     out.append("## Learning rate after n steps\n")
     out.append(f"$n \\ge 0$ counts the calls of `step()` (the constructor performs $n = 0$); $\\eta_0$ is the "
@@ -371,6 +505,7 @@ def schedule_page(s: ScheduleSpec) -> str:
         if s.momentum_form is not None and struct.get("cycle_momentum"):
             lines.append(f"\\mu_n &= {_latex(s.momentum_form(struct))} && \\text{{momentum}}")
         out.append(_math(lines))
+    out.extend(filter(None, [_literals_note()]))
     out.append("## Hyperparameters\n")
     rows = [[f"`{h.name}`", f"${_latex(h.symbol)}$" if h in s.numeric else "",
              _num(h.default), _domain(h), h.doc] for h in s.hyperparameters]
@@ -411,6 +546,7 @@ def _hyper_line(h: dict) -> str:
 
 
 def dialects_page(results, docs_root: Path) -> str:
+    _literals_note()  # forget literals printed elsewhere
     out = [HEADER, "# Dialects: the same optimizer in other frameworks\n",
            "Each dialect is an `OptimizerSpec` (`spec/dialects.py`) built with `OptimizerSpec.variant` of the "
            "torch spec it shadows.  `reference/compare.py` decides, for each case below, whether SymPy proves the "
@@ -464,6 +600,7 @@ def dialects_page(results, docs_root: Path) -> str:
                 if w.constant_lr_theta:
                     out.append(f"\nWith the constant lr {w.torch_hyper.get('lr')!r} both give θ₃ = "
                                f"{w.constant_lr_theta[0][0]} exactly.\n")
+    out.extend(filter(None, [_literals_note()]))
     out.append("## Measured: third-party implementations against their dialects\n")
     measured = docs_root / MEASURED
     if measured.is_file():

@@ -12,6 +12,7 @@ import difflib
 from pathlib import Path
 
 import pytest
+import sympy as sp
 
 import spec
 from reference import compare
@@ -92,3 +93,37 @@ def test_headline_verdicts(generated):
         row = next(line for line in page.splitlines() if f"[`{name}`]" in line and line.startswith("|"))
         assert f"**{verdict}**" in row, (name, row)
     assert "equal for constant lr" in page  # SGD and RMSprop momentum: lr inside vs outside the buffer
+
+
+# --------------------------------------------------------------------------- how formulas print
+
+def test_binary64_literals_print_as_written_with_their_exact_value_in_a_note(generated):
+    from spec.core import py_float
+    assert docs._latex(py_float(0.96)) == "0.96"
+    assert docs._latex(py_float(0.96) ** sp.Symbol("t", real=True)) == "0.96^{t}"
+    assert docs._latex(py_float(1e-7) * sp.Symbol("x", real=True)) == "10^{-7} x"
+    assert docs._latex(sp.Rational(1, 2)) == "\\frac{1}{2}"  # a true rational, not a literal
+    assert docs._latex(py_float(0.75)) == "\\frac{3}{4}"  # as short as a fraction, and exact
+    docs._literals_note()
+    docs._latex(py_float(0.1) * sp.Symbol("x", real=True))
+    assert docs._literals_note().endswith(
+        "0.1 is exactly $3602879701896397 / 2^{55}$ = 0.1000000000000000055511151231257827021181583404541015625.\n")
+    assert docs._literals_note() == ""  # each note forgets what it listed
+    _, files = generated
+    for name in ("nadam", "nadam@keras"):
+        page = files[f"optimizers/{name}.md"]
+        assert "1125899906842624" not in page and "0.96^{" in page
+        assert page.count("0.96 is exactly $1080863910568919 / 2^{50}$ = "
+                          "0.95999999999999996447286321199499070644378662109375") == 1
+
+
+def test_sums_print_positive_terms_first(generated):
+    theta, lr, delta, lam = sp.symbols("theta eta Delta lambda", real=True)
+    assert docs._latex(theta - lr * delta) == "\\theta - \\Delta \\eta"
+    assert docs._latex(1 - lr * lam) == "1 - \\eta \\lambda"
+    assert docs._latex(sp.Symbol("t", real=True) + 1) == "t + 1"
+    _, files = generated
+    assert "\\theta &\\leftarrow \\theta - \\frac{c_{g} g}{d}" in files["optimizers/nadam.md"]
+    assert not any("\\leftarrow - " in line and line.rstrip(" \\").endswith("+ \\theta")
+                   for page in files.values() for line in page.splitlines())
+

@@ -8,69 +8,22 @@ import torch
 
 from conformance.backend import DTYPES, Case, Group, check_output
 from conformance.backends.numpy_backend import DEFAULTS, NumpyBackend, backend
+from conformance.optimizers import get, names
 
-OPTIMIZERS = tuple(DEFAULTS)
-STEPS = 5
-STEPS_FOR = {"radam": 8}  # see CASES["radam"]
+OPTIMIZERS = names()
+TORCH_OPTIMIZERS = tuple(name for name in OPTIMIZERS if get(name).torch)  # what the port is checked against
+STEPS = 8  # RAdam's rectified branch needs step 6 or later (see its group_pairs in conformance/optimizers.py)
 SCALAR_STATE = ("step", "mu_product")  # 0-d tensors of torch's default dtype, reported as floats
 SHAPES = [[(3, 4), (5,), ()], [(2, 3, 2), (4,)]]  # two groups; a 0-d param included
-TORCH_CLASSES = {
-    "sgd": torch.optim.SGD, "adagrad": torch.optim.Adagrad, "rmsprop": torch.optim.RMSprop,
-    "adadelta": torch.optim.Adadelta, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-    "adamax": torch.optim.Adamax, "nadam": torch.optim.NAdam, "radam": torch.optim.RAdam,
-}
 NP_DTYPES = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64}
 
-# (group 0, group 1) hyperparameters per case; flags may differ between groups, as torch allows.
-CASES = {
-    "sgd": [
-        ({}, {"lr": 0.05, "weight_decay": 0.1}),
-        ({"momentum": 0.9, "dampening": 0.1}, {"momentum": 0.5, "weight_decay": 0.01, "maximize": True}),
-        ({"momentum": 0.9, "nesterov": True, "weight_decay": 0.1}, {"momentum": 0.3, "nesterov": True}),
-    ],
-    "adagrad": [
-        # torch fills `sum` from the constructor's initial_accumulator_value for every group,
-        # so the two groups here agree on it (see numpy_backend's docstring).
-        ({}, {"lr": 0.1, "lr_decay": 0.05}),
-        ({"initial_accumulator_value": 0.3, "weight_decay": 0.1},
-         {"initial_accumulator_value": 0.3, "lr_decay": 0.01, "maximize": True, "eps": 1e-3}),
-    ],
-    "rmsprop": [
-        ({}, {"alpha": 0.9, "weight_decay": 0.1}),
-        ({"centered": True}, {"momentum": 0.9, "maximize": True}),
-        ({"centered": True, "momentum": 0.5, "weight_decay": 0.01}, {"alpha": 0.5, "eps": 1e-3}),
-    ],
-    "adadelta": [
-        ({}, {"rho": 0.5, "lr": 0.5}),
-        ({"weight_decay": 0.1, "maximize": True}, {"eps": 1e-3, "rho": 1.0}),
-    ],
-    "adam": [
-        ({}, {"beta1": 0.5, "beta2": 0.9}),
-        ({"amsgrad": True, "weight_decay": 0.1}, {"maximize": True, "eps": 1e-3}),
-        ({"decoupled_weight_decay": True, "weight_decay": 0.1, "amsgrad": True},
-         {"decoupled_weight_decay": True, "weight_decay": 0.5, "beta1": 0.0}),
-    ],
-    "adamw": [
-        ({}, {"weight_decay": 0.5, "beta2": 0.9}),
-        ({"amsgrad": True, "maximize": True}, {"weight_decay": 0.0, "eps": 1e-3}),
-    ],
-    "adamax": [
-        ({}, {"beta1": 0.5, "beta2": 0.9}),
-        ({"weight_decay": 0.1, "maximize": True}, {"eps": 1e-3}),
-    ],
-    "nadam": [
-        ({}, {"momentum_decay": 0.1, "beta1": 0.5}),
-        ({"weight_decay": 0.1, "maximize": True}, {"decoupled_weight_decay": True, "weight_decay": 0.2}),
-    ],
-    "radam": [
-        # rho_t stays below about t, so the rectified branch (rho_t > 5) needs step 6 or
-        # later: RAdam runs 8 steps, and beta2 = 0.999 crosses 5 at step 6 while
-        # beta2 = 0.5 never does (rho_inf = 3): both branches are taken.
-        ({}, {"beta2": 0.5, "beta1": 0.5}),
-        ({"weight_decay": 0.1, "maximize": True}, {"decoupled_weight_decay": True, "weight_decay": 0.2}),
-    ],
-}
-CASE_IDS = [(opt, n) for opt in OPTIMIZERS for n in range(len(CASES[opt]))]
+# (group 0, group 1) hyperparameters per case: the registry's group_pairs.
+CASES = {name: get(name).group_pairs for name in OPTIMIZERS}
+CASE_IDS = [(opt, n) for opt in TORCH_OPTIMIZERS for n in range(len(CASES[opt]))]
+
+
+def torch_class(optimizer):
+    return getattr(torch.optim, get(optimizer).torch)
 
 
 def make_case(optimizer, hypers, dtype="float64", seed=0, shapes=SHAPES):
@@ -79,7 +32,7 @@ def make_case(optimizer, hypers, dtype="float64", seed=0, shapes=SHAPES):
     dt = NP_DTYPES[dtype]
     groups = [Group(dict(h), [rng.standard_normal(s).astype(dt) for s in group_shapes])
               for h, group_shapes in zip(hypers, shapes)]
-    steps = STEPS_FOR.get(optimizer, STEPS)
+    steps = STEPS
     grads = [[[rng.standard_normal(s).astype(dt) for s in group_shapes] for group_shapes in shapes]
              for _ in range(steps)]
     grads[0][0][1] = None  # group 0 param 1 starts late: its state is created at step 1
@@ -100,7 +53,7 @@ def torch_run(case: Case, to_numpy=lambda t: t.detach().numpy().copy()):
 
     as_tensor = lambda a: a.clone() if torch.is_tensor(a) else torch.tensor(a)
     params = [[as_tensor(p).requires_grad_() for p in g.params] for g in case.groups]
-    opt = TORCH_CLASSES[case.optimizer](
+    opt = torch_class(case.optimizer)(
         [{"params": ps, **kwargs(g.hyper)} for ps, g in zip(params, case.groups)],
         **kwargs(case.groups[0].hyper), foreach=False,
     )
@@ -230,7 +183,7 @@ def test_half_types_match_torch_vectorized_loops(dtype):
     type) shows in percents of the elements.
     """
     shapes = [[(16, 32), (256,)], [(4, 8, 4), (384,)]]
-    for optimizer in OPTIMIZERS:
+    for optimizer in TORCH_OPTIMIZERS:
         for n, hypers in enumerate(CASES[optimizer]):
             case = make_case(optimizer, hypers, dtype=dtype, seed=11 + n, shapes=shapes)
             ours, theirs = backend.run(case), _torch_lowp(case)
@@ -261,48 +214,31 @@ def test_inputs_not_modified_and_zero_dim():
     assert backend.run(case)[0].params[0][2].shape == ()
 
 
-INVALID = [
-    ("sgd", {"lr": -1e-3}), ("sgd", {"momentum": -0.1}), ("sgd", {"weight_decay": -1.0}),
-    ("sgd", {"nesterov": True}), ("sgd", {"nesterov": True, "momentum": 0.9, "dampening": 0.1}),
-    ("adagrad", {"lr": -1.0}), ("adagrad", {"lr_decay": -1.0}), ("adagrad", {"weight_decay": -1.0}),
-    ("adagrad", {"initial_accumulator_value": -0.1}), ("adagrad", {"eps": -1e-10}), ("adagrad", {"lr": float("nan")}),
-    ("rmsprop", {"lr": -1.0}), ("rmsprop", {"eps": -1.0}), ("rmsprop", {"momentum": -1.0}),
-    ("rmsprop", {"weight_decay": -1.0}), ("rmsprop", {"alpha": -0.5}),
-    ("adadelta", {"lr": -1.0}), ("adadelta", {"rho": 1.5}), ("adadelta", {"rho": -0.1}),
-    ("adadelta", {"eps": -1.0}), ("adadelta", {"weight_decay": -1.0}),
-    ("adam", {"lr": -1.0}), ("adam", {"eps": -1.0}), ("adam", {"beta1": 1.0}), ("adam", {"beta2": -0.1}),
-    ("adam", {"weight_decay": -1.0}), ("adamw", {"beta1": 1.0}), ("adamw", {"weight_decay": -1.0}),
-    ("adamax", {"beta2": 1.0}), ("adamax", {"lr": -1.0}), ("adamax", {"eps": -1.0}),
-    ("nadam", {"momentum_decay": -1.0}), ("nadam", {"beta1": 1.0}), ("nadam", {"weight_decay": -1.0}),
-    ("radam", {"beta2": 1.0}), ("radam", {"eps": -1.0}), ("radam", {"lr": -1.0}),
-]
+# (optimizer, hyperparameters, the exception torch raises): this port must raise the same.
+INVALID = [(name, dict(i.hyper), i.torch_error) for name in OPTIMIZERS for i in get(name).invalid if i.torch_error]
 # Accepted by torch's constructors although odd: the same conditions must accept them here.
-ODD_BUT_VALID = [
-    ("sgd", {"lr": float("nan")}),  # SGD tests `lr < 0.0`, false for NaN
-    ("sgd", {"dampening": -3.0}),
-    ("rmsprop", {"alpha": 2.0}),  # no upper bound on alpha
-    ("adadelta", {"rho": 1.0}),  # rho's interval is closed
-    ("adam", {"beta1": 0.0, "beta2": 0.0}),
-    ("sgd", {"lr": float("inf")}),
-]
+ODD_BUT_VALID = [(name, dict(h)) for name in OPTIMIZERS
+                 for h in [i.hyper for i in get(name).invalid if not i.torch_error] + list(get(name).edge)]
 
 
 def _case_with(optimizer, hyper):
     return Case(optimizer, "for-loop", "float64", [Group(hyper, [np.ones(2)])], [[[np.ones(2)]]])
 
 
-@pytest.mark.parametrize("optimizer,hyper", INVALID, ids=[f"{o}-{h}" for o, h in INVALID])
-def test_invalid_hyperparameters_raise(optimizer, hyper):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("optimizer,hyper,error", INVALID, ids=[f"{o}-{h}" for o, h, _ in INVALID])
+def test_invalid_hyperparameters_raise(optimizer, hyper, error):
+    with pytest.raises(error):
         backend.run(_case_with(optimizer, hyper))
-    with pytest.raises(ValueError):  # torch's constructor agrees
-        torch_run(_case_with(optimizer, hyper))
+    if get(optimizer).torch:
+        with pytest.raises(error):  # torch's constructor agrees
+            torch_run(_case_with(optimizer, hyper))
 
 
 @pytest.mark.parametrize("optimizer,hyper", ODD_BUT_VALID, ids=[f"{o}-{h}" for o, h in ODD_BUT_VALID])
 def test_odd_but_valid_hyperparameters_accepted(optimizer, hyper):
     backend.run(_case_with(optimizer, hyper))
-    torch_run(_case_with(optimizer, hyper))
+    if get(optimizer).torch:
+        torch_run(_case_with(optimizer, hyper))
 
 
 def test_unknown_hyperparameter_and_case_fields_raise():

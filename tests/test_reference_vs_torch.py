@@ -18,8 +18,8 @@
 # The deviation column for NAdam is asserted, not tolerated: see test_torch_nadam_float64_known_deviation.
 """torch.optim (CPU, float64, ``foreach=False``) against the exact reference, with a derived tolerance.
 
-For every optimizer in ``spec.OPTIMIZERS`` and every combination of its flags
-that the spec accepts, 8 steps of N(0, 1) float64 data (6 elements, a few
+For every optimizer that torch implements (conformance/optimizers.py) and every
+combination of its flags that the spec accepts, 8 steps of N(0, 1) float64 data (6 elements, a few
 seeds; the learning rate changed once, before step 5; weight decay and
 momentum nonzero where the optimizer has them, and once more with weight
 decay 0) are run through ``torch.optim`` and through
@@ -64,6 +64,7 @@ import pytest
 import torch
 
 import spec
+from conformance.optimizers import get, names
 from reference.bound import trajectory_bounds
 from reference.formats import FORMATS
 from reference.step import trajectory
@@ -76,39 +77,29 @@ LR_FACTOR = 0.3
 SEEDS = (0, 1, 2)  # with weight decay
 SEEDS_NO_WD = (3, 4)  # with weight decay 0
 
-# Ordinary hyperparameters; weight decay and momentum nonzero where they exist.
-HYPER = {
-    "sgd": dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01),
-    "adagrad": dict(lr=0.05, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1, eps=1e-10),
-    "rmsprop": dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.01, momentum=0.9),
-    "adadelta": dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.01),
-    "adam": dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01),
-    "adamw": dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01),
-    "adamax": dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01),
-    "nadam": dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01, momentum_decay=4e-3),
-    "radam": dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01),
-}
-# Momentum 0 takes other branches of the rule (SGD: d = g; RMSprop: no buffer): run those too.
-EXTRA = {"sgd": dict(momentum=0.0, dampening=0.0), "rmsprop": dict(momentum=0.0)}
-
-
 def _cases():
-    assert set(HYPER) == set(spec.OPTIMIZERS), "every optimizer needs hyperparameters here"
+    """Every flag combination the spec accepts, over the registry's ``hyper`` and each of its ``branches``
+    (conformance/optimizers.py: weight decay and momentum nonzero where they exist; momentum 0; ...)."""
     out = []
-    for name, s in spec.OPTIMIZERS.items():
+    for name in names():
+        info, s = get(name), spec.OPTIMIZERS[name]
+        if info.torch is None:
+            continue
         flag_names = [f.name for f in s.flags]
-        variants = [("", {})] + ([("momentum0", EXTRA[name])] if name in EXTRA else [])
+        bases = [("", dict(info.hyper))] + [(f"branch{i}", {**info.hyper, **b}) for i, b in enumerate(info.branches)]
         for combo in itertools.product((False, True), repeat=len(flag_names)):
             flags = dict(zip(flag_names, combo))
-            for label, extra in variants:
-                hyper = {**HYPER[name], **extra, **flags}
-                if name == "sgd" and flags["nesterov"]:
-                    if hyper["momentum"] == 0:
-                        continue  # nesterov needs momentum > 0
-                    hyper["dampening"] = 0.0  # and dampening 0
-                s.complete(hyper)  # every case here is one the spec accepts
-                on = "+".join(k for k, v in flags.items() if v) or "plain"
+            on = "+".join(k for k, v in flags.items() if v) or "plain"
+            accepted = 0
+            for label, base in bases:
+                hyper = {**base, **flags}
+                try:
+                    s.complete(hyper)
+                except spec.InvalidHyperparameter:
+                    continue  # a branch this flag combination forbids (SGD's Nesterov with momentum 0)
+                accepted += 1
                 out.append(pytest.param(name, hyper, id=f"{name}-{on}" + (f"-{label}" if label else "")))
+            assert accepted, f"{name} {on}: no hyper or branch in conformance/optimizers.py that the spec accepts"
     return out
 
 
@@ -138,7 +129,7 @@ def report_ratios():
 def _torch_run(name: str, hyper: dict, p0: np.ndarray, grads: list, lrs: list) -> list:
     """torch's trajectory: per step, (θ as float64 array, state dict of numpy arrays / floats)."""
     s = spec.OPTIMIZERS[name]
-    cls = getattr(torch.optim, s.torch_class.rpartition(".")[2])
+    cls = getattr(torch.optim, get(name).torch)
     kw = {k: v for k, v in hyper.items() if k not in ("beta1", "beta2")}
     if "beta1" in hyper:
         kw["betas"] = (hyper["beta1"], hyper["beta2"])

@@ -8,10 +8,11 @@ import torch
 
 from conformance.backend import DTYPES, BackendError, Case, Group, check_output
 from conformance.backends import torch_backend as tb
+from conformance.optimizers import FUSED, OPTIMIZERS
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
-ALL = tuple(tb.CLASS_NAMES)
-FUSED_ON_CPU = {"sgd", "adagrad", "adam", "adamw"}  # what torch 2.13 (CPU build) offers
+ALL = tuple(name for name, info in OPTIMIZERS.items() if info.torch)
+FUSED_ON_CPU = {name for name in ALL if FUSED in OPTIMIZERS[name].torch_paths}  # torch 2.13 has CPU fused kernels
 
 
 @pytest.fixture(scope="module")

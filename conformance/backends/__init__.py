@@ -10,7 +10,11 @@ import importlib
 
 
 def load(name: str, overrides: dict | None = None, hyper_map: dict | None = None):
-    """The backend called ``name``; ``overrides`` (spec → class) apply to the torch backends."""
+    """The backend called ``name``; ``overrides`` (spec → class) apply to the torch backends.
+
+    A ValueError when it cannot run here (``torch-cuda`` without a CUDA device, torch not importable):
+    a run that asked for it by name must not turn into a run of skipped tests.
+    """
     if name == "numpy":
         if overrides:
             raise ValueError("--optimizer overrides need a torch backend (--backend=torch-cpu or torch-cuda)")
@@ -18,7 +22,10 @@ def load(name: str, overrides: dict | None = None, hyper_map: dict | None = None
         return backend
     if name in ("torch-cpu", "torch-cuda"):
         from .torch_backend import TorchBackend
-        return TorchBackend("cpu" if name == "torch-cpu" else "cuda", overrides=overrides, hyper_map=hyper_map)
+        impl = TorchBackend("cpu" if name == "torch-cpu" else "cuda", overrides=overrides, hyper_map=hyper_map)
+        if impl.skip_reason is not None:  # asked for by name: skipping every test would read as a pass
+            raise ValueError(f"--backend={name} cannot run here: {impl.skip_reason}")
+        return impl
     if ":" in name:
         module, _, attr = name.partition(":")
         try:

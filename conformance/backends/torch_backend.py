@@ -38,6 +38,7 @@ from typing import Optional
 import ml_dtypes
 import numpy as np
 
+from conformance import optimizers
 from conformance.backend import DTYPES, BackendError, Case, ScheduledRun, ScheduleOutput, StepOutput
 from conformance.drift_report import cpu_name
 
@@ -51,26 +52,12 @@ else:
 
 __all__ = [
     "TorchBackend",
-    "CLASS_NAMES",
     "cuda_available",
     "make",
     "load_class",
     "environment",
     "build_scheduler",
 ]
-
-#: spec name -> attribute of ``torch.optim``
-CLASS_NAMES = {
-    "sgd": "SGD",
-    "adagrad": "Adagrad",
-    "rmsprop": "RMSprop",
-    "adadelta": "Adadelta",
-    "adam": "Adam",
-    "adamw": "AdamW",
-    "adamax": "Adamax",
-    "nadam": "NAdam",
-    "radam": "RAdam",
-}
 
 _BF16 = np.dtype(ml_dtypes.bfloat16)
 
@@ -237,10 +224,10 @@ class TorchBackend:
         """The class run for a spec name, or None when there is none."""
         if optimizer in self.overrides:
             return self.overrides[optimizer]
-        attr = CLASS_NAMES.get(optimizer)
-        if attr is None or torch is None:
+        info = optimizers.OPTIMIZERS.get(optimizer)
+        if info is None or info.torch is None or torch is None:
             return None
-        return getattr(torch.optim, attr, None)
+        return getattr(torch.optim, info.torch, None)
 
     def map_hyper(self, optimizer: str, hyper: dict) -> dict:
         """Spec hyperparameters -> the class's keyword arguments."""

@@ -1,0 +1,232 @@
+"""One record per optimizer: what the harness, the backends and the tests know about it beyond its spec.
+
+In the spirit of PyTorch's ``OptimizerInfo`` (torch/testing/_internal/common_optimizers.py) and Optax's single
+test table.  The spec (``spec.OPTIMIZERS``) says what an optimizer computes; its ``OptimizerInfo`` here says
+which implementations run it, with which example hyperparameters the tests drive it, which hyperparameters
+must be refused, and which studies include it.  Every list of optimizer names elsewhere derives from
+``OPTIMIZERS``; ``tests/test_optimizer_registry.py`` checks it against the spec and the installed frameworks.
+
+Other frameworks' versions of an optimizer are dialect specs (``spec.dialects``: ``"adam@keras"``, with the
+framework's class name in ``spec.dialects.INFO``), so they have no field here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping, Optional
+
+import spec as spec_pkg
+
+__all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "get", "names"]
+
+#: torch.optim's optional implementation paths, by the constructor argument that selects them
+#: (conformance/backends/torch_backend.py runs for-loop and foreach for every class)
+FUSED, CAPTURABLE = "fused", "capturable"
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """Hyperparameters the spec refuses, and what torch's constructor does with them.
+
+    ``torch_error`` is the exception type torch's constructor raises, or None where its check is looser
+    than the spec's (SGD tests ``lr < 0.0``, which NaN passes).  ``hyper`` names every hyperparameter the
+    refusal depends on, so that it holds whatever the other hyperparameters are.
+    """
+
+    hyper: Mapping
+    torch_error: Optional[type] = ValueError
+
+
+@dataclass(frozen=True)
+class OptimizerInfo:
+    """Everything about one optimizer that is not its spec.
+
+    * ``torch`` (from the spec's ``torch_class``, which the spec states as the code it follows): the
+      ``torch.optim`` attribute the torch backend runs for it; None where torch has none.
+    * ``torch_paths``: the paths torch's class offers besides ``for-loop`` and ``foreach``: ``fused``
+      (a ``fused`` argument; CPU kernels in torch 2.13) and ``capturable`` (a ``capturable`` argument; the
+      torch backend runs it on CUDA as ``capturable`` and ``capturable-foreach``).
+    * ``hyper``: ordinary hyperparameters with every term of the update active (weight decay, momentum
+      nonzero where they exist), for fixed-data checks (tests/test_reference_vs_torch.py).
+    * ``branches``: changes to ``hyper`` that take the rule's other branches (momentum 0), or that some flag
+      combination needs (SGD's Nesterov needs dampening 0).
+    * ``group_pairs``: (group 0, group 1) hyperparameters of two-group cases; flags may differ between
+      groups, as torch allows (tests/test_numpy_backend.py's cross-check against torch).
+    * ``invalid``: hyperparameters the spec refuses, with torch's error; ``edge``: odd hyperparameters that the
+      spec and torch both accept.  A backend must refuse and accept the same.
+    * ``scheduled``: driven by lr schedules in conformance/test_schedules.py's scheduled trajectories
+      (optimizers with a ``momentum`` or ``beta1`` for the schedules that cycle it).
+    * ``drift_hyper``: hyperparameters of the long-run drift study (``python -m conformance.drift``);
+      the spec's defaults fill the rest.
+    """
+
+    name: str
+    torch_paths: tuple = ()
+    hyper: Mapping = field(default_factory=dict)
+    branches: tuple = ()
+    group_pairs: tuple = ()
+    invalid: tuple = ()
+    edge: tuple = ()
+    scheduled: bool = False
+    drift_hyper: Mapping = field(default_factory=dict)
+
+    def __post_init__(self):  # shared by every test that reads them: read-only
+        for name in ("hyper", "drift_hyper"):
+            object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+
+    @property
+    def spec(self):
+        return spec_pkg.OPTIMIZERS[self.name]
+
+    @property
+    def torch(self) -> Optional[str]:
+        prefix = "torch.optim."
+        qualified = self.spec.torch_class
+        return qualified[len(prefix):] if qualified.startswith(prefix) else None
+
+    @property
+    def constraint_violations(self) -> tuple:
+        """The ``invalid`` hyperparameters whose values are each in their domain: refused by a constraint."""
+        s = self.spec
+        return tuple(dict(i.hyper) for i in self.invalid
+                     if all(s.hyper(k).accepts(v) for k, v in i.hyper.items()))
+
+
+_ADAM_LIKE = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01)
+
+OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
+    OptimizerInfo(
+        "sgd", torch_paths=(FUSED,),
+        hyper=dict(lr=0.05, momentum=0.9, dampening=0.1, weight_decay=0.01),
+        branches=(dict(momentum=0.0, dampening=0.0), dict(dampening=0.0)),
+        group_pairs=(
+            ({}, {"lr": 0.05, "weight_decay": 0.1}),
+            ({"momentum": 0.9, "dampening": 0.1}, {"momentum": 0.5, "weight_decay": 0.01, "maximize": True}),
+            ({"momentum": 0.9, "nesterov": True, "weight_decay": 0.1}, {"momentum": 0.3, "nesterov": True}),
+        ),
+        invalid=(
+            Invalid({"lr": -1e-3}), Invalid({"momentum": -0.1}), Invalid({"weight_decay": -1.0}),
+            Invalid({"nesterov": True, "momentum": 0.0, "dampening": 0.0}),
+            Invalid({"nesterov": True, "momentum": 0.9, "dampening": 0.1}),
+            Invalid({"lr": float("nan")}, torch_error=None),  # SGD tests `lr < 0.0`, false for NaN
+            Invalid({"lr": float("inf")}, torch_error=None),
+        ),
+        edge=({"dampening": -3.0},),
+        scheduled=True,
+        drift_hyper={"lr": 0.01, "momentum": 0.9},
+    ),
+    OptimizerInfo(
+        "adagrad", torch_paths=(FUSED,),
+        hyper=dict(lr=0.05, lr_decay=0.01, weight_decay=0.01, initial_accumulator_value=0.1, eps=1e-10),
+        group_pairs=(
+            # torch fills `sum` from the constructor's initial_accumulator_value for every group,
+            # so the two groups here agree on it (see numpy_backend's docstring).
+            ({}, {"lr": 0.1, "lr_decay": 0.05}),
+            ({"initial_accumulator_value": 0.3, "weight_decay": 0.1},
+             {"initial_accumulator_value": 0.3, "lr_decay": 0.01, "maximize": True, "eps": 1e-3}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"lr_decay": -1.0}), Invalid({"weight_decay": -1.0}),
+            Invalid({"initial_accumulator_value": -0.1}), Invalid({"eps": -1e-10}), Invalid({"lr": float("nan")}),
+        ),
+    ),
+    OptimizerInfo(
+        "rmsprop", torch_paths=(CAPTURABLE,),
+        hyper=dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.01, momentum=0.9),
+        branches=(dict(momentum=0.0),),
+        group_pairs=(
+            ({}, {"alpha": 0.9, "weight_decay": 0.1}),
+            ({"centered": True}, {"momentum": 0.9, "maximize": True}),
+            ({"centered": True, "momentum": 0.5, "weight_decay": 0.01}, {"alpha": 0.5, "eps": 1e-3}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"eps": -1.0}), Invalid({"momentum": -1.0}),
+            Invalid({"weight_decay": -1.0}), Invalid({"alpha": -0.5}),
+        ),
+        edge=({"alpha": 2.0},),  # no upper bound on alpha
+        scheduled=True,
+    ),
+    OptimizerInfo(
+        "adadelta", torch_paths=(CAPTURABLE,),
+        hyper=dict(lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.01),
+        group_pairs=(
+            ({}, {"rho": 0.5, "lr": 0.5}),
+            ({"weight_decay": 0.1, "maximize": True}, {"eps": 1e-3, "rho": 1.0}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"rho": 1.5}), Invalid({"rho": -0.1}),
+            Invalid({"eps": -1.0}), Invalid({"weight_decay": -1.0}),
+        ),
+        edge=({"rho": 1.0},),  # rho's interval is closed
+    ),
+    OptimizerInfo(
+        "adam", torch_paths=(FUSED, CAPTURABLE),
+        hyper=_ADAM_LIKE,
+        group_pairs=(
+            ({}, {"beta1": 0.5, "beta2": 0.9}),
+            ({"amsgrad": True, "weight_decay": 0.1}, {"maximize": True, "eps": 1e-3}),
+            ({"decoupled_weight_decay": True, "weight_decay": 0.1, "amsgrad": True},
+             {"decoupled_weight_decay": True, "weight_decay": 0.5, "beta1": 0.0}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"eps": -1.0}), Invalid({"beta1": 1.0}), Invalid({"beta2": -0.1}),
+            Invalid({"weight_decay": -1.0}),
+        ),
+        edge=({"beta1": 0.0, "beta2": 0.0},),
+        scheduled=True,
+    ),
+    OptimizerInfo(
+        "adamw", torch_paths=(FUSED, CAPTURABLE),
+        hyper=_ADAM_LIKE,
+        group_pairs=(
+            ({}, {"weight_decay": 0.5, "beta2": 0.9}),
+            ({"amsgrad": True, "maximize": True}, {"weight_decay": 0.0, "eps": 1e-3}),
+        ),
+        invalid=(Invalid({"beta1": 1.0}), Invalid({"weight_decay": -1.0})),
+        scheduled=True,
+    ),
+    OptimizerInfo(
+        "adamax", torch_paths=(CAPTURABLE,),
+        hyper=_ADAM_LIKE,
+        group_pairs=(
+            ({}, {"beta1": 0.5, "beta2": 0.9}),
+            ({"weight_decay": 0.1, "maximize": True}, {"eps": 1e-3}),
+        ),
+        invalid=(Invalid({"beta2": 1.0}), Invalid({"lr": -1.0}), Invalid({"eps": -1.0})),
+    ),
+    OptimizerInfo(
+        "nadam", torch_paths=(CAPTURABLE,),
+        hyper=dict(_ADAM_LIKE, momentum_decay=4e-3),
+        group_pairs=(
+            ({}, {"momentum_decay": 0.1, "beta1": 0.5}),
+            ({"weight_decay": 0.1, "maximize": True}, {"decoupled_weight_decay": True, "weight_decay": 0.2}),
+        ),
+        invalid=(Invalid({"momentum_decay": -1.0}), Invalid({"beta1": 1.0}), Invalid({"weight_decay": -1.0})),
+    ),
+    OptimizerInfo(
+        "radam", torch_paths=(CAPTURABLE,),
+        hyper=_ADAM_LIKE,
+        group_pairs=(
+            # rho_t stays below about t, so the rectified branch (rho_t > 5) needs step 6 or later: beta2 =
+            # 0.999 crosses 5 at step 6 while beta2 = 0.5 never does (rho_inf = 3): both branches are taken
+            # in the 8-step cases of tests/test_numpy_backend.py.
+            ({}, {"beta2": 0.5, "beta1": 0.5}),
+            ({"weight_decay": 0.1, "maximize": True}, {"decoupled_weight_decay": True, "weight_decay": 0.2}),
+        ),
+        invalid=(Invalid({"beta2": 1.0}), Invalid({"eps": -1.0}), Invalid({"lr": -1.0})),
+    ),
+)})
+
+
+def names() -> tuple:
+    """Every optimizer's spec name, in the registry's order."""
+    return tuple(OPTIMIZERS)
+
+
+def get(name: str) -> OptimizerInfo:
+    """The record of spec ``name``; a clear error listing the known names otherwise."""
+    try:
+        return OPTIMIZERS[name]
+    except KeyError:
+        raise KeyError(f"no optimizer named {name!r} in conformance/optimizers.py; known: "
+                       f"{', '.join(OPTIMIZERS)}") from None

@@ -1,0 +1,129 @@
+"""conformance/optimizers.py against the spec and the installed frameworks.
+
+Every spec has exactly one record and every record a spec; each record's example hyperparameters are ones
+its spec accepts and its invalid ones are refused; torch.optim has the class a record names, with the
+error and the paths the record states; the NumPy backend implements every optimizer.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+
+import pytest
+import torch
+
+import spec
+from conformance import optimizers
+from conformance.backends.numpy_backend import backend as numpy_backend
+from conformance.optimizers import CAPTURABLE, FUSED, OPTIMIZERS
+
+NAMES = tuple(OPTIMIZERS)
+TORCH_NAMES = tuple(n for n in NAMES if OPTIMIZERS[n].torch)
+
+
+def _torch_class(name):
+    return getattr(torch.optim, OPTIMIZERS[name].torch)
+
+
+def _torch_kwargs(name, hyper: dict) -> dict:
+    """The spec's defaults updated by ``hyper``, as torch's keyword arguments (``betas=(β₁, β₂)``)."""
+    kw = {**spec.OPTIMIZERS[name].defaults, **hyper}
+    if "beta1" in kw:
+        kw["betas"] = (kw.pop("beta1"), kw.pop("beta2"))
+    return kw
+
+
+def _construct(name, hyper: dict):
+    p = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    return _torch_class(name)([p], **_torch_kwargs(name, hyper))
+
+
+def _show(hyper) -> str:
+    return ",".join(f"{k}={v}" for k, v in hyper.items())
+
+
+def test_one_record_per_spec_and_one_spec_per_record():
+    assert set(OPTIMIZERS) == set(spec.OPTIMIZERS)
+    assert all(info.name == key for key, info in OPTIMIZERS.items())
+    assert optimizers.names() == NAMES
+
+
+def test_get_names_the_known_optimizers():
+    assert optimizers.get("adam") is OPTIMIZERS["adam"]
+    with pytest.raises(KeyError, match="no optimizer named 'lion'.*known: sgd, "):
+        optimizers.get("lion")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_example_hyperparameters_are_valid(name):
+    info, s = OPTIMIZERS[name], spec.OPTIMIZERS[name]
+    examples = [info.hyper, *({**info.hyper, **b} for b in info.branches), *info.edge, info.drift_hyper]
+    examples += [h for pair in info.group_pairs for h in pair]
+    for hyper in examples:
+        s.complete(dict(hyper))  # raises InvalidHyperparameter otherwise
+    assert info.hyper and info.group_pairs, f"{name}: the tests need example hyperparameters"
+    assert all(len(pair) == 2 for pair in info.group_pairs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_invalid_examples_are_refused_by_the_spec(name):
+    info, s = OPTIMIZERS[name], spec.OPTIMIZERS[name]
+    for invalid in info.invalid:
+        with pytest.raises(spec.InvalidHyperparameter):
+            s.complete(dict(invalid.hyper))
+    # every bounded domain and every constraint has an example (test_properties draws its own for the domains)
+    if s.constraints:
+        assert info.constraint_violations, f"{name}: the spec has constraints but no invalid example breaks them"
+    # Each invalid example names every hyperparameter its refusal depends on (test_properties sets it over
+    # drawn hyperparameters): it stays refused over every example of the record.
+    examples = [info.hyper, *({**info.hyper, **b} for b in info.branches), *info.edge]
+    examples += [h for pair in info.group_pairs for h in pair]
+    for invalid in info.invalid:
+        for example in examples:
+            with pytest.raises(spec.InvalidHyperparameter):
+                s.complete({**example, **invalid.hyper})
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_scheduled_optimizers_have_a_momentum_to_cycle(name):
+    info, s = OPTIMIZERS[name], spec.OPTIMIZERS[name]
+    if info.scheduled:  # CyclicLR/OneCycleLR cycle `momentum` or `betas[0]`
+        assert {"momentum", "beta1"} & {h.name for h in s.hyperparameters}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_numpy_backend_implements_every_optimizer(name):
+    assert numpy_backend.paths(name) == ("for-loop",)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_class_exists(name):
+    """The spec's ``torch_class`` names a torch.optim.Optimizer of the installed torch (or no torch class at all,
+    and then no torch paths)."""
+    info = OPTIMIZERS[name]
+    if info.torch is None:
+        assert info.torch_paths == ()
+        return
+    assert isinstance(_torch_class(name), type) and issubclass(_torch_class(name), torch.optim.Optimizer)
+
+
+@pytest.mark.parametrize("name", TORCH_NAMES)
+def test_torch_paths_match_the_signature(name):
+    params = inspect.signature(_torch_class(name).__init__).parameters
+    assert "foreach" in params
+    assert set(OPTIMIZERS[name].torch_paths) <= {FUSED, CAPTURABLE}
+    assert (FUSED in OPTIMIZERS[name].torch_paths) == ("fused" in params)
+    assert (CAPTURABLE in OPTIMIZERS[name].torch_paths) == ("capturable" in params)
+
+
+@pytest.mark.parametrize("name", TORCH_NAMES)
+def test_torch_refuses_the_invalid_examples_with_the_recorded_error(name):
+    for invalid in OPTIMIZERS[name].invalid:
+        if invalid.torch_error is None:  # torch's check is looser than the spec's here: it accepts them
+            _construct(name, dict(invalid.hyper))
+        else:
+            with pytest.raises(invalid.torch_error):
+                _construct(name, dict(invalid.hyper))
+    for hyper in (OPTIMIZERS[name].hyper, *OPTIMIZERS[name].edge):
+        _construct(name, dict(hyper))
+

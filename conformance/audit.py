@@ -34,10 +34,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -74,6 +78,7 @@ class Recorder:
         self.deselected = {}  # nodeid -> {"test", "params", "why"}
         self.results = {}  # nodeid -> {"outcome", "why", "longrepr", "seconds"}
         self.order = []
+        self.messages = {}  # nodeid -> "ExceptionType: message" of its first failure
         self._start = {}
 
     def pytest_collection_modifyitems(self, config, items):
@@ -98,6 +103,17 @@ class Recorder:
             items[:] = keep
             config.hook.pytest_deselected(items=drop)
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """The raised exception's own message (without pytest's traceback or Hypothesis's notes)."""
+        report = yield
+        if call.excinfo is not None and report.failed:
+            exc = call.excinfo.value
+            while isinstance(exc, BaseExceptionGroup) and exc.exceptions:  # Hypothesis: several distinct failures
+                exc = exc.exceptions[0]
+            self.messages.setdefault(item.nodeid, f"{type(exc).__name__}: {exc}")
+        return report
+
     def pytest_runtest_logstart(self, nodeid, location):
         self._start[nodeid] = time.monotonic()
 
@@ -117,6 +133,7 @@ class Recorder:
                 outcome, why = report.outcome, None
             if rec is None or outcome == "failed":
                 rec = {"outcome": outcome, "why": why,
+                       "message": self.messages.get(nodeid, "") if report.failed else "",
                        "longrepr": report.longreprtext if report.failed else "",
                        "seconds": round(time.monotonic() - self._start.get(nodeid, time.monotonic()), 1)}
                 self.results[nodeid] = rec
@@ -137,19 +154,20 @@ class Recorder:
 
 # --------------------------------------------------------------------------- failures
 
-def split_failure(longrepr: str) -> tuple[str, str]:
-    """(the failure's message, its ``Reproduce with:`` block) from a report's long representation."""
-    lines = [l[4:] if l.startswith("E   ") else (l[1:].lstrip() if l.startswith("E") and l[1:2] in ("", " ") else None)
-             for l in longrepr.splitlines()]
-    e_lines = [l for l in lines if l is not None]
-    text = "\n".join(e_lines) if e_lines else longrepr
+def split_failure(message: str, longrepr: str = "") -> tuple[str, str]:
+    """(what departed, the ``Reproduce with:`` block) of a failure: from the exception's message, else from
+    the ``E`` lines of pytest's long representation."""
+    text = message
+    if not text:
+        lines = [l[1:] for l in longrepr.splitlines() if l.startswith("E")]
+        text = textwrap.dedent("\n".join(lines)) if lines else longrepr
     head, sep, repro = text.partition("Reproduce with:")
     head = head.strip()
     for prefix in ("AssertionError: ", "assert "):
         head = head.removeprefix(prefix)
-    # Hypothesis's own lines (Falsifying example, ...) come after the reproduction: cut at the first blank line
-    repro = repro.strip("\n").split("\n\n")[0].rstrip() if sep else ""
-    return head, repro
+    if sep and not message:  # Hypothesis's notes follow the block in pytest's text: cut at a blank line
+        repro = re.split(r"\n[ \t]*\n", repro.strip("\n"))[0]
+    return head, textwrap.dedent(repro.strip("\n")).rstrip() if sep else ""
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -168,7 +186,7 @@ def _row(concern: str, label: str, meaning: str, nodeids: list, rec: Recorder, n
             row["first_departure"] = f"{n} passed although a known deviation covers it (stale): {r['why']}"
             row["reproduction"] = ""
         else:
-            row["first_departure"], row["reproduction"] = split_failure(r["longrepr"])
+            row["first_departure"], row["reproduction"] = split_failure(r["message"], r["longrepr"])
         row["test"] = n
         row["departures"] = len(failed)
     elif any(o == "passed" for o in outcomes):
@@ -179,6 +197,7 @@ def _row(concern: str, label: str, meaning: str, nodeids: list, rec: Recorder, n
     else:
         row["verdict"] = NOT_CHECKED
         row["why"] = "; ".join(skipped) if skipped else ("; ".join(sorted(set(not_selected))) or "not selected")
+        row["deselected"] = not results
     if skipped and row["verdict"] != NOT_CHECKED:
         row["note"] = f"{outcomes.count('skipped')} skipped: " + "; ".join(skipped)
     if row["verdict"] == CONFORMS and "xfailed" in outcomes:
@@ -225,7 +244,9 @@ def headline(rows: list[dict]) -> str:
     for r in rows:
         if r["concern"] not in by:
             order.append(r["concern"])
-        by.setdefault(r["concern"], []).append(r["verdict"])
+        by.setdefault(r["concern"], [])
+        if not (r.get("deselected") and r["concern"] == "updates"):  # a dtype or path left out on purpose
+            by[r["concern"]].append(r["verdict"])
     parts = []
     for c in order:
         vs = by[c]
@@ -320,7 +341,7 @@ def pytest_args(args, drift_json: str) -> list:
     if args.schedules:
         files.append(str(PACKAGE / "test_schedules.py"))
     out = [*files, f"--backend={args.backend}", f"--hypothesis-profile={args.profile}",
-           f"--drift-report={drift_json}", "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "--no-header",
+           f"--drift-report={drift_json}", "-p", "no:cacheprovider", "-p", "no:xdist",
            "-p", "no:terminal", f"--rootdir={PACKAGE.parent}"]
     if args.target:
         out += ["--optimizer", f"{args.as_spec}={args.target}", "--spec", args.as_spec]
@@ -332,7 +353,6 @@ def pytest_args(args, drift_json: str) -> list:
 
 def main(argv: list | None = None) -> int:
     args = parse(list(sys.argv[1:] if argv is None else argv))
-    import pytest
 
     what = f"{args.target} as {args.as_spec}" if args.target else f"backend {args.backend}"
     scope = ", ".join(filter(None, [f"dtype {' '.join(args.dtype)}" if args.dtype else "",

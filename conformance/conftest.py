@@ -80,6 +80,13 @@ def backend(request):
     return request.config._conformance_backend
 
 
+@pytest.fixture
+def req(request):
+    """The test's pytest ``request``, as a fixture of its own: the Hypothesis tests take ``req`` because
+    HypoFuzz (``python -m conformance fuzz``) supplies a test's fixtures but not the ``request`` pseudo-fixture."""
+    return request
+
+
 def pytest_configure(config):
     if not hasattr(config, "getoption") or config.getoption("--backend", None) is None:
         return

@@ -229,7 +229,7 @@ def _add_param(draw, data: CaseData, i: int, *, with_grads: bool) -> tuple:
 # --------------------------------------------------------------------------- properties
 
 @given(data=st.data())
-def test_maximize_is_descent_on_the_negated_gradient(request, backend, optimizer, path, dtype, data):
+def test_maximize_is_descent_on_the_negated_gradient(req, backend, optimizer, path, dtype, data):
     """maximize=True gives bit-identical parameters (and state) to maximize=False with -g."""
     spec = spec_pkg.get(optimizer)
     if "maximize" not in {h.name for h in spec.flags}:
@@ -238,27 +238,27 @@ def test_maximize_is_descent_on_the_negated_gradient(request, backend, optimizer
     up = _with_hyper(base, maximize=True)
     down = replace(_with_hyper(base, maximize=False),
                    grads=[[[_negate(g) for g in row] for row in step] for step in base.grads])
-    known = affecting_property(request.config.getoption("--backend"), optimizer, path, dtype, up, "maximize")
+    known = affecting_property(req.config.getoption("--backend"), optimizer, path, dtype, up, "maximize")
     if known is not None:
         pytest.xfail(f"known deviation: {known.reason}")
-    a = _run(request, backend, up, path, "maximize=True")
-    b = _run(request, backend, down, path, "maximize=False on -g")
+    a = _run(req, backend, up, path, "maximize=True")
+    b = _run(req, backend, down, path, "maximize=False on -g")
     diffs = _diff_runs(a, b)
     if diffs:
-        _fail(request, path,
+        _fail(req, path,
               f"{optimizer} {path} {dtype}: maximize=True on g differs from maximize=False on -g "
               f"(first run vs second):\n{_describe(diffs)}",
               ("maximize=True on g", up), ("maximize=False on -g", down))
 
 
 @given(data=st.data())
-def test_parameter_without_gradient_is_left_alone(request, backend, optimizer, path, dtype, data):
+def test_parameter_without_gradient_is_left_alone(req, backend, optimizer, path, dtype, data):
     """A parameter whose grad is None at every step keeps its bits, and its state does not advance."""
     spec = spec_pkg.get(optimizer)
     base = data.draw(cases(spec, dtype, max_steps=MAX_STEPS), label="case")
     i = data.draw(st.integers(0, len(base.groups) - 1), label="group of the idle param")
     case, j = _add_param(data.draw, base, i, with_grads=False)
-    outputs = _run(request, backend, case, path, "idle param")
+    outputs = _run(req, backend, case, path, "idle param")
     p0 = case.groups[i][1][j]
     problems = []
     first_state, first_step, seen_empty = None, None, False
@@ -280,19 +280,19 @@ def test_parameter_without_gradient_is_left_alone(request, backend, optimizer, p
         else:
             _diff_states(f"{where}, vs its state at step {first_step}", st_, first_state, problems)
     if problems:
-        _fail(request, path, f"{optimizer} {path} {dtype}: a parameter with no gradient changed:\n"
+        _fail(req, path, f"{optimizer} {path} {dtype}: a parameter with no gradient changed:\n"
               f"{_describe(problems)}", (f"group {i}, param {j} has grad None throughout", case))
 
 
 @given(data=st.data())
-def test_several_tensors_at_once_equal_each_alone(request, backend, optimizer, path, dtype, data):
+def test_several_tensors_at_once_equal_each_alone(req, backend, optimizer, path, dtype, data):
     """Stepping the tensors of one group together is bit-identical to stepping each in its own optimizer."""
     spec = spec_pkg.get(optimizer)
     case = data.draw(cases(spec, dtype, max_steps=MAX_STEPS, max_groups=1, max_params=3), label="case")
     if len(case.groups[0][1]) == 1:
         case, _ = _add_param(data.draw, case, 0, with_grads=True)
-    set_aside_known(request, case, path, prop="several")
-    together = _run(request, backend, case, path, "all params in one group")
+    set_aside_known(req, case, path, prop="several")
+    together = _run(req, backend, case, path, "all params in one group")
     hyper, params = case.groups[0]
     pairs, alone_cases = {}, []
     for j, p in enumerate(params):
@@ -300,47 +300,47 @@ def test_several_tensors_at_once_equal_each_alone(request, backend, optimizer, p
                          [[[step[0][j]]] for step in case.grads],
                          None if case.lrs is None else [[lrs[0]] for lrs in case.lrs])
         alone_cases.append(alone)
-        pairs[(0, j)] = (_run(request, backend, alone, path, f"param {j} alone"), 0, 0)
+        pairs[(0, j)] = (_run(req, backend, alone, path, f"param {j} alone"), 0, 0)
     diffs = _diff_runs(together, None, pairs)
     if diffs:
-        _fail(request, path, f"{optimizer} {path} {dtype}: {len(params)} tensors stepped together differ from "
+        _fail(req, path, f"{optimizer} {path} {dtype}: {len(params)} tensors stepped together differ from "
               f"each stepped alone (together vs alone):\n{_describe(diffs)}",
               ("together", case), *((f"param {j} alone", c) for j, c in enumerate(alone_cases)))
 
 
 @given(data=st.data())
-def test_resume_from_saved_state_continues_identically(request, backend, optimizer, path, dtype, data):
+def test_resume_from_saved_state_continues_identically(req, backend, optimizer, path, dtype, data):
     """Saving the state before a step and going on in a fresh restored optimizer changes no bit."""
     if not getattr(backend, "supports_resume", False):
-        pytest.skip(f"backend {request.config.getoption('--backend')} does not declare supports_resume = True "
+        pytest.skip(f"backend {req.config.getoption('--backend')} does not declare supports_resume = True "
                     "(Case.resume_at): saving and restoring optimizer state is not tested")
-    known = affecting(request.config.getoption("--backend"), optimizer, path, dtype,
+    known = affecting(req.config.getoption("--backend"), optimizer, path, dtype,
                       _marked(CaseData(optimizer, dtype, [], [], None), {"resume_at": 0}))
     if known:  # it concerns every resumed case of this parameter
         pytest.xfail(f"known deviation: {known.reason}")
     spec = spec_pkg.get(optimizer)
     case = data.draw(cases(spec, dtype, max_steps=MAX_STEPS, min_steps=2), label="case")
     resume_at = data.draw(st.one_of(st.integers(1, len(case.grads) - 1), st.just(0)), label="resume_at")
-    straight = _run(request, backend, case, path, "uninterrupted")
-    resumed = _run(request, backend, case, path, f"resumed before step {resume_at + 1}", resume_at=resume_at)
+    straight = _run(req, backend, case, path, "uninterrupted")
+    resumed = _run(req, backend, case, path, f"resumed before step {resume_at + 1}", resume_at=resume_at)
     diffs = _diff_runs(resumed, straight)
     if diffs:
-        _fail(request, path, f"{optimizer} {path} {dtype}: saving the state before step {resume_at + 1} "
+        _fail(req, path, f"{optimizer} {path} {dtype}: saving the state before step {resume_at + 1} "
               f"(resume_at={resume_at}) and restoring it in a fresh optimizer changes the trajectory "
               f"(resumed vs uninterrupted):\n{_describe(diffs)}",
               (f"replay() runs it uninterrupted; the failing run sets Case.resume_at={resume_at}", case))
 
 
 @given(data=st.data())
-def test_same_inputs_same_outputs(request, backend, optimizer, path, dtype, data):
+def test_same_inputs_same_outputs(req, backend, optimizer, path, dtype, data):
     """Two runs of the same case are bit-identical."""
     spec = spec_pkg.get(optimizer)
     case = data.draw(cases(spec, dtype, max_steps=MAX_STEPS), label="case")
-    first = _run(request, backend, case, path, "first run")
-    second = _run(request, backend, case, path, "second run")
+    first = _run(req, backend, case, path, "first run")
+    second = _run(req, backend, case, path, "second run")
     diffs = _diff_runs(first, second)
     if diffs:
-        _fail(request, path, f"{optimizer} {path} {dtype}: the same case gave different results twice "
+        _fail(req, path, f"{optimizer} {path} {dtype}: the same case gave different results twice "
               f"(first vs second):\n{_describe(diffs)}", ("run twice", case))
 
 
@@ -385,7 +385,7 @@ def _out_of_domain(h) -> list:
 
 
 @given(data=st.data())
-def test_out_of_domain_hyperparameters_are_refused(request, backend, optimizer, path, dtype, data):
+def test_out_of_domain_hyperparameters_are_refused(req, backend, optimizer, path, dtype, data):
     """A value just outside a hyperparameter's domain, or a forbidden combination, makes run() raise."""
     spec = spec_pkg.get(optimizer)
     base = data.draw(cases(spec, dtype, max_steps=1), label="case")
@@ -410,6 +410,6 @@ def test_out_of_domain_hyperparameters_are_refused(request, backend, optimizer, 
             continue
         accepted.append((why, case))
     if accepted:
-        _fail(request, path, f"{optimizer} {path} {dtype}: run() accepted hyperparameters the spec refuses "
+        _fail(req, path, f"{optimizer} {path} {dtype}: run() accepted hyperparameters the spec refuses "
               "(set in every group):\n" + "\n".join(f"  {why}" for why, _ in accepted),
               *((why, case) for why, case in accepted))

@@ -126,9 +126,9 @@ def run_and_check_schedule(request, backend, case: ScheduleCase, drawn: bool = T
 
 
 @given(data=st.data())
-def test_schedule_values(request, backend, schedule, data):
+def test_schedule_values(req, backend, schedule, data):
     """Every lr (and cycled momentum) of a drawn schedule run is within the schedule's error bound."""
-    run_and_check_schedule(request, backend, data.draw(schedule_cases(schedule), label="case"))
+    run_and_check_schedule(req, backend, data.draw(schedule_cases(schedule), label="case"))
 
 
 def test_schedule_long_horizon(request, backend, schedule):
@@ -186,9 +186,9 @@ def scheduled_cases(draw, backend, backend_name: str, schedule: str):
 
 
 @given(data=st.data())
-def test_scheduled_trajectory(request, backend, schedule, data):
+def test_scheduled_trajectory(req, backend, schedule, data):
     """optimizer.step(); scheduler.step(): the values used match the schedule, the steps match the spec."""
-    name = _backend_name(request)
+    name = _backend_name(req)
     if not any(backend.paths(o) for o in TRAJECTORY_OPTIMIZERS):
         pytest.skip(f"backend {name} implements none of {', '.join(TRAJECTORY_OPTIMIZERS)}")
     case, path, hyper = data.draw(scheduled_cases(backend, name, schedule), label="case")

@@ -1,0 +1,2 @@
+def write_report(d, result, drift_json, args):
+    return d

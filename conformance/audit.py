@@ -103,6 +103,11 @@ class Recorder:
             items[:] = keep
             config.hook.pytest_deselected(items=drop)
 
+    def pytest_deselected(self, items):
+        for item in items:  # -k or -m (this plugin's own choices are recorded already)
+            if item.nodeid in self.items:
+                self.deselected[item.nodeid] = {**self.items.pop(item.nodeid), "why": "not selected (-k/-m)"}
+
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item, call):
         """The raised exception's own message (without pytest's traceback or Hypothesis's notes)."""
@@ -217,6 +222,9 @@ def verdicts(rec: Recorder, schedules: bool) -> list[dict]:
             key = (p.get("optimizer"), p.get("path"), p.get("dtype"))
             if key not in update_keys:
                 update_keys.append(key)
+    dtype_order = ["float16", "bfloat16", "float32", "float64"]
+    update_keys.sort(key=lambda k: (str(k[0]), str(k[1]),
+                                    dtype_order.index(k[2]) if k[2] in dtype_order else len(dtype_order), str(k[2])))
     for key in update_keys:
         ids = [n for n, i in rec.items.items() if i["test"] in UPDATE_TESTS
                and (i["params"].get("optimizer"), i["params"].get("path"), i["params"].get("dtype")) == key]
@@ -351,6 +359,16 @@ def pytest_args(args, drift_json: str) -> list:
     return out + list(args.pytest_arg)
 
 
+def _backend_object(args):
+    """The backend the suite ran, for the report's plot: with the audited class when there is one."""
+    if not args.target:
+        return None
+    from . import backends
+    hyper = dict(m.split("=", 1) for m in args.hyper_map)
+    return backends.load(args.backend, overrides={args.as_spec: backends.load_class(args.target)},
+                         hyper_map={args.as_spec: hyper} if hyper else None)
+
+
 def main(argv: list | None = None) -> int:
     args = parse(list(sys.argv[1:] if argv is None else argv))
 
@@ -385,7 +403,7 @@ def main(argv: list | None = None) -> int:
         with open(os.path.join(args.report, "audit.json"), "w") as f:
             json.dump(result, f, indent=1)
         from .report_html import write_report
-        html = write_report(args.report, result, drift_json, args)
+        html = write_report(args.report, result, drift_json, args, _backend_object(args))
         print(f"report: {html} (and audit.json, drift.json)", file=sys.stderr)
     if tmp is not None:
         tmp.cleanup()

@@ -79,8 +79,10 @@ def _in_dtype(a, dtype: str) -> np.ndarray:
 # --------------------------------------------------------------------------- one optimizer × dtype
 
 def run_one(backend_name: str, path: Optional[str], optimizer: str, dtype: str, steps: int, elements: int,
-            seed: int) -> dict:
-    """Backend vs exact trajectory for one optimizer and dtype; per-step ULP errors and error/bound ratios."""
+            seed: int, impl=None) -> dict:
+    """Backend vs exact trajectory for one optimizer and dtype; per-step ULP errors and error/bound ratios.
+
+    ``impl``: the backend object, when it is not ``backends.load(backend_name)`` (an audited class)."""
     import spec as spec_pkg
     from reference.bound import trajectory_bounds
     from reference.formats import get_format
@@ -98,7 +100,7 @@ def run_one(backend_name: str, path: Optional[str], optimizer: str, dtype: str, 
         torch.set_num_threads(1)
     except ImportError:
         pass
-    impl = backends.load(backend_name)
+    impl = backends.load(backend_name) if impl is None else impl
     spec = spec_pkg.get(optimizer)
     info = optimizers.OPTIMIZERS.get(optimizer)  # None for another framework's dialect: its defaults
     hyper = spec.complete(info.drift_hyper if info else {})

@@ -22,7 +22,20 @@ import json
 import os
 import sys
 
-from .drift_report import _fmt, _pct
+
+
+def _fmt(x) -> str:
+    """A number of the drift report's JSON (a float, or "inf"/"nan" as strings) in 3 significant digits."""
+    if x is None:
+        return "-"
+    x = float(x)
+    if x != x or x in (float("inf"), float("-inf")) or x == 0:
+        return {0.0: "0"}.get(x, str(x))
+    return f"{x:.2e}" if abs(x) >= 1e4 or abs(x) < 1e-3 else f"{x:.3g}"
+
+
+def _pct(x) -> str:
+    return "0" if not x else f"{100 * x:.1f}%" if x >= 0.001 else "<0.1%"
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2430; margin: 0;
@@ -47,7 +60,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 .not-checked { background: #e8eaee; color: #4a5260; }
 .detail { color: #4a5260; }
 pre { background: #f6f8fa; border: 1px solid #e3e6ea; border-radius: 4px; padding: 8px 10px; font-size: 12px;
-      overflow-x: auto; white-space: pre; }
+      white-space: pre-wrap; overflow-wrap: anywhere; }
+td.concern { white-space: nowrap; }
 img.plot { max-width: 100%; border: 1px solid #e3e6ea; }
 .note { color: #5b6472; font-size: 12px; }
 """
@@ -66,11 +80,12 @@ def _verdict_table(rows: list) -> str:
         if r["verdict"] in ("not checked", "known deviation"):
             detail = r.get("why", "")
         elif r["verdict"] == "departs":
-            first = " ".join(l.strip() for l in r["first_departure"].splitlines()[:2])
-            detail = f"{r['departures']} failing test(s); first: {first}"
+            lines = [l.strip() for l in r["first_departure"].splitlines()]
+            first = next((l for l in lines if l.startswith("first departure:")), " ".join(lines[:2]))
+            detail = f"{r['departures']} failing test(s); {first}"
         if r.get("note"):
             detail += f" ({r['note']})"
-        out.append(f"<tr><td>{_e(r['label'])}</td><td><span class='badge {_BADGE[r['verdict']]}'>"
+        out.append(f"<tr><td class='concern'>{_e(r['label'])}</td><td><span class='badge {_BADGE[r['verdict']]}'>"
                    f"{_e(r['verdict'])}</span></td><td class='detail'>{_e(detail)}</td></tr>")
     out.append("</table>")
     return "\n".join(out)
@@ -82,7 +97,9 @@ def _drift_table(drift: dict | None) -> str:
     head = ["optimizer", "path", "dtype", "cases", "ulp@1 max", "ulp@last max", "p99", "median", "limited",
             "lost", "max err/bound", "verdict"]
     out = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
-    for r in drift["entries"]:
+    order = ["float16", "bfloat16", "float32", "float64"]
+    for r in sorted(drift["entries"], key=lambda r: (r["optimizer"], r["path"], order.index(r["dtype"])
+                                                     if r["dtype"] in order else len(order))):
         u1, ul = r["ulp"]["step1"], r["ulp"]["last"]
         cells = [_fmt(u1["max"]), _fmt(ul["max"]), _fmt(ul["p99"]), _fmt(ul["median"]),
                  _pct(r["limited_share"]), _pct(r["lost_update_share"]), _fmt(r["max_ratio"])]

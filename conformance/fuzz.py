@@ -37,11 +37,29 @@ def _worker(pytest_args: list, nodeids: list) -> None:
     from hypofuzz import detection
     from hypofuzz.hypofuzz import FuzzWorker
 
+    class Worker(FuzzWorker):
+        def _update_targets(self, nodeids):
+            super()._update_targets(nodeids)
+            if self.targets and not self.valid_targets:  # each test failed or was skipped: nothing left to fuzz
+                raise SystemExit(0)
+
     detection._in_hypofuzz_run = True
+    if sys.version_info < (3, 12):
+        # Before 3.12 both Hypothesis's observability coverage and HypoFuzz's use sys.settrace, and Hypothesis's,
+        # set inside the test, replaces HypoFuzz's: HypoFuzz would see no branch at all (measured: 0 behaviours).
+        # Hypothesis documents this switch as one to monkeypatch.
+        from hypothesis.internal import observability
+        observability.OBSERVABILITY_COLLECT_COVERAGE = False
+    from hypothesis.internal.conjecture.data import ConjectureResult
+    if not hasattr(ConjectureResult, "slice_comments"):
+        # HypoFuzz 25.11.1 copies the shrunk example's explain-phase comments from this attribute, which newer
+        # Hypothesis (6.170) no longer has: without it the worker dies on its first finding, before storing it
+        # shrunk.  No comments is what an example without explanations has.
+        ConjectureResult.slice_comments = property(lambda self: {})
     state = {"hub_state": {"nodeids": list(nodeids)},
              "worker_state": {"nodeids": {}, "current_lifetime": 0.0, "expected_lifetime": 0.0,
                               "valid_nodeids": []}}
-    FuzzWorker(pytest_args=pytest_args, shared_state=state).start()
+    Worker(pytest_args=pytest_args, shared_state=state).start()
 
 
 def collect(pytest_args: list):
@@ -66,7 +84,7 @@ def summary(targets) -> list[dict]:
             if r.worker_uuid not in latest or r.elapsed_time > latest[r.worker_uuid].elapsed_time:
                 latest[r.worker_uuid] = r
         inputs = sum(sum(r.status_counts.values()) for r in latest.values())
-        behaviours = max((r.behaviors for r in latest.values()), default=0)
+        behaviours = max((r.behaviors for r in db.reports.fetch(t.database_key)), default=0)
         failures = (len(list(db.failures(state=FailureState.SHRUNK).fetch(t.database_key)))
                     + len(list(db.failures(state=FailureState.UNSHRUNK).fetch(t.database_key))))
         rows.append({"test": t.nodeid, "inputs": inputs, "behaviours": behaviours, "failures": failures,
@@ -109,9 +127,9 @@ def main(argv: list | None = None) -> int:
             p.join(10)
     rows = summary(targets)
     width = max(len(r["test"]) for r in rows)
-    print(f"{'test':<{width}}  {'inputs':>7}  {'behaviours':>10}  {'failures':>8}")
+    print(f"{'test':<{width}}  {'inputs':>7}  {'behaviours':>10}  {'failing examples':>16}")
     for r in rows:
-        print(f"{r['test']:<{width}}  {r['inputs']:>7}  {r['behaviours']:>10}  {r['failures']:>8}")
+        print(f"{r['test']:<{width}}  {r['inputs']:>7}  {r['behaviours']:>10}  {r['failures']:>16}")
     total = sum(r["inputs"] for r in rows)
     failing = [r["test"] for r in rows if r["failures"]]
     print(f"{total} inputs over {sum(1 for r in rows if r['inputs'])} of {len(rows)} tests; "

@@ -167,9 +167,11 @@ def split_failure(message: str, longrepr: str = "") -> tuple[str, str]:
         lines = [l[1:] for l in longrepr.splitlines() if l.startswith("E")]
         text = textwrap.dedent("\n".join(lines)) if lines else longrepr
     head, sep, repro = text.partition("Reproduce with:")
-    head = head.strip()
-    for prefix in ("AssertionError: ", "assert "):
-        head = head.removeprefix(prefix)
+    head = head.strip().removeprefix("AssertionError: ")
+    lines = head.splitlines()
+    while len(lines) > 1 and lines[-1].startswith("assert "):  # pytest's rewritten expression after the message
+        lines.pop()
+    head = "\n".join(lines).rstrip()
     if sep and not message:  # Hypothesis's notes follow the block in pytest's text: cut at a blank line
         repro = re.split(r"\n[ \t]*\n", repro.strip("\n"))[0]
     return head, textwrap.dedent(repro.strip("\n")).rstrip() if sep else ""

@@ -40,7 +40,7 @@ import numpy as np
 
 from conformance import optimizers
 from conformance.backend import DTYPES, BackendError, Case, ScheduledRun, ScheduleOutput, StepOutput
-from conformance.drift_report import cpu_name
+from conformance.environment import cpu_name
 
 try:  # torch is optional for the project as a whole; the backend needs it.
     import torch

@@ -43,7 +43,6 @@ import datetime as _dt
 import json
 import math
 import os
-import platform
 from typing import Optional
 
 SCHEMA = "optimizer-conformance/drift-report"
@@ -617,50 +616,3 @@ def _fmt(x) -> str:
 
 def _pct(x) -> str:
     return "0" if not x else f"{100 * x:.1f}%" if x >= 0.001 else "<0.1%"
-
-
-# --------------------------------------------------------------------------- the execution target
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
-
-
-def target_environment(backend_name: str, backend_obj=None) -> dict:
-    """What the results were computed on: the backend's ``environment()`` where it has one."""
-    import numpy as np
-
-    env = None
-    fn = getattr(backend_obj, "environment", None)
-    if callable(fn):
-        try:
-            env = dict(fn())
-        except Exception as exc:  # a report must not fail on a diagnostic
-            env = {"environment_error": f"{type(exc).__name__}: {exc}"}
-    if env is None and backend_name.startswith("torch-"):
-        try:
-            from .backends.torch_backend import environment
-            env = environment("cpu" if backend_name == "torch-cpu" else "cuda")
-        except Exception as exc:
-            env = {"environment_error": f"{type(exc).__name__}: {exc}"}
-    if env is None:
-        env = {}
-    try:
-        import ml_dtypes
-        env.setdefault("ml_dtypes", getattr(ml_dtypes, "__version__", None))
-    except ImportError:
-        pass
-    env.setdefault("python", platform.python_version())
-    env.setdefault("numpy", np.__version__)
-    env.setdefault("device", "cpu")
-    env.setdefault("device_name", cpu_name())
-    env.setdefault("cpu_count", os.cpu_count())
-    env["platform"] = platform.platform()
-    env["backend"] = backend_name
-    return env

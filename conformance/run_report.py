@@ -45,6 +45,8 @@ import math
 import os
 from typing import Optional
 
+from spec.schedules import SCHEDULES
+
 SCHEMA = "optimizer-conformance/drift-report"
 VERSION = 1
 
@@ -565,7 +567,6 @@ class DriftCollector:
 
     def schedule_table(self, backend: Optional[str] = None) -> str:
         """The learning-rate schedule rows (of one backend, or all) as a plain-text table."""
-        from spec.schedules import SCHEDULES
 
         rows = [self.schedules[k].to_dict() for k in sorted(self.schedules) if backend is None or k[0] == backend]
         header = ["schedule", "value", "torch form", "cases", "max steps", "ulp@first max", "ulp@last max", "med",

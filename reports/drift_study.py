@@ -37,6 +37,7 @@ import argparse
 import datetime as _dt
 import json
 import math
+import multiprocessing as mp
 import os
 import sys
 import time
@@ -378,7 +379,6 @@ def main(argv=None) -> int:
             results[(o, d)] = res
             progress(res)
     else:
-        import multiprocessing as mp
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(run_one, *run_args, o, d, args.steps, args.elements, args.seed): (o, d)
                        for o, d in order}

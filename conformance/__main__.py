@@ -1,4 +1,7 @@
-"""``python -m conformance audit ...`` (conformance/audit.py) and ``python -m conformance fuzz ...`` (conformance/fuzz.py)."""
+"""``python -m conformance audit ...`` (reports/audit.py) and ``python -m conformance fuzz ...`` (conformance/fuzz.py).
+
+The one upward import of the layers (tests/test_layers.py): the package's command line hands ``audit`` to the
+report layer, which runs this package's suite and writes the report."""
 from __future__ import annotations
 
 import sys
@@ -15,7 +18,7 @@ def main(argv: list) -> int:
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
     if command == "audit":
-        from .audit import main as audit
+        from reports.audit import main as audit
         return audit(rest)
     if command == "fuzz":
         from .fuzz import main as fuzz

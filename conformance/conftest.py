@@ -5,7 +5,7 @@
                        [--hyper-map SPEC:ours=theirs]... [--hypothesis-profile=ci|default|hunt]
                        [--drift-report=PATH.json]
 
-Every run collects a drift report (``conformance.drift_report``): the terminal
+Every run collects a drift report (``conformance.run_report``): the terminal
 summary prints its table per backend, and ``--drift-report`` writes its JSON.
 Under pytest-xdist each worker sends its part to the controller at the end of
 its session (``workeroutput["drift"]``), which merges them.
@@ -21,7 +21,8 @@ import spec as spec_pkg
 # (``ci`` where it detects CI, ``default`` elsewhere) decides; see conformance/profiles.py.
 from . import profiles  # noqa: F401
 from . import backends as backend_registry
-from .drift_report import DriftCollector, target_environment
+from .environment import target_environment
+from .run_report import DriftCollector
 from .known_deviations import find as find_deviation
 
 

@@ -56,7 +56,7 @@ class OptimizerInfo:
       spec and torch both accept.  A backend must refuse and accept the same.
     * ``scheduled``: driven by lr schedules in conformance/test_schedules.py's scheduled trajectories
       (optimizers with a ``momentum`` or ``beta1`` for the schedules that cycle it).
-    * ``drift_hyper``: hyperparameters of the long-run drift study (``python -m conformance.drift``);
+    * ``drift_hyper``: hyperparameters of the long-run drift study (``python -m reports.drift_study``);
       the spec's defaults fill the rest.
     """
 

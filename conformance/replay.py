@@ -10,7 +10,9 @@ import numpy as np
 
 from reference.formats import from_hex, get_format, to_hex
 
+from . import backends
 from .backend import Case, Group, check_output
+from .check import check
 from .strategies import CaseData
 
 
@@ -58,9 +60,6 @@ def decode(optimizer: str, dtype: str, groups, grads, lrs) -> CaseData:
 def replay(backend: str, optimizer: str, path: str, dtype: str, mode: str, groups, grads, lrs=None,
            overrides=None, quiet: bool = False):
     """Re-run a printed case and return its ``check.Report`` (printed unless ``quiet``)."""
-    from . import backends
-    from .check import check
-
     classes = {k: backends.load_class(v) for k, v in (overrides or {}).items()}
     impl = backends.load(backend, overrides=classes or None)
     data = decode(optimizer, dtype, groups, grads, lrs)

@@ -15,7 +15,7 @@ from fractions import Fraction
 from typing import Optional
 
 import numpy as np
-from hypothesis import strategies as st
+from hypothesis import reject, strategies as st
 
 from reference.formats import get_format, round_to_format
 from spec.core import Hyperparameter, Interval, InvalidHyperparameter, OptimizerSpec
@@ -77,7 +77,6 @@ def hyperparameters(draw, spec: OptimizerSpec, lr_scale: float = 1.0) -> dict:
     try:
         return spec.complete(out)
     except InvalidHyperparameter:
-        from hypothesis import reject
         reject()
 
 

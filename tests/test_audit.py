@@ -93,7 +93,7 @@ def test_usage_errors(args, message):
 
 
 def test_verdict_words():
-    from conformance.audit import headline, split_failure
+    from reports.audit import headline, split_failure
 
     rows = [{"concern": "updates", "verdict": "conforms"}, {"concern": "updates", "verdict": "not checked",
                                                           "deselected": True},
@@ -107,7 +107,7 @@ def test_verdict_words():
                                                               "is not installed: the report is not rendered")
 def test_report_renders_in_headless_chromium(tmp_path):
     """The documented check (.ci/screenshot-report) turns a report into a PNG of the page."""
-    from conformance.report_html import render
+    from reports.audit_report import render
 
     audit_data = {"exit_status": 1, "backend": "torch-cpu", "target": "m:C", "as": "sgd", "title": "t",
                   "headline": "updates conform; validation departs",

@@ -1,4 +1,4 @@
-"""The committed docs/ are what ``python -m spec.docs`` generates now, and the dialect comparison holds.
+"""The committed docs/ are what ``python -m reports.docs`` generates now, and the dialect comparison holds.
 
 Regenerates every page into a temporary directory and compares it with docs/
 file by file.  Only generated files are compared: docs/drift/ (the drift
@@ -16,9 +16,10 @@ import sympy as sp
 
 import spec
 from reference import compare
-from spec import dialects, docs
+from reports import docs
+from spec import dialects
 
-STALE = "docs/ is stale: run `python -m spec.docs` and commit the result"
+STALE = "docs/ is stale: run `python -m reports.docs` and commit the result"
 
 
 @pytest.fixture(scope="module")

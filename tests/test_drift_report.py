@@ -1,4 +1,4 @@
-"""Tests for the drift report (conformance/drift_report.py, its conftest wiring) and conformance/drift.py.
+"""Tests for the drift report (conformance/run_report.py, its conftest wiring) and the drift study (reports/drift_study.py).
 
 The two subprocess runs of the conformance suite use ``-p tests.drift_fast_plugin``
 (the ``ci`` profile without shrinking) so that a currently failing case cannot
@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from conformance.check import Finding, Report, check
-from conformance.drift_report import SCHEMA, DriftCollector, percentile, target_environment
+from conformance.environment import target_environment
+from conformance.run_report import SCHEMA, DriftCollector, percentile
 from conformance.strategies import CaseData
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -277,10 +278,10 @@ def test_without_xdist_matches_xdist(xdist_report, tmp_path):
     assert "drift report: numpy" in proc.stdout
 
 
-# --------------------------------------------------------------------------- conformance/drift.py
+# --------------------------------------------------------------------------- reports/drift_study.py
 
 def test_drift_module_writes_plot_and_report(tmp_path):
-    proc = _run(["-m", "conformance.drift", "--backend", "torch-cpu", "--steps", "20", "--optimizers", "sgd", "adam",
+    proc = _run(["-m", "reports.drift_study", "--backend", "torch-cpu", "--steps", "20", "--optimizers", "sgd", "adam",
                  "--dtypes", "float32", "--jobs", "1", "--out", str(tmp_path)])
     assert proc.returncode == 0, proc.stderr[-3000:]
     png = tmp_path / "drift.png"

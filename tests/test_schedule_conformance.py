@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from conformance import schedule_check
-from conformance.drift_report import DriftCollector
+from conformance.run_report import DriftCollector
 from conformance.schedule_check import ScheduleCase, check_values, replay_schedule
 from spec.schedules import KNOWN_DEVIATIONS, SCHEDULES
 from tests.harness_profiles import run_pytest

@@ -21,7 +21,7 @@ def load(name: str, overrides: dict | None = None, hyper_map: dict | None = None
         from .numpy_backend import backend
         return backend
     if name in ("torch-cpu", "torch-cuda"):
-        from .torch_backend import TorchBackend
+        from .torch_backend import TorchBackend  # here: importing torch costs seconds, and a numpy run needs none
         impl = TorchBackend("cpu" if name == "torch-cpu" else "cuda", overrides=overrides, hyper_map=hyper_map)
         if impl.skip_reason is not None:  # asked for by name: skipping every test would read as a pass
             raise ValueError(f"--backend={name} cannot run here: {impl.skip_reason}")
@@ -43,5 +43,5 @@ def load(name: str, overrides: dict | None = None, hyper_map: dict | None = None
 
 def load_class(text: str):
     """``module:Class`` → the class (for ``--optimizer SPEC=module:Class``)."""
-    from .torch_backend import load_class as _load
+    from .torch_backend import load_class as _load  # here, as in load: torch only when a torch class is asked for
     return _load(text)

@@ -40,7 +40,8 @@ import numpy as np
 
 from conformance import optimizers
 from conformance.backend import DTYPES, BackendError, Case, ScheduledRun, ScheduleOutput, StepOutput
-from conformance.drift_report import cpu_name
+from conformance.environment import cpu_name
+from spec.schedules import SCHEDULES
 
 try:  # torch is optional for the project as a whole; the backend needs it.
     import torch
@@ -477,7 +478,6 @@ class TorchBackend:
         """Every schedule of ``spec.schedules`` (torch.optim.lr_scheduler runs in Python floats on any device)."""
         if self.skip_reason is not None:
             return ()
-        from spec.schedules import SCHEDULES
         return tuple(SCHEDULES)
 
     def run_schedule(self, schedule: str, hyper: dict, eta0: float, steps: int) -> ScheduleOutput:
@@ -548,7 +548,6 @@ def build_scheduler(name: str, hyper: dict, opt):
     is validated here: torch's own checks run).  ``sequential`` is
     ``SequentialLR([LinearLR, ExponentialLR or CosineAnnealingLR], milestones=[milestone])``.
     """
-    from spec.schedules import SCHEDULES
 
     L = torch.optim.lr_scheduler
     h = {**SCHEDULES[name].defaults, **hyper}

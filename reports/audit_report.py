@@ -1,10 +1,10 @@
-"""The audit's HTML report: one self-contained page (inline CSS, the plot as an inline PNG).
+"""The audit's HTML report (``reports.audit``): one self-contained page (inline CSS, the plot as an inline PNG).
 
 ``write_report(DIR, audit, drift_json, args)`` writes ``DIR/report.html`` with
 
 * the verdict table of ``conformance.audit`` (one row per concern);
 * the error-per-step plot: the audited implementation against the exact
-  trajectory on ``conformance.drift``'s fixed noisy quadratic, ``--drift-steps``
+  trajectory on ``reports.drift_study``'s fixed noisy quadratic, ``--drift-steps``
   steps, one panel per dtype (needs matplotlib; the page says so without it);
 * the drift table of the run's drift report (``DIR/drift.json``: per optimizer ×
   path × dtype, the ULP errors of the Hypothesis cases);
@@ -118,7 +118,7 @@ def _drift_table(drift: dict | None) -> str:
 
 
 def error_per_step(audit: dict, args, impl=None, progress=sys.stderr) -> tuple[str | None, str]:
-    """(an inline PNG data URI or None, a caption): ``conformance.drift.run_one`` per audited optimizer × dtype."""
+    """(an inline PNG data URI or None, a caption): ``reports.drift_study.run_one`` per audited optimizer × dtype."""
     steps = getattr(args, "drift_steps", 100)
     if steps <= 0:
         return None, "Not drawn (--drift-steps 0)."
@@ -126,7 +126,7 @@ def error_per_step(audit: dict, args, impl=None, progress=sys.stderr) -> tuple[s
         import matplotlib  # noqa: F401
     except ImportError:
         return None, "Not drawn: matplotlib is not installed (pip install 'optimizer-conformance[plots]')."
-    from . import drift
+    from . import drift_study as drift
     combos = []
     for t in audit["tests"].values():
         p = t.get("params", {})

@@ -25,7 +25,7 @@ printed), is a *known deviation* when the only failures are recorded in
 of it ran (the skip reasons, or "not selected").  The exit status is 0 only if
 no checked concern departs (1 otherwise; 2 for a usage error).
 
-``--report DIR`` writes ``DIR/report.html`` (``conformance/report_html.py``:
+``--report DIR`` writes ``DIR/report.html`` (``reports/audit_report.py``:
 verdict table, drift table, error-per-step plot, each failure's reproduction),
 ``DIR/audit.json`` (the verdicts) and ``DIR/drift.json`` (the drift report).
 """
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent.parent / "conformance"  # the suite's test modules
 
 UPDATE_TESTS = ("test_trajectory", "test_single_steps")
 
@@ -337,7 +337,7 @@ def parse(argv: list) -> argparse.Namespace:
     except (KeyError, ValueError) as e:
         ap.error(str(e.args[0] if e.args else e))
     from hypothesis import settings
-    from . import profiles  # noqa: F401 - registers the profiles
+    from conformance import profiles  # noqa: F401 - registers the profiles
     try:
         settings.get_profile(args.profile)
     except Exception:
@@ -365,7 +365,7 @@ def _backend_object(args):
     """The backend the suite ran, for the report's plot: with the audited class when there is one."""
     if not args.target:
         return None
-    from . import backends
+    from conformance import backends
     hyper = dict(m.split("=", 1) for m in args.hyper_map)
     return backends.load(args.backend, overrides={args.as_spec: backends.load_class(args.target)},
                          hyper_map={args.as_spec: hyper} if hyper else None)
@@ -404,7 +404,7 @@ def main(argv: list | None = None) -> int:
                   "exit_status": int(departs)}
         with open(os.path.join(args.report, "audit.json"), "w") as f:
             json.dump(result, f, indent=1)
-        from .report_html import write_report
+        from .audit_report import write_report
         html = write_report(args.report, result, drift_json, args, _backend_object(args))
         print(f"report: {html} (and audit.json, drift.json)", file=sys.stderr)
     if tmp is not None:

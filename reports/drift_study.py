@@ -1,6 +1,6 @@
 """Error growth over long trajectories: a backend against the exact trajectory, step by step.
 
-    python -m conformance.drift [--backend torch-cpu] [--path for-loop] [--steps 1000]
+    python -m reports.drift_study [--backend torch-cpu] [--path for-loop] [--steps 1000]
                                 [--optimizers sgd adam ...] [--dtypes float32 bfloat16 ...]
                                 [--elements 8] [--seed 0] [--jobs N] [--out out/drift]
 
@@ -25,7 +25,7 @@ optimizer, one panel per dtype), ``report.md`` (the plot and a table: final and
 maximum ULP error, error/bound at the last step) and ``trajectories.json`` (the
 per-step series and the execution target; ``--replot`` redraws from it).  The name
 ``drift.json`` is left to the pytest drift report (``--drift-report``), which
-``spec/docs.py`` reads from ``docs/drift/drift.json``.  One progress line per
+``reports/docs.py`` reads from ``docs/drift/drift.json``.  One progress line per
 optimizer/dtype goes to stderr.
 
 Hyperparameters are the spec's defaults, updated by each optimizer's ``drift_hyper``
@@ -37,6 +37,7 @@ import argparse
 import datetime as _dt
 import json
 import math
+import multiprocessing as mp
 import os
 import sys
 import time
@@ -46,7 +47,15 @@ from typing import Optional
 import numpy as np
 import sympy as sp
 
-from . import optimizers
+import spec as spec_pkg
+from conformance import backends, optimizers
+from conformance.backend import check_output
+from conformance.check import check
+from conformance.environment import target_environment
+from conformance.known_deviations import find
+from conformance.replay import to_backend_case
+from conformance.strategies import CaseData
+from reference.formats import get_format
 
 DEFAULT_DTYPES = ("float32", "bfloat16", "float16", "float64")
 NOISE = 0.1
@@ -72,7 +81,6 @@ def problem(elements: int, steps: int, seed: int) -> tuple:
 
 
 def _in_dtype(a, dtype: str) -> np.ndarray:
-    from reference.formats import get_format
     return np.asarray(a, dtype=np.float64).astype(get_format(dtype).dtype)
 
 
@@ -80,23 +88,14 @@ def _in_dtype(a, dtype: str) -> np.ndarray:
 
 def run_one(backend_name: str, path: Optional[str], optimizer: str, dtype: str, steps: int, elements: int,
             seed: int, impl=None) -> dict:
-    """Backend vs exact trajectory for one optimizer and dtype; per-step ULP errors and error/bound ratios.
+    """Backend vs exact trajectory for one optimizer and dtype; per-step ULP errors and error/bound ratios,
+    from ``conformance.check``'s findings for the parameter (the verdicts the conformance suite gives).
 
     ``impl``: the backend object, when it is not ``backends.load(backend_name)`` (an audited class)."""
-    import spec as spec_pkg
-    from reference.bound import trajectory_bounds
-    from reference.formats import get_format
-    from reference.step import trajectory
-
-    from . import backends
-    from .backend import Case, Group, check_output
-    from .check import _compare
-    from reference.formats import exact
-
     t0 = time.perf_counter()
     c0 = time.process_time()
     try:
-        import torch
+        import torch  # optional: only a torch backend needs it, and it must step on one thread
         torch.set_num_threads(1)
     except ImportError:
         pass
@@ -118,52 +117,41 @@ def run_one(backend_name: str, path: Optional[str], optimizer: str, dtype: str, 
     p0 = _in_dtype(theta0, dtype)
     grads = [_in_dtype(g, dtype) for g in grads64]
 
-    case = Case(optimizer=optimizer, path=path, dtype=dtype, groups=[Group(dict(hyper), [p0.copy()])],
-                grads=[[[g.copy()]] for g in grads])
+    data = CaseData(optimizer, dtype, [(dict(hyper), [p0])], [[[g]] for g in grads], None)
+    case = to_backend_case(data, path)
     outputs = impl.run(case)
     check_output(case, outputs)
     t_backend = time.perf_counter() - t0
+    report = check(data, outputs, "trajectory")
+    t_check = time.perf_counter() - t0 - t_backend
 
-    ref = trajectory(spec, hyper, p0, grads, formats=(dtype,))
-    t_ref = time.perf_counter() - t0 - t_backend
-    bnd = trajectory_bounds(spec, hyper, p0, grads, fmt)
-    t_bound = time.perf_counter() - t0 - t_backend - t_ref
-
-    ulp, ratio, limited, lost, bound_ulp = [], [], [], [], []
+    ulp = [0.0] * steps
+    ratio, bound_ulp = [math.nan] * steps, [math.nan] * steps
+    limited, lost = [0] * steps, [0] * steps
     why = None
-    prev = p0
-    for s, out in enumerate(outputs):
-        got = np.asarray(out.params[0][0])
-        u_max, r_max, b_max, n_lim, n_lost = 0.0, math.nan, math.nan, 0, 0
-        for i in range(elements):
-            if got[i] == prev[i] and ref[s].theta[i].value != exact(prev[i]):
-                n_lost += 1
-            eb = bnd[s]["theta"][i]
-            verdict, u, r, reason = _compare(got[i], ref[s].theta[i], eb, fmt)
-            u_max = _nanmax(u_max, u)
-            if verdict == "limited":  # the bound model gives up here: a limitation of the dtype
-                n_lim += 1
-                why = why or reason
-                continue
-            r_max = _nanmax(r_max, r)
-            try:
-                b = float(eb.error / float(fmt.ulp(ref[s].theta[i].value)))
-            except (OverflowError, ValueError, TypeError, ZeroDivisionError):
-                b = math.inf
-            b_max = _nanmax(b_max, b)
-        prev = got
-        ulp.append(u_max)
-        ratio.append(r_max)
-        limited.append(n_lim)
-        lost.append(n_lost)
-        bound_ulp.append(b_max)
+    for f in report.findings:
+        if f.quantity != "theta":
+            continue
+        s = f.step
+        ulp[s] = _nanmax(ulp[s], f.ulp)
+        lost[s] += f.lost_update
+        if f.verdict == "limited":  # the bound model gives up here: a limitation of the dtype
+            limited[s] += 1
+            why = why or f.why
+            continue
+        ratio[s] = _nanmax(ratio[s], f.ratio)
+        try:
+            b = float(f.bound / float(fmt.ulp(f.exact)))
+        except (OverflowError, ValueError, TypeError, ZeroDivisionError):
+            b = math.inf
+        bound_ulp[s] = _nanmax(bound_ulp[s], b)
     result.update({
         "ulp": ulp, "ratio": ratio, "limited": limited, "lost": lost, "bound_ulp": bound_ulp,
         "limited_why": why,
         "known_deviation": _known(backend_name, optimizer, path, dtype),
         "seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - c0,
-        "timing": {"backend": t_backend, "reference": t_ref, "bound": t_bound},
+        "timing": {"backend": t_backend, "check": t_check},
         "final_theta": [float(x) for x in np.asarray(outputs[-1].params[0][0], dtype=np.float64)],
     })
     return result
@@ -178,7 +166,6 @@ def _nanmax(a: float, b: float) -> float:
 
 
 def _known(backend: str, optimizer: str, path: str, dtype: str) -> Optional[str]:
-    from .known_deviations import find
     dev = find(backend, optimizer, path, dtype)
     return dev.reason if dev else None
 
@@ -304,7 +291,7 @@ def _write_outputs(results: list, args, env: dict, elapsed: float, out: str) -> 
 
 def markdown(results: list, args, env: dict, elapsed: float, png_name: str) -> str:
     cpu = sum(r.get("cpu_seconds", 0.0) for r in results)
-    cmd = "python -m conformance.drift " + " ".join(
+    cmd = "python -m reports.drift_study " + " ".join(
         [f"--backend {args.backend}"] + ([f"--path {args.path}"] if args.path else [])
         + [f"--steps {args.steps}", f"--elements {args.elements}", f"--seed {args.seed}",
            "--optimizers " + " ".join(args.optimizers), "--dtypes " + " ".join(args.dtypes),
@@ -342,7 +329,7 @@ Generated {getattr(args, "created", None) or _now()} in {elapsed:.0f} s wall tim
 # --------------------------------------------------------------------------- main
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m conformance.drift", description=__doc__.split("\n\n")[0],
+    ap = argparse.ArgumentParser(prog="python -m reports.drift_study", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", default="torch-cpu", help="numpy, torch-cpu, torch-cuda or module:attr")
     ap.add_argument("--path", default=None, help="implementation path (default: for-loop, else the first offered)")
@@ -359,8 +346,6 @@ def main(argv=None) -> int:
     if args.replot:
         return replot(args.out)
 
-    import spec as spec_pkg
-    from reference.formats import get_format
     for name in args.optimizers:
         spec_pkg.get(name)
     for d in args.dtypes:
@@ -396,7 +381,6 @@ def main(argv=None) -> int:
             results[(o, d)] = res
             progress(res)
     else:
-        import multiprocessing as mp
         with ProcessPoolExecutor(max_workers=args.jobs, mp_context=mp.get_context("spawn")) as pool:
             futures = {pool.submit(run_one, *run_args, o, d, args.steps, args.elements, args.seed): (o, d)
                        for o, d in order}
@@ -408,8 +392,6 @@ def main(argv=None) -> int:
     ordered = [results[t] for t in tasks]
     cpu = sum(r.get("cpu_seconds", 0.0) for r in ordered)
 
-    from . import backends
-    from .drift_report import target_environment
     try:
         impl = backends.load(args.backend)
     except ValueError:

@@ -43,8 +43,9 @@ import datetime as _dt
 import json
 import math
 import os
-import platform
 from typing import Optional
+
+from spec.schedules import SCHEDULES
 
 SCHEMA = "optimizer-conformance/drift-report"
 VERSION = 1
@@ -566,7 +567,6 @@ class DriftCollector:
 
     def schedule_table(self, backend: Optional[str] = None) -> str:
         """The learning-rate schedule rows (of one backend, or all) as a plain-text table."""
-        from spec.schedules import SCHEDULES
 
         rows = [self.schedules[k].to_dict() for k in sorted(self.schedules) if backend is None or k[0] == backend]
         header = ["schedule", "value", "torch form", "cases", "max steps", "ulp@first max", "ulp@last max", "med",
@@ -617,50 +617,3 @@ def _fmt(x) -> str:
 
 def _pct(x) -> str:
     return "0" if not x else f"{100 * x:.1f}%" if x >= 0.001 else "<0.1%"
-
-
-# --------------------------------------------------------------------------- the execution target
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "cpu"
-
-
-def target_environment(backend_name: str, backend_obj=None) -> dict:
-    """What the results were computed on: the backend's ``environment()`` where it has one."""
-    import numpy as np
-
-    env = None
-    fn = getattr(backend_obj, "environment", None)
-    if callable(fn):
-        try:
-            env = dict(fn())
-        except Exception as exc:  # a report must not fail on a diagnostic
-            env = {"environment_error": f"{type(exc).__name__}: {exc}"}
-    if env is None and backend_name.startswith("torch-"):
-        try:
-            from .backends.torch_backend import environment
-            env = environment("cpu" if backend_name == "torch-cpu" else "cuda")
-        except Exception as exc:
-            env = {"environment_error": f"{type(exc).__name__}: {exc}"}
-    if env is None:
-        env = {}
-    try:
-        import ml_dtypes
-        env.setdefault("ml_dtypes", getattr(ml_dtypes, "__version__", None))
-    except ImportError:
-        pass
-    env.setdefault("python", platform.python_version())
-    env.setdefault("numpy", np.__version__)
-    env.setdefault("device", "cpu")
-    env.setdefault("device_name", cpu_name())
-    env.setdefault("cpu_count", os.cpu_count())
-    env["platform"] = platform.platform()
-    env["backend"] = backend_name
-    return env

@@ -24,7 +24,7 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 
 # Hypothesis's own default profile, captured before this module replaces it.
 _BUILTIN_DEFAULT = settings.get_profile("default")
-# function_scoped_fixture: the tests' ``req`` fixture is the item's pytest request (conftest.py says why it is a
+# function_scoped_fixture: the tests' ``req`` fixture is the item's pytest request (plugin.py says why it is a
 # fixture); it holds no per-example state, so sharing it between a test's examples is what the tests want.
 _common = dict(deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,

@@ -20,7 +20,7 @@ dtype) the collector keeps:
   ``conformance.replay`` call that reproduces it.
 
 ``to_json`` / ``merge`` move the data between pytest-xdist workers and the
-controller (``conformance/conftest.py``) and combine saved reports;
+controller (``conformance/plugin.py``) and combine saved reports;
 ``table`` renders the terminal summary.
 
 Learning-rate schedules (``conformance/test_schedules.py``) have rows of their

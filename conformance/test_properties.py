@@ -32,6 +32,7 @@ from . import optimizers
 from .backend import check_output
 from .replay import reproduction, to_backend_case
 from .harness import set_aside_known
+from .plugin import selected_specs
 from .known_deviations import affecting, affecting_property
 from .strategies import SHAPES, CaseData, array, cases
 
@@ -46,18 +47,13 @@ CONSTRAINT_VIOLATIONS = {name: info.constraint_violations for name, info in opti
 def pytest_generate_tests(metafunc):
     """``spec_name``: one test per selected spec (for tests that do not depend on path or dtype)."""
     if "spec_name" in metafunc.fixturenames:
-        try:
-            from .conftest import selected_specs
-        except ImportError:  # conftest reorganised: every selected spec, overrides ignored
-            def selected_specs(config):
-                return list(config.getoption("--spec")) or list(spec_pkg.OPTIMIZERS)
         metafunc.parametrize("spec_name", selected_specs(metafunc.config))
 
 
 @pytest.fixture(autouse=True)
 def _known_deviations_do_not_apply(request):
     """Known deviations (conformance/known_deviations.py) excuse departures from the spec's values; these
-    tests compare a backend with itself, so the ``xfail`` conftest.py puts on such a (backend, optimizer,
+    tests compare a backend with itself, so the ``xfail`` plugin.py puts on such a (backend, optimizer,
     path, dtype) is taken off here: it would hide a real failure, and a pass would be reported as a stale
     deviation.  (Needs pytest's private ``xfailed_key``; without it the mark stays.)"""
     node = request.node

@@ -11,7 +11,7 @@ from hypothesis import Phase, settings
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
-    # conformance/conftest.py (imported before any pytest_configure) has registered "ci";
+    # conformance/plugin.py (imported before any pytest_configure) has registered "ci";
     # re-register it without the shrink phase before Hypothesis's plugin loads it.
     base = settings.get_profile("ci")
     settings.register_profile("ci", parent=base,

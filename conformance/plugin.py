@@ -1,0 +1,268 @@
+"""The conformance suite's pytest plugin: options, fixtures, parametrization, the drift report.
+
+    pytest --pyargs conformance --backend=numpy|torch-cpu|torch-cuda|module:attr      (installed package)
+    pytest conformance --backend=...                                                (from a checkout)
+                       [--spec NAME]... [--optimizer SPEC=module:Class]...
+                       [--hyper-map SPEC:ours=theirs]... [--hypothesis-profile=ci|default|hunt]
+                       [--drift-report=PATH.json]
+
+Loaded once, under its module's name ``conformance.plugin``, by either of two
+routes: the ``pytest11`` entry point of the installed package
+(``pyproject.toml``), which pytest loads in every directory, or
+``conformance/conftest.py`` when the suite runs from a checkout without it.
+``-p no:conformance.plugin`` turns it off.  It
+parametrizes only the suite's own test functions (``conformance.test_*``), so
+the fixtures of another project's tests named ``dtype`` or ``path`` are left
+alone.
+
+Every run collects a drift report (``conformance.run_report``): the terminal
+summary prints its table per backend, and ``--drift-report`` writes its JSON.
+Under pytest-xdist each worker sends its part to the controller at the end of
+its session (``workeroutput["drift"]``), which merges them.
+"""
+from __future__ import annotations
+
+import pytest
+from hypothesis import settings
+
+import spec as spec_pkg
+
+# Registers the Hypothesis profiles and loads none: --hypothesis-profile, else Hypothesis's own choice
+# (``ci`` where it detects CI, ``default`` elsewhere) decides; see conformance/profiles.py.
+from . import profiles  # noqa: F401
+from . import backends as backend_registry
+from .environment import target_environment
+from .run_report import DriftCollector
+from .known_deviations import find as find_deviation
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("conformance")
+    group.addoption("--backend", default="numpy",
+                    help="numpy, torch-cpu, torch-cuda, or module:attr naming a backend object")
+    group.addoption("--spec", action="append", default=[], help="only this optimizer spec (repeatable)")
+    group.addoption("--optimizer", action="append", default=[], metavar="SPEC=module:Class",
+                    help="audit a third-party class with torch.optim's API as SPEC (repeatable); only those run")
+    group.addoption("--hyper-map", action="append", default=[], metavar="SPEC:ours=theirs",
+                    help="rename a hyperparameter for an --optimizer class (repeatable)")
+    group.addoption("--drift-report", default=None, metavar="PATH.json",
+                    help="write the drift report (per optimizer × path × dtype error statistics, worst inputs, "
+                         "execution target) as JSON to PATH")
+
+
+def _overrides(config) -> dict:
+    out = {}
+    for item in config.getoption("--optimizer"):
+        name, sep, target = item.partition("=")
+        if not sep or ":" not in target:
+            raise pytest.UsageError(f"--optimizer {item!r}: expected SPEC=module:Class")
+        _known_spec(name, f"--optimizer {item!r}")
+        out[name] = target
+    return out
+
+
+def _hyper_map(config) -> dict:
+    out = {}
+    for item in config.getoption("--hyper-map"):
+        name, _, pair = item.partition(":")
+        ours, _, theirs = pair.partition("=")
+        if not (name and ours and theirs):
+            raise pytest.UsageError(f"--hyper-map {item!r}: expected SPEC:ours=theirs")
+        known = [h.name for h in _known_spec(name, f"--hyper-map {item!r}").hyperparameters]
+        if {"beta1", "beta2"} <= set(known):
+            known.append("betas")  # torch passes (β₁, β₂) as one keyword
+        if ours not in known:
+            raise pytest.UsageError(f"--hyper-map {item!r}: {name} has no hyperparameter {ours!r}; "
+                                    f"known: {', '.join(known)}")
+        out.setdefault(name, {})[ours] = theirs
+    return out
+
+
+def _known_spec(name: str, option: str):
+    """The spec called ``name``, or a usage error for ``option`` that lists the known names."""
+    try:
+        return spec_pkg.get(name)
+    except KeyError as e:
+        raise pytest.UsageError(f"{option}: {e.args[0]}") from None
+
+
+@pytest.fixture(scope="session")
+def backend(request):
+    return request.config._conformance_backend
+
+
+@pytest.fixture
+def req(request):
+    """The test's pytest ``request``, as a fixture of its own: the Hypothesis tests take ``req`` because
+    HypoFuzz (``python -m conformance fuzz``) supplies a test's fixtures but not the ``request`` pseudo-fixture."""
+    return request
+
+
+def pytest_configure(config):
+    if not hasattr(config, "getoption") or config.getoption("--backend", None) is None:
+        return
+    for name in config.getoption("--spec"):
+        _known_spec(name, f"--spec {name!r}")
+    overrides = _overrides(config)
+    classes = {}
+    for name, target in overrides.items():
+        try:
+            classes[name] = backend_registry.load_class(target)
+        except ValueError as e:
+            raise pytest.UsageError(f"--optimizer {name}={target}: {e}")
+    try:
+        config._conformance_backend = backend_registry.load(
+            config.getoption("--backend"), overrides=classes or None, hyper_map=_hyper_map(config) or None)
+    except ValueError as e:
+        raise pytest.UsageError(str(e))
+    config._conformance_overrides = overrides
+    config._conformance_stale = []
+    workerinput = getattr(config, "workerinput", None)  # set by pytest-xdist on its workers only
+    config._drift_collector = DriftCollector(
+        backend_obj=config._conformance_backend, overrides=overrides,
+        worker=None if workerinput is None else workerinput.get("workerid"),
+        run=_run_info(config))
+
+
+def _hypothesis_profile(config) -> str:
+    """The profile the run uses: the option's, else the one Hypothesis made active (``ci`` under CI)."""
+    try:
+        name = config.getoption("--hypothesis-profile", None)
+    except ValueError:
+        name = None
+    return name or settings.get_current_profile_name()
+
+
+def _run_info(config) -> dict:
+    from hypothesis import settings as hsettings
+    name = _hypothesis_profile(config)
+    try:
+        prof = hsettings.get_profile(name)
+        profile = {"max_examples": prof.max_examples, "derandomize": prof.derandomize,
+                   "phases": [p.name for p in prof.phases]}
+    except Exception:
+        profile = None
+    try:
+        workers = config.getoption("numprocesses", None)
+    except ValueError:
+        workers = None
+    return {"args": [str(a) for a in config.invocation_params.args], "backend": config.getoption("--backend"),
+            "hypothesis_profile": name, "hypothesis_settings": profile,
+            "xdist_workers": workers if workers else None}
+
+
+def selected_specs(config) -> list:
+    overrides = getattr(config, "_conformance_overrides", {})
+    names = list(config.getoption("--spec")) or (list(overrides) if overrides else list(spec_pkg.OPTIMIZERS))
+    if overrides:
+        names = [n for n in names if n in overrides]
+    for n in names:
+        spec_pkg.get(n)  # a clear error for an unknown name
+    return names
+
+
+def combos(config):
+    """(optimizer, path, dtype) params, with a reason-carrying skip where the backend has none."""
+    impl = config._conformance_backend
+    name = config.getoption("--backend")
+    out = []
+    for opt in selected_specs(config):
+        paths = list(impl.paths(opt))
+        if not paths:
+            why = getattr(impl, "skip_reason", None) or f"backend {name} does not implement {opt}"
+            out.append(pytest.param(opt, "-", "-", marks=pytest.mark.skip(reason=why), id=f"{opt}"))
+            continue
+        for path in paths:
+            for dtype in impl.dtypes(opt, path):
+                marks = []
+                dev = find_deviation(name, opt, path, dtype)
+                if dev:
+                    marks.append(pytest.mark.xfail(reason=f"known deviation: {dev.reason}", strict=False))
+                out.append(pytest.param(opt, path, dtype, marks=marks, id=f"{opt}-{path}-{dtype}"))
+    return out
+
+
+def _ours(metafunc) -> bool:
+    """A test function of this package (not one of another project's suite that shares a fixture name)."""
+    return getattr(metafunc.function, "__module__", "").split(".")[0] == __name__.split(".")[0]
+
+
+def pytest_generate_tests(metafunc):
+    if {"optimizer", "path", "dtype"} <= set(metafunc.fixturenames) and _ours(metafunc):
+        metafunc.parametrize(("optimizer", "path", "dtype"), combos(metafunc.config))
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Record each conformance test's outcome in the drift report (its verdict comes from them)."""
+    report = yield
+    collector = getattr(item.config, "_drift_collector", None)
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if collector is None or params.get("path") == "-":  # "-": an optimizer the backend lacks (skipped)
+        return report
+    outcome = None
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        if hasattr(report, "wasxfail"):
+            outcome = "xfailed" if report.skipped else "xpassed" if report.passed else "failed"
+        else:
+            outcome = report.outcome  # passed, failed, skipped
+    if outcome is not None:
+        key = None  # other tests: the entries they added cases to
+        if {"optimizer", "path", "dtype"} <= params.keys():
+            key = (item.config.getoption("--backend"), params["optimizer"], params["path"], params["dtype"])
+        collector.outcome(report.nodeid, outcome, key)
+    return report
+
+
+def pytest_sessionfinish(session, exitstatus):
+    config = session.config
+    collector = getattr(config, "_drift_collector", None)
+    if collector is None:
+        return
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: hand the data to the controller
+        workeroutput["drift"] = collector.to_json(indent=None)
+        return
+    collector.run["exitstatus"] = int(exitstatus)
+    name = config.getoption("--backend")
+    for backend in set(collector.backends()) | {name}:
+        if backend not in collector.targets:
+            collector.set_target(backend, target_environment(
+                backend, config._conformance_backend if backend == name else None))
+    path = config.getoption("--drift-report")
+    if path:
+        collector.write(path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """pytest-xdist, on the controller: merge the drift data a finished worker sent."""
+    collector = getattr(node.config, "_drift_collector", None)
+    data = getattr(node, "workeroutput", {}).get("drift")
+    if collector is not None and data:
+        collector.merge(data, source=getattr(node, "gateway", None) and node.gateway.id)
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and getattr(report, "wasxfail", None) and report.passed:
+        report.sections.append(("stale known deviation", report.wasxfail))
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    xpassed = terminalreporter.stats.get("xpassed", [])
+    if xpassed:
+        terminalreporter.section("stale known deviations")
+        for rep in xpassed:
+            where = ("spec/schedules.py's KNOWN_DEVIATIONS and conformance/schedule_check.py's HARNESS_EFFECTS"
+                     if "test_schedules.py" in rep.nodeid else "conformance/known_deviations.py")
+            terminalreporter.write_line(f"{rep.nodeid} passed although a known deviation covers it: check {where}")
+    collector = getattr(config, "_drift_collector", None)
+    if collector is not None and (collector.entries or collector.schedules) \
+            and getattr(config, "workerinput", None) is None:
+        for backend in collector.backends():
+            terminalreporter.section(f"drift report: {backend}")
+            for line in collector.table(backend).splitlines():
+                terminalreporter.write_line(line)
+        path = config.getoption("--drift-report")
+        if path:
+            terminalreporter.write_line(f"drift report JSON: {path}")

@@ -2,7 +2,7 @@
 
     python -m conformance fuzz [-n PROCESSES] [--minutes M] -- conformance --backend=torch-cpu [pytest args]
 
-HypoFuzz (``pip install hypofuzz``) fuzzes Hypothesis tests adaptively and
+HypoFuzz (``pip install hypofuzz==25.11.1``, the ``fuzz`` extra) fuzzes Hypothesis tests adaptively and
 keeps what it finds in the Hypothesis example database of the tests' settings
 profile; ``--hypothesis-profile=campaign`` (``conformance/profiles.py``) puts
 that database in ``$CONFORMANCE_DATABASE``, a directory several machines can
@@ -30,7 +30,7 @@ def _require_hypofuzz():
     try:
         import hypofuzz  # noqa: F401
     except ImportError:
-        raise SystemExit("python -m conformance fuzz needs HypoFuzz: pip install hypofuzz") from None
+        raise SystemExit("python -m conformance fuzz needs HypoFuzz: pip install hypofuzz==25.11.1") from None
 
 
 def _worker(pytest_args: list, nodeids: list) -> None:
@@ -103,7 +103,7 @@ def main(argv: list | None = None) -> int:
     args = ap.parse_args(ours)
     _require_hypofuzz()
     if not pytest_args:
-        pytest_args = ["conformance", "--backend=torch-cpu", "--hypothesis-profile=campaign"]
+        pytest_args = ["--pyargs", "conformance", "--backend=torch-cpu", "--hypothesis-profile=campaign"]
     targets = collect(pytest_args)
     if not targets:
         print(f"no Hypothesis tests collected with pytest args {pytest_args}", file=sys.stderr)

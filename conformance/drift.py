@@ -155,7 +155,7 @@ def run_one(backend_name: str, path: Optional[str], optimizer: str, dtype: str, 
     result.update({
         "ulp": ulp, "ratio": ratio, "limited": limited, "lost": lost, "bound_ulp": bound_ulp,
         "limited_why": why,
-        "known_deviation": _known(backend_name, optimizer, path, dtype),
+        "known_deviation": _known(impl, backend_name, optimizer, path, dtype),
         "seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - c0,
         "timing": {"backend": t_backend, "reference": t_ref, "bound": t_bound},
@@ -172,9 +172,9 @@ def _nanmax(a: float, b: float) -> float:
     return max(a, b)
 
 
-def _known(backend: str, optimizer: str, path: str, dtype: str) -> Optional[str]:
-    from .known_deviations import find
-    dev = find(backend, optimizer, path, dtype)
+def _known(impl, backend: str, optimizer: str, path: str, dtype: str) -> Optional[str]:
+    from .known_deviations import find, target_of
+    dev = find(target_of(impl, backend, optimizer, path), optimizer, path, dtype, "test_trajectory")
     return dev.reason if dev else None
 
 

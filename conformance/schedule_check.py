@@ -13,7 +13,8 @@ chainable schedulers, with its error carried from step to step).
 Each value also carries its ULP error (binary64, at the exact value) and, for
 the recursive schedulers, its error over the bound a *closed-form*
 evaluation would meet: above 1 is the recursion's drift beyond what the
-closed formula allows (``spec.schedules.KNOWN_DEVIATIONS['cosine_recursive_drift']``),
+closed formula allows (the known deviation
+``cosine-recursive-drift`` of ``conformance/known_deviations.py``),
 reported in the drift table, not a failure.
 
 A failure prints its first departing value in hex and a ``replay_schedule``
@@ -21,7 +22,6 @@ call (arguments as exact Python literals) that re-runs it standalone.
 """
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -33,66 +33,13 @@ import numpy as np
 from reference.formats import exact, to_hex
 from reference.schedule import lr_error_bounds, lr_sequence, momentum_sequence
 from reference.ulp import ulp_error
-from spec.schedules import KNOWN_DEVIATIONS, SCHEDULES
+from spec.schedules import SCHEDULES
 
 from .check import Verdicts
 from .schedule_strategies import ScheduleCase
 
 _CTX = mpmath.MPContext()
 _CTX.prec = 300
-
-
-# --------------------------------------------------------------------------- known deviations
-#
-# How each entry of spec.schedules.KNOWN_DEVIATIONS shows in this harness; every entry must be listed
-# (tests/test_schedule_conformance.py checks it), so none is added without deciding.  Nothing here widens
-# a tolerance.
-#   "drift":  torch stays inside the tolerance of its own form; the deviation shows in the drift table's
-#             err/closed-bound column, and the schedule's rows name it.
-#   "domain": it concerns arguments torch rejects or steps it cannot compute, which ScheduleSpec.complete
-#             and last_step exclude, so the strategies never draw them.
-#   HarnessDeviation(...): torch fails the tolerance check; the matching tests are xfailed (whole schedule)
-#             or the matching cases set aside (``applies``), and a passing xfail is reported as stale.
-
-
-@dataclass(frozen=True)
-class HarnessDeviation:
-    backend: str  # fnmatch pattern
-    schedule: str
-    applies: Optional[object] = None  # ScheduleCase -> bool; None: every case of the schedule
-
-
-def _torch_before(version: tuple) -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < version
-
-
-HARNESS_EFFECTS: dict = {
-    "cosine_recursive_drift": "drift",
-    "onecycle_rounded_phase_end": "domain",
-    "zero_division_not_value_error": "domain",
-    "sequential_milestone_zero_before_2_13": HarnessDeviation(
-        backend="torch-*", schedule="sequential",
-        applies=lambda case: case.hyper["milestone"] <= 0 and _torch_before((2, 13))),
-}
-
-
-def drift_deviations(schedule: str) -> list:
-    """Keys of the known deviations that show as drift in this schedule's rows."""
-    return [k for k, eff in HARNESS_EFFECTS.items()
-            if eff == "drift" and schedule in [s.strip() for s in KNOWN_DEVIATIONS[k]["schedule"].split(",")]]
-
-
-def known_deviation(backend: str, schedule: str, case: Optional[ScheduleCase] = None) -> Optional[str]:
-    """The key of the deviation that covers this schedule (``case=None``: as a whole) or this case."""
-    for key, eff in HARNESS_EFFECTS.items():
-        if isinstance(eff, HarnessDeviation) and eff.schedule == schedule and fnmatch.fnmatchcase(backend, eff.backend):
-            if (eff.applies is None) == (case is None) and (case is None or eff.applies(case)):
-                return key
-    return None
 
 
 # --------------------------------------------------------------------------- findings

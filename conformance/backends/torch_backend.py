@@ -32,6 +32,7 @@ import importlib
 import inspect
 import os
 import platform
+import sys
 import warnings
 from typing import Optional
 
@@ -241,6 +242,30 @@ class TorchBackend:
         if attr is None or torch is None:
             return None
         return getattr(torch.optim, attr, None)
+
+    def implementation(self, name: str, path: Optional[str]) -> Optional[tuple]:
+        """(qualified name, version) of what runs spec ``name`` (an optimizer, or a schedule) on ``path``.
+
+        torch.optim's own classes: ``torch.optim.NAdam`` and ``torch.__version__``; schedules:
+        ``torch.optim.lr_scheduler``.  An ``--optimizer`` class: what its ``conformance_implementation()``
+        classmethod declares (the Keras adapter: ``keras.optimizers.Adam``, keras's version), else its own
+        ``module:qualname`` and its top-level package's ``__version__``, so torch's known deviations never
+        apply to it."""
+        if torch is None:
+            return None
+        from spec.schedules import SCHEDULES
+        if name in SCHEDULES and name not in CLASS_NAMES:
+            return "torch.optim.lr_scheduler", torch.__version__
+        cls = self.optimizer_class(name)
+        if cls is None:
+            return None
+        if any(cls is getattr(torch.optim, attr, None) for attr in CLASS_NAMES.values()):
+            return f"torch.optim.{cls.__name__}", torch.__version__
+        declared = getattr(cls, "conformance_implementation", None)
+        if callable(declared):
+            return declared()
+        root = sys.modules.get(cls.__module__.partition(".")[0])
+        return f"{cls.__module__}:{cls.__qualname__}", getattr(root, "__version__", None)
 
     def map_hyper(self, optimizer: str, hyper: dict) -> dict:
         """Spec hyperparameters -> the class's keyword arguments."""

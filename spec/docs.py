@@ -210,7 +210,7 @@ def _step_counting(spec: OptimizerSpec) -> str:
 
 
 def _deviations_of(name: str) -> list:
-    from conformance.known_deviations import KNOWN_DEVIATIONS, matches_pattern  # TODO(layering): moves with docs
+    from conformance.known_deviations import KNOWN_DEVIATIONS, matches_pattern  # lazy: spec/ loads without conformance
     return [d for d in KNOWN_DEVIATIONS if matches_pattern(name, d.spec)]
 
 

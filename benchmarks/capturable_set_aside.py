@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 import spec as spec_pkg  # noqa: E402
-from conformance.known_deviations import affecting  # noqa: E402
+from conformance.known_deviations import affecting, torch_target  # noqa: E402
 from conformance.strategies import cases  # noqa: E402
 
 OPTIMIZERS = ("adam", "adamw", "adamax", "radam")
@@ -28,6 +28,7 @@ DTYPES = ("float16", "bfloat16", "float32")
 def set_aside(optimizer: str, dtype: str, backend: str, path: str, examples: int) -> tuple:
     """(cases drawn, cases a known deviation covers)."""
     counts = [0, 0]
+    target = torch_target(backend, optimizer)
 
     @settings(max_examples=examples, database=None, deadline=None, derandomize=True,
               suppress_health_check=list(HealthCheck))
@@ -35,7 +36,7 @@ def set_aside(optimizer: str, dtype: str, backend: str, path: str, examples: int
     def draw(data):
         case = data.draw(cases(spec_pkg.get(optimizer), dtype))
         counts[0] += 1
-        counts[1] += affecting(backend, optimizer, path, dtype, case) is not None
+        counts[1] += affecting(target, optimizer, path, dtype, case, "test_trajectory") is not None
 
     draw()
     return tuple(counts)

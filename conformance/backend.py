@@ -32,6 +32,14 @@ skip with a reason where a backend lacks them:
   hyperparameters under the spec's names (``beta1``/``beta2``, not ``betas``);
   entries the spec does not know (``foreach``, ...) are allowed and ignored.
 
+Optional, for the known deviations (``conformance/known_deviations.py``), which a
+backend without it never gets:
+
+* ``implementation(name, path) -> (qualified_name, version) | None`` says what
+  runs spec ``name`` (an optimizer or a schedule) on ``path``: torch's backend
+  answers ``("torch.optim.NAdam", torch.__version__)``; a known deviation
+  applies only to the implementation and version range it was measured on.
+
 Optional, for the learning-rate schedule tests (``conformance/test_schedules.py``),
 which skip with a reason where a backend lacks them:
 

@@ -8,7 +8,7 @@ from hypothesis import event, note, reject, target
 
 from .backend import BackendError, check_output
 from .check import check
-from .known_deviations import affecting, affecting_property
+from .known_deviations import affecting, find, target_of
 from .replay import reproduction, to_backend_case
 
 
@@ -23,14 +23,19 @@ def run_backend(backend, data, path):
     return outputs
 
 
-def set_aside_known(request, data, path, prop=None):
-    """Set aside a case that a known, input-specific deviation covers (counted as a Hypothesis event); with
-    ``prop``, one that covers only property test ``prop`` (``known_deviations.affecting_property``)."""
-    backend = request.config.getoption("--backend")
-    known = (affecting(backend, data.optimizer, path, data.dtype, data) if prop is None
-             else affecting_property(backend, data.optimizer, path, data.dtype, data, prop))
+def known_deviation_for(config, test: str, spec: str, path, dtype, case, whole: bool = False):
+    """The known deviation that sets ``case`` aside in ``test`` (``known_deviations.affecting``), on the run's
+    backend (a schedule's path and dtype are "-"); ``whole``: whole-parameter entries too, for a test that draws
+    its (optimizer, path, dtype) itself."""
+    target = target_of(config._conformance_backend, config.getoption("--backend"), spec, None if path == "-" else path)
+    return (whole and find(target, spec, path, dtype, test)) or affecting(target, spec, path, dtype, case, test)
+
+
+def set_aside_known(request, data, path):
+    """Set aside a case that a known, input-specific deviation of this test covers (a Hypothesis event names it)."""
+    known = known_deviation_for(request.config, request.node.originalname, data.optimizer, path, data.dtype, data)
     if known:
-        event(f"set aside, known deviation: {known.reason[:60]}")
+        event(f"set aside, known deviation {known.id}")
         reject()
 
 

@@ -22,6 +22,8 @@ its session (``workeroutput["drift"]``), which merges them.
 """
 from __future__ import annotations
 
+import warnings
+
 import pytest
 from hypothesis import settings
 
@@ -31,9 +33,9 @@ import spec as spec_pkg
 # (``ci`` where it detects CI, ``default`` elsewhere) decides; see conformance/profiles.py.
 from . import profiles  # noqa: F401
 from . import backends as backend_registry
+from . import known_deviations
 from .environment import target_environment
 from .run_report import DriftCollector
-from .known_deviations import find as find_deviation
 
 
 def pytest_addoption(parser):
@@ -134,10 +136,9 @@ def _hypothesis_profile(config) -> str:
 
 
 def _run_info(config) -> dict:
-    from hypothesis import settings as hsettings
     name = _hypothesis_profile(config)
     try:
-        prof = hsettings.get_profile(name)
+        prof = settings.get_profile(name)
         profile = {"max_examples": prof.max_examples, "derandomize": prof.derandomize,
                    "phases": [p.name for p in prof.phases]}
     except Exception:
@@ -174,22 +175,67 @@ def combos(config):
             continue
         for path in paths:
             for dtype in impl.dtypes(opt, path):
-                marks = []
-                dev = find_deviation(name, opt, path, dtype)
-                if dev:
-                    marks.append(pytest.mark.xfail(reason=f"known deviation: {dev.reason}", strict=False))
-                out.append(pytest.param(opt, path, dtype, marks=marks, id=f"{opt}-{path}-{dtype}"))
+                out.append(pytest.param(opt, path, dtype, id=f"{opt}-{path}-{dtype}"))
     return out
 
 
-def _ours(metafunc) -> bool:
+def _ours(function) -> bool:
     """A test function of this package (not one of another project's suite that shares a fixture name)."""
-    return getattr(metafunc.function, "__module__", "").split(".")[0] == __name__.split(".")[0]
+    return (getattr(function, "__module__", None) or "").split(".")[0] == __name__.split(".")[0]
 
 
 def pytest_generate_tests(metafunc):
-    if {"optimizer", "path", "dtype"} <= set(metafunc.fixturenames) and _ours(metafunc):
+    if {"optimizer", "path", "dtype"} <= set(metafunc.fixturenames) and _ours(metafunc.function):
         metafunc.parametrize(("optimizer", "path", "dtype"), combos(metafunc.config))
+
+
+def _item_params(item):
+    """(spec, path, dtype) of a conformance or schedule test item, or None (path and dtype "-" for schedules)."""
+    if not _ours(getattr(item, "function", None)):
+        return None
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "optimizer" in params and "path" in params and "dtype" in params:
+        return None if params["path"] == "-" else (params["optimizer"], params["path"], params["dtype"])
+    if "schedule" in params:
+        return params["schedule"], "-", "-"
+    return None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Apply the known deviations: an ``xfail`` mark on each test that a whole-parameter entry names (scoped to
+    the entry's tests, implementation and version); then warn about entries the run could have collected
+    (implementation and version in force, spec and one of its tests collected, a path of theirs offered) but
+    that match no collected test: stale, or misnamed."""
+    impl = getattr(config, "_conformance_backend", None)
+    if impl is None:
+        return
+    name = config.getoption("--backend")
+    targets, offered, matched, possible = {}, {}, set(), set()
+    for item in items:
+        params = _item_params(item)
+        if params is None:
+            continue
+        spec, path, dtype = params
+        key = (spec, None if path == "-" else path)
+        if key not in targets:
+            targets[key] = known_deviations.target_of(impl, name, *key)
+        target, test = targets[key], item.originalname
+        if spec not in offered:  # CUDA's paths are not offered on a CPU: no warning about those entries
+            offered[spec] = ("-",) if path == "-" else tuple(impl.paths(spec))
+        for d in known_deviations.KNOWN_DEVIATIONS:
+            if test in d.tests and d.concerns(target) and known_deviations.matches_pattern(spec, d.spec):
+                if any(known_deviations.matches_pattern(x, d.path) for x in offered[spec]):
+                    possible.add(d.id)
+                if known_deviations.matches_pattern(path, d.path) and known_deviations.matches_pattern(dtype, d.dtype):
+                    matched.add(d.id)
+        dev = known_deviations.find(target, spec, path, dtype, test)
+        if dev is not None:
+            item.add_marker(pytest.mark.xfail(reason=f"known deviation {dev.id}: {dev.reason}", strict=False))
+    for d in known_deviations.KNOWN_DEVIATIONS:
+        if d.id in possible and d.id not in matched and d.effect == "xfail":
+            warnings.warn(pytest.PytestWarning(
+                f"known deviation {d.id} ({d.evidence}) matches no collected test: it names tests "
+                f"{', '.join(d.tests)}, path {d.path!r}, dtype {d.dtype!r}; check conformance/known_deviations.py"))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -253,9 +299,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if xpassed:
         terminalreporter.section("stale known deviations")
         for rep in xpassed:
-            where = ("spec/schedules.py's KNOWN_DEVIATIONS and conformance/schedule_check.py's HARNESS_EFFECTS"
-                     if "test_schedules.py" in rep.nodeid else "conformance/known_deviations.py")
-            terminalreporter.write_line(f"{rep.nodeid} passed although a known deviation covers it: check {where}")
+            terminalreporter.write_line(f"{rep.nodeid} passed although a known deviation covers it: check "
+                                        "conformance/known_deviations.py")
     collector = getattr(config, "_drift_collector", None)
     if collector is not None and (collector.entries or collector.schedules) \
             and getattr(config, "workerinput", None) is None:

@@ -47,6 +47,8 @@ from typing import Optional
 
 from spec.schedules import SCHEDULES
 
+from .known_deviations import find, target_of
+
 SCHEMA = "optimizer-conformance/drift-report"
 VERSION = 1
 
@@ -342,8 +344,8 @@ class DriftCollector:
         e = self.entries.get(key)
         if e is None:
             e = self.entries[key] = _Entry(*key)
-            from .known_deviations import find
-            dev = find(backend, optimizer, path, dtype)
+            dev = find(target_of(self._backend_obj, backend, optimizer, path), optimizer, path, dtype,
+                       "test_trajectory")
             e.known_deviation = dev.reason if dev else None
             e.flags = self._flags(optimizer, path)
         return e

@@ -13,7 +13,8 @@ chainable schedulers, with its error carried from step to step).
 Each value also carries its ULP error (binary64, at the exact value) and, for
 the recursive schedulers, its error over the bound a *closed-form*
 evaluation would meet: above 1 is the recursion's drift beyond what the
-closed formula allows (``spec.schedules.KNOWN_DEVIATIONS['cosine_recursive_drift']``),
+closed formula allows (the known deviation
+``cosine-recursive-drift`` of ``conformance/known_deviations.py``),
 reported in the drift table, not a failure.
 
 A failure prints its first departing value in hex and a ``replay_schedule``
@@ -21,7 +22,6 @@ call (arguments as exact Python literals) that re-runs it standalone.
 """
 from __future__ import annotations
 
-import fnmatch
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -30,69 +30,21 @@ from typing import Optional
 import mpmath
 import numpy as np
 
-from reference.formats import exact, to_hex
+import spec as spec_pkg
+from reference.bound import trajectory_bounds
+from reference.formats import exact, get_format, to_hex
 from reference.schedule import lr_error_bounds, lr_sequence, momentum_sequence
+from reference.step import Element, trajectory
 from reference.ulp import ulp_error
-from spec.schedules import KNOWN_DEVIATIONS, SCHEDULES
+from spec.schedules import SCHEDULES
 
-from .check import Verdicts
+from . import backends
+from .check import Report, Verdicts, _compare_step
+from .replay import decode, encode_array, to_backend_case
 from .schedule_strategies import ScheduleCase
 
 _CTX = mpmath.MPContext()
 _CTX.prec = 300
-
-
-# --------------------------------------------------------------------------- known deviations
-#
-# How each entry of spec.schedules.KNOWN_DEVIATIONS shows in this harness; every entry must be listed
-# (tests/test_schedule_conformance.py checks it), so none is added without deciding.  Nothing here widens
-# a tolerance.
-#   "drift":  torch stays inside the tolerance of its own form; the deviation shows in the drift table's
-#             err/closed-bound column, and the schedule's rows name it.
-#   "domain": it concerns arguments torch rejects or steps it cannot compute, which ScheduleSpec.complete
-#             and last_step exclude, so the strategies never draw them.
-#   HarnessDeviation(...): torch fails the tolerance check; the matching tests are xfailed (whole schedule)
-#             or the matching cases set aside (``applies``), and a passing xfail is reported as stale.
-
-
-@dataclass(frozen=True)
-class HarnessDeviation:
-    backend: str  # fnmatch pattern
-    schedule: str
-    applies: Optional[object] = None  # ScheduleCase -> bool; None: every case of the schedule
-
-
-def _torch_before(version: tuple) -> bool:
-    try:
-        import torch
-    except ImportError:
-        return False
-    return tuple(int(x) for x in torch.__version__.split("+")[0].split(".")[:2]) < version
-
-
-HARNESS_EFFECTS: dict = {
-    "cosine_recursive_drift": "drift",
-    "onecycle_rounded_phase_end": "domain",
-    "zero_division_not_value_error": "domain",
-    "sequential_milestone_zero_before_2_13": HarnessDeviation(
-        backend="torch-*", schedule="sequential",
-        applies=lambda case: case.hyper["milestone"] <= 0 and _torch_before((2, 13))),
-}
-
-
-def drift_deviations(schedule: str) -> list:
-    """Keys of the known deviations that show as drift in this schedule's rows."""
-    return [k for k, eff in HARNESS_EFFECTS.items()
-            if eff == "drift" and schedule in [s.strip() for s in KNOWN_DEVIATIONS[k]["schedule"].split(",")]]
-
-
-def known_deviation(backend: str, schedule: str, case: Optional[ScheduleCase] = None) -> Optional[str]:
-    """The key of the deviation that covers this schedule (``case=None``: as a whole) or this case."""
-    for key, eff in HARNESS_EFFECTS.items():
-        if isinstance(eff, HarnessDeviation) and eff.schedule == schedule and fnmatch.fnmatchcase(backend, eff.backend):
-            if (eff.applies is None) == (case is None) and (case is None or eff.applies(case)):
-                return key
-    return None
 
 
 # --------------------------------------------------------------------------- findings
@@ -230,8 +182,6 @@ def reproduction(case: ScheduleCase, backend: str) -> str:
 def replay_schedule(backend: str, schedule: str, hyper: dict, eta0: float, steps: int,
                     quiet: bool = False) -> ScheduleReport:
     """Re-run a printed schedule case and return its report (printed unless ``quiet``)."""
-    from . import backends
-
     impl = backends.load(backend)
     case = ScheduleCase(schedule, SCHEDULES[schedule].complete(hyper), eta0, steps)
     report = check_schedule(case, impl.run_schedule(schedule, case.hyper, eta0, steps))
@@ -245,8 +195,6 @@ def replay_schedule(backend: str, schedule: str, hyper: dict, eta0: float, steps
 
 def cycled_name(optimizer: str) -> Optional[str]:
     """The hyperparameter a momentum-cycling schedule sets in this optimizer: momentum, beta1, or None."""
-    import spec as spec_pkg
-
     names = {h.name for h in spec_pkg.get(optimizer).hyperparameters}
     return "momentum" if "momentum" in names else "beta1" if "beta1" in names else None
 
@@ -262,14 +210,6 @@ def check_scheduled(data, schedule: str, hyper: dict, run) -> tuple:
     (``trajectory(hypers=...)``), with ``trajectory_bounds`` as tolerance, so
     a wrong lr is caught by (a) and a wrong use of a right lr by (b).
     """
-    from reference.bound import trajectory_bounds
-    from reference.formats import get_format
-    from reference.step import Element, trajectory
-
-    import spec as spec_pkg
-
-    from .check import Report, _compare_step
-
     spec = spec_pkg.get(data.optimizer)
     fmt = get_format(data.dtype)
     steps = len(data.grads)
@@ -311,7 +251,6 @@ def check_scheduled(data, schedule: str, hyper: dict, run) -> tuple:
 
 
 def scheduled_reproduction(data, backend: str, path: str, schedule: str, hyper: dict) -> str:
-    from .replay import encode_array
 
     groups = [(h, [encode_array(p) for p in ps]) for h, ps in data.groups]
     grads = [[[None if g is None else encode_array(g) for g in row] for row in step] for step in data.grads]
@@ -324,9 +263,6 @@ def scheduled_reproduction(data, backend: str, path: str, schedule: str, hyper: 
 def replay_scheduled(backend: str, optimizer: str, path: str, dtype: str, schedule: str, hyper: dict, groups, grads,
                      quiet: bool = False) -> tuple:
     """Re-run a printed optimizer + schedule case; returns (schedule reports, trajectory report)."""
-    from . import backends
-    from .replay import decode, to_backend_case
-
     impl = backends.load(backend)
     data = decode(optimizer, dtype, groups, grads, None)
     hyper = SCHEDULES[schedule].complete(hyper)

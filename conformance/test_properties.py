@@ -14,6 +14,9 @@ property of the protocol:
 * hyperparameters outside the spec's domain, and combinations the spec forbids,
   are refused.
 
+Known deviations apply to these tests only where an entry of ``conformance/known_deviations.py`` names
+the test: an implementation's departure from the spec's values is not a property failure.
+
 Cases are small (at most ``MAX_STEPS`` steps).  Every failure carries the
 ``Reproduce with:`` block of ``conformance.replay`` for the case (or cases) involved.
 """
@@ -27,13 +30,13 @@ import pytest
 from hypothesis import given, note, strategies as st
 
 import spec as spec_pkg
+from reference.formats import to_hex
 
 from . import optimizers
 from .backend import check_output
 from .replay import reproduction, to_backend_case
 from .harness import set_aside_known
 from .plugin import selected_specs
-from .known_deviations import affecting, affecting_property
 from .strategies import SHAPES, CaseData, array, cases
 
 MAX_STEPS = 4
@@ -48,24 +51,6 @@ def pytest_generate_tests(metafunc):
     """``spec_name``: one test per selected spec (for tests that do not depend on path or dtype)."""
     if "spec_name" in metafunc.fixturenames:
         metafunc.parametrize("spec_name", selected_specs(metafunc.config))
-
-
-@pytest.fixture(autouse=True)
-def _known_deviations_do_not_apply(request):
-    """Known deviations (conformance/known_deviations.py) excuse departures from the spec's values; these
-    tests compare a backend with itself, so the ``xfail`` plugin.py puts on such a (backend, optimizer,
-    path, dtype) is taken off here: it would hide a real failure, and a pass would be reported as a stale
-    deviation.  (Needs pytest's private ``xfailed_key``; without it the mark stays.)"""
-    node = request.node
-    kept = [m for m in node.own_markers
-            if not (m.name == "xfail" and str(m.kwargs.get("reason", "")).startswith("known deviation:"))]
-    if len(kept) != len(node.own_markers):
-        try:
-            from _pytest.skipping import xfailed_key
-        except ImportError:  # pragma: no cover - a pytest without it
-            return
-        node.own_markers[:] = kept
-        node.stash[xfailed_key] = None  # re-evaluated, without the mark, when the test is called
 
 
 # --------------------------------------------------------------------------- helpers
@@ -112,7 +97,6 @@ def _float_like(a: np.ndarray) -> bool:
 
 def _show(x) -> str:
     try:
-        from reference.formats import to_hex
         return f"{to_hex(x)} ({float(x)!r})"
     except Exception:
         return repr(x)
@@ -234,9 +218,6 @@ def test_maximize_is_descent_on_the_negated_gradient(req, backend, optimizer, pa
     up = _with_hyper(base, maximize=True)
     down = replace(_with_hyper(base, maximize=False),
                    grads=[[[_negate(g) for g in row] for row in step] for step in base.grads])
-    known = affecting_property(req.config.getoption("--backend"), optimizer, path, dtype, up, "maximize")
-    if known is not None:
-        pytest.xfail(f"known deviation: {known.reason}")
     a = _run(req, backend, up, path, "maximize=True")
     b = _run(req, backend, down, path, "maximize=False on -g")
     diffs = _diff_runs(a, b)
@@ -287,7 +268,7 @@ def test_several_tensors_at_once_equal_each_alone(req, backend, optimizer, path,
     case = data.draw(cases(spec, dtype, max_steps=MAX_STEPS, max_groups=1, max_params=3), label="case")
     if len(case.groups[0][1]) == 1:
         case, _ = _add_param(data.draw, case, 0, with_grads=True)
-    set_aside_known(req, case, path, prop="several")
+    set_aside_known(req, case, path)
     together = _run(req, backend, case, path, "all params in one group")
     hyper, params = case.groups[0]
     pairs, alone_cases = {}, []
@@ -310,10 +291,6 @@ def test_resume_from_saved_state_continues_identically(req, backend, optimizer, 
     if not getattr(backend, "supports_resume", False):
         pytest.skip(f"backend {req.config.getoption('--backend')} does not declare supports_resume = True "
                     "(Case.resume_at): saving and restoring optimizer state is not tested")
-    known = affecting(req.config.getoption("--backend"), optimizer, path, dtype,
-                      _marked(CaseData(optimizer, dtype, [], [], None), {"resume_at": 0}))
-    if known:  # it concerns every resumed case of this parameter
-        pytest.xfail(f"known deviation: {known.reason}")
     spec = spec_pkg.get(optimizer)
     case = data.draw(cases(spec, dtype, max_steps=MAX_STEPS, min_steps=2), label="case")
     resume_at = data.draw(st.one_of(st.integers(1, len(case.grads) - 1), st.just(0)), label="resume_at")

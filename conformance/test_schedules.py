@@ -13,8 +13,9 @@
   its trajectory against the exact one fed exactly those values.
 
 Backends without the protocol's optional schedule part (``conformance/backend.py``)
-skip with the reason.  ``conformance.schedule_check`` holds the comparison and
-how ``spec.schedules.KNOWN_DEVIATIONS`` show here.
+skip with the reason.  ``conformance.schedule_check`` holds the comparison;
+torch's schedule deviations are entries of ``conformance/known_deviations.py``
+(whole-schedule ones are xfail marks put by ``conftest.py``).
 """
 from __future__ import annotations
 
@@ -29,15 +30,15 @@ from reference.schedule import lr_error_bounds, lr_sequence, momentum_sequence
 from spec.schedules import SCHEDULES
 
 from . import optimizers
-from .known_deviations import affecting, find
+from .harness import known_deviation_for
+from .known_deviations import drift_deviations, target_of
 from .replay import to_backend_case
-from .schedule_check import (check_schedule, check_scheduled, drift_deviations, known_deviation, reproduction,
-                             scheduled_reproduction)
+from .schedule_check import check_schedule, check_scheduled, reproduction, scheduled_reproduction
 from .schedule_strategies import SHORT, ScheduleCase, schedule_cases, schedule_hyper
 from .strategies import cases
 
 # One long run per schedule: horizons of several periods, where a recursion's rounding has time to accumulate
-# (the cosine one is KNOWN_DEVIATIONS['cosine_recursive_drift']'s second evidence case).
+# (the cosine one is the second evidence case of the known deviation cosine-recursive-drift).
 LONG_RUNS = {
     "step": ({"step_size": 3, "gamma": 0.99}, 0.1, 1200),
     "multistep": ({"milestones": (100, 400, 400, 1200), "gamma": 0.3}, 0.1, 1500),
@@ -55,6 +56,7 @@ LONG_RUNS = {
 
 TRAJECTORY_OPTIMIZERS = tuple(name for name, info in optimizers.OPTIMIZERS.items() if info.scheduled)
 TRAJECTORY_STEPS = 8
+TEST_SCHEDULED = "test_scheduled_trajectory"
 
 
 def _backend_name(request) -> str:
@@ -62,8 +64,7 @@ def _backend_name(request) -> str:
 
 
 def schedule_params(config, needs: str) -> list:
-    """One param per schedule, with a reason-carrying skip where the backend lacks ``needs`` or the schedule,
-    and an xfail where a known deviation covers the whole schedule on this backend."""
+    """One param per schedule, with a reason-carrying skip where the backend lacks ``needs`` or the schedule."""
     impl = config._conformance_backend
     name = config.getoption("--backend")
     lacking = [m for m in ("schedulers", needs) if not callable(getattr(impl, m, None))]
@@ -76,12 +77,6 @@ def schedule_params(config, needs: str) -> list:
                                                  f"(no {'/'.join(m + '()' for m in lacking)}; see conformance/backend.py)"))
         elif schedule not in offered:
             marks.append(pytest.mark.skip(reason=f"backend {name} does not implement the {schedule} schedule"))
-        else:
-            key = known_deviation(name, schedule)
-            if key:
-                from spec.schedules import KNOWN_DEVIATIONS
-                marks.append(pytest.mark.xfail(reason=f"known deviation {key}: {KNOWN_DEVIATIONS[key]['summary']}",
-                                               strict=False))
         out.append(pytest.param(schedule, marks=marks, id=schedule))
     return out
 
@@ -101,11 +96,11 @@ def run_and_check_schedule(request, backend, case: ScheduleCase, drawn: bool = T
 
     ``drawn``: the case comes from Hypothesis (events, targets and set-asides go to it)."""
     name = _backend_name(request)
-    key = known_deviation(name, case.schedule, case)
-    if key:
+    known = known_deviation_for(request.config, request.node.originalname, case.schedule, "-", "-", case)
+    if known:
         if not drawn:
-            pytest.xfail(f"known deviation {key}")
-        event(f"set aside, known deviation {key}")
+            pytest.xfail(f"known deviation {known.id}")
+        event(f"set aside, known deviation {known.id}")
         reject()
     report = check_schedule(case, backend.run_schedule(case.schedule, case.hyper, case.eta0, case.steps))
     if drawn:
@@ -117,7 +112,7 @@ def run_and_check_schedule(request, backend, case: ScheduleCase, drawn: bool = T
     repro = reproduction(case, name)
     collector = _collector(request)
     if collector is not None:
-        notes = drift_deviations(case.schedule)
+        notes = drift_deviations(target_of(backend, name, case.schedule, None), case.schedule)
         collector.add_schedule(request.node.nodeid, name, report, repro, drift_note=", ".join(notes) or None)
     if not report.ok:
         note(report.summary())
@@ -139,8 +134,9 @@ def test_schedule_long_horizon(request, backend, schedule):
 
 
 @st.composite
-def scheduled_cases(draw, backend, backend_name: str, schedule: str):
+def scheduled_cases(draw, config, schedule: str):
     """(CaseData, path, schedule hyperparameters): an optimizer of TRAJECTORY_OPTIMIZERS, short periods."""
+    backend = config._conformance_backend
     optimizer = draw(st.sampled_from([o for o in TRAJECTORY_OPTIMIZERS if backend.paths(o)]))
     path = draw(st.sampled_from(list(backend.paths(optimizer))))
     dtype = draw(st.sampled_from([d for d in backend.dtypes(optimizer, path) if d in ("float32", "float64")]))
@@ -155,9 +151,10 @@ def scheduled_cases(draw, backend, backend_name: str, schedule: str):
                       vary_lr=False, allow_none=False))
     # A schedule deviation of this backend (torch 2.11's SequentialLR with a milestone ≤ 0, say) is the schedule
     # tests' finding, not this test's: set aside as run_and_check_schedule does (torch-cuda run, session 4).
-    key = known_deviation(backend_name, schedule, ScheduleCase(schedule, hyper, data.groups[0][0]["lr"], steps))
-    if key:
-        event(f"set aside, known deviation {key}")
+    known = known_deviation_for(config, TEST_SCHEDULED, schedule, "-", "-",
+                                ScheduleCase(schedule, hyper, data.groups[0][0]["lr"], steps))
+    if known:
+        event(f"set aside, known deviation {known.id}")
         reject()
     # The values the schedule sets must be ones the optimizer spec accepts (torch checks lr ≥ 0 and the
     # momenta only in the constructor): no negative lr (η_min < 0, a linear OneCycleLR past its end, ...).
@@ -180,7 +177,7 @@ def scheduled_cases(draw, backend, backend_name: str, schedule: str):
     # The known deviations are judged with the lrs the schedule will set (capturable Adam's lr = 0, say).
     scheduled = copy.copy(data)
     scheduled.lrs = [[float(lrs[s]) for lrs in group_lrs] for s in range(steps)]
-    if find(backend_name, optimizer, path, dtype) or affecting(backend_name, optimizer, path, dtype, scheduled):
+    if known_deviation_for(config, TEST_SCHEDULED, optimizer, path, dtype, scheduled, whole=True):
         reject()  # an optimizer deviation (conformance/known_deviations.py), not the schedule's
     return data, path, hyper
 
@@ -191,7 +188,7 @@ def test_scheduled_trajectory(req, backend, schedule, data):
     name = _backend_name(req)
     if not any(backend.paths(o) for o in TRAJECTORY_OPTIMIZERS):
         pytest.skip(f"backend {name} implements none of {', '.join(TRAJECTORY_OPTIMIZERS)}")
-    case, path, hyper = data.draw(scheduled_cases(backend, name, schedule), label="case")
+    case, path, hyper = data.draw(scheduled_cases(request.config, schedule), label="case")
     event(f"{case.optimizer} {path} {case.dtype}")
     run = backend.run_scheduled(to_backend_case(case, path), schedule, hyper)
     schedule_reports, report = check_scheduled(case, schedule, hyper, run)

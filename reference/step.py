@@ -41,7 +41,6 @@ from .formats import FORMATS, get_format, round_to_format
 __all__ = ["Element", "Snapshot", "Unstable", "hyper_schedule", "initial_state", "is_finite", "step_once",
            "trajectory", "START_PREC", "MAX_PREC"]
 
-_is_finite = is_finite  # the old name, kept for importers
 # START_PREC and MAX_PREC are re-exported for reading; the escalation reads ``reference.driver``'s.
 
 

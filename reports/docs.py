@@ -21,7 +21,6 @@ commands (or by hand) and are only read here.
 """
 from __future__ import annotations
 
-import fnmatch
 import itertools
 import json
 import re
@@ -34,11 +33,10 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
-from conformance.known_deviations import KNOWN_DEVIATIONS
+from conformance.known_deviations import KNOWN_DEVIATIONS, matches_pattern
 from reference import compare
 from spec import OPTIMIZERS, dialects, identities
 from spec.core import Hyperparameter, Interval, OptimizerSpec, g, py_float, t, theta
-from spec.schedules import KNOWN_DEVIATIONS as SCHEDULE_DEVIATIONS
 from spec.schedules import REQUIRED, SCHEDULES, ScheduleSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -341,12 +339,23 @@ def _step_counting(spec: OptimizerSpec) -> str:
     return text
 
 
+def _deviations_of(name: str) -> list:
+    return [d for d in KNOWN_DEVIATIONS if matches_pattern(name, d.spec)]
+
+
+def _deviation_line(d) -> str:
+    where = ", ".join(f"{k} `{v if isinstance(v, str) else ' | '.join(v)}`"
+                      for k, v in (("path", d.path), ("dtype", d.dtype), ("backend", d.backend)) if v != "*")
+    return (f"`{' | '.join(d.implementation)}` {d.versions}{', ' + where if where else ''}: {d.reason} "
+            f"Tests: {', '.join(f'`{t}`' for t in d.tests)}.  Evidence: "
+            f"[{d.id}](../measured/known-deviations.md#{d.id}).")
+
+
 def _known_deviations(spec: OptimizerSpec) -> str:
-    rows = [d for d in KNOWN_DEVIATIONS if fnmatch.fnmatchcase(spec.name, d.optimizer)]
+    rows = _deviations_of(spec.name)
     if not rows:
         return "None recorded in `conformance/known_deviations.py`.\n"
-    return "\n".join(f"- backend `{d.backend}`, path `{d.path}`, dtype `{d.dtype}`: {d.reason}\n  "
-                     f"Evidence: {d.evidence}" for d in rows) + "\n"
+    return "\n".join(f"- {_deviation_line(d)}" for d in rows) + "\n"
 
 
 _CLASS_WORD = re.compile(r"[A-Za-z]+")
@@ -517,16 +526,14 @@ def schedule_page(s: ScheduleSpec) -> str:
     if not s.uses_eta0:
         out.append("\nThis scheduler overwrites the optimizer's lr: $\\eta_0$ does not appear.\n")
     out.append("## Known deviations\n")
-    devs = [(k, d) for k, d in sorted(SCHEDULE_DEVIATIONS.items())
-            if s.name in [x.strip() for x in str(d.get("schedule", "")).split(",")]]
+    devs = _deviations_of(s.name)
     if not devs:
-        out.append("None recorded in `spec.schedules.KNOWN_DEVIATIONS`.\n")
-    for key, d in devs:
-        out.append(f"### `{key}`\n\n{' '.join(str(d.get('summary', '')).split())}\n")
-        if d.get("issue"):
-            out.append(f"Issue: {d['issue']}\n")
-        if d.get("test"):
-            out.append(f"Checked by `tests/test_schedules.py::{d['test']}`.\n")
+        out.append("None recorded in `conformance/known_deviations.py`.\n")
+    for d in devs:
+        out.append(f"### `{d.id}` ({d.effect})\n\n{_deviation_line(d)}\n")
+        if d.issue:
+            out.append(f"Issue: {d.issue}\n")
+        out.append(f"Checked by `{d.reproduced_by}`.\n")
     return "\n".join(out)
 
 

@@ -52,7 +52,7 @@ from conformance import backends, optimizers
 from conformance.backend import check_output
 from conformance.check import check
 from conformance.environment import target_environment
-from conformance.known_deviations import find
+from conformance.known_deviations import find, target_of
 from conformance.replay import to_backend_case
 from conformance.strategies import CaseData
 from reference.formats import get_format
@@ -148,7 +148,7 @@ def run_one(backend_name: str, path: Optional[str], optimizer: str, dtype: str, 
     result.update({
         "ulp": ulp, "ratio": ratio, "limited": limited, "lost": lost, "bound_ulp": bound_ulp,
         "limited_why": why,
-        "known_deviation": _known(backend_name, optimizer, path, dtype),
+        "known_deviation": _known(impl, backend_name, optimizer, path, dtype),
         "seconds": time.perf_counter() - t0,
         "cpu_seconds": time.process_time() - c0,
         "timing": {"backend": t_backend, "check": t_check},
@@ -165,8 +165,8 @@ def _nanmax(a: float, b: float) -> float:
     return max(a, b)
 
 
-def _known(backend: str, optimizer: str, path: str, dtype: str) -> Optional[str]:
-    dev = find(backend, optimizer, path, dtype)
+def _known(impl, backend: str, optimizer: str, path: str, dtype: str) -> Optional[str]:
+    dev = find(target_of(impl, backend, optimizer, path), optimizer, path, dtype, "test_trajectory")
     return dev.reason if dev else None
 
 

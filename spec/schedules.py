@@ -17,7 +17,8 @@ hyperparameter means its exact binary64 value, integer arithmetic (``//``,
 ``%``) is ``floor``/``Mod``, and ``math.pi`` means π (its rounding is one of
 torch's rounding errors, charged in the tolerance model of
 ``reference.schedule.lr_error_bounds``).  In exact arithmetic the two forms
-agree; in floating point they do not (see ``KNOWN_DEVIATIONS``).
+agree; in floating point they do not (torch's measured deviations are recorded in
+``conformance/known_deviations.py``, with evidence in ``docs/measured/known-deviations.md``).
 
 ``ScheduleSpec.torch_form`` says which of the two torch evaluates on its
 normal path (``scheduler.step()`` without an epoch): the chainable schedulers
@@ -49,7 +50,7 @@ from .core import (CLOSED_UNIT, REALS, Constraint, Hyperparameter, Hyperparamete
 
 __all__ = [
     "n", "eta0", "eta_prev", "REQUIRED", "Integers", "FloatInterval", "Choice", "IntTuple",
-    "ScheduleSpec", "SCHEDULES", "KNOWN_DEVIATIONS", "get",
+    "ScheduleSpec", "SCHEDULES", "get",
 ]
 
 # The inputs every schedule expression shares.
@@ -366,7 +367,7 @@ COSINE_ANNEALING_LR = ScheduleSpec(
         "the lr rises again after T_max).  torch evaluates the chainable recursion "
         "lr_n = η_min + (lr_{n−1} − η_min)(1 + cos(πn/T))/(1 + cos(π(n−1)/T)), with the additive branch "
         "lr_{n−1} + (η₀ − η_min)(1 − cos(π/T))/2 right after each trough, where the ratio is 0/0.  The two "
-        "agree exactly but not in floating point: see KNOWN_DEVIATIONS['cosine_recursive_drift'].",
+        "agree exactly but not in floating point (measured: the known deviation cosine-recursive-drift).",
     edge_doc="A scheduler built with last_epoch ≥ 0 (resuming without load_state_dict) takes the closed form "
              "on its first step (`_step_count == 1 and last_epoch > 0`); load_state_dict resumes the recursion.",
 )
@@ -703,89 +704,3 @@ def get(name: str) -> ScheduleSpec:
         return SCHEDULES[name]
     except KeyError:
         raise KeyError(f"no schedule spec named {name!r}; known: {', '.join(SCHEDULES)}") from None
-
-
-# --------------------------------------------------------------------------- known deviations
-#
-# Where torch's values (or its errors) differ from the exact spec by more than
-# the evaluation of the spec's formula in binary64 can explain.  Every entry is
-# checked by the named test in tests/test_schedules.py, which re-measures the
-# evidence; the numbers below are from torch 2.13.0+cpu (glibc libm).
-
-KNOWN_DEVIATIONS: dict = {
-    "cosine_recursive_drift": dict(
-        schedule="cosine",
-        summary=(
-            "torch's chainable CosineAnnealingLR multiplies lr − η_min by the ratio "
-            "(1 + cos(πn/T))/(1 + cos(π(n−1)/T)).  Right after each trough that ratio is ill-conditioned "
-            "(1 + cos x ≈ (x − π)²/2), so the argument's rounding (math.pi·n/T, relative error ~1.5u, "
-            "growing with n) and the rounding of the additive restart branch (absolute ~u·η_min, "
-            "relative to an increment of only (η₀ − η_min)·π²/(4T²)) are amplified by up to "
-            "~T²/π²·η_min/(η₀ − η_min) and carried through the whole next half-cycle.  The closed form "
-            "evaluated in binary64 stays within a few ulps; the recursion drifts by thousands to millions "
-            "of ulps (of max(|η₀|, |η_min|)).  The drift stays inside the rigorous running error bound of "
-            "the recursion's own operations (reference.schedule.lr_error_bounds with form='recursive'), "
-            "so it is rounding, not a wrong formula."),
-        # (T_max, η₀, η_min, steps) → the largest |torch − exact| in units of u·max(|η₀|, |η_min|), the step
-        # where it occurs, and the largest ratio of the drift to the binary64 error bound of the closed
-        # form at the same step (re-measured by the test, which accepts a factor 2 either way).
-        evidence={
-            (1000, 1.0, 0.5, 2001): {"max_ulps": 9.631e4, "at": 2000, "over_closed_bound": 7071.0},
-            (100, 0.1, 0.001, 1500): {"max_ulps": 2045.0, "at": 799, "over_closed_bound": 30.12},
-        },
-        also_measured={
-            (5000, 0.1, 0.09, 10001): "4.56e6 ulps at n = 9999 (relative error 5e-10), 1.05e6 × the closed-form bound",
-            (2000, 0.1, 0.09, 4001): "5.52e5 ulps at n = 3999, 1.27e5 × the closed-form bound",
-            (3, 0.1, 0.0, 3000): "8.8e3 ulps at n = 2796, only 1.4 × the closed-form bound: with small T_max the "
-                                 "error is mostly the rounding of the argument π·n/T, which grows with n in "
-                                 "both forms",
-        },
-        issue="https://github.com/pytorch/pytorch/issues/17913 (the 0/0 of the recursion at odd multiples "
-              "of T_max, fixed by the additive branch in PR 19180); "
-              "https://github.com/pytorch/pytorch/issues/152081 (docs vs the recursion)",
-        test="test_cosine_recursive_drift",
-    ),
-    "onecycle_rounded_phase_end": dict(
-        schedule="onecycle",
-        summary=(
-            "torch rounds the phase ends float(pct_start·total_steps) − 1 (and 2·pct_start·N − 2).  Where the "
-            "exact product is not a binary64 value the boundary step can fall into the other phase (harmless: "
-            "the lr is continuous there, and the tolerance model covers both branches), but where the rounded "
-            "product is exactly 1 the first phase is empty and torch's constructor raises ZeroDivisionError "
-            "(not ValueError) although the exact schedule is well defined; likewise pct_start=1.0 (or a "
-            "three-phase pct_start·N = (N+1)/2) empties the last phase and torch raises ZeroDivisionError at "
-            "step total_steps.  complete() rejects the first case; last_step() stops before the second."),
-        evidence={"pct_start=0.1, total_steps=10": "0.1*10 == 1.0 in binary64; exact 1.0000000000000000555; "
-                                                   "torch: ZeroDivisionError in the constructor",
-                  "pct_start=1.0, total_steps=10": "ZeroDivisionError at step 10"},
-        issue="",
-        test="test_onecycle_first_and_last_steps",
-    ),
-    "zero_division_not_value_error": dict(
-        schedule="step, cosine, cyclic, onecycle, polynomial",
-        summary=(
-            "Several invalid arguments are not validated by torch's constructors and surface as "
-            "ZeroDivisionError, some only at a later step: StepLR(step_size=0) and CosineAnnealingLR(T_max=0) "
-            "at step 1, CyclicLR(step_size_up=0) or up + down = 0 in the constructor, "
-            "OneCycleLR(div_factor=0 | final_div_factor=0) in the constructor, PolynomialLR(power<0) at step "
-            "total_iters.  The spec raises InvalidHyperparameter (a ValueError) up front for all of them."),
-        evidence={"StepLR(step_size=0)": "lrs [0.1] then ZeroDivisionError: integer modulo by zero at step 1",
-                  "PolynomialLR(total_iters=4, power=-1.0)": "0.1, 0.1333, 0.2, 0.4, then ZeroDivisionError at step 4"},
-        issue="",
-        test="test_invalid_arguments_raise_exactly_when_torch_raises",
-    ),
-    "sequential_milestone_zero_before_2_13": dict(
-        schedule="sequential",
-        summary=(
-            "Before torch 2.13, SequentialLR's constructor always made the first scheduler's initial step, even "
-            "where the milestone is ≤ 0 and the second scheduler rules from step 0; its lr is then the "
-            "warm-up's η₀·start_factor at step 0 and the decay runs from that value (off by the factor "
-            "start_factor for the whole run).  torch 2.13 starts the scheduler bisect_right(milestones, 0), "
-            "as the spec does."),
-        evidence={"torch 2.11.0+cu130, LinearLR(1/3) then ExponentialLR(0.9), milestone 0, η₀ = 0.1":
-                  "lr at step 0: 0.03333333333333333 (exact 0.1)",
-                  "torch 2.13.0+cpu, same": "0.1"},
-        issue="https://github.com/pytorch/pytorch/issues/185872 (fixed by PR 185986, in 2.13)",
-        test="test_sequential_milestone_zero_starts_with_the_decay",
-    ),
-}

@@ -20,7 +20,7 @@ import spec as spec_pkg  # noqa: E402
 from conformance import backends  # noqa: E402
 from conformance.harness import run_backend  # noqa: E402
 from conformance.check import check  # noqa: E402
-from conformance.known_deviations import affecting, find  # noqa: E402
+from conformance.known_deviations import affecting, find, torch_target  # noqa: E402
 from conformance.replay import reproduction  # noqa: E402
 from conformance.strategies import cases  # noqa: E402
 from tests.torch_capturable import OPTIMIZERS, capturable_on_cpu  # noqa: E402
@@ -37,14 +37,15 @@ BACKEND = backends.load("torch-cpu")  # it runs any built-in path it is given; p
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
 def test_capturable_trajectory_on_cpu(optimizer, path, dtype):
     """Trajectories of a capturable path stay within the tolerance, except where a known deviation applies."""
-    assert find("torch-cpu", optimizer, path, dtype) is None  # a whole-test entry would make this vacuous
+    target = torch_target("torch-cpu", optimizer)
+    assert find(target, optimizer, path, dtype, "test_trajectory") is None  # a whole-test entry: vacuous
 
     @settings(max_examples=8, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(st.data())
     def run(data):
         case = data.draw(cases(spec_pkg.get(optimizer), dtype), label="case")
-        if affecting("torch-cpu", optimizer, path, dtype, case):
+        if affecting(target, optimizer, path, dtype, case, "test_trajectory"):
             reject()
         with capturable_on_cpu():
             outputs = run_backend(BACKEND, case, path)

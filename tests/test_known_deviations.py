@@ -91,7 +91,7 @@ def test_fused_amsgrad_drops_nan_from_the_running_maximum():
 def test_second_moment_overflow_predicate_does_not_overflow_itself():
     """float64 gradients near 1e300: the predicate decides without a Python OverflowError (default profile, seed 2)."""
     import numpy as np
-    from conformance.known_deviations import _second_moment_overflows
+    from conformance.deviation_predicates import _second_moment_overflows
     from conformance.strategies import CaseData
     big = CaseData("radam", "float64", [({"beta2": 0.999}, [np.zeros(1)])], [[[np.array([1e300])]]], None)
     fine = CaseData("radam", "float64", [({"beta2": 0.999}, [np.zeros(1)])], [[[np.array([1e150])]]], None)
@@ -185,7 +185,7 @@ ADAMAX_D_ZERO = dict(lr=3.51162054693322, beta1=0.99, beta2=0.000124625349505173
 def test_capturable_adamax_is_nan_where_the_scaled_denominator_underflows_to_zero(capturable_on_cpu, foreach):
     """θ = −2⁻²³, g = −0, λ = 5.1: u = |λθ| + ε = 4.3e-6 and D = u·bc₁/lr = 1.2e-8 rounds to 0 in float16, where
     m = −0 (its exact −6e-9 underflows): 0/0.  The for-loop path's (lr/bc₁)·m/u is 0 there."""
-    from conformance.known_deviations import _capturable_denominator_leaves_range
+    from conformance.deviation_predicates import _capturable_denominator_leaves_range
     h = ADAMAX_D_ZERO
     kw = dict(lr=h["lr"], betas=(h["beta1"], h["beta2"]), eps=h["eps"], weight_decay=h["weight_decay"])
     loop = _steps(torch.optim.Adamax, torch.float16, [-0.0], -2.0 ** -23, foreach=False, **kw)
@@ -197,7 +197,7 @@ def test_capturable_adamax_is_nan_where_the_scaled_denominator_underflows_to_zer
 def test_capturable_adamax_loses_precision_where_the_scaled_denominator_is_subnormal(capturable_on_cpu):
     """lr = 100, g = 2⁻¹⁰, ε = 1e-3: D = (|g| + ε)·bc₁/lr = 2e-6, a float16 subnormal with 5 significant bits;
     the step (exact −49.41) is 7 ulps off, where the for-loop path is within one.  lr = 1 keeps D normal."""
-    from conformance.known_deviations import _capturable_denominator_leaves_range
+    from conformance.deviation_predicates import _capturable_denominator_leaves_range
     g = 2.0 ** -10
     exact = -100 * g / (g + 1e-3)  # lr·(m/bc₁)/u with m/bc₁ = g on the first step
     kw = dict(lr=100.0, betas=(0.9, 0.999), eps=1e-3)
@@ -214,15 +214,16 @@ def test_capturable_predicates_on_the_torch_cuda_adam_case():
     """The capturable-foreach Adam failure of the torch-cuda run (float16, lr = 80.5, β₁ = 1 − 2⁻¹⁵, g = −1,
     maximize: θ = −inf, exact −40.26): its exact D = 7.6e-7 is subnormal, and lr/bc₁ = 2.6e6 is past 65504,
     which a CUDA 0-dim tensor rounded to float16 makes −inf.  Adam's defaults in float32 are outside both."""
-    from conformance.known_deviations import (_capturable_denominator_leaves_range,
-                                              _capturable_factor_leaves_range, affecting)
+    from conformance.deviation_predicates import _capturable_denominator_leaves_range, _capturable_factor_leaves_range
+    from conformance.known_deviations import affecting, torch_target
     hyper = dict(lr=80.51557018746989, beta1=1 - 2.0 ** -15, beta2=1 - 2.0 ** -16, eps=0.9999999981373549,
                  maximize=True)
     case = _case("adam", "float16", hyper, 0.0, [-1.0])
     assert _capturable_factor_leaves_range(case) and _capturable_denominator_leaves_range(case)
     plain = _case("adam", "float32", dict(lr=1e-3), 0.5, [0.25, -1.0, 0.0])
     assert not _capturable_factor_leaves_range(plain) and not _capturable_denominator_leaves_range(plain)
-    assert affecting("torch-cuda", "adam", "capturable-foreach", "float32", plain) is None
+    assert affecting(torch_target("torch-cuda", "adam"), "adam", "capturable-foreach", "float32", plain,
+                     "test_trajectory") is None
     zero_lr = _case("adam", "float32", dict(lr=0.0, eps=1e-8), 0.5, [0.0])  # single tensor: √0/(−0) = NaN
     assert _capturable_denominator_leaves_range(zero_lr)
     zero_lr_v = _case("adam", "float32", dict(lr=0.0, eps=1e-8), 0.5, [1.0])  # D = inf, m/D = 0: exact
@@ -232,7 +233,7 @@ def test_capturable_predicates_on_the_torch_cuda_adam_case():
 def test_capturable_adam_is_nan_with_zero_lr_and_an_eps_that_is_zero_in_float32(capturable_on_cpu):
     """ε = 2.2e-309 is 0 in float32, the dtype of the step tensor ε/(−lr/bc₁) is computed in: 0/−0 = NaN, where
     v > 0 and lr = 0 leave θ exactly as it was (found by tests/test_capturable_on_cpu.py, 60 examples)."""
-    from conformance.known_deviations import _capturable_denominator_leaves_range
+    from conformance.deviation_predicates import _capturable_denominator_leaves_range
     eps = 2.225073858507203e-309
     kw = dict(lr=0.0, eps=eps, weight_decay=0.01, foreach=False)
     assert _steps(torch.optim.AdamW, torch.float32, [-1.0], -1.0, **kw) == -1.0

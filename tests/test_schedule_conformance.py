@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import subprocess
+from dataclasses import replace
 
 import pytest
 
 from conformance import schedule_check
 from conformance.run_report import DriftCollector
 from conformance.schedule_check import ScheduleCase, check_values, replay_schedule
-from spec.schedules import KNOWN_DEVIATIONS, SCHEDULES
+from conformance import known_deviations
+from conformance.known_deviations import Target
+from spec.schedules import SCHEDULES
 from tests.harness_profiles import run_pytest
 
 VALUES = "test_schedule_values or test_schedule_long_horizon"
@@ -46,7 +49,7 @@ def test_faithful_torch_schedulers_pass(tmp_path):
     rows = json.loads(out.read_text())["schedules"]
     assert {(r["schedule"], r["quantity"]) for r in rows} >= {("cosine", "lr"), ("step", "lr"), ("cyclic", "lr")}
     cosine = next(r for r in rows if r["schedule"] == "cosine")
-    assert cosine["verdict"] == "pass" and cosine["drift_note"] == "cosine_recursive_drift"
+    assert cosine["verdict"] == "pass" and cosine["drift_note"] == "cosine-recursive-drift"
     assert cosine["max_steps"] == 1500 and cosine["max_closed_ratio"] > 1  # the recursion's drift shows
     assert "max err/closed bound" in proc.stdout
 
@@ -72,38 +75,38 @@ def test_numpy_backend_skips_with_a_reason():
 # --------------------------------------------------------------------------- in-process pieces
 
 
-def test_every_known_deviation_has_a_harness_effect():
-    assert set(schedule_check.HARNESS_EFFECTS) == set(KNOWN_DEVIATIONS)
-    for key, effect in schedule_check.HARNESS_EFFECTS.items():
-        assert effect in ("drift", "domain") or isinstance(effect, schedule_check.HarnessDeviation), key
-    assert schedule_check.drift_deviations("cosine") == ["cosine_recursive_drift"]
-    assert schedule_check.drift_deviations("step") == []
+TORCH_SCHEDULES = Target("torch-cpu", "torch.optim.lr_scheduler", "2.13.0")
 
 
-def test_a_harness_deviation_xfails_the_schedule_or_sets_cases_aside(monkeypatch):
-    effects = dict(schedule_check.HARNESS_EFFECTS)
-    effects["cosine_recursive_drift"] = schedule_check.HarnessDeviation("torch-*", "cosine")
-    effects["zero_division_not_value_error"] = schedule_check.HarnessDeviation(
-        "torch-*", "step", applies=lambda case: case.hyper["step_size"] < 0)
-    monkeypatch.setattr(schedule_check, "HARNESS_EFFECTS", effects)
-    assert schedule_check.known_deviation("torch-cpu", "cosine") == "cosine_recursive_drift"
-    assert schedule_check.known_deviation("numpy", "cosine") is None
-    assert schedule_check.known_deviation("torch-cpu", "step") is None  # input-specific: not the whole schedule
+def test_every_schedule_deviation_says_how_it_shows():
+    entries = [d for d in known_deviations.KNOWN_DEVIATIONS if d.implementation == ("torch.optim.lr_scheduler",)]
+    assert {d.effect for d in entries} <= {"xfail", "drift", "domain"}
+    assert all(d.tests == known_deviations.SCHEDULE_TESTS for d in entries)
+    assert known_deviations.drift_deviations(TORCH_SCHEDULES, "cosine") == ["cosine-recursive-drift"]
+    assert known_deviations.drift_deviations(TORCH_SCHEDULES, "step") == []
+    assert known_deviations.drift_deviations(None, "cosine") == []  # a backend that names no implementation
+    # SequentialLR's milestone ≤ 0 is set aside on torch < 2.13 only
+    case = ScheduleCase("sequential", SCHEDULES["sequential"].complete({"milestone": 0}), 0.1, 5)
+    older = Target("torch-cuda", "torch.optim.lr_scheduler", "2.11.0+cu130")
+    for target, expected in ((older, "sequential-milestone-zero-before-2-13"), (TORCH_SCHEDULES, None)):
+        found = known_deviations.affecting(target, "sequential", "-", "-", case, "test_schedule_values")
+        assert (found and found.id) == expected
+
+
+def test_a_schedule_deviation_xfails_the_schedule_or_sets_cases_aside(monkeypatch):
+    whole = known_deviations.KnownDeviation(
+        id="w", implementation=("torch.optim.lr_scheduler",), versions=">=2.11", spec="cosine",
+        tests=("test_schedule_values",), reason="r")
+    some = replace(whole, id="s", spec="step", applies=lambda case: case.hyper["step_size"] < 0)
+    monkeypatch.setattr(known_deviations, "KNOWN_DEVIATIONS", (whole, some))
+    assert known_deviations.find(TORCH_SCHEDULES, "cosine", "-", "-", "test_schedule_values") is whole
+    assert known_deviations.find(TORCH_SCHEDULES, "cosine", "-", "-", "test_schedule_long_horizon") is None
+    assert known_deviations.find(None, "cosine", "-", "-", "test_schedule_values") is None
+    assert known_deviations.find(TORCH_SCHEDULES, "step", "-", "-", "test_schedule_values") is None
     case = ScheduleCase("step", SCHEDULES["step"].complete({"step_size": -2}), 0.1, 5)
-    assert schedule_check.known_deviation("torch-cpu", "step", case) == "zero_division_not_value_error"
+    assert known_deviations.affecting(TORCH_SCHEDULES, "step", "-", "-", case, "test_schedule_values") is some
     case.hyper["step_size"] = 2
-    assert schedule_check.known_deviation("torch-cpu", "step", case) is None
-
-    from conformance.test_schedules import schedule_params
-
-    class Config:
-        _conformance_backend = __import__("conformance.backends.torch_backend", fromlist=["make"]).make("torch-cpu")
-
-        def getoption(self, name):
-            return "torch-cpu"
-
-    params = {p.id: p for p in schedule_params(Config(), "run_schedule")}
-    assert [m.name for m in params["cosine"].marks] == ["xfail"] and not params["step"].marks
+    assert known_deviations.affecting(TORCH_SCHEDULES, "step", "-", "-", case, "test_schedule_values") is None
 
 
 def _report(schedule, hyper, eta0, lrs):
@@ -158,7 +161,7 @@ def test_a_scheduled_step_with_a_non_finite_lr_is_not_referenced():
     assert "note: group 0: steps from 2 on" in report.summary()
 
 
-def test_scheduled_cases_set_a_schedule_deviation_aside(monkeypatch):
+def test_scheduled_cases_set_a_schedule_deviation_aside():
     """Before torch 2.13 SequentialLR mishandles a milestone ≤ 0: the optimizer + schedule test leaves those
     cases to the schedule tests' set-aside too (the torch-cuda run of session 4 failed on them)."""
     from hypothesis import HealthCheck, given, settings, strategies as st
@@ -166,15 +169,27 @@ def test_scheduled_cases_set_a_schedule_deviation_aside(monkeypatch):
     from conformance import backends
     from conformance.test_schedules import scheduled_cases
 
-    monkeypatch.setattr(schedule_check, "_torch_before", lambda version: True)
-    backend = backends.load("numpy")
+    numpy = backends.load("numpy")
+
+    class OldTorch:  # numpy's optimizers, reported as torch 2.11's schedulers
+        paths, dtypes = numpy.paths, numpy.dtypes
+
+        def implementation(self, name, path):
+            return ("torch.optim.lr_scheduler", "2.11.0+cu130") if name in SCHEDULES else None
+
+    class Config:
+        _conformance_backend = OldTorch()
+
+        def getoption(self, name):
+            return "torch-cuda"
+
     seen = []
 
     @settings(max_examples=60, database=None, derandomize=True, deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(st.data())
     def draw(data):
-        seen.append(data.draw(scheduled_cases(backend, "torch-cuda", "sequential"))[2]["milestone"])
+        seen.append(data.draw(scheduled_cases(Config(), "sequential"))[2]["milestone"])
 
     draw()
     assert seen and min(seen) > 0

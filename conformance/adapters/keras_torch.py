@@ -81,6 +81,11 @@ class KerasOptimizer(torch.optim.Optimizer):
         super().__init__(params, defaults)
         self._keras: dict = {}  # param → (keras optimizer, keras variable)
 
+    @classmethod
+    def conformance_implementation(cls) -> tuple:
+        """(qualified name, version) of what this adapter runs, for the known deviations of Keras."""
+        return f"keras.optimizers.{cls.keras_class}", keras.__version__
+
     # -- subclass hooks ---------------------------------------------------
     def _validate(self, group: dict) -> None:
         if not 0.0 <= group["lr"]:

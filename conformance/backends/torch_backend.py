@@ -32,6 +32,7 @@ import importlib
 import inspect
 import os
 import platform
+import sys
 import warnings
 from typing import Optional
 
@@ -229,6 +230,29 @@ class TorchBackend:
         if info is None or info.torch is None or torch is None:
             return None
         return getattr(torch.optim, info.torch, None)
+
+    def implementation(self, name: str, path: Optional[str]) -> Optional[tuple]:
+        """(qualified name, version) of what runs spec ``name`` (an optimizer, or a schedule) on ``path``.
+
+        torch.optim's own classes: ``torch.optim.NAdam`` and ``torch.__version__``; schedules:
+        ``torch.optim.lr_scheduler``.  An ``--optimizer`` class: what its ``conformance_implementation()``
+        classmethod declares (the Keras adapter: ``keras.optimizers.Adam``, keras's version), else its own
+        ``module:qualname`` and its top-level package's ``__version__``, so torch's known deviations never
+        apply to it."""
+        if torch is None:
+            return None
+        if name in SCHEDULES and name not in optimizers.OPTIMIZERS:
+            return "torch.optim.lr_scheduler", torch.__version__
+        cls = self.optimizer_class(name)
+        if cls is None:
+            return None
+        if any(cls is getattr(torch.optim, info.torch, None) for info in optimizers.OPTIMIZERS.values() if info.torch):
+            return f"torch.optim.{cls.__name__}", torch.__version__
+        declared = getattr(cls, "conformance_implementation", None)
+        if callable(declared):
+            return declared()
+        root = sys.modules.get(cls.__module__.partition(".")[0])
+        return f"{cls.__module__}:{cls.__qualname__}", getattr(root, "__version__", None)
 
     def map_hyper(self, optimizer: str, hyper: dict) -> dict:
         """Spec hyperparameters -> the class's keyword arguments."""

@@ -11,7 +11,7 @@ tests that compare a backend with itself, unless it breaks one of those too.
 ``effect`` says what the harness does:
 
 * ``"xfail"``: without ``applies``, every named test of the matching (optimizer, path, dtype) is marked
-  ``xfail`` (``conformance/conftest.py``; a pass is reported as stale); with ``applies``, a drawn case for
+  ``xfail`` (``conformance/plugin.py``; a pass is reported as stale); with ``applies``, a drawn case for
   which ``applies(case)`` holds is set aside (Hypothesis ``reject`` with an ``event`` naming the entry).
 * ``"drift"``: within the tolerance of the implementation's own form; shown in the drift table only.
 * ``"domain"``: concerns arguments or steps the spec's strategies never draw; recorded, not applied.

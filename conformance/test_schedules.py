@@ -15,7 +15,7 @@
 Backends without the protocol's optional schedule part (``conformance/backend.py``)
 skip with the reason.  ``conformance.schedule_check`` holds the comparison;
 torch's schedule deviations are entries of ``conformance/known_deviations.py``
-(whole-schedule ones are xfail marks put by ``conftest.py``).
+(whole-schedule ones are xfail marks put by ``plugin.py``).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests for the drift report (conformance/run_report.py, its conftest wiring) and the drift study (reports/drift_study.py).
+"""Tests for the drift report (conformance/run_report.py, its plugin wiring) and the drift study (reports/drift_study.py).
 
 The two subprocess runs of the conformance suite use ``-p tests.drift_fast_plugin``
 (the ``ci`` profile without shrinking) so that a currently failing case cannot

@@ -92,3 +92,13 @@ def test_another_projects_tests_are_left_alone(installed, tmp_path):
     proc = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "test_mine.py",
                  "--backend=numpy"], cwd=tmp_path)  # the option exists here: the entry point loaded the plugin
     assert proc.returncode == 0 and "1 passed" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+
+def test_audit_command_from_the_wheel(installed):
+    """``python -m conformance audit`` works from the installed package (torch.optim.SGD as sgd: it conforms)."""
+    pytest.importorskip("torch")
+    python, work = installed
+    proc = _run([python, "-m", "conformance", "audit", "torch.optim:SGD", "--as", "sgd", "--dtype", "float64",
+                 "--profile", "ci"], cwd=work)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1].startswith("verdict: updates conform; defaults conform;")

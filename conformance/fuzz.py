@@ -15,8 +15,12 @@ worker has reported after its first 60 s, and a worker reports only after 100
 examples of its first test, which for the conformance tests (an exact interval
 reference per example) takes longer than that on a loaded machine.  This
 launcher runs the same ``FuzzWorker`` with a fixed assignment of tests (test
-``i`` to process ``i mod n``), stops after ``--minutes``, and prints what the
-database holds per test: inputs run, behaviours seen, failures.
+``i`` to process ``i mod n``), stops after ``--minutes`` (or when no test is
+left unfailed), and prints what the database holds per test: inputs run,
+behaviours seen, failing examples.  ``_worker`` also works around two
+mismatches of HypoFuzz 25.11.1 with Hypothesis 6.170, and the tests take the
+``req`` fixture instead of ``request`` for HypoFuzz (``conformance/plugin.py``).
+Measured campaigns: ``docs/measured/hypofuzz.md``.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import multiprocessing
 import sys
 import time
 
+GRACE_S = 60.0  # how long a worker may take to finish its batch once time is up
 
 def _require_hypofuzz():
     try:
@@ -33,14 +38,16 @@ def _require_hypofuzz():
         raise SystemExit("python -m conformance fuzz needs HypoFuzz: pip install hypofuzz==25.11.1") from None
 
 
-def _worker(pytest_args: list, nodeids: list) -> None:
+def _worker(pytest_args: list, nodeids: list, stop) -> None:
     from hypofuzz import detection
     from hypofuzz.hypofuzz import FuzzWorker
 
     class Worker(FuzzWorker):
-        def _update_targets(self, nodeids):
+        def _update_targets(self, nodeids):  # called between batches of inputs
             super()._update_targets(nodeids)
-            if self.targets and not self.valid_targets:  # each test failed or was skipped: nothing left to fuzz
+            if stop.is_set() or (self.targets and not self.valid_targets):  # time is up, or every test failed
+                for target in self.targets.values():  # HypoFuzz writes in a background thread; a fetch waits for it
+                    list(target.database.fetch(b"conformance.fuzz: flush"))
                 raise SystemExit(0)
 
     detection._in_hypofuzz_run = True
@@ -113,7 +120,8 @@ def main(argv: list | None = None) -> int:
     print(f"fuzzing {len(ids)} tests with {n} process(es) for {args.minutes:g} min; pytest args: "
           f"{' '.join(pytest_args)}", flush=True)
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(pytest_args, ids[i::n]), daemon=True) for i in range(n)]
+    stop = ctx.Event()
+    procs = [ctx.Process(target=_worker, args=(pytest_args, ids[i::n], stop), daemon=True) for i in range(n)]
     for p in procs:
         p.start()
     deadline = time.monotonic() + 60 * args.minutes
@@ -121,10 +129,14 @@ def main(argv: list | None = None) -> int:
         while time.monotonic() < deadline and any(p.is_alive() for p in procs):
             time.sleep(min(5.0, max(0.0, deadline - time.monotonic())))
     finally:
+        stop.set()  # a worker stops after its current batch of inputs, its writes flushed
+        grace = time.monotonic() + GRACE_S
         for p in procs:
-            p.terminate()
-        for p in procs:
-            p.join(10)
+            p.join(max(0.0, grace - time.monotonic()))
+        for p in procs:  # still inside a batch: its last inputs' database writes may be lost
+            if p.is_alive():
+                p.terminate()
+                p.join(10)
     rows = summary(targets)
     width = max(len(r["test"]) for r in rows)
     print(f"{'test':<{width}}  {'inputs':>7}  {'behaviours':>10}  {'failing examples':>16}")

@@ -238,6 +238,19 @@ def pytest_collection_modifyitems(session, config, items):
                 f"{', '.join(d.tests)}, path {d.path!r}, dtype {d.dtype!r}; check conformance/known_deviations.py"))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    """Each parametrization of a Hypothesis test gets its own example-database key, from its node id.
+
+    Hypothesis's pytest plugin does this for ``@pytest.mark.parametrize`` but not for the parametrization of
+    ``pytest_generate_tests`` used here, so every optimizer × path × dtype of a test shared one key: an example
+    stored by one was replayed into the others.  HypoFuzz keys by the node id as well, so with this its findings
+    replay under plain pytest (run from the same directory with the same arguments: the node id must match)."""
+    inner = getattr(getattr(getattr(item, "obj", None), "hypothesis", None), "inner_test", None)
+    if inner is not None and hasattr(item, "callspec") and _ours(getattr(item, "function", None)):
+        inner._hypothesis_internal_add_digest = item.nodeid.encode()
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     """Record each conformance test's outcome in the drift report (its verdict comes from them)."""

@@ -48,3 +48,5 @@ settings.register_profile("default-triage", settings.get_profile("default"),
 _campaign_db = os.environ.get("CONFORMANCE_DATABASE")
 settings.register_profile("campaign", settings.get_profile("default"),
                           **({"database": DirectoryBasedExampleDatabase(_campaign_db)} if _campaign_db else {}))
+# Only the examples stored in that database, nothing generated: replays a campaign's findings, and nothing else.
+settings.register_profile("campaign-replay", settings.get_profile("campaign"), phases=[Phase.explicit, Phase.reuse])

@@ -50,7 +50,6 @@ BROKEN = {
     "DecayAfterUpdateAdamW": ("adamw", "test_trajectory and float64"),
     "UnscaledDecayAdamW": ("adamw", "test_trajectory and float64"),
     "DampenedFirstStepSGD": ("sgd", f"{CONFORMANCE} and float64"),
-    "UncheckedLrSGD": ("sgd", "test_out_of_domain_hyperparameters_are_refused and float64"),
     "FrozenStepAdam": ("adam", "test_single_steps and float64"),
     "Float32ComputeAdam": ("adam", "test_trajectory and float64"),
     "EpsInsideSqrtRMSprop": ("rmsprop", "test_trajectory and float64"),

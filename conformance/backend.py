@@ -16,7 +16,9 @@ tested by writing these ~30 lines::
   empty sequence means "not implemented" and the harness reports it as such.
 * ``dtypes`` lists the parameter dtypes a path supports, by name:
   ``"float16"``, ``"bfloat16"``, ``"float32"``, ``"float64"``.
-* ``run`` performs a whole trajectory and returns one ``StepOutput`` per step.
+* ``run`` performs a whole trajectory and returns one ``StepOutput`` per step;
+  ``case.path`` names the path to run, and the arrays and dicts of ``case``
+  are the backend's own copies, free to modify.
 
 Hyperparameters use PyTorch's names (``lr``, ``betas`` split into ``beta1`` and
 ``beta2``, ``eps``, ``weight_decay``, ``amsgrad``, ...); state variables use

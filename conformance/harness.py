@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 
-import pytest
 from hypothesis import event, note, reject, target
 
 from .backend import BackendError, check_output, for_backend

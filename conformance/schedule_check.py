@@ -32,7 +32,7 @@ import numpy as np
 
 import spec as spec_pkg
 from reference.bound import trajectory_bounds
-from reference.formats import exact, get_format, to_hex
+from reference.formats import get_format, to_hex
 from reference.schedule import lr_error_bounds, lr_sequence, momentum_sequence
 from reference.step import Element, trajectory
 from reference.ulp import ulp_error

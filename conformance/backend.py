@@ -16,7 +16,9 @@ tested by writing these ~30 lines::
   empty sequence means "not implemented" and the harness reports it as such.
 * ``dtypes`` lists the parameter dtypes a path supports, by name:
   ``"float16"``, ``"bfloat16"``, ``"float32"``, ``"float64"``.
-* ``run`` performs a whole trajectory and returns one ``StepOutput`` per step.
+* ``run`` performs a whole trajectory and returns one ``StepOutput`` per step;
+  ``case.path`` names the path to run, and the arrays and dicts of ``case``
+  are the backend's own copies, free to modify.
 
 Hyperparameters use PyTorch's names (``lr``, ``betas`` split into ``beta1`` and
 ``beta2``, ``eps``, ``weight_decay``, ``amsgrad``, ...); state variables use
@@ -59,56 +61,73 @@ which skip with a reason where a backend lacks them:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional, Protocol, Sequence
+from dataclasses import dataclass, replace
+from typing import NamedTuple, Optional, Protocol, Sequence
 
 import numpy as np
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
-@dataclass
-class Group:
+class Group(NamedTuple):
     """One parameter group: its hyperparameters and its parameter tensors.
 
     ``hyper`` holds every hyperparameter of the spec by its spec name
     (``beta1``/``beta2`` rather than torch's ``betas`` tuple).  ``params`` are
     NumPy arrays of the case's dtype (``ml_dtypes.bfloat16`` for bfloat16), any
-    shape, including 0-d.
+    shape, including 0-d.  A tuple, so ``for hyper, params in case.groups`` works.
     """
 
     hyper: dict
     params: list
 
 
-@dataclass
+@dataclass(frozen=True)
 class Case:
-    """A whole trajectory to perform.
+    """A whole trajectory: the inputs the strategies draw, the check reads and a backend runs.
 
-    ``grads[s][i][j]`` is the gradient of parameter ``j`` of group ``i`` at step
-    ``s`` (an array like the parameter), or ``None`` when that parameter has no
-    gradient at that step (torch: ``p.grad is None``; it must be left untouched
-    and its state must not advance).  ``lrs[s][i]``, when given, is the learning
-    rate of group ``i`` set just before step ``s`` (a schedule or a user
-    changing ``group["lr"]``).
+    ``groups`` is a list of ``Group``.  ``grads[s][i][j]`` is the gradient of
+    parameter ``j`` of group ``i`` at step ``s`` (an array like the parameter),
+    or ``None`` when that parameter has no gradient at that step (torch:
+    ``p.grad is None``; it must be left untouched and its state must not
+    advance).  ``lrs[s][i]``, when given, is the learning rate of group ``i``
+    set just before step ``s`` (a schedule or a user changing ``group["lr"]``).
+
+    ``path`` is the implementation path to run, ``None`` while the case is not
+    yet bound to one; a backend always receives a case with ``path`` set
+    (``for_backend``).
 
     ``resume_at``: when set, the backend must serialize its state before step
     resume_at and continue in a fresh optimizer restored from it (torch:
     state_dict/load_state_dict).  Steps count from 0, as in ``grads``; only
     backends that declare ``supports_resume = True`` are given it.
+
+    Frozen: derive variants with ``dataclasses.replace`` (``replace(case,
+    resume_at=2)``).  The lists and arrays inside are not copied by that;
+    ``for_backend`` copies them.
     """
 
     optimizer: str
-    path: str
     dtype: str
     groups: list
     grads: list
     lrs: Optional[list] = None
+    path: Optional[str] = None
     resume_at: Optional[int] = None
 
     @property
     def steps(self) -> int:
         return len(self.grads)
+
+
+def for_backend(case: Case, path: str) -> Case:
+    """``case`` bound to ``path``, with fresh arrays and hyperparameter dicts: a backend may mutate what it gets."""
+    return replace(
+        case, path=path,
+        groups=[Group(dict(h), [p.copy() for p in ps]) for h, ps in case.groups],
+        grads=[[[None if g is None else g.copy() for g in row] for row in step] for step in case.grads],
+        lrs=None if case.lrs is None else [list(row) for row in case.lrs],
+    )
 
 
 @dataclass

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Optional
 
 import mpmath
@@ -35,7 +34,7 @@ from reference.formats import exact, get_format, to_hex
 from reference.step import trajectory
 from reference.ulp import ulp_error
 
-from .strategies import CaseData
+from .backend import Case
 
 _CTX = mpmath.MPContext()
 _CTX.prec = 256
@@ -177,7 +176,7 @@ def _compare_special(value, got, expected) -> tuple:
                                            f"{float(expected)!r}; the class depends on overflow inside the format")
 
 
-def check(data: CaseData, outputs: list, mode: str = "trajectory") -> Report:
+def check(data: Case, outputs: list, mode: str = "trajectory") -> Report:
     """Compare backend ``outputs`` (one StepOutput per step) for ``data`` with the reference."""
     spec = spec_pkg.get(data.optimizer)
     fmt = get_format(data.dtype)

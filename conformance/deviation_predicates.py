@@ -1,5 +1,5 @@
 """Predicates of the input-specific known deviations (``conformance.known_deviations``): which drawn cases a
-torch deviation can touch.  Each takes a ``CaseData`` and is deliberately coarse where the deviation's trigger
+torch deviation can touch.  Each takes a ``Case`` and is deliberately coarse where the deviation's trigger
 is (a bound on the case, not a prediction), so that no affected case slips through; each is reproduced in
 ``tests/test_known_deviations.py``.
 """

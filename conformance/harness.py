@@ -3,18 +3,17 @@ from __future__ import annotations
 
 import math
 
-import pytest
 from hypothesis import event, note, reject, target
 
-from .backend import BackendError, check_output
+from .backend import BackendError, check_output, for_backend
 from .check import check
 from .known_deviations import affecting, find, target_of
-from .replay import reproduction, to_backend_case
+from .replay import reproduction
 
 
 def run_backend(backend, data, path):
     """Run the backend on ``data``; a raise or a malformed answer becomes a clear failure."""
-    case = to_backend_case(data, path)
+    case = for_backend(data, path)
     try:
         outputs = backend.run(case)
         check_output(case, outputs)

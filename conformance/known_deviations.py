@@ -69,7 +69,7 @@ class KnownDeviation:
     path: Patterns = "*"
     dtype: Patterns = "*"
     backend: Patterns = "*"  # where the measurement needs a device ("torch-cuda")
-    applies: Optional[Callable] = None  # CaseData (ScheduleCase) -> bool: only these inputs
+    applies: Optional[Callable] = None  # Case (ScheduleCase) -> bool: only these inputs
     effect: str = "xfail"  # xfail | drift | domain
     issue: str = ""
     reproduced_by: str = "tests/test_known_deviations.py"

@@ -11,9 +11,8 @@ import numpy as np
 from reference.formats import from_hex, get_format, to_hex
 
 from . import backends
-from .backend import Case, Group, check_output
+from .backend import Case, Group, check_output, for_backend
 from .check import check
-from .strategies import CaseData
 
 
 def encode_array(a) -> dict:
@@ -27,16 +26,7 @@ def decode_array(d: dict, dtype: str) -> np.ndarray:
     return np.array(values, dtype=fmt.dtype).reshape(d["shape"])
 
 
-def to_backend_case(data: CaseData, path: str) -> Case:
-    return Case(
-        optimizer=data.optimizer, path=path, dtype=data.dtype,
-        groups=[Group(dict(h), [p.copy() for p in ps]) for h, ps in data.groups],
-        grads=[[[None if g is None else g.copy() for g in row] for row in step] for step in data.grads],
-        lrs=data.lrs,
-    )
-
-
-def reproduction(data: CaseData, backend: str, path: str, mode: str, overrides: dict | None = None) -> str:
+def reproduction(data: Case, backend: str, path: str, mode: str, overrides: dict | None = None) -> str:
     """Python source that replays ``data`` on ``backend`` and prints the comparison."""
     groups = [(h, [encode_array(p) for p in ps]) for h, ps in data.groups]
     grads = [[[None if g is None else encode_array(g) for g in row] for row in step] for step in data.grads]
@@ -48,10 +38,10 @@ def reproduction(data: CaseData, backend: str, path: str, mode: str, overrides: 
     )
 
 
-def decode(optimizer: str, dtype: str, groups, grads, lrs) -> CaseData:
-    return CaseData(
+def decode(optimizer: str, dtype: str, groups, grads, lrs) -> Case:
+    return Case(
         optimizer, dtype,
-        [(dict(h), [decode_array(p, dtype) for p in ps]) for h, ps in groups],
+        [Group(dict(h), [decode_array(p, dtype) for p in ps]) for h, ps in groups],
         [[[None if g is None else decode_array(g, dtype) for g in row] for row in step] for step in grads],
         lrs,
     )
@@ -63,7 +53,7 @@ def replay(backend: str, optimizer: str, path: str, dtype: str, mode: str, group
     classes = {k: backends.load_class(v) for k, v in (overrides or {}).items()}
     impl = backends.load(backend, overrides=classes or None)
     data = decode(optimizer, dtype, groups, grads, lrs)
-    case = to_backend_case(data, path)
+    case = for_backend(data, path)
     outputs = impl.run(case)
     check_output(case, outputs)
     report = check(data, outputs, mode)

@@ -360,7 +360,7 @@ class DriftCollector:
             return None
 
     def add(self, nodeid: str, backend: str, path: str, data, report) -> None:
-        """One checked case: ``data`` a ``strategies.CaseData``, ``report`` its ``check.Report``."""
+        """One checked case: ``data`` a ``backend.Case``, ``report`` its ``check.Report``."""
         e = self._entry(backend, report.optimizer, path, report.dtype)
         self._node_keys.setdefault(nodeid, set()).add(e.key)
         self._functions.add(_function(nodeid))

@@ -32,15 +32,16 @@ import numpy as np
 
 import spec as spec_pkg
 from reference.bound import trajectory_bounds
-from reference.formats import exact, get_format, to_hex
+from reference.formats import get_format, to_hex
 from reference.schedule import lr_error_bounds, lr_sequence, momentum_sequence
 from reference.step import Element, trajectory
 from reference.ulp import ulp_error
 from spec.schedules import SCHEDULES
 
 from . import backends
+from .backend import for_backend
 from .check import Report, Verdicts, _compare_step
-from .replay import decode, encode_array, to_backend_case
+from .replay import decode, encode_array
 from .schedule_strategies import ScheduleCase
 
 _CTX = mpmath.MPContext()
@@ -266,7 +267,7 @@ def replay_scheduled(backend: str, optimizer: str, path: str, dtype: str, schedu
     impl = backends.load(backend)
     data = decode(optimizer, dtype, groups, grads, None)
     hyper = SCHEDULES[schedule].complete(hyper)
-    reports = check_scheduled(data, schedule, hyper, impl.run_scheduled(to_backend_case(data, path), schedule, hyper))
+    reports = check_scheduled(data, schedule, hyper, impl.run_scheduled(for_backend(data, path), schedule, hyper))
     if not quiet:
         for r in reports[0]:
             print(r.summary())

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
 from fractions import Fraction
-from typing import Optional
 
 import numpy as np
 from hypothesis import reject, strategies as st
@@ -20,22 +18,9 @@ from hypothesis import reject, strategies as st
 from reference.formats import get_format, round_to_format
 from spec.core import Hyperparameter, Interval, InvalidHyperparameter, OptimizerSpec
 
+from .backend import Case, Group
+
 MAX_STEPS = 6
-
-
-@dataclass
-class CaseData:
-    """Backend-independent inputs of a case: groups, gradients and learning rates.
-
-    ``groups`` is a list of (hyper dict, [param arrays]); ``grads[s][i][j]`` as
-    in ``conformance.backend.Case``.
-    """
-
-    optimizer: str
-    dtype: str
-    groups: list
-    grads: list
-    lrs: Optional[list]
 
 
 def _in(interval: Interval, x: float) -> bool:
@@ -118,14 +103,14 @@ SHAPES = [(), (1,), (3,), (2, 2), (4,)]
 
 @st.composite
 def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, min_steps: int = 1,
-          max_groups: int = 2, max_params: int = 2, vary_lr: bool = True, allow_none: bool = True) -> CaseData:
+          max_groups: int = 2, max_params: int = 2, vary_lr: bool = True, allow_none: bool = True) -> Case:
     """A whole trajectory: 1–2 groups of 1–2 params of small shapes, gradients per step, lrs per step."""
     steps = draw(st.integers(min_steps, max_steps))
     groups = []
     for _ in range(draw(st.integers(1, max_groups))):
         hyper = draw(hyperparameters(spec))
         shapes = draw(st.lists(st.sampled_from(SHAPES), min_size=1, max_size=max_params))
-        groups.append((hyper, [draw(array(dtype, s)) for s in shapes]))
+        groups.append(Group(hyper, [draw(array(dtype, s)) for s in shapes]))
     grads = []
     for _ in range(steps):
         row = []
@@ -136,4 +121,4 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     lrs = None
     if vary_lr and draw(st.booleans()):
         lrs = [[draw(learning_rate()) for _ in groups] for _ in range(steps)]
-    return CaseData(spec.name, dtype, groups, grads, lrs)
+    return Case(spec.name, dtype, groups, grads, lrs)

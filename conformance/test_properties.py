@@ -33,11 +33,11 @@ import spec as spec_pkg
 from reference.formats import to_hex
 
 from . import optimizers
-from .backend import check_output
-from .replay import reproduction, to_backend_case
+from .backend import Case, Group, check_output, for_backend
+from .replay import reproduction
 from .harness import set_aside_known
 from .plugin import selected_specs
-from .strategies import SHAPES, CaseData, array, cases
+from .strategies import SHAPES, array, cases
 
 MAX_STEPS = 4
 
@@ -55,39 +55,32 @@ def pytest_generate_tests(metafunc):
 
 # --------------------------------------------------------------------------- helpers
 
-def _repro(request, data: CaseData, path: str, label: str = "") -> str:
-    text = reproduction(data, request.config.getoption("--backend"), path, "trajectory",
+def _repro(request, case: Case, path: str, label: str = "") -> str:
+    text = reproduction(case, request.config.getoption("--backend"), path, "trajectory",
                         getattr(request.config, "_conformance_overrides", None))
     return (f"# {label}\n" if label else "") + text
 
 
 def _fail(request, path: str, message: str, *labelled_cases) -> None:
-    """Fail with ``message`` and the reproduction of each (label, CaseData)."""
-    repros = "\n".join(_repro(request, data, path, label) for label, data in labelled_cases)
+    """Fail with ``message`` and the reproduction of each (label, Case)."""
+    repros = "\n".join(_repro(request, case, path, label) for label, case in labelled_cases)
     note(message)
     raise AssertionError(f"{message}\n\nReproduce with:\n{repros}")
 
 
-def _marked(data: CaseData, fields: dict) -> CaseData:
-    """``data`` carrying the Case fields of this run (``resume_at``), for known deviations that need them."""
-    out = replace(data)
-    for key, value in fields.items():
-        setattr(out, key, value)
-    return out
+def _run(request, backend, case: Case, path: str, label: str, **fields):
+    """The backend's outputs for ``case`` with ``fields`` (``resume_at``) set; a raise fails with a reproduction.
 
-
-def _run(request, backend, data: CaseData, path: str, label: str, **fields):
-    """The backend's outputs for ``data`` (``fields`` set on the Case); a raise fails with a reproduction."""
-    set_aside_known(request, replace(data) if not fields else _marked(data, fields), path)
-    case = to_backend_case(data, path)
-    for key, value in fields.items():
-        setattr(case, key, value)
+    The known deviations see ``fields`` too: one may concern resumed runs only."""
+    run = replace(case, **fields)
+    set_aside_known(request, run, path)
+    bound = for_backend(run, path)
     try:
-        outputs = backend.run(case)
-        check_output(case, outputs)
+        outputs = backend.run(bound)
+        check_output(bound, outputs)
     except Exception as exc:  # BackendError, or any raise on valid inputs
         extra = "".join(f", {k}={v!r}" for k, v in fields.items())
-        _fail(request, path, f"{label}: backend raised {type(exc).__name__}: {exc}{extra}", (label, data))
+        _fail(request, path, f"{label}: backend raised {type(exc).__name__}: {exc}{extra}", (label, case))
     return outputs
 
 
@@ -185,18 +178,18 @@ def _negate(g):
     return (a.view(unsigned) ^ sign).view(a.dtype).reshape(a.shape)
 
 
-def _with_hyper(data: CaseData, **changes) -> CaseData:
-    return replace(data, groups=[({**h, **changes}, [p.copy() for p in ps]) for h, ps in data.groups])
+def _with_hyper(case: Case, **changes) -> Case:
+    return replace(case, groups=[Group({**h, **changes}, [p.copy() for p in ps]) for h, ps in case.groups])
 
 
-def _add_param(draw, data: CaseData, i: int, *, with_grads: bool) -> tuple:
+def _add_param(draw, data: Case, i: int, *, with_grads: bool) -> tuple:
     """``data`` with one more parameter in group ``i`` (at a drawn position), and that position."""
     shape = draw(st.sampled_from(SHAPES), label="extra param shape")
     p = draw(array(data.dtype, shape), label="extra param")
     hyper, params = data.groups[i]
     j = draw(st.integers(0, len(params)), label="extra param position")
     groups = list(data.groups)
-    groups[i] = (hyper, params[:j] + [p] + params[j:])
+    groups[i] = Group(hyper, params[:j] + [p] + params[j:])
     grads = []
     for row in data.grads:
         row = list(row)
@@ -273,9 +266,9 @@ def test_several_tensors_at_once_equal_each_alone(req, backend, optimizer, path,
     hyper, params = case.groups[0]
     pairs, alone_cases = {}, []
     for j, p in enumerate(params):
-        alone = CaseData(case.optimizer, dtype, [(dict(hyper), [p.copy()])],
-                         [[[step[0][j]]] for step in case.grads],
-                         None if case.lrs is None else [[lrs[0]] for lrs in case.lrs])
+        alone = Case(case.optimizer, dtype, [Group(dict(hyper), [p.copy()])],
+                     [[[step[0][j]]] for step in case.grads],
+                     None if case.lrs is None else [[lrs[0]] for lrs in case.lrs])
         alone_cases.append(alone)
         pairs[(0, j)] = (_run(req, backend, alone, path, f"param {j} alone"), 0, 0)
     diffs = _diff_runs(together, None, pairs)
@@ -378,7 +371,7 @@ def test_out_of_domain_hyperparameters_are_refused(req, backend, optimizer, path
             with pytest.raises(spec_pkg.InvalidHyperparameter):
                 spec.complete(hyper)
         try:
-            backend.run(to_backend_case(case, path))
+            backend.run(for_backend(case, path))
         except Exception:
             continue
         accepted.append((why, case))

@@ -19,8 +19,8 @@ torch's schedule deviations are entries of ``conformance/known_deviations.py``
 """
 from __future__ import annotations
 
-import copy
 import math
+from dataclasses import replace
 
 import pytest
 from hypothesis import event, given, note, reject, strategies as st, target
@@ -30,9 +30,9 @@ from reference.schedule import lr_error_bounds, lr_sequence, momentum_sequence
 from spec.schedules import SCHEDULES
 
 from . import optimizers
+from .backend import Group, for_backend
 from .harness import known_deviation_for
 from .known_deviations import drift_deviations, target_of
-from .replay import to_backend_case
 from .schedule_check import check_schedule, check_scheduled, reproduction, scheduled_reproduction
 from .schedule_strategies import SHORT, ScheduleCase, schedule_cases, schedule_hyper
 from .strategies import cases
@@ -135,7 +135,7 @@ def test_schedule_long_horizon(request, backend, schedule):
 
 @st.composite
 def scheduled_cases(draw, config, schedule: str):
-    """(CaseData, path, schedule hyperparameters): an optimizer of TRAJECTORY_OPTIMIZERS, short periods."""
+    """(Case, path, schedule hyperparameters): an optimizer of TRAJECTORY_OPTIMIZERS, short periods."""
     backend = config._conformance_backend
     optimizer = draw(st.sampled_from([o for o in TRAJECTORY_OPTIMIZERS if backend.paths(o)]))
     path = draw(st.sampled_from(list(backend.paths(optimizer))))
@@ -173,10 +173,10 @@ def scheduled_cases(draw, config, schedule: str):
         bounds = lr_error_bounds(schedule_spec, hyper, 0.0, steps, quantity="momentum")
         if any(abs(float(e.value)) <= float(b) for e, b in zip(exact_m, bounds)):
             reject()
-        data.groups = [({**h, "nesterov": False} if "nesterov" in h else h, ps) for h, ps in data.groups]
+        data = replace(data, groups=[Group({**h, "nesterov": False} if "nesterov" in h else h, ps)
+                                     for h, ps in data.groups])
     # The known deviations are judged with the lrs the schedule will set (capturable Adam's lr = 0, say).
-    scheduled = copy.copy(data)
-    scheduled.lrs = [[float(lrs[s]) for lrs in group_lrs] for s in range(steps)]
+    scheduled = replace(data, lrs=[[float(lrs[s]) for lrs in group_lrs] for s in range(steps)])
     if known_deviation_for(config, TEST_SCHEDULED, optimizer, path, dtype, scheduled, whole=True):
         reject()  # an optimizer deviation (conformance/known_deviations.py), not the schedule's
     return data, path, hyper
@@ -190,7 +190,7 @@ def test_scheduled_trajectory(req, backend, schedule, data):
         pytest.skip(f"backend {name} implements none of {', '.join(TRAJECTORY_OPTIMIZERS)}")
     case, path, hyper = data.draw(scheduled_cases(request.config, schedule), label="case")
     event(f"{case.optimizer} {path} {case.dtype}")
-    run = backend.run_scheduled(to_backend_case(case, path), schedule, hyper)
+    run = backend.run_scheduled(for_backend(case, path), schedule, hyper)
     schedule_reports, report = check_scheduled(case, schedule, hyper, run)
     if report.notes:
         event("trajectory checked only up to a non-finite scheduled value")

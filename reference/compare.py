@@ -45,7 +45,6 @@ import functools
 import random
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Optional
 
 import mpmath
@@ -54,7 +53,7 @@ import sympy as sp
 
 from spec import dialects as _dialects
 from spec import get as _get
-from spec.core import UNIT, Assign, OptimizerSpec, g, py_float, t, theta
+from spec.core import UNIT, Assign, OptimizerSpec, py_float, t, theta
 from spec.identities import Undecided, is_zero, run_symbolic
 from .step import trajectory
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from spec.core import OptimizerSpec, g, t, theta
+from spec.core import OptimizerSpec, theta
 
 
 @dataclass(frozen=True)

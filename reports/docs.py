@@ -36,7 +36,7 @@ from sympy.printing.precedence import PRECEDENCE
 from conformance.known_deviations import KNOWN_DEVIATIONS, matches_pattern
 from reference import compare
 from spec import OPTIMIZERS, dialects, identities
-from spec.core import Hyperparameter, Interval, OptimizerSpec, g, py_float, t, theta
+from spec.core import Hyperparameter, OptimizerSpec, py_float
 from spec.schedules import REQUIRED, SCHEDULES, ScheduleSpec
 
 ROOT = Path(__file__).resolve().parent.parent

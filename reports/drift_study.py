@@ -49,12 +49,10 @@ import sympy as sp
 
 import spec as spec_pkg
 from conformance import backends, optimizers
-from conformance.backend import check_output
+from conformance.backend import Case, Group, check_output, for_backend
 from conformance.check import check
 from conformance.environment import target_environment
 from conformance.known_deviations import find, target_of
-from conformance.replay import to_backend_case
-from conformance.strategies import CaseData
 from reference.formats import get_format
 
 DEFAULT_DTYPES = ("float32", "bfloat16", "float16", "float64")
@@ -117,8 +115,8 @@ def run_one(backend_name: str, path: Optional[str], optimizer: str, dtype: str, 
     p0 = _in_dtype(theta0, dtype)
     grads = [_in_dtype(g, dtype) for g in grads64]
 
-    data = CaseData(optimizer, dtype, [(dict(hyper), [p0])], [[[g]] for g in grads], None)
-    case = to_backend_case(data, path)
+    data = Case(optimizer, dtype, [Group(dict(hyper), [p0])], [[[g]] for g in grads])
+    case = for_backend(data, path)
     outputs = impl.run(case)
     check_output(case, outputs)
     t_backend = time.perf_counter() - t0

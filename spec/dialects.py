@@ -48,8 +48,8 @@ from . import nadam as _nadam
 from . import radam as _radam  # noqa: F401 - documented as not given a dialect here
 from . import rmsprop as _rmsprop
 from . import sgd as _sgd
-from .core import (CLOSED_UNIT, NONNEGATIVE, STEP, Assign, Hyperparameter, Interval, OptimizerSpec, State, g,
-                   py_float, t, theta, unless_zero, when)
+from .core import (CLOSED_UNIT, NONNEGATIVE, STEP, Assign, Hyperparameter, OptimizerSpec, State, g,
+                   t, theta, unless_zero, when)
 from .schedules import REQUIRED
 
 KERAS = "keras"

@@ -11,7 +11,7 @@ import sympy as sp
 
 from . import common
 from .adam import BETA1, BETA2, m, moments, v
-from .core import STEP, Assign, OptimizerSpec, State, g, t, theta, when
+from .core import STEP, Assign, OptimizerSpec, State, t, theta, when
 
 LR = common.lr(1e-3)
 EPS = common.eps(1e-8, "added to √v before bias correction")

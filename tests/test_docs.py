@@ -9,7 +9,6 @@ so a changed input makes the pages stale too).
 from __future__ import annotations
 
 import difflib
-from pathlib import Path
 
 import pytest
 import sympy as sp

@@ -16,10 +16,10 @@ import mpmath
 import numpy as np
 import pytest
 
+from conformance.backend import Case, Group, for_backend
 from conformance.check import Finding, Report, check
 from conformance.environment import target_environment
 from conformance.run_report import SCHEMA, DriftCollector, percentile
-from conformance.strategies import CaseData
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUMBER = (int, float)
@@ -41,7 +41,7 @@ def _run(args, timeout=110):
 def _case(optimizer="sgd", dtype="float32", lr=0.5):
     p = np.array([1.0, -2.0], dtype=np.float32)
     grads = [[[np.array([0.5, 0.25], dtype=np.float32)]], [[np.array([-1.0, 2.0], dtype=np.float32)]]]
-    return CaseData(optimizer, dtype, [({"lr": lr}, [p])], grads, None)
+    return Case(optimizer, dtype, [Group({"lr": lr}, [p])], grads)
 
 
 def _finding(step, ulp, ratio, verdict="ok", quantity="theta", lost=False):
@@ -197,13 +197,12 @@ def check_schema(d: dict) -> None:
 
 def test_json_schema_of_real_cases():
     from conformance import backends
-    from conformance.replay import to_backend_case
 
     impl = backends.load("numpy")
     c = DriftCollector(backend_obj=impl, run={"args": [], "backend": "numpy", "hypothesis_profile": None})
     for lr in (0.5, 1e-3):
         data = _case(lr=lr)
-        c.add(NODE, "numpy", "for-loop", data, check(data, impl.run(to_backend_case(data, "for-loop"))))
+        c.add(NODE, "numpy", "for-loop", data, check(data, impl.run(for_backend(data, "for-loop"))))
     c.set_target("numpy", target_environment("numpy", impl))
     d = json.loads(c.to_json())
     check_schema(d)

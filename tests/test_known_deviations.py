@@ -92,9 +92,9 @@ def test_second_moment_overflow_predicate_does_not_overflow_itself():
     """float64 gradients near 1e300: the predicate decides without a Python OverflowError (default profile, seed 2)."""
     import numpy as np
     from conformance.deviation_predicates import _second_moment_overflows
-    from conformance.strategies import CaseData
-    big = CaseData("radam", "float64", [({"beta2": 0.999}, [np.zeros(1)])], [[[np.array([1e300])]]], None)
-    fine = CaseData("radam", "float64", [({"beta2": 0.999}, [np.zeros(1)])], [[[np.array([1e150])]]], None)
+    from conformance.backend import Case, Group
+    big = Case("radam", "float64", [Group({"beta2": 0.999}, [np.zeros(1)])], [[[np.array([1e300])]]])
+    fine = Case("radam", "float64", [Group({"beta2": 0.999}, [np.zeros(1)])], [[[np.array([1e150])]]])
     assert _second_moment_overflows(big) and not _second_moment_overflows(fine)
 
 
@@ -170,11 +170,11 @@ def test_cpu_foreach_mul_rounds_a_scalar_to_bfloat16_and_mul_does_not():
 
 def _case(optimizer, dtype, hyper, theta, grads, lrs=None):
     import numpy as np
-    from conformance.strategies import CaseData
+    from conformance.backend import Case, Group
     import spec as spec_pkg
     np_dtype = {"float16": np.float16, "float32": np.float32}[dtype]
-    return CaseData(optimizer, dtype, [(spec_pkg.get(optimizer).complete(hyper), [np.array([theta], np_dtype)])],
-                    [[[np.array([g], np_dtype)]] for g in grads], lrs)
+    return Case(optimizer, dtype, [Group(spec_pkg.get(optimizer).complete(hyper), [np.array([theta], np_dtype)])],
+                [[[np.array([g], np_dtype)]] for g in grads], lrs)
 
 
 ADAMAX_D_ZERO = dict(lr=3.51162054693322, beta1=0.99, beta2=0.0001246253495051735, eps=3.671532054641479e-06,

@@ -1,6 +1,8 @@
 """Tests for conformance.backends.numpy_backend: a cross-check against torch.optim's for-loop path."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import ml_dtypes
 import numpy as np
 import pytest
@@ -40,7 +42,7 @@ def make_case(optimizer, hypers, dtype="float64", seed=0, shapes=SHAPES):
     for s in range(steps):
         grads[s][1][1] = None  # group 1 param 1 never gets a gradient
     lrs = [None, None, [None, 0.02], [0.07, 0.03]] + [None] * (steps - 4)
-    return Case(optimizer, "for-loop", dtype, groups, grads, lrs)
+    return Case(optimizer, dtype, groups, grads, lrs, path="for-loop")
 
 
 def torch_run(case: Case, to_numpy=lambda t: t.detach().numpy().copy()):
@@ -162,9 +164,8 @@ def _torch_lowp(case):
     """torch_run for float16/bfloat16/float32 (bfloat16 has no numpy bridge in torch)."""
     tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[case.dtype]
     to_t = lambda a: torch.tensor(np.asarray(a, dtype=np.float64)).to(tdt)  # exact
-    lowp = Case(case.optimizer, case.path, "float64",
-                [Group(g.hyper, [to_t(p) for p in g.params]) for g in case.groups],
-                [[[None if g is None else to_t(g) for g in gs] for gs in step] for step in case.grads], case.lrs)
+    lowp = replace(case, dtype="float64", groups=[Group(g.hyper, [to_t(p) for p in g.params]) for g in case.groups],
+                   grads=[[[None if g is None else to_t(g) for g in gs] for gs in step] for step in case.grads])
     return [([[p.astype(NP_DTYPES[case.dtype]) for p in ps] for ps in params], None)
             for params, _ in torch_run(lowp, to_numpy=lambda t: t.detach().double().numpy())]
 
@@ -222,7 +223,7 @@ ODD_BUT_VALID = [(name, dict(h)) for name in OPTIMIZERS
 
 
 def _case_with(optimizer, hyper):
-    return Case(optimizer, "for-loop", "float64", [Group(hyper, [np.ones(2)])], [[[np.ones(2)]]])
+    return Case(optimizer, "float64", [Group(hyper, [np.ones(2)])], [[[np.ones(2)]]], path="for-loop")
 
 
 @pytest.mark.parametrize("optimizer,hyper,error", INVALID, ids=[f"{o}-{h}" for o, h, _ in INVALID])
@@ -246,7 +247,6 @@ def test_unknown_hyperparameter_and_case_fields_raise():
         backend.run(_case_with("adamw", {"decoupled_weight_decay": True}))
     with pytest.raises(ValueError, match="unknown optimizer"):
         backend.run(_case_with("lion", {}))
-    case = _case_with("adam", {})
-    case.path = "fused"
+    case = replace(_case_with("adam", {}), path="fused")
     with pytest.raises(ValueError, match="path"):
         backend.run(case)

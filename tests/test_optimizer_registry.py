@@ -7,7 +7,6 @@ error and the paths the record states; the NumPy backend implements every optimi
 from __future__ import annotations
 
 import inspect
-import math
 
 import pytest
 import torch

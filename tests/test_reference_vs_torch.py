@@ -128,7 +128,6 @@ def report_ratios():
 
 def _torch_run(name: str, hyper: dict, p0: np.ndarray, grads: list, lrs: list) -> list:
     """torch's trajectory: per step, (θ as float64 array, state dict of numpy arrays / floats)."""
-    s = spec.OPTIMIZERS[name]
     cls = getattr(torch.optim, get(name).torch)
     kw = {k: v for k, v in hyper.items() if k not in ("beta1", "beta2")}
     if "beta1" in hyper:

@@ -80,7 +80,7 @@ def test_bfloat16_round_trip_with_lr_zero_is_bit_identical(cpu, path):
     p1 = np.array(0.1, dtype=BF16)  # 0-d
     rng = np.random.default_rng(0)
     grads = [[[rng.standard_normal(p0.shape).astype(BF16), np.array(rng.standard_normal(), dtype=BF16)]] for _ in range(3)]
-    case = Case("adam", path, "bfloat16", [Group(adam_hyper(lr=0.0), [p0.copy(), p1.copy()])], grads)
+    case = Case("adam", "bfloat16", [Group(adam_hyper(lr=0.0), [p0.copy(), p1.copy()])], grads, path=path)
     outs = cpu.run(case)
     check_output(case, outs)
     for out in outs:
@@ -106,8 +106,8 @@ def test_conversion_is_bit_exact_and_grad_none_params_untouched(cpu, dtype):
     assert np.array_equal(bits(tb._to_numpy(tb._to_torch(p, "cpu"))), bits(p))
     hyper = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False)
     for path in cpu.paths("sgd"):
-        outs = cpu.run(Case("sgd", path, dtype, [Group(hyper, [p, np.array(p[5])])],
-                            [[[None, None]]] * 2))
+        outs = cpu.run(Case("sgd", dtype, [Group(hyper, [p, np.array(p[5])])],
+                            [[[None, None]]] * 2, path=path))
         for out in outs:
             np.testing.assert_array_equal(bits(out.params[0][0]), bits(p))
             assert bits(out.params[0][1]) == bits(np.array(p[5])) and out.params[0][1].shape == ()
@@ -119,7 +119,7 @@ def test_params_match_direct_torch_and_inputs_not_mutated(cpu, dtype):
     rng = np.random.default_rng(1)
     p0 = rng.standard_normal(5).astype(dtype)
     grads = [[[rng.standard_normal(5).astype(dtype)]] for _ in range(4)]
-    case = Case("adam", "for-loop", dtype, [Group(adam_hyper(lr=0.01, amsgrad=True), [p0.copy()])], grads)
+    case = Case("adam", dtype, [Group(adam_hyper(lr=0.01, amsgrad=True), [p0.copy()])], grads, path="for-loop")
     outs = cpu.run(case)
     np.testing.assert_array_equal(case.groups[0].params[0], p0)
 
@@ -134,23 +134,23 @@ def test_params_match_direct_torch_and_inputs_not_mutated(cpu, dtype):
 def test_state_uses_torch_names_and_types(cpu):
     p = np.array([1.0, -2.0, 0.5], dtype=np.float32)
     g = [[[np.array([0.1, 0.2, -0.3], dtype=np.float32)]] for _ in range(2)]
-    st = cpu.run(Case("adam", "for-loop", "float32", [Group(adam_hyper(amsgrad=True), [p])], g))[-1].state[0][0]
+    st = cpu.run(Case("adam", "float32", [Group(adam_hyper(amsgrad=True), [p])], g, path="for-loop"))[-1].state[0][0]
     assert set(st) == {"step", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"}
     assert type(st["step"]) is float and st["step"] == 2.0
     assert all(st[k].dtype == np.float32 and st[k].shape == (3,) for k in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"))
 
     sgd = dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False)
-    st = cpu.run(Case("sgd", "foreach", "float32", [Group(sgd, [p])], g))[-1].state[0][0]
+    st = cpu.run(Case("sgd", "float32", [Group(sgd, [p])], g, path="foreach"))[-1].state[0][0]
     assert set(st) == {"momentum_buffer"}
     np.testing.assert_array_equal(st["momentum_buffer"], np.float32(0.9) * g[0][0][0] + g[0][0][0])
 
     nadam = dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, momentum_decay=4e-3)
-    st = cpu.run(Case("nadam", "for-loop", "float16", [Group(nadam, [p.astype(np.float16)])],
-                      [[[x.astype(np.float16) for x in s[0]]] for s in g]))[-1].state[0][0]
+    st = cpu.run(Case("nadam", "float16", [Group(nadam, [p.astype(np.float16)])],
+                      [[[x.astype(np.float16) for x in s[0]]] for s in g], path="for-loop"))[-1].state[0][0]
     assert set(st) == {"step", "mu_product", "exp_avg", "exp_avg_sq"}
     assert type(st["mu_product"]) is float and st["exp_avg"].dtype == np.float16
 
-    st = cpu.run(Case("sgd", "for-loop", "float32", [Group(dict(sgd, momentum=0.0), [p])], g))[-1].state[0][0]
+    st = cpu.run(Case("sgd", "float32", [Group(dict(sgd, momentum=0.0), [p])], g, path="for-loop"))[-1].state[0][0]
     assert st == {}  # momentum_buffer is None without momentum: omitted
 
 
@@ -161,7 +161,7 @@ def test_grad_none_param_untouched_with_empty_state(cpu):
     ga = np.array([0.5, 0.5], dtype=np.float32)
     gc = np.array([1.0], dtype=np.float32)
     grads = [[[ga, None, gc]], [[ga, None, None]], [[ga, None, None]]]
-    outs = cpu.run(Case("adam", "foreach", "float32", [Group(adam_hyper(lr=0.1), [a, b, c])], grads))
+    outs = cpu.run(Case("adam", "float32", [Group(adam_hyper(lr=0.1), [a, b, c])], grads, path="foreach"))
     for out in outs:
         np.testing.assert_array_equal(out.params[0][1], b)
         assert out.state[0][1] == {}
@@ -175,9 +175,9 @@ def test_groups_and_lr_schedule(cpu):
     a = np.array([1.0, 1.0])
     b = np.array([1.0, 1.0])
     g = np.array([1.0, -2.0])
-    case = Case("sgd", "for-loop", "float64",
+    case = Case("sgd", "float64",
                 [Group(sgd, [a]), Group(dict(sgd, lr=0.25, maximize=True), [b])],
-                [[[g], [g]]] * 3, lrs=[[0.5, 0.25], [0.125, 0.25], [0.0, 1.0]])
+                [[[g], [g]]] * 3, lrs=[[0.5, 0.25], [0.125, 0.25], [0.0, 1.0]], path="for-loop")
     outs = cpu.run(case)
     np.testing.assert_array_equal(outs[0].params[0][0], [0.5, 2.0])
     np.testing.assert_array_equal(outs[1].params[0][0], [0.375, 2.25])
@@ -196,7 +196,7 @@ def test_backend_error_when_class_raises():
 
     backend = tb.TorchBackend("cpu", overrides={"adam": Exploding})
     p = np.zeros(2, dtype=np.float32)
-    case = Case("adam", "custom", "float32", [Group(adam_hyper(), [p])], [[[p]]])
+    case = Case("adam", "float32", [Group(adam_hyper(), [p])], [[[p]]], path="custom")
     with pytest.raises(BackendError, match="Exploding") as info:
         backend.run(case)
     assert "kaboom in step" in str(info.value)
@@ -204,11 +204,11 @@ def test_backend_error_when_class_raises():
 
     # a constructor rejecting a hyperparameter is wrapped too
     cpu = tb.TorchBackend("cpu")
-    bad = Case("adam", "for-loop", "float32", [Group(adam_hyper(lr=-1.0), [p])], [[[p]]])
+    bad = Case("adam", "float32", [Group(adam_hyper(lr=-1.0), [p])], [[[p]]], path="for-loop")
     with pytest.raises(BackendError, match=r"torch\.optim\.adam\.Adam.*Invalid learning rate"):
         cpu.run(bad)
     with pytest.raises(BackendError, match="unknown path"):
-        cpu.run(Case("adam", "warp-drive", "float32", [Group(adam_hyper(), [p])], [[[p]]]))
+        cpu.run(Case("adam", "float32", [Group(adam_hyper(), [p])], [[[p]]], path="warp-drive"))
 
 
 class RecordingSGD:
@@ -244,7 +244,7 @@ def test_override_class_used():
     assert backend.paths("adam") == ("for-loop", "foreach", "fused")  # others stay built-in
     p = np.array([1.0, 2.0], dtype=BF16)
     g = np.array([1.0, 1.0], dtype=BF16)
-    outs = backend.run(Case("sgd", "custom", "bfloat16", [Group({"lr": 0.5}, [p])], [[[g]], [[g]]]))
+    outs = backend.run(Case("sgd", "bfloat16", [Group({"lr": 0.5}, [p])], [[[g]], [[g]]], path="custom"))
     assert RecordingSGD.seen[-1]["lr"] == 0.5
     assert outs[-1].params[0][0].dtype == BF16
     np.testing.assert_array_equal(outs[-1].params[0][0].astype(np.float32), [0.0, 1.0])
@@ -252,7 +252,7 @@ def test_override_class_used():
     assert st["step"] == 2.0
     assert st["last_update"].dtype == np.float32  # a state tensor keeps its own dtype
     with pytest.raises(BackendError, match="only 'custom'"):
-        backend.run(Case("sgd", "for-loop", "bfloat16", [Group({"lr": 0.5}, [p])], [[[g]]]))
+        backend.run(Case("sgd", "bfloat16", [Group({"lr": 0.5}, [p])], [[[g]]], path="for-loop"))
 
 
 def test_hyper_map_renames():
@@ -261,11 +261,11 @@ def test_hyper_map_renames():
     assert backend.map_hyper("adam", {"lr": 0.1, "eps": 1e-6, "beta1": 0.8, "beta2": 0.9}) == {
         "lr": 0.1, "epsilon": 1e-6, "betas": (0.8, 0.9)}
     p = np.zeros(2, dtype=np.float32)
-    backend.run(Case("adam", "custom", "float32", [Group({"lr": 0.1, "eps": 1e-6, "beta1": 0.8, "beta2": 0.9}, [p])], [[[p]]]))
+    backend.run(Case("adam", "float32", [Group({"lr": 0.1, "eps": 1e-6, "beta1": 0.8, "beta2": 0.9}, [p])], [[[p]]], path="custom"))
     assert RecordingSGD.seen[-1] == dict(lr=0.1, epsilon=1e-6, b1=None, b2=None, betas=(0.8, 0.9))
 
     split = tb.TorchBackend("cpu", overrides={"adam": RecordingSGD}, hyper_map={"adam": {"beta1": "b1", "beta2": "b2"}})
-    split.run(Case("adam", "custom", "float32", [Group({"lr": 0.1, "beta1": 0.8, "beta2": 0.9}, [p])], [[[p]]]))
+    split.run(Case("adam", "float32", [Group({"lr": 0.1, "beta1": 0.8, "beta2": 0.9}, [p])], [[[p]]], path="custom"))
     assert RecordingSGD.seen[-1] == dict(lr=0.1, epsilon=0.0, b1=0.8, b2=0.9, betas=None)
     # without a map, built-in names are torch's
     assert tb.TorchBackend("cpu").map_hyper("adam", adam_hyper())["betas"] == (0.9, 0.999)
@@ -285,7 +285,7 @@ def test_cuda_backend_reports_skip_reason():
     assert cuda.dtypes("adam", "for-loop") == ()
     p = np.zeros(2, dtype=np.float32)
     with pytest.raises(BackendError, match="CUDA is not available"):
-        cuda.run(Case("adam", "for-loop", "float32", [Group(adam_hyper(), [p])], [[[p]]]))
+        cuda.run(Case("adam", "float32", [Group(adam_hyper(), [p])], [[[p]]], path="for-loop"))
 
 
 def test_make_and_lazy_exports():

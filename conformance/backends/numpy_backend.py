@@ -496,7 +496,7 @@ class NumpyBackend:
         else:
             states = [[None] * len(ps) for ps in params]
 
-        resume_at = getattr(case, "resume_at", None)
+        resume_at = case.resume_at
         if resume_at is not None and not 0 <= resume_at < case.steps:
             raise ValueError(f"resume_at={resume_at} is not a step of this {case.steps}-step case")
 

@@ -379,7 +379,7 @@ class TorchBackend:
 
         groups_params = [[_to_torch(a, self.device) for a in g.params] for g in case.groups]
         opt = self._construct(cls, case, groups_params, flags, label)
-        resume_at = getattr(case, "resume_at", None)
+        resume_at = case.resume_at
         if resume_at is not None and not 0 <= resume_at < case.steps:
             raise BackendError(f"resume_at={resume_at} is not a step of this {case.steps}-step case")
 

@@ -188,7 +188,7 @@ def test_scheduled_trajectory(req, backend, schedule, data):
     name = _backend_name(req)
     if not any(backend.paths(o) for o in TRAJECTORY_OPTIMIZERS):
         pytest.skip(f"backend {name} implements none of {', '.join(TRAJECTORY_OPTIMIZERS)}")
-    case, path, hyper = data.draw(scheduled_cases(request.config, schedule), label="case")
+    case, path, hyper = data.draw(scheduled_cases(req.config, schedule), label="case")
     event(f"{case.optimizer} {path} {case.dtype}")
     run = backend.run_scheduled(for_backend(case, path), schedule, hyper)
     schedule_reports, report = check_scheduled(case, schedule, hyper, run)

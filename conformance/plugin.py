@@ -10,10 +10,9 @@ Loaded once, under its module's name ``conformance.plugin``, by either of two
 routes: the ``pytest11`` entry point of the installed package
 (``pyproject.toml``), which pytest loads in every directory, or
 ``conformance/conftest.py`` when the suite runs from a checkout without it.
-``-p no:conformance.plugin`` turns it off.  It
-parametrizes only the suite's own test functions (``conformance.test_*``), so
-the fixtures of another project's tests named ``dtype`` or ``path`` are left
-alone.
+``-p no:conformance.plugin`` turns it off.  It parametrizes only the suite's
+own test functions (``conformance.test_*``), so the fixtures of another
+project's tests named ``dtype`` or ``path`` are left alone.
 
 Every run collects a drift report (``conformance.run_report``): the terminal
 summary prints its table per backend, and ``--drift-report`` writes its JSON.

@@ -42,6 +42,7 @@ elements go to phase 2 (a double-double phase 1 would fix that).
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -226,14 +227,13 @@ class FastInterval:
         if self._all_scalar(xs):
             return self._scalar("max", *xs)
         ts = [self._t(x) for x in xs]
-        return T(np.maximum.reduce([t.x for t in ts]) if len(ts) > 2 else np.maximum(ts[0].x, ts[1].x),
-                 np.maximum.reduce([t.r for t in ts]) if len(ts) > 2 else np.maximum(ts[0].r, ts[1].r))
+        return T(functools.reduce(np.maximum, [t.x for t in ts]), functools.reduce(np.maximum, [t.r for t in ts]))
 
     def min(self, *xs):
         if self._all_scalar(xs):
             return self._scalar("min", *xs)
         ts = [self._t(x) for x in xs]
-        return T(np.minimum.reduce([t.x for t in ts]), np.maximum.reduce([t.r for t in ts]))
+        return T(functools.reduce(np.minimum, [t.x for t in ts]), functools.reduce(np.maximum, [t.r for t in ts]))
 
     def _no_rule(self, name, *xs):
         """An operation on tensors with no rule here: every element goes to phase 2."""
@@ -305,13 +305,15 @@ class FastInterval:
         if all(not isinstance(c, TC) for c in cs):
             return all(cs)
         cs = [self._tc(c) for c in cs]
-        return TC(np.logical_and.reduce([c.holds for c in cs]), np.logical_or.reduce([c.undecided for c in cs]))
+        return TC(functools.reduce(np.logical_and, [c.holds for c in cs]),
+                  functools.reduce(np.logical_or, [c.undecided for c in cs]))
 
     def any_(self, *cs):
         if all(not isinstance(c, TC) for c in cs):
             return any(cs)
         cs = [self._tc(c) for c in cs]
-        return TC(np.logical_or.reduce([c.holds for c in cs]), np.logical_or.reduce([c.undecided for c in cs]))
+        return TC(functools.reduce(np.logical_or, [c.holds for c in cs]),
+                  functools.reduce(np.logical_or, [c.undecided for c in cs]))
 
     def select(self, cond, then, otherwise):
         if not isinstance(cond, TC):
@@ -448,6 +450,10 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
     n = pb.n
     for lo in range(0, n, CHUNK):
         hi = min(n, lo + CHUNK)
+        finite = np.isfinite(pb.param[lo:hi])  # Bound: an element with a non-finite input has no bound
+        for arr in [*pb.state.values(), *(gr for gr in pb.grads if gr is not None)]:
+            finite &= np.isfinite(arr[lo:hi])
+        bound_ok[lo:hi] &= finite
         current = {"theta": O.tensor(pb.param[lo:hi])}
         for name in names[1:]:
             current[name] = O.tensor(pb.state[name][lo:hi]) if name in pb.state else init[name]
@@ -534,3 +540,72 @@ def _all_phase2(pb, formats):
     r = [{k: np.zeros(pb.n) for k in names} for _ in range(steps)]
     rounded = [{f: {k: np.zeros(pb.n) for k in names} for f in formats} for _ in range(steps)]
     return x, r, rounded, np.zeros(pb.n, dtype=bool)
+
+
+@dataclass
+class FastBounds:
+    """The error bounds after one step, for every element (``reference.bound.trajectory_bounds``'s).
+
+    ``error[name]``: float64 upper bounds, element by element, of ``reference.bound``'s error bound
+    of output ``name`` (inf where it has none).  ``phase2``: the elements whose bound
+    ``reference.bound`` computed itself (a format limitation, a non-finite input, a decision phase 1
+    could not take); ``elements[name]`` maps their flat index to its ``ElementBound``, with the
+    reasons.  All other elements are ``ElementBound(error, (), True)``.
+    """
+
+    error: dict
+    phase2: np.ndarray
+    elements: dict = field(default_factory=dict)
+
+
+def _bounds(pb: _Problem, fmt, e, bound_ok) -> list:
+    from .bound import trajectory_bounds
+
+    escalated = np.flatnonzero(~bound_ok)
+    exact_rows = None
+    if escalated.size:
+        exact_rows = trajectory_bounds(pb.spec, pb.hyper, pb.param[escalated],
+                                       [None if gr is None else gr[escalated] for gr in pb.grads], fmt,
+                                       state={k: v[escalated] for k, v in pb.state.items()}, step=pb.step,
+                                       lrs=pb.lrs, hypers=pb.hypers, validate=pb.validate)
+    out = []
+    for s in range(len(pb.grads)):
+        error, elements = {}, {}
+        for name in pb.program.outputs:
+            err = e[s][name]
+            if exact_rows is not None:
+                els = list(exact_rows[s][name].reshape(-1))
+                err[escalated] = [libmp.to_float(el.error._mpf_, rnd=libmp.round_ceiling) for el in els]  # el.error: an mpf
+                elements[name] = dict(zip(escalated.tolist(), els))
+            error[name] = err.reshape(pb.shape)
+        out.append(FastBounds(error, (~bound_ok).reshape(pb.shape), elements))
+    return out
+
+
+def fast_trajectory_bounds(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, fmt, *,
+                           state: Optional[dict] = None, step: int = 0, lrs: Optional[Sequence] = None,
+                           hypers: Optional[Sequence] = None, validate: bool = True) -> list:
+    """``reference.bound.trajectory_bounds``'s bounds, or provably larger ones: one ``FastBounds`` per step."""
+    return fast_reference_and_bounds(spec, hyper, param, grads, fmt, state=state, step=step, lrs=lrs,
+                                     hypers=hypers, validate=validate, reference=False)[1]
+
+
+def fast_reference_and_bounds(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, fmt, *,
+                              state: Optional[dict] = None, step: int = 0, lrs: Optional[Sequence] = None,
+                              hypers: Optional[Sequence] = None, validate: bool = True, reference: bool = True):
+    """(``fast_trajectory`` in ``fmt``, ``fast_trajectory_bounds`` in ``fmt``) from one phase-1 pass.
+
+    What a check needs: the correctly rounded trajectory and the tolerance, for the same inputs.
+    With ``reference=False`` the first item is None (phase 2 of the reference is skipped).
+    """
+    fmt = get_format(fmt)
+    pb = _problem(spec, hyper, param, grads, state, step, lrs, hypers, validate)
+    formats = (fmt.name,) if reference else ()
+    try:
+        x, r, rounded, certified, e, bound_ok = _phase1(pb, formats, bound_fmt=fmt)
+    except (arith.Undecided, arith.NotReal):  # a scalar comparison phase 1 cannot decide: all to phase 2
+        x, r, rounded, certified = _all_phase2(pb, formats)
+        e = [{k: np.zeros(pb.n) for k in pb.program.outputs} for _ in pb.grads]
+        bound_ok = np.zeros(pb.n, dtype=bool)
+    snaps = _snapshots(pb, formats, x, r, rounded, certified) if reference else None
+    return snaps, _bounds(pb, fmt, e, bound_ok)

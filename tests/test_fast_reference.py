@@ -5,8 +5,9 @@ small dyadic grids (exact ties and exact cancellation), parameters equal to the 
 (θ ≈ Δ, so θ − Δ cancels), gradients near 0 (v ≈ 0) with ε = 0, huge and tiny learning rates, and
 NaN/±inf inputs.  For every optimizer, format, step and output the fast reference's rounded values
 and classes (``exact``) must equal ``reference.step.trajectory``'s exactly (±0 alike: neither
-reference specifies a rounded zero's sign), and each phase-1 enclosure must contain the
-reference's value.
+reference specifies a rounded zero's sign), each phase-1 enclosure must contain the reference's
+value, and the fast bound must never be below ``reference.bound.trajectory_bounds``'s, with the
+same reasons where it escalated (and none where it did not).
 
 The always-run test draws ``SMALL`` elements per optimizer; ``FAST_REFERENCE_ELEMENTS=100000``
 runs the differential test on that many per optimizer (about an hour on this 2-core machine,
@@ -21,11 +22,12 @@ import numpy as np
 import pytest
 
 import spec
-from reference.fast import fast_trajectory
+from reference.bound import trajectory_bounds
+from reference.fast import fast_reference_and_bounds, fast_trajectory
 from reference.formats import FORMATS
 from reference.step import trajectory
 
-SMALL = 600
+SMALL = 360
 ELEMENTS = int(os.environ.get("FAST_REFERENCE_ELEMENTS", SMALL))
 STEPS = 3
 
@@ -84,8 +86,18 @@ def compare(name, hyper, fmt, n, seed):
     grads = [hard_values(rng, fmt, n, lr) for _ in range(STEPS)]
     with np.errstate(invalid="ignore"):
         grads[1] = np.where(rng.random(n) < 0.3, grads[1] * FORMATS[fmt].dtype.type(2.0 ** -60), grads[1])  # v ≈ 0
-    fast = fast_trajectory(s, hyper, param, grads, formats=(fmt,))
+    fast, fast_bounds = fast_reference_and_bounds(s, hyper, param, grads, fmt)
     ref = trajectory(s, hyper, param, grads, formats=(fmt,))
+    ref_bounds = trajectory_bounds(s, hyper, param, grads, FORMATS[fmt])
+    for step, (fb, rb) in enumerate(zip(fast_bounds, ref_bounds)):
+        for out, arr in rb.items():
+            for i, el in enumerate(arr.reshape(-1)):
+                got = fb.error[out].reshape(-1)[i]
+                assert mpmath.mpf(got) >= el.error, f"{name} {hyper} {fmt} step {step} {out}[{i}]: bound below"
+                if fb.phase2.reshape(-1)[i]:
+                    assert fb.elements[out][i] is el or fb.elements[out][i] == el
+                else:
+                    assert not el.limited and el.finite_inputs, f"{name} {hyper} {fmt} {out}[{i}]: {el.limited}"
     for step, (fs, rs) in enumerate(zip(fast, ref)):
         assert fs.t == rs.t
         for out in fs.rounded[fmt]:
@@ -113,6 +125,24 @@ def test_fast_reference_equals_interval_reference(name):
     for c, hyper in enumerate(configs):
         for f, fmt in enumerate(FORMAT_NAMES):
             compare(name, hyper, fmt, per, seed=100 * c + f)
+
+
+def test_bounds_are_tight_on_ordinary_data():
+    """Not only never below: on N(0, 1) data the fast bound is reference.bound's within 10⁻¹⁰, relatively."""
+    rng = np.random.default_rng(11)
+    for name in ("adam", "sgd", "rmsprop"):
+        s = spec.OPTIMIZERS[name]
+        hyper = {"momentum": 0.9} if name != "adam" else {}
+        for fmt in ("float32", "float64"):
+            param = rng.standard_normal(50).astype(fmt)
+            grads = [rng.standard_normal(50).astype(fmt) for _ in range(2)]
+            _, fast = fast_reference_and_bounds(s, hyper, param, grads, fmt, reference=False)
+            ref = trajectory_bounds(s, hyper, param, grads, FORMATS[fmt])
+            for fb, rb in zip(fast, ref):
+                assert not fb.phase2.any()
+                for out, arr in rb.items():
+                    for got, el in zip(fb.error[out], arr):
+                        assert el.error <= got <= el.error * (1 + mpmath.mpf(10) ** -10)
 
 
 def test_float64_targets_go_to_phase_2_and_agree():

@@ -64,6 +64,16 @@ TINY = 2.0 ** -1022  # absolute slack: the smallest normal, so that radii never 
 SCALAR_PREC = 128
 
 
+def _float_toward(x, direction: float) -> float:
+    """The mpf tuple ``x`` as a float64 rounded toward ``direction`` (±inf).
+
+    mpmath's directed conversion does not direct subnormal results (it rounds them to nearest), so
+    those are stepped one subnormal further, which is never less far.
+    """
+    out = libmp.to_float(x, rnd=libmp.round_floor if direction < 0 else libmp.round_ceiling)
+    return float(np.nextafter(out, direction)) if abs(out) < 2.0 ** -1022 and x != libmp.fzero else out
+
+
 def _up(r):
     """An upper bound of a radius computed with a few roundings (≤ 30): relative and subnormal slack."""
     return r * (1 + 2.0 ** -48) + TINY
@@ -147,8 +157,8 @@ class FastInterval:
     def _to_tensor(v) -> T:
         if isinstance(v, arith._NotRealValue):
             return T(np.float64(np.nan), np.float64(np.inf))
-        lo = libmp.to_float(v._mpi_[0], rnd=libmp.round_floor)
-        hi = libmp.to_float(v._mpi_[1], rnd=libmp.round_ceiling)
+        lo = _float_toward(v._mpi_[0], -math.inf)
+        hi = _float_toward(v._mpi_[1], math.inf)
         x = lo if lo == hi else 0.5 * lo + 0.5 * hi
         r = 0.0 if lo == hi else _up(max(hi - x, x - lo))
         if not (math.isfinite(x) and math.isfinite(r)):
@@ -442,7 +452,50 @@ def _phase1(pb: _Problem, formats: tuple, bound_fmt=None):
     bound_ok = np.ones(n, dtype=bool)
     with np.errstate(all="ignore"):  # inf and NaN are expected: they mark elements phase 1 does not certify
         _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok)
+        todo = np.flatnonzero(~certified)
+        if todo.size and formats:
+            _dd_tier(pb, todo, formats, x, r, rounded, certified)
     return x, r, rounded, certified, e, bound_ok
+
+
+def _dd_tier(pb: _Problem, todo: np.ndarray, formats, x, r, rounded, certified):
+    """The elements ``todo`` again, in double-double (``fast_dd``); those it certifies leave phase 2."""
+    from .fast_dd import FastDD, certify
+
+    O = FastDD()
+    names = pb.program.outputs
+    numeric = [h.name for h in pb.spec.numeric]
+    scalars = [None if gr is None else {"t": O.step_counter(t), **{k: O.hyper(h[k]) for k in numeric}}
+               for gr, h, t in zip(pb.grads, pb.in_force, pb.ts)]
+    init = {name: O.initial(_scalar_state(pb.spec, pb.hyper, name)) for name in names[1:] if name not in pb.state}
+    for lo in range(0, todo.size, CHUNK):
+        idx = todo[lo:lo + CHUNK]
+        m = idx.size
+        current = {"theta": O.tensor(pb.param[idx])}
+        for name in names[1:]:
+            current[name] = O.tensor(pb.state[name][idx]) if name in pb.state else init[name]
+        ok = np.ones(m, dtype=bool)
+        rows = []
+        for s, gr in enumerate(pb.grads):
+            if gr is not None:
+                out = pb.program(O, {**current, "g": O.tensor(gr[idx]), **scalars[s]})
+                current = {k: O.as_tensor(v, m) for k, v in out.items()}
+            row = {}
+            for k in names:
+                v = current[k]
+                for f in formats:
+                    rl, good = certify(v, FORMATS[f])
+                    row[f, k] = rl
+                    ok &= good
+                row["x", k], row["r", k] = v.h, _up(np.abs(v.l) + v.r)
+            rows.append(row)
+        done = idx[ok]
+        for s, row in enumerate(rows):
+            for k in names:
+                x[s][k][done], r[s][k][done] = row["x", k][ok], row["r", k][ok]
+                for f in formats:
+                    rounded[s][f][k][done] = row[f, k][ok]
+        certified[done] = True
 
 
 def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok):
@@ -467,7 +520,7 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
                 r[s][k][lo:hi] = t.r
                 for f in formats:
                     fmt = FORMATS[f]
-                    if fmt.precision == 53:  # binary64 cannot certify binary64: phase 2
+                    if fmt.precision == 53:  # binary64 cannot certify binary64: the double-double tier
                         rounded[s][f][k][lo:hi] = t.x
                         certified[lo:hi] = False
                     else:
@@ -560,6 +613,7 @@ class FastBounds:
 
 def _bounds(pb: _Problem, fmt, e, bound_ok) -> list:
     from .bound import trajectory_bounds
+    from .fast_bound import _upf
 
     escalated = np.flatnonzero(~bound_ok)
     exact_rows = None
@@ -575,7 +629,7 @@ def _bounds(pb: _Problem, fmt, e, bound_ok) -> list:
             err = e[s][name]
             if exact_rows is not None:
                 els = list(exact_rows[s][name].reshape(-1))
-                err[escalated] = [libmp.to_float(el.error._mpf_, rnd=libmp.round_ceiling) for el in els]  # el.error: an mpf
+                err[escalated] = [_upf(el.error) for el in els]
                 elements[name] = dict(zip(escalated.tolist(), els))
             error[name] = err.reshape(pb.shape)
         out.append(FastBounds(error, (~bound_ok).reshape(pb.shape), elements))

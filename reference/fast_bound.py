@@ -47,8 +47,12 @@ from .formats import Format
 
 
 def _upf(x) -> float:
-    """An mpf as a float64 rounded up (inf stays inf)."""
-    return libmp.to_float(x._mpf_, rnd=libmp.round_ceiling)
+    """An mpf ≥ 0 as a float64 rounded up (inf stays inf).
+
+    mpmath's directed conversion does not direct subnormal results: those become the smallest normal.
+    """
+    out = libmp.to_float(x._mpf_, rnd=libmp.round_ceiling)
+    return out if out >= TINY or x._mpf_ == libmp.fzero else TINY
 
 
 def _down(z):

@@ -45,7 +45,7 @@ CONFIGS = {
     "nadam": [{}, {"eps": 0.0}, {"decoupled_weight_decay": True, "weight_decay": 0.1}],
     "radam": [{}, {"eps": 0.0}, {"beta2": 0.5}],  # β₂ = 0.5: ρ_t ≤ 5 at every step; the default: > 5 from step 6
 }
-FORMAT_NAMES = ("float32", "bfloat16", "float16")
+FORMAT_NAMES = ("float32", "bfloat16", "float16", "float64")
 
 
 def hard_values(rng, fmt, n, lr=1e-3) -> np.ndarray:
@@ -145,27 +145,33 @@ def test_bounds_are_tight_on_ordinary_data():
                         assert el.error <= got <= el.error * (1 + mpmath.mpf(10) ** -10)
 
 
-def test_float64_targets_go_to_phase_2_and_agree():
+def test_several_formats_at_once():
     s = spec.OPTIMIZERS["adam"]
     rng = np.random.default_rng(7)
-    param = hard_values(rng, "float64", 40)
-    grads = [hard_values(rng, "float64", 40) for _ in range(2)]
-    fast = fast_trajectory(s, {}, param, grads, formats=("float64", "float32"))
-    ref = trajectory(s, {}, param, grads, formats=("float64", "float32"))
-    assert fast[0].phase2.all()
+    param = hard_values(rng, "float64", 60)
+    grads = [hard_values(rng, "float64", 60) for _ in range(2)]
+    fast = fast_trajectory(s, {}, param, grads, formats=("float64", "float32", "bfloat16"))
+    ref = trajectory(s, {}, param, grads, formats=("float64", "float32", "bfloat16"))
     for fs, rs in zip(fast, ref):
-        for f in ("float64", "float32"):
-            assert _same(fs.rounded[f]["theta"], rs.rounded("theta", f)).all()
+        for f in ("float64", "float32", "bfloat16"):
+            for out in fs.rounded[f]:
+                assert _same(fs.rounded[f][out], rs.rounded(out, f)).all()
 
 
 def test_ordinary_data_is_certified_in_phase_1():
-    """On N(0, 1) data, Adam's and RMSprop's float32 elements are all certified without phase 2."""
+    """On N(0, 1) data (here 3 steps of 4096 elements) phase 1 certifies every element, in every format.
+
+    SGD with momentum 0.9 and lr 10⁻³ puts about 0.1% of float32 results within 2⁻⁵⁰ of a rounding
+    boundary (0.9·b + g lands next to a midpoint when 9·b is a multiple of 5 in b's last bits):
+    the binary64 tier leaves them, the double-double tier must certify them.
+    """
     rng = np.random.default_rng(3)
-    for name in ("adam", "rmsprop"):
-        param = rng.standard_normal(4096).astype(np.float32)
-        grads = [rng.standard_normal(4096).astype(np.float32) for _ in range(3)]
-        fast = fast_trajectory(spec.OPTIMIZERS[name], {}, param, grads, formats=("float32", "bfloat16"))
-        assert fast[0].phase2.mean() < 0.01
+    for name, hyper in (("adam", {}), ("rmsprop", {}), ("sgd", {"momentum": 0.9})):
+        for fmt in ("float32", "bfloat16", "float64"):
+            param = rng.standard_normal(4096).astype(fmt)
+            grads = [rng.standard_normal(4096).astype(fmt) for _ in range(3)]
+            fast = fast_trajectory(spec.OPTIMIZERS[name], hyper, param, grads, formats=(fmt,))
+            assert fast[0].phase2.sum() <= 1, (name, fmt, fast[0].phase2.sum())
 
 
 def test_shapes_and_state_are_kept():

@@ -149,7 +149,8 @@ class FastBound:
     @staticmethod
     def error(v: TB):
         """(error bounds, mask of the elements they settle: the rest need ``reference.bound``)."""
-        return v.e, ~v.esc & np.isfinite(v.e)
+        settled = ~v.esc & np.isfinite(v.e)
+        return np.where(np.isnan(v.e), np.inf, v.e), settled
 
     # -- helpers ----------------------------------------------------------------------
     @staticmethod
@@ -205,9 +206,8 @@ class FastBound:
     def _round(self, vabs, e, esc):
         """``Bound._round`` for tensors: (bound with the result's own rounding, escalated elements)."""
         over = vabs + e > self.max_finite  # Bound may find an overflow here: let it say so
-        out = _up(e + self.c * (self.u * (vabs + e) + self.eta))
-        out = np.where(np.isfinite(out), out, np.inf)  # NaN from 0·inf: unbounded, as in Bound
-        return out, esc | over
+        # NaN (from 0·inf) stands for inf: unbounded, as in Bound (``error`` settles neither)
+        return _up(e + self.c * (self.u * (vabs + e) + self.eta)), esc | over
 
     @staticmethod
     def _zero(v: TB):
@@ -264,11 +264,12 @@ class FastBound:
         finite = functools.reduce(np.logical_and, [np.isfinite(x.e) for x in ops])
         zero = self._any(*(self._zero(x) for x in ops)) & finite
         # The product chain of Bound.mul, with the factors ±1 (exact) skipped.
-        has = np.zeros(np.shape(value.x), dtype=bool)
-        acc_v = np.zeros(np.shape(value.x))
-        acc_e = np.zeros(np.shape(value.x))
+        first = ops[0]
+        has = ~((first.e == 0) & (np.abs(first.t.x) == 1))
+        acc_v = np.where(has, self._vabs(first.t), 0.0)
+        acc_e = np.where(has, first.e, 0.0)
         products = np.zeros(np.shape(value.x), dtype=bool)
-        for x in ops:
+        for x in ops[1:]:
             unit = (x.e == 0) & (np.abs(x.t.x) == 1)
             vabs = self._vabs(x.t)
             pv = _up(acc_v * vabs)

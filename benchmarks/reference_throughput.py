@@ -8,6 +8,8 @@ inputs:
 * ``fast ref``: the certified two-phase reference (``reference.fast.fast_trajectory``);
 * ``fast bound``: the vectorised tolerance model (``reference.fast.fast_trajectory_bounds``);
 * ``ref+bound``: both from one phase-1 pass (``fast_reference_and_bounds``), what a check needs;
+* ``checked``: that, and the verdicts (``fast_verdicts``) of every output for values given in the
+  format (here the rounded reference itself);
 * ``phase 2``: the share of elements the reference and the bound escalated to the exact path;
 * ``interval ref`` / ``interval bound``: ``reference.step.trajectory`` and
   ``reference.bound.trajectory_bounds``, element by element, timed on the first ``--exact-elements``
@@ -37,7 +39,8 @@ import numpy as np  # noqa: E402
 
 import spec  # noqa: E402
 from reference.bound import trajectory_bounds  # noqa: E402
-from reference.fast import fast_reference_and_bounds, fast_trajectory, fast_trajectory_bounds  # noqa: E402
+from reference.fast import (fast_reference_and_bounds, fast_trajectory, fast_trajectory_bounds,  # noqa: E402
+                            fast_verdicts)
 from reference.formats import FORMATS  # noqa: E402
 from reference.step import trajectory  # noqa: E402
 
@@ -87,6 +90,12 @@ def _torch_step(name: str, param, grad):
     return step
 
 
+def _checked(s, hyper, param, grad, f):
+    snaps, bounds = fast_reference_and_bounds(s, hyper, param, [grad], f)
+    for name, got in snaps[0].rounded[f.name].items():
+        fast_verdicts(got, snaps[0], bounds[0], name, f)
+
+
 def measure(name: str, fmt: str, n: int, repeat: int, exact_elements: int, clock, seed: int = 0) -> dict:
     spec_name, hyper, _, _ = OPTIMIZERS[name]
     s = spec.OPTIMIZERS[spec_name]
@@ -101,8 +110,10 @@ def measure(name: str, fmt: str, n: int, repeat: int, exact_elements: int, clock
         "fast ref": lambda: fast_trajectory(s, hyper, param, [grad], formats=(fmt,)),
         "fast bound": lambda: fast_trajectory_bounds(s, hyper, param, [grad], f),
         "ref+bound": lambda: fast_reference_and_bounds(s, hyper, param, [grad], f),
+        "checked": lambda: _checked(s, hyper, param, grad, f),
     }
     for key, fn in runs.items():
+        fn()  # warm-up: the program's compilation, the arrays' first pages
         out[key] = n / _best(fn, repeat, clock)
     snaps, bounds = fast_reference_and_bounds(s, hyper, param, [grad], f)
     out["phase 2 ref"] = float(snaps[0].phase2.mean())
@@ -137,8 +148,8 @@ def main(argv=None) -> int:
     print(f"one step, N(0, 1) data; element-steps per second ({args.clock} clock, best of {args.repeat}); "
           f"phase 2: share of elements escalated (reference / bound)")
     print()
-    columns = ["torch", "fast ref", "fast bound", "ref+bound", "interval ref", "interval bound"]
-    head = f"{'optimizer':<9}{'format':<9}{'elements':>9}" + "".join(f"{c:>15}" for c in columns) + \
+    columns = ["torch", "fast ref", "fast bound", "ref+bound", "checked", "interval ref", "interval bound"]
+    head = f"{'optimizer':<10}{'format':<9}{'elements':>9}" + "".join(f"{c:>15}" for c in columns) + \
         f"  {'phase 2 (ref / bound)':>24}"
     print(head)
     print("-" * len(head))
@@ -149,7 +160,7 @@ def main(argv=None) -> int:
                 r = measure(name, fmt, 2 ** k, args.repeat, args.exact_elements, clock)
                 cells = "".join(f"{r[c]:>15,.0f}" if c in r else f"{'-':>15}" for c in columns)
                 share = f"{r['phase 2 ref']:.4%} / {r['phase 2 bound']:.4%}"
-                print(f"{name:<9}{fmt:<9}{'2^' + str(k):>9}{cells}  {share:>24}", flush=True)
+                print(f"{name:<10}{fmt:<9}{'2^' + str(k):>9}{cells}  {share:>24}", flush=True)
     return 0
 
 

@@ -663,3 +663,25 @@ def fast_reference_and_bounds(spec: OptimizerSpec, hyper: dict, param, grads: Se
         bound_ok = np.zeros(pb.n, dtype=bool)
     snaps = _snapshots(pb, formats, x, r, rounded, certified) if reference else None
     return snaps, _bounds(pb, fmt, e, bound_ok)
+
+
+def fast_verdicts(got, snapshot: FastSnapshot, bounds: FastBounds, name: str, fmt) -> np.ndarray:
+    """Per element of output ``name``: 1 within the bound, −1 outside it, 0 for the exact comparison.
+
+    ``got`` holds an implementation's values (any binary format); the error |got − exact| lies within
+    |got − value| ± radius, so an element is decided here when that whole range is on one side of
+    its bound (``bounds.error``, at least ``reference.bound``'s).  0 marks what needs
+    ``conformance.check``'s comparison element by element: phase-2 elements of either side
+    (non-finite values, format limitations), non-finite ``got``, and errors within the enclosure's
+    radius of the bound.
+    """
+    fmt = get_format(fmt)
+    got = np.asarray(got).astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        dist = np.abs(got - snapshot.value[name])  # rounded: checked against the radius, widened below
+        r = _up(snapshot.radius[name] + U * dist)
+        bound = bounds.error[name]
+        ok = dist + r <= bound
+        fail = dist - r > bound
+        plain = ~snapshot.phase2 & ~bounds.phase2 & np.isfinite(got) & snapshot.exact[name]
+    return np.where(plain & ok, 1, np.where(plain & fail, -1, 0)).astype(np.int8)

@@ -23,7 +23,7 @@ import pytest
 
 import spec
 from reference.bound import trajectory_bounds
-from reference.fast import fast_reference_and_bounds, fast_trajectory
+from reference.fast import fast_reference_and_bounds, fast_trajectory, fast_verdicts
 from reference.formats import FORMATS
 from reference.step import trajectory
 
@@ -191,3 +191,26 @@ def test_shapes_and_state_are_kept():
         fast_trajectory(s, hyper, param, [np.zeros(4, np.float32)])
     with pytest.raises(KeyError, match="no state variable"):
         fast_trajectory(s, hyper, param, grads, state={"nope": buf})
+
+
+def test_verdicts_agree_with_the_exact_comparison():
+    """Values at 0, ½, 2 and 3 times the bound from the exact value, and the rounded value itself."""
+    from conformance.check import _compare
+    from reference.step import trajectory as exact_trajectory
+
+    s = spec.OPTIMIZERS["adam"]
+    rng = np.random.default_rng(2)
+    param = rng.standard_normal(64).astype(np.float32)
+    grads = [rng.standard_normal(64).astype(np.float32)]
+    fast, bounds = fast_reference_and_bounds(s, {}, param, grads, "float32")
+    ref = exact_trajectory(s, {}, param, grads, formats=("float32",))[0]
+    ref_bounds = trajectory_bounds(s, {}, param, grads, FORMATS["float32"])[0]
+    exact_theta = np.array([float(e.value) for e in ref.theta])
+    for factor in (0.0, 0.5, 2.0, 3.0):
+        got = (exact_theta + factor * bounds[0].error["theta"]).astype(np.float32)
+        v = fast_verdicts(got, fast[0], bounds[0], "theta", "float32")
+        assert (v != 0).mean() > 0.9
+        for i in np.flatnonzero(v):
+            verdict = _compare(got[i], ref.theta[i], ref_bounds["theta"][i], FORMATS["float32"])[0]
+            assert verdict == ("ok" if v[i] > 0 else "fail"), (factor, i, verdict)
+    assert (fast_verdicts(fast[0].rounded["float32"]["theta"], fast[0], bounds[0], "theta", "float32") == 1).all()

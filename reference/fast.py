@@ -34,11 +34,17 @@ An element is certified when, at every step, every output's enclosure
 [x − r, x + r] (its ends rounded outward) rounds to one value in every
 requested format (``fast_round.round_exact``).  Its rounded values are then
 the correctly rounded exact values, as ``reference.step`` would give them.
-Every other element (near a rounding boundary, an exact tie, non-finite
-inputs or results, undecided comparisons) goes to phase 2:
+The elements binary64 does not certify, and every element of a float64
+target (which binary64 cannot certify), run again in double-double
+(``fast_dd``: a radius near 2⁻⁹⁷ relative, not 2⁻⁵³).  Every element still
+not certified (an exact tie, non-finite inputs or results, a divisor or √
+argument within its radius of 0, undecided comparisons) goes to phase 2:
 ``reference.step.trajectory`` for those elements only, whose values replace
-phase 1's.  Float64 targets cannot be certified in binary64, so all their
-elements go to phase 2 (a double-double phase 1 would fix that).
+phase 1's.
+
+The tolerance model runs in the same pass (``fast_bound``).  Elements are
+independent, so phase 1 runs in chunks of ``CHUNK`` elements, whose arrays
+stay in the cache.
 """
 from __future__ import annotations
 
@@ -48,7 +54,6 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Optional, Sequence
 
-import mpmath
 import numpy as np
 from mpmath import libmp
 

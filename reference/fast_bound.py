@@ -40,9 +40,8 @@ from typing import Optional
 import numpy as np
 from mpmath import libmp
 
-from . import arith
 from .bound import Bound, Cond
-from .fast import TC, TINY, FastInterval, T, _up
+from .fast import TINY, FastInterval, T, _up
 from .formats import Format
 
 

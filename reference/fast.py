@@ -369,7 +369,44 @@ class FastSnapshot:
 
 def _scalar_state(spec, hyper, name):
     """The exact initial value of state ``name`` (the same for every element)."""
-    return initial_state(spec, hyper, (1,))[name][0]
+    return _initial_values(spec, tuple(sorted((k, v) for k, v in hyper.items())))[name]
+
+
+@functools.lru_cache(maxsize=256)
+def _initial_values(spec, hyper_items: tuple) -> dict:
+    return {k: v[0] for k, v in initial_state(spec, dict(hyper_items), (1,)).items()}
+
+
+_ARITHMETICS = {}  # kept across calls: a step's scalars are computed once for all the tensors of a group
+_CACHE_LIMIT = 20_000
+
+
+def _arithmetic(kind, fmt=None):
+    """The shared arithmetic object of a kind (and format), renewed when its scalar cache grows large."""
+    from .fast_bound import FastBound
+    from .fast_dd import FastDD
+
+    key = (kind, None if fmt is None else fmt.name)
+    O = _ARITHMETICS.get(key)
+    if O is None or len(O._cache) > _CACHE_LIMIT:
+        O = _ARITHMETICS[key] = {"interval": FastInterval, "dd": FastDD}[kind]() if fmt is None else FastBound(fmt)
+        O._steps = {}
+    return O
+
+
+def _step_scalars(O, pb: "_Problem") -> list:
+    """Per step, the scalar inputs (step counter and numeric hyperparameters), the same objects across calls."""
+    numeric = [h.name for h in pb.spec.numeric]
+    out = []
+    for gr, h, t in zip(pb.grads, pb.in_force, pb.ts):
+        if gr is None:
+            out.append(None)
+            continue
+        key = (t, tuple((k, h[k]) for k in numeric))
+        if key not in O._steps:
+            O._steps[key] = {"t": O.step_counter(t), **{k: O.hyper(h[k]) for k in numeric}}
+        out.append(O._steps[key])
+    return out
 
 
 def _certify(t: T, fmt) -> tuple:
@@ -439,14 +476,10 @@ def _phase1(pb: _Problem, formats: tuple, bound_fmt=None):
     ``e[s][name]`` (upper bounds of ``reference.bound``'s) and the mask of elements whose bound
     phase 1 settled (the rest need ``reference.bound``).
     """
-    from .fast_bound import FastBound
-
     n, program = pb.n, pb.program
     names = program.outputs
-    O = FastInterval() if bound_fmt is None else FastBound(bound_fmt)
-    numeric = [h.name for h in pb.spec.numeric]
-    scalars = [None if gr is None else {"t": O.step_counter(t), **{k: O.hyper(h[k]) for k in numeric}}
-               for gr, h, t in zip(pb.grads, pb.in_force, pb.ts)]
+    O = _arithmetic("interval") if bound_fmt is None else _arithmetic("bound", bound_fmt)
+    scalars = _step_scalars(O, pb)
     init = {name: O.initial(_scalar_state(pb.spec, pb.hyper, name)) for name in names[1:] if name not in pb.state}
     steps = len(pb.grads)
     x = [{k: np.empty(n) for k in names} for _ in range(steps)]
@@ -465,13 +498,11 @@ def _phase1(pb: _Problem, formats: tuple, bound_fmt=None):
 
 def _dd_tier(pb: _Problem, todo: np.ndarray, formats, x, r, rounded, certified):
     """The elements ``todo`` again, in double-double (``fast_dd``); those it certifies leave phase 2."""
-    from .fast_dd import FastDD, certify
+    from .fast_dd import certify
 
-    O = FastDD()
+    O = _arithmetic("dd")
     names = pb.program.outputs
-    numeric = [h.name for h in pb.spec.numeric]
-    scalars = [None if gr is None else {"t": O.step_counter(t), **{k: O.hyper(h[k]) for k in numeric}}
-               for gr, h, t in zip(pb.grads, pb.in_force, pb.ts)]
+    scalars = _step_scalars(O, pb)
     init = {name: O.initial(_scalar_state(pb.spec, pb.hyper, name)) for name in names[1:] if name not in pb.state}
     for lo in range(0, todo.size, CHUNK):
         idx = todo[lo:lo + CHUNK]

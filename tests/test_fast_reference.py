@@ -215,3 +215,22 @@ def test_verdicts_agree_with_the_exact_comparison():
             verdict = _compare(got[i], ref.theta[i], ref_bounds["theta"][i], FORMATS["float32"])[0]
             assert verdict == ("ok" if v[i] > 0 else "fail"), (factor, i, verdict)
     assert (fast_verdicts(fast[0].rounded["float32"]["theta"], fast[0], bounds[0], "theta", "float32") == 1).all()
+
+
+def test_changed_hyperparameters_and_missing_gradients():
+    """lrs, hypers (a schedule's lr and β₁) and a None gradient, on hard values: as the interval reference."""
+    s = spec.OPTIMIZERS["adam"]
+    rng = np.random.default_rng(9)
+    for fmt in ("float32", "float64"):
+        param = hard_values(rng, fmt, 120)
+        grads = [hard_values(rng, fmt, 120), None, hard_values(rng, fmt, 120), hard_values(rng, fmt, 120)]
+        kwargs = dict(lrs=[0.5, None, 1e-30, None], hypers=[None, {"beta1": 0.5}, None, {"eps": 0.0}], step=2,
+                      state={"exp_avg": hard_values(rng, fmt, 120)})
+        fast, fast_bounds = fast_reference_and_bounds(s, {"amsgrad": True}, param, grads, fmt, **kwargs)
+        ref = trajectory(s, {"amsgrad": True}, param, grads, formats=(fmt,), **kwargs)
+        ref_bounds = trajectory_bounds(s, {"amsgrad": True}, param, grads, FORMATS[fmt], **kwargs)
+        for fs, rs, fb, rb in zip(fast, ref, fast_bounds, ref_bounds):
+            assert (fs.t, fs.stepped) == (rs.t, rs.stepped)
+            for out in fs.rounded[fmt]:
+                assert _same(fs.rounded[fmt][out], rs.rounded(out, fmt)).all(), (fmt, rs.t, out)
+                assert all(mpmath.mpf(got) >= el.error for got, el in zip(fb.error[out], rb[out]))

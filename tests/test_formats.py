@@ -440,3 +440,58 @@ def test_round_is_nearest(name, data):
         assert r == hi
     else:
         assert r in (lo, hi) and (bits(round_to_format(v, fmt)) & 1) == 0
+
+
+# ----------------------------------------------------------------------------
+# Double rounding (issue 12): a detour through float32 (ml_dtypes' and torch's float64 → bfloat16,
+# torch's float64 → float16) rounds twice; the project's rounding, scalar and array, rounds once.
+
+DOUBLE_ROUNDING = [
+    # (exact value as hex, format, correctly rounded, what a float32 detour gives)
+    ("0x1.01000004p+0", "bfloat16", "0x1.02p+0", "0x1p+0"),      # 1 + 2⁻⁸ + 2⁻³⁰: just above a bfloat16 tie
+    ("-0x1.02fffffcp+0", "bfloat16", "-0x1.02p+0", "-0x1.04p+0"),  # just below a tie: float32 makes it the tie
+    ("0x1.0020000001p+0", "float16", "0x1.004p+0", "0x1p+0"),    # 1 + 2⁻¹¹ + 2⁻⁴⁰: just above a float16 tie
+    ("0x1.ffe0000001p+15", "float16", "inf", "inf"),              # above max + ulp/2: overflow either way
+    ("0x1.0060000001p-14", "float16", "0x1.008p-14", "0x1.008p-14"),
+    ("0x1.0000020000001p-24", "float16", "0x1p-24", "0x1p-24"),  # subnormal range
+    ("0x1.8000000001p-25", "float16", "0x1p-24", "0x1p-24"),
+    ("0x1.0000000001p-25", "float16", "0x1p-24", "0x0p+0"),      # just above half the smallest subnormal
+    ("0x1.0000000001p-134", "bfloat16", "0x1p-133", "0x0p+0"),   # the same for bfloat16
+]
+
+
+@pytest.mark.parametrize("text,name,expected,detour", DOUBLE_ROUNDING)
+def test_one_rounding_where_a_float32_detour_rounds_twice(text, name, expected, detour):
+    from reference.fast_round import round_array
+
+    fmt = FORMATS[name]
+    value = hexq(text)
+    x = float.fromhex(text)
+    assert Fraction(x) == value  # every case is a binary64 value, so the array rounding sees it exactly
+    want = math.inf if expected == "inf" else hexq(expected)
+    assert exact(round_to_format(value, fmt)) == want
+    assert exact(round_array(np.array([x]), fmt)[0]) == want
+    with np.errstate(over="ignore"):
+        via_float32 = exact(np.array([x], dtype=np.float32).astype(fmt.dtype)[0])
+    assert via_float32 == (math.inf if detour == "inf" else hexq(detour))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_round_array_is_round_to_format(name):
+    from reference.fast_round import round_array
+
+    fmt = FORMATS[name]
+    rng = np.random.default_rng(12)
+    p = fmt.precision
+    # random significands over every binade, subnormals and overflow; format midpoints and their neighbours
+    with np.errstate(over="ignore"):
+        x = rng.standard_normal(4000) * np.exp2(rng.integers(fmt.emin - p - 3, fmt.emax + 3, 4000).astype(float))
+    mids = np.ldexp(2.0 * rng.integers(2 ** (p - 1), 2 ** p, 2000) + 1, rng.integers(fmt.emin - p, fmt.emax - p + 1, 2000))
+    mids = mids[np.isfinite(mids)]
+    x = np.concatenate([x, mids, np.nextafter(mids, 0), np.nextafter(mids, np.inf), -mids,
+                        [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, float(fmt.max_finite)]])
+    got = round_array(x, fmt)
+    assert got.dtype == fmt.dtype
+    for a, b in zip(x, got):
+        want = round_to_format(np.float64(a), fmt)
+        assert same(b, want) or (np.isnan(a) and np.isnan(float(b))), (a.hex(), b, want)

@@ -1,0 +1,487 @@
+"""The tolerance model of ``reference.bound`` over whole NumPy arrays, never below it.
+
+``FastBound`` runs a compiled program as ``reference.bound.Bound`` does, but on
+every element at once: each tensor value carries the enclosure of its exact
+value (``reference.fast.T``, phase 1 of the fast reference) and a float64
+array ``e`` that is, element by element, at least the error bound
+``reference.bound`` computes.  The rules are ``Bound``'s (see its module
+docstring), evaluated with
+
+* every magnitude |v| replaced by its upper bound |x| + r, every divisor or
+  square-root argument by its lower bound (|x| − r)·(1 − 2⁻⁵⁰), and the unit
+  roundoff u and the underflow term η of the format as they are (powers of
+  two; η rounded up to 2⁻¹⁰⁷⁴ for binary64),
+* each result's own rounding of the bound arithmetic covered by ``_up``
+  (×(1 + 2⁻⁴⁸) + 2⁻¹⁰²²: every formula here is a sum of products of
+  non-negative terms, a few dozen roundings at most),
+
+so each ``e`` is an upper bound of ``Bound``'s value by monotonicity.  The
+decisions ``Bound`` takes on exact values (an exact zero adds or multiplies
+without rounding, a factor ±1 is dropped, an exact argument of √) are taken
+here on the same exact values: an error of 0 occurs only for values obtained
+exactly from the inputs, whose float64 value is then exact too.
+
+Scalars (values of hyperparameters and the step counter) are computed by
+``Bound`` itself, once per step, beside their interval (``arith.Interval``).
+
+An element whose computation meets anything ``Bound`` would report as a
+limitation of the format (overflow, a divisor or √ argument within its error of
+0, a non-finite input), or a decision phase 1 cannot take on its enclosure
+(an overflow threshold, a comparison near its threshold), is marked *escalated*:
+``reference.bound.trajectory_bounds`` computes its bound and reasons instead.
+As in ``Bound``, the branch a ``select`` does not take marks nothing.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import numpy as np
+from mpmath import libmp
+
+from .bound import Bound, Cond
+from .fast import TINY, FastInterval, T, _up
+from .formats import Format
+
+
+def _upf(x) -> float:
+    """An mpf ≥ 0 as a float64 rounded up (inf stays inf).
+
+    mpmath's directed conversion does not direct subnormal results: those become the smallest normal.
+    """
+    out = libmp.to_float(x._mpf_, rnd=libmp.round_ceiling)
+    return out if out >= TINY or x._mpf_ == libmp.fzero else TINY
+
+
+def _down(z):
+    """A lower bound of a non-negative quantity computed with a few roundings."""
+    return z * (1 - 2.0 ** -48)
+
+
+@dataclass
+class SB:
+    """A scalar: its interval (``arith.Interval``) and its ``bound.B``."""
+
+    iv: object
+    b: object
+
+
+@dataclass
+class SC:
+    """A scalar condition: the interval arithmetic's truth and ``Bound``'s ``Cond``."""
+
+    holds: bool
+    cond: Cond
+
+
+@dataclass
+class TB:
+    """A tensor value: enclosure ``t``, error bound ``e`` (≥ ``Bound``'s), escalated elements ``esc``.
+
+    ``quot`` and ``scale`` mirror ``bound.B``'s fields per element (NaN where ``Bound`` has None):
+    a lower bound of |d| for a tensor quotient x/d, an upper bound of |s| for a scalar times a tensor.
+    """
+
+    t: T
+    e: np.ndarray
+    esc: np.ndarray
+    quot: Optional[np.ndarray] = None
+    scale: Optional[np.ndarray] = None
+
+
+@dataclass
+class TBC:
+    """A tensor condition: its truth, whether ``Bound`` may find it ambiguous, and escalated elements."""
+
+    holds: np.ndarray
+    amb: np.ndarray
+    esc: np.ndarray
+
+
+class FastBound:
+    """``Bound``'s arithmetic over float64 arrays, for one format."""
+
+    def __init__(self, fmt: Format):
+        self.fi = FastInterval()
+        self.b = Bound(fmt)
+        self.fmt = fmt
+        self.u = float(fmt.unit_roundoff)
+        self.eta = max(float(fmt.min_subnormal / 2), 2.0 ** -1074)
+        self.c = float(self.b.basic)
+        self.max_finite = float(fmt.max_finite)
+        self._cache = {}
+
+    # -- inputs and outputs ---------------------------------------------------------
+    def hyper(self, x) -> SB:
+        return SB(self.fi.hyper(x), self.b.hyper(x))
+
+    def step_counter(self, t) -> SB:
+        return SB(self.fi.step_counter(t), self.b.step_counter(t))
+
+    def const(self, p, q) -> SB:
+        key = ("const", p, q)
+        if key not in self._cache:
+            self._cache[key] = SB(self.fi.const(p, q), self.b.const(p, q))
+        return self._cache[key]
+
+    def tensor(self, x) -> TB:
+        t = self.fi.tensor(x)
+        return TB(t, np.zeros(np.shape(t.x)), ~np.isfinite(t.x))
+
+    def initial(self, q) -> TB:
+        b = self.b.initial(q)
+        return TB(self.fi.initial(q), np.float64(_upf(b.e)), np.bool_(bool(b.why)))
+
+    def as_tensor(self, v, n: int) -> TB:
+        v = self._view(v)
+        shape = (n,)
+        if np.shape(v.t.x) == shape and np.shape(v.e) == shape and np.shape(v.esc) == shape:
+            return v
+        return TB(T(np.broadcast_to(v.t.x, shape), np.broadcast_to(v.t.r, shape)), np.broadcast_to(v.e, shape),
+                  np.broadcast_to(v.esc, shape))
+
+    @staticmethod
+    def value(v: TB) -> T:
+        return v.t
+
+    @staticmethod
+    def error(v: TB):
+        """(error bounds, mask of the elements they settle: the rest need ``reference.bound``)."""
+        settled = ~v.esc & np.isfinite(v.e)
+        return np.where(np.isnan(v.e), np.inf, v.e), settled
+
+    # -- helpers ----------------------------------------------------------------------
+    @staticmethod
+    def _is_scalar(v) -> bool:
+        return isinstance(v, SB)
+
+    def _scalar(self, name, *xs):
+        """An operation on scalars: ``Interval`` and ``Bound`` each once per step."""
+        key = (name, *map(id, xs))
+        hit = self._cache.get(key)
+        if hit is None:
+            iv = getattr(self.fi, name)(*(x.iv for x in xs))
+            b = getattr(self.b, name)(*(x.b for x in xs))
+            out = SC(iv, b) if isinstance(b, Cond) else SB(iv, b)
+            hit = self._cache[key] = (out, xs)
+        return hit[0]
+
+    def _view(self, v) -> TB:
+        """A value as a tensor, unconverted (a scalar keeps its own error: comparisons, ``select``)."""
+        if isinstance(v, TB):
+            return v
+        key = ("view", id(v))
+        if key not in self._cache:
+            self._cache[key] = (TB(self.fi._t(v.iv), np.float64(_upf(v.b.e)), np.bool_(bool(v.b.why))), v)
+        return self._cache[key][0]
+
+    def _operands(self, xs) -> list:
+        """``Bound._operands``: scalars meeting tensors are charged their conversion to the format."""
+        if all(isinstance(x, TB) for x in xs):
+            return list(xs)
+        out = []
+        for x in xs:
+            if isinstance(x, TB):
+                out.append(x)
+                continue
+            key = ("operand", id(x))
+            if key not in self._cache:
+                b = self.b._operands([x.b, self._tensor_b])[0]  # Bound's own conversion of the scalar
+                self._cache[key] = (TB(self.fi._t(x.iv), np.float64(_upf(b.e)), np.bool_(bool(x.b.why))), x)
+            out.append(self._cache[key][0])
+        return out
+
+    @property
+    def _tensor_b(self):
+        from .bound import B
+        return B(self.b.ctx.zero, self.b.ctx.zero, False)
+
+    @staticmethod
+    def _vabs(t: T):
+        """An upper bound of |exact value|."""
+        return np.abs(t.x) + t.r
+
+    def _round(self, vabs, e, esc):
+        """``Bound._round`` for tensors: (bound with the result's own rounding, escalated elements)."""
+        over = vabs + e > self.max_finite  # Bound may find an overflow here: let it say so
+        # NaN (from 0·inf) stands for inf: unbounded, as in Bound (``error`` settles neither)
+        return _up(e + self.c * (self.u * (vabs + e) + self.eta)), esc | over
+
+    @staticmethod
+    def _zero(v: TB):
+        """Exactly 0 in every implementation (``Bound._is_exact_zero``): the same decision, on exact values."""
+        return (v.t.x == 0) & (v.e == 0)
+
+    @staticmethod
+    def _any(*masks):
+        out = masks[0]
+        for m in masks[1:]:
+            out = out | m
+        return out
+
+    # -- arithmetic -------------------------------------------------------------------
+    def add(self, *xs):
+        if all(map(self._is_scalar, xs)):
+            return self._scalar("add", *xs)
+        xs = self._operands(xs)
+        value = self.fi.add(*(x.t for x in xs))
+        nonzero = sum((~self._zero(x)).astype(np.int8) for x in xs)
+        esum = sum(x.e for x in xs)  # exact where at most one term is not an exact zero (the others add 0)
+        esc = self._any(*(x.esc for x in xs))
+        e, esc_r = self._round(self._vabs(value), esum, esc)
+        if len(xs) > 2:  # n terms take n − 1 roundings, each at most c·(u·partial + η)
+            partial = _up(sum(self._vabs(x.t) for x in xs) + esum)
+            e = _up(e + np.maximum(nonzero - 2, 0) * self.c * (self.u * partial + self.eta))
+        rounds = nonzero >= 2
+        return TB(value, np.where(rounds, e, esum), np.where(rounds, esc_r, esc))
+
+    def sub(self, a, b):
+        if self._is_scalar(a) and self._is_scalar(b):
+            return self._scalar("sub", a, b)
+        return self.add(a, self.neg(b))
+
+    def neg(self, a):
+        if self._is_scalar(a):
+            return self._scalar("neg", a)
+        return TB(T(-a.t.x, a.t.r), a.e, a.esc)
+
+    def abs(self, a):
+        if self._is_scalar(a):
+            return self._scalar("abs", a)
+        return TB(T(np.abs(a.t.x), a.t.r), a.e, a.esc)
+
+    def mul(self, *xs):
+        if all(map(self._is_scalar, xs)):
+            return self._scalar("mul", *xs)
+        scaling = len(xs) == 2 and self._is_scalar(xs[0]) != self._is_scalar(xs[1])
+        if scaling:
+            s_, t_ = (xs[0], xs[1]) if self._is_scalar(xs[0]) else (xs[1], xs[0])
+        ops = self._operands(xs)
+        value = self.fi.mul(*(x.t for x in ops))
+        esc = self._any(*(x.esc for x in ops))
+        finite = functools.reduce(np.logical_and, [np.isfinite(x.e) for x in ops])
+        zero = self._any(*(self._zero(x) for x in ops)) & finite
+        # The product chain of Bound.mul, with the factors ±1 (exact) skipped.
+        first = ops[0]
+        has = ~((first.e == 0) & (np.abs(first.t.x) == 1))
+        acc_v = np.where(has, self._vabs(first.t), 0.0)
+        acc_e = np.where(has, first.e, 0.0)
+        products = np.zeros(np.shape(value.x), dtype=bool)
+        for x in ops[1:]:
+            unit = (x.e == 0) & (np.abs(x.t.x) == 1)
+            vabs = self._vabs(x.t)
+            pv = _up(acc_v * vabs)
+            pe = _up(acc_v * x.e + vabs * acc_e + acc_e * x.e)
+            if scaling and t_.quot is not None:  # s·(x/d) computed as (s·x)/d: s·x's underflow, over |d|
+                pe = np.where(np.isnan(t_.quot), pe, _up(pe + self.c * self.eta / t_.quot))
+            pe, esc_p = self._round(pv, pe, esc)
+            take = ~unit & ~has
+            prod = ~unit & has
+            acc_v = np.where(take, vabs, np.where(prod, pv, acc_v))
+            acc_e = np.where(take, x.e, np.where(prod, pe, acc_e))
+            esc = np.where(prod, esc_p, esc)
+            products |= prod
+            has |= ~unit
+        e = np.where(zero | ~has, 0.0, acc_e)
+        out = TB(value, e, esc)
+        if scaling:
+            scale = _upf(abs(s_.b.v) + s_.b.e)
+            out.scale = np.where(products & ~zero & np.isfinite(e), scale, np.nan)
+        return out
+
+    def lerp(self, a, b, w):
+        if all(map(self._is_scalar, (a, b, w))):
+            return self._scalar("lerp", a, b, w)
+        value = self.fi.lerp(*(x.t if isinstance(x, TB) else x.iv for x in (a, b, w)))
+        wv = self._view(w)
+        w_zero = self._zero(wv)
+        bv = self._view(b)
+        a_, b_, w_ = self._operands((a, b, w))
+        esc = a_.esc | b_.esc | w_.esc
+        c, u = self.c, self.u
+        va, vb = self._vabs(a_.t), self._vabs(b_.t)
+        S = _up(va + vb + a_.e + b_.e)
+        diff = _up(np.abs(b_.t.x - a_.t.x) + a_.t.r + b_.t.r)
+        over = diff + a_.e + b_.e > self.max_finite
+        aw = np.abs(w_.t.x) + w_.t.r
+        a1w = _up(np.abs(1 - w_.t.x) + w_.t.r)
+        W = _up(np.maximum(aw, a1w) + w_.e)
+        e = _up(a1w * a_.e + aw * b_.e + w_.e * S + 2 * c * (u * W * S * (1 + c * u) + self.eta) + c * u * a1w * S)
+        finite = np.isfinite(a_.e) & np.isfinite(b_.e) & np.isfinite(w_.e)
+        e = np.where(finite, e, np.inf)
+        e, esc_r = self._round(self._vabs(value), e, esc | (over & finite))
+        # a + 0·(b − a) = a exactly (a's error, no rounding), when b's error is finite
+        keep = w_zero & np.isfinite(bv.e)
+        av = self._view(a)
+        return TB(T(np.where(keep, av.t.x, value.x), np.where(keep, av.t.r, value.r)),
+                  np.where(keep, av.e, e), np.where(keep, av.esc, esc_r))
+
+    def div(self, a, b):
+        if self._is_scalar(a) and self._is_scalar(b):
+            return self._scalar("div", a, b)
+        tensor_quotient = isinstance(a, TB) and isinstance(b, TB)
+        a, b = self._operands((a, b))
+        value = self.fi.div(a.t, b.t)
+        esc = a.esc | b.esc
+        d = _down(np.abs(b.t.x) - b.t.r - b.e)  # a lower bound of |b| − e_b
+        esc = esc | ~(d > 0)  # Bound: a division by 0, or by a value within its error of 0 (unbounded)
+        a_zero = self._zero(a)
+        vabs = self._vabs(value)
+        e = _up((a.e + vabs * b.e) / d)
+        if tensor_quotient and a.scale is not None:  # (s·x)/d computed as s·(x/d): x/d's underflow, times |s|
+            e = np.where(np.isnan(a.scale), e, _up(e + self.c * self.eta * a.scale))
+        e, esc = self._round(vabs, e, esc)
+        out = TB(value, np.where(a_zero, 0.0, e), esc)
+        if tensor_quotient:
+            out.quot = np.where(a_zero, np.nan, d)
+        return out
+
+    def sqrt(self, a):
+        if self._is_scalar(a):
+            return self._scalar("sqrt", a)
+        value = self.fi.sqrt(a.t)
+        zero = self._zero(a)
+        lo = _down(a.t.x - a.t.r)  # a lower bound of the argument
+        exact_arg = a.e == 0
+        # Bound: √ of a negative value, or of one within its error of 0, is unbounded: escalate those
+        esc = a.esc | (~zero & ~(lo > a.e))
+        e = _up(a.e / (np.sqrt(np.maximum(lo, 0)) + np.sqrt(np.maximum(_down(lo - a.e), 0))))
+        e = np.where(exact_arg, 0.0, e)
+        e, esc = self._round(_up(np.sqrt(a.t.x + a.t.r)), e, esc)
+        return TB(value, np.where(zero, 0.0, e), esc)
+
+    def max(self, *xs):
+        if all(map(self._is_scalar, xs)):
+            return self._scalar("max", *xs)
+        xs = self._operands(xs)
+        return TB(self.fi.max(*(x.t for x in xs)), functools.reduce(np.maximum, [x.e for x in xs]),
+                  self._any(*(x.esc for x in xs)))
+
+    def min(self, *xs):
+        if all(map(self._is_scalar, xs)):
+            return self._scalar("min", *xs)
+        xs = self._operands(xs)
+        return TB(self.fi.min(*(x.t for x in xs)), functools.reduce(np.maximum, [x.e for x in xs]),
+                  self._any(*(x.esc for x in xs)))
+
+    def _no_rule(self, name, *xs):
+        """An operation on tensors with no vectorised rule: ``reference.bound`` for every element."""
+        if all(map(self._is_scalar, xs)):
+            return self._scalar(name, *xs)
+        value = getattr(self.fi, name)(*(x.t if isinstance(x, TB) else x.iv for x in xs))
+        shape = np.shape(value.x)
+        return TB(value, np.full(shape, np.inf), np.ones(shape, dtype=bool))
+
+    def pow(self, a, b):
+        return self._no_rule("pow", a, b)
+
+    def cos(self, a):
+        return self._no_rule("cos", a)
+
+    def sin(self, a):
+        return self._no_rule("sin", a)
+
+    def exp(self, a):
+        return self._no_rule("exp", a)
+
+    def log(self, a):
+        return self._no_rule("log", a)
+
+    def floor(self, a):
+        return self._no_rule("floor", a)
+
+    def ceil(self, a):
+        return self._no_rule("ceil", a)
+
+    def mod(self, a, b):
+        return self._no_rule("mod", a, b)
+
+    # -- comparisons and branches ---------------------------------------------------------
+    def _cmp(self, name, a, b, equality=False):
+        if self._is_scalar(a) and self._is_scalar(b):
+            return self._scalar(name, a, b)
+        a, b = self._view(a), self._view(b)
+        tc = getattr(self.fi, name)(a.t, b.t)
+        d = a.t.x - b.t.x
+        gap = _down(np.abs(d) - _up(a.t.r + b.t.r + 2.0 ** -53 * np.abs(d)))  # a lower bound of |a − b|
+        margin = _up(a.e + b.e)
+        amb = (margin > 0) & ~(gap > margin)  # Bound's ambiguity, or possibly so
+        if equality:
+            amb &= ~((a.e == 0) & (b.e == 0))
+        return TBC(tc.holds, amb, a.esc | b.esc | tc.undecided)
+
+    def gt(self, a, b):
+        return self._cmp("gt", a, b)
+
+    def lt(self, a, b):
+        return self._cmp("lt", a, b)
+
+    def ge(self, a, b):
+        return self._cmp("ge", a, b)
+
+    def le(self, a, b):
+        return self._cmp("le", a, b)
+
+    def eq(self, a, b):
+        return self._cmp("eq", a, b, equality=True)
+
+    def ne(self, a, b):
+        c = self._cmp("ne", a, b, equality=True)
+        return c
+
+    def _tbc(self, c) -> TBC:
+        if isinstance(c, TBC):
+            return c
+        return TBC(np.bool_(c.cond.holds), np.bool_(c.cond.ambiguous), np.bool_(c.holds != c.cond.holds or
+                                                                                bool(c.cond.why)))
+
+    def all_(self, *cs):
+        if all(isinstance(c, SC) for c in cs):
+            return SC(all(c.holds for c in cs), self.b.all_(*(c.cond for c in cs)))
+        cs = [self._tbc(c) for c in cs]
+        return TBC(functools.reduce(np.logical_and, [c.holds for c in cs]), self._any(*(c.amb for c in cs)),
+                   self._any(*(c.esc for c in cs)))
+
+    def any_(self, *cs):
+        if all(isinstance(c, SC) for c in cs):
+            return SC(any(c.holds for c in cs), self.b.any_(*(c.cond for c in cs)))
+        cs = [self._tbc(c) for c in cs]
+        return TBC(functools.reduce(np.logical_or, [c.holds for c in cs]), self._any(*(c.amb for c in cs)),
+                   self._any(*(c.esc for c in cs)))
+
+    def select(self, cond, then, otherwise):
+        if isinstance(cond, SC) and self._is_scalar(then) and self._is_scalar(otherwise):
+            iv = then.iv if cond.holds else otherwise.iv
+            return SB(iv, self.b.select(cond.cond, then.b, otherwise.b))
+        c = self._tbc(cond)
+        if isinstance(cond, SC) and not cond.cond.ambiguous and cond.holds == cond.cond.holds:
+            taken = then if cond.holds else otherwise  # Bound keeps the taken value whole (its quot and scale)
+            if not cond.cond.why:
+                return taken
+            v = self._view(taken)
+            return replace(v, esc=v.esc | True)
+        a, b = self._view(then), self._view(otherwise)
+        # A scalar branch under a tensor condition would stay a scalar in Bound, per element: escalate it.
+        scalar_branch = np.where(c.holds, self._is_scalar(then), self._is_scalar(otherwise))
+        x = np.where(c.holds, a.t.x, b.t.x)
+        r = np.where(c.holds, a.t.r, b.t.r)
+        taken_e = np.where(c.holds, a.e, b.e)
+        other_e = np.where(c.holds, b.e, a.e)
+        other_x, other_r = np.where(c.holds, b.t.x, a.t.x), np.where(c.holds, b.t.r, a.t.r)
+        spread = _up(np.abs(other_x - x) + other_r + r + other_e)
+        amb_e = np.maximum(taken_e, np.where(np.isfinite(spread), spread, np.inf))
+        e = np.where(c.amb, amb_e, taken_e)
+        esc = c.esc | scalar_branch | np.where(c.holds, a.esc, b.esc)
+        # ambiguous: both branches' reasons, and an unbounded result if the other branch is not real
+        esc = esc | (c.amb & (np.where(c.holds, b.esc, a.esc) | ~np.isfinite(other_x) | ~np.isfinite(other_r)))
+        out = TB(T(x, r), e, esc)
+        if a.quot is not None or b.quot is not None:
+            qa = a.quot if a.quot is not None else np.nan
+            qb = b.quot if b.quot is not None else np.nan
+            out.quot = np.where(c.amb, np.nan, np.where(c.holds, qa, qb))
+        if a.scale is not None or b.scale is not None:
+            sa = a.scale if a.scale is not None else np.nan
+            sb = b.scale if b.scale is not None else np.nan
+            out.scale = np.where(c.amb, np.nan, np.where(c.holds, sa, sb))
+        return out

@@ -1,0 +1,265 @@
+"""Phase 1 in double-double: the fast reference's second tier, and its only one for float64 targets.
+
+``FastDD`` is ``fast.FastInterval`` with each tensor value a double-double
+``h + l`` (|l| ≤ ½ ulp(h)) and a radius ``r``: |exact − (h + l)| ≤ r.  The
+operations are the classical error-free ones (TwoSum; TwoProd by Dekker's
+split, no FMA needed), and the double-double algorithms whose relative errors
+Joldes, Muller and Popescu prove (ACM TOMS 44(2), 2017): AccurateDWPlusDW
+(≤ 3u²), DWTimesDW1 (≤ 7u²), DWDivDW1 (≤ 15u² + 56u³), and the Newton step
+for √ (≤ 4u²), with u = 2⁻⁵³.  Each is charged ``REL`` = 2⁻⁹⁷ = 512u² of its
+result, and the absolute ``TINY`` = 2⁻¹⁰²² for underflow (those proofs assume
+none; an error-free transformation loses at most a few 2⁻¹⁰⁷⁴ to it).  The
+radius propagates by the same rules as in binary64 (``fast`` module docstring).
+An overflow in Dekker's split (|x| > 2⁹⁹⁶) gives NaN, which certifies nothing.
+
+Rounding is certified from the enclosure [h + l − r, h + l + r]: it must lie
+strictly inside the rounding interval of y = round(h + l) in the format (between
+the midpoints to y's neighbours, which are binary64 values for formats of at
+most 52 bits; half an ulp of ``h`` each side for float64), and the result is y.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+from mpmath import libmp
+
+from . import arith
+from .fast import TC, TINY, FastInterval, _float_toward, _up
+from .fast_round import round_exact
+
+REL = 2.0 ** -97
+_SPLIT = 134217729.0  # 2^27 + 1
+
+
+def _two_sum(a, b):
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _fast_two_sum(a, b):
+    s = a + b
+    return s, b - (s - a)
+
+
+def _split(a):
+    c = _SPLIT * a
+    h = c - (c - a)
+    return h, a - h
+
+
+def _two_prod(a, b):
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@dataclass
+class D:
+    """A double-double tensor value h + l with radius r."""
+
+    h: np.ndarray
+    l: np.ndarray  # noqa: E741 - the usual name of the low word
+    r: np.ndarray
+
+
+def _mag(v: D):
+    """An upper bound of |h + l|."""
+    return _up(np.abs(v.h) + np.abs(v.l))
+
+
+class FastDD(FastInterval):
+    """Double-double midpoint-radius arithmetic over float64 arrays; scalars as in ``FastInterval``."""
+
+    @staticmethod
+    def _is_scalar(v) -> bool:
+        return not isinstance(v, (D, TC))
+
+    def _t(self, v) -> D:
+        return v if isinstance(v, D) else super()._t(v)
+
+    def tensor(self, x) -> D:
+        x = np.asarray(x, dtype=np.float64)
+        return D(x, np.zeros_like(x), np.where(np.isfinite(x), 0.0, np.inf))
+
+    @staticmethod
+    def initial(q: Fraction) -> D:
+        h = float(q)
+        low = q - Fraction(h) if math.isfinite(h) else Fraction(0)
+        lo = float(low)
+        r = 0.0 if Fraction(lo) == low else _up(abs(lo) * 2.0 ** -52 + TINY)
+        return D(np.float64(h), np.float64(lo), np.float64(r))
+
+    def as_tensor(self, v, n: int) -> D:
+        v = self._t(v)
+        if np.shape(v.h) == (n,):
+            return v
+        return D(*(np.broadcast_to(a, (n,)) for a in (v.h, v.l, v.r)))
+
+    @staticmethod
+    def _to_tensor(v) -> D:
+        if isinstance(v, arith._NotRealValue):
+            return D(np.float64(np.nan), np.float64(0.0), np.float64(np.inf))
+        a, b = v._mpi_
+        if any(x in (libmp.finf, libmp.fninf, libmp.fnan) for x in (a, b)):
+            return D(np.float64(np.nan), np.float64(0.0), np.float64(np.inf))
+        mid = libmp.mpf_shift(libmp.mpf_add(a, b, 0), -1)  # exact
+        h = libmp.to_float(mid)
+        if not math.isfinite(h):
+            return D(np.float64(np.nan), np.float64(0.0), np.float64(np.inf))
+        rest = libmp.mpf_sub(mid, libmp.from_float(h), 0)
+        lo = libmp.to_float(rest)
+        center = libmp.mpf_add(libmp.from_float(h), libmp.from_float(lo), 0)
+        above, below = libmp.mpf_sub(b, center, 0), libmp.mpf_sub(center, a, 0)
+        dist = above if libmp.mpf_cmp(above, below) >= 0 else below
+        r = _float_toward(dist, math.inf)
+        return D(np.float64(h), np.float64(lo), np.float64(0.0 if r == 0 else _up(r)))
+
+    # -- arithmetic -------------------------------------------------------------------
+    def _add2(self, a: D, b: D) -> D:
+        sh, sl = _two_sum(a.h, b.h)
+        th, tl = _two_sum(a.l, b.l)
+        vh, vl = _fast_two_sum(sh, sl + th)
+        zh, zl = _fast_two_sum(vh, tl + vl)
+        return D(zh, zl, _up(a.r + b.r + REL * np.abs(zh) + TINY))
+
+    def add(self, *xs):
+        if self._all_scalar(xs):
+            return self._scalar("add", *xs)
+        ts = [self._t(x) for x in xs]
+        return functools.reduce(self._add2, ts)
+
+    def neg(self, a):
+        if self._is_scalar(a):
+            return self._scalar("neg", a)
+        return D(-a.h, -a.l, a.r)
+
+    def _mul2(self, a: D, b: D) -> D:
+        ch, cl1 = _two_prod(a.h, b.h)
+        cl3 = cl1 + (a.h * b.l + a.l * b.h)
+        zh, zl = _fast_two_sum(ch, cl3)
+        ma, mb = _mag(a), _mag(b)
+        return D(zh, zl, _up(ma * b.r + mb * a.r + a.r * b.r + REL * np.abs(zh) + TINY))
+
+    def mul(self, *xs):
+        if self._all_scalar(xs):
+            return self._scalar("mul", *xs)
+        return functools.reduce(self._mul2, [self._t(x) for x in xs])
+
+    def div(self, a, b):
+        if self._all_scalar((a, b)):
+            return self._scalar("div", a, b)
+        a, b = self._t(a), self._t(b)
+        th = a.h / b.h
+        # DWTimesFP: b·th as a double-double
+        ch, cl1 = _two_prod(b.h, th)
+        ph, tl1 = _fast_two_sum(ch, b.l * th)
+        rh, rl = _fast_two_sum(ph, tl1 + cl1)
+        pih, pil = _two_sum(a.h, -rh)
+        delta = pih + ((pil - rl) + a.l)
+        zh, zl = _fast_two_sum(th, delta / b.h)
+        d = _down(np.abs(b.h) - np.abs(b.l) - b.r)
+        q = _mag(D(zh, zl, 0.0))
+        r = _up((a.r + q * b.r) / d + REL * np.abs(zh) + TINY)
+        return D(zh, zl, np.where(d > 0, r, np.inf))
+
+    def sqrt(self, a):
+        if self._is_scalar(a):
+            return self._scalar("sqrt", a)
+        s = np.sqrt(np.maximum(a.h, 0.0))
+        ph, pl = _two_prod(s, s)
+        zh, zl = _fast_two_sum(s, (((a.h - ph) - pl) + a.l) / (2 * s))
+        lo = _down(a.h - np.abs(a.l) - a.r)  # a lower bound of the argument
+        r = _up(a.r / np.sqrt(lo) + REL * np.abs(zh) + TINY)
+        exact_zero = (a.h == 0) & (a.l == 0) & (a.r == 0)
+        r = np.where(lo > 0, r, np.where(exact_zero, 0.0, np.inf))
+        return D(np.where(exact_zero, 0.0, zh), np.where(exact_zero, 0.0, zl), r)
+
+    def abs(self, a):
+        if self._is_scalar(a):
+            return self._scalar("abs", a)
+        neg = a.h < 0
+        return D(np.where(neg, -a.h, a.h), np.where(neg, -a.l, a.l), a.r)
+
+    def _pick(self, xs, larger: bool) -> D:
+        ts = [self._t(x) for x in xs]
+        out = ts[0]
+        for t in ts[1:]:
+            above = (t.h > out.h) | ((t.h == out.h) & (t.l > out.l))  # exact order of normalised pairs
+            take = above if larger else ~above & ~((t.h == out.h) & (t.l == out.l))
+            out = D(np.where(take, t.h, out.h), np.where(take, t.l, out.l), np.maximum(t.r, out.r))
+        return out
+
+    def max(self, *xs):
+        if self._all_scalar(xs):
+            return self._scalar("max", *xs)
+        return self._pick(xs, True)
+
+    def min(self, *xs):
+        if self._all_scalar(xs):
+            return self._scalar("min", *xs)
+        return self._pick(xs, False)
+
+    def _no_rule(self, name, *xs):
+        if self._all_scalar(xs):
+            return self._scalar(name, *xs)
+        shape = np.broadcast_shapes(*(np.shape(self._t(x).h) for x in xs))
+        return D(np.full(shape, np.nan), np.zeros(shape), np.full(shape, np.inf))
+
+    def _cmp(self, op, a, b) -> TC:
+        d = self._add2(self._t(a), self.neg(self._t(b)))
+        rd = _up(d.r + np.abs(d.l))
+        return TC(op(d.h), ~(np.abs(d.h) > rd))
+
+    def select(self, cond, then, otherwise):
+        if not isinstance(cond, TC):
+            return then if cond else otherwise
+        a, b = self._t(then), self._t(otherwise)
+        return D(np.where(cond.holds, a.h, b.h), np.where(cond.holds, a.l, b.l),
+                 np.where(cond.undecided, np.inf, np.where(cond.holds, a.r, b.r)))
+
+
+def _down(z):
+    return z * (1 - 2.0 ** -48)
+
+
+def certify(v: D, fmt) -> tuple:
+    """(rounded values as float64, certified mask) of a double-double enclosure in ``fmt``."""
+    finite = np.isfinite(v.h) & np.isfinite(v.l) & np.isfinite(v.r)
+    if fmt.precision < 53:
+        # h + l lies within half a binary64 ulp of h, so its rounding is one of round(h) and the roundings
+        # of h's binary64 neighbours (whose ties may go either way): each candidate y is certified when the
+        # enclosure lies strictly between the midpoints to y's neighbours (binary64 values).
+        out, good = np.zeros_like(v.h), np.zeros(np.shape(v.h), dtype=bool)
+        for z in (v.h, np.nextafter(v.h, -np.inf), np.nextafter(v.h, np.inf)):
+            y, ok = _inside(v, round_exact(z, fmt), fmt)
+            out = np.where(ok, y, out)
+            good |= ok
+        return np.where(good, out, round_exact(v.h, fmt)), good & finite
+    half_up = (np.nextafter(v.h, np.inf) - v.h) * 0.5
+    half_dn = (v.h - np.nextafter(v.h, -np.inf)) * 0.5
+    inside = (np.nextafter(half_dn + v.l, -np.inf) > v.r) & (np.nextafter(half_up - v.l, -np.inf) > v.r)
+    normal = (np.abs(v.h) >= 2.0 ** -1020) & (np.abs(v.h) < 2.0 ** 1023)  # half an ulp is exact; no overflow
+    zero = (v.h == 0) & (v.l == 0) & (v.r == 0)
+    return v.h, ((inside & normal) | zero) & finite
+
+
+def _inside(v: D, y, fmt) -> tuple:
+    """(y, whether the enclosure of ``v`` lies strictly inside y's rounding interval in ``fmt``)."""
+    a = np.abs(y)
+    _, e = np.frexp(a)
+    binade = np.where(a == 0, fmt.emin, np.maximum(e - 1, fmt.emin))
+    ulp = np.ldexp(1.0, binade - fmt.precision + 1)
+    power = (a == np.ldexp(1.0, binade)) & (binade > fmt.emin)
+    gap_up, gap_dn = ulp, np.where(power, ulp / 2, ulp)  # away from zero, toward zero
+    m_hi = np.where(y > 0, y + gap_up / 2, np.where(y < 0, y + gap_dn / 2, ulp / 2))
+    m_lo = np.where(y > 0, y - gap_dn / 2, np.where(y < 0, y - gap_up / 2, -ulp / 2))
+    d_lo = np.nextafter(v.h - m_lo, -np.inf)  # lower bounds of the distances from h to the midpoints
+    d_hi = np.nextafter(m_hi - v.h, -np.inf)
+    inside = (np.nextafter(d_lo + v.l, -np.inf) > v.r) & (np.nextafter(d_hi - v.l, -np.inf) > v.r)
+    return y, inside & np.isfinite(y)

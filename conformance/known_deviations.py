@@ -71,6 +71,10 @@ class KnownDeviation:
     backend: Patterns = "*"  # where the measurement needs a device ("torch-cuda")
     applies: Optional[Callable] = None  # Case (ScheduleCase) -> bool: only these inputs
     effect: str = "xfail"  # xfail | drift | domain
+    # A whole-test entry whose departure shows on some drawn inputs only, with no predicate that can tell which
+    # in advance (a 1-ulp difference of two roundings): a pass means the run drew none of them, not that the
+    # entry is stale; the reproduction in ``reproduced_by`` is what fails once the implementation is fixed.
+    on_some_inputs: bool = False
     issue: str = ""
     reproduced_by: str = "tests/test_known_deviations.py"
 
@@ -110,6 +114,10 @@ def torch_target(backend: str, optimizer: str) -> Target:
     import torch  # here: torch is optional, and only a torch target needs it
 
     return Target(backend, f"torch.optim.{optimizers.get(optimizer).torch}", torch.__version__)
+
+
+def by_id(entry_id: str) -> Optional[KnownDeviation]:
+    return next((d for d in KNOWN_DEVIATIONS if d.id == entry_id), None)
 
 
 def find(target: Optional[Target], spec: str, path: str, dtype: str, test: str) -> Optional[KnownDeviation]:
@@ -182,12 +190,12 @@ KNOWN_DEVIATIONS = (
     # ---- property tests only ---------------------------------------------------------------------------
     KnownDeviation(
         id="nadam-load-state-dict-casts-mu-product", implementation=torch_optim("NAdam"), versions=TORCH,
-        spec="nadam", dtype=("float16", "bfloat16", "float64"), tests=(RESUME,),
+        spec="nadam", dtype=("float16", "bfloat16", "float64"), tests=(RESUME,), on_some_inputs=True,
         reason="load_state_dict casts NAdam's float32 mu_product to the parameter's dtype: a restored NAdam "
                "differs from an uninterrupted one."),
     KnownDeviation(
         id="adagrad-foreach-maximize-bfloat16", implementation=torch_optim("Adagrad"), versions=TORCH,
-        spec="adagrad", path="foreach", dtype="bfloat16", tests=(MAXIMIZE,),
+        spec="adagrad", path="foreach", dtype="bfloat16", tests=(MAXIMIZE,), on_some_inputs=True,
         reason="foreach Adagrad forms -clr*g differently with maximize=True than on -g: not bit-identical in "
                "bfloat16 (both within the tolerance)."),
     KnownDeviation(

@@ -117,7 +117,6 @@ def pytest_configure(config):
     except ValueError as e:
         raise pytest.UsageError(str(e))
     config._conformance_overrides = overrides
-    config._conformance_stale = []
     workerinput = getattr(config, "workerinput", None)  # set by pytest-xdist on its workers only
     config._drift_collector = DriftCollector(
         backend_obj=config._conformance_backend, overrides=overrides,
@@ -301,18 +300,35 @@ def pytest_testnodedown(node, error):
         collector.merge(data, source=getattr(node, "gateway", None) and node.gateway.id)
 
 
+def _xfail_entry(report):
+    """The known deviation whose ``xfail`` mark (reason ``known deviation ID: ...``) a report carries, if any."""
+    reason = getattr(report, "wasxfail", "") or ""
+    prefix = "known deviation "
+    return known_deviations.by_id(reason[len(prefix):].split(":")[0]) if reason.startswith(prefix) else None
+
+
 def pytest_runtest_logreport(report):
     if report.when == "call" and getattr(report, "wasxfail", None) and report.passed:
-        report.sections.append(("stale known deviation", report.wasxfail))
+        entry = _xfail_entry(report)
+        if entry is None or not entry.on_some_inputs:
+            report.sections.append(("stale known deviation", report.wasxfail))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     xpassed = terminalreporter.stats.get("xpassed", [])
-    if xpassed:
+    stale = [r for r in xpassed if not getattr(_xfail_entry(r), "on_some_inputs", False)]
+    unseen = [r for r in xpassed if r not in stale]
+    if stale:
         terminalreporter.section("stale known deviations")
-        for rep in xpassed:
+        for rep in stale:
             terminalreporter.write_line(f"{rep.nodeid} passed although a known deviation covers it: check "
                                         "conformance/known_deviations.py")
+    if unseen:
+        terminalreporter.section("known deviations not met this run")
+        for rep in unseen:
+            entry = _xfail_entry(rep)
+            terminalreporter.write_line(f"{rep.nodeid} passed: {entry.id} shows on some inputs only, and none was "
+                                        f"drawn ({entry.reproduced_by} reproduces it)")
     collector = getattr(config, "_drift_collector", None)
     if collector is not None and (collector.entries or collector.schedules) \
             and getattr(config, "workerinput", None) is None:

@@ -20,10 +20,12 @@ vectorised (``fast_verdicts``, with a safety margin of 2⁻²⁰ of the bound, a
 fast bound may exceed ``reference.bound``'s by a rounding), and runs the exact
 comparison (``_compare``, with ``reference.step``/``reference.bound`` on those
 elements only) for everything else: failures, limited and special values,
-phase-2 elements, the element with the largest error ratio of each parameter,
-and a lost update it cannot decide.  The elements decided in bulk are counted
-in ``Report.bulk`` (``Bulk``): their ULP errors there are the float64 estimate
-|got − midpoint| / ulp(midpoint), a statistic only.  ``interval`` compares
+phase-2 elements and the element with the largest error ratio of each
+parameter.  The elements decided in bulk are counted in ``Report.bulk``
+(``Bulk``), with two statistics estimated: their ULP errors (the float64
+|got − midpoint| / ulp(midpoint)) and lost updates (θ unchanged where the exact
+value's computation rounds counts as lost when more than 256 of a tensor's
+values at a step are such; fewer are decided exactly; see ``_compare_fast``).  ``interval`` compares
 every element exactly, as the fast engine's test oracle.
 
 Two modes: ``trajectory`` compares step k with the exact k-step trajectory from
@@ -314,6 +316,7 @@ def _compare_step(report, s, i, j, ref, bnd, out, fmt, prev):
 # ------------------------------------------------------------------------------------------- fast engine
 
 _MARGIN = 1 - 2.0 ** -20  # bulk "ok" only this far inside the fast bound, which may exceed reference.bound's
+_UNDECIDED_LOST = 256  # undecided lost updates per (step, quantity) decided exactly; more are estimated
 
 
 def _flat(a, idx):
@@ -355,12 +358,25 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                 dist = np.abs(g64 - snap.value[name])
                 bound = bnd.error[name]
                 plain &= dist + _up(snap.radius[name] + U * dist) <= bound * _MARGIN
+                # a zero bound marks a value obtained exactly (its float64 value exact): ok when got is it
+                base = ~snap.phase2 & ~bnd.phase2 & np.isfinite(g64) & snap.exact[name]
+                plain |= base & (bound == 0) & (dist == 0)
                 lost = np.zeros(shape, dtype=bool)
                 if name == "theta":
                     same = plain & (got == prev)
-                    differs = np.abs(snap.value[name] - prev.astype(np.float64)) > snap.radius[name]
-                    lost = same & differs
-                    plain &= ~(same & ~differs)  # undecided: is the exact value the previous one?
+                    # Lost (θ unchanged, exact value not θ) is decided by the enclosure, or exactly for a value
+                    # obtained exactly (zero bound: its float64 value is exact).  The undecided (an update
+                    # below binary64's resolution, or an exact value that is θ) go to the exact path when
+                    # few; past _UNDECIDED_LOST of them they count as lost, an estimate of a statistic.
+                    gap = np.abs(snap.value[name] - prev.astype(np.float64))
+                    exact_value = bound == 0
+                    differs = (gap > snap.radius[name]) | (exact_value & (gap != 0))
+                    undecided = same & ~differs & ~(exact_value & (gap == 0))
+                    if undecided.sum() <= _UNDECIDED_LOST:
+                        plain &= ~undecided
+                        lost = same & differs
+                    else:
+                        lost = same & (differs | undecided)
                 ratio = np.where(plain, np.where(bound > 0, dist / np.where(bound > 0, bound, 1), 0.0), -1.0)
             exact_idx.update(np.flatnonzero(~plain).tolist())
             if plain.any():

@@ -1,7 +1,6 @@
 """Realistic-size cases: the simplest draw has a tensor past 65,536 elements, and large cases replay bit for bit."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 

@@ -14,6 +14,20 @@ step) gets a verdict:
   arithmetic); only the IEEE class is checked: NaN where the exact rules give
   NaN, the same infinity, finite where finite.
 
+Two engines give the same verdicts and failures: ``fast`` (the default) runs
+``reference.fast`` over whole tensors, decides the plainly certified elements
+vectorised (``fast_verdicts``, with a safety margin of 2⁻²⁰ of the bound, as the
+fast bound may exceed ``reference.bound``'s by a rounding), and runs the exact
+comparison (``_compare``, with ``reference.step``/``reference.bound`` on those
+elements only) for everything else: failures, limited and special values,
+phase-2 elements and the element with the largest error ratio of each
+parameter.  The elements decided in bulk are counted in ``Report.bulk``
+(``Bulk``), with two statistics estimated: their ULP errors (the float64
+|got − midpoint| / ulp(midpoint)) and lost updates (θ unchanged where the exact
+value's computation rounds counts as lost when more than 256 of a tensor's
+values at a step are such; fewer are decided exactly; see ``_compare_fast``).  ``interval`` compares
+every element exactly, as the fast engine's test oracle.
+
 Two modes: ``trajectory`` compares step k with the exact k-step trajectory from
 the initial values (errors compound, and the bound carries them); ``step``
 compares each step with one exact step from the backend's own previous state
@@ -30,6 +44,7 @@ import numpy as np
 
 import spec as spec_pkg
 from reference.bound import trajectory_bounds
+from reference.fast import U, _up, fast_reference_and_bounds, fast_verdicts
 from reference.formats import exact, get_format, to_hex
 from reference.step import trajectory
 from reference.ulp import ulp_error
@@ -64,6 +79,20 @@ class Finding:
                 + (f" [{self.why}]" if self.why else ""))
 
 
+@dataclass
+class Bulk:
+    """``count`` values of one (step, group, param, quantity) certified within their bound in bulk:
+    ``lost`` of them lost updates; ``max_ulp`` their largest ULP error (a float64 estimate)."""
+
+    step: int
+    group: int
+    param: int
+    quantity: str
+    count: int
+    lost: int
+    max_ulp: float
+
+
 class Verdicts:
     """``failures`` and ``ok`` of a report whose ``findings`` carry a ``verdict`` (optimizer and schedule reports)."""
 
@@ -85,6 +114,14 @@ class Report(Verdicts):
     mode: str
     findings: list = field(default_factory=list)
     notes: list = field(default_factory=list)  # what was not checked, and why (printed by summary)
+    bulk: list = field(default_factory=list)  # Bulk: values found within the bound without a Finding
+
+    def values(self) -> int:
+        """How many values were compared (findings and bulk)."""
+        return len(self.findings) + sum(b.count for b in self.bulk)
+
+    def lost_updates(self) -> int:
+        return sum(f.lost_update for f in self.findings) + sum(b.lost for b in self.bulk)
 
     def worst(self) -> Optional[Finding]:
         checked = [f for f in self.findings if f.verdict in ("ok", "fail")]
@@ -98,7 +135,10 @@ class Report(Verdicts):
         out = {}
         for f in self.findings:
             out[f.verdict] = out.get(f.verdict, 0) + 1
-        return out
+        for b in self.bulk:
+            out["ok"] = out.get("ok", 0) + b.count
+        order = ("ok", "fail", "limited", "special")  # fixed, whichever engine found which verdict first
+        return {k: out[k] for k in sorted(out, key=lambda k: order.index(k) if k in order else len(order))}
 
     def first_failure(self) -> Optional[Finding]:
         """The earliest failing step; among its failures the parameter first, then state."""
@@ -108,7 +148,7 @@ class Report(Verdicts):
 
     def summary(self, limit: int = 8) -> str:
         lines = [f"{self.optimizer} {self.dtype} ({self.mode}): {len(self.failures)} of "
-                 f"{len(self.findings)} values outside the tolerance; verdicts {self.counts()}"]
+                 f"{self.values()} values outside the tolerance; verdicts {self.counts()}"]
         first = self.first_failure()
         if first:
             lines.append("first departure: " + first.describe(self.dtype))
@@ -176,8 +216,13 @@ def _compare_special(value, got, expected) -> tuple:
                                            f"{float(expected)!r}; the class depends on overflow inside the format")
 
 
-def check(data: Case, outputs: list, mode: str = "trajectory") -> Report:
+ENGINES = ("fast", "interval")
+
+
+def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fast") -> Report:
     """Compare backend ``outputs`` (one StepOutput per step) for ``data`` with the reference."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     spec = spec_pkg.get(data.optimizer)
     fmt = get_format(data.dtype)
     report = Report(data.optimizer, data.dtype, mode)
@@ -186,9 +231,10 @@ def check(data: Case, outputs: list, mode: str = "trajectory") -> Report:
             grads = [data.grads[s][i][j] for s in range(len(data.grads))]
             lrs = None if data.lrs is None else [data.lrs[s][i] for s in range(len(data.grads))]
             if mode == "trajectory":
-                _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs)
+                run = _check_trajectory if engine == "interval" else _check_trajectory_fast
+                run(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs)
             else:
-                _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs)
+                _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, engine)
     return report
 
 
@@ -200,7 +246,7 @@ def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
         _compare_step(report, s, i, j, ref[s], bnd[s], out, fmt, prev)
 
 
-def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
+def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, engine="interval"):
     count = 0
     for s, out in enumerate(outputs):
         prev_params = p0 if s == 0 else outputs[s - 1].params[i][j]
@@ -210,26 +256,46 @@ def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
         lr = None if lrs is None else [lrs[s]]
         names = {st.name for st in spec.state}
         given = {k: np.asarray(v) for k, v in state.items() if k in names and k != "step"}
-        ref = trajectory(spec, hyper, prev_params, [grads[s]], state=given, step=count, lrs=lr,
-                         formats=(fmt.name,))[0]
-        bnd = trajectory_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given, step=count, lrs=lr)[0]
-        _compare_step(report, s, i, j, ref, bnd, out, fmt, prev_params)
+        if engine == "fast":
+            snaps, bnds = fast_reference_and_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given,
+                                                    step=count, lrs=lr)
+
+            def exact_rows(idx, prev_params=prev_params, given=given, count=count, lr=lr, s=s):
+                flat = [_flat(a, idx) for a in (prev_params, grads[s])]
+                st = {k: _flat(np.broadcast_to(v, np.shape(prev_params)), idx) for k, v in given.items()}
+                return ([trajectory(spec, hyper, flat[0], [flat[1]], state=st, step=count, lrs=lr,
+                                    formats=(fmt.name,))[0]],
+                        [trajectory_bounds(spec, hyper, flat[0], [flat[1]], fmt, state=st, step=count, lrs=lr)[0]])
+
+            _compare_fast(report, [s], i, j, snaps, bnds, [out], fmt, [prev_params], exact_rows)
+        else:
+            ref = trajectory(spec, hyper, prev_params, [grads[s]], state=given, step=count, lrs=lr,
+                             formats=(fmt.name,))[0]
+            bnd = trajectory_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given, step=count, lrs=lr)[0]
+            _compare_step(report, s, i, j, ref, bnd, out, fmt, prev_params)
         if grads[s] is not None:
             count += 1
 
 
-def _compare_step(report, s, i, j, ref, bnd, out, fmt, prev):
+def _quantities(findings, s, i, j, out, names, t) -> list:
+    """[(name, array)] of step ``s``'s outputs to compare; a wrong step counter becomes a Finding in ``findings``."""
     got = np.asarray(out.params[i][j])
     quantities = [("theta", got)]
     if out.state is not None:
         for name, arr in out.state[i][j].items():
-            if name in ref.state and np.ndim(arr) == got.ndim:
+            if name in names and np.ndim(arr) == got.ndim:
                 quantities.append((name, np.asarray(arr)))
-            elif name in ref.state and np.ndim(arr) == 0:
+            elif name in names and np.ndim(arr) == 0:
                 quantities.append((name, np.broadcast_to(np.asarray(arr), got.shape)))
-            elif name == "step" and float(arr) != ref.t:
-                report.findings.append(Finding(s, i, j, (), "step", np.float64(arr), ref.t, 0, math.inf, math.inf,
-                                               "fail", f"step counter is {float(arr)}, expected {ref.t}"))
+            elif name == "step" and float(arr) != t:
+                findings.append(Finding(s, i, j, (), "step", np.float64(arr), t, 0, math.inf, math.inf,
+                                               "fail", f"step counter is {float(arr)}, expected {t}"))
+    return quantities
+
+
+def _compare_step(report, s, i, j, ref, bnd, out, fmt, prev):
+    got = np.asarray(out.params[i][j])
+    quantities = _quantities(report.findings, s, i, j, out, ref.state, ref.t)
     for name, arr in quantities:
         ref_arr = ref.theta if name == "theta" else ref.state[name]
         bnd_arr = bnd[name]
@@ -245,3 +311,108 @@ def _compare_step(report, s, i, j, ref, bnd, out, fmt, prev):
                                            u, ratio, verdict, why, lost))
 
 
+
+
+# ------------------------------------------------------------------------------------------- fast engine
+
+_MARGIN = 1 - 2.0 ** -20  # bulk "ok" only this far inside the fast bound, which may exceed reference.bound's
+_UNDECIDED_LOST = 256  # undecided lost updates per (step, quantity) decided exactly; more are estimated
+
+
+def _flat(a, idx):
+    return None if a is None else np.asarray(a).reshape(-1)[idx]
+
+
+def _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
+    snaps, bnds = fast_reference_and_bounds(spec, hyper, p0, grads, fmt, lrs=lrs)
+
+    def exact_rows(idx):
+        sub = [_flat(g, idx) for g in grads]
+        return (trajectory(spec, hyper, _flat(p0, idx), sub, lrs=lrs, formats=(fmt.name,)),
+                trajectory_bounds(spec, hyper, _flat(p0, idx), sub, fmt, lrs=lrs))
+
+    prevs = [p0] + [out.params[i][j] for out in outputs[:-1]]
+    _compare_fast(report, list(range(len(outputs))), i, j, snaps, bnds, outputs, fmt, prevs, exact_rows)
+
+
+def _ulp_estimate(dist, x, fmt):
+    """dist / ulp(x) in ``fmt``, in float64: ulp = 2^(max(⌊log2|x|⌋, emin) − p + 1)."""
+    _, e = np.frexp(x)
+    return dist / np.ldexp(1.0, np.maximum(e - 1, fmt.emin) - fmt.precision + 1)
+
+
+def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_rows):
+    """Compare outputs at ``steps`` (report step numbers, one per snapshot) with the fast reference;
+    ``exact_rows(flat indices)`` gives (reference rows, bound rows) of those elements alone, per snapshot."""
+    shape = np.shape(outputs[0].params[i][j])
+    per_step, exact_idx = [], set()
+    best = (-1.0, None)  # the bulk value with the largest ratio: compared exactly, for Report.worst
+    for k, (s, snap, bnd, out) in enumerate(zip(steps, snaps, bnds, outputs)):
+        prev = np.asarray(prevs[k])
+        rows, counter = [], []
+        for name, arr in _quantities(counter, s, i, j, out, snap.value, snap.t):
+            got = np.asarray(arr)
+            with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+                plain = fast_verdicts(got, snap, bnd, name, fmt) == 1
+                g64 = got.astype(np.float64)
+                dist = np.abs(g64 - snap.value[name])
+                bound = bnd.error[name]
+                plain &= dist + _up(snap.radius[name] + U * dist) <= bound * _MARGIN
+                # a zero bound marks a value obtained exactly (its float64 value exact): ok when got is it
+                base = ~snap.phase2 & ~bnd.phase2 & np.isfinite(g64) & snap.exact[name]
+                plain |= base & (bound == 0) & (dist == 0)
+                lost = np.zeros(shape, dtype=bool)
+                if name == "theta":
+                    same = plain & (got == prev)
+                    # Lost (θ unchanged, exact value not θ) is decided by the enclosure, or exactly for a value
+                    # obtained exactly (zero bound: its float64 value is exact).  The undecided (an update
+                    # below binary64's resolution, or an exact value that is θ) go to the exact path when
+                    # few; past _UNDECIDED_LOST of them they count as lost, an estimate of a statistic.
+                    gap = np.abs(snap.value[name] - prev.astype(np.float64))
+                    exact_value = bound == 0
+                    differs = (gap > snap.radius[name]) | (exact_value & (gap != 0))
+                    undecided = same & ~differs & ~(exact_value & (gap == 0))
+                    if undecided.sum() <= _UNDECIDED_LOST:
+                        plain &= ~undecided
+                        lost = same & differs
+                    else:
+                        lost = same & (differs | undecided)
+                ratio = np.where(plain, np.where(bound > 0, dist / np.where(bound > 0, bound, 1), 0.0), -1.0)
+            exact_idx.update(np.flatnonzero(~plain).tolist())
+            if plain.any():
+                f = int(np.argmax(ratio))
+                if ratio.reshape(-1)[f] > best[0]:
+                    best = (float(ratio.reshape(-1)[f]), f)
+            rows.append((name, got, plain, lost, dist, snap.value[name]))
+        per_step.append((rows, counter))
+    if best[1] is not None:
+        exact_idx.add(best[1])
+    order = sorted(exact_idx)
+    refs, bnd_rows = exact_rows(np.array(order, dtype=np.intp)) if order else (None, None)
+    pos = {f: n for n, f in enumerate(order)}
+    for k, (s, (rows, counter)) in enumerate(zip(steps, per_step)):
+        report.findings += counter
+        prev = np.asarray(prevs[k]).reshape(-1)
+        for name, got, plain, lost, dist, x in rows:
+            plain_flat = plain.reshape(-1).copy()
+            for f in order:
+                plain_flat[f] = False
+            n_bulk = int(plain_flat.sum())
+            if n_bulk:
+                u = _ulp_estimate(dist.reshape(-1)[plain_flat], x.reshape(-1)[plain_flat], fmt)
+                report.bulk.append(Bulk(s, i, j, name, n_bulk, int(lost.reshape(-1)[plain_flat].sum()),
+                                        float(u.max())))
+            gflat = got.reshape(-1)
+            for f in order:
+                value = gflat[f]
+                if not isinstance(value, np.generic):
+                    value = np.float64(value)
+                elem = (refs[k].theta if name == "theta" else refs[k].state[name]).reshape(-1)[pos[f]]
+                eb = bnd_rows[k][name].reshape(-1)[pos[f]]
+                verdict, u, ratio, why = _compare(value, elem, eb, fmt)
+                is_lost = False
+                if name == "theta" and verdict == "ok":
+                    is_lost = bool(gflat[f] == prev[f]) and elem.value != exact(prev[f])
+                idx = tuple(int(q) for q in np.unravel_index(f, shape)) if shape else ()
+                report.findings.append(Finding(s, i, j, idx, name, value, elem.value, eb.error, u, ratio,
+                                               verdict, why, is_lost))

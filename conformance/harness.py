@@ -48,7 +48,7 @@ def run_and_check(request, backend, data, path, mode):
     counts = report.counts()
     for verdict in counts:
         event(f"verdict {verdict}")
-    if any(f.lost_update for f in report.findings):
+    if report.lost_updates():
         event("an update lost to rounding (θ + Δ = θ in the dtype)")
     if "limited" in counts:
         event("dtype-limited: " + next(f.why for f in report.findings if f.verdict == "limited").split(":")[0])

@@ -1,8 +1,10 @@
 """Standalone reproductions: every failing case prints a call of ``replay`` that re-runs it.
 
-Arrays travel as hex floats (exact in every format), hyperparameters as
-Python float literals (``repr`` is exact), so the printed call replays the
-very inputs that failed, on any machine.
+Arrays travel as hex floats (exact in every format), or, when drawn by
+``strategies.bulk_arrays``, as their recipe (a numpy seed and the drawn values
+as hex, ``strategies.bulk_array``), which rebuilds them bit for bit;
+hyperparameters travel as Python float literals (``repr`` is exact), so the
+printed call replays the very inputs that failed, on any machine.
 """
 from __future__ import annotations
 
@@ -13,14 +15,21 @@ from reference.formats import from_hex, get_format, to_hex
 from . import backends
 from .backend import Case, Group, check_output, for_backend
 from .check import check
+from .strategies import bulk_array, recipe_of
 
 
 def encode_array(a) -> dict:
     a = np.asarray(a)
+    recipe = recipe_of(a)
+    if recipe is not None:
+        return {"bulk": recipe}
     return {"shape": list(a.shape), "hex": [to_hex(x) for x in a.ravel()]}
 
 
 def decode_array(d: dict, dtype: str) -> np.ndarray:
+    if "bulk" in d:
+        r = d["bulk"]
+        return bulk_array(dtype, tuple(r["shape"]), r["seed"], tuple((k, h) for k, h in r["spots"]))
     fmt = get_format(dtype)
     values = [from_hex(h, fmt) for h in d["hex"]]
     return np.array(values, dtype=fmt.dtype).reshape(d["shape"])

@@ -367,7 +367,8 @@ class DriftCollector:
         mode = report.mode if report.mode in _MODES else "trajectory"
         e.cases[mode] += 1
         e.test(nodeid, self._worker)["cases"] += 1
-        last_step = max((f.step for f in report.findings), default=None)
+        last_step = max([f.step for f in report.findings] + [b.step for b in report.bulk],
+                        default=None)
         step1, last = None, None
         for f in report.findings:
             e.findings += 1
@@ -386,6 +387,16 @@ class DriftCollector:
                 step1 = f.ulp if step1 is None else _max_nan(step1, f.ulp)
             if f.step == last_step:
                 last = f.ulp if last is None else _max_nan(last, f.ulp)
+        for b in report.bulk:  # values within their bound, counted in bulk; max_ulp a float64 estimate
+            e.findings += b.count
+            e.lost_update += b.lost
+            if b.quantity != "theta":
+                continue
+            e.theta_findings += b.count
+            if b.step == 0:
+                step1 = b.max_ulp if step1 is None else _max_nan(step1, b.max_ulp)
+            if b.step == last_step:
+                last = b.max_ulp if last is None else _max_nan(last, b.max_ulp)
         e.samples[mode]["step1"].append(step1)
         e.samples[mode]["last"].append(last)
         if not report.ok:

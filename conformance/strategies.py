@@ -5,17 +5,35 @@ domain is unbounded or blows up), with the values that matter most drawn
 often: the domain's ends, the default, tiny and large magnitudes, β near 0 and
 near 1, ε up to order 1.  Tensors hold values spread over many binades,
 with zeros of both signs and subnormals of the dtype.
+
+With ``realistic=True`` (not yet what the conformance tests draw: their ``ci``
+run grew from under a minute to over five, to be measured and trimmed) a case's tensors also take
+the sizes real kernels vectorise at (``SIMD_LENGTHS``: both sides of 8-, 16-,
+32-, 64- and 128-wide bodies), multi-dimensional shapes (``MULTI_SHAPES``), one
+tensor past a CUDA multi-tensor chunk (``LARGE``, 65,536 elements) and groups
+of up to 12 tensors.  The large-case branch is the simplest choice, so the
+first example Hypothesis generates (its all-simplest draw, under every profile,
+``ci`` included) has one; the event "large tensor" shows it in the
+statistics.  Tensors of more than ``SMALL`` elements are ``bulk_array``s: a
+seeded numpy draw of normal values over the binades of ``element``, with
+Hypothesis-drawn ``spots`` (any ``element``: ±0, subnormals, extremes) at
+drawn positions; ``recipe_of`` gives the recipe back, so a reproduction
+prints a seed and the spots, not every value.  Non-contiguous tensors are not
+drawn: backends copy their inputs (``for_backend``), so a layout flag would have
+to be honoured by each backend first.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from fractions import Fraction
 
 import numpy as np
-from hypothesis import reject, strategies as st
+from hypothesis import event, reject, strategies as st
 
-from reference.formats import get_format, round_to_format
+from reference.fast_round import round_array
+from reference.formats import from_hex, get_format, round_to_format, to_hex
 from spec.core import Hyperparameter, Interval, InvalidHyperparameter, OptimizerSpec
 
 from .backend import Case, Group
@@ -99,23 +117,103 @@ def array(dtype: str, shape: tuple) -> st.SearchStrategy:
 
 
 SHAPES = [(), (1,), (3,), (2, 2), (4,)]
+SIMD_LENGTHS = [7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 127, 129]
+MULTI_SHAPES = [(3, 5), (2, 3, 7), (4, 17), (2, 2, 2, 9)]
+LARGE = 1 << 16  # CUDA's multi-tensor kernels work in chunks of 2^16 elements: a large tensor has more
+SMALL = 4  # tensors up to this size are drawn element by element; larger ones are bulk_arrays
+
+
+def bulk_array(dtype: str, shape: tuple, seed: int, spots: tuple) -> np.ndarray:
+    """Normal values of ``dtype`` (sign, binade 2^-24..2^12 and significand from numpy's PCG64 seeded
+    with ``seed``, correctly rounded once), then ``spots`` ((flat index, hex value), ...) written over them.
+
+    A pure function of its arguments: the recipe replays bit for bit."""
+    fmt = get_format(dtype)
+    n = int(np.prod(shape)) if shape else 1
+    rng = np.random.default_rng(seed)
+    x = rng.choice([-1.0, 1.0], n) * rng.uniform(1.0, 2.0, n) * np.exp2(rng.integers(-24, min(fmt.emax - 1, 12) + 1, n))
+    out = round_array(x, fmt)
+    for k, h in spots:
+        out[k] = from_hex(h, fmt)
+    return out.reshape(shape)
+
+
+_RECIPES: dict = {}  # sha256 of an array's bytes, dtype and shape → its bulk_array recipe (this process's draws)
+
+
+def _digest(a: np.ndarray) -> bytes:
+    return hashlib.sha256(repr((a.dtype.str, a.shape)).encode() + np.ascontiguousarray(a).tobytes()).digest()
+
+
+def recipe_of(a) -> dict | None:
+    """``{"shape", "seed", "spots"}`` such that ``bulk_array(dtype, **recipe)`` equals ``a`` bit for bit, if
+    ``a`` was drawn by ``bulk_arrays`` in this process; else None."""
+    a = np.asarray(a)
+    return _RECIPES.get(_digest(a))
+
+
+@st.composite
+def bulk_arrays(draw, dtype: str, shape: tuple) -> np.ndarray:
+    n = int(np.prod(shape)) if shape else 1
+    seed = draw(st.integers(0, 2 ** 32 - 1))
+    spots = draw(st.lists(st.tuples(st.integers(0, n - 1), element(dtype)), min_size=1, max_size=16))
+    spots = tuple((k, to_hex(v)) for k, v in spots)
+    a = bulk_array(dtype, shape, seed, spots)
+    if len(_RECIPES) > 4096:  # a long run: forget the oldest draws (only a failing case's are ever printed)
+        _RECIPES.pop(next(iter(_RECIPES)))
+    _RECIPES[_digest(a)] = {"shape": list(shape), "seed": seed, "spots": [list(sp) for sp in spots]}
+    return a
+
+
+def tensor(dtype: str, shape: tuple) -> st.SearchStrategy:
+    """An array of ``dtype`` and ``shape``: element by element when small, a ``bulk_array`` otherwise."""
+    n = int(np.prod(shape)) if shape else 1
+    return array(dtype, shape) if n <= SMALL else bulk_arrays(dtype, shape)
+
+
+@functools.lru_cache(maxsize=None)
+def realistic_shape() -> st.SearchStrategy:
+    """Today's small shapes most often; SIMD lengths and multi-dimensional shapes too."""
+    return st.one_of(st.sampled_from(SHAPES), st.sampled_from(SHAPES),
+                     st.sampled_from(SIMD_LENGTHS).map(lambda n: (n,)), st.sampled_from(MULTI_SHAPES))
+
+
+@st.composite
+def group_shapes(draw, max_params: int, realistic: bool, large: bool) -> list:
+    if not realistic:
+        return draw(st.lists(st.sampled_from(SHAPES), min_size=1, max_size=max_params))
+    shapes = draw(st.lists(realistic_shape(), min_size=1, max_size=max(max_params, 12)))
+    if large:  # past one chunk, by a drawn few (the simplest: one element past it)
+        shapes.insert(draw(st.integers(0, len(shapes))), (LARGE + draw(st.integers(1, 64)),))
+    return shapes
 
 
 @st.composite
 def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, min_steps: int = 1,
-          max_groups: int = 2, max_params: int = 2, vary_lr: bool = True, allow_none: bool = True) -> Case:
-    """A whole trajectory: 1–2 groups of 1–2 params of small shapes, gradients per step, lrs per step."""
+          max_groups: int = 2, max_params: int = 2, vary_lr: bool = True, allow_none: bool = True,
+          realistic: bool = False) -> Case:
+    """A whole trajectory: 1–2 groups of 1–2 params of small shapes, gradients per step, lrs per step.
+
+    ``realistic``: groups of 1–12 params of the sizes above, and (the simplest draw, and one in 8 of the
+    others) one tensor past ``LARGE`` elements in the first group."""
+    large = realistic and draw(st.integers(0, 7)) == 0
+    none_pick = 9 if realistic else 0
+    if large:
+        event("large tensor (> 65,536 elements)")
     steps = draw(st.integers(min_steps, max_steps))
     groups = []
-    for _ in range(draw(st.integers(1, max_groups))):
+    for g in range(draw(st.integers(1, max_groups))):
         hyper = draw(hyperparameters(spec))
-        shapes = draw(st.lists(st.sampled_from(SHAPES), min_size=1, max_size=max_params))
-        groups.append(Group(hyper, [draw(array(dtype, s)) for s in shapes]))
+        if large and g == 0 and hyper.get("lr") == 0:  # the simplest lr is 0: let the large case move θ
+            hyper = {**hyper, "lr": 1e-3}
+        shapes = draw(group_shapes(max_params, realistic, large and g == 0))
+        groups.append(Group(hyper, [draw(tensor(dtype, s)) for s in shapes]))
     grads = []
     for _ in range(steps):
         row = []
         for _, params in groups:
-            row.append([None if allow_none and draw(st.integers(0, 9)) == 0 else draw(array(dtype, p.shape))
+            # realistic: 9, not 0, so that the simplest draw (the large case's) has every gradient
+            row.append([None if allow_none and draw(st.integers(0, 9)) == none_pick else draw(tensor(dtype, p.shape))
                         for p in params])
         grads.append(row)
     lrs = None

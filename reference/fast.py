@@ -518,7 +518,7 @@ def _dd_tier(pb: _Problem, todo: np.ndarray, formats, x, r, rounded, certified):
                 current = {k: O.as_tensor(v, m) for k, v in out.items()}
             row = {}
             for k in names:
-                v = current[k]
+                v = O.as_tensor(current[k], m)  # a state still at its initial scalar (no gradient yet)
                 for f in formats:
                     rl, good = certify(v, FORMATS[f])
                     row[f, k] = rl

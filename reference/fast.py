@@ -100,7 +100,36 @@ class TC:
     undecided: np.ndarray
 
 
-class FastInterval:
+class NoTensorRule:
+    """The operations the fast arithmetics have no vectorised rule for (no spec applies them to tensors today):
+    each is left to ``_no_rule`` of the arithmetic, which sends the elements concerned to phase 2."""
+
+    def pow(self, a, b):
+        return self._no_rule("pow", a, b)
+
+    def cos(self, a):
+        return self._no_rule("cos", a)
+
+    def sin(self, a):
+        return self._no_rule("sin", a)
+
+    def exp(self, a):
+        return self._no_rule("exp", a)
+
+    def log(self, a):
+        return self._no_rule("log", a)
+
+    def floor(self, a):
+        return self._no_rule("floor", a)
+
+    def ceil(self, a):
+        return self._no_rule("ceil", a)
+
+    def mod(self, a, b):
+        return self._no_rule("mod", a, b)
+
+
+class FastInterval(NoTensorRule):
     """Midpoint-radius arithmetic over float64 arrays; scalars delegated to ``arith.Interval``."""
 
     def __init__(self, prec: int = SCALAR_PREC):
@@ -256,30 +285,6 @@ class FastInterval:
             return self._scalar(name, *xs)
         shape = np.broadcast_shapes(*(np.shape(self._t(x).x) for x in xs))
         return T(np.full(shape, np.nan), np.full(shape, np.inf))
-
-    def pow(self, a, b):
-        return self._no_rule("pow", a, b)
-
-    def cos(self, a):
-        return self._no_rule("cos", a)
-
-    def sin(self, a):
-        return self._no_rule("sin", a)
-
-    def exp(self, a):
-        return self._no_rule("exp", a)
-
-    def log(self, a):
-        return self._no_rule("log", a)
-
-    def floor(self, a):
-        return self._no_rule("floor", a)
-
-    def ceil(self, a):
-        return self._no_rule("ceil", a)
-
-    def mod(self, a, b):
-        return self._no_rule("mod", a, b)
 
     # -- comparisons and branches --------------------------------------------------------
     def _cmp(self, op, a, b) -> TC:

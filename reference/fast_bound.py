@@ -41,7 +41,7 @@ import numpy as np
 from mpmath import libmp
 
 from .bound import Bound, Cond
-from .fast import TINY, FastInterval, T, _up
+from .fast import TINY, FastInterval, NoTensorRule, T, _up
 from .formats import Format
 
 
@@ -99,7 +99,7 @@ class TBC:
     esc: np.ndarray
 
 
-class FastBound:
+class FastBound(NoTensorRule):
     """``Bound``'s arithmetic over float64 arrays, for one format."""
 
     def __init__(self, fmt: Format):
@@ -372,30 +372,6 @@ class FastBound:
         value = getattr(self.fi, name)(*(x.t if isinstance(x, TB) else x.iv for x in xs))
         shape = np.shape(value.x)
         return TB(value, np.full(shape, np.inf), np.ones(shape, dtype=bool))
-
-    def pow(self, a, b):
-        return self._no_rule("pow", a, b)
-
-    def cos(self, a):
-        return self._no_rule("cos", a)
-
-    def sin(self, a):
-        return self._no_rule("sin", a)
-
-    def exp(self, a):
-        return self._no_rule("exp", a)
-
-    def log(self, a):
-        return self._no_rule("log", a)
-
-    def floor(self, a):
-        return self._no_rule("floor", a)
-
-    def ceil(self, a):
-        return self._no_rule("ceil", a)
-
-    def mod(self, a, b):
-        return self._no_rule("mod", a, b)
 
     # -- comparisons and branches ---------------------------------------------------------
     def _cmp(self, name, a, b, equality=False):

@@ -12,12 +12,12 @@ from .strategies import cases
 @given(data=st.data())
 def test_trajectory(req, backend, optimizer, path, dtype, data):
     """Every step of a 1..K-step trajectory lies within the error bound of the exact trajectory."""
-    case = data.draw(cases(spec_pkg.get(optimizer), dtype), label="case")
+    case = data.draw(cases(spec_pkg.get(optimizer), dtype, realistic=True), label="case")
     run_and_check(req, backend, case, path, "trajectory")
 
 
 @given(data=st.data())
 def test_single_steps(req, backend, optimizer, path, dtype, data):
     """Each step, taken from the backend's own previous state, is within the bound of one exact step."""
-    case = data.draw(cases(spec_pkg.get(optimizer), dtype, min_steps=2), label="case")
+    case = data.draw(cases(spec_pkg.get(optimizer), dtype, min_steps=2, realistic=True), label="case")
     run_and_check(req, backend, case, path, "step")

@@ -114,10 +114,20 @@ def _tracked(op):
 
     @functools.wraps(op)
     def run(self, *args):
+        # An operation on scalars alone is the same for every element: computed once per Bound
+        key = None
+        if args and all(isinstance(a, B) and a.scalar for a in args):
+            key = (op.__name__, *((a.v, a.e, a.why, a.quot, a.scale) for a in args))
+            hit = self._memo.get(key)
+            if hit is not None:
+                return hit
         start = len(self.limited)
         out = op(self, *args)
         why = _union(*(a.why for a in args if isinstance(a, (B, Cond))), self.limited[start:])
-        return out if why == out.why else dataclasses.replace(out, why=why)
+        out = out if why == out.why else dataclasses.replace(out, why=why)
+        if key is not None:
+            self._memo[key] = out
+        return out
 
     return run
 
@@ -139,6 +149,7 @@ class Bound:
         self.basic = basic
         self.transcendental = transcendental
         self.limited = []  # reasons, in order of discovery: "overflow: ...", "underflow: ..."
+        self._memo = {}  # operations on scalars (and hyperparameters) already computed: the same for every element
 
     # -- inputs -----------------------------------------------------------
     def input(self, x) -> B:
@@ -159,10 +170,12 @@ class Bound:
         ``1 − λ·lr``), so a value float32 cannot hold is charged its rounding before any scalar
         operation, for float32 parameters too: with λ·lr near 1, ``1 − λ·lr`` amplifies it.
         """
-        v = self._mpf(x)
-        if self._representable(x, self._scalar_format()):
-            return B(v, self.ctx.zero, True)
-        return B(v, self.u_scalar * abs(v) + self.eta_scalar, True)
+        key = ("hyper", x)
+        if key not in self._memo:
+            v = self._mpf(x)
+            self._memo[key] = (B(v, self.ctx.zero, True) if self._representable(x, self._scalar_format()) else
+                               B(v, self.u_scalar * abs(v) + self.eta_scalar, True))
+        return self._memo[key]
 
     def const(self, p: int, q: int) -> B:
         return self.hyper(Fraction(p, q))
@@ -496,8 +509,9 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
     run = prepare(spec, hyper, param, grads, state=state, step=step, lrs=lrs, hypers=hypers, validate=validate)
     program = run.program
 
+    O = Bound(fmt)  # one for every element: its scalar operations are computed once
+
     def element_trajectory(start, element_grads):
-        O = Bound(fmt)
         current = None  # None once an input is not finite: no bound from there on
         if all(is_finite(v) for v in start.values()):
             current = {k: O.input(v) if k == "theta" or k in run.given else O.initial(v) for k, v in start.items()}

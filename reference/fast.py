@@ -478,8 +478,10 @@ def _phase1(pb: _Problem, formats: tuple, bound_fmt=None):
     Returns (x, r, rounded, certified, e, bound_ok): per step s and output name the midpoints
     ``x[s][name]`` and radii, ``rounded[s][f][name]`` (float64 values of format f), the mask of
     elements certified at every step in every format; with ``bound_fmt``, the error bounds
-    ``e[s][name]`` (upper bounds of ``reference.bound``'s) and the mask of elements whose bound
-    phase 1 settled (the rest need ``reference.bound``).
+    ``e[s][name]`` (upper bounds of ``reference.bound``'s), ``e[s]["limited", name]`` the mask of
+    elements format-limited for the reasons of the scalars they were computed from (the dict keys of
+    ``e[s]["why", name]``), and the mask of elements whose bound phase 1 settled (the rest need
+    ``reference.bound``).
     """
     n, program = pb.n, pb.program
     names = program.outputs
@@ -490,7 +492,10 @@ def _phase1(pb: _Problem, formats: tuple, bound_fmt=None):
     x = [{k: np.empty(n) for k in names} for _ in range(steps)]
     r = [{k: np.empty(n) for k in names} for _ in range(steps)]
     rounded = [{f: {k: np.empty(n) for k in names} for f in formats} for _ in range(steps)]
-    e = [{k: np.empty(n) for k in names} for _ in range(steps)] if bound_fmt is not None else None
+    e = None
+    if bound_fmt is not None:
+        e = [{**{k: np.empty(n) for k in names}, **{("limited", k): np.zeros(n, dtype=bool) for k in names},
+              **{("why", k): {} for k in names}} for _ in range(steps)]
     certified = np.ones(n, dtype=bool)
     bound_ok = np.ones(n, dtype=bool)
     with np.errstate(all="ignore"):  # inf and NaN are expected: they mark elements phase 1 does not certify
@@ -569,8 +574,12 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
                         rounded[s][f][k][lo:hi] = rl
                         certified[lo:hi] &= ok
                 if e is not None:
-                    e[s][k][lo:hi], settled = O.error(current[k])
+                    e[s][k][lo:hi], settled, limited, why = O.error(current[k])
                     bound_ok[lo:hi] &= settled
+                    limited = limited & finite  # Bound compares the classes of elements with non-finite inputs
+                    e[s]["limited", k][lo:hi] = limited
+                    if np.any(limited):
+                        e[s]["why", k].update(dict.fromkeys(why))
 
 
 def _phase2_reference(pb: _Problem, idx: np.ndarray, formats):
@@ -584,8 +593,11 @@ def _elements(snapshot, name):
     return list(arr.reshape(-1))
 
 
-def _snapshots(pb: _Problem, formats, x, r, rounded, certified) -> list:
+def _snapshots(pb: _Problem, formats, x, r, rounded, certified, skip=None) -> list:
+    """Per step, the ``FastSnapshot``; the uncertified elements in ``skip`` keep phase 1's enclosure."""
     escalated = np.flatnonzero(~certified)
+    if skip is not None:
+        escalated = np.setdiff1d(escalated, skip, assume_unique=True)
     exact_rows = _phase2_reference(pb, escalated, formats) if escalated.size else None
     snaps = []
     for s in range(len(pb.grads)):
@@ -642,21 +654,34 @@ class FastBounds:
 
     ``error[name]``: float64 upper bounds, element by element, of ``reference.bound``'s error bound
     of output ``name`` (inf where it has none).  ``phase2``: the elements whose bound
-    ``reference.bound`` computed itself (a format limitation, a non-finite input, a decision phase 1
-    could not take); ``elements[name]`` maps their flat index to its ``ElementBound``, with the
-    reasons.  All other elements are ``ElementBound(error, (), True)``.
+    ``reference.bound`` computed itself (a format limitation of the element, a non-finite input, a
+    decision phase 1 could not take); ``elements[name]`` maps their flat index to its ``ElementBound``,
+    with the reasons.  ``limited[name]``: the other elements that ``reference.bound`` certainly finds
+    format-limited (a scalar they were computed from is: a bias correction 1 − β₂ᵗ that the format
+    cannot tell from 0, a power that underflows; or a divisor or √ argument of theirs lies within
+    its error of 0 for sure: a square that underflows), with an infinite ``error``; ``why[name]``
+    reasons for them, joined (without an element's numbers).  All other elements are
+    ``ElementBound(error, (), True)``.
     """
 
     error: dict
     phase2: np.ndarray
     elements: dict = field(default_factory=dict)
+    limited: dict = field(default_factory=dict)
+    why: dict = field(default_factory=dict)
 
 
-def _bounds(pb: _Problem, fmt, e, bound_ok) -> list:
+def _bounds(pb: _Problem, fmt, e, bound_ok, skip=None) -> list:
+    """Per step, the ``FastBounds``; the unsettled elements in ``skip`` get an infinite bound, undecided."""
     from .bound import trajectory_bounds
     from .fast_bound import _upf
 
     escalated = np.flatnonzero(~bound_ok)
+    if skip is not None:
+        for s in range(len(pb.grads)):
+            for name in pb.program.outputs:
+                e[s][name][skip] = np.inf
+        escalated = np.setdiff1d(escalated, skip, assume_unique=True)
     exact_rows = None
     if escalated.size:
         exact_rows = trajectory_bounds(pb.spec, pb.hyper, pb.param[escalated],
@@ -665,15 +690,19 @@ def _bounds(pb: _Problem, fmt, e, bound_ok) -> list:
                                        lrs=pb.lrs, hypers=pb.hypers, validate=pb.validate)
     out = []
     for s in range(len(pb.grads)):
-        error, elements = {}, {}
+        error, elements, limited, why = {}, {}, {}, {}
         for name in pb.program.outputs:
             err = e[s][name]
+            limited[name] = e[s].get(("limited", name), np.zeros(pb.n, dtype=bool)).copy().reshape(pb.shape)
+            err[limited[name].reshape(-1)] = np.inf  # no bound applies to a limited value (Bound's may be finite)
+            why[name] = "; ".join(e[s].get(("why", name), ()))
             if exact_rows is not None:
                 els = list(exact_rows[s][name].reshape(-1))
                 err[escalated] = [_upf(el.error) for el in els]
+                limited[name].reshape(-1)[escalated] = False  # their reasons are in ``elements``
                 elements[name] = dict(zip(escalated.tolist(), els))
             error[name] = err.reshape(pb.shape)
-        out.append(FastBounds(error, (~bound_ok).reshape(pb.shape), elements))
+        out.append(FastBounds(error, (~bound_ok).reshape(pb.shape), elements, limited, why))
     return out
 
 
@@ -687,11 +716,15 @@ def fast_trajectory_bounds(spec: OptimizerSpec, hyper: dict, param, grads: Seque
 
 def fast_reference_and_bounds(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, fmt, *,
                               state: Optional[dict] = None, step: int = 0, lrs: Optional[Sequence] = None,
-                              hypers: Optional[Sequence] = None, validate: bool = True, reference: bool = True):
+                              hypers: Optional[Sequence] = None, validate: bool = True, reference: bool = True,
+                              phase2_limit: Optional[int] = None):
     """(``fast_trajectory`` in ``fmt``, ``fast_trajectory_bounds`` in ``fmt``) from one phase-1 pass.
 
     What a check needs: the correctly rounded trajectory and the tolerance, for the same inputs.
     With ``reference=False`` the first item is None (phase 2 of the reference is skipped).
+    ``phase2_limit``: run phase 2 (reference and bound) for at most this many elements, those of
+    the lowest flat indices among the ones phase 1 leaves; the others stay undecided (``phase2``
+    set, no exact element, an infinite bound), for a caller that compares only the first ones.
     """
     fmt = get_format(fmt)
     pb = _problem(spec, hyper, param, grads, state, step, lrs, hypers, validate)
@@ -702,8 +735,15 @@ def fast_reference_and_bounds(spec: OptimizerSpec, hyper: dict, param, grads: Se
         x, r, rounded, certified = _all_phase2(pb, formats)
         e = [{k: np.zeros(pb.n) for k in pb.program.outputs} for _ in pb.grads]
         bound_ok = np.zeros(pb.n, dtype=bool)
-    snaps = _snapshots(pb, formats, x, r, rounded, certified) if reference else None
-    return snaps, _bounds(pb, fmt, e, bound_ok)
+    skip = None
+    if phase2_limit is not None:
+        left = np.flatnonzero(~certified | ~bound_ok) if reference else np.flatnonzero(~bound_ok)
+        if left.size > phase2_limit:
+            skip = left[phase2_limit:]
+            certified[skip] = False  # undecided on both sides
+            bound_ok[skip] = False
+    snaps = _snapshots(pb, formats, x, r, rounded, certified, skip) if reference else None
+    return snaps, _bounds(pb, fmt, e, bound_ok, skip)
 
 
 def fast_verdicts(got, snapshot: FastSnapshot, bounds: FastBounds, name: str, fmt) -> np.ndarray:
@@ -714,7 +754,8 @@ def fast_verdicts(got, snapshot: FastSnapshot, bounds: FastBounds, name: str, fm
     its bound (``bounds.error``, at least ``reference.bound``'s).  0 marks what needs
     ``conformance.check``'s comparison element by element: phase-2 elements of either side
     (non-finite values, format limitations), non-finite ``got``, and errors within the enclosure's
-    radius of the bound.
+    radius of the bound; and the elements of ``bounds.limited`` (format-limited: any value is
+    accepted, ``conformance.check`` says so in bulk).
     """
     fmt = get_format(fmt)
     got = np.asarray(got).astype(np.float64)
@@ -725,4 +766,6 @@ def fast_verdicts(got, snapshot: FastSnapshot, bounds: FastBounds, name: str, fm
         ok = dist + r <= bound
         fail = dist - r > bound
         plain = ~snapshot.phase2 & ~bounds.phase2 & np.isfinite(got) & snapshot.exact[name]
+        if name in bounds.limited:
+            plain &= ~bounds.limited[name]
     return np.where(plain & ok, 1, np.where(plain & fail, -1, 0)).astype(np.int8)

@@ -86,17 +86,29 @@ class TB:
     t: T
     e: np.ndarray
     esc: np.ndarray
+    lim: object  # bool mask: elements ``Bound`` certainly marks format-limited, for (some of) the reasons ``why``
+    why: tuple
     quot: Optional[np.ndarray] = None
     scale: Optional[np.ndarray] = None
+    elo: object = 0.0  # a lower bound of ``Bound``'s error (0 where none is derived): decides limitations for sure
 
 
 @dataclass
 class TBC:
-    """A tensor condition: its truth, whether ``Bound`` may find it ambiguous, and escalated elements."""
+    """A tensor condition: its truth, whether ``Bound`` may find it ambiguous, escalated elements, and
+    (``lim``, ``why``) as in ``TB``."""
 
     holds: np.ndarray
     amb: np.ndarray
     esc: np.ndarray
+    lim: object
+    why: tuple
+
+
+def _lim(*xs):
+    """(mask, reasons) of a result computed from ``xs``: ``Bound.run`` unions its arguments' reasons."""
+    mask = functools.reduce(np.logical_or, [x.lim for x in xs])
+    return mask, tuple(dict.fromkeys(r for x in xs for r in x.why))
 
 
 class FastBound(NoTensorRule):
@@ -127,11 +139,11 @@ class FastBound(NoTensorRule):
 
     def tensor(self, x) -> TB:
         t = self.fi.tensor(x)
-        return TB(t, np.zeros(np.shape(t.x)), ~np.isfinite(t.x))
+        return TB(t, np.zeros(np.shape(t.x)), ~np.isfinite(t.x), np.bool_(False), ())
 
     def initial(self, q) -> TB:
         b = self.b.initial(q)
-        return TB(self.fi.initial(q), np.float64(_upf(b.e)), np.bool_(bool(b.why)))
+        return TB(self.fi.initial(q), np.float64(_upf(b.e)), np.bool_(False), np.bool_(bool(b.why)), tuple(b.why))
 
     def as_tensor(self, v, n: int) -> TB:
         v = self._view(v)
@@ -139,7 +151,7 @@ class FastBound(NoTensorRule):
         if np.shape(v.t.x) == shape and np.shape(v.e) == shape and np.shape(v.esc) == shape:
             return v
         return TB(T(np.broadcast_to(v.t.x, shape), np.broadcast_to(v.t.r, shape)), np.broadcast_to(v.e, shape),
-                  np.broadcast_to(v.esc, shape))
+                  np.broadcast_to(v.esc, shape), np.broadcast_to(v.lim, shape), v.why)
 
     @staticmethod
     def value(v: TB) -> T:
@@ -147,9 +159,15 @@ class FastBound(NoTensorRule):
 
     @staticmethod
     def error(v: TB):
-        """(error bounds, mask of the elements they settle: the rest need ``reference.bound``)."""
-        settled = ~v.esc & np.isfinite(v.e)
-        return np.where(np.isnan(v.e), np.inf, v.e), settled
+        """(error bounds, mask of the elements they settle: the rest need ``reference.bound``, mask of the
+        settled elements that are format-limited, their reasons).
+
+        A limited element is settled whatever else phase 1 could not decide about it: with finite inputs
+        (the caller's to check) ``Bound`` gives it a reason (``why``, or one like them), and a check
+        accepts any value of a limited element."""
+        limited = np.broadcast_to(v.lim, np.shape(v.e))
+        settled = (~v.esc & np.isfinite(v.e)) | limited
+        return np.where(np.isnan(v.e), np.inf, v.e), settled, limited, v.why
 
     # -- helpers ----------------------------------------------------------------------
     @staticmethod
@@ -173,7 +191,8 @@ class FastBound(NoTensorRule):
             return v
         key = ("view", id(v))
         if key not in self._cache:
-            self._cache[key] = (TB(self.fi._t(v.iv), np.float64(_upf(v.b.e)), np.bool_(bool(v.b.why))), v)
+            self._cache[key] = (TB(self.fi._t(v.iv), np.float64(_upf(v.b.e)), np.bool_(False),
+                                   np.bool_(bool(v.b.why)), tuple(v.b.why)), v)
         return self._cache[key][0]
 
     def _operands(self, xs) -> list:
@@ -188,7 +207,9 @@ class FastBound(NoTensorRule):
             key = ("operand", id(x))
             if key not in self._cache:
                 b = self.b._operands([x.b, self._tensor_b])[0]  # Bound's own conversion of the scalar
-                self._cache[key] = (TB(self.fi._t(x.iv), np.float64(_upf(b.e)), np.bool_(bool(x.b.why))), x)
+                why = tuple(dict.fromkeys((*x.b.why, *b.why)))
+                self._cache[key] = (TB(self.fi._t(x.iv), np.float64(_upf(b.e)), np.bool_(False), np.bool_(bool(why)),
+                                       why), x)
             out.append(self._cache[key][0])
         return out
 
@@ -201,6 +222,26 @@ class FastBound(NoTensorRule):
     def _vabs(t: T):
         """An upper bound of |exact value|."""
         return np.abs(t.x) + t.r
+
+    def _rounding_lo(self, t: T):
+        """A lower bound of ``Bound._round``'s own term c·(u·(|v| + e) + η) for a result enclosed by ``t``."""
+        vlo = np.maximum(np.abs(t.x) - t.r, 0.0)
+        return _down(self.c * (self.u * vlo + self.eta))
+
+    def _certainly_limited(self, arg: TB, mag_hi, reason: str):
+        """(mask, reasons): elements whose ``arg`` (a divisor, a √ argument) is, for sure, within ``Bound``'s
+        error of zero: its magnitude's upper bound ``mag_hi`` at most the error's lower bound ``arg.elo``."""
+        mask = (np.asarray(arg.elo) > 0) & (mag_hi <= arg.elo)
+        return mask, ((reason,) if np.any(mask) else ())
+
+    def _overflow(self, t: T, lim, why):
+        """``(lim, why)`` with the elements whose result ``t`` certainly exceeds the largest finite value added
+        (``Bound._round`` finds |v| + e above it: limited)."""
+        over = np.abs(t.x) - t.r > self.max_finite
+        if not np.any(over):
+            return lim, why
+        return lim | over, tuple(dict.fromkeys((*why, f"overflow: a value exceeds the largest {self.fmt.name} "
+                                                      f"(decided in bulk)")))
 
     def _round(self, vabs, e, esc):
         """``Bound._round`` for tensors: (bound with the result's own rounding, escalated elements)."""
@@ -234,7 +275,9 @@ class FastBound(NoTensorRule):
             partial = _up(sum(self._vabs(x.t) for x in xs) + esum)
             e = _up(e + np.maximum(nonzero - 2, 0) * self.c * (self.u * partial + self.eta))
         rounds = nonzero >= 2
-        return TB(value, np.where(rounds, e, esum), np.where(rounds, esc_r, esc))
+        elo = _down(sum(np.asarray(x.elo, dtype=np.float64) for x in xs))  # Bound adds the terms' errors
+        return TB(value, np.where(rounds, e, esum), np.where(rounds, esc_r, esc), *self._overflow(value, *_lim(*xs)),
+                  elo=np.where(rounds, _down(elo + self._rounding_lo(value)), elo))
 
     def sub(self, a, b):
         if self._is_scalar(a) and self._is_scalar(b):
@@ -244,12 +287,12 @@ class FastBound(NoTensorRule):
     def neg(self, a):
         if self._is_scalar(a):
             return self._scalar("neg", a)
-        return TB(T(-a.t.x, a.t.r), a.e, a.esc)
+        return TB(T(-a.t.x, a.t.r), a.e, a.esc, a.lim, a.why, elo=a.elo)
 
     def abs(self, a):
         if self._is_scalar(a):
             return self._scalar("abs", a)
-        return TB(T(np.abs(a.t.x), a.t.r), a.e, a.esc)
+        return TB(T(np.abs(a.t.x), a.t.r), a.e, a.esc, a.lim, a.why, elo=a.elo)
 
     def mul(self, *xs):
         if all(map(self._is_scalar, xs)):
@@ -284,7 +327,8 @@ class FastBound(NoTensorRule):
             products |= prod
             has |= ~unit
         e = np.where(zero | ~has, 0.0, acc_e)
-        out = TB(value, e, esc)
+        out = TB(value, e, esc, *self._overflow(value, *_lim(*ops)),
+                 elo=np.where(zero | ~products, 0.0, self._rounding_lo(value)))
         if scaling:
             scale = _upf(abs(s_.b.v) + s_.b.e)
             out.scale = np.where(products & ~zero & np.isfinite(e), scale, np.nan)
@@ -315,7 +359,7 @@ class FastBound(NoTensorRule):
         keep = w_zero & np.isfinite(bv.e)
         av = self._view(a)
         return TB(T(np.where(keep, av.t.x, value.x), np.where(keep, av.t.r, value.r)),
-                  np.where(keep, av.e, e), np.where(keep, av.esc, esc_r))
+                  np.where(keep, av.e, e), np.where(keep, av.esc, esc_r), *_lim(a_, b_, w_))
 
     def div(self, a, b):
         if self._is_scalar(a) and self._is_scalar(b):
@@ -326,13 +370,18 @@ class FastBound(NoTensorRule):
         esc = a.esc | b.esc
         d = _down(np.abs(b.t.x) - b.t.r - b.e)  # a lower bound of |b| − e_b
         esc = esc | ~(d > 0)  # Bound: a division by 0, or by a value within its error of 0 (unbounded)
+        lim, why = _lim(a, b)
+        near0, reason = self._certainly_limited(b, self._vabs(b.t), f"underflow: a divisor is within its error "
+                                                                  f"of zero in {self.fmt.name} (decided in bulk)")
         a_zero = self._zero(a)
         vabs = self._vabs(value)
         e = _up((a.e + vabs * b.e) / d)
         if tensor_quotient and a.scale is not None:  # (s·x)/d computed as s·(x/d): x/d's underflow, times |s|
             e = np.where(np.isnan(a.scale), e, _up(e + self.c * self.eta * a.scale))
         e, esc = self._round(vabs, e, esc)
-        out = TB(value, np.where(a_zero, 0.0, e), esc)
+        out = TB(value, np.where(a_zero, 0.0, e), esc,
+                 *self._overflow(value, lim | near0, tuple(dict.fromkeys((*why, *reason)))),
+                 elo=np.where(a_zero, 0.0, self._rounding_lo(value)))
         if tensor_quotient:
             out.quot = np.where(a_zero, np.nan, d)
         return out
@@ -349,21 +398,24 @@ class FastBound(NoTensorRule):
         e = _up(a.e / (np.sqrt(np.maximum(lo, 0)) + np.sqrt(np.maximum(_down(lo - a.e), 0))))
         e = np.where(exact_arg, 0.0, e)
         e, esc = self._round(_up(np.sqrt(a.t.x + a.t.r)), e, esc)
-        return TB(value, np.where(zero, 0.0, e), esc)
+        near0, reason = self._certainly_limited(a, a.t.x + a.t.r, "underflow/cancellation: a square-root argument "
+                                                                   "is within its error of zero (decided in bulk)")
+        return TB(value, np.where(zero, 0.0, e), esc, a.lim | near0, tuple(dict.fromkeys((*a.why, *reason))),
+                  elo=np.where(zero, 0.0, self._rounding_lo(value)))
 
     def max(self, *xs):
         if all(map(self._is_scalar, xs)):
             return self._scalar("max", *xs)
         xs = self._operands(xs)
         return TB(self.fi.max(*(x.t for x in xs)), functools.reduce(np.maximum, [x.e for x in xs]),
-                  self._any(*(x.esc for x in xs)))
+                  self._any(*(x.esc for x in xs)), *_lim(*xs), elo=functools.reduce(np.maximum, [x.elo for x in xs]))
 
     def min(self, *xs):
         if all(map(self._is_scalar, xs)):
             return self._scalar("min", *xs)
         xs = self._operands(xs)
         return TB(self.fi.min(*(x.t for x in xs)), functools.reduce(np.maximum, [x.e for x in xs]),
-                  self._any(*(x.esc for x in xs)))
+                  self._any(*(x.esc for x in xs)), *_lim(*xs))
 
     def _no_rule(self, name, *xs):
         """An operation on tensors with no vectorised rule: ``reference.bound`` for every element."""
@@ -371,7 +423,7 @@ class FastBound(NoTensorRule):
             return self._scalar(name, *xs)
         value = getattr(self.fi, name)(*(x.t if isinstance(x, TB) else x.iv for x in xs))
         shape = np.shape(value.x)
-        return TB(value, np.full(shape, np.inf), np.ones(shape, dtype=bool))
+        return TB(value, np.full(shape, np.inf), np.ones(shape, dtype=bool), np.bool_(False), ())
 
     # -- comparisons and branches ---------------------------------------------------------
     def _cmp(self, name, a, b, equality=False):
@@ -385,7 +437,7 @@ class FastBound(NoTensorRule):
         amb = (margin > 0) & ~(gap > margin)  # Bound's ambiguity, or possibly so
         if equality:
             amb &= ~((a.e == 0) & (b.e == 0))
-        return TBC(tc.holds, amb, a.esc | b.esc | tc.undecided)
+        return TBC(tc.holds, amb, a.esc | b.esc | tc.undecided, *_lim(a, b))
 
     def gt(self, a, b):
         return self._cmp("gt", a, b)
@@ -409,22 +461,22 @@ class FastBound(NoTensorRule):
     def _tbc(self, c) -> TBC:
         if isinstance(c, TBC):
             return c
-        return TBC(np.bool_(c.cond.holds), np.bool_(c.cond.ambiguous), np.bool_(c.holds != c.cond.holds or
-                                                                                bool(c.cond.why)))
+        return TBC(np.bool_(c.cond.holds), np.bool_(c.cond.ambiguous), np.bool_(c.holds != c.cond.holds),
+                   np.bool_(bool(c.cond.why)), tuple(c.cond.why))
 
     def all_(self, *cs):
         if all(isinstance(c, SC) for c in cs):
             return SC(all(c.holds for c in cs), self.b.all_(*(c.cond for c in cs)))
         cs = [self._tbc(c) for c in cs]
         return TBC(functools.reduce(np.logical_and, [c.holds for c in cs]), self._any(*(c.amb for c in cs)),
-                   self._any(*(c.esc for c in cs)))
+                   self._any(*(c.esc for c in cs)), *_lim(*cs))
 
     def any_(self, *cs):
         if all(isinstance(c, SC) for c in cs):
             return SC(any(c.holds for c in cs), self.b.any_(*(c.cond for c in cs)))
         cs = [self._tbc(c) for c in cs]
         return TBC(functools.reduce(np.logical_or, [c.holds for c in cs]), self._any(*(c.amb for c in cs)),
-                   self._any(*(c.esc for c in cs)))
+                   self._any(*(c.esc for c in cs)), *_lim(*cs))
 
     def select(self, cond, then, otherwise):
         if isinstance(cond, SC) and self._is_scalar(then) and self._is_scalar(otherwise):
@@ -436,7 +488,7 @@ class FastBound(NoTensorRule):
             if not cond.cond.why:
                 return taken
             v = self._view(taken)
-            return replace(v, esc=v.esc | True)
+            return replace(v, lim=v.lim | True, why=tuple(dict.fromkeys((*cond.cond.why, *v.why))))
         a, b = self._view(then), self._view(otherwise)
         # A scalar branch under a tensor condition would stay a scalar in Bound, per element: escalate it.
         scalar_branch = np.where(c.holds, self._is_scalar(then), self._is_scalar(otherwise))
@@ -451,7 +503,10 @@ class FastBound(NoTensorRule):
         esc = c.esc | scalar_branch | np.where(c.holds, a.esc, b.esc)
         # ambiguous: both branches' reasons, and an unbounded result if the other branch is not real
         esc = esc | (c.amb & (np.where(c.holds, b.esc, a.esc) | ~np.isfinite(other_x) | ~np.isfinite(other_r)))
-        out = TB(T(x, r), e, esc)
+        # Bound: the condition's reasons and the taken branch's (both branches' when ambiguous): certain where
+        # the condition is decided, or where both branches carry some
+        lim = c.lim | (a.lim & b.lim) | (np.where(c.holds, a.lim, b.lim) & ~c.esc)
+        out = TB(T(x, r), e, esc, lim, tuple(dict.fromkeys((*c.why, *a.why, *b.why))))
         if a.quot is not None or b.quot is not None:
             qa = a.quot if a.quot is not None else np.nan
             qb = b.quot if b.quot is not None else np.nan

@@ -97,6 +97,8 @@ def compare(name, hyper, fmt, n, seed):
                 assert mpmath.mpf(got) >= el.error, f"{name} {hyper} {fmt} step {step} {out}[{i}]: bound below"
                 if fb.phase2.reshape(-1)[i]:
                     assert fb.elements[out][i] is el or fb.elements[out][i] == el
+                elif fb.limited[out].reshape(-1)[i]:  # decided in bulk: reference.bound finds it limited too
+                    assert el.limited and el.finite_inputs, f"{name} {hyper} {fmt} {out}[{i}]: not limited"
                 else:
                     assert not el.limited and el.finite_inputs, f"{name} {hyper} {fmt} {out}[{i}]: {el.limited}"
     for step, (fs, rs) in enumerate(zip(fast, ref)):

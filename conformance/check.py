@@ -79,10 +79,24 @@ class Finding:
                 + (f" [{self.why}]" if self.why else ""))
 
 
+# The exact comparison costs milliseconds per element and step: a case whose tensors phase 1 cannot decide (a
+# format limitation of every element, say) or that fails everywhere is described by its first elements.
+DESCRIBED_FAILURES = 16  # certainly failing elements compared exactly per tensor: the lowest indices, each step's first
+EXACT_LIMIT = 48  # undecided elements compared exactly per case (parameters in order, lowest indices first)
+
+
 @dataclass
 class Bulk:
-    """``count`` values of one (step, group, param, quantity) certified within their bound in bulk:
-    ``lost`` of them lost updates; ``max_ulp`` their largest ULP error (a float64 estimate)."""
+    """``count`` values of one (step, group, param, quantity) decided in bulk.
+
+    ``verdict`` "ok": certified within their bound; ``lost`` of them lost updates; ``max_ulp`` their
+    largest ULP error (a float64 estimate).  ``verdict`` "limited": format-limited for the reasons
+    ``why`` of a scalar they were computed from (``reference.fast.FastBounds.limited``); any value
+    is accepted, ``lost`` is 0 and ``max_ulp`` NaN, as for a limited ``Finding``.  ``verdict``
+    "fail": certainly outside their bound (the fast enclosure of the error lies above it), beyond the
+    failing elements described exactly (``DESCRIBED_FAILURES``).  ``verdict`` "unchecked": values
+    phase 1 could not decide, beyond the ``EXACT_LIMIT`` elements of the case compared exactly: not
+    known to conform, named in ``Report.notes``."""
 
     step: int
     group: int
@@ -91,6 +105,8 @@ class Bulk:
     count: int
     lost: int
     max_ulp: float
+    verdict: str = "ok"
+    why: str = ""
 
 
 class Verdicts:
@@ -115,6 +131,14 @@ class Report(Verdicts):
     findings: list = field(default_factory=list)
     notes: list = field(default_factory=list)  # what was not checked, and why (printed by summary)
     bulk: list = field(default_factory=list)  # Bulk: values found within the bound without a Finding
+    exact_left: int = field(default=EXACT_LIMIT, repr=False)  # undecided elements the case may still compare exactly
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not any(b.verdict == "fail" for b in self.bulk)
+
+    def failed_values(self) -> int:
+        return len(self.failures) + sum(b.count for b in self.bulk if b.verdict == "fail")
 
     def values(self) -> int:
         """How many values were compared (findings and bulk)."""
@@ -136,9 +160,14 @@ class Report(Verdicts):
         for f in self.findings:
             out[f.verdict] = out.get(f.verdict, 0) + 1
         for b in self.bulk:
-            out["ok"] = out.get("ok", 0) + b.count
-        order = ("ok", "fail", "limited", "special")  # fixed, whichever engine found which verdict first
+            out[b.verdict] = out.get(b.verdict, 0) + b.count
+        order = ("ok", "fail", "limited", "special", "unchecked")  # fixed, whichever engine found which verdict first
         return {k: out[k] for k in sorted(out, key=lambda k: order.index(k) if k in order else len(order))}
+
+    def limited_reason(self) -> Optional[str]:
+        """The reason of the first format-limited value (a finding's, else a bulk's), or None."""
+        return next((f.why for f in self.findings if f.verdict == "limited"),
+                    next((b.why for b in self.bulk if b.verdict == "limited"), None))
 
     def first_failure(self) -> Optional[Finding]:
         """The earliest failing step; among its failures the parameter first, then state."""
@@ -147,7 +176,7 @@ class Report(Verdicts):
         return min(self.failures, key=lambda f: (f.step, f.quantity != "theta", -f.ratio))
 
     def summary(self, limit: int = 8) -> str:
-        lines = [f"{self.optimizer} {self.dtype} ({self.mode}): {len(self.failures)} of "
+        lines = [f"{self.optimizer} {self.dtype} ({self.mode}): {self.failed_values()} of "
                  f"{self.values()} values outside the tolerance; verdicts {self.counts()}"]
         first = self.first_failure()
         if first:
@@ -219,13 +248,17 @@ def _compare_special(value, got, expected) -> tuple:
 ENGINES = ("fast", "interval")
 
 
-def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fast") -> Report:
-    """Compare backend ``outputs`` (one StepOutput per step) for ``data`` with the reference."""
+def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fast",
+          exact_limit: int = EXACT_LIMIT) -> Report:
+    """Compare backend ``outputs`` (one StepOutput per step) for ``data`` with the reference.
+
+    ``exact_limit``: how many elements the fast engine may compare exactly for values phase 1 left
+    undecided (parameters in order, lowest indices first); the rest are counted "unchecked"."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     spec = spec_pkg.get(data.optimizer)
     fmt = get_format(data.dtype)
-    report = Report(data.optimizer, data.dtype, mode)
+    report = Report(data.optimizer, data.dtype, mode, exact_left=exact_limit)
     for i, (hyper, params) in enumerate(data.groups):
         for j, p0 in enumerate(params):
             grads = [data.grads[s][i][j] for s in range(len(data.grads))]
@@ -258,7 +291,7 @@ def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, engine
         given = {k: np.asarray(v) for k, v in state.items() if k in names and k != "step"}
         if engine == "fast":
             snaps, bnds = fast_reference_and_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given,
-                                                    step=count, lrs=lr)
+                                                    step=count, lrs=lr, phase2_limit=report.exact_left)
 
             def exact_rows(idx, prev_params=prev_params, given=given, count=count, lr=lr, s=s):
                 flat = [_flat(a, idx) for a in (prev_params, grads[s])]
@@ -324,7 +357,7 @@ def _flat(a, idx):
 
 
 def _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
-    snaps, bnds = fast_reference_and_bounds(spec, hyper, p0, grads, fmt, lrs=lrs)
+    snaps, bnds = fast_reference_and_bounds(spec, hyper, p0, grads, fmt, lrs=lrs, phase2_limit=report.exact_left)
 
     def exact_rows(idx):
         sub = [_flat(g, idx) for g in grads]
@@ -345,7 +378,7 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
     """Compare outputs at ``steps`` (report step numbers, one per snapshot) with the fast reference;
     ``exact_rows(flat indices)`` gives (reference rows, bound rows) of those elements alone, per snapshot."""
     shape = np.shape(outputs[0].params[i][j])
-    per_step, exact_idx = [], set()
+    per_step, exact_idx, failing, first_fail = [], set(), set(), {}
     best = (-1.0, None)  # the bulk value with the largest ratio: compared exactly, for Report.worst
     for k, (s, snap, bnd, out) in enumerate(zip(steps, snaps, bnds, outputs)):
         prev = np.asarray(prevs[k])
@@ -360,6 +393,7 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                 plain &= dist + _up(snap.radius[name] + U * dist) <= bound * _MARGIN
                 # a zero bound marks a value obtained exactly (its float64 value exact): ok when got is it
                 base = ~snap.phase2 & ~bnd.phase2 & np.isfinite(g64) & snap.exact[name]
+                base &= ~bnd.limited.get(name, False)  # limited: any value, said in bulk below
                 plain |= base & (bound == 0) & (dist == 0)
                 lost = np.zeros(shape, dtype=bool)
                 if name == "theta":
@@ -378,13 +412,28 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                     else:
                         lost = same & (differs | undecided)
                 ratio = np.where(plain, np.where(bound > 0, dist / np.where(bound > 0, bound, 1), 0.0), -1.0)
-            exact_idx.update(np.flatnonzero(~plain).tolist())
+            limited = bnd.limited.get(name, np.zeros(shape, dtype=bool)) & ~plain
+            with np.errstate(invalid="ignore", over="ignore"):
+                fails = (fast_verdicts(got, snap, bnd, name, fmt) == -1) & ~plain & ~limited
+            failing_here = np.flatnonzero(fails)
+            if failing_here.size:
+                first_fail[s] = min(first_fail.get(s, int(failing_here[0])), int(failing_here[0]))
+                failing.update(failing_here[:DESCRIBED_FAILURES].tolist())
+            exact_idx.update(np.flatnonzero(~plain & ~limited & ~fails).tolist())
             if plain.any():
                 f = int(np.argmax(ratio))
                 if ratio.reshape(-1)[f] > best[0]:
                     best = (float(ratio.reshape(-1)[f]), f)
-            rows.append((name, got, plain, lost, dist, snap.value[name]))
+            rows.append((name, got, plain, lost, dist, snap.value[name], limited, bnd.why.get(name, ""), fails))
         per_step.append((rows, counter))
+    undecided = sorted(exact_idx)
+    limit = report.exact_left
+    if len(undecided) > limit:
+        report.notes.append(f"step(s) {steps[0] + 1}–{steps[-1] + 1}, group {i}, param {j}: {len(undecided) - limit} of "
+                            f"its {len(undecided)} elements that phase 1 of the fast reference could not decide were "
+                            f"not compared exactly (the case's limit is {EXACT_LIMIT}): their values count as unchecked")
+    report.exact_left -= min(limit, len(undecided))
+    exact_idx = set(undecided[:limit]) | set(sorted(failing)[:DESCRIBED_FAILURES]) | set(first_fail.values())
     if best[1] is not None:
         exact_idx.add(best[1])
     order = sorted(exact_idx)
@@ -393,7 +442,7 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
     for k, (s, (rows, counter)) in enumerate(zip(steps, per_step)):
         report.findings += counter
         prev = np.asarray(prevs[k]).reshape(-1)
-        for name, got, plain, lost, dist, x in rows:
+        for name, got, plain, lost, dist, x, limited, why, fails in rows:
             plain_flat = plain.reshape(-1).copy()
             plain_flat[order] = False  # compared exactly below
             n_bulk = int(plain_flat.sum())
@@ -401,6 +450,23 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                 u = _ulp_estimate(dist.reshape(-1)[plain_flat], x.reshape(-1)[plain_flat], fmt)
                 report.bulk.append(Bulk(s, i, j, name, n_bulk, int(lost.reshape(-1)[plain_flat].sum()),
                                         float(u.max())))
+            limited_flat = limited.reshape(-1).copy()
+            limited_flat[order] = False
+            n_limited = int(limited_flat.sum())
+            if n_limited:
+                report.bulk.append(Bulk(s, i, j, name, n_limited, 0, math.nan, "limited", why))
+            fails_flat = fails.reshape(-1).copy()
+            fails_flat[order] = False
+            n_fail = int(fails_flat.sum())
+            if n_fail:
+                report.bulk.append(Bulk(s, i, j, name, n_fail, 0, math.nan, "fail",
+                                        "outside the bound (decided by the fast reference, not described)"))
+            rest = ~(plain_flat | limited_flat | fails_flat)
+            rest[order] = False
+            n_rest = int(rest.sum())
+            if n_rest:
+                report.bulk.append(Bulk(s, i, j, name, n_rest, 0, math.nan, "unchecked",
+                                        "not decided by phase 1, past the exact comparison's limit"))
             gflat = got.reshape(-1)
             for f in order:
                 value = gflat[f]

@@ -51,7 +51,7 @@ def run_and_check(request, backend, data, path, mode):
     if report.lost_updates():
         event("an update lost to rounding (θ + Δ = θ in the dtype)")
     if "limited" in counts:
-        event("dtype-limited: " + next(f.why for f in report.findings if f.verdict == "limited").split(":")[0])
+        event("dtype-limited: " + report.limited_reason().split(":")[0])
     collector = getattr(request.config, "_drift_collector", None)
     if collector is not None:
         collector.add(request.node.nodeid, request.config.getoption("--backend"), path, data, report)

@@ -101,6 +101,7 @@ class _Entry:
         self.findings = 0
         self.theta_findings = 0
         self.limited = 0
+        self.unchecked = 0  # values the fast reference left undecided past the exact comparison's limit
         self.lost_update = 0
         self.failed_values = 0
         self.failed_cases = 0
@@ -155,6 +156,7 @@ class _Entry:
             "findings": self.findings,
             "theta_findings": self.theta_findings,
             "limited": self.limited,
+            "unchecked": self.unchecked,
             "lost_update": self.lost_update,
             "limited_share": self.limited / self.findings if self.findings else 0.0,
             "lost_update_share": self.lost_update / self.findings if self.findings else 0.0,
@@ -172,7 +174,7 @@ class _Entry:
         e.cases = {m: int(d["cases_by_mode"].get(m, 0)) for m in _MODES}
         e.samples = {m: {k: [_dec(v) for v in d["samples"].get(m, {}).get(k, [])] for k in ("step1", "last")}
                      for m in _MODES}
-        for name in ("findings", "theta_findings", "limited", "lost_update", "failed_values", "failed_cases"):
+        for name in ("findings", "theta_findings", "limited", "unchecked", "lost_update", "failed_values", "failed_cases"):
             setattr(e, name, int(d.get(name, 0)))
         e.max_ratio = _dec(d["max_ratio"]) or 0.0
         e.tests = {k: dict(v) for k, v in d.get("tests", {}).items()}
@@ -187,7 +189,7 @@ class _Entry:
             self.cases[m] += other.cases[m]
             for k in ("step1", "last"):
                 self.samples[m][k].extend(other.samples[m][k])
-        for name in ("findings", "theta_findings", "limited", "lost_update", "failed_values", "failed_cases"):
+        for name in ("findings", "theta_findings", "limited", "unchecked", "lost_update", "failed_values", "failed_cases"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.max_ratio = _max_nan(self.max_ratio, other.max_ratio)
         for nodeid, t in other.tests.items():
@@ -387,12 +389,20 @@ class DriftCollector:
                 step1 = f.ulp if step1 is None else _max_nan(step1, f.ulp)
             if f.step == last_step:
                 last = f.ulp if last is None else _max_nan(last, f.ulp)
-        for b in report.bulk:  # values within their bound, counted in bulk; max_ulp a float64 estimate
+        for b in report.bulk:  # values decided in bulk; max_ulp a float64 estimate
             e.findings += b.count
             e.lost_update += b.lost
+            if b.verdict == "limited":
+                e.limited += b.count
+            if b.verdict == "fail":
+                e.failed_values += b.count
+            if b.verdict == "unchecked":
+                e.unchecked += b.count
             if b.quantity != "theta":
                 continue
             e.theta_findings += b.count
+            if b.verdict != "ok":
+                continue
             if b.step == 0:
                 step1 = b.max_ulp if step1 is None else _max_nan(step1, b.max_ulp)
             if b.step == last_step:

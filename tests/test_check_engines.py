@@ -23,16 +23,18 @@ SETTINGS = settings(max_examples=3, derandomize=True, database=None, deadline=No
 
 
 def _per_element(report) -> dict:
-    """(step, group, param, quantity) → count of "ok" values, from findings and bulk together."""
+    """(step, group, param, quantity, verdict) → count of "ok" and "limited" values, from findings and bulk."""
     out = {}
     for f in report.findings:
-        if f.verdict == "ok":
-            key = (f.step, f.group, f.param, f.quantity)
+        if f.verdict in ("ok", "limited"):
+            key = (f.step, f.group, f.param, f.quantity, f.verdict)
             out[key] = out.get(key, 0) + 1
     for b in report.bulk:
-        key = (b.step, b.group, b.param, b.quantity)
+        key = (b.step, b.group, b.param, b.quantity, b.verdict)
         out[key] = out.get(key, 0) + b.count
     return out
+
+
 
 
 def assert_same(data, outputs, mode):
@@ -45,11 +47,14 @@ def assert_same(data, outputs, mode):
         o = exact[(f.step, f.group, f.param, f.index, f.quantity)]
         assert (f.verdict, f.why, f.lost_update) == (o.verdict, o.why, o.lost_update)
         assert f.describe(data.dtype) == o.describe(data.dtype)
-    # the rest the interval engine finds "ok", and the counts agree element for element
+    # the rest the interval engine finds "ok" or "limited" (bulk limited values carry a scalar's reasons, or a
+    # reason without the element's numbers), counts agreeing element for element
     assert _per_element(new) == _per_element(old)
+    assert all(b.why for b in new.bulk if b.verdict == "limited")
     assert new.counts() == old.counts() and new.values() == len(old.findings)
     assert [f.describe(data.dtype) for f in new.failures] == [f.describe(data.dtype) for f in old.failures]
     assert new.summary() == old.summary()
+    assert new.limited_reason() is None or old.limited_reason() is not None
     assert new.lost_updates() == old.lost_updates()
     assert new.max_ratio() <= old.max_ratio()
     return new

@@ -1,0 +1,71 @@
+"""What ``conformance.check``'s fast engine does with a case too large to compare element by element.
+
+A tensor failing everywhere is described by its first failing elements and counted in bulk; undecided
+elements past the case's exact-comparison limit are counted as "unchecked" and named in a note; the
+interval engine (every element exact) is the oracle for the counts.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conformance.backend import Case, Group, StepOutput, for_backend
+from conformance.backends import load
+from conformance.check import DESCRIBED_FAILURES, check
+
+
+def _case(n: int, dtype="float64", steps=2, grad_fill=None) -> Case:
+    rng = np.random.default_rng(5)
+    p = rng.normal(size=n).astype(dtype)
+    grads = [rng.normal(size=n).astype(dtype) for _ in range(steps)]
+    if grad_fill is not None:
+        for g in grads:
+            g[grad_fill[0]] = grad_fill[1]
+    return Case("sgd", dtype, [Group({"lr": 0.1, "momentum": 0.9}, [p])], [[[g]] for g in grads], None)
+
+
+def _off_by(case: Case, outputs: list, scale: float) -> list:
+    """The outputs with every parameter value moved by ``scale`` relative: a slip everywhere."""
+    return [StepOutput([[np.asarray(o.params[0][0]) * (1 + scale)]], o.state) for o in outputs]
+
+
+def test_a_tensor_failing_everywhere_is_described_by_its_first_elements():
+    case = _case(200)
+    outputs = _off_by(case, load("numpy").run(for_backend(case, "for-loop")), 1e-6)
+    fast = check(case, outputs, "trajectory")
+    exact = check(case, outputs, "trajectory", engine="interval")
+    assert not fast.ok and not exact.ok
+    assert fast.failed_values() == exact.failed_values() == 2 * 200
+    described = {f.index for f in fast.failures}
+    assert len(described) <= DESCRIBED_FAILURES + 2 and (0,) in described  # the lowest indices, each step's first
+    assert any(b.verdict == "fail" for b in fast.bulk)
+    assert fast.first_failure().describe("float64") == exact.first_failure().describe("float64")
+
+
+def test_undecided_elements_past_the_limit_are_unchecked_and_said():
+    case = _case(40, grad_fill=(slice(0, 30), np.nan))  # NaN gradients: compared by class, exactly
+    outputs = load("numpy").run(for_backend(case, "for-loop"))
+    full = check(case, outputs, "trajectory")
+    assert "unchecked" not in full.counts()  # 30 undecided elements: within the default limit
+    limited = check(case, outputs, "trajectory", exact_limit=5)
+    counts = limited.counts()
+    assert counts.get("unchecked") == 2 * 2 * 25  # 25 elements past the limit × 2 steps × (θ, momentum buffer)
+    assert any("not compared exactly" in n and "unchecked" in n for n in limited.notes)
+    assert limited.ok  # unchecked is no failure, and no "ok" either
+    assert counts.get("special", 0) == full.counts()["special"] - 2 * 2 * 25
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_elements_limited_for_sure_are_decided_in_bulk_as_the_interval_engine_decides(dtype):
+    """Squares that underflow (g tiny) or overflow make √v or the divisor limited; phase 1 says so in bulk."""
+    spec_case = _case(64, dtype)
+    rng = np.random.default_rng(1)
+    tiny = np.asarray(rng.uniform(1, 2, 64) * 2.0 ** -20, dtype=dtype)
+    huge = np.asarray(rng.uniform(1, 2, 64) * (2.0 ** 14 if dtype == "float16" else 2.0 ** 100), dtype=dtype)
+    g = np.where(np.arange(64) % 2 == 0, tiny, huge).astype(dtype)
+    case = Case("adam", dtype, [Group({"lr": 1e-3}, spec_case.groups[0].params)], [[[g]]], None)
+    outputs = load("numpy").run(for_backend(case, "for-loop"))
+    fast = check(case, outputs, "trajectory")
+    exact = check(case, outputs, "trajectory", engine="interval")
+    assert any(b.verdict == "limited" for b in fast.bulk)
+    assert fast.counts() == exact.counts()

@@ -123,15 +123,24 @@ LARGE = 1 << 16  # CUDA's multi-tensor kernels work in chunks of 2^16 elements: 
 SMALL = 4  # tensors up to this size are drawn element by element; larger ones are bulk_arrays
 
 
+def bulk_binades(fmt) -> tuple:
+    """The binades of a ``bulk_array``'s values: 2^-24..2^12, narrowed to those whose squares stay normal in
+    ``fmt`` (float16: 2^-7..2^6), so that most of a large tensor is checked against a bound rather than
+    accepted as format-limited (a square that underflows or overflows); the extremes come as spots."""
+    return max(-24, (fmt.emin + 1) // 2), min(12, fmt.emax // 2 - 1)
+
+
 def bulk_array(dtype: str, shape: tuple, seed: int, spots: tuple) -> np.ndarray:
-    """Normal values of ``dtype`` (sign, binade 2^-24..2^12 and significand from numpy's PCG64 seeded
-    with ``seed``, correctly rounded once), then ``spots`` ((flat index, hex value), ...) written over them.
+    """Normal values of ``dtype`` (sign, binade in ``bulk_binades`` and significand from numpy's PCG64
+    seeded with ``seed``, correctly rounded once), then ``spots`` ((flat index, hex value), ...) written
+    over them.
 
     A pure function of its arguments: the recipe replays bit for bit."""
     fmt = get_format(dtype)
     n = int(np.prod(shape)) if shape else 1
     rng = np.random.default_rng(seed)
-    x = rng.choice([-1.0, 1.0], n) * rng.uniform(1.0, 2.0, n) * np.exp2(rng.integers(-24, min(fmt.emax - 1, 12) + 1, n))
+    lo, hi = bulk_binades(fmt)
+    x = rng.choice([-1.0, 1.0], n) * rng.uniform(1.0, 2.0, n) * np.exp2(rng.integers(lo, hi + 1, n))
     out = round_array(x, fmt)
     for k, h in spots:
         out[k] = from_hex(h, fmt)

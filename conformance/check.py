@@ -132,6 +132,9 @@ class Report(Verdicts):
     notes: list = field(default_factory=list)  # what was not checked, and why (printed by summary)
     bulk: list = field(default_factory=list)  # Bulk: values found within the bound without a Finding
     exact_left: int = field(default=EXACT_LIMIT, repr=False)  # undecided elements the case may still compare exactly
+    # (ratio, compare) per tensor (and step): its bulk value of the largest error ratio, and the function comparing
+    # that element exactly; ``check`` calls the largest one's, so that ``worst`` is described exactly
+    best: list = field(default_factory=list, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -268,6 +271,9 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
                 run(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs)
             else:
                 _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, engine)
+    if report.best:  # the bulk value of the largest error ratio, compared exactly (one element, not one per tensor)
+        max(report.best, key=lambda c: c[0])[1]()
+        report.best.clear()
     return report
 
 
@@ -379,7 +385,7 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
     ``exact_rows(flat indices)`` gives (reference rows, bound rows) of those elements alone, per snapshot."""
     shape = np.shape(outputs[0].params[i][j])
     per_step, exact_idx, failing, first_fail = [], set(), set(), {}
-    best = (-1.0, None)  # the bulk value with the largest ratio: compared exactly, for Report.worst
+    best = (-1.0, None)  # the bulk value with the largest ratio: a candidate for Report.worst (Report.best)
     for k, (s, snap, bnd, out) in enumerate(zip(steps, snaps, bnds, outputs)):
         prev = np.asarray(prevs[k])
         rows, counter = [], []
@@ -434,50 +440,74 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                             f"not compared exactly (the case's limit is {EXACT_LIMIT}): their values count as unchecked")
     report.exact_left -= min(limit, len(undecided))
     exact_idx = set(undecided[:limit]) | set(sorted(failing)[:DESCRIBED_FAILURES]) | set(first_fail.values())
-    if best[1] is not None:
-        exact_idx.add(best[1])
     order = sorted(exact_idx)
     refs, bnd_rows = exact_rows(np.array(order, dtype=np.intp)) if order else (None, None)
     pos = {f: n for n, f in enumerate(order)}
+    b = best[1] if best[1] is not None and best[1] not in pos else None
+    best_bulk = []  # (Bulk, lost) of each value of element b counted in bulk
     for k, (s, (rows, counter)) in enumerate(zip(steps, per_step)):
         report.findings += counter
         prev = np.asarray(prevs[k]).reshape(-1)
         for name, got, plain, lost, dist, x, limited, why, fails in rows:
             plain_flat = plain.reshape(-1).copy()
             plain_flat[order] = False  # compared exactly below
+            lost_flat = lost.reshape(-1)
             n_bulk = int(plain_flat.sum())
-            if n_bulk:
-                u = _ulp_estimate(dist.reshape(-1)[plain_flat], x.reshape(-1)[plain_flat], fmt)
-                report.bulk.append(Bulk(s, i, j, name, n_bulk, int(lost.reshape(-1)[plain_flat].sum()),
-                                        float(u.max())))
             limited_flat = limited.reshape(-1).copy()
             limited_flat[order] = False
-            n_limited = int(limited_flat.sum())
-            if n_limited:
-                report.bulk.append(Bulk(s, i, j, name, n_limited, 0, math.nan, "limited", why))
             fails_flat = fails.reshape(-1).copy()
             fails_flat[order] = False
-            n_fail = int(fails_flat.sum())
-            if n_fail:
-                report.bulk.append(Bulk(s, i, j, name, n_fail, 0, math.nan, "fail",
-                                        "outside the bound (decided by the fast reference, not described)"))
             rest = ~(plain_flat | limited_flat | fails_flat)
             rest[order] = False
-            n_rest = int(rest.sum())
-            if n_rest:
-                report.bulk.append(Bulk(s, i, j, name, n_rest, 0, math.nan, "unchecked",
-                                        "not decided by phase 1, past the exact comparison's limit"))
-            gflat = got.reshape(-1)
+            entries = []
+            if n_bulk:
+                u = _ulp_estimate(dist.reshape(-1)[plain_flat], x.reshape(-1)[plain_flat], fmt)
+                entries.append((plain_flat, Bulk(s, i, j, name, n_bulk, int(lost_flat[plain_flat].sum()),
+                                                 float(u.max()))))
+            if limited_flat.any():
+                entries.append((limited_flat, Bulk(s, i, j, name, int(limited_flat.sum()), 0, math.nan, "limited",
+                                                   why)))
+            if fails_flat.any():
+                entries.append((fails_flat, Bulk(s, i, j, name, int(fails_flat.sum()), 0, math.nan, "fail",
+                                                 "outside the bound (decided by the fast reference, not described)")))
+            if rest.any():
+                entries.append((rest, Bulk(s, i, j, name, int(rest.sum()), 0, math.nan, "unchecked",
+                                           "not decided by phase 1, past the exact comparison's limit")))
+            for mask, entry in entries:
+                report.bulk.append(entry)
+                if b is not None and mask[b]:
+                    best_bulk.append((entry, bool(lost_flat[b]) and entry.verdict == "ok"))
             for f in order:
-                value = gflat[f]
-                if not isinstance(value, np.generic):
-                    value = np.float64(value)
-                elem = (refs[k].theta if name == "theta" else refs[k].state[name]).reshape(-1)[pos[f]]
-                eb = bnd_rows[k][name].reshape(-1)[pos[f]]
-                verdict, u, ratio, why = _compare(value, elem, eb, fmt)
-                is_lost = False
-                if name == "theta" and verdict == "ok":
-                    is_lost = bool(gflat[f] == prev[f]) and elem.value != exact(prev[f])
-                idx = tuple(int(q) for q in np.unravel_index(f, shape)) if shape else ()
-                report.findings.append(Finding(s, i, j, idx, name, value, elem.value, eb.error, u, ratio,
-                                               verdict, why, is_lost))
+                report.findings.append(_exact_finding(s, i, j, name, got, prev, f, refs[k], bnd_rows[k][name],
+                                                      pos[f], shape, fmt))
+    if b is not None:
+        def compare_best():
+            """Element b exactly (the bulk value of the largest error ratio), its values taken out of the bulk."""
+            refs1, bnds1 = exact_rows(np.array([b], dtype=np.intp))
+            for entry, was_lost in best_bulk:
+                entry.count -= 1
+                entry.lost -= was_lost
+            report.bulk = [x for x in report.bulk if x.count]
+            for k, (s, (rows, _)) in enumerate(zip(steps, per_step)):
+                prev = np.asarray(prevs[k]).reshape(-1)
+                for name, got, *_ in rows:
+                    report.findings.append(_exact_finding(s, i, j, name, got, prev, b, refs1[k], bnds1[k][name], 0,
+                                                          shape, fmt))
+        report.best.append((best[0], compare_best))
+
+
+def _exact_finding(s, i, j, name, got, prev, f, ref_row, bnd_arr, p, shape, fmt) -> Finding:
+    """The ``Finding`` of flat element ``f`` of output ``name`` at step ``s``: ``ref_row``'s and ``bnd_arr``'s
+    element ``p`` are its exact value and bound."""
+    gflat = got.reshape(-1)
+    value = gflat[f]
+    if not isinstance(value, np.generic):
+        value = np.float64(value)
+    elem = (ref_row.theta if name == "theta" else ref_row.state[name]).reshape(-1)[p]
+    eb = bnd_arr.reshape(-1)[p]
+    verdict, u, ratio, why = _compare(value, elem, eb, fmt)
+    is_lost = False
+    if name == "theta" and verdict == "ok":
+        is_lost = bool(gflat[f] == prev[f]) and elem.value != exact(prev[f])
+    idx = tuple(int(q) for q in np.unravel_index(f, shape)) if shape else ()
+    return Finding(s, i, j, idx, name, value, elem.value, eb.error, u, ratio, verdict, why, is_lost)

@@ -44,7 +44,7 @@ import numpy as np
 
 import spec as spec_pkg
 from reference.bound import trajectory_bounds
-from reference.fast import U, _up, fast_reference_and_bounds, fast_verdicts
+from reference.fast import U, _up, fast_reference_and_bounds_many, fast_verdicts
 from reference.formats import exact, get_format, to_hex
 from reference.step import trajectory
 from reference.ulp import ulp_error
@@ -263,17 +263,25 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
     fmt = get_format(data.dtype)
     report = Report(data.optimizer, data.dtype, mode, exact_left=exact_limit)
     for i, (hyper, params) in enumerate(data.groups):
+        all_grads = [[data.grads[s][i][j] for s in range(len(data.grads))] for j in range(len(params))]
+        lrs = None if data.lrs is None else [data.lrs[s][i] for s in range(len(data.grads))]
+        if mode == "trajectory" and engine == "fast":  # the group's tensors through the fast reference at once
+            fast = fast_reference_and_bounds_many(spec, hyper, params, all_grads, fmt, lrs=lrs,
+                                                  phase2_limit=report.exact_left)
         for j, p0 in enumerate(params):
-            grads = [data.grads[s][i][j] for s in range(len(data.grads))]
-            lrs = None if data.lrs is None else [data.lrs[s][i] for s in range(len(data.grads))]
-            if mode == "trajectory":
-                run = _check_trajectory if engine == "interval" else _check_trajectory_fast
-                run(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs)
-            else:
-                _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, engine)
+            grads = all_grads[j]
+            if mode == "trajectory" and engine == "interval":
+                _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs)
+            elif mode == "trajectory":
+                _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast[j])
+            elif engine == "interval":
+                _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs)
+        if mode == "step" and engine == "fast":
+            _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs)
     if report.best:  # the bulk value of the largest error ratio, compared exactly (one element, not one per tensor)
         max(report.best, key=lambda c: c[0])[1]()
         report.best.clear()
+    report.findings.sort(key=lambda f: (f.group, f.param))  # stable: each parameter's steps in order, as found
     return report
 
 
@@ -285,7 +293,32 @@ def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
         _compare_step(report, s, i, j, ref[s], bnd[s], out, fmt, prev)
 
 
-def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, engine="interval"):
+def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs):
+    """``_check_steps`` for a whole group with the fast engine: per step, one ``fast_reference_and_bounds_many``."""
+    names = {st.name for st in spec.state}
+    counts = [0] * len(params)
+    for s, out in enumerate(outputs):
+        if s > 0 and outputs[s - 1].state is None:
+            return  # the backend exposes no state: only trajectories can be checked
+        prevs = [p0 if s == 0 else outputs[s - 1].params[i][j] for j, p0 in enumerate(params)]
+        givens = [{} if s == 0 else {k: np.asarray(v) for k, v in outputs[s - 1].state[i][j].items()
+                                     if k in names and k != "step"} for j in range(len(params))]
+        lr = None if lrs is None else [lrs[s]]
+        fast = fast_reference_and_bounds_many(spec, hyper, prevs, [[g[s]] for g in all_grads], fmt, states=givens,
+                                              steps=counts, lrs=lr, phase2_limit=report.exact_left)
+        for j, (snaps, bnds) in enumerate(fast):
+            def exact_rows(idx, prev_params=prevs[j], given=givens[j], count=counts[j], g=all_grads[j][s], lr=lr):
+                flat = [_flat(a, idx) for a in (prev_params, g)]
+                st = {k: _flat(np.broadcast_to(v, np.shape(prev_params)), idx) for k, v in given.items()}
+                return ([trajectory(spec, hyper, flat[0], [flat[1]], state=st, step=count, lrs=lr,
+                                    formats=(fmt.name,))[0]],
+                        [trajectory_bounds(spec, hyper, flat[0], [flat[1]], fmt, state=st, step=count, lrs=lr)[0]])
+
+            _compare_fast(report, [s], i, j, snaps, bnds, [out], fmt, [prevs[j]], exact_rows)
+        counts = [c + (g[s] is not None) for c, g in zip(counts, all_grads)]
+
+
+def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
     count = 0
     for s, out in enumerate(outputs):
         prev_params = p0 if s == 0 else outputs[s - 1].params[i][j]
@@ -295,23 +328,9 @@ def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, engine
         lr = None if lrs is None else [lrs[s]]
         names = {st.name for st in spec.state}
         given = {k: np.asarray(v) for k, v in state.items() if k in names and k != "step"}
-        if engine == "fast":
-            snaps, bnds = fast_reference_and_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given,
-                                                    step=count, lrs=lr, phase2_limit=report.exact_left)
-
-            def exact_rows(idx, prev_params=prev_params, given=given, count=count, lr=lr, s=s):
-                flat = [_flat(a, idx) for a in (prev_params, grads[s])]
-                st = {k: _flat(np.broadcast_to(v, np.shape(prev_params)), idx) for k, v in given.items()}
-                return ([trajectory(spec, hyper, flat[0], [flat[1]], state=st, step=count, lrs=lr,
-                                    formats=(fmt.name,))[0]],
-                        [trajectory_bounds(spec, hyper, flat[0], [flat[1]], fmt, state=st, step=count, lrs=lr)[0]])
-
-            _compare_fast(report, [s], i, j, snaps, bnds, [out], fmt, [prev_params], exact_rows)
-        else:
-            ref = trajectory(spec, hyper, prev_params, [grads[s]], state=given, step=count, lrs=lr,
-                             formats=(fmt.name,))[0]
-            bnd = trajectory_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given, step=count, lrs=lr)[0]
-            _compare_step(report, s, i, j, ref, bnd, out, fmt, prev_params)
+        ref = trajectory(spec, hyper, prev_params, [grads[s]], state=given, step=count, lrs=lr, formats=(fmt.name,))[0]
+        bnd = trajectory_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given, step=count, lrs=lr)[0]
+        _compare_step(report, s, i, j, ref, bnd, out, fmt, prev_params)
         if grads[s] is not None:
             count += 1
 
@@ -362,8 +381,8 @@ def _flat(a, idx):
     return None if a is None else np.asarray(a).reshape(-1)[idx]
 
 
-def _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
-    snaps, bnds = fast_reference_and_bounds(spec, hyper, p0, grads, fmt, lrs=lrs, phase2_limit=report.exact_left)
+def _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast):
+    snaps, bnds = fast  # this parameter's fast_reference_and_bounds
 
     def exact_rows(idx):
         sub = [_flat(g, idx) for g in grads]

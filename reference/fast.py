@@ -769,3 +769,57 @@ def fast_verdicts(got, snapshot: FastSnapshot, bounds: FastBounds, name: str, fm
         if name in bounds.limited:
             plain &= ~bounds.limited[name]
     return np.where(plain & ok, 1, np.where(plain & fail, -1, 0)).astype(np.int8)
+
+
+def _part(a: np.ndarray, lo: int, hi: int, shape: tuple) -> np.ndarray:
+    return a.reshape(-1)[lo:hi].reshape(shape)
+
+
+def _part_elements(elements: dict, lo: int, hi: int) -> dict:
+    return {name: {k - lo: v for k, v in d.items() if lo <= k < hi} for name, d in elements.items()}
+
+
+def fast_reference_and_bounds_many(spec: OptimizerSpec, hyper: dict, params: Sequence, grads: Sequence, fmt, *,
+                                   states: Optional[Sequence] = None, steps: Optional[Sequence[int]] = None,
+                                   lrs: Optional[Sequence] = None, phase2_limit: Optional[int] = None) -> list:
+    """``fast_reference_and_bounds`` of several parameters sharing ``hyper`` and ``lrs`` (one group's):
+    ``grads[j]`` the gradients of ``params[j]``, ``states[j]`` its given state, ``steps[j]`` its step counter
+    before (0 when not given).  One result per parameter.
+
+    Parameters whose gradients are missing at the same steps run as one array (the fixed cost of a call,
+    per-step scalars and the Python dispatch of the program, is paid once); ``phase2_limit`` applies to
+    each such concatenation, parameters in order."""
+    states = states if states is not None else [None] * len(params)
+    steps = steps if steps is not None else [0] * len(params)
+    parts = {}
+    for j, gs in enumerate(grads):
+        key = (tuple(g is None for g in gs), tuple(sorted((states[j] or {}).keys())), steps[j])
+        parts.setdefault(key, []).append(j)
+    out = [None] * len(params)
+    for (missing, names, step), members in parts.items():
+        shapes = [np.shape(params[j]) for j in members]
+        sizes = [int(np.prod(sh)) if sh else 1 for sh in shapes]
+        bounds = np.cumsum([0, *sizes])
+        flat = np.concatenate([np.asarray(params[j]).reshape(-1) for j in members])
+        flat_grads = [None if miss else np.concatenate([np.asarray(grads[j][s]).reshape(-1) for j in members])
+                      for s, miss in enumerate(missing)]
+        flat_state = {k: np.concatenate([np.broadcast_to(np.asarray(states[j][k]), shapes[n]).reshape(-1)
+                                         for n, j in enumerate(members)]) for k in names} or None
+        snaps, bnds = fast_reference_and_bounds(spec, hyper, flat, flat_grads, fmt, state=flat_state, step=step,
+                                                lrs=lrs, phase2_limit=phase2_limit)
+        for n, j in enumerate(members):
+            lo, hi, sh = int(bounds[n]), int(bounds[n + 1]), shapes[n]
+            out[j] = ([FastSnapshot(t=sn.t, stepped=sn.stepped,
+                                    rounded={f: {k: _part(v, lo, hi, sh) for k, v in d.items()}
+                                             for f, d in sn.rounded.items()},
+                                    value={k: _part(v, lo, hi, sh) for k, v in sn.value.items()},
+                                    radius={k: _part(v, lo, hi, sh) for k, v in sn.radius.items()},
+                                    exact={k: _part(v, lo, hi, sh) for k, v in sn.exact.items()},
+                                    phase2=_part(sn.phase2, lo, hi, sh),
+                                    elements=_part_elements(sn.elements, lo, hi)) for sn in snaps],
+                      [FastBounds(error={k: _part(v, lo, hi, sh) for k, v in b.error.items()},
+                                  phase2=_part(b.phase2, lo, hi, sh),
+                                  elements=_part_elements(b.elements, lo, hi),
+                                  limited={k: _part(v, lo, hi, sh) for k, v in b.limited.items()},
+                                  why=dict(b.why)) for b in bnds])
+    return out

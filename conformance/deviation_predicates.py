@@ -71,6 +71,12 @@ def _momentum_with_missing_grad(data) -> bool:
 
 
 
+def _half_tensor_of_a_vector_or_more(data) -> bool:
+    """float16/bfloat16 with a tensor of 8 or more elements: a whole SIMD vector of the CPU's half type (8 lanes
+    on 128-bit NEON, 16 on AVX2, 32 on AVX-512: 8 is the least)."""
+    return data.dtype in ("float16", "bfloat16") and any(np.size(x) >= 8 for _, ps in data.groups for x in ps)
+
+
 def _amsgrad_may_meet_nan(data) -> bool:
     """AMSGrad with a NaN possible in v: a non-finite input, ε zero in the dtype (0/0 when v = 0), or v overflowing
     (then β₂·inf with β₂ = 0, or inf − inf, is NaN)."""

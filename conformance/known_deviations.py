@@ -179,6 +179,13 @@ KNOWN_DEVIATIONS = (
         path="fused", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._momentum_with_missing_grad,
         reason="fused SGD with momentum raises TypeError when a parameter gets its first gradient after another "
                "parameter's momentum buffer exists."),
+    KnownDeviation(
+        id="sgd-fused-cpu-half-skips-vector-blocks", implementation=torch_optim("SGD"), versions=">=2.12,<2.14",
+        spec="sgd", path="fused", dtype=("float16", "bfloat16"), backend="torch-cpu",
+        tests=VALUE_TESTS, applies=p._half_tensor_of_a_vector_or_more,
+        issue="https://github.com/pytorch/pytorch/issues/191763",
+        reason="fused SGD on the CPU leaves every whole SIMD block of a float16/bfloat16 parameter unchanged: "
+               "only the scalar tail is updated."),
 ) + tuple(
     KnownDeviation(
         id=f"{name}-fused-amsgrad-drops-nan", implementation=torch_optim(cls), versions=TORCH, spec=name,

@@ -6,9 +6,8 @@ often: the domain's ends, the default, tiny and large magnitudes, β near 0 and
 near 1, ε up to order 1.  Tensors hold values spread over many binades,
 with zeros of both signs and subnormals of the dtype.
 
-With ``realistic=True`` (not yet what the conformance tests draw: their ``ci``
-run grew from under a minute to over five, to be measured and trimmed) a case's tensors also take
-the sizes real kernels vectorise at (``SIMD_LENGTHS``: both sides of 8-, 16-,
+With ``realistic=True`` (what ``test_trajectory`` and ``test_single_steps`` draw) a case's tensors
+also take the sizes real kernels vectorise at (``SIMD_LENGTHS``: both sides of 8-, 16-,
 32-, 64- and 128-wide bodies), multi-dimensional shapes (``MULTI_SHAPES``), one
 tensor past a CUDA multi-tensor chunk (``LARGE``, 65,536 elements) and groups
 of up to 12 tensors.  The large-case branch is the simplest choice, so the

@@ -59,6 +59,25 @@ def test_fused_sgd_raises_when_a_momentum_buffer_is_missing():
         opt.step()
 
 
+@pytest.mark.skipif("cpu" not in _get_fused_kernels_supported_devices(),
+                    reason="this torch has no fused CPU kernels")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_fused_sgd_leaves_whole_simd_blocks_of_half_parameters_unchanged(dtype):
+    """pytorch/pytorch#191763: 64 elements are whole vectors on every CPU (8, 16 or 32 lanes): none moves."""
+    out = {}
+    for fused in (False, True):
+        p = torch.ones(64, dtype=dtype, requires_grad=True)
+        p.grad = torch.ones(64, dtype=dtype)
+        torch.optim.SGD([p], lr=0.5, fused=fused).step()
+        out[fused] = p.detach()
+    assert torch.equal(out[False], torch.full((64,), 0.5, dtype=dtype))  # the spec's 1 − 0.5·1, exact
+    assert torch.equal(out[True], torch.ones(64, dtype=dtype))  # fused: not updated at all
+    short = torch.ones(3, dtype=dtype, requires_grad=True)  # shorter than a vector: the scalar tail is right
+    short.grad = torch.ones(3, dtype=dtype)
+    torch.optim.SGD([short], lr=0.5, fused=True).step()
+    assert torch.equal(short.detach(), torch.full((3,), 0.5, dtype=dtype))
+
+
 @pytest.mark.parametrize("flags", [dict(foreach=True), dict(foreach=True, capturable=True)],
                          ids=["foreach", "capturable-foreach"])
 def test_radam_foreach_step_size_overflows_in_float16(capturable_on_cpu, flags):

@@ -58,3 +58,18 @@ def test_large_failing_case_replays():
     again = ns["report"]
     assert again.first_failure().describe("float32") == report.first_failure().describe("float32")
     assert again.summary() == report.summary()
+
+
+def test_realistic_cases_draw_every_layout_and_small_ones_none():
+    """Realistic cases come in every memory layout (contiguous the simplest); small cases stay contiguous."""
+    from conformance.backend import LAYOUTS
+
+    layouts = {True: [], False: []}
+
+    @settings(settings.get_profile("ci"), max_examples=30)
+    @given(st.data(), st.booleans())
+    def run(data, realistic):
+        layouts[realistic].append(data.draw(cases(spec_pkg.get("sgd"), "float32", realistic=realistic)).layout)
+    run()
+    assert set(layouts[True]) == set(LAYOUTS)
+    assert set(layouts[False]) == {"contiguous"}

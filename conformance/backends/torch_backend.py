@@ -10,6 +10,12 @@ Paths, by the flags given to the optimizer's constructor:
 * ``"capturable-foreach"`` CUDA only: ``capturable=True, foreach=True``
 * ``"custom"``             a class given through ``overrides``
 
+Parameters and gradients are built on the device in the case's memory layout
+(``Case.layout``, ``_laid_out``): leaf tensors that are views of a larger
+buffer (``strided``) or transposed.  Every path accepts them; the CPU fused
+kernels step a strided tensor wrongly (known deviation
+``adam-fused-cpu-ignores-strides`` and its siblings).
+
 Which paths and dtypes a class really supports on the device is found by
 probing: one construction and two steps on a 2-element tensor per (path,
 dtype), cached per backend.  What failed, and why, is kept for reporting

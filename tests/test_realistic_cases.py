@@ -60,16 +60,16 @@ def test_large_failing_case_replays():
     assert again.summary() == report.summary()
 
 
-def test_realistic_cases_draw_every_layout_and_small_ones_none():
-    """Realistic cases come in every memory layout (contiguous the simplest); small cases stay contiguous."""
+@pytest.mark.parametrize("realistic", (True, False))
+def test_realistic_cases_draw_every_layout_and_small_ones_none(realistic):
+    """Realistic cases come in every memory layout; small cases stay contiguous."""
     from conformance.backend import LAYOUTS
 
-    layouts = {True: [], False: []}
+    layouts = []
 
     @settings(settings.get_profile("ci"), max_examples=30)
-    @given(st.data(), st.booleans())
-    def run(data, realistic):
-        layouts[realistic].append(data.draw(cases(spec_pkg.get("sgd"), "float32", realistic=realistic)).layout)
+    @given(st.data())
+    def run(data):
+        layouts.append(data.draw(cases(spec_pkg.get("sgd"), "float32", realistic=realistic)).layout)
     run()
-    assert set(layouts[True]) == set(LAYOUTS)
-    assert set(layouts[False]) == {"contiguous"}
+    assert set(layouts) == (set(LAYOUTS) if realistic else {"contiguous"})

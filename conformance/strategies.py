@@ -197,7 +197,7 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
 
     ``realistic``: groups of 1–12 params of the sizes above, and (the simplest draw, and one in 8 of the
     others) one tensor past ``LARGE`` elements in the first group; a drawn memory layout (``LAYOUTS``,
-    contiguous the simplest), drawn last so that the other draws are those of a contiguous case."""
+    contiguous the simplest), drawn last: it changes no other draw of the same example."""
     large = realistic and draw(st.integers(0, 7)) == 0
     none_pick = 9 if realistic else 0
     if large:

@@ -18,7 +18,10 @@ tested by writing these ~30 lines::
   ``"float16"``, ``"bfloat16"``, ``"float32"``, ``"float64"``.
 * ``run`` performs a whole trajectory and returns one ``StepOutput`` per step;
   ``case.path`` names the path to run, and the arrays and dicts of ``case``
-  are the backend's own copies, free to modify.
+  are the backend's own copies, free to modify.  ``case.layout`` names the
+  memory layout its parameters and gradients are to have (``lay_out``); the
+  arrays arrive in it, so a backend that works on them as they are honours it,
+  and one that copies them (to a device, say) rebuilds it there.
 
 Hyperparameters use PyTorch's names (``lr``, ``betas`` split into ``beta1`` and
 ``beta2``, ``eps``, ``weight_decay``, ``amsgrad``, ...); state variables use
@@ -97,6 +100,9 @@ class Case:
     yet bound to one; a backend always receives a case with ``path`` set
     (``for_backend``).
 
+    ``layout``: the memory layout (``LAYOUTS``, ``lay_out``) of every parameter and gradient tensor the
+    backend steps; the values are the same whatever it is.
+
     ``resume_at``: when set, the backend must serialize its state before step
     resume_at and continue in a fresh optimizer restored from it (torch:
     state_dict/load_state_dict).  Steps count from 0, as in ``grads``; only
@@ -114,18 +120,48 @@ class Case:
     lrs: Optional[list] = None
     path: Optional[str] = None
     resume_at: Optional[int] = None
+    layout: str = "contiguous"
 
     @property
     def steps(self) -> int:
         return len(self.grads)
 
 
+#: Memory layouts a case can ask for (``lay_out`` says what each is).
+LAYOUTS = ("contiguous", "strided", "transposed")
+
+
+def lay_out(a, layout: str) -> np.ndarray:
+    """A fresh array with the values of ``a`` in memory ``layout``:
+
+    * ``"contiguous"``: a C-contiguous copy.
+    * ``"strided"``: every 2nd element, from the 2nd, of a buffer twice as long in the last dimension whose
+      other elements are NaN: ``buf[..., 1::2]`` (strides ×2 in the last dimension, offset 1).  0-d: contiguous.
+    * ``"transposed"``: the last two axes of a C-contiguous buffer swapped, ``buf.swapaxes(-1, -2)`` (column-major
+      in the last two dimensions).  Fewer than 2 dimensions: contiguous.
+
+    Where the layout changes no stride that matters (one element; transposed with a last or next-to-last
+    dimension of 1) the result is contiguous, as numpy's flags and torch's ``is_contiguous`` say."""
+    a = np.asarray(a)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    if layout == "strided" and a.ndim >= 1:
+        buf = np.full(a.shape[:-1] + (2 * a.shape[-1],), np.nan, dtype=a.dtype)
+        view = buf[..., 1::2]
+        view[...] = a
+        return view
+    if layout == "transposed" and a.ndim >= 2:
+        return np.array(a.swapaxes(-1, -2), copy=True, order="C").swapaxes(-1, -2)  # a copy even where C-ordered
+    return np.array(a, copy=True, order="C")
+
+
 def for_backend(case: Case, path: str) -> Case:
-    """``case`` bound to ``path``, with fresh arrays and hyperparameter dicts: a backend may mutate what it gets."""
+    """``case`` bound to ``path``, with fresh arrays (in ``case.layout``) and hyperparameter dicts: a backend may
+    mutate what it gets."""
     return replace(
         case, path=path,
-        groups=[Group(dict(h), [p.copy() for p in ps]) for h, ps in case.groups],
-        grads=[[[None if g is None else g.copy() for g in row] for row in step] for step in case.grads],
+        groups=[Group(dict(h), [lay_out(p, case.layout) for p in ps]) for h, ps in case.groups],
+        grads=[[[None if g is None else lay_out(g, case.layout) for g in row] for row in step] for step in case.grads],
         lrs=None if case.lrs is None else [list(row) for row in case.lrs],
     )
 

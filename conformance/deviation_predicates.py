@@ -35,6 +35,13 @@ def _step_size_overflows(data) -> bool:
     return False
 
 
+def _has_non_dense_tensor(data) -> bool:
+    """The case is laid out ``strided`` (``conformance.backend.lay_out``) and has a tensor of 2 or more elements:
+    one whose elements have gaps between them in memory."""
+    return getattr(data, "layout", "contiguous") == "strided" and any(
+        np.size(a) >= 2 for _, params in data.groups for a in params)
+
+
 def _largest_abs(arrays) -> float:
     """max |x| over the (non-None, non-empty) arrays, in float64; 0 if there are none."""
     return max((float(np.max(np.abs(np.asarray(a, np.float64)))) for a in arrays if a is not None and np.size(a)),

@@ -193,6 +193,13 @@ KNOWN_DEVIATIONS = (
         reason="fused Adam/AdamW with amsgrad takes a max that drops NaN, so max_exp_avg_sq keeps its old value "
                "where v is NaN.")
     for name, cls in (("adam", "Adam"), ("adamw", "AdamW"))
+) + tuple(
+    KnownDeviation(
+        id=f"{name}-fused-cpu-ignores-strides", implementation=torch_optim(cls), versions=TORCH, spec=name,
+        path="fused", backend="torch-cpu", tests=VALUE_TESTS, applies=p._has_non_dense_tensor,
+        reason="the CPU fused kernel steps a non-dense tensor (a strided view) as numel contiguous elements from "
+               "its data pointer: wrong elements updated, others left alone.")
+    for name, cls in (("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD"), ("adagrad", "Adagrad"))
 ) + (
     # ---- property tests only ---------------------------------------------------------------------------
     KnownDeviation(

@@ -3,8 +3,9 @@
 Arrays travel as hex floats (exact in every format), or, when drawn by
 ``strategies.bulk_arrays``, as their recipe (a numpy seed and the drawn values
 as hex, ``strategies.bulk_array``), which rebuilds them bit for bit;
-hyperparameters travel as Python float literals (``repr`` is exact), so the
-printed call replays the very inputs that failed, on any machine.
+hyperparameters travel as Python float literals (``repr`` is exact), and the
+memory layout (``Case.layout``) by name, so the printed call replays the very
+inputs that failed, laid out as they were, on any machine.
 """
 from __future__ import annotations
 
@@ -43,25 +44,25 @@ def reproduction(data: Case, backend: str, path: str, mode: str, overrides: dict
         "from conformance.replay import replay\n"
         f"replay(backend={backend!r}, optimizer={data.optimizer!r}, path={path!r}, dtype={data.dtype!r}, "
         f"mode={mode!r},\n       overrides={overrides or {}!r},\n"
-        f"       groups={groups!r},\n       grads={grads!r},\n       lrs={data.lrs!r})\n"
+        f"       groups={groups!r},\n       grads={grads!r},\n       lrs={data.lrs!r}, layout={data.layout!r})\n"
     )
 
 
-def decode(optimizer: str, dtype: str, groups, grads, lrs) -> Case:
+def decode(optimizer: str, dtype: str, groups, grads, lrs, layout: str = "contiguous") -> Case:
     return Case(
         optimizer, dtype,
         [Group(dict(h), [decode_array(p, dtype) for p in ps]) for h, ps in groups],
         [[[None if g is None else decode_array(g, dtype) for g in row] for row in step] for step in grads],
-        lrs,
+        lrs, layout=layout,
     )
 
 
 def replay(backend: str, optimizer: str, path: str, dtype: str, mode: str, groups, grads, lrs=None,
-           overrides=None, quiet: bool = False):
+           overrides=None, quiet: bool = False, layout: str = "contiguous"):
     """Re-run a printed case and return its ``check.Report`` (printed unless ``quiet``)."""
     classes = {k: backends.load_class(v) for k, v in (overrides or {}).items()}
     impl = backends.load(backend, overrides=classes or None)
-    data = decode(optimizer, dtype, groups, grads, lrs)
+    data = decode(optimizer, dtype, groups, grads, lrs, layout)
     case = for_backend(data, path)
     outputs = impl.run(case)
     check_output(case, outputs)

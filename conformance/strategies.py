@@ -17,9 +17,10 @@ statistics.  Tensors of more than ``SMALL`` elements are ``bulk_array``s: a
 seeded numpy draw of normal values over the binades of ``element``, with
 Hypothesis-drawn ``spots`` (any ``element``: ±0, subnormals, extremes) at
 drawn positions; ``recipe_of`` gives the recipe back, so a reproduction
-prints a seed and the spots, not every value.  Non-contiguous tensors are not
-drawn: backends copy their inputs (``for_backend``), so a layout flag would have
-to be honoured by each backend first.
+prints a seed and the spots, not every value.  A realistic case also draws its
+memory layout (``Case.layout``, ``backend.LAYOUTS``): contiguous (the simplest),
+every 2nd element of a larger buffer, or transposed (≥ 2-D tensors); backends
+step tensors of that layout, and reproductions carry it.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from reference.fast_round import round_array
 from reference.formats import from_hex, get_format, round_to_format, to_hex
 from spec.core import Hyperparameter, Interval, InvalidHyperparameter, OptimizerSpec
 
-from .backend import Case, Group
+from .backend import LAYOUTS, Case, Group
 
 MAX_STEPS = 6
 
@@ -203,7 +204,8 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     """A whole trajectory: 1–2 groups of 1–2 params of small shapes, gradients per step, lrs per step.
 
     ``realistic``: groups of 1–12 params of the sizes above, and (the simplest draw, and one in 8 of the
-    others) one tensor past ``LARGE`` elements in the first group."""
+    others) one tensor past ``LARGE`` elements in the first group; a drawn memory layout (``LAYOUTS``,
+    contiguous the simplest), drawn last: it changes no other draw of the same example."""
     large = realistic and draw(st.integers(0, 7)) == 0
     none_pick = 9 if realistic else 0
     if large:
@@ -227,4 +229,7 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     lrs = None
     if vary_lr and draw(st.booleans()):
         lrs = [[draw(learning_rate()) for _ in groups] for _ in range(steps)]
-    return Case(spec.name, dtype, groups, grads, lrs)
+    layout = draw(st.sampled_from(LAYOUTS)) if realistic else "contiguous"
+    if layout != "contiguous":
+        event(f"layout {layout}")
+    return Case(spec.name, dtype, groups, grads, lrs, layout=layout)

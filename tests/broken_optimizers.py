@@ -18,6 +18,14 @@ every group.
 
 Each broken class overrides one small hook of its faithful base; its docstring
 says what is wrong.
+
+``REALISTIC`` lists broken classes that are wrong only at realistic sizes, as
+vectorised and multi-tensor kernels go wrong: in a vectorised body (whole
+8-lane blocks), past a CUDA multi-tensor chunk (flat index ≥ 2¹⁶), or from the
+5th tensor of a group (a second batch of 4).  On the small cases
+(``strategies.cases(realistic=False)``: ≤ 4 elements, ≤ 2 tensors a group)
+their updates are their faithful base's, bit for bit
+(``tests/test_realistic_slips.py``).
 """
 from __future__ import annotations
 
@@ -30,7 +38,8 @@ __all__ = [
     "CoupledDecayAdamW", "DecayAfterUpdateAdamW", "UnscaledDecayAdamW", "DampenedFirstStepSGD", "UncheckedLrSGD",
     "FrozenStepAdam", "Float32ComputeAdam", "EpsInsideSqrtRMSprop", "ZeroInitialAccumulatorAdagrad",
     "MaxOfCorrectedAMSGrad", "NoMuScheduleNAdam",
-    "FAITHFUL", "BROKEN", "BROKEN_API",
+    "VectorBodyEpsInsideSqrtAdam", "SecondChunkNoBiasCorrectionVAdam", "LaterTensorsDoubleStepAdam",
+    "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
 
@@ -298,6 +307,63 @@ class UnscaledDecayAdamW(FaithfulAdamW):
         return grad
 
 
+# =========================================================================== wrong only at realistic sizes
+
+LANES = 8  # an AVX2 float32 vector: a vectorised body runs whole blocks of 8, a scalar tail the rest
+CHUNK = 1 << 16  # CUDA's multi-tensor kernels split each tensor into chunks of 2^16 elements
+BATCH = 4  # tensors per multi-tensor launch (here; CUDA's depth-4 lists take up to a few dozen)
+
+
+def _flat_index(t):
+    """Each element's row-major flat index, shaped like ``t`` (whatever ``t``'s strides)."""
+    return torch.arange(t.numel(), device=t.device).reshape(t.shape)
+
+
+def _position(p, group) -> int:
+    """``p``'s index in its group's parameter list."""
+    return next(k for k, q in enumerate(group["params"]) if q is p)
+
+
+class VectorBodyEpsInsideSqrtAdam(FaithfulAdam):
+    """BROKEN in a vectorised body: elements of whole 8-lane blocks (flat index < 8·⌊n/8⌋) get ε inside the
+    root, √(v/bc₂ + ε); the scalar tail (the last n mod 8 elements) is faithful.  A tensor of < 8 elements is all
+    tail, so the small cases (≤ 4 elements) never see it."""
+
+    def _denom(self, root_of, bias_correction2_sqrt, eps):
+        faithful = super()._denom(root_of, bias_correction2_sqrt, eps)
+        body = _flat_index(root_of) < LANES * (root_of.numel() // LANES)
+        if not body.any():
+            return faithful
+        return torch.where(body, (root_of / bias_correction2_sqrt**2).add_(eps).sqrt_(), faithful)
+
+
+class SecondChunkNoBiasCorrectionVAdam(FaithfulAdam):
+    """BROKEN past a chunk boundary: elements at flat index ≥ 2¹⁶ (a CUDA multi-tensor kernel's second chunk)
+    divide by √v + ε, v's bias correction forgotten (as if that chunk were launched with bc₂ = 1); the first 2¹⁶
+    elements are faithful.  The small cases (≤ 4 elements) have no second chunk."""
+
+    def _denom(self, root_of, bias_correction2_sqrt, eps):
+        faithful = super()._denom(root_of, bias_correction2_sqrt, eps)
+        past = _flat_index(root_of) >= CHUNK
+        if not past.any():
+            return faithful
+        return torch.where(past, root_of.sqrt().add_(eps), faithful)
+
+
+class LaterTensorsDoubleStepAdam(FaithfulAdam):
+    """BROKEN from a group's 5th tensor on (a second batch of 4 tensors): their step counter advances by 2 at
+    every step (the shared step increment applied once more for the second launch), so they take the bias
+    corrections of step 2t at step t (and report step 2t).  The first 4 tensors of a group are faithful; the
+    small cases have at most 2 tensors a group."""
+
+    def _update(self, p, grad, state, group):
+        self._increment = 2 if _position(p, group) >= BATCH else 1
+        super()._update(p, grad, state, group)
+
+    def _advance(self, state):
+        state["step"] += self._increment
+
+
 # =========================================================================== RMSprop
 
 class FaithfulRMSprop(_ForLoop):
@@ -500,6 +566,15 @@ BROKEN = {
     "MaxOfCorrectedAMSGrad": "adam",
     "NoMuScheduleNAdam": "nadam",
 }
+
+#: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes
+REALISTIC = {
+    "VectorBodyEpsInsideSqrtAdam": "adam",
+    "SecondChunkNoBiasCorrectionVAdam": "adam",
+    "LaterTensorsDoubleStepAdam": "adam",
+}
+
+BROKEN.update(REALISTIC)
 
 #: class name -> spec: updates exactly, gets an API check wrong (tests/test_audit.py: "validation departs")
 BROKEN_API = {

@@ -13,7 +13,10 @@ without minimising the failing one, which would take most of the time.
 ``-k`` picks the tests and dtype that expose a bug under ``ci``'s derandomized
 examples: float64, where the error bound is tightest; ``test_single_steps``
 (at least 2 steps) where the bug shows from step 2 on; float32 for NAdam,
-whose float64 runs are a known deviation (xfail) of torch's NAdam.
+whose float64 runs are a known deviation (xfail) of torch's NAdam.  The broken
+optimizers of realistic size are caught by ``test_trajectory``'s realistic
+draws: its first (simplest) example has a tensor past 2¹⁶ elements (a
+vectorised body, a second chunk), a later one a group of more than 4 tensors.
 """
 from __future__ import annotations
 
@@ -56,6 +59,10 @@ BROKEN = {
     "ZeroInitialAccumulatorAdagrad": ("adagrad", f"{CONFORMANCE} and float64"),
     "MaxOfCorrectedAMSGrad": ("adam", f"{CONFORMANCE} and float64"),
     "NoMuScheduleNAdam": ("nadam", "test_trajectory and float32"),
+    # wrong only at realistic sizes (faithful on small cases: tests/test_realistic_slips.py)
+    "VectorBodyEpsInsideSqrtAdam": ("adam", "test_trajectory and float32"),
+    "SecondChunkNoBiasCorrectionVAdam": ("adam", "test_trajectory and float32"),
+    "LaterTensorsDoubleStepAdam": ("adam", "test_trajectory and float32"),
 }
 
 

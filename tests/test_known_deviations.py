@@ -258,3 +258,22 @@ def test_capturable_adam_is_nan_with_zero_lr_and_an_eps_that_is_zero_in_float32(
     assert _steps(torch.optim.AdamW, torch.float32, [-1.0], -1.0, **kw) == -1.0
     assert math.isnan(_steps(torch.optim.AdamW, torch.float32, [-1.0], -1.0, capturable=True, **kw))
     assert _capturable_denominator_leaves_range(_case("adamw", "float32", dict(lr=0.0, eps=eps), -1.0, [-1.0]))
+
+
+@pytest.mark.parametrize("name", ("Adam", "AdamW", "SGD", "Adagrad"))
+def test_cpu_fused_kernels_ignore_the_strides_of_a_non_dense_tensor(name):
+    """{adam,adamw,sgd,adagrad}-fused-cpu-ignores-strides: p = buf[1::2] is stepped as 9 contiguous elements from
+    its data pointer, gaps included; the for-loop path steps p's own elements."""
+    out = {}
+    for path, flags in (("for-loop", {"foreach": False}), ("fused", {"fused": True})):
+        buf = torch.full((18,), 100.0)
+        p = buf[1::2]
+        p.copy_(torch.arange(1.0, 10.0))
+        grads = torch.full((18,), 5.0)
+        p.grad = grads[1::2].fill_(1.0)
+        getattr(torch.optim, name)([p], lr=0.1, **flags).step()
+        out[path] = buf.clone()
+    assert (out["for-loop"][0::2] == 100).all() and (out["for-loop"][1::2] < torch.arange(1.0, 10.0)).all()
+    fused = out["fused"]
+    assert (fused[2:10:2] != 100).all()  # gaps written
+    assert torch.equal(fused[11::2], torch.arange(6.0, 10.0))  # p[5:] left alone

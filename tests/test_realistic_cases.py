@@ -58,3 +58,18 @@ def test_large_failing_case_replays():
     again = ns["report"]
     assert again.first_failure().describe("float32") == report.first_failure().describe("float32")
     assert again.summary() == report.summary()
+
+
+@pytest.mark.parametrize("realistic", (True, False))
+def test_realistic_cases_draw_every_layout_and_small_ones_none(realistic):
+    """Realistic cases come in every memory layout; small cases stay contiguous."""
+    from conformance.backend import LAYOUTS
+
+    layouts = []
+
+    @settings(settings.get_profile("ci"), max_examples=30)
+    @given(st.data())
+    def run(data):
+        layouts.append(data.draw(cases(spec_pkg.get("sgd"), "float32", realistic=realistic)).layout)
+    run()
+    assert set(layouts) == (set(LAYOUTS) if realistic else {"contiguous"})

@@ -56,7 +56,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 
-from conformance.backend import DTYPES, Case, StepOutput
+from conformance.backend import DTYPES, Case, StepOutput, lay_out
 
 __all__ = ["NumpyBackend", "backend", "DEFAULTS", "validate"]
 
@@ -490,7 +490,8 @@ class NumpyBackend:
         step_fn = _STEPS[opt]
 
         hypers = [validate(opt, group.hyper) for group in case.groups]
-        params = [[np.array(p, dtype=dtype, copy=True) for p in group.params] for group in case.groups]
+        # In ``case.layout`` (``lay_out``): each step reads these views and writes its result back into them.
+        params = [[lay_out(np.asarray(p, dtype=dtype), case.layout) for p in group.params] for group in case.groups]
         if opt == "adagrad":  # torch's Adagrad fills its state in __init__
             states = [[_init_state(opt, p, h) for p in ps] for ps, h in zip(params, hypers)]
         else:
@@ -504,7 +505,7 @@ class NumpyBackend:
         with np.errstate(all="ignore"):
             for s in range(case.steps):
                 if s == resume_at:  # a checkpoint round trip: go on from copies of everything
-                    params = [[p.copy() for p in ps] for ps in params]
+                    params = [[lay_out(p, case.layout) for p in ps] for ps in params]
                     states = [[None if st is None else _snapshot_state(st) for st in sts] for sts in states]
                     hypers = [dict(h) for h in hypers]
                 lrs = case.lrs[s] if case.lrs is not None and s < len(case.lrs) else None
@@ -515,13 +516,13 @@ class NumpyBackend:
                         g = case.grads[s][i][j]
                         if g is None:
                             continue
-                        g = np.asarray(g, dtype=dtype)
+                        g = lay_out(np.asarray(g, dtype=dtype), case.layout)
                         if g.shape != p.shape:
                             raise ValueError(f"step {s}, group {i}, param {j}: grad shape {g.shape} "
                                              f"!= param shape {p.shape}")
                         if states[i][j] is None:
                             states[i][j] = _init_state(opt, p, h)
-                        ps[j] = step_fn(k, p, g, states[i][j], h, self._scalar_round)
+                        p[...] = step_fn(k, p, g, states[i][j], h, self._scalar_round)
                 outputs.append(StepOutput(
                     params=[[p.copy() for p in ps] for ps in params],
                     state=[[_snapshot_state(st or {}) for st in sts] for sts in states],

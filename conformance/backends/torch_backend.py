@@ -10,6 +10,12 @@ Paths, by the flags given to the optimizer's constructor:
 * ``"capturable-foreach"`` CUDA only: ``capturable=True, foreach=True``
 * ``"custom"``             a class given through ``overrides``
 
+Parameters and gradients are built on the device in the case's memory layout
+(``Case.layout``, ``_laid_out``): leaf tensors that are views of a larger
+buffer (``strided``) or transposed.  Every path accepts them; the CPU fused
+kernels step a strided tensor wrongly (known deviation
+``adam-fused-cpu-ignores-strides`` and its siblings).
+
 Which paths and dtypes a class really supports on the device is found by
 probing: one construction and two steps on a 2-element tensor per (path,
 dtype), cached per backend.  What failed, and why, is kept for reporting
@@ -40,7 +46,7 @@ import ml_dtypes
 import numpy as np
 
 from conformance import optimizers
-from conformance.backend import DTYPES, BackendError, Case, ScheduledRun, ScheduleOutput, StepOutput
+from conformance.backend import DTYPES, LAYOUTS, BackendError, Case, ScheduledRun, ScheduleOutput, StepOutput
 from conformance.environment import cpu_name
 from spec.schedules import SCHEDULES
 
@@ -97,6 +103,21 @@ def _to_torch(array, device) -> "torch.Tensor":
     else:
         raise BackendError(f"unsupported array dtype {a.dtype} (expected one of {', '.join(DTYPES)})")
     return t.to(device)
+
+
+def _laid_out(t: "torch.Tensor", layout: str) -> "torch.Tensor":
+    """``t``'s values in memory ``layout`` on ``t``'s device: ``conformance.backend.lay_out``'s definition, the same
+    strides (in elements) and offset, built on the device so that a non-contiguous tensor reaches the optimizer."""
+    if layout not in LAYOUTS:
+        raise BackendError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")
+    if layout == "strided" and t.dim() >= 1:
+        buf = torch.full((*t.shape[:-1], 2 * t.shape[-1]), float("nan"), dtype=t.dtype, device=t.device)
+        view = buf[..., 1::2]
+        view.copy_(t)
+        return view
+    if layout == "transposed" and t.dim() >= 2:
+        return t.transpose(-1, -2).clone(memory_format=torch.contiguous_format).transpose(-1, -2)
+    return t.contiguous()
 
 
 def _to_numpy(t: "torch.Tensor") -> np.ndarray:
@@ -377,7 +398,7 @@ class TorchBackend:
         flags = self._path_flags(case.optimizer, case.path)
         label = _class_label(cls)
 
-        groups_params = [[_to_torch(a, self.device) for a in g.params] for g in case.groups]
+        groups_params = [[_laid_out(_to_torch(a, self.device), case.layout) for a in g.params] for g in case.groups]
         opt = self._construct(cls, case, groups_params, flags, label)
         resume_at = case.resume_at
         if resume_at is not None and not 0 <= resume_at < case.steps:
@@ -390,7 +411,7 @@ class TorchBackend:
             for i, params in enumerate(groups_params):
                 for j, p in enumerate(params):
                     g = case.grads[s][i][j]
-                    p.grad = None if g is None else _to_torch(g, self.device)
+                    p.grad = None if g is None else _laid_out(_to_torch(g, self.device), case.layout)
             if case.lrs is not None and case.lrs[s] is not None:
                 for i, lr in enumerate(case.lrs[s]):
                     if lr is not None:
@@ -431,7 +452,7 @@ class TorchBackend:
         for params in groups_params:  # the old optimizer and parameters are done with
             for p in params:
                 p.grad = None
-        fresh = [[p.detach().clone() for p in params] for params in groups_params]
+        fresh = [[_laid_out(p.detach().clone(), case.layout) for p in params] for params in groups_params]
         new_opt = self._construct(cls, case, fresh, flags, label)
         try:
             new_opt.load_state_dict(saved)
@@ -530,7 +551,7 @@ class TorchBackend:
         cls = self.optimizer_class(case.optimizer)
         flags = self._path_flags(case.optimizer, case.path)
         label = _class_label(cls)
-        groups_params = [[_to_torch(a, self.device) for a in g.params] for g in case.groups]
+        groups_params = [[_laid_out(_to_torch(a, self.device), case.layout) for a in g.params] for g in case.groups]
         opt = self._construct(cls, case, groups_params, flags, label)
         outputs, used = [], []
         with warnings.catch_warnings():
@@ -543,7 +564,7 @@ class TorchBackend:
                 for i, params in enumerate(groups_params):
                     for j, p in enumerate(params):
                         g = case.grads[s][i][j]
-                        p.grad = None if g is None else _to_torch(g, self.device)
+                        p.grad = None if g is None else _laid_out(_to_torch(g, self.device), case.layout)
                 used.append([_hyper_in_use(group) for group in opt.param_groups])
                 self._step(opt, label, s)
                 outputs.append(self._snapshot(opt, groups_params, label))

@@ -77,7 +77,7 @@ class Boundary:
     ``f`` is in the inputs described in the module docstring; ``flags``: the flag combinations whose rule
     has it (dicts); ``roots``: ``HyperRoot``s (kind ``hyper``); ``solutions``: G as expressions of the state,
     θ, hyperparameters and t (kind ``grad``); ``inverses[i]``: the raw gradient as an expression of G under
-    ``flags[i]`` (kind ``grad``); ``note``: what is drawn, and where ``>`` vs ``≥`` is observable."""
+    ``flags[i]`` and ``chains[i]`` G as an expression of the raw gradient (kind ``grad``); ``note``: what is drawn, and where ``>`` vs ``≥`` is observable."""
 
     spec: str
     text: str
@@ -87,6 +87,7 @@ class Boundary:
     roots: tuple = ()
     solutions: tuple = ()
     inverses: tuple = ()
+    chains: tuple = ()
     note: str = ""
 
 
@@ -241,7 +242,8 @@ def boundaries(name: str) -> tuple:
             inverses = tuple(_inverse(chain) for chain in item["chains"])
             if not sols or any(inv is None for inv in inverses):
                 kind, sols, inverses = "other", (), ()
-        out.append(Boundary(name, text, kind, f, tuple(item["flags"]), roots, sols, inverses,
+        chains = tuple(item["chains"]) if kind == "grad" else ()
+        out.append(Boundary(name, text, kind, f, tuple(item["flags"]), roots, sols, inverses, chains,
                             _note(kind, text, roots)))
     return tuple(out)
 
@@ -300,25 +302,28 @@ def _round(x: float, fmt):
     return round_to_format(Fraction(x), fmt) if math.isfinite(x) else fmt.dtype.type(x)
 
 
-def place(spec: OptimizerSpec, b: Boundary, hyper: dict, param: np.ndarray, grads: list, dtype: str) -> int:
+def place(spec: OptimizerSpec, b: Boundary, hyper: dict, param: np.ndarray, grads: list, dtype: str) -> set:
     """Overwrite gradient elements of one parameter so that G sits at G*·(1 ± δ) at each step (module
-    docstring); ``grads[s]`` are that parameter's arrays, changed in place.  Returns how many were placed.
+    docstring); ``grads[s]`` are that parameter's arrays, changed in place.  Returns the signs of f (by the
+    float64 midpoints) of the placed elements whose G came within 2⁻³·|G*| of G*: where the dtype cannot
+    resolve G near G* (G* far below λθ, which the raw gradient must cancel) an element lands elsewhere.
 
     Element e is placed at most once, at step k = 1 + e // per_step, so the state each placement reads (after
     k − 1 steps) is that of the drawn gradients: one trajectory serves every step."""
     fmt = get_format(dtype)
-    inverse = b.inverses[b.flags.index({h.name: hyper[h.name] for h in spec.flags})]
+    combo = b.flags.index({h.name: hyper[h.name] for h in spec.flags})
+    inverse, chain = b.inverses[combo], b.chains[combo]
     slots = [(j, s, d) for j in range(len(b.solutions)) for s in (-1, 1) for d in grad_offsets(dtype)]
     snaps = fast_trajectory(spec, hyper, param, grads, formats=(dtype,))
     flat_grads = [gr.reshape(-1) for gr in grads]
-    placed = 0
+    sides = set()
     for k in range(1, len(grads) + 1):
         vals = _state_before(spec, hyper, param, snaps, k)
         stars = [np.broadcast_to(_eval(sol, vals), (param.size,)) for sol in b.solutions]
         for n, (j, s, d) in enumerate(slots):
             e = (k - 1) * len(slots) + n
             if e >= param.size:
-                return placed
+                return sides
             star = float(stars[j][e])
             if not math.isfinite(star) or star == 0:
                 continue
@@ -331,8 +336,10 @@ def place(spec: OptimizerSpec, b: Boundary, hyper: dict, param: np.ndarray, grad
             if not np.isfinite(x):
                 continue
             flat_grads[k - 1][e] = x
-            placed += 1
-    return placed
+            got = float(_eval(chain, {**at, g: float(x)}))
+            if abs(got - star) <= abs(star) / 8:
+                sides.add(int(np.sign(_eval(b.f, {**at, G: got}))))
+    return sides
 
 
 def grad_offsets(dtype: str) -> tuple:
@@ -353,8 +360,9 @@ def boundary_cases(draw, spec: OptimizerSpec, dtype: str) -> Case:
     each), and per gradient boundary a group whose one tensor has elements placed at G*·(1 ± δ) at every step.
 
     Every group draws its other hyperparameters as ``cases`` does, with flags under which its boundary
-    exists; a gradient boundary that its drawn hyperparameters never reach (Adamax with ε above every
-    β₂u) is placed with the spec's default numbers instead.  ``hypothesis.event`` names each boundary drawn."""
+    exists; a gradient boundary whose both sides its drawn hyperparameters do not let ``place`` reach (Adamax
+    with ε above every β₂u, or a tiny G* beside a large λθ) is placed with the spec's default numbers instead.
+    ``hypothesis.event`` names each boundary drawn."""
     groups, places = [], []
     for b in drawn(spec.name):
         flags = draw(st.sampled_from(b.flags))
@@ -378,11 +386,10 @@ def boundary_cases(draw, spec: OptimizerSpec, dtype: str) -> Case:
     for i, b in places:
         hyper, (param,) = groups[i]
         mine = [grads[s][i][0] for s in range(MAX_STEPS)]
-        if place(spec, b, hyper, param, mine, dtype) == 0:
+        if not {-1, 1} <= place(spec, b, hyper, param, mine, dtype):
             fallback = spec.complete({**spec.defaults, **{h.name: hyper[h.name] for h in spec.flags}})
             groups[i] = Group(fallback, [param])
-            mine = [grads[s][i][0] for s in range(MAX_STEPS)]
-            if place(spec, b, fallback, param, mine, dtype) == 0:
-                raise AssertionError(f"{spec.name}: could not place a gradient at boundary {b.text}")
+            if not {-1, 1} <= place(spec, b, fallback, param, mine, dtype):
+                raise AssertionError(f"{spec.name}: could not place gradients on both sides of {b.text}")
         event(f"boundary {b.text}: gradients placed")
     return Case(spec.name, dtype, groups, grads)

@@ -30,7 +30,7 @@ __all__ = [
     "CoupledDecayAdamW", "DecayAfterUpdateAdamW", "UnscaledDecayAdamW", "DampenedFirstStepSGD", "UncheckedLrSGD",
     "FrozenStepAdam", "Float32ComputeAdam", "EpsInsideSqrtRMSprop", "ZeroInitialAccumulatorAdagrad",
     "MaxOfCorrectedAMSGrad", "NoMuScheduleNAdam", "FaithfulRAdam", "FaithfulAdamax", "PaperThresholdRAdam",
-    "Float32RhoRAdam", "GeThresholdRAdam", "EpsAfterMaxAdamax",
+    "Float32RhoRAdam", "GeThresholdRAdam", "EpsAfterMaxAdamax", "Float32MaxAdamax",
     "FAITHFUL", "BROKEN", "BROKEN_API",
 ]
 
@@ -598,6 +598,16 @@ class EpsAfterMaxAdamax(FaithfulAdamax):
         exp_inf.copy_(torch.where(exp_inf > a, exp_inf, a + eps))
 
 
+class Float32MaxAdamax(FaithfulAdamax):
+    """BROKEN: decides max(β₂u, |g| + ε) on float32 copies (ties keep β₂u) and takes the winner's own value:
+    for float64 parameters the max's boundary moves by float32 rounding, so where the two are within a float32
+    ulp of each other u may be the smaller one (off by up to 2⁻²⁴ relative); other dtypes are unaffected."""
+
+    def _norm(self, exp_inf, grad, eps):
+        a = grad.abs().add_(eps)
+        exp_inf.copy_(torch.where(exp_inf.float() >= a.float(), exp_inf, a))
+
+
 # =========================================================================== the catalogue
 
 #: class name -> spec it implements faithfully
@@ -631,6 +641,7 @@ BROKEN = {
     "PaperThresholdRAdam": "radam",
     "Float32RhoRAdam": "radam",
     "EpsAfterMaxAdamax": "adamax",
+    "Float32MaxAdamax": "adamax",
 }
 
 #: class name -> spec: updates exactly, gets an API check wrong (tests/test_audit.py: "validation departs")

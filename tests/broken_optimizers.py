@@ -5,7 +5,8 @@ They exist to show that the conformance harness catches real bugs
 ``pytest conformance --optimizer SPEC=tests.broken_optimizers:Class``).
 
 The faithful classes (``FaithfulSGD``, ``FaithfulAdam``, ``FaithfulAdamW``,
-``FaithfulRMSprop``, ``FaithfulAdagrad``, ``FaithfulNAdam``) re-implement
+``FaithfulRMSprop``, ``FaithfulAdagrad``, ``FaithfulNAdam``, ``FaithfulRAdam``,
+``FaithfulAdamax``) re-implement
 torch's for-loop (``_single_tensor_*``) update statement for statement: the
 same constructor checks and defaults, the same state names (``step`` a 0-d
 float32 tensor, ``exp_avg``, ...), the same tensor ops in the same order.

@@ -10,7 +10,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import mpmath
-import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st

@@ -354,13 +354,25 @@ def slots_per_step(b: Boundary, dtype: str) -> int:
     return len(b.solutions) * 2 * len(grad_offsets(dtype))
 
 
+def _below_square_root_of_range(a: np.ndarray, dtype: str) -> np.ndarray:
+    """``a`` with each element above √(largest finite)/4 in magnitude scaled by a power of two (exactly) to below
+    it: where g² or g·θ overflows, v or u is infinite and no gradient sits near the boundary (float16's 2¹²)."""
+    lim = math.sqrt(float(get_format(dtype).max_finite)) / 4
+    x = a.astype(np.float64)
+    big = np.isfinite(x) & (np.abs(x) > lim)
+    e = np.zeros(x.shape)
+    e[big] = np.ceil(np.log2(np.abs(x[big]) / lim))
+    return np.ldexp(x, -e.astype(int)).astype(a.dtype)
+
+
 @st.composite
 def boundary_cases(draw, spec: OptimizerSpec, dtype: str) -> Case:
     """A ``MAX_STEPS``-step case with a group per value of each hyperparameter boundary (one small tensor
     each), and per gradient boundary a group whose one tensor has elements placed at G*·(1 ± δ) at every step.
 
     Every group draws its other hyperparameters as ``cases`` does, with flags under which its boundary
-    exists; a gradient boundary whose both sides its drawn hyperparameters do not let ``place`` reach (Adamax
+    exists; the gradient group's values are kept below √(largest finite)/4 (``_below_square_root_of_range``);
+    a gradient boundary whose both sides its drawn hyperparameters do not let ``place`` reach (Adamax
     with ε above every β₂u, or a tiny G* beside a large λθ) is placed with the spec's default numbers instead.
     ``hypothesis.event`` names each boundary drawn."""
     groups, places = [], []
@@ -380,9 +392,12 @@ def boundary_cases(draw, spec: OptimizerSpec, dtype: str) -> Case:
         else:
             hyper = spec.complete({**draw(hyperparameters(spec)), **flags})
             n = MAX_STEPS * slots_per_step(b, dtype)
-            groups.append(Group(hyper, [draw(tensor(dtype, (n,)))]))
+            groups.append(Group(hyper, [_below_square_root_of_range(draw(tensor(dtype, (n,))), dtype)]))
             places.append((len(groups) - 1, b))
     grads = [[[draw(tensor(dtype, p.shape)) for p in params] for _, params in groups] for _ in range(MAX_STEPS)]
+    for i, _ in places:
+        for row in grads:
+            row[i][0] = _below_square_root_of_range(row[i][0], dtype)
     for i, b in places:
         hyper, (param,) = groups[i]
         mine = [grads[s][i][0] for s in range(MAX_STEPS)]

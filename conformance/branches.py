@@ -54,7 +54,7 @@ from spec.core import InvalidHyperparameter, OptimizerSpec, g, t, theta
 from .backend import Case, Group
 from .strategies import MAX_STEPS, SHAPES, hyperparameters, tensor
 
-OFFSETS = (2.0 ** -50, 2.0 ** -20, 2.0 ** -10, 2.0 ** -4)  # relative; absolute for a root at 0
+OFFSETS = (2.0 ** -50, 2.0 ** -30, 2.0 ** -20, 2.0 ** -10, 2.0 ** -4)  # relative; absolute for a root at 0
 G = sp.Symbol("G", real=True)  # the gradient as it stands at a comparison
 
 

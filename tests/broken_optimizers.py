@@ -534,13 +534,12 @@ class PaperThresholdRAdam(FaithfulRAdam):
 
 
 class Float32RhoRAdam(FaithfulRAdam):
-    """BROKEN: decides ρ_t > 5 on a ρ_t computed in float32 (a port keeping that scalar in float32; the
-    rectifier itself uses the float64 ρ_t), so the switch moves by ρ_t's float32 rounding: for β₂ near the
-    threshold's root a float64 step takes the wrong branch."""
+    """BROKEN: rounds ρ_t to float32 before comparing it with 5 (a port keeping that scalar in float32; the
+    rectifier uses the float64 ρ_t), so the switch moves by up to half a float32 ulp of 5 (2⁻²²): for β₂
+    just above the threshold's root, where ρ_t < 5 + 2⁻²², a step that the spec rectifies is not rectified."""
 
     def _rectified(self, rho_t, beta2, step):
-        b2 = torch.tensor(beta2, dtype=torch.float32)
-        return float(2 / (1 - b2) - 1 - 2 * step * b2**step / (1 - b2**step)) > 5.0
+        return float(torch.tensor(rho_t, dtype=torch.float32)) > 5.0
 
 
 class GeThresholdRAdam(FaithfulRAdam):

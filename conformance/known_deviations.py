@@ -37,7 +37,7 @@ Patterns = Union[str, tuple]  # one fnmatch pattern, or a tuple of them (any may
 EVIDENCE_PAGE = "docs/measured/known-deviations.md"
 
 # Test function names, for ``KnownDeviation.tests``.
-VALUE_TESTS = ("test_trajectory", "test_single_steps", "test_scheduled_trajectory")
+VALUE_TESTS = ("test_trajectory", "test_single_steps", "test_scheduled_trajectory", "test_branches")
 MAXIMIZE = "test_maximize_is_descent_on_the_negated_gradient"
 SEVERAL = "test_several_tensors_at_once_equal_each_alone"
 RESUME = "test_resume_from_saved_state_continues_identically"

@@ -33,6 +33,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 from sympy.printing.precedence import PRECEDENCE
 
+from conformance import branches
 from conformance.known_deviations import KNOWN_DEVIATIONS, matches_pattern
 from reference import compare
 from spec import OPTIMIZERS, dialects, identities
@@ -423,6 +424,15 @@ def _dialects_of(spec: OptimizerSpec, results) -> str:
     return _table(["dialect", "case", "verdict"], rows) + "\nProofs and witnesses: [dialects](../dialects.md).\n"
 
 
+def _branches_section(spec: OptimizerSpec) -> str:
+    """The comparisons of the rule and how ``conformance/test_branches.py`` draws inputs on both sides."""
+    rows = [[f"`{b.text}`", b.kind, _cell(b.note)] for b in branches.boundaries(spec.name)]
+    if not rows:
+        return "The rule compares nothing.\n"
+    return ("Each comparison of the rule, derived by `conformance/branches.py`; `test_branches` draws inputs "
+            "just on each side of those of kind hyper and grad.\n\n" + _table(["comparison", "kind", "drawn"], rows))
+
+
 def optimizer_page(spec: OptimizerSpec, results, drift) -> str:
     info = dialects.INFO.get(spec.name)
     out = [HEADER, f"# {spec.title} — `{spec.name}`\n"]
@@ -452,6 +462,9 @@ def optimizer_page(spec: OptimizerSpec, results, drift) -> str:
     out.append(_step_counting(spec))
     out.append("## Edge semantics\n")
     out.append(_edge_section(spec))
+    if not info:
+        out.append("## Branch boundaries\n")
+        out.append(_branches_section(spec))
     if info and info.notes:
         out.append("## Framework notes\n")
         out.append("\n".join(f"- {n}" for n in info.notes) + "\n")

@@ -5,7 +5,8 @@ They exist to show that the conformance harness catches real bugs
 ``pytest conformance --optimizer SPEC=tests.broken_optimizers:Class``).
 
 The faithful classes (``FaithfulSGD``, ``FaithfulAdam``, ``FaithfulAdamW``,
-``FaithfulRMSprop``, ``FaithfulAdagrad``, ``FaithfulNAdam``) re-implement
+``FaithfulRMSprop``, ``FaithfulAdagrad``, ``FaithfulNAdam``, ``FaithfulRAdam``,
+``FaithfulAdamax``) re-implement
 torch's for-loop (``_single_tensor_*``) update statement for statement: the
 same constructor checks and defaults, the same state names (``step`` a 0-d
 float32 tensor, ``exp_avg``, ...), the same tensor ops in the same order.
@@ -37,7 +38,8 @@ __all__ = [
     "EpsInsideSqrtAdam", "NoBiasCorrectionVAdam", "NoBiasCorrectionMAdam", "CoupledDecayAdam",
     "CoupledDecayAdamW", "DecayAfterUpdateAdamW", "UnscaledDecayAdamW", "DampenedFirstStepSGD", "UncheckedLrSGD",
     "FrozenStepAdam", "Float32ComputeAdam", "EpsInsideSqrtRMSprop", "ZeroInitialAccumulatorAdagrad",
-    "MaxOfCorrectedAMSGrad", "NoMuScheduleNAdam",
+    "MaxOfCorrectedAMSGrad", "NoMuScheduleNAdam", "FaithfulRAdam", "FaithfulAdamax", "PaperThresholdRAdam",
+    "Float32RhoRAdam", "GeThresholdRAdam", "EpsAfterMaxAdamax", "Float32MaxAdamax",
     "VectorBodyEpsInsideSqrtAdam", "SecondChunkNoBiasCorrectionVAdam", "LaterTensorsDoubleStepAdam",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
@@ -537,6 +539,141 @@ class NoMuScheduleNAdam(FaithfulNAdam):
         return beta1, beta1
 
 
+# =========================================================================== RAdam
+
+class FaithfulRAdam(_ForLoop):
+    """torch.optim.RAdam's for-loop (``capturable=False``): L2 or decoupled decay, maximize, the ρ_t > 5 switch."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, decoupled_weight_decay=False,
+                 *, maximize=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_betas(betas)
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _rectified(self, rho_t, beta2, step):
+        """Whether this step takes the rectified adaptive step (ρ_t from the Python floats β₂ and step)."""
+        return rho_t > 5.0
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        beta1, beta2 = group["betas"]
+        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        grad = grad if not group["maximize"] else -grad
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        state["step"] += 1
+        step = state["step"].item()
+        if wd != 0:
+            if group["decoupled_weight_decay"]:
+                p.mul_(1 - lr * wd)
+            else:
+                grad = grad.add(p, alpha=wd)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+        bias_corrected_exp_avg = exp_avg / bias_correction1
+        rho_inf = 2 / (1 - beta2) - 1
+        rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
+        if self._rectified(rho_t, beta2, step):
+            rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+            adaptive_lr = (bias_correction2**0.5) / exp_avg_sq.sqrt().add_(eps)
+            p.add_(bias_corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)
+        else:
+            p.add_(bias_corrected_exp_avg * lr, alpha=-1.0)
+
+
+class PaperThresholdRAdam(FaithfulRAdam):
+    """BROKEN: rectifies when ρ_t > 4 (the paper's threshold), not ρ_t > 5 as torch and the spec do."""
+
+    def _rectified(self, rho_t, beta2, step):
+        return rho_t > 4.0
+
+
+class Float32RhoRAdam(FaithfulRAdam):
+    """BROKEN: rounds ρ_t to float32 before comparing it with 5 (a port keeping that scalar in float32; the
+    rectifier uses the float64 ρ_t), so the switch moves by up to half a float32 ulp of 5 (2⁻²²): for β₂
+    just above the threshold's root, where ρ_t < 5 + 2⁻²², a step that the spec rectifies is not rectified."""
+
+    def _rectified(self, rho_t, beta2, step):
+        return float(torch.tensor(rho_t, dtype=torch.float32)) > 5.0
+
+
+class GeThresholdRAdam(FaithfulRAdam):
+    """BROKEN (not observable, not in BROKEN): rectifies when ρ_t ≥ 5.  No float β₂ makes the exact ρ_t equal 5
+    (conformance/branches.py), so against the exact spec this is a difference only where the rounded ρ_t is
+    exactly 5.0, which the tolerance model accepts either way."""
+
+    def _rectified(self, rho_t, beta2, step):
+        return rho_t >= 5.0
+
+
+# =========================================================================== Adamax
+
+class FaithfulAdamax(_ForLoop):
+    """torch.optim.Adamax's for-loop (``capturable=False``): u ← max(β₂u, |g| + ε), L2 decay, maximize."""
+
+    def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, *, maximize=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_betas(betas)
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _norm(self, exp_inf, grad, eps):
+        """exp_inf ← max(β₂·exp_inf, |g| + ε) (exp_inf already multiplied by β₂)."""
+        torch.maximum(exp_inf, grad.abs().add_(eps), out=exp_inf)
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_inf"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        beta1, beta2 = group["betas"]
+        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        grad = grad if not group["maximize"] else -grad
+        exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
+        state["step"] += 1
+        if wd != 0:
+            grad = grad.add(p, alpha=wd)
+        exp_avg.lerp_(grad, 1 - beta1)
+        self._norm(exp_inf.mul_(beta2), grad, eps)
+        clr = lr / (1 - beta1 ** state["step"].item())
+        p.addcdiv_(exp_avg, exp_inf, value=-clr)
+
+
+class EpsAfterMaxAdamax(FaithfulAdamax):
+    """BROKEN: compares β₂u with |g| without ε and adds ε to |g| only when |g| wins, so the max's boundary moves
+    from |g| = β₂u − ε to |g| = β₂u: for |g| in between u becomes β₂u, not |g| + ε."""
+
+    def _norm(self, exp_inf, grad, eps):
+        a = grad.abs()
+        exp_inf.copy_(torch.where(exp_inf > a, exp_inf, a + eps))
+
+
+class Float32MaxAdamax(FaithfulAdamax):
+    """BROKEN: decides max(β₂u, |g| + ε) on float32 copies (ties keep β₂u) and takes the winner's own value:
+    for float64 parameters the max's boundary moves by float32 rounding, so where the two are within a float32
+    ulp of each other u may be the smaller one (off by up to 2⁻²⁴ relative); other dtypes are unaffected."""
+
+    def _norm(self, exp_inf, grad, eps):
+        a = grad.abs().add_(eps)
+        exp_inf.copy_(torch.where(exp_inf.float() >= a.float(), exp_inf, a))
+
+
 # =========================================================================== the catalogue
 
 #: class name -> spec it implements faithfully
@@ -547,6 +684,8 @@ FAITHFUL = {
     "FaithfulRMSprop": "rmsprop",
     "FaithfulAdagrad": "adagrad",
     "FaithfulNAdam": "nadam",
+    "FaithfulRAdam": "radam",
+    "FaithfulAdamax": "adamax",
 }
 
 #: class name -> spec it claims to implement (and gets wrong)
@@ -565,6 +704,10 @@ BROKEN = {
     "ZeroInitialAccumulatorAdagrad": "adagrad",
     "MaxOfCorrectedAMSGrad": "adam",
     "NoMuScheduleNAdam": "nadam",
+    "PaperThresholdRAdam": "radam",
+    "Float32RhoRAdam": "radam",
+    "EpsAfterMaxAdamax": "adamax",
+    "Float32MaxAdamax": "adamax",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

@@ -292,9 +292,19 @@ class Bound:
             if scaling and t_.quot is not None:
                 e += self.basic * self.eta / t_.quot  # s·(x/d) computed as (s·x)/d: s·x's underflow, over |d|
             out = self._round(v, e, self.basic, out.scalar and x.scalar)
+        if len(xs) >= 3 and not scalar and self.ctx.isfinite(out.e):
+            out = dataclasses.replace(out, e=out.e + self._association(xs))
         if scaling and self.ctx.isfinite(out.e):
             out = dataclasses.replace(out, scale=abs(s_.v) + s_.e)
         return out
+
+    def _association(self, xs):
+        """What another order of a product of k ≥ 3 factors adds: each of its k − 2 intermediate products may
+        underflow (c·η), amplified by the factors still to come, at most the k − 2 largest max(1, |x| + e)
+        (NAdam's c·g/d, evaluated c·(g/d) by torch, where g/d is subnormal and c is 79)."""
+        k = len(xs)
+        big = sorted((max(self.ctx.one, abs(x.v) + x.e) for x in xs), reverse=True)[:k - 2]
+        return (k - 2) * self.basic * self.eta * functools.reduce(lambda p, q: p * q, big, self.ctx.one)
 
     @_tracked
     def lerp(self, a: B, b: B, w: B) -> B:

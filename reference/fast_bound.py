@@ -327,6 +327,16 @@ class FastBound(NoTensorRule):
             products |= prod
             has |= ~unit
         e = np.where(zero | ~has, 0.0, acc_e)
+        if len(ops) >= 3:  # Bound._association: another order's intermediate underflows, amplified
+            k = sum((~((x.e == 0) & (np.abs(x.t.x) == 1))).astype(np.int64) for x in ops)
+            big = np.sort(np.stack([np.broadcast_to(np.where((x.e == 0) & (np.abs(x.t.x) == 1), 1.0,
+                                                             np.maximum(1.0, _up(self._vabs(x.t) + x.e))),
+                                                    np.shape(value.x)) for x in ops]), axis=0)
+            n = len(ops)
+            rank = np.arange(n).reshape((n,) + (1,) * np.ndim(value.x))
+            amp = np.prod(np.where(rank >= n - (k - 2), big, 1.0), axis=0)
+            extra = _up(np.maximum(k - 2, 0) * self.c * self.eta * amp)
+            e = np.where(zero | ~has, e, _up(e + np.where(k >= 3, extra, 0.0)))
         out = TB(value, e, esc, *self._overflow(value, *_lim(*ops)),
                  elo=np.where(zero | ~products, 0.0, self._rounding_lo(value)))
         if scaling:

@@ -59,5 +59,21 @@ def run_and_check(request, backend, data, path, mode):
         note(report.summary())
         repro = reproduction(data, request.config.getoption("--backend"), path, mode,
                              getattr(request.config, "_conformance_overrides", None))
+        expected = expected_by_known_deviation(request)
+        if expected:
+            raise KnownDeviationMet(f"{expected}\n{report.summary()}\n\nReproduce with:\n{repro}")
         raise AssertionError(f"{report.summary()}\n\nReproduce with:\n{repro}")
     return report
+
+
+def expected_by_known_deviation(request) -> str:
+    """The reason of the mark a whole-test known deviation put on this test (``plugin``), or ""."""
+    mark = request.node.get_closest_marker("xfail")
+    reason = str(mark.kwargs.get("reason", "")) if mark is not None else ""
+    return reason if reason.startswith("known deviation ") else ""
+
+
+class KnownDeviationMet(BaseException):
+    """A failure of a test that a whole-test known deviation marks xfail.  Not an ``Exception``, so that
+    Hypothesis stops at once instead of shrinking an expected failure (shrinking a large case costs minutes);
+    ``plugin.pytest_pyfunc_call`` reports it as the xfail it is."""

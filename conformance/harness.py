@@ -35,6 +35,8 @@ def set_aside_known(request, data, path):
     known = known_deviation_for(request.config, request.node.originalname, data.optimizer, path, data.dtype, data)
     if known:
         event(f"set aside, known deviation {known.id}")
+        aside = request.node.__dict__.setdefault("_conformance_set_aside", {})
+        aside[known.id] = aside.get(known.id, 0) + 1
         reject()
 
 

@@ -7,7 +7,7 @@ from hypothesis import event, note, reject, target
 
 from .backend import BackendError, check_output, for_backend
 from .check import check
-from .known_deviations import affecting, find, target_of
+from .known_deviations import affecting, find, of_xfail_reason, target_of
 from .replay import reproduction
 
 
@@ -72,7 +72,7 @@ def expected_by_known_deviation(request) -> str:
     """The reason of the mark a whole-test known deviation put on this test (``plugin``), or ""."""
     mark = request.node.get_closest_marker("xfail")
     reason = str(mark.kwargs.get("reason", "")) if mark is not None else ""
-    return reason if reason.startswith("known deviation ") else ""
+    return reason if of_xfail_reason(reason) else ""
 
 
 class KnownDeviationMet(BaseException):

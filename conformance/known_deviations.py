@@ -116,8 +116,19 @@ def torch_target(backend: str, optimizer: str) -> Target:
     return Target(backend, f"torch.optim.{optimizers.get(optimizer).torch}", torch.__version__)
 
 
-def by_id(entry_id: str) -> Optional[KnownDeviation]:
-    return next((d for d in KNOWN_DEVIATIONS if d.id == entry_id), None)
+_XFAIL_PREFIX = "known deviation "
+
+
+def xfail_reason(entry_id: str, text: str = "") -> str:
+    """The reason of an xfail a known deviation causes: ``known deviation ID: text`` (``of_xfail_reason`` reads it)."""
+    return f"{_XFAIL_PREFIX}{entry_id}" + (f": {text}" if text else "")
+
+
+def of_xfail_reason(reason: str) -> Optional[KnownDeviation]:
+    """The entry an ``xfail_reason`` names (``by_id``: an unknown id is a KeyError), or None for any other reason."""
+    if not reason.startswith(_XFAIL_PREFIX):
+        return None
+    return by_id(reason[len(_XFAIL_PREFIX):].split(":")[0])
 
 
 def find(target: Optional[Target], spec: str, path: str, dtype: str, test: str) -> Optional[KnownDeviation]:

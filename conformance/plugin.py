@@ -228,7 +228,7 @@ def pytest_collection_modifyitems(session, config, items):
                     matched.add(d.id)
         dev = known_deviations.find(target, spec, path, dtype, test)
         if dev is not None:
-            item.add_marker(pytest.mark.xfail(reason=f"known deviation {dev.id}: {dev.reason}", strict=False))
+            item.add_marker(pytest.mark.xfail(reason=known_deviations.xfail_reason(dev.id, dev.reason), strict=False))
     for d in known_deviations.KNOWN_DEVIATIONS:
         if d.id in possible and d.id not in matched and d.effect == "xfail":
             warnings.warn(pytest.PytestWarning(
@@ -318,14 +318,12 @@ def pytest_pyfunc_call(pyfuncitem):
         if not aside:
             raise
         ids = ", ".join(f"{k} ({n} cases)" for k, n in sorted(aside.items()))
-        pytest.xfail(f"known deviation {max(aside, key=aside.get)}: every drawn case was set aside ({ids})")
+        pytest.xfail(known_deviations.xfail_reason(max(aside, key=aside.get), f"every drawn case was set aside ({ids})"))
 
 
 def _xfail_entry(report):
     """The known deviation whose ``xfail`` mark (reason ``known deviation ID: ...``) a report carries, if any."""
-    reason = getattr(report, "wasxfail", "") or ""
-    prefix = "known deviation "
-    return known_deviations.by_id(reason[len(prefix):].split(":")[0]) if reason.startswith(prefix) else None
+    return known_deviations.of_xfail_reason(getattr(report, "wasxfail", "") or "")
 
 
 def pytest_runtest_logreport(report):

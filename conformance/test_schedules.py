@@ -32,7 +32,7 @@ from spec.schedules import SCHEDULES
 from . import optimizers
 from .backend import Group, for_backend
 from .harness import known_deviation_for
-from .known_deviations import drift_deviations, target_of
+from .known_deviations import drift_deviations, target_of, xfail_reason
 from .schedule_check import check_schedule, check_scheduled, reproduction, scheduled_reproduction
 from .schedule_strategies import SHORT, ScheduleCase, schedule_cases, schedule_hyper
 from .strategies import cases
@@ -99,7 +99,7 @@ def run_and_check_schedule(request, backend, case: ScheduleCase, drawn: bool = T
     known = known_deviation_for(request.config, request.node.originalname, case.schedule, "-", "-", case)
     if known:
         if not drawn:
-            pytest.xfail(f"known deviation {known.id}")
+            pytest.xfail(xfail_reason(known.id))
         event(f"set aside, known deviation {known.id}")
         reject()
     report = check_schedule(case, backend.run_schedule(case.schedule, case.hyper, case.eta0, case.steps))

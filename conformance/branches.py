@@ -123,11 +123,6 @@ def _walk(spec: OptimizerSpec, flags: dict) -> list:
     return found
 
 
-def _flag_combos(spec: OptimizerSpec) -> list:
-    names = [h.name for h in spec.flags]
-    return [dict(zip(names, bits)) for bits in itertools.product((False, True), repeat=len(names))]
-
-
 def _kind(spec: OptimizerSpec, f) -> str:
     free = f.free_symbols
     hyper = {h.symbol for h in spec.numeric}
@@ -222,7 +217,7 @@ def boundaries(name: str) -> tuple:
     """The ``Boundary``s of the spec called ``name``, deduplicated over its flag combinations."""
     spec = spec_pkg.get(name)
     seen = {}
-    for flags in _flag_combos(spec):
+    for flags in spec.flag_combinations():
         for text, f, chain in _walk(spec, flags):
             key = (text, sp.srepr(f))
             if key not in seen:

@@ -217,11 +217,6 @@ def _math(lines: list) -> str:
     return f"$$\n\\begin{{aligned}}\n{body}\n\\end{{aligned}}\n$$\n"
 
 
-def _flag_combos(spec) -> list:
-    names = [h.name for h in spec.flags]
-    return [dict(zip(names, values)) for values in itertools.product((False, True), repeat=len(names))]
-
-
 def _statements_block(statements) -> str:
     lines = [f"{_latex(s.target)} &\\leftarrow {_latex(s.expr)}" for s in statements]
     return _math(lines)
@@ -265,7 +260,7 @@ def _state_table(spec: OptimizerSpec) -> str:
 
 def _update_section(spec: OptimizerSpec) -> str:
     out = []
-    combos = _flag_combos(spec)
+    combos = spec.flag_combinations()
     default = {h.name: h.default for h in spec.flags}
     for flags in combos:
         statements = spec.rule(flags)
@@ -283,7 +278,7 @@ def _weight_decay_form(spec: OptimizerSpec) -> str:
     if "weight_decay" not in names:
         return "None: this dialect has no weight decay."
     forms = []
-    for flags in _flag_combos(spec):
+    for flags in spec.flag_combinations():
         for s in spec.rule(flags):
             if "decay" in s.doc.lower() or "decayed" in s.doc.lower():
                 forms.append(f"${_latex(s.target)} \\leftarrow {_latex(s.expr)}$ ({s.doc})")

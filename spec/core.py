@@ -16,6 +16,7 @@ exact binary64 values too.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -184,6 +185,11 @@ class OptimizerSpec(HyperparameterLookup):
     @property
     def numeric(self) -> tuple:
         return tuple(h for h in self.hyperparameters if not h.is_flag)
+
+    def flag_combinations(self) -> list:
+        """Every combination of the flag hyperparameters, as dicts name → bool (all False first)."""
+        names = [h.name for h in self.flags]
+        return [dict(zip(names, bits)) for bits in itertools.product((False, True), repeat=len(names))]
 
     @property
     def defaults(self) -> dict:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import inspect
-import itertools
 import math
 
 import pytest
@@ -61,12 +60,6 @@ def torch_accepts(s, hyper: dict) -> bool:
     except ValueError:
         return False
     return True
-
-
-def flag_combinations(s):
-    names = [h.name for h in s.flags]
-    for values in itertools.product((False, True), repeat=len(names)):
-        yield dict(zip(names, values))
 
 
 # --------------------------------------------------------------------------- defaults
@@ -160,7 +153,7 @@ def test_sgd_nesterov_combinations(hyper, valid):
 @pytest.mark.parametrize("s", SPECS, ids=SPEC_IDS)
 def test_statements_are_well_formed(s):
     inputs = set(s.symbols().values())
-    for flags in flag_combinations(s):
+    for flags in s.flag_combinations():
         assigned = set()
         statements = s.statements(flags)
         assert statements, f"{s.name} {flags}: empty rule"
@@ -182,7 +175,7 @@ def test_state_inits_use_only_hyperparameters(s):
 
 @pytest.mark.parametrize("s", SPECS, ids=SPEC_IDS)
 def test_every_flag_combination_compiles(s):
-    for flags in flag_combinations(s):
+    for flags in s.flag_combinations():
         program = compile_rule(s, flags)
         assert program.outputs[0] == "theta"
         assert dict(program.flags) == flags

@@ -411,7 +411,8 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
         for name, arr in _quantities(counter, s, i, j, out, snap.value, snap.t):
             got = np.asarray(arr)
             with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-                plain = fast_verdicts(got, snap, bnd, name, fmt) == 1
+                verdicts = fast_verdicts(got, snap, bnd, name, fmt)
+                plain = verdicts == 1
                 g64 = got.astype(np.float64)
                 dist = np.abs(g64 - snap.value[name])
                 bound = bnd.error[name]
@@ -438,8 +439,7 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                         lost = same & (differs | undecided)
                 ratio = np.where(plain, np.where(bound > 0, dist / np.where(bound > 0, bound, 1), 0.0), -1.0)
             limited = bnd.limited.get(name, np.zeros(shape, dtype=bool)) & ~plain
-            with np.errstate(invalid="ignore", over="ignore"):
-                fails = (fast_verdicts(got, snap, bnd, name, fmt) == -1) & ~plain & ~limited
+            fails = (verdicts == -1) & ~plain & ~limited
             failing_here = np.flatnonzero(fails)
             if failing_here.size:
                 first_fail[s] = min(first_fail.get(s, int(failing_here[0])), int(failing_here[0]))

@@ -413,19 +413,20 @@ class FastBound(NoTensorRule):
         return TB(value, np.where(zero, 0.0, e), esc, a.lim | near0, tuple(dict.fromkeys((*a.why, *reason))),
                   elo=np.where(zero, 0.0, self._rounding_lo(value)))
 
-    def max(self, *xs):
+    def _extremum(self, name, xs):
+        """max or min: exact, so ``Bound``'s error is the largest of the operands' (and at least the largest
+        of their lower bounds)."""
         if all(map(self._is_scalar, xs)):
-            return self._scalar("max", *xs)
+            return self._scalar(name, *xs)
         xs = self._operands(xs)
-        return TB(self.fi.max(*(x.t for x in xs)), functools.reduce(np.maximum, [x.e for x in xs]),
+        return TB(getattr(self.fi, name)(*(x.t for x in xs)), functools.reduce(np.maximum, [x.e for x in xs]),
                   self._any(*(x.esc for x in xs)), *_lim(*xs), elo=functools.reduce(np.maximum, [x.elo for x in xs]))
 
+    def max(self, *xs):
+        return self._extremum("max", xs)
+
     def min(self, *xs):
-        if all(map(self._is_scalar, xs)):
-            return self._scalar("min", *xs)
-        xs = self._operands(xs)
-        return TB(self.fi.min(*(x.t for x in xs)), functools.reduce(np.maximum, [x.e for x in xs]),
-                  self._any(*(x.esc for x in xs)), *_lim(*xs))
+        return self._extremum("min", xs)
 
     def _no_rule(self, name, *xs):
         """An operation on tensors with no vectorised rule: ``reference.bound`` for every element."""
@@ -474,19 +475,19 @@ class FastBound(NoTensorRule):
         return TBC(np.bool_(c.cond.holds), np.bool_(c.cond.ambiguous), np.bool_(c.holds != c.cond.holds),
                    np.bool_(bool(c.cond.why)), tuple(c.cond.why))
 
-    def all_(self, *cs):
+    def _connect(self, cs, scalar_op, tensor_op, bound_op):
+        """A conjunction or disjunction: of scalar conditions by ``Bound``, of tensor ones element-wise."""
         if all(isinstance(c, SC) for c in cs):
-            return SC(all(c.holds for c in cs), self.b.all_(*(c.cond for c in cs)))
+            return SC(scalar_op(c.holds for c in cs), bound_op(*(c.cond for c in cs)))
         cs = [self._tbc(c) for c in cs]
-        return TBC(functools.reduce(np.logical_and, [c.holds for c in cs]), self._any(*(c.amb for c in cs)),
+        return TBC(functools.reduce(tensor_op, [c.holds for c in cs]), self._any(*(c.amb for c in cs)),
                    self._any(*(c.esc for c in cs)), *_lim(*cs))
 
+    def all_(self, *cs):
+        return self._connect(cs, all, np.logical_and, self.b.all_)
+
     def any_(self, *cs):
-        if all(isinstance(c, SC) for c in cs):
-            return SC(any(c.holds for c in cs), self.b.any_(*(c.cond for c in cs)))
-        cs = [self._tbc(c) for c in cs]
-        return TBC(functools.reduce(np.logical_or, [c.holds for c in cs]), self._any(*(c.amb for c in cs)),
-                   self._any(*(c.esc for c in cs)), *_lim(*cs))
+        return self._connect(cs, any, np.logical_or, self.b.any_)
 
     def select(self, cond, then, otherwise):
         if isinstance(cond, SC) and self._is_scalar(then) and self._is_scalar(otherwise):

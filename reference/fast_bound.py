@@ -305,6 +305,9 @@ class FastBound(NoTensorRule):
         esc = self._any(*(x.esc for x in ops))
         finite = functools.reduce(np.logical_and, [np.isfinite(x.e) for x in ops])
         zero = self._any(*(self._zero(x) for x in ops)) & finite
+        units = [(x.e == 0) & (np.abs(x.t.x) == 1) for x in ops]
+        if not any(np.any(u) for u in units):
+            return self._mul_plain(ops, value, esc, zero, t_ if scaling else None, s_ if scaling else None)
         # The product chain of Bound.mul, with the factors ±1 (exact) skipped.
         first = ops[0]
         has = ~((first.e == 0) & (np.abs(first.t.x) == 1))
@@ -342,6 +345,33 @@ class FastBound(NoTensorRule):
         if scaling:
             scale = _upf(abs(s_.b.v) + s_.b.e)
             out.scale = np.where(products & ~zero & np.isfinite(e), scale, np.nan)
+        return out
+
+    def _mul_plain(self, ops, value, esc, zero, tensor, scalar):
+        """``mul`` where no factor is an exact ±1: every factor enters ``Bound.mul``'s product chain (the
+        general case, without its per-element choices of which factors to skip)."""
+        acc_v, acc_e = self._vabs(ops[0].t), ops[0].e
+        for x in ops[1:]:
+            vabs = self._vabs(x.t)
+            pv = _up(acc_v * vabs)
+            pe = _up(acc_v * x.e + vabs * acc_e + acc_e * x.e)
+            if tensor is not None and tensor.quot is not None:  # as in ``mul``: (s·x)/d's underflow
+                pe = np.where(np.isnan(tensor.quot), pe, _up(pe + self.c * self.eta / tensor.quot))
+            acc_e, esc = self._round(pv, pe, esc)
+            acc_v = pv
+        e = np.where(zero, 0.0, acc_e)
+        n = len(ops)
+        if n >= 3:  # Bound._association, with k = n factors: the n − 2 largest max(1, |x| + e), times (n − 2)·c·η
+            big = [np.maximum(1.0, _up(self._vabs(x.t) + x.e)) for x in ops]
+            if n == 3:
+                amp = functools.reduce(np.maximum, big)
+            else:
+                amp = np.prod(np.sort(np.stack(np.broadcast_arrays(*big)), axis=0)[2:], axis=0)
+            e = np.where(zero, e, _up(e + _up((n - 2) * self.c * self.eta * amp)))
+        out = TB(value, e, esc, *self._overflow(value, *_lim(*ops)),
+                 elo=np.where(zero, 0.0, self._rounding_lo(value)))
+        if scalar is not None:
+            out.scale = np.where(~zero & np.isfinite(e), _upf(abs(scalar.b.v) + scalar.b.e), np.nan)
         return out
 
     def lerp(self, a, b, w):

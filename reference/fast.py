@@ -130,7 +130,10 @@ class NoTensorRule:
 
 
 class FastInterval(NoTensorRule):
-    """Midpoint-radius arithmetic over float64 arrays; scalars delegated to ``arith.Interval``."""
+    """Midpoint-radius arithmetic over float64 arrays; scalars delegated to ``arith.Interval``.
+
+    Overflow, 0·∞ and 0/0 are expected (they mark elements not certified): callers run the arithmetic under
+    ``np.errstate(all="ignore")``, as ``_phase1`` does, rather than each operation entering it again."""
 
     def __init__(self, prec: int = SCALAR_PREC):
         self.iv = arith.Interval(prec)
@@ -230,10 +233,9 @@ class FastInterval(NoTensorRule):
         ts = [self._t(x) for x in xs]
         p, r = ts[0].x, ts[0].r
         for t in ts[1:]:
-            with np.errstate(invalid="ignore", over="ignore"):
-                prop = np.abs(p) * t.r + np.abs(t.x) * r + r * t.r
-                p = p * t.x
-                r = _up(prop + U * np.abs(p) + TINY)
+            prop = np.abs(p) * t.r + np.abs(t.x) * r + r * t.r
+            p = p * t.x
+            r = _up(prop + U * np.abs(p) + TINY)
         return T(p, r)
 
     def lerp(self, a, b, w):
@@ -244,22 +246,20 @@ class FastInterval(NoTensorRule):
         if self._all_scalar((a, b)):
             return self._scalar("div", a, b)
         a, b = self._t(a), self._t(b)
-        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
-            q = a.x / b.x
-            d = (np.abs(b.x) - b.r) * (1 - 2.0 ** -50)  # a lower bound of min |b| over its interval
-            aq = np.abs(q) * (1 + 2.0 ** -50) + TINY  # an upper bound of |a.x / b.x|
-            r = _up((a.r + aq * b.r) / d + U * np.abs(q) + TINY)
-            r = np.where(d > 0, r, np.inf)
+        q = a.x / b.x
+        d = (np.abs(b.x) - b.r) * (1 - 2.0 ** -50)  # a lower bound of min |b| over its interval
+        aq = np.abs(q) * (1 + 2.0 ** -50) + TINY  # an upper bound of |a.x / b.x|
+        r = _up((a.r + aq * b.r) / d + U * np.abs(q) + TINY)
+        r = np.where(d > 0, r, np.inf)
         return T(q, r)
 
     def sqrt(self, a):
         if self._is_scalar(a):
             return self._scalar("sqrt", a)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            s = np.sqrt(np.maximum(a.x, 0.0))
-            r = _up(a.r * (1 + 2.0 ** -50) / s + U * s)
-            exact_zero = (a.x == 0) & (a.r == 0)
-            r = np.where(a.x - a.r > 0, r, np.where(exact_zero, 0.0, np.inf))
+        s = np.sqrt(np.maximum(a.x, 0.0))
+        r = _up(a.r * (1 + 2.0 ** -50) / s + U * s)
+        exact_zero = (a.x == 0) & (a.r == 0)
+        r = np.where(a.x - a.r > 0, r, np.where(exact_zero, 0.0, np.inf))
         return T(s, r)
 
     def abs(self, a):
@@ -289,11 +289,10 @@ class FastInterval(NoTensorRule):
     # -- comparisons and branches --------------------------------------------------------
     def _cmp(self, op, a, b) -> TC:
         a, b = self._t(a), self._t(b)
-        with np.errstate(invalid="ignore"):
-            d = a.x - b.x
-            rd = _up(a.r + b.r + U * np.abs(d))
-            exact = (a.r == 0) & (b.r == 0) & np.isfinite(d)  # fl(a − b) has the sign of a − b, and is 0 iff a = b
-            decided = exact | (np.abs(d) > rd)
+        d = a.x - b.x
+        rd = _up(a.r + b.r + U * np.abs(d))
+        exact = (a.r == 0) & (b.r == 0) & np.isfinite(d)  # fl(a − b) has the sign of a − b, and is 0 iff a = b
+        decided = exact | (np.abs(d) > rd)
         return TC(op(d), ~decided)
 
     def gt(self, a, b):
@@ -414,13 +413,20 @@ def _step_scalars(O, pb: "_Problem") -> list:
     return out
 
 
+def _initial_tensors(O, pb: "_Problem") -> dict:
+    """The initial values of the states not given, as values of ``O``, computed once per spec and hyperparameters."""
+    key = ("initial", pb.spec, tuple(sorted(pb.hyper.items())))
+    if key not in O._steps:
+        O._steps[key] = {name: O.initial(_scalar_state(pb.spec, pb.hyper, name)) for name in pb.program.outputs[1:]}
+    return {k: v for k, v in O._steps[key].items() if k not in pb.state}
+
+
 def _certify(t: T, fmt) -> tuple:
     """(rounded values as float64, certified mask) of a tensor value in ``fmt``."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        lo = np.nextafter(t.x - t.r, -np.inf)
-        hi = np.nextafter(t.x + t.r, np.inf)
-        rl = round_exact(lo, fmt)
-        ok = (rl == round_exact(hi, fmt)) & np.isfinite(t.r) & np.isfinite(t.x)
+    lo = np.nextafter(t.x - t.r, -np.inf)
+    hi = np.nextafter(t.x + t.r, np.inf)
+    rl = round_exact(lo, fmt)
+    ok = (rl == round_exact(hi, fmt)) & np.isfinite(t.r) & np.isfinite(t.x)
     return rl, ok
 
 
@@ -487,7 +493,7 @@ def _phase1(pb: _Problem, formats: tuple, bound_fmt=None):
     names = program.outputs
     O = _arithmetic("interval") if bound_fmt is None else _arithmetic("bound", bound_fmt)
     scalars = _step_scalars(O, pb)
-    init = {name: O.initial(_scalar_state(pb.spec, pb.hyper, name)) for name in names[1:] if name not in pb.state}
+    init = _initial_tensors(O, pb)
     steps = len(pb.grads)
     x = [{k: np.empty(n) for k in names} for _ in range(steps)]
     r = [{k: np.empty(n) for k in names} for _ in range(steps)]
@@ -513,7 +519,7 @@ def _dd_tier(pb: _Problem, todo: np.ndarray, formats, x, r, rounded, certified):
     O = _arithmetic("dd")
     names = pb.program.outputs
     scalars = _step_scalars(O, pb)
-    init = {name: O.initial(_scalar_state(pb.spec, pb.hyper, name)) for name in names[1:] if name not in pb.state}
+    init = _initial_tensors(O, pb)
     for lo in range(0, todo.size, CHUNK):
         idx = todo[lo:lo + CHUNK]
         m = idx.size
@@ -578,7 +584,7 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
                     bound_ok[lo:hi] &= settled
                     limited = limited & finite  # Bound compares the classes of elements with non-finite inputs
                     e[s]["limited", k][lo:hi] = limited
-                    if np.any(limited):
+                    if limited.any():
                         e[s]["why", k].update(dict.fromkeys(why))
 
 

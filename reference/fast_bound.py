@@ -232,13 +232,13 @@ class FastBound(NoTensorRule):
         """(mask, reasons): elements whose ``arg`` (a divisor, a √ argument) is, for sure, within ``Bound``'s
         error of zero: its magnitude's upper bound ``mag_hi`` at most the error's lower bound ``arg.elo``."""
         mask = (np.asarray(arg.elo) > 0) & (mag_hi <= arg.elo)
-        return mask, ((reason,) if np.any(mask) else ())
+        return mask, ((reason,) if mask.any() else ())
 
     def _overflow(self, t: T, lim, why):
         """``(lim, why)`` with the elements whose result ``t`` certainly exceeds the largest finite value added
         (``Bound._round`` finds |v| + e above it: limited)."""
         over = np.abs(t.x) - t.r > self.max_finite
-        if not np.any(over):
+        if not over.any():
             return lim, why
         return lim | over, tuple(dict.fromkeys((*why, f"overflow: a value exceeds the largest {self.fmt.name} "
                                                       f"(decided in bulk)")))
@@ -306,7 +306,7 @@ class FastBound(NoTensorRule):
         finite = functools.reduce(np.logical_and, [np.isfinite(x.e) for x in ops])
         zero = self._any(*(self._zero(x) for x in ops)) & finite
         units = [(x.e == 0) & (np.abs(x.t.x) == 1) for x in ops]
-        if not any(np.any(u) for u in units):
+        if not any(u.any() for u in units):
             return self._mul_plain(ops, value, esc, zero, t_ if scaling else None, s_ if scaling else None)
         # The product chain of Bound.mul, with the factors ±1 (exact) skipped.
         first = ops[0]

@@ -45,6 +45,14 @@ backend without it never gets:
   answers ``("torch.optim.NAdam", torch.__version__)``; a known deviation
   applies only to the implementation and version range it was measured on.
 
+Optional, for the tolerance model (``reference.bound``):
+
+* ``scalar_precision(optimizer, path) -> "float32" | "float64"`` declares the format the
+  implementation computes its per-step scalars in (bias corrections, step sizes, RAdam's ρ_t):
+  Python floats are ``"float64"``, and the tolerance charges them binary64's rounding; without it,
+  ``"float32"``, which covers both.  A backend that declares ``"float64"`` and computes in float32
+  fails where the difference shows (RAdam's ρ_t near 5, β₂ near 1).
+
 Optional, for the learning-rate schedule tests (``conformance/test_schedules.py``),
 which skip with a reason where a backend lacks them:
 
@@ -68,6 +76,8 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple, Optional, Protocol, Sequence
 
 import numpy as np
+
+from reference.bound import SCALAR_PRECISIONS
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
@@ -233,3 +243,14 @@ def check_output(case: Case, outputs) -> None:
                     raise BackendError(f"step {s}, group {i}, param {j}: shape {p.shape}, expected {np.shape(p0)}")
                 if p.dtype != np.asarray(p0).dtype:
                     raise BackendError(f"step {s}, group {i}, param {j}: dtype {p.dtype}, expected {np.asarray(p0).dtype}")
+
+
+def scalar_precision(backend, optimizer: str, path) -> str:
+    """The format the backend declares for the per-step scalars of ``optimizer`` on ``path``; "float32" when it
+    declares none (it covers binary64 too)."""
+    declared = getattr(backend, "scalar_precision", None)
+    value = declared(optimizer, path) if callable(declared) else "float32"
+    if value not in SCALAR_PRECISIONS:
+        raise BackendError(f"scalar_precision({optimizer!r}, {path!r}) returned {value!r}; "
+                           f"expected one of {', '.join(SCALAR_PRECISIONS)}")
+    return value

@@ -252,11 +252,13 @@ ENGINES = ("fast", "interval")
 
 
 def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fast",
-          exact_limit: int = EXACT_LIMIT) -> Report:
+          exact_limit: int = EXACT_LIMIT, scalars: str = "float32") -> Report:
     """Compare backend ``outputs`` (one StepOutput per step) for ``data`` with the reference.
 
     ``exact_limit``: how many elements the fast engine may compare exactly for values phase 1 left
-    undecided (parameters in order, lowest indices first); the rest are counted "unchecked"."""
+    undecided (parameters in order, lowest indices first); the rest are counted "unchecked".
+    ``scalars``: the format the implementation computes its per-step scalars in, as its backend declares
+    (``backend.scalar_precision``); the tolerance model charges exactly that."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     spec = spec_pkg.get(data.optimizer)
@@ -267,17 +269,17 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
         lrs = None if data.lrs is None else [data.lrs[s][i] for s in range(len(data.grads))]
         if mode == "trajectory" and engine == "fast":  # the group's tensors through the fast reference at once
             fast = fast_reference_and_bounds_many(spec, hyper, params, all_grads, fmt, lrs=lrs,
-                                                  phase2_limit=report.exact_left)
+                                                  phase2_limit=report.exact_left, scalars=scalars)
         for j, p0 in enumerate(params):
             grads = all_grads[j]
             if mode == "trajectory" and engine == "interval":
-                _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs)
+                _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars)
             elif mode == "trajectory":
-                _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast[j])
+                _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast[j], scalars)
             elif engine == "interval":
-                _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs)
+                _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars)
         if mode == "step" and engine == "fast":
-            _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs)
+            _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs, scalars)
     if report.best:  # the bulk value of the largest error ratio, compared exactly (one element, not one per tensor)
         max(report.best, key=lambda c: c[0])[1]()
         report.best.clear()
@@ -285,15 +287,15 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
     return report
 
 
-def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
+def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars):
     ref = trajectory(spec, hyper, p0, grads, lrs=lrs, formats=(fmt.name,))
-    bnd = trajectory_bounds(spec, hyper, p0, grads, fmt, lrs=lrs)
+    bnd = trajectory_bounds(spec, hyper, p0, grads, fmt, lrs=lrs, scalars=scalars)
     for s, out in enumerate(outputs):
         prev = p0 if s == 0 else outputs[s - 1].params[i][j]
         _compare_step(report, s, i, j, ref[s], bnd[s], out, fmt, prev)
 
 
-def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs):
+def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs, scalars):
     """``_check_steps`` for a whole group with the fast engine: per step, one ``fast_reference_and_bounds_many``."""
     names = {st.name for st in spec.state}
     counts = [0] * len(params)
@@ -305,20 +307,22 @@ def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outpu
                                      if k in names and k != "step"} for j in range(len(params))]
         lr = None if lrs is None else [lrs[s]]
         fast = fast_reference_and_bounds_many(spec, hyper, prevs, [[g[s]] for g in all_grads], fmt, states=givens,
-                                              steps=counts, lrs=lr, phase2_limit=report.exact_left)
+                                              steps=counts, lrs=lr, phase2_limit=report.exact_left,
+                                              scalars=scalars)
         for j, (snaps, bnds) in enumerate(fast):
             def exact_rows(idx, prev_params=prevs[j], given=givens[j], count=counts[j], g=all_grads[j][s], lr=lr):
                 flat = [_flat(a, idx) for a in (prev_params, g)]
                 st = {k: _flat(np.broadcast_to(v, np.shape(prev_params)), idx) for k, v in given.items()}
                 return ([trajectory(spec, hyper, flat[0], [flat[1]], state=st, step=count, lrs=lr,
                                     formats=(fmt.name,))[0]],
-                        [trajectory_bounds(spec, hyper, flat[0], [flat[1]], fmt, state=st, step=count, lrs=lr)[0]])
+                        [trajectory_bounds(spec, hyper, flat[0], [flat[1]], fmt, state=st, step=count, lrs=lr,
+                                           scalars=scalars)[0]])
 
             _compare_fast(report, [s], i, j, snaps, bnds, [out], fmt, [prevs[j]], exact_rows)
         counts = [c + (g[s] is not None) for c, g in zip(counts, all_grads)]
 
 
-def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
+def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars):
     count = 0
     for s, out in enumerate(outputs):
         prev_params = p0 if s == 0 else outputs[s - 1].params[i][j]
@@ -329,7 +333,8 @@ def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs):
         names = {st.name for st in spec.state}
         given = {k: np.asarray(v) for k, v in state.items() if k in names and k != "step"}
         ref = trajectory(spec, hyper, prev_params, [grads[s]], state=given, step=count, lrs=lr, formats=(fmt.name,))[0]
-        bnd = trajectory_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given, step=count, lrs=lr)[0]
+        bnd = trajectory_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given, step=count, lrs=lr,
+                                scalars=scalars)[0]
         _compare_step(report, s, i, j, ref, bnd, out, fmt, prev_params)
         if grads[s] is not None:
             count += 1
@@ -381,13 +386,13 @@ def _flat(a, idx):
     return None if a is None else np.asarray(a).reshape(-1)[idx]
 
 
-def _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast):
+def _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast, scalars):
     snaps, bnds = fast  # this parameter's fast_reference_and_bounds
 
     def exact_rows(idx):
         sub = [_flat(g, idx) for g in grads]
         return (trajectory(spec, hyper, _flat(p0, idx), sub, lrs=lrs, formats=(fmt.name,)),
-                trajectory_bounds(spec, hyper, _flat(p0, idx), sub, fmt, lrs=lrs))
+                trajectory_bounds(spec, hyper, _flat(p0, idx), sub, fmt, lrs=lrs, scalars=scalars))
 
     prevs = [p0] + [out.params[i][j] for out in outputs[:-1]]
     _compare_fast(report, list(range(len(outputs))), i, j, snaps, bnds, outputs, fmt, prevs, exact_rows)

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from hypothesis import event, note, reject, target
 
-from .backend import BackendError, Case, Group, check_output, for_backend
+from .backend import BackendError, Case, Group, check_output, for_backend, scalar_precision
 from .check import check
 from .known_deviations import affecting, find, of_xfail_reason, target_of
 from .replay import reproduction
@@ -82,7 +82,7 @@ def run_and_check(request, backend, data, path, mode):
     """Run, compare with the reference, feed Hypothesis, and fail with a reproduction."""
     data = without_known(request, data, path)
     outputs = run_backend(backend, data, path)
-    report = check(data, outputs, mode)
+    report = check(data, outputs, mode, scalars=scalar_precision(backend, data.optimizer, path))
     ratio = report.max_ratio()
     target(min(math.log2(1 + ratio), 1e6) if math.isfinite(ratio) else 1e6, label="log2(1 + error/bound)")
     counts = report.counts()

@@ -14,7 +14,7 @@ import numpy as np
 from reference.formats import from_hex, get_format, to_hex
 
 from . import backends
-from .backend import Case, Group, check_output, for_backend
+from .backend import Case, Group, check_output, for_backend, scalar_precision
 from .check import check
 from .strategies import bulk_array, recipe_of
 
@@ -66,7 +66,7 @@ def replay(backend: str, optimizer: str, path: str, dtype: str, mode: str, group
     case = for_backend(data, path)
     outputs = impl.run(case)
     check_output(case, outputs)
-    report = check(data, outputs, mode)
+    report = check(data, outputs, mode, scalars=scalar_precision(impl, optimizer, path))
     if not quiet:
         print(report.summary())
     return report

@@ -38,8 +38,10 @@ Scalars (values that depend on hyperparameters and the step counter alone:
 ``1 − β₂ᵗ``, ``lr/bc₁``, NAdam's μ_t) are computed by every implementation we
 know once per step, in binary64 (torch's for-loop and foreach paths, NumPy
 ports) or float32 (torch's capturable and fused CUDA paths), never in a half
-format.  So scalar operations are charged the unit roundoff of float32 or of
-the format, whichever is smaller, and a scalar entering an operation on
+format.  So scalar operations are charged the unit roundoff of the scalars'
+format (``scalars``: float32 unless the path is declared to compute them in
+binary64, ``SCALAR_PRECISIONS``) or of the format, whichever is smaller, and
+a scalar entering an operation on
 tensor values is charged one more rounding to the format (a port may convert
 it first).  A port that computes ``1 − β₂`` in float16 loses up to half of
 ``1 − 0.999`` to cancellation, and this model reports that as the
@@ -68,6 +70,10 @@ from .formats import FORMATS, Format, exact, round_to_format
 
 BASIC = 2
 TRANSCENDENTAL = 8
+#: The formats an implementation may compute its per-step scalars in (``Bound(scalars=)``): "float32" (torch's
+#: fused and capturable paths; the default, since it covers both) or "float64" (Python floats: torch's for-loop
+#: and foreach paths, NumPy ports), as the backend declares for each path (``backend.scalar_precision``).
+SCALAR_PRECISIONS = ("float32", "float64")
 
 
 @dataclass(frozen=True)
@@ -135,15 +141,20 @@ def _tracked(op):
 class Bound:
     """The arithmetic of ``B`` values for one format.  Records why a result is format-limited."""
 
-    def __init__(self, fmt: Format, prec: int = 192, basic: int = BASIC, transcendental: int = TRANSCENDENTAL):
+    def __init__(self, fmt: Format, prec: int = 192, basic: int = BASIC, transcendental: int = TRANSCENDENTAL,
+                 scalars: str = "float32"):
         self.ctx = mp_context(prec)
         self.fmt = fmt
         self.u = self.ctx.mpf(fmt.unit_roundoff.numerator) / fmt.unit_roundoff.denominator
         self.eta = self.ctx.mpf(fmt.min_subnormal.numerator) / fmt.min_subnormal.denominator / 2
         self.max_finite = self.ctx.mpf(fmt.max_finite.numerator) / fmt.max_finite.denominator
-        scalar_u = min(fmt.unit_roundoff, Fraction(1, 2 ** 24))
+        if scalars not in SCALAR_PRECISIONS:
+            raise ValueError(f"unknown scalar precision {scalars!r}; known: {', '.join(SCALAR_PRECISIONS)}")
+        self.scalars = FORMATS[scalars]
+        scalar_u = min(fmt.unit_roundoff, self.scalars.unit_roundoff)
         self.u_scalar = self.ctx.mpf(scalar_u.numerator) / scalar_u.denominator
-        self.eta_scalar = min(self.eta, self.ctx.mpf(2) ** -150)
+        self.eta_scalar = min(self.eta, self.ctx.mpf(self.scalars.min_subnormal.numerator)
+                              / self.scalars.min_subnormal.denominator / 2)
         top = self._scalar_format().max_finite
         self.max_scalar = self.ctx.mpf(top.numerator) / top.denominator
         self.basic = basic
@@ -164,10 +175,10 @@ class Bound:
         return B(v, self.u * abs(v) + self.eta)
 
     def hyper(self, x) -> B:
-        """A hyperparameter or literal (a binary64 value), a scalar; exact unless float32 must round it.
+        """A hyperparameter or literal (a binary64 value), a scalar; exact unless the scalars' format must round it.
 
         Scalars may be computed in float32 (torch's fused and capturable paths, Keras's float32
-        ``1 − λ·lr``), so a value float32 cannot hold is charged its rounding before any scalar
+        ``1 − λ·lr``), so there a value float32 cannot hold is charged its rounding before any scalar
         operation, for float32 parameters too: with λ·lr near 1, ``1 − λ·lr`` amplifies it.
         """
         key = ("hyper", x)
@@ -181,7 +192,7 @@ class Bound:
         return self.hyper(Fraction(p, q))
 
     def _scalar_format(self):
-        return FORMATS["float32"] if self.u_scalar < self.u else self.fmt
+        return self.scalars if self.u_scalar < self.u else self.fmt
 
     def _mpf(self, x):
         if isinstance(x, Fraction):
@@ -505,7 +516,7 @@ class ElementBound:
 
 
 def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=None, step: int = 0, lrs=None,
-                      hypers=None, validate: bool = True) -> list:
+                      hypers=None, validate: bool = True, scalars: str = "float32") -> list:
     """Per step, a dict output name → object array of ``ElementBound``, for the spec run in ``fmt``.
 
     Mirrors ``reference.step.trajectory`` (the same driver, ``reference.driver``):
@@ -515,11 +526,13 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
     scheduled lr or momentum) mean what they mean there
     (``reference.step.hyper_schedule``).  State the caller gives is a value of
     the format (exact); a spec's initial value is rounded to it once.
+    ``scalars``: the format the implementation computes per-step scalars in
+    (``SCALAR_PRECISIONS``).
     """
     run = prepare(spec, hyper, param, grads, state=state, step=step, lrs=lrs, hypers=hypers, validate=validate)
     program = run.program
 
-    O = Bound(fmt)  # one for every element: its scalar operations are computed once
+    O = Bound(fmt, scalars=scalars)  # one for every element: its scalar operations are computed once
 
     def element_trajectory(start, element_grads):
         current = None  # None once an input is not finite: no bound from there on

@@ -385,15 +385,17 @@ _ARITHMETICS = {}  # kept across calls: a step's scalars are computed once for a
 _CACHE_LIMIT = 20_000
 
 
-def _arithmetic(kind, fmt=None):
-    """The shared arithmetic object of a kind (and format), renewed when its scalar cache grows large."""
+def _arithmetic(kind, fmt=None, scalars="float32"):
+    """The shared arithmetic object of a kind (and format and scalar precision), renewed when its scalar cache
+    grows large."""
     from .fast_bound import FastBound
     from .fast_dd import FastDD
 
-    key = (kind, None if fmt is None else fmt.name)
+    key = (kind, None if fmt is None else fmt.name, scalars)
     O = _ARITHMETICS.get(key)
     if O is None or len(O._cache) > _CACHE_LIMIT:
-        O = _ARITHMETICS[key] = {"interval": FastInterval, "dd": FastDD}[kind]() if fmt is None else FastBound(fmt)
+        O = _ARITHMETICS[key] = ({"interval": FastInterval, "dd": FastDD}[kind]() if fmt is None else
+                                 FastBound(fmt, scalars))
         O._steps = {}
     return O
 
@@ -478,7 +480,7 @@ def _problem(spec, hyper, param, grads, state, step, lrs, hypers, validate) -> _
                     lrs, hypers, in_force, ts, validate)
 
 
-def _phase1(pb: _Problem, formats: tuple, bound_fmt=None):
+def _phase1(pb: _Problem, formats: tuple, bound_fmt=None, scalars="float32"):
     """Phase 1 over all elements, chunk by chunk.
 
     Returns (x, r, rounded, certified, e, bound_ok): per step s and output name the midpoints
@@ -491,7 +493,7 @@ def _phase1(pb: _Problem, formats: tuple, bound_fmt=None):
     """
     n, program = pb.n, pb.program
     names = program.outputs
-    O = _arithmetic("interval") if bound_fmt is None else _arithmetic("bound", bound_fmt)
+    O = _arithmetic("interval") if bound_fmt is None else _arithmetic("bound", bound_fmt, scalars)
     scalars = _step_scalars(O, pb)
     init = _initial_tensors(O, pb)
     steps = len(pb.grads)
@@ -677,7 +679,7 @@ class FastBounds:
     why: dict = field(default_factory=dict)
 
 
-def _bounds(pb: _Problem, fmt, e, bound_ok, skip=None) -> list:
+def _bounds(pb: _Problem, fmt, e, bound_ok, skip=None, scalars="float32") -> list:
     """Per step, the ``FastBounds``; the unsettled elements in ``skip`` get an infinite bound, undecided."""
     from .bound import trajectory_bounds
     from .fast_bound import _upf
@@ -693,7 +695,7 @@ def _bounds(pb: _Problem, fmt, e, bound_ok, skip=None) -> list:
         exact_rows = trajectory_bounds(pb.spec, pb.hyper, pb.param[escalated],
                                        [None if gr is None else gr[escalated] for gr in pb.grads], fmt,
                                        state={k: v[escalated] for k, v in pb.state.items()}, step=pb.step,
-                                       lrs=pb.lrs, hypers=pb.hypers, validate=pb.validate)
+                                       lrs=pb.lrs, hypers=pb.hypers, validate=pb.validate, scalars=scalars)
     out = []
     for s in range(len(pb.grads)):
         error, elements, limited, why = {}, {}, {}, {}
@@ -714,16 +716,17 @@ def _bounds(pb: _Problem, fmt, e, bound_ok, skip=None) -> list:
 
 def fast_trajectory_bounds(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, fmt, *,
                            state: Optional[dict] = None, step: int = 0, lrs: Optional[Sequence] = None,
-                           hypers: Optional[Sequence] = None, validate: bool = True) -> list:
+                           hypers: Optional[Sequence] = None, validate: bool = True,
+                           scalars: str = "float32") -> list:
     """``reference.bound.trajectory_bounds``'s bounds, or provably larger ones: one ``FastBounds`` per step."""
     return fast_reference_and_bounds(spec, hyper, param, grads, fmt, state=state, step=step, lrs=lrs,
-                                     hypers=hypers, validate=validate, reference=False)[1]
+                                     hypers=hypers, validate=validate, reference=False, scalars=scalars)[1]
 
 
 def fast_reference_and_bounds(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, fmt, *,
                               state: Optional[dict] = None, step: int = 0, lrs: Optional[Sequence] = None,
                               hypers: Optional[Sequence] = None, validate: bool = True, reference: bool = True,
-                              phase2_limit: Optional[int] = None):
+                              phase2_limit: Optional[int] = None, scalars: str = "float32"):
     """(``fast_trajectory`` in ``fmt``, ``fast_trajectory_bounds`` in ``fmt``) from one phase-1 pass.
 
     What a check needs: the correctly rounded trajectory and the tolerance, for the same inputs.
@@ -731,12 +734,13 @@ def fast_reference_and_bounds(spec: OptimizerSpec, hyper: dict, param, grads: Se
     ``phase2_limit``: run phase 2 (reference and bound) for at most this many elements, those of
     the lowest flat indices among the ones phase 1 leaves; the others stay undecided (``phase2``
     set, no exact element, an infinite bound), for a caller that compares only the first ones.
+    ``scalars``: the format of the implementation's per-step scalars (``reference.bound.SCALAR_PRECISIONS``).
     """
     fmt = get_format(fmt)
     pb = _problem(spec, hyper, param, grads, state, step, lrs, hypers, validate)
     formats = (fmt.name,) if reference else ()
     try:
-        x, r, rounded, certified, e, bound_ok = _phase1(pb, formats, bound_fmt=fmt)
+        x, r, rounded, certified, e, bound_ok = _phase1(pb, formats, bound_fmt=fmt, scalars=scalars)
     except (arith.Undecided, arith.NotReal):  # a scalar comparison phase 1 cannot decide: all to phase 2
         x, r, rounded, certified = _all_phase2(pb, formats)
         e = [{k: np.zeros(pb.n) for k in pb.program.outputs} for _ in pb.grads]
@@ -749,7 +753,7 @@ def fast_reference_and_bounds(spec: OptimizerSpec, hyper: dict, param, grads: Se
             certified[skip] = False  # undecided on both sides
             bound_ok[skip] = False
     snaps = _snapshots(pb, formats, x, r, rounded, certified, skip) if reference else None
-    return snaps, _bounds(pb, fmt, e, bound_ok, skip)
+    return snaps, _bounds(pb, fmt, e, bound_ok, skip, scalars)
 
 
 def fast_verdicts(got, snapshot: FastSnapshot, bounds: FastBounds, name: str, fmt) -> np.ndarray:
@@ -787,7 +791,8 @@ def _part_elements(elements: dict, lo: int, hi: int) -> dict:
 
 def fast_reference_and_bounds_many(spec: OptimizerSpec, hyper: dict, params: Sequence, grads: Sequence, fmt, *,
                                    states: Optional[Sequence] = None, steps: Optional[Sequence[int]] = None,
-                                   lrs: Optional[Sequence] = None, phase2_limit: Optional[int] = None) -> list:
+                                   lrs: Optional[Sequence] = None, phase2_limit: Optional[int] = None,
+                                   scalars: str = "float32") -> list:
     """``fast_reference_and_bounds`` of several parameters sharing ``hyper`` and ``lrs`` (one group's):
     ``grads[j]`` the gradients of ``params[j]``, ``states[j]`` its given state, ``steps[j]`` its step counter
     before (0 when not given).  One result per parameter.
@@ -812,7 +817,7 @@ def fast_reference_and_bounds_many(spec: OptimizerSpec, hyper: dict, params: Seq
         flat_state = {k: np.concatenate([np.broadcast_to(np.asarray(states[j][k]), shapes[n]).reshape(-1)
                                          for n, j in enumerate(members)]) for k in names} or None
         snaps, bnds = fast_reference_and_bounds(spec, hyper, flat, flat_grads, fmt, state=flat_state, step=step,
-                                                lrs=lrs, phase2_limit=phase2_limit)
+                                                lrs=lrs, phase2_limit=phase2_limit, scalars=scalars)
         for n, j in enumerate(members):
             lo, hi, sh = int(bounds[n]), int(bounds[n + 1]), shapes[n]
             out[j] = ([FastSnapshot(t=sn.t, stepped=sn.stepped,

@@ -114,9 +114,9 @@ def _lim(*xs):
 class FastBound(NoTensorRule):
     """``Bound``'s arithmetic over float64 arrays, for one format."""
 
-    def __init__(self, fmt: Format):
+    def __init__(self, fmt: Format, scalars: str = "float32"):
         self.fi = FastInterval()
-        self.b = Bound(fmt)
+        self.b = Bound(fmt, scalars=scalars)
         self.fmt = fmt
         self.u = float(fmt.unit_roundoff)
         self.eta = max(float(fmt.min_subnormal / 2), 2.0 ** -1074)

@@ -39,7 +39,7 @@ __all__ = [
     "CoupledDecayAdamW", "DecayAfterUpdateAdamW", "UnscaledDecayAdamW", "DampenedFirstStepSGD", "UncheckedLrSGD",
     "FrozenStepAdam", "Float32ComputeAdam", "EpsInsideSqrtRMSprop", "ZeroInitialAccumulatorAdagrad",
     "MaxOfCorrectedAMSGrad", "NoMuScheduleNAdam", "FaithfulRAdam", "FaithfulAdamax", "PaperThresholdRAdam",
-    "Float32RhoRAdam", "GeThresholdRAdam", "EpsAfterMaxAdamax", "Float32MaxAdamax",
+    "Float32RhoRAdam", "GeThresholdRAdam", "AdaptiveDividedRAdam", "Float32ScalarsAdam", "EpsAfterMaxAdamax", "Float32MaxAdamax",
     "VectorBodyEpsInsideSqrtAdam", "SecondChunkNoBiasCorrectionVAdam", "LaterTensorsDoubleStepAdam",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
@@ -59,6 +59,10 @@ def _check_betas(betas):
 
 class _ForLoop(Optimizer):
     """``step()``: for each group, for each parameter with a gradient, ``_update``."""
+
+    #: The per-step scalars (bias corrections, step sizes, ρ_t) are Python floats, as in torch's for-loop: the
+    #: tolerance charges them binary64's rounding (``TorchBackend.scalar_precision``).
+    conformance_scalar_precision = "float64"
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -170,6 +174,10 @@ class FaithfulAdam(_ForLoop):
     def _decay_after(self, p, group):
         """Anything done to θ after the update (nothing, in Adam)."""
 
+    def _bias_corrections(self, beta1, beta2, step):
+        """(1 − β₁ᵗ, 1 − β₂ᵗ) in Python floats."""
+        return 1 - beta1**step, 1 - beta2**step
+
     def _step_size(self, lr, bias_correction1):
         return lr / bias_correction1
 
@@ -202,8 +210,7 @@ class FaithfulAdam(_ForLoop):
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         step = state["step"].item()
-        bias_correction1 = 1 - beta1**step
-        bias_correction2 = 1 - beta2**step
+        bias_correction1, bias_correction2 = self._bias_corrections(beta1, beta2, step)
         step_size = self._step_size(lr, bias_correction1)
         bias_correction2_sqrt = bias_correction2**0.5
         if group["amsgrad"]:
@@ -265,6 +272,17 @@ class Float32ComputeAdam(FaithfulAdam):
         p.copy_(p32)
         for k, v in st32.items():
             state[k] = v if k == "step" else v.double()
+
+
+class Float32ScalarsAdam(FaithfulAdam):
+    """BROKEN: computes the bias corrections in float32 (β and the step counter as float32 tensors) while
+    declaring binary64 scalars, as its base class does: with β₂ near 1, 1 − β₂ᵗ loses most of float32's digits
+    to cancellation, far more than binary64's rounding that the declaration lets the tolerance charge."""
+
+    def _bias_corrections(self, beta1, beta2, step):
+        s = torch.tensor(step, dtype=torch.float32)
+        b1, b2 = torch.tensor(beta1, dtype=torch.float32), torch.tensor(beta2, dtype=torch.float32)
+        return float(1 - b1**s), float(1 - b2**s)
 
 
 class MaxOfCorrectedAMSGrad(FaithfulAdam):
@@ -481,6 +499,8 @@ class ZeroInitialAccumulatorAdagrad(FaithfulAdagrad):
 class FaithfulNAdam(_ForLoop):
     """torch.optim.NAdam's for-loop, mu_product a 0-d float32 tensor as in torch (see known_deviations)."""
 
+    conformance_scalar_precision = "float32"  # the μ product
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, momentum_decay=4e-3,
                  decoupled_weight_decay=False, *, maximize=False):
         if not 0.0 <= lr:
@@ -561,6 +581,9 @@ class FaithfulRAdam(_ForLoop):
         """Whether this step takes the rectified adaptive step (ρ_t from the Python floats β₂ and step)."""
         return rho_t > 5.0
 
+    def _rectified_update(self, bias_corrected_exp_avg, lr, adaptive_lr, rect):
+        return bias_corrected_exp_avg * lr * adaptive_lr * rect
+
     def _update(self, p, grad, state, group):
         if len(state) == 0:
             state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
@@ -587,7 +610,7 @@ class FaithfulRAdam(_ForLoop):
         if self._rectified(rho_t, beta2, step):
             rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
             adaptive_lr = (bias_correction2**0.5) / exp_avg_sq.sqrt().add_(eps)
-            p.add_(bias_corrected_exp_avg * lr * adaptive_lr * rect, alpha=-1.0)
+            p.add_(self._rectified_update(bias_corrected_exp_avg, lr, adaptive_lr, rect), alpha=-1.0)
         else:
             p.add_(bias_corrected_exp_avg * lr, alpha=-1.0)
 
@@ -606,6 +629,16 @@ class Float32RhoRAdam(FaithfulRAdam):
 
     def _rectified(self, rho_t, beta2, step):
         return float(torch.tensor(rho_t, dtype=torch.float32)) > 5.0
+
+
+class AdaptiveDividedRAdam(FaithfulRAdam):
+    """BROKEN: divides by the adaptive factor √bc₂/(√v + ε) in the rectified step instead of multiplying.  With
+    |g| near 1 the factor is near 1 too, so the slip is small (issue 16: 1,531 float32 ulp after six default
+    steps), and a bound that charges ρ_t float32's rounding takes in both branches once ρ_t is near 5: only a
+    tolerance that charges this class's binary64 scalars as binary64 sees it."""
+
+    def _rectified_update(self, bias_corrected_exp_avg, lr, adaptive_lr, rect):
+        return bias_corrected_exp_avg * lr / adaptive_lr * rect
 
 
 class GeThresholdRAdam(FaithfulRAdam):
@@ -706,6 +739,8 @@ BROKEN = {
     "NoMuScheduleNAdam": "nadam",
     "PaperThresholdRAdam": "radam",
     "Float32RhoRAdam": "radam",
+    "AdaptiveDividedRAdam": "radam",
+    "Float32ScalarsAdam": "adam",
     "EpsAfterMaxAdamax": "adamax",
     "Float32MaxAdamax": "adamax",
 }

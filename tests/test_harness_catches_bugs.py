@@ -73,6 +73,10 @@ BROKEN = {
     "Float32RhoRAdam": ("radam", "test_branches and float64"),
     "EpsAfterMaxAdamax": ("adamax", "test_branches and float64"),
     "Float32MaxAdamax": ("adamax", "test_branches and float64"),
+    # Slips that only a tolerance charging binary64 scalars as binary64 is sure to see (issue 16): both classes
+    # declare Python-float scalars (conformance_scalar_precision = "float64"), as torch's for-loop computes them.
+    "AdaptiveDividedRAdam": ("radam", "(test_single_steps or test_branches) and float32"),
+    "Float32ScalarsAdam": ("adam", "test_trajectory and float32"),
 }
 
 

@@ -468,6 +468,10 @@ class NumpyBackend:
     def paths(self, optimizer: str) -> tuple:
         return ("for-loop",) if optimizer in _STEPS else ()
 
+    def scalar_precision(self, optimizer: str, path: str) -> str:
+        """Python floats (binary64) for every per-step scalar, but NAdam's μ product in ``scalar_dtype``."""
+        return self.scalar_dtype if optimizer == "nadam" else "float64"
+
     def dtypes(self, optimizer: str, path: str) -> tuple:
         return tuple(DTYPES) if optimizer in _STEPS and path == "for-loop" else ()
 

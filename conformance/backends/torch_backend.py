@@ -275,6 +275,22 @@ class TorchBackend:
         root = sys.modules.get(cls.__module__.partition(".")[0])
         return f"{cls.__module__}:{cls.__qualname__}", getattr(root, "__version__", None)
 
+    def scalar_precision(self, optimizer: str, path: str) -> str:
+        """The format torch computes the per-step scalars of ``optimizer`` on ``path`` in (bias corrections,
+        step sizes, RAdam's ρ_t and rectifier, Adagrad's decayed lr), read in torch's code:
+
+        * ``"float64"`` on the for-loop and foreach paths: ``_get_value(step)`` is a Python float there and
+          every scalar is Python arithmetic, but NAdam's ``mu_product``, a 0-d float32 tensor
+          (``_get_scalar_dtype()``) multiplied in place each step;
+        * ``"float32"`` on the fused and capturable paths (the step counter and the scalars are float32
+          tensors on the device), and for an ``--optimizer`` class unless it declares otherwise with a
+          ``conformance_scalar_precision`` attribute ("float32" covers either)."""
+        if optimizer in self.overrides:
+            return getattr(self.overrides[optimizer], "conformance_scalar_precision", "float32")
+        if path in ("for-loop", "foreach") and optimizer != "nadam":
+            return "float64"
+        return "float32"
+
     def map_hyper(self, optimizer: str, hyper: dict) -> dict:
         """Spec hyperparameters -> the class's keyword arguments."""
         names = self.hyper_map.get(optimizer, {})

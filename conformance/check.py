@@ -81,6 +81,9 @@ class Finding:
 
 # The exact comparison costs milliseconds per element and step: a case whose tensors phase 1 cannot decide (a
 # format limitation of every element, say) or that fails everywhere is described by its first elements.
+#: log2 of bound / |Δθ| is counted in integer bins, clipped to these (the top one holds an infinite ratio: a
+#: step that did not move θ while its bound is positive)
+RESOLUTION_RANGE = (-80, 20)
 DESCRIBED_FAILURES = 16  # certainly failing elements compared exactly per tensor: the lowest indices, each step's first
 EXACT_LIMIT = 48  # undecided elements compared exactly per case (parameters in order, lowest indices first)
 
@@ -135,6 +138,24 @@ class Report(Verdicts):
     # (ratio, compare) per tensor (and step): its bulk value of the largest error ratio, and the function comparing
     # that element exactly; ``check`` calls the largest one's, so that ``worst`` is described exactly
     best: list = field(default_factory=list, repr=False)
+    # Resolution: per θ value, ⌊log2(bound / |Δθ|)⌋ → count (``add_resolution``); bin ≥ 0 is blind.
+    resolution: dict = field(default_factory=dict)
+
+    def add_resolution(self, bound, value, prev) -> None:
+        """Count how small a slip the check of these θ values can see: the bound over the step's change
+        |value − prev| (``value`` the exact θ after the step, ``prev`` the implementation's θ before it).  A value
+        is *blind* when its bound is at least the change: any slip smaller than the step passes.  Values without a
+        finite bound (format-limited, non-finite) and steps checked exactly (bound and change both 0) are left
+        out (fast engine only)."""
+        with np.errstate(all="ignore"):
+            change = np.abs(np.asarray(value, dtype=np.float64) - np.asarray(prev).astype(np.float64)).reshape(-1)
+            bound = np.asarray(bound, dtype=np.float64).reshape(-1)
+            keep = np.isfinite(bound) & np.isfinite(change) & ~((bound == 0) & (change == 0))
+            lo, hi = RESOLUTION_RANGE
+            bins = np.clip(np.floor(np.log2(bound[keep] / change[keep])), lo, hi)
+            bins = np.where(np.isnan(bins), lo, bins).astype(np.int64)  # 0/0 is excluded above; NaN cannot stay
+        for b, n in zip(*np.unique(bins, return_counts=True)):
+            self.resolution[int(b)] = self.resolution.get(int(b), 0) + int(n)
 
     @property
     def ok(self) -> bool:
@@ -454,6 +475,8 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                 f = int(np.argmax(ratio))
                 if ratio.reshape(-1)[f] > best[0]:
                     best = (float(ratio.reshape(-1)[f]), f)
+            if name == "theta":
+                report.add_resolution(bound, snap.value[name], prev)
             rows.append((name, got, plain, lost, dist, snap.value[name], limited, bnd.why.get(name, ""), fails))
         per_step.append((rows, counter))
     undecided = sorted(exact_idx)

@@ -102,6 +102,7 @@ class _Entry:
         self.theta_findings = 0
         self.limited = 0
         self.unchecked = 0  # values the fast reference left undecided past the exact comparison's limit
+        self.resolution = {}  # ⌊log2(bound / |Δθ|)⌋ → count over the cases (check.Report.add_resolution)
         self.lost_update = 0
         self.failed_values = 0
         self.failed_cases = 0
@@ -162,6 +163,10 @@ class _Entry:
             "lost_update_share": self.lost_update / self.findings if self.findings else 0.0,
             "failed_values": self.failed_values,
             "failed_cases": self.failed_cases,
+            "resolution": {str(k): n for k, n in sorted(self.resolution.items())},
+            "resolution_median": _median_bin(self.resolution),
+            "resolution_worst": max(self.resolution, default=None),
+            "blind_share": _blind_share(self.resolution),
             "max_ratio": _enc(self.max_ratio),
             "worst": None if self.worst is None else {**self.worst, "ratio": _enc(self.worst["ratio"]),
                                                        "ulp": _enc(self.worst["ulp"])},
@@ -177,6 +182,7 @@ class _Entry:
         for name in ("findings", "theta_findings", "limited", "unchecked", "lost_update", "failed_values", "failed_cases"):
             setattr(e, name, int(d.get(name, 0)))
         e.max_ratio = _dec(d["max_ratio"]) or 0.0
+        e.resolution = {int(k): int(n) for k, n in d.get("resolution", {}).items()}
         e.tests = {k: dict(v) for k, v in d.get("tests", {}).items()}
         w = d.get("worst")
         e.worst = None if w is None else {**w, "ratio": _dec(w["ratio"]), "ulp": _dec(w["ulp"])}
@@ -192,6 +198,8 @@ class _Entry:
         for name in ("findings", "theta_findings", "limited", "unchecked", "lost_update", "failed_values", "failed_cases"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.max_ratio = _max_nan(self.max_ratio, other.max_ratio)
+        for k, n in other.resolution.items():
+            self.resolution[k] = self.resolution.get(k, 0) + n
         for nodeid, t in other.tests.items():
             mine = self.tests.get(nodeid)
             if mine is None:
@@ -407,6 +415,8 @@ class DriftCollector:
                 step1 = b.max_ulp if step1 is None else _max_nan(step1, b.max_ulp)
             if b.step == last_step:
                 last = b.max_ulp if last is None else _max_nan(last, b.max_ulp)
+        for k, n in getattr(report, "resolution", {}).items():
+            e.resolution[k] = e.resolution.get(k, 0) + n
         e.samples[mode]["step1"].append(step1)
         e.samples[mode]["last"].append(last)
         if not report.ok:
@@ -560,7 +570,7 @@ class DriftCollector:
         """A plain-text table of the entries (of one backend, or all)."""
         rows = [self.entries[k].to_dict() for k in sorted(self.entries) if backend is None or k[0] == backend]
         header = ["optimizer", "path", "dtype", "cases", "ulp@1 max", "p99", "med", "ulp@last max", "p99", "med",
-                  "limited", "lost", "max err/bound", "verdict"]
+                  "limited", "lost", "res. med", "worst", "blind", "max err/bound", "verdict"]
         if backend is None:
             header = ["backend"] + header
         lines = []
@@ -569,7 +579,9 @@ class DriftCollector:
             cells = [r["optimizer"], r["path"], r["dtype"], str(r["cases"]),
                      _fmt(u1["max"]), _fmt(u1["p99"]), _fmt(u1["median"]),
                      _fmt(ul["max"]), _fmt(ul["p99"]), _fmt(ul["median"]),
-                     _pct(r["limited_share"]), _pct(r["lost_update_share"]), _fmt(r["max_ratio"]),
+                     _pct(r["limited_share"]), _pct(r["lost_update_share"]),
+                     _pow2(r.get("resolution_median")), _pow2(r.get("resolution_worst")),
+                     _pct(r.get("blind_share", 0.0)), _fmt(r["max_ratio"]),
                      r["verdict"] + (" (stale xfail)" if r["stale_known_deviation"] else "")]
             lines.append(([r["backend"]] if backend is None else []) + cells)
         widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(header)]
@@ -584,6 +596,9 @@ class DriftCollector:
                    "trajectory case; max, p99 (nearest rank) and median over the cases.")
         out.append("limited / lost: share of findings that are dtype-limited / lost updates (θ + Δ = θ in the "
                    "dtype); max err/bound: the largest error/bound ratio (> 1 fails).")
+        out.append("res. med / worst: resolution, the bound over the step's change |Δθ| (median and largest, to a "
+                   "power of 2): a slip smaller than that share of the step passes; blind: share of θ values whose "
+                   "bound is at least the change (the check cannot see a slip the size of the step).")
         if any(backend is None or k[0] == backend for k in self.schedules):
             out = ([] if not rows else out + [""]) + [self.schedule_table(backend)]
         return "\n".join(out)
@@ -636,6 +651,32 @@ def _fmt(x) -> str:
     if abs(x) >= 1e4 or abs(x) < 1e-3:
         return f"{x:.2e}"
     return f"{x:.3g}"
+
+
+def _median_bin(hist: dict):
+    """The bin of the median value of a ⌊log2⌋ histogram, or None when empty."""
+    total = sum(hist.values())
+    seen = 0
+    for k in sorted(hist):
+        seen += hist[k]
+        if 2 * seen >= total:
+            return k
+    return None
+
+
+def _blind_share(hist: dict) -> float:
+    total = sum(hist.values())
+    return sum(n for k, n in hist.items() if k >= 0) / total if total else 0.0
+
+
+def _pow2(k) -> str:
+    """A resolution bin as text: 2^k, or the clipped ends."""
+    from .check import RESOLUTION_RANGE
+
+    if k is None:
+        return "-"
+    lo, hi = RESOLUTION_RANGE
+    return f"≥2^{hi}" if k >= hi else f"<2^{lo + 1}" if k <= lo else f"2^{k}"
 
 
 def _pct(x) -> str:

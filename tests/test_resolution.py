@@ -1,0 +1,44 @@
+"""Resolution (issue 16): how small a slip a check can see, per θ value, and the blind share in the run report."""
+from __future__ import annotations
+
+import numpy as np
+
+from conformance.check import RESOLUTION_RANGE, Report
+from conformance.run_report import DriftCollector, _blind_share, _median_bin, _pow2
+
+
+def _report(bound, value, prev) -> Report:
+    r = Report("sgd", "float32", "trajectory")
+    r.add_resolution(np.array(bound), np.array(value), np.array(prev, dtype=np.float32))
+    return r
+
+
+def test_each_value_counts_in_the_bin_of_bound_over_change():
+    # changes 1, 1, 1, 0.5, 0 and bounds 2^-20, 0.75, 1, 0.5, 2^-30: bins −20, −1, 0, 0 and the top (no change)
+    r = _report([2.0 ** -20, 0.75, 1.0, 0.5, 2.0 ** -30], [1.0, 2.0, 3.0, 3.5, 4.0], [0.0, 1.0, 2.0, 3.0, 4.0])
+    assert r.resolution == {-20: 1, -1: 1, 0: 2, RESOLUTION_RANGE[1]: 1}
+    assert _blind_share(r.resolution) == 3 / 5  # the bound is at least the change: 1 = 1, 0.5 = 0.5, any > 0
+
+
+def test_values_without_a_finite_bound_and_exact_values_are_left_out():
+    r = _report([np.inf, np.nan, 0.0, 0.0], [1.0, 1.0, 2.0, 5.0], [0.0, 0.0, 2.0, 4.0])
+    assert r.resolution == {RESOLUTION_RANGE[0]: 1}  # bound 0 with a change of 1: exact, the lowest bin
+
+
+def test_the_run_report_adds_merges_and_prints_the_resolution():
+    a, b = _report([2.0 ** -10], [1.0], [0.0]), _report([2.0, 2.0 ** -10, 2.0 ** -12], [1.0] * 3, [0.0] * 3)
+    c = DriftCollector()
+    for r in (a, b):
+        c.add("conformance/test_conformance.py::test_trajectory[sgd-for-loop-float32]", "numpy", "for-loop", None, r)
+    row = c.to_dict()["entries"][0]
+    assert row["resolution"] == {"-12": 1, "-10": 2, "1": 1}
+    assert (row["resolution_median"], row["resolution_worst"], row["blind_share"]) == (-10, 1, 0.25)
+    again = DriftCollector.from_json(c.to_json())
+    assert again.to_dict()["entries"][0]["resolution"] == row["resolution"]
+    assert "2^-10" in c.table() and "25.0%" in c.table()
+
+
+def test_median_bin_and_labels():
+    assert _median_bin({}) is None and _median_bin({-3: 1, 0: 1, 2: 5}) == 2
+    lo, hi = RESOLUTION_RANGE
+    assert (_pow2(None), _pow2(-7), _pow2(hi), _pow2(lo)) == ("-", "2^-7", f"≥2^{hi}", f"<2^{lo + 1}")

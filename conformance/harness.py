@@ -10,6 +10,7 @@ from .backend import BackendError, Case, Group, check_output, for_backend, scala
 from .check import check
 from .known_deviations import affecting, find, of_xfail_reason, target_of
 from .replay import reproduction
+from .strategies import LARGE
 
 
 def run_backend(backend, data, path):
@@ -81,6 +82,8 @@ def without_known(request, data, path):
 def run_and_check(request, backend, data, path, mode):
     """Run, compare with the reference, feed Hypothesis, and fail with a reproduction."""
     data = without_known(request, data, path)
+    if any(p.size > LARGE for _, params in data.groups for p in params):
+        event("checked a tensor past 65,536 elements")
     outputs = run_backend(backend, data, path)
     report = check(data, outputs, mode, scalars=scalar_precision(backend, data.optimizer, path))
     ratio = report.max_ratio()

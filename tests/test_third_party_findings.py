@@ -1,0 +1,80 @@
+"""Reproductions of what the suite found in third-party optimizer libraries (docs/measured/third-party.md).
+
+Each test states the finding as an assertion about the library's behaviour at the pinned version (the ``audits``
+extra of pyproject.toml) against the spec's exact value (``reference.step``), never against the library itself,
+so it fails once the library is fixed: then update the pin, the record and this file.  Without the library
+installed the tests skip (``pip install -e '.[audits]'``; ``.ci/run`` installs it)."""
+from __future__ import annotations
+
+from importlib import metadata
+
+import numpy as np
+import pytest
+
+import spec
+from reference.step import trajectory
+
+torch = pytest.importorskip("torch")
+po = pytest.importorskip("pytorch_optimizer")
+PINNED = "4.1.0"
+
+
+@pytest.fixture(autouse=True)
+def _pinned():
+    assert metadata.version("pytorch_optimizer") == PINNED, (
+        f"pytorch-optimizer {metadata.version('pytorch_optimizer')} installed; these findings were measured on "
+        f"{PINNED}: rerun the audit (docs/measured/third-party.md) and update the pin")
+
+
+ADAMAX = spec.OPTIMIZERS["adamax"]
+
+
+def _exact_theta(hyper: dict, theta0: float, grads: list) -> float:
+    """θ after the steps of ``grads`` (None: no gradient at that step), exact, rounded to float64."""
+    rows = trajectory(ADAMAX, ADAMAX.complete(hyper), np.array([theta0]),
+                      [None if g is None else np.array([g]) for g in grads], formats=("float64",))
+    return float(rows[-1].rounded("theta", "float64")[0])
+
+
+def test_adamax_bias_corrects_a_parameter_with_its_groups_step_count():
+    """Finding 7: a parameter whose first gradient comes at the group's second step is bias-corrected with t = 2.
+
+    θ₀ = 0, g = −1 at step 2 only, lr = 1: the spec (and torch.optim.Adamax) takes its first step, t = 1:
+    θ = 10·0.1/(1 + 1e-8) ≈ 1.0; pytorch-optimizer uses the group's t = 2: 0.52632."""
+    a, b = (torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)) for _ in range(2))
+    opt = po.AdaMax([a, b], lr=1.0)
+    a.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()  # b has no gradient: the group's step count becomes 1, b's own stays 0
+    b.grad = -torch.ones(1, dtype=torch.float64)
+    opt.step()
+    exact = _exact_theta({"lr": 1.0}, 0.0, [None, -1.0])
+    assert abs(exact - 1.0) < 1e-7
+    t2 = (1 - 0.9) / (1 - 0.9 ** 2) / (1 + 1e-8)  # lr·m/(1 − β₁ᵗ)/u with the group's t = 2
+    assert abs(b.item() - t2) < 1e-12 and abs(b.item() - exact) > 0.4
+
+
+def test_adamax_ignores_a_groups_own_maximize():
+    """Finding 8: the constructor's ``maximize`` applies to every group; a group's ``maximize=True`` is ignored."""
+    p = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = po.AdaMax([{"params": [p], "maximize": True}], lr=0.002)
+    p.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    exact = _exact_theta({"lr": 0.002, "maximize": True}, 1.0, [1.0])
+    assert exact > 1.0  # maximizing: θ moves up the gradient
+    assert p.item() < 1.0  # pytorch-optimizer descends
+
+
+def test_adamax_maximize_negates_the_callers_gradient_in_place():
+    """Finding 11: with ``maximize=True`` ``step()`` negates ``p.grad`` itself (``grad.neg_()``, both its per-parameter
+    and foreach paths); torch.optim.Adamax leaves the gradient as it was, as every torch.optim optimizer does."""
+    for foreach in (False, True):
+        p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+        opt = po.AdaMax([p], lr=0.002, maximize=True, foreach=foreach)
+        p.grad = torch.tensor([1.0, -3.0])
+        opt.step()
+        assert p.grad.tolist() == [-1.0, 3.0], foreach
+    q = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    reference = torch.optim.Adamax([q], lr=0.002, maximize=True)
+    q.grad = torch.tensor([1.0, -3.0])
+    reference.step()
+    assert q.grad.tolist() == [1.0, -3.0]

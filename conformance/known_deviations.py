@@ -186,6 +186,11 @@ KNOWN_DEVIATIONS = (
         reason="foreach RAdam adds -lr/(1 - beta1**t) as a scalar to a tensor of the parameter's dtype: inf "
                "where it exceeds the dtype's range."),
     KnownDeviation(
+        id="radam-foreach-step-size-in-denominator", implementation=torch_optim("RAdam"), versions=TORCH,
+        spec="radam", path="foreach", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._capturable_denominator_leaves_range,
+        reason="foreach RAdam forms D = (sqrt(v) + eps)*bc1/(sqrt(bc2)*lr*r_t) in the parameter's dtype and steps "
+               "by m/D: wrong rectified steps where D leaves its range."),
+    KnownDeviation(
         id="sgd-fused-late-momentum-buffer", implementation=torch_optim("SGD"), versions=TORCH, spec="sgd",
         path="fused", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._momentum_with_missing_grad,
         reason="fused SGD with momentum raises TypeError when a parameter gets its first gradient after another "

@@ -92,6 +92,29 @@ def test_radam_foreach_step_size_overflows_in_float16(capturable_on_cpu, flags):
     assert out["tested"] == float("inf")
 
 
+def test_radam_foreach_loses_the_rectified_step_where_its_denominator_overflows():
+    """Non-capturable foreach RAdam forms D = (√v + ε)·bc₁/(√bc₂·lr·r_t) in float16 and steps by m·(1/D): with
+    lr = 1e-6 and β₂ = 0.9 the first rectified step (t = 6, r₆ ≈ 0.26) has D ≈ 2e6 > 65504, so 1/D = 0 and θ stays
+    where the for-loop path (and the exact spec) moves it.  The five unrectified steps before it agree."""
+    from conformance.deviation_predicates import _capturable_denominator_leaves_range
+
+    out = {}
+    for foreach in (False, True):
+        p = torch.zeros(1, dtype=torch.float16)
+        opt = torch.optim.RAdam([p], lr=1e-6, betas=(0.9, 0.9), foreach=foreach)
+        thetas = []
+        for _ in range(6):
+            p.grad = torch.ones(1, dtype=torch.float16)
+            opt.step()
+            thetas.append(p.item())
+        out[foreach] = thetas
+    assert out[True][:5] == out[False][:5]
+    assert out[False][5] < out[False][4]  # the rectified step moves θ down
+    assert out[True][5] == out[True][4]  # foreach: m·(1/inf) = 0
+    assert _capturable_denominator_leaves_range(
+        _case("radam", "float16", dict(lr=1e-6, beta1=0.9, beta2=0.9), 0.0, [1.0] * 6))
+
+
 @pytest.mark.skipif("cpu" not in _get_fused_kernels_supported_devices(),
                     reason="this torch has no fused CPU kernels")
 def test_fused_amsgrad_drops_nan_from_the_running_maximum():

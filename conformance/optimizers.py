@@ -215,6 +215,20 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         ),
         invalid=(Invalid({"beta2": 1.0}), Invalid({"eps": -1.0}), Invalid({"lr": -1.0})),
     ),
+    OptimizerInfo(
+        "rprop", torch_paths=(CAPTURABLE,),
+        hyper=dict(lr=0.01, etaminus=0.5, etaplus=1.2, step_size_min=1e-6, step_size_max=50.0),
+        branches=(dict(step_size_min=0.02, step_size_max=0.005),),  # Δ_min > Δ_max: Δ = Δ_max
+        group_pairs=(
+            ({}, {"etaminus": 0.3, "etaplus": 1.5}),
+            ({"maximize": True, "step_size_max": 0.02}, {"lr": 0.1, "step_size_min": 0.05}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"etaminus": 0.0}), Invalid({"etaminus": 1.0}),
+            Invalid({"etaplus": 1.0}), Invalid({"etaplus": 0.5}), Invalid({"lr": float("nan")}),
+        ),
+        edge=({"step_size_min": 1.0, "step_size_max": 0.5}, {"step_size_min": -1.0}),  # torch checks neither
+    ),
 )})
 
 

@@ -59,6 +59,7 @@ from mpmath import libmp
 
 from spec import OptimizerSpec
 from . import arith
+from .driver import creation_hyper
 from .fast_round import round_exact
 from .formats import FORMATS, get_format
 from .program import compile_rule
@@ -236,6 +237,11 @@ class FastInterval(NoTensorRule):
             prop = np.abs(p) * t.r + np.abs(t.x) * r + r * t.r
             p = p * t.x
             r = _up(prop + U * np.abs(p) + TINY)
+        # An exact 0 times finite values is exactly 0 (Rprop's g·g_prev at its first step), and stays decidable.
+        zero = functools.reduce(np.logical_or, [(t.x == 0) & (t.r == 0) for t in ts])
+        if np.any(zero):
+            finite = functools.reduce(np.logical_and, [np.isfinite(t.x) & np.isfinite(t.r) for t in ts])
+            r = np.where(zero & finite, 0.0, r)
         return T(p, r)
 
     def lerp(self, a, b, w):
@@ -415,9 +421,10 @@ def _step_scalars(O, pb: "_Problem") -> list:
 
 def _initial_tensors(O, pb: "_Problem") -> dict:
     """The initial values of the states not given, as values of ``O``, computed once per spec and hyperparameters."""
-    key = ("initial", pb.spec, tuple(sorted(pb.hyper.items())))
+    created = creation_hyper(pb.hyper, pb.in_force, pb.grads)
+    key = ("initial", pb.spec, tuple(sorted(created.items())))
     if key not in O._steps:
-        O._steps[key] = {name: O.initial(_scalar_state(pb.spec, pb.hyper, name)) for name in pb.program.outputs[1:]}
+        O._steps[key] = {name: O.initial(_scalar_state(pb.spec, created, name)) for name in pb.program.outputs[1:]}
     return {k: v for k, v in O._steps[key].items() if k not in pb.state}
 
 

@@ -68,6 +68,11 @@ class D:
     r: np.ndarray
 
 
+def _exact(v: D):
+    """Where ``v`` is exactly h + l (radius 0)."""
+    return v.r == 0
+
+
 def _mag(v: D):
     """An upper bound of |h + l|."""
     return _up(np.abs(v.h) + np.abs(v.l))
@@ -144,7 +149,11 @@ class FastDD(FastInterval):
         cl3 = cl1 + (a.h * b.l + a.l * b.h)
         zh, zl = _fast_two_sum(ch, cl3)
         ma, mb = _mag(a), _mag(b)
-        return D(zh, zl, _up(ma * b.r + mb * a.r + a.r * b.r + REL * np.abs(zh) + TINY))
+        r = _up(ma * b.r + mb * a.r + a.r * b.r + REL * np.abs(zh) + TINY)
+        # An exact 0 times a finite value is exactly 0 (Rprop's g·g_prev at its first step), and stays decidable.
+        zero = ((_exact(a) & (a.h == 0) & np.isfinite(b.h) & np.isfinite(b.r))
+                | (_exact(b) & (b.h == 0) & np.isfinite(a.h) & np.isfinite(a.r)))
+        return D(zh, zl, np.where(zero, 0.0, r))
 
     def mul(self, *xs):
         if self._all_scalar(xs):
@@ -212,9 +221,12 @@ class FastDD(FastInterval):
         return D(np.full(shape, np.nan), np.zeros(shape), np.full(shape, np.inf))
 
     def _cmp(self, op, a, b) -> TC:
-        d = self._add2(self._t(a), self.neg(self._t(b)))
+        a, b = self._t(a), self._t(b)
+        d = self._add2(a, self.neg(b))
         rd = _up(d.r + np.abs(d.l))
-        return TC(op(d.h), ~(np.abs(d.h) > rd))
+        # Both exact: AccurateDWPlusDW's relative error is below 1, so d.h has the sign of a − b, 0 iff a = b.
+        exact = _exact(a) & _exact(b) & np.isfinite(d.h)
+        return TC(op(d.h), ~(exact | (np.abs(d.h) > rd)))
 
     def select(self, cond, then, otherwise):
         if not isinstance(cond, TC):

@@ -44,6 +44,7 @@ FAITHFUL = {
     "FaithfulNAdam": ("nadam", f"{CONFORMANCE} and float32"),
     "FaithfulRAdam": ("radam", f"({CONFORMANCE} or test_branches) and (float64 or float32)"),
     "FaithfulAdamax": ("adamax", f"({CONFORMANCE} or test_branches) and (float64 or float32)"),
+    "FaithfulRprop": ("rprop", f"{CONFORMANCE} and (float64 or float16)"),
 }
 
 #: class -> (spec, -k selection); every one must be caught
@@ -73,6 +74,9 @@ BROKEN = {
     "Float32RhoRAdam": ("radam", "test_branches and float64"),
     "EpsAfterMaxAdamax": ("adamax", "test_branches and float64"),
     "Float32MaxAdamax": ("adamax", "test_branches and float64"),
+    "GeSignRprop": ("rprop", "test_trajectory and float64"),
+    "KeepsFlippedGradientRprop": ("rprop", f"{CONFORMANCE} and float64"),
+    "ClampBeforeScalingRprop": ("rprop", f"{CONFORMANCE} and float64"),
 }
 
 

@@ -17,11 +17,16 @@ from typing import Mapping, Optional
 
 import spec as spec_pkg
 
-__all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "get", "names"]
+__all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "TORCH_PAIRS", "get", "names"]
 
 #: torch.optim's optional implementation paths, by the constructor argument that selects them
 #: (conformance/backends/torch_backend.py runs for-loop and foreach for every class)
 FUSED, CAPTURABLE = "fused", "capturable"
+
+#: torch.optim's tuple arguments, and the spec's names of their two entries (Adam's betas, Rprop's etas and
+#: step_sizes): the torch backend and the tests that construct torch's classes map them with this
+TORCH_PAIRS = MappingProxyType({"betas": ("beta1", "beta2"), "etas": ("etaminus", "etaplus"),
+                                "step_sizes": ("step_size_min", "step_size_max")})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import torch
 import spec
 from conformance import optimizers
 from conformance.backends.numpy_backend import backend as numpy_backend
-from conformance.optimizers import CAPTURABLE, FUSED, OPTIMIZERS
+from conformance.optimizers import CAPTURABLE, FUSED, OPTIMIZERS, TORCH_PAIRS
 
 NAMES = tuple(OPTIMIZERS)
 TORCH_NAMES = tuple(n for n in NAMES if OPTIMIZERS[n].torch)
@@ -25,10 +25,11 @@ def _torch_class(name):
 
 
 def _torch_kwargs(name, hyper: dict) -> dict:
-    """The spec's defaults updated by ``hyper``, as torch's keyword arguments (``betas=(β₁, β₂)``)."""
+    """The spec's defaults updated by ``hyper``, as torch's keyword arguments (``betas=(β₁, β₂)``, ``TORCH_PAIRS``)."""
     kw = {**spec.OPTIMIZERS[name].defaults, **hyper}
-    if "beta1" in kw:
-        kw["betas"] = (kw.pop("beta1"), kw.pop("beta2"))
+    for pair, (first, second) in TORCH_PAIRS.items():
+        if first in kw:
+            kw[pair] = (kw.pop(first), kw.pop(second))
     return kw
 
 

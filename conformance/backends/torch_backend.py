@@ -198,10 +198,6 @@ def _reason(exc: BaseException) -> str:
 # the backend
 # --------------------------------------------------------------------------
 
-#: torch's tuple arguments and the spec's names of their two entries (Adam's betas, Rprop's etas and step_sizes)
-_PAIRS = (("betas", "beta1", "beta2"), ("etas", "etaminus", "etaplus"),
-          ("step_sizes", "step_size_min", "step_size_max"))
-
 _BUILTIN_PATH_FLAGS = {
     "for-loop": {"foreach": False},  # + fused=False where the class has it
     "foreach": {"foreach": True},
@@ -284,7 +280,7 @@ class TorchBackend:
         names = self.hyper_map.get(optimizer, {})
         out = {}
         hyper = dict(hyper)
-        for pair, first, second in _PAIRS:
+        for pair, (first, second) in optimizers.TORCH_PAIRS.items():
             if first in hyper and second in hyper and first not in names and second not in names:
                 out[names.get(pair, pair)] = (hyper.pop(first), hyper.pop(second))
         for key, value in hyper.items():
@@ -468,8 +464,8 @@ class TorchBackend:
     def defaults(self, optimizer: str) -> dict:
         """The class's default hyperparameters, from its signature, under the spec's names.
 
-        ``betas`` is split into ``beta1``/``beta2``; names given by ``hyper_map``
-        are mapped back.  Keyword arguments the spec does not know (``foreach``,
+        ``betas`` is split into ``beta1``/``beta2``, and Rprop's ``etas``/``step_sizes`` likewise
+        (``optimizers.TORCH_PAIRS``); names given by ``hyper_map`` are mapped back.  Keyword arguments the spec does not know (``foreach``,
         ``fused``, ...) are returned too, under their own names.
         """
         cls = self.optimizer_class(optimizer)
@@ -481,7 +477,7 @@ class TorchBackend:
             raise BackendError(f"{_class_label(cls)}: no inspectable signature: {exc}") from exc
         names = self.hyper_map.get(optimizer, {})
         inverse = {theirs: ours for ours, theirs in names.items()}
-        pairs = {pair: (first, second) for pair, first, second in _PAIRS}
+        pairs = optimizers.TORCH_PAIRS
         for pair in pairs:
             inverse.setdefault(names.get(pair, pair), pair)
         out = {}

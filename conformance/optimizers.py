@@ -17,7 +17,8 @@ from typing import Mapping, Optional
 
 import spec as spec_pkg
 
-__all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "TORCH_PAIRS", "get", "names"]
+__all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "TORCH_PAIRS", "get", "names",
+           "torch_kwargs"]
 
 #: torch.optim's optional implementation paths, by the constructor argument that selects them
 #: (conformance/backends/torch_backend.py runs for-loop and foreach for every class)
@@ -27,6 +28,15 @@ FUSED, CAPTURABLE = "fused", "capturable"
 #: step_sizes): the torch backend and the tests that construct torch's classes map them with this
 TORCH_PAIRS = MappingProxyType({"betas": ("beta1", "beta2"), "etas": ("etaminus", "etaplus"),
                                 "step_sizes": ("step_size_min", "step_size_max")})
+
+
+def torch_kwargs(hyper: dict) -> dict:
+    """Spec hyperparameters as torch.optim's keyword arguments: each pair of ``TORCH_PAIRS`` joined into its tuple."""
+    out = dict(hyper)
+    for pair, (first, second) in TORCH_PAIRS.items():
+        if first in out and second in out:
+            out[pair] = (out.pop(first), out.pop(second))
+    return out
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from reference.step import trajectory
 from spec.core import theta
 
 LAMBDA = ("hyper", "Ne(lambda, 0)")
+_RPROP_SCALED = "Piecewise((Delta*eta_+, p > 0), (Delta*eta_-, p < 0), (Delta, Eq(p, 0)), (Delta*p, True))"
 EXPECTED = {
     "sgd": {LAMBDA, ("step", "Eq(t, 1)"), ("hyper", "Ne(mu, 0)")},
     "adagrad": {LAMBDA},
@@ -32,7 +33,8 @@ EXPECTED = {
     "nadam": {LAMBDA},
     "radam": {LAMBDA, ("hyper", "rho_t > 5")},
     "rprop": {("sign", "p > 0"), ("sign", "p < 0"), ("sign", "Eq(p, 0)"),
-              ("other", "Min(Delta_max, Max(Delta_min, Delta*f))"), ("other", "Max(Delta_min, Delta*f)"),
+              ("other", "Min(Delta_max, Max(Delta_min, " + _RPROP_SCALED + "))"),
+              ("other", "Max(Delta_min, " + _RPROP_SCALED + ")"),
               ("other", "d > 0"), ("other", "d < 0"), ("other", "Eq(d, 0)")},
 }
 #: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory.

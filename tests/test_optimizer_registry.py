@@ -14,7 +14,7 @@ import torch
 import spec
 from conformance import optimizers
 from conformance.backends.numpy_backend import backend as numpy_backend
-from conformance.optimizers import CAPTURABLE, FUSED, OPTIMIZERS, TORCH_PAIRS
+from conformance.optimizers import CAPTURABLE, FUSED, OPTIMIZERS, torch_kwargs
 
 NAMES = tuple(OPTIMIZERS)
 TORCH_NAMES = tuple(n for n in NAMES if OPTIMIZERS[n].torch)
@@ -25,12 +25,8 @@ def _torch_class(name):
 
 
 def _torch_kwargs(name, hyper: dict) -> dict:
-    """The spec's defaults updated by ``hyper``, as torch's keyword arguments (``betas=(β₁, β₂)``, ``TORCH_PAIRS``)."""
-    kw = {**spec.OPTIMIZERS[name].defaults, **hyper}
-    for pair, (first, second) in TORCH_PAIRS.items():
-        if first in kw:
-            kw[pair] = (kw.pop(first), kw.pop(second))
-    return kw
+    """The spec's defaults updated by ``hyper``, as torch's keyword arguments (``betas=(β₁, β₂)``, ``etas``, ...)."""
+    return torch_kwargs({**spec.OPTIMIZERS[name].defaults, **hyper})
 
 
 def _construct(name, hyper: dict):

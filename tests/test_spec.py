@@ -9,6 +9,7 @@ import sympy as sp
 import torch
 
 import spec
+from conformance import optimizers as registry
 from conformance.optimizers import TORCH_PAIRS
 from reference.program import compile_rule
 from spec.core import Assign
@@ -43,11 +44,7 @@ def torch_defaults(s) -> dict:
 
 
 def torch_kwargs(s, hyper: dict) -> dict:
-    kw = {k: v for k, v in hyper.items() if not any(k in names for names in PAIRS.values())}
-    for pair, (first, second) in PAIRS.items():
-        if first in hyper:
-            kw[pair] = (hyper[first], hyper[second])
-    return kw
+    return registry.torch_kwargs(hyper)
 
 
 def torch_accepts(s, hyper: dict) -> bool:

@@ -212,11 +212,17 @@ class FastInterval(NoTensorRule):
             return self._scalar("add", *xs)
         ts = [self._t(x) for x in xs]
         s, r, err = ts[0].x, ts[0].r, 0.0
+        exact = ts[0].r == 0
         for t in ts[1:]:
-            s = s + t.x
+            total = s + t.x
+            back = total - s  # TwoSum: (s − (total − back)) + (t.x − back) is the rounding error of s + t.x
+            exact = exact & (t.r == 0) & ((s - (total - back)) + (t.x - back) == 0) & np.isfinite(total)
+            s = total
             r = r + t.r
             err = err + np.abs(s)
-        return T(s, _up(r + U * err))
+        # A sum of exact values that binary64 holds exactly is exact (Rprop's θ ∓ Δ at its first steps): radius
+        # 0, so that a tie of the target format (a binary64 midpoint) is certified by rounding it, not left open.
+        return T(s, np.where(exact, 0.0, _up(r + U * err)))
 
     def sub(self, a, b):
         if self._all_scalar((a, b)):
@@ -276,14 +282,20 @@ class FastInterval(NoTensorRule):
     def max(self, *xs):
         if self._all_scalar(xs):
             return self._scalar("max", *xs)
-        ts = [self._t(x) for x in xs]
-        return T(functools.reduce(np.maximum, [t.x for t in ts]), functools.reduce(np.maximum, [t.r for t in ts]))
+        return functools.reduce(lambda a, b: self._pick(a, b, np.maximum), [self._t(x) for x in xs])
 
     def min(self, *xs):
         if self._all_scalar(xs):
             return self._scalar("min", *xs)
-        ts = [self._t(x) for x in xs]
-        return T(functools.reduce(np.minimum, [t.x for t in ts]), functools.reduce(np.maximum, [t.r for t in ts]))
+        return functools.reduce(lambda a, b: self._pick(a, b, np.minimum), [self._t(x) for x in xs])
+
+    @staticmethod
+    def _pick(a, b, extremum) -> T:
+        """max or min of two enclosures: the larger radius, or, where they are disjoint, the chosen one's own
+        (a clamp to an exact bound, Rprop's Δ_min, stays exact)."""
+        x = extremum(a.x, b.x)
+        apart = np.abs(a.x - b.x) * (1 - 2.0 ** -50) > _up(a.r + b.r)
+        return T(x, np.where(apart, np.where(x == a.x, a.r, b.r), np.maximum(a.r, b.r)))
 
     def _no_rule(self, name, *xs):
         """An operation on tensors with no rule here: every element goes to phase 2."""
@@ -434,6 +446,10 @@ def _certify(t: T, fmt) -> tuple:
     hi = np.nextafter(t.x + t.r, np.inf)
     rl = round_exact(lo, fmt)
     ok = (rl == round_exact(hi, fmt)) & np.isfinite(t.r) & np.isfinite(t.x)
+    exact = (t.r == 0) & np.isfinite(t.x)  # x is the exact value: its correct rounding, ties included
+    if np.any(exact & ~ok):
+        rl = np.where(exact, round_exact(np.asarray(t.x, dtype=np.float64), fmt), rl)
+        ok = ok | exact
     return rl, ok
 
 

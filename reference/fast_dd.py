@@ -131,7 +131,11 @@ class FastDD(FastInterval):
         th, tl = _two_sum(a.l, b.l)
         vh, vl = _fast_two_sum(sh, sl + th)
         zh, zl = _fast_two_sum(vh, tl + vl)
-        return D(zh, zl, _up(a.r + b.r + REL * np.abs(zh) + TINY))
+        r = _up(a.r + b.r + REL * np.abs(zh) + TINY)
+        # Two exact binary64 values (low words 0): TwoSum and the FastTwoSums after it are error-free, so zh + zl
+        # is the exact sum and zh its correct rounding (a tie included): radius 0, as ``certify`` needs.
+        exact = _exact(a) & _exact(b) & (a.l == 0) & (b.l == 0) & np.isfinite(zh) & np.isfinite(zl)
+        return D(zh, zl, np.where(exact, 0.0, r))
 
     def add(self, *xs):
         if self._all_scalar(xs):
@@ -201,7 +205,11 @@ class FastDD(FastInterval):
         for t in ts[1:]:
             above = (t.h > out.h) | ((t.h == out.h) & (t.l > out.l))  # exact order of normalised pairs
             take = above if larger else ~above & ~((t.h == out.h) & (t.l == out.l))
-            out = D(np.where(take, t.h, out.h), np.where(take, t.l, out.l), np.maximum(t.r, out.r))
+            # disjoint enclosures: the chosen one's radius (a clamp to an exact bound stays exact)
+            gap = np.abs(t.h - out.h) * (1 - 2.0 ** -50) - np.abs(t.l) - np.abs(out.l)
+            apart = gap > _up(t.r + out.r)
+            r = np.where(apart, np.where(take, t.r, out.r), np.maximum(t.r, out.r))
+            out = D(np.where(take, t.h, out.h), np.where(take, t.l, out.l), r)
         return out
 
     def max(self, *xs):
@@ -252,13 +260,19 @@ def certify(v: D, fmt) -> tuple:
             y, ok = _inside(v, round_exact(z, fmt), fmt)
             out = np.where(ok, y, out)
             good |= ok
+        exact = (v.r == 0) & (v.l == 0)  # exactly the binary64 value h: its correct rounding, ties included
+        out = np.where(exact & ~good, round_exact(v.h, fmt), out)
+        good |= exact
         return np.where(good, out, round_exact(v.h, fmt)), good & finite
     half_up = (np.nextafter(v.h, np.inf) - v.h) * 0.5
     half_dn = (v.h - np.nextafter(v.h, -np.inf)) * 0.5
     inside = (np.nextafter(half_dn + v.l, -np.inf) > v.r) & (np.nextafter(half_up - v.l, -np.inf) > v.r)
     normal = (np.abs(v.h) >= 2.0 ** -1020) & (np.abs(v.h) < 2.0 ** 1023)  # half an ulp is exact; no overflow
     zero = (v.h == 0) & (v.l == 0) & (v.r == 0)
-    return v.h, ((inside & normal) | zero) & finite
+    # Radius 0: h + l is exact and every operation that leaves it so (inputs, exact sums and zero products,
+    # conversions of exact scalars) makes h the round-to-nearest-even binary64 value of h + l, a tie included.
+    exact = (v.r == 0) & (np.abs(v.h) < 2.0 ** 1023)
+    return v.h, ((inside & normal) | zero | exact) & finite
 
 
 def _inside(v: D, y, fmt) -> tuple:

@@ -529,10 +529,18 @@ def _phase1(pb: _Problem, formats: tuple, bound_fmt=None):
     bound_ok = np.ones(n, dtype=bool)
     with np.errstate(all="ignore"):  # inf and NaN are expected: they mark elements phase 1 does not certify
         _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok)
-        todo = np.flatnonzero(~certified)
+        todo = np.flatnonzero(~certified & _finite_inputs(pb))
         if todo.size and formats:
             _dd_tier(pb, todo, formats, x, r, rounded, certified)
     return x, r, rounded, certified, e, bound_ok
+
+
+def _finite_inputs(pb: _Problem) -> np.ndarray:
+    """The elements whose parameter, given state and gradients are all finite."""
+    finite = np.isfinite(pb.param)
+    for arr in [*pb.state.values(), *(gr for gr in pb.grads if gr is not None)]:
+        finite &= np.isfinite(arr)
+    return finite
 
 
 def _dd_tier(pb: _Problem, todo: np.ndarray, formats, x, r, rounded, certified):
@@ -582,6 +590,9 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
         for arr in [*pb.state.values(), *(gr for gr in pb.grads if gr is not None)]:
             finite &= np.isfinite(arr[lo:hi])
         bound_ok[lo:hi] &= finite
+        # Non-finite inputs take IEEE's rules (arith.Special) in the reference: phase 2, even where a decided
+        # branch (Rprop's zeroed gradient after g = ±inf) would give phase 1 a finite enclosure.
+        certified[lo:hi] &= finite
         current = {"theta": O.tensor(pb.param[lo:hi])}
         for name in names[1:]:
             current[name] = O.tensor(pb.state[name][lo:hi]) if name in pb.state else init[name]

@@ -129,12 +129,17 @@ class FastDD(FastInterval):
     def _add2(self, a: D, b: D) -> D:
         sh, sl = _two_sum(a.h, b.h)
         th, tl = _two_sum(a.l, b.l)
-        vh, vl = _fast_two_sum(sh, sl + th)
-        zh, zl = _fast_two_sum(vh, tl + vl)
+        u = sl + th
+        vh, vl = _fast_two_sum(sh, u)
+        w = tl + vl
+        zh, zl = _fast_two_sum(vh, w)
         r = _up(a.r + b.r + REL * np.abs(zh) + TINY)
-        # Two exact binary64 values (low words 0): TwoSum and the FastTwoSums after it are error-free, so zh + zl
-        # is the exact sum and zh its correct rounding (a tie included): radius 0, as ``certify`` needs.
-        exact = _exact(a) & _exact(b) & (a.l == 0) & (b.l == 0) & np.isfinite(zh) & np.isfinite(zl)
+        # Exact operands whose sum the algorithm forms without error: the two TwoSums are error-free, and so are
+        # the FastTwoSums when u = sl + th and w = tl + vl are exact and each FastTwoSum's first argument is the
+        # larger.  Then zh + zl is the exact sum and zh = fl(vh + w) its correct rounding (a tie included): radius
+        # 0, as ``certify`` needs (Rprop's θ ∓ Δ, sums of a few binary64 values, are often float64 ties).
+        exact = (_exact(a) & _exact(b) & (_two_sum(sl, th)[1] == 0) & (_two_sum(tl, vl)[1] == 0)
+                 & (np.abs(sh) >= np.abs(u)) & (np.abs(vh) >= np.abs(w)) & np.isfinite(zh) & np.isfinite(zl))
         return D(zh, zl, np.where(exact, 0.0, r))
 
     def add(self, *xs):
@@ -157,7 +162,11 @@ class FastDD(FastInterval):
         # An exact 0 times a finite value is exactly 0 (Rprop's g·g_prev at its first step), and stays decidable.
         zero = ((_exact(a) & (a.h == 0) & np.isfinite(b.h) & np.isfinite(b.r))
                 | (_exact(b) & (b.h == 0) & np.isfinite(a.h) & np.isfinite(a.r)))
-        return D(zh, zl, np.where(zero, 0.0, r))
+        # Two exact binary64 values (low words 0), away from underflow and from the split's overflow: TwoProd is
+        # error-free and ch = zh the correctly rounded product, so zh + zl is exact (Rprop's Δ·η₋ = Δ/2).
+        plain = _exact(a) & _exact(b) & (a.l == 0) & (b.l == 0)
+        safe = (np.abs(a.h) < 2.0 ** 995) & (np.abs(b.h) < 2.0 ** 995) & (np.abs(ch) >= 2.0 ** -960)
+        return D(zh, zl, np.where(zero | (plain & safe & (cl3 == cl1)), 0.0, r))
 
     def mul(self, *xs):
         if self._all_scalar(xs):

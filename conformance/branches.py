@@ -19,7 +19,10 @@ comparison (after ``maximize`` and coupled weight decay; all specs here assign `
   dtype, one ulp away from G* where δ is below the dtype's resolution.
 * ``step`` (t only, SGD's first step ``t = 1``): every trajectory of two steps or more has both sides; nothing
   to place.
-* ``other``: recorded, not drawn (no spec here has one).
+* ``sign`` (involves G, whose only root is G = 0: Rprop's sign of G·g_prev): every drawn tensor holds ±0 and
+  both signs, and g_prev starts at 0, so every trajectory has both sides and the root itself; nothing to place.
+* ``other``: recorded, not drawn (Rprop's clamps of Δ·factor, which SymPy cannot solve for G, and its tests
+  of the kept gradient, a Piecewise in G).
 
 Where ``>`` and ``≥`` differ at all (``Boundary.note`` says it for each):
 
@@ -183,11 +186,17 @@ def _hyper_roots(spec: OptimizerSpec, f) -> tuple:
     return tuple(out)
 
 
-def _note(b_kind, text, roots) -> str:
+def _note(b_kind, text, roots, f=sp.Integer(0)) -> str:
     if b_kind == "step":
         return "t only: every trajectory of two or more steps has both sides; nothing placed"
     if b_kind == "other":
-        return "depends on state or θ without G: not drawn"
+        return ("involves G only through a conditional expression (Rprop's clamp of Δ times its sign factor, "
+                "its kept gradient): no closed form of G, not drawn; its sides are met as the sign's are"
+                if G in f.free_symbols else "depends on state or θ without G: not drawn")
+    if b_kind == "sign":
+        return ("the sign of a product with G: its root is G = 0 (or a zero state), where > and ≥ differ; "
+                "drawn tensors hold ±0 and both signs, and the state starts at 0, so every trajectory meets "
+                "both sides and the root itself: nothing to place")
     if b_kind == "grad":
         return ("G placed at G*·(1 ± δ) at each step; a tie takes either argument to the same value, so only "
                 "a moved boundary is observable" if text.startswith(("Max", "Min"))
@@ -233,13 +242,19 @@ def boundaries(name: str) -> tuple:
         if kind == "hyper":
             roots = _hyper_roots(spec, f)
         elif kind == "grad":
-            sols = tuple(sp.solve(f, G))
+            try:
+                # G inside a branch (Rprop's factor and kept gradient): solve ignores the conditions
+                sols = () if f.has(sp.Piecewise) else tuple(sp.solve(f, G))
+            except NotImplementedError:  # SymPy cannot solve it: not drawn
+                sols = ()
             inverses = tuple(_inverse(chain) for chain in item["chains"])
             if not sols or any(inv is None for inv in inverses):
                 kind, sols, inverses = "other", (), ()
+            elif all(sol == 0 for sol in sols):
+                kind, sols, inverses = "sign", (), ()
         chains = tuple(item["chains"]) if kind == "grad" else ()
         out.append(Boundary(name, text, kind, f, tuple(item["flags"]), roots, sols, inverses, chains,
-                            _note(kind, text, roots)))
+                            _note(kind, text, roots, f)))
     return tuple(out)
 
 

@@ -64,6 +64,12 @@ def _second_moment_overflows(data) -> bool:
     return False
 
 
+def _rprop_etaminus_rounds_to_0_or_1(data) -> bool:
+    """Some group's η₋, rounded to the case's dtype (as torch stores it in its factor tensor), is 0 or 1."""
+    fmt = get_format(data.dtype)
+    return any(round_to_format(Fraction(h["etaminus"]), fmt) in (0, 1) for h, _ in data.groups)
+
+
 def _groups_differ_in(name):
     return lambda data: len({h.get(name) for h, _ in data.groups}) > 1
 

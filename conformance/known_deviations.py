@@ -191,6 +191,11 @@ KNOWN_DEVIATIONS = (
         reason="foreach RAdam forms D = (sqrt(v) + eps)*bc1/(sqrt(bc2)*lr*r_t) in the parameter's dtype and steps "
                "by m/D: wrong rectified steps where D leaves its range."),
     KnownDeviation(
+        id="rprop-etaminus-rounds-to-0-or-1", implementation=torch_optim("Rprop"), versions=TORCH, spec="rprop",
+        tests=VALUE_TESTS, applies=p._rprop_etaminus_rounds_to_0_or_1,
+        reason="Rprop finds sign flips by comparing its factor tensor with etaminus: wrong where etaminus rounds "
+               "to 0 or 1 in the parameter's dtype."),
+    KnownDeviation(
         id="sgd-fused-late-momentum-buffer", implementation=torch_optim("SGD"), versions=TORCH, spec="sgd",
         path="fused", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._momentum_with_missing_grad,
         reason="fused SGD with momentum raises TypeError when a parameter gets its first gradient after another "

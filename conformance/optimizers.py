@@ -17,11 +17,26 @@ from typing import Mapping, Optional
 
 import spec as spec_pkg
 
-__all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "get", "names"]
+__all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "TORCH_PAIRS", "get", "names",
+           "torch_kwargs"]
 
 #: torch.optim's optional implementation paths, by the constructor argument that selects them
 #: (conformance/backends/torch_backend.py runs for-loop and foreach for every class)
 FUSED, CAPTURABLE = "fused", "capturable"
+
+#: torch.optim's tuple arguments, and the spec's names of their two entries (Adam's betas, Rprop's etas and
+#: step_sizes): the torch backend and the tests that construct torch's classes map them with this
+TORCH_PAIRS = MappingProxyType({"betas": ("beta1", "beta2"), "etas": ("etaminus", "etaplus"),
+                                "step_sizes": ("step_size_min", "step_size_max")})
+
+
+def torch_kwargs(hyper: dict) -> dict:
+    """Spec hyperparameters as torch.optim's keyword arguments: each pair of ``TORCH_PAIRS`` joined into its tuple."""
+    out = dict(hyper)
+    for pair, (first, second) in TORCH_PAIRS.items():
+        if first in out and second in out:
+            out[pair] = (out.pop(first), out.pop(second))
+    return out
 
 
 @dataclass(frozen=True)
@@ -214,6 +229,20 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
             ({"weight_decay": 0.1, "maximize": True}, {"decoupled_weight_decay": True, "weight_decay": 0.2}),
         ),
         invalid=(Invalid({"beta2": 1.0}), Invalid({"eps": -1.0}), Invalid({"lr": -1.0})),
+    ),
+    OptimizerInfo(
+        "rprop", torch_paths=(CAPTURABLE,),
+        hyper=dict(lr=0.01, etaminus=0.5, etaplus=1.2, step_size_min=1e-6, step_size_max=50.0),
+        branches=(dict(step_size_min=0.02, step_size_max=0.005),),  # Δ_min > Δ_max: Δ = Δ_max
+        group_pairs=(
+            ({}, {"etaminus": 0.3, "etaplus": 1.5}),
+            ({"maximize": True, "step_size_max": 0.02}, {"lr": 0.1, "step_size_min": 0.05}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"etaminus": 0.0}), Invalid({"etaminus": 1.0}),
+            Invalid({"etaplus": 1.0}), Invalid({"etaplus": 0.5}), Invalid({"lr": float("nan")}),
+        ),
+        edge=({"step_size_min": 1.0, "step_size_max": 0.5}, {"step_size_min": -1.0}),  # torch checks neither
     ),
 )})
 

@@ -113,6 +113,13 @@ def initial_state(spec: OptimizerSpec, hyper: dict, shape) -> dict:
     return out
 
 
+def creation_hyper(hyper: dict, in_force: Sequence, grads: Sequence) -> dict:
+    """The hyperparameters a state's initial value is computed from: those in force at the first step with a
+    gradient, where torch's ``_init_group`` creates the state (Rprop fills ``step_size`` with the group's lr
+    then); ``hyper`` when no step has one."""
+    return next((h for h, gr in zip(in_force, grads) if gr is not None), hyper)
+
+
 def _rational(f: Fraction) -> sp.Rational:
     return sp.Rational(f.numerator, f.denominator)
 
@@ -172,7 +179,7 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
     program = compile_rule(spec, hyper)
     theta0 = _exact_array(param)
     shape = theta0.shape
-    state0 = initial_state(spec, hyper, shape)
+    state0 = initial_state(spec, creation_hyper(hyper, in_force, grads), shape)
     for name, arr in (state or {}).items():
         if name == "step":
             continue

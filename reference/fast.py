@@ -59,6 +59,7 @@ from mpmath import libmp
 
 from spec import OptimizerSpec
 from . import arith
+from .driver import creation_hyper
 from .fast_round import round_exact
 from .formats import FORMATS, get_format
 from .program import compile_rule
@@ -211,11 +212,17 @@ class FastInterval(NoTensorRule):
             return self._scalar("add", *xs)
         ts = [self._t(x) for x in xs]
         s, r, err = ts[0].x, ts[0].r, 0.0
+        exact = ts[0].r == 0
         for t in ts[1:]:
-            s = s + t.x
+            total = s + t.x
+            back = total - s  # TwoSum: (s − (total − back)) + (t.x − back) is the rounding error of s + t.x
+            exact = exact & (t.r == 0) & ((s - (total - back)) + (t.x - back) == 0) & np.isfinite(total)
+            s = total
             r = r + t.r
             err = err + np.abs(s)
-        return T(s, _up(r + U * err))
+        # A sum of exact values that binary64 holds exactly is exact (Rprop's θ ∓ Δ at its first steps): radius
+        # 0, so that a tie of the target format (a binary64 midpoint) is certified by rounding it, not left open.
+        return T(s, np.where(exact, 0.0, _up(r + U * err)))
 
     def sub(self, a, b):
         if self._all_scalar((a, b)):
@@ -236,6 +243,11 @@ class FastInterval(NoTensorRule):
             prop = np.abs(p) * t.r + np.abs(t.x) * r + r * t.r
             p = p * t.x
             r = _up(prop + U * np.abs(p) + TINY)
+        # An exact 0 times finite values is exactly 0 (Rprop's g·g_prev at its first step), and stays decidable.
+        zero = functools.reduce(np.logical_or, [(t.x == 0) & (t.r == 0) for t in ts])
+        if np.any(zero):
+            finite = functools.reduce(np.logical_and, [np.isfinite(t.x) & np.isfinite(t.r) for t in ts])
+            r = np.where(zero & finite, 0.0, r)
         return T(p, r)
 
     def lerp(self, a, b, w):
@@ -270,14 +282,20 @@ class FastInterval(NoTensorRule):
     def max(self, *xs):
         if self._all_scalar(xs):
             return self._scalar("max", *xs)
-        ts = [self._t(x) for x in xs]
-        return T(functools.reduce(np.maximum, [t.x for t in ts]), functools.reduce(np.maximum, [t.r for t in ts]))
+        return functools.reduce(lambda a, b: self._pick(a, b, np.maximum), [self._t(x) for x in xs])
 
     def min(self, *xs):
         if self._all_scalar(xs):
             return self._scalar("min", *xs)
-        ts = [self._t(x) for x in xs]
-        return T(functools.reduce(np.minimum, [t.x for t in ts]), functools.reduce(np.maximum, [t.r for t in ts]))
+        return functools.reduce(lambda a, b: self._pick(a, b, np.minimum), [self._t(x) for x in xs])
+
+    @staticmethod
+    def _pick(a, b, extremum) -> T:
+        """max or min of two enclosures: the larger radius, or, where they are disjoint, the chosen one's own
+        (a clamp to an exact bound, Rprop's Δ_min, stays exact)."""
+        x = extremum(a.x, b.x)
+        apart = np.abs(a.x - b.x) * (1 - 2.0 ** -50) > _up(a.r + b.r)
+        return T(x, np.where(apart, np.where(x == a.x, a.r, b.r), np.maximum(a.r, b.r)))
 
     def _no_rule(self, name, *xs):
         """An operation on tensors with no rule here: every element goes to phase 2."""
@@ -417,9 +435,10 @@ def _step_scalars(O, pb: "_Problem") -> list:
 
 def _initial_tensors(O, pb: "_Problem") -> dict:
     """The initial values of the states not given, as values of ``O``, computed once per spec and hyperparameters."""
-    key = ("initial", pb.spec, tuple(sorted(pb.hyper.items())))
+    created = creation_hyper(pb.hyper, pb.in_force, pb.grads)
+    key = ("initial", pb.spec, tuple(sorted(created.items())))
     if key not in O._steps:
-        O._steps[key] = {name: O.initial(_scalar_state(pb.spec, pb.hyper, name)) for name in pb.program.outputs[1:]}
+        O._steps[key] = {name: O.initial(_scalar_state(pb.spec, created, name)) for name in pb.program.outputs[1:]}
     return {k: v for k, v in O._steps[key].items() if k not in pb.state}
 
 
@@ -429,6 +448,10 @@ def _certify(t: T, fmt) -> tuple:
     hi = np.nextafter(t.x + t.r, np.inf)
     rl = round_exact(lo, fmt)
     ok = (rl == round_exact(hi, fmt)) & np.isfinite(t.r) & np.isfinite(t.x)
+    exact = (t.r == 0) & np.isfinite(t.x)  # x is the exact value: its correct rounding, ties included
+    if np.any(exact & ~ok):
+        rl = np.where(exact, round_exact(np.asarray(t.x, dtype=np.float64), fmt), rl)
+        ok = ok | exact
     return rl, ok
 
 
@@ -508,10 +531,18 @@ def _phase1(pb: _Problem, formats: tuple, bound_fmt=None, scalars="float32"):
     bound_ok = np.ones(n, dtype=bool)
     with np.errstate(all="ignore"):  # inf and NaN are expected: they mark elements phase 1 does not certify
         _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok)
-        todo = np.flatnonzero(~certified)
+        todo = np.flatnonzero(~certified & _finite_inputs(pb))
         if todo.size and formats:
             _dd_tier(pb, todo, formats, x, r, rounded, certified)
     return x, r, rounded, certified, e, bound_ok
+
+
+def _finite_inputs(pb: _Problem) -> np.ndarray:
+    """The elements whose parameter, given state and gradients are all finite."""
+    finite = np.isfinite(pb.param)
+    for arr in [*pb.state.values(), *(gr for gr in pb.grads if gr is not None)]:
+        finite &= np.isfinite(arr)
+    return finite
 
 
 def _dd_tier(pb: _Problem, todo: np.ndarray, formats, x, r, rounded, certified):
@@ -561,6 +592,9 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
         for arr in [*pb.state.values(), *(gr for gr in pb.grads if gr is not None)]:
             finite &= np.isfinite(arr[lo:hi])
         bound_ok[lo:hi] &= finite
+        # Non-finite inputs take IEEE's rules (arith.Special) in the reference: phase 2, even where a decided
+        # branch (Rprop's zeroed gradient after g = ±inf) would give phase 1 a finite enclosure.
+        certified[lo:hi] &= finite
         current = {"theta": O.tensor(pb.param[lo:hi])}
         for name in names[1:]:
             current[name] = O.tensor(pb.state[name][lo:hi]) if name in pb.state else init[name]

@@ -250,6 +250,10 @@ class FastBound(NoTensorRule):
         return _up(e + self.c * (self.u * (vabs + e) + self.eta)), esc | over
 
     @staticmethod
+    def _exact_zero_scalar(v) -> bool:
+        return isinstance(v, SB) and v.b.v == 0 and v.b.e == 0
+
+    @staticmethod
     def _zero(v: TB):
         """Exactly 0 in every implementation (``Bound._is_exact_zero``): the same decision, on exact values."""
         return (v.t.x == 0) & (v.e == 0)
@@ -475,7 +479,9 @@ class FastBound(NoTensorRule):
         d = a.t.x - b.t.x
         gap = _down(np.abs(d) - _up(a.t.r + b.t.r + 2.0 ** -53 * np.abs(d)))  # a lower bound of |a − b|
         margin = _up(a.e + b.e)
-        amb = (margin > 0) & ~(gap > margin)  # Bound's ambiguity, or possibly so
+        # Bound's ambiguity, or possibly so; none where both errors are 0 (Bound's margin is then 0, and _up's
+        # 2⁻¹⁰²² must not make a tie of exact values, Rprop's g·g_prev = 0 at its first step, ambiguous)
+        amb = ((a.e > 0) | (b.e > 0)) & ~(gap > margin)
         if equality:
             amb &= ~((a.e == 0) & (b.e == 0))
         return TBC(tc.holds, amb, a.esc | b.esc | tc.undecided, *_lim(a, b))
@@ -531,8 +537,11 @@ class FastBound(NoTensorRule):
             v = self._view(taken)
             return replace(v, lim=v.lim | True, why=tuple(dict.fromkeys((*cond.cond.why, *v.why))))
         a, b = self._view(then), self._view(otherwise)
-        # A scalar branch under a tensor condition would stay a scalar in Bound, per element: escalate it.
-        scalar_branch = np.where(c.holds, self._is_scalar(then), self._is_scalar(otherwise))
+        # A scalar branch under a tensor condition would stay a scalar in Bound, per element: escalate it, unless
+        # it is an exact 0 (Rprop's forgotten gradient), which every later operation of Bound treats as a tensor
+        # 0 (it adds nothing, multiplies to an exact 0, has no conversion to charge).
+        scalar_branch = np.where(c.holds, self._is_scalar(then) and not self._exact_zero_scalar(then),
+                                 self._is_scalar(otherwise) and not self._exact_zero_scalar(otherwise))
         x = np.where(c.holds, a.t.x, b.t.x)
         r = np.where(c.holds, a.t.r, b.t.r)
         taken_e = np.where(c.holds, a.e, b.e)

@@ -68,6 +68,11 @@ class D:
     r: np.ndarray
 
 
+def _exact(v: D):
+    """Where ``v`` is exactly h + l (radius 0)."""
+    return v.r == 0
+
+
 def _mag(v: D):
     """An upper bound of |h + l|."""
     return _up(np.abs(v.h) + np.abs(v.l))
@@ -124,9 +129,18 @@ class FastDD(FastInterval):
     def _add2(self, a: D, b: D) -> D:
         sh, sl = _two_sum(a.h, b.h)
         th, tl = _two_sum(a.l, b.l)
-        vh, vl = _fast_two_sum(sh, sl + th)
-        zh, zl = _fast_two_sum(vh, tl + vl)
-        return D(zh, zl, _up(a.r + b.r + REL * np.abs(zh) + TINY))
+        u = sl + th
+        vh, vl = _fast_two_sum(sh, u)
+        w = tl + vl
+        zh, zl = _fast_two_sum(vh, w)
+        r = _up(a.r + b.r + REL * np.abs(zh) + TINY)
+        # Exact operands whose sum the algorithm forms without error: the two TwoSums are error-free, and so are
+        # the FastTwoSums when u = sl + th and w = tl + vl are exact and each FastTwoSum's first argument is the
+        # larger.  Then zh + zl is the exact sum and zh = fl(vh + w) its correct rounding (a tie included): radius
+        # 0, as ``certify`` needs (Rprop's θ ∓ Δ, sums of a few binary64 values, are often float64 ties).
+        exact = (_exact(a) & _exact(b) & (_two_sum(sl, th)[1] == 0) & (_two_sum(tl, vl)[1] == 0)
+                 & (np.abs(sh) >= np.abs(u)) & (np.abs(vh) >= np.abs(w)) & np.isfinite(zh) & np.isfinite(zl))
+        return D(zh, zl, np.where(exact, 0.0, r))
 
     def add(self, *xs):
         if self._all_scalar(xs):
@@ -144,7 +158,15 @@ class FastDD(FastInterval):
         cl3 = cl1 + (a.h * b.l + a.l * b.h)
         zh, zl = _fast_two_sum(ch, cl3)
         ma, mb = _mag(a), _mag(b)
-        return D(zh, zl, _up(ma * b.r + mb * a.r + a.r * b.r + REL * np.abs(zh) + TINY))
+        r = _up(ma * b.r + mb * a.r + a.r * b.r + REL * np.abs(zh) + TINY)
+        # An exact 0 times a finite value is exactly 0 (Rprop's g·g_prev at its first step), and stays decidable.
+        zero = ((_exact(a) & (a.h == 0) & np.isfinite(b.h) & np.isfinite(b.r))
+                | (_exact(b) & (b.h == 0) & np.isfinite(a.h) & np.isfinite(a.r)))
+        # Two exact binary64 values (low words 0), away from underflow and from the split's overflow: TwoProd is
+        # error-free and ch = zh the correctly rounded product, so zh + zl is exact (Rprop's Δ·η₋ = Δ/2).
+        plain = _exact(a) & _exact(b) & (a.l == 0) & (b.l == 0)
+        safe = (np.abs(a.h) < 2.0 ** 995) & (np.abs(b.h) < 2.0 ** 995) & (np.abs(ch) >= 2.0 ** -960)
+        return D(zh, zl, np.where(zero | (plain & safe & (cl3 == cl1)), 0.0, r))
 
     def mul(self, *xs):
         if self._all_scalar(xs):
@@ -192,7 +214,11 @@ class FastDD(FastInterval):
         for t in ts[1:]:
             above = (t.h > out.h) | ((t.h == out.h) & (t.l > out.l))  # exact order of normalised pairs
             take = above if larger else ~above & ~((t.h == out.h) & (t.l == out.l))
-            out = D(np.where(take, t.h, out.h), np.where(take, t.l, out.l), np.maximum(t.r, out.r))
+            # disjoint enclosures: the chosen one's radius (a clamp to an exact bound stays exact)
+            gap = np.abs(t.h - out.h) * (1 - 2.0 ** -50) - np.abs(t.l) - np.abs(out.l)
+            apart = gap > _up(t.r + out.r)
+            r = np.where(apart, np.where(take, t.r, out.r), np.maximum(t.r, out.r))
+            out = D(np.where(take, t.h, out.h), np.where(take, t.l, out.l), r)
         return out
 
     def max(self, *xs):
@@ -212,9 +238,12 @@ class FastDD(FastInterval):
         return D(np.full(shape, np.nan), np.zeros(shape), np.full(shape, np.inf))
 
     def _cmp(self, op, a, b) -> TC:
-        d = self._add2(self._t(a), self.neg(self._t(b)))
+        a, b = self._t(a), self._t(b)
+        d = self._add2(a, self.neg(b))
         rd = _up(d.r + np.abs(d.l))
-        return TC(op(d.h), ~(np.abs(d.h) > rd))
+        # Both exact: AccurateDWPlusDW's relative error is below 1, so d.h has the sign of a − b, 0 iff a = b.
+        exact = _exact(a) & _exact(b) & np.isfinite(d.h)
+        return TC(op(d.h), ~(exact | (np.abs(d.h) > rd)))
 
     def select(self, cond, then, otherwise):
         if not isinstance(cond, TC):
@@ -240,13 +269,19 @@ def certify(v: D, fmt) -> tuple:
             y, ok = _inside(v, round_exact(z, fmt), fmt)
             out = np.where(ok, y, out)
             good |= ok
+        exact = (v.r == 0) & (v.l == 0)  # exactly the binary64 value h: its correct rounding, ties included
+        out = np.where(exact & ~good, round_exact(v.h, fmt), out)
+        good |= exact
         return np.where(good, out, round_exact(v.h, fmt)), good & finite
     half_up = (np.nextafter(v.h, np.inf) - v.h) * 0.5
     half_dn = (v.h - np.nextafter(v.h, -np.inf)) * 0.5
     inside = (np.nextafter(half_dn + v.l, -np.inf) > v.r) & (np.nextafter(half_up - v.l, -np.inf) > v.r)
     normal = (np.abs(v.h) >= 2.0 ** -1020) & (np.abs(v.h) < 2.0 ** 1023)  # half an ulp is exact; no overflow
     zero = (v.h == 0) & (v.l == 0) & (v.r == 0)
-    return v.h, ((inside & normal) | zero) & finite
+    # Radius 0: h + l is exact and every operation that leaves it so (inputs, exact sums and zero products,
+    # conversions of exact scalars) makes h the round-to-nearest-even binary64 value of h + l, a tie included.
+    exact = (v.r == 0) & (np.abs(v.h) < 2.0 ** 1023)
+    return v.h, ((inside & normal) | zero | exact) & finite
 
 
 def _inside(v: D, y, fmt) -> tuple:

@@ -11,11 +11,12 @@ from .core import Assign, Hyperparameter, InvalidHyperparameter, OptimizerSpec, 
 from .nadam import NADAM
 from .radam import RADAM
 from .rmsprop import RMSPROP
+from .rprop import RPROP
 from .sgd import SGD
 
 from .schedules import SCHEDULES
 
-OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM)}
+OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP)}
 
 
 def get(name: str) -> OptimizerSpec:

@@ -6,7 +6,7 @@ They exist to show that the conformance harness catches real bugs
 
 The faithful classes (``FaithfulSGD``, ``FaithfulAdam``, ``FaithfulAdamW``,
 ``FaithfulRMSprop``, ``FaithfulAdagrad``, ``FaithfulNAdam``, ``FaithfulRAdam``,
-``FaithfulAdamax``) re-implement
+``FaithfulAdamax``, ``FaithfulRprop``) re-implement
 torch's for-loop (``_single_tensor_*``) update statement for statement: the
 same constructor checks and defaults, the same state names (``step`` a 0-d
 float32 tensor, ``exp_avg``, ...), the same tensor ops in the same order.
@@ -41,6 +41,7 @@ __all__ = [
     "MaxOfCorrectedAMSGrad", "NoMuScheduleNAdam", "FaithfulRAdam", "FaithfulAdamax", "PaperThresholdRAdam",
     "Float32RhoRAdam", "GeThresholdRAdam", "AdaptiveDividedRAdam", "Float32ScalarsAdam", "EpsAfterMaxAdamax", "Float32MaxAdamax",
     "VectorBodyEpsInsideSqrtAdam", "SecondChunkNoBiasCorrectionVAdam", "LaterTensorsDoubleStepAdam",
+    "FaithfulRprop", "GeSignRprop", "KeepsFlippedGradientRprop", "ClampBeforeScalingRprop",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -707,6 +708,72 @@ class Float32MaxAdamax(FaithfulAdamax):
         exp_inf.copy_(torch.where(exp_inf.float() >= a.float(), exp_inf, a))
 
 
+# =========================================================================== Rprop
+
+class FaithfulRprop(_ForLoop):
+    """torch.optim.Rprop's for-loop (``capturable=False``), except that a sign flip is found from the product's
+    sign itself (torch compares its factor tensor with η₋: conformance/known_deviations.py)."""
+
+    def __init__(self, params, lr=1e-2, etas=(0.5, 1.2), step_sizes=(1e-6, 50), *, maximize=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 < etas[0] < 1.0 < etas[1]:
+            raise ValueError(f"Invalid eta values: {etas[0]}, {etas[1]}")
+        defaults = dict(lr=lr, etas=tuple(etas), step_sizes=tuple(step_sizes), maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _factor(self, product, etaminus, etaplus):
+        """η₊ where g·g_prev > 0, η₋ where < 0, 1 where 0, NaN where NaN (in the parameter's dtype)."""
+        sign = product.sign()
+        return torch.where(sign > 0, etaplus, torch.where(sign < 0, etaminus, torch.where(sign == 0, 1.0, sign)))
+
+    def _scale(self, step_size, factor, lo, hi):
+        step_size.mul_(factor).clamp_(lo, hi)
+
+    def _kept(self, grad, product):
+        return torch.where(product < 0, 0.0, grad)
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+            state["prev"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["step_size"] = torch.full_like(grad, group["lr"])
+        etaminus, etaplus = group["etas"]
+        lo, hi = group["step_sizes"]
+        grad = grad if not group["maximize"] else -grad
+        prev, step_size = state["prev"], state["step_size"]
+        state["step"] += 1
+        product = grad.mul(prev)
+        self._scale(step_size, self._factor(product, etaminus, etaplus), lo, hi)
+        grad = self._kept(grad, product)
+        p.addcmul_(grad.sign(), step_size, value=-1)
+        prev.copy_(grad)
+
+
+class GeSignRprop(FaithfulRprop):
+    """BROKEN: grows Δ where g·g_prev ≥ 0 instead of > 0, so a zero product (every first step, a zero gradient)
+    multiplies Δ by η₊ instead of leaving it."""
+
+    def _factor(self, product, etaminus, etaplus):
+        return torch.where(product >= 0, etaplus, torch.where(product < 0, etaminus, product))
+
+
+class KeepsFlippedGradientRprop(FaithfulRprop):
+    """BROKEN: does not zero the gradient after a sign change: θ moves by Δ there, and the next step compares
+    with the flipped gradient (shrinking Δ again)."""
+
+    def _kept(self, grad, product):
+        return grad
+
+
+class ClampBeforeScalingRprop(FaithfulRprop):
+    """BROKEN: clamps Δ to [Δ_min, Δ_max] before multiplying by the factor, so Δ·η₊ may pass Δ_max and Δ·η₋
+    fall below Δ_min."""
+
+    def _scale(self, step_size, factor, lo, hi):
+        step_size.clamp_(lo, hi).mul_(factor)
+
+
 # =========================================================================== the catalogue
 
 #: class name -> spec it implements faithfully
@@ -719,6 +786,7 @@ FAITHFUL = {
     "FaithfulNAdam": "nadam",
     "FaithfulRAdam": "radam",
     "FaithfulAdamax": "adamax",
+    "FaithfulRprop": "rprop",
 }
 
 #: class name -> spec it claims to implement (and gets wrong)
@@ -743,6 +811,9 @@ BROKEN = {
     "Float32ScalarsAdam": "adam",
     "EpsAfterMaxAdamax": "adamax",
     "Float32MaxAdamax": "adamax",
+    "GeSignRprop": "rprop",
+    "KeepsFlippedGradientRprop": "rprop",
+    "ClampBeforeScalingRprop": "rprop",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

@@ -44,6 +44,9 @@ CONFIGS = {
     "adamax": [{}, {"eps": 0.0}, {"lr": 1e-30, "weight_decay": 0.1}],
     "nadam": [{}, {"eps": 0.0}, {"decoupled_weight_decay": True, "weight_decay": 0.1}],
     "radam": [{}, {"eps": 0.0}, {"beta2": 0.5}],  # β₂ = 0.5: ρ_t ≤ 5 at every step; the default: > 5 from step 6
+    # Rprop: signs of products that underflow (the hard values' 2⁻⁶⁰-scaled gradients), clamps, Δ_min > Δ_max
+    "rprop": [{}, {"lr": 1e3, "step_size_min": 0.0, "maximize": True},
+              {"etaminus": 0.3, "etaplus": 2.0, "step_size_min": 0.5, "step_size_max": 0.1}],
 }
 FORMAT_NAMES = ("float32", "bfloat16", "float16", "float64")
 
@@ -169,7 +172,7 @@ def test_ordinary_data_is_certified_in_phase_1():
     the binary64 tier leaves them, the double-double tier must certify them.
     """
     rng = np.random.default_rng(3)
-    for name, hyper in (("adam", {}), ("rmsprop", {}), ("sgd", {"momentum": 0.9})):
+    for name, hyper in (("adam", {}), ("rmsprop", {}), ("sgd", {"momentum": 0.9}), ("rprop", {})):
         for fmt in ("float32", "bfloat16", "float64"):
             param = rng.standard_normal(4096).astype(fmt)
             grads = [rng.standard_normal(4096).astype(fmt) for _ in range(3)]

@@ -44,6 +44,7 @@ FAITHFUL = {
     "FaithfulNAdam": ("nadam", f"{CONFORMANCE} and float32"),
     "FaithfulRAdam": ("radam", f"({CONFORMANCE} or test_branches) and (float64 or float32)"),
     "FaithfulAdamax": ("adamax", f"({CONFORMANCE} or test_branches) and (float64 or float32)"),
+    "FaithfulRprop": ("rprop", f"{CONFORMANCE} and (float64 or float16)"),
 }
 
 #: class -> (spec, -k selection); every one must be caught
@@ -77,6 +78,9 @@ BROKEN = {
     # declare Python-float scalars (conformance_scalar_precision = "float64"), as torch's for-loop computes them.
     "AdaptiveDividedRAdam": ("radam", "(test_single_steps or test_branches) and float32"),
     "Float32ScalarsAdam": ("adam", "test_trajectory and float32"),
+    "GeSignRprop": ("rprop", "test_trajectory and float64"),
+    "KeepsFlippedGradientRprop": ("rprop", f"{CONFORMANCE} and float64"),
+    "ClampBeforeScalingRprop": ("rprop", f"{CONFORMANCE} and float64"),
 }
 
 

@@ -49,6 +49,27 @@ def test_radam_foreach_nan_when_v_overflows_before_rectification():
 
 @pytest.mark.skipif("cpu" not in _get_fused_kernels_supported_devices(),
                     reason="this torch has no fused CPU kernels")
+@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
+def test_rprop_takes_a_zero_sign_for_a_flip_where_etaminus_rounds_to_one(foreach):
+    p = torch.tensor([-1.0], dtype=torch.float16)
+    opt = torch.optim.Rprop([p], lr=0.01, etas=(1 - 2 ** -20, 1.2), foreach=foreach)
+    p.grad = torch.tensor([-1.0], dtype=torch.float16)
+    opt.step()
+    assert p.item() == -1.0 and opt.state[p]["prev"].item() == 0.0  # the spec: θ = −1 + 0.01, g_prev = −1
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
+def test_rprop_keeps_a_flipped_gradient_where_etaminus_rounds_to_zero(foreach):
+    p = torch.tensor([0.0], dtype=torch.float16)
+    opt = torch.optim.Rprop([p], lr=0.01, etas=(1e-8, 1.2), foreach=foreach)
+    for g in (1.0, -1.0):
+        p.grad = torch.tensor([g], dtype=torch.float16)
+        opt.step()
+    # the spec: the flip zeroes g (θ stays at −Δ₁, g_prev = 0) and shrinks Δ to Δ_min
+    assert p.item() == 0.0 and opt.state[p]["prev"].item() == -1.0
+    assert opt.state[p]["step_size"].item() == torch.tensor(0.01, dtype=torch.float16).item()
+
+
 def test_fused_sgd_raises_when_a_momentum_buffer_is_missing():
     a, b = torch.ones(2), torch.ones(1)
     opt = torch.optim.SGD([a, b], lr=0.1, momentum=0.5, fused=True)

@@ -10,7 +10,7 @@ import torch
 
 from conformance.backend import DTYPES, Case, Group, check_output
 from conformance.backends.numpy_backend import DEFAULTS, NumpyBackend, backend
-from conformance.optimizers import get, names
+from conformance.optimizers import get, names, torch_kwargs
 
 OPTIMIZERS = names()
 TORCH_OPTIMIZERS = tuple(name for name in OPTIMIZERS if get(name).torch)  # what the port is checked against
@@ -48,10 +48,7 @@ def make_case(optimizer, hypers, dtype="float64", seed=0, shapes=SHAPES):
 def torch_run(case: Case, to_numpy=lambda t: t.detach().numpy().copy()):
     """The same trajectory through torch.optim (foreach=False), as numpy arrays."""
     def kwargs(h):  # completed with the defaults: torch would fill gaps from group 0's values
-        h = {**DEFAULTS[case.optimizer], **h}
-        if "beta1" in h:
-            h["betas"] = (h.pop("beta1"), h.pop("beta2"))
-        return h
+        return torch_kwargs({**DEFAULTS[case.optimizer], **h})
 
     as_tensor = lambda a: a.clone() if torch.is_tensor(a) else torch.tensor(a)
     params = [[as_tensor(p).requires_grad_() for p in g.params] for g in case.groups]

@@ -14,7 +14,7 @@ import torch
 import spec
 from conformance import optimizers
 from conformance.backends.numpy_backend import backend as numpy_backend
-from conformance.optimizers import CAPTURABLE, FUSED, OPTIMIZERS
+from conformance.optimizers import CAPTURABLE, FUSED, OPTIMIZERS, torch_kwargs
 
 NAMES = tuple(OPTIMIZERS)
 TORCH_NAMES = tuple(n for n in NAMES if OPTIMIZERS[n].torch)
@@ -25,11 +25,8 @@ def _torch_class(name):
 
 
 def _torch_kwargs(name, hyper: dict) -> dict:
-    """The spec's defaults updated by ``hyper``, as torch's keyword arguments (``betas=(β₁, β₂)``)."""
-    kw = {**spec.OPTIMIZERS[name].defaults, **hyper}
-    if "beta1" in kw:
-        kw["betas"] = (kw.pop("beta1"), kw.pop("beta2"))
-    return kw
+    """The spec's defaults updated by ``hyper``, as torch's keyword arguments (``betas=(β₁, β₂)``, ``etas``, ...)."""
+    return torch_kwargs({**spec.OPTIMIZERS[name].defaults, **hyper})
 
 
 def _construct(name, hyper: dict):

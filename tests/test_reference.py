@@ -81,12 +81,17 @@ def sgd_exact(theta, lr: float, g) -> Fraction:
 # --------------------------------------------------------------------------- exact input conversion
 
 
+#: Hyperparameters under which a spec never moves θ: lr = 0, and for Rprop (whose lr is only Δ's start, clamped
+#: into [Δ_min, Δ_max] at once) Δ_min = 0 too.
+NO_STEP = {"rprop": {"lr": 0.0, "step_size_min": 0.0}}
+
+
 @pytest.mark.parametrize("fmt", FORMAT_NAMES)
 @pytest.mark.parametrize("s", SPECS, ids=SPEC_IDS)
 def test_lr_zero_returns_theta_exactly(s, fmt):
     param = special_values(fmt)
     grads = [param[::-1].copy(), np.full_like(param, 0.5)]
-    snaps = trajectory(s, {"lr": 0.0}, param, grads, formats=(fmt,))
+    snaps = trajectory(s, NO_STEP.get(s.name, {"lr": 0.0}), param, grads, formats=(fmt,))
     for snap in snaps:
         got = snap.rounded("theta", fmt)
         for i, x in enumerate(param):
@@ -102,7 +107,8 @@ def test_zero_gradient_leaves_theta_exactly(s, fmt):
     """With zero state and no weight decay, g = 0 moves nothing (m = 0, so every step is 0·something)."""
     param = special_values(fmt)
     zeros = np.zeros_like(param)
-    snaps = trajectory(s, {"weight_decay": 0.0}, param, [zeros, zeros, zeros], formats=FORMAT_NAMES)
+    no_decay = {"weight_decay": 0.0} if "weight_decay" in s.defaults else {}  # Rprop has none
+    snaps = trajectory(s, no_decay, param, [zeros, zeros, zeros], formats=FORMAT_NAMES)
     for snap in snaps:
         for i, x in enumerate(param):
             e = snap.theta[i]
@@ -383,10 +389,11 @@ def test_compiled_source_is_deterministic():
 @pytest.mark.parametrize("fmt", FORMAT_NAMES)
 @pytest.mark.parametrize("s", SPECS, ids=SPEC_IDS)
 def test_bound_is_zero_for_lr_zero(s, fmt):
+    """No step (lr = 0; ``NO_STEP``), no error."""
     f = FORMATS[fmt]
     param = np.array([0.5, -1.25, 3.0, 0.0], dtype=f.dtype)
     g = np.array([0.25, 1.0, -2.0, 0.75], dtype=f.dtype)
-    for step in trajectory_bounds(s, s.complete({"lr": 0.0}), param, [g, g, g], f):
+    for step in trajectory_bounds(s, s.complete(NO_STEP.get(s.name, {"lr": 0.0})), param, [g, g, g], f):
         for e in step["theta"]:
             assert e.error == 0 and e.limited == (), e
 

@@ -64,7 +64,7 @@ import pytest
 import torch
 
 import spec
-from conformance.optimizers import get, names
+from conformance.optimizers import get, names, torch_kwargs
 from reference.bound import trajectory_bounds
 from reference.formats import FORMATS
 from reference.step import trajectory
@@ -129,9 +129,7 @@ def report_ratios():
 def _torch_run(name: str, hyper: dict, p0: np.ndarray, grads: list, lrs: list) -> list:
     """torch's trajectory: per step, (θ as float64 array, state dict of numpy arrays / floats)."""
     cls = getattr(torch.optim, get(name).torch)
-    kw = {k: v for k, v in hyper.items() if k not in ("beta1", "beta2")}
-    if "beta1" in hyper:
-        kw["betas"] = (hyper["beta1"], hyper["beta2"])
+    kw = torch_kwargs(hyper)
     kw["foreach"] = False
     if "fused" in inspect.signature(cls.__init__).parameters:
         kw["fused"] = False
@@ -218,7 +216,7 @@ def _runs(hyper):
     for seed in SEEDS:
         yield seed, hyper
     for seed in SEEDS_NO_WD:
-        yield seed, {**hyper, "weight_decay": 0.0}
+        yield seed, {**hyper, "weight_decay": 0.0} if "weight_decay" in hyper else hyper  # Rprop has none
 
 
 # --------------------------------------------------------------------------- the tests
@@ -234,7 +232,7 @@ def test_torch_float64_within_bound(name, hyper):
         ref, bnd = _reference(s, h, p0, grads, lrs)
         ratios, beyond = _compare(name, h, seed, _torch_run(name, h, p0, grads, lrs), ref, bnd)
         _record(name, ratios)
-        problems += [f"weight_decay={h['weight_decay']} {b}" for b in beyond]
+        problems += [f"weight_decay={h.get('weight_decay')} {b}" for b in beyond]
     assert not problems, f"torch {name} {hyper} is beyond the float64 error bound:\n" + "\n".join(problems[:20])
 
 

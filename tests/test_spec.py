@@ -9,6 +9,8 @@ import sympy as sp
 import torch
 
 import spec
+from conformance import optimizers as registry
+from conformance.optimizers import TORCH_PAIRS
 from reference.program import compile_rule
 from spec.core import Assign
 
@@ -18,7 +20,7 @@ SPEC_IDS = tuple(spec.OPTIMIZERS)
 TORCH_SPECS = tuple(s for s in SPECS if s.torch_class.startswith("torch.optim."))
 TORCH_IDS = tuple(s.name for s in TORCH_SPECS)
 TORCH_ONLY = {"self", "params", "foreach", "fused", "capturable", "differentiable"}  # implementation options
-BETAS = ("beta1", "beta2")
+PAIRS = TORCH_PAIRS  # torch's tuple arguments under the spec's names of their entries
 
 
 def torch_class(s):
@@ -28,24 +30,21 @@ def torch_class(s):
 
 
 def torch_defaults(s) -> dict:
-    """torch's constructor defaults under the spec's names (``betas=(b1, b2)`` → beta1, beta2)."""
+    """torch's constructor defaults under the spec's names (``betas=(b1, b2)`` → beta1, beta2; ``PAIRS``)."""
     out = {}
     for name, p in inspect.signature(torch_class(s).__init__).parameters.items():
         if name in TORCH_ONLY:
             continue
         assert p.default is not inspect.Parameter.empty, f"{s.torch_class}: {name} has no default"
-        if name == "betas":
-            out.update(zip(BETAS, p.default))
+        if name in PAIRS:
+            out.update(zip(PAIRS[name], p.default))
         else:
             out[name] = p.default
     return out
 
 
 def torch_kwargs(s, hyper: dict) -> dict:
-    kw = {k: v for k, v in hyper.items() if k not in BETAS}
-    if "beta1" in hyper:
-        kw["betas"] = (hyper["beta1"], hyper["beta2"])
-    return kw
+    return registry.torch_kwargs(hyper)
 
 
 def torch_accepts(s, hyper: dict) -> bool:

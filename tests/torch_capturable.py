@@ -8,7 +8,7 @@ import contextlib
 import importlib
 from unittest import mock
 
-OPTIMIZERS = ("adam", "adamw", "adamax", "radam")
+OPTIMIZERS = ("adam", "adamw", "adamax", "radam", "rprop")
 
 
 @contextlib.contextmanager

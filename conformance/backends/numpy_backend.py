@@ -87,6 +87,7 @@ DEFAULTS = {
                   decoupled_weight_decay=False, maximize=False),
     "radam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
                   maximize=False),
+    "rprop": dict(lr=1e-2, etaminus=0.5, etaplus=1.2, step_size_min=1e-6, step_size_max=50.0, maximize=False),
 }
 
 
@@ -151,6 +152,9 @@ def validate(optimizer: str, hyper: dict) -> dict:
             raise ValueError(f"Invalid epsilon value: {h['eps']}")
         if not 0.0 <= h["weight_decay"]:
             raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
+    elif optimizer == "rprop":
+        if not 0.0 < h["etaminus"] < 1.0 < h["etaplus"]:  # torch checks nothing about step_sizes
+            raise ValueError(f"Invalid eta values: {h['etaminus']}, {h['etaplus']}")
     else:  # adam, adamw, adamax, nadam, radam
         if not 0.0 <= h["eps"]:
             raise ValueError(f"Invalid epsilon value: {h['eps']}")
@@ -235,6 +239,16 @@ class _Ops:
 
     def maximum(self, a, b):  # NaN-propagating, like torch.maximum
         return self._out(np.maximum(self._in(a), self._in(b)))
+
+    def clamp(self, a, lo: float, hi: float):
+        """``a.clamp(lo, hi)``: min(max(a, lo), hi), NaN-propagating; the bounds rounded to the tensor's dtype
+        first (``Scalar.to<scalar_t>()``), so hi wins when lo > hi."""
+        lo, hi = (self.ct(np.asarray(x, dtype=np.float64).astype(self.dtype)) for x in (lo, hi))
+        return self._out(np.minimum(np.maximum(self._in(a), lo), hi))
+
+    def fill(self, like, x: float):
+        """A tensor of ``like``'s shape holding the Python scalar ``x`` in the dtype (``torch.full_like``)."""
+        return np.full(np.shape(like), x, dtype=np.float64).astype(self.dtype)
 
 
 # --------------------------------------------------------------------------
@@ -392,6 +406,24 @@ def _radam(k, p, g, st, h, _):
     return k.add(p, k.mul(bias_corrected_exp_avg, lr), -1.0)
 
 
+def _rprop(k, p, g, st, h, _):
+    grad = k.neg(g) if h["maximize"] else g
+    st["step"] += 1
+    product = k.mul(grad, st["prev"])
+    # torch maps sign(product) to the factors in a tensor of the parameter's dtype: etaplus and etaminus are
+    # rounded to it; NaN is none of >, <, = 0 and stays NaN.
+    factor = np.sign(product)
+    factor = np.where(factor > 0, k.fill(factor, h["etaplus"]),
+                      np.where(factor < 0, k.fill(factor, h["etaminus"]), np.where(factor == 0, 1, factor)))
+    step_size = st["step_size"] = k.clamp(k.mul(st["step_size"], factor.astype(k.dtype)),
+                                          h["step_size_min"], h["step_size_max"])
+    # torch zeroes grad where factor == etaminus; this port tests the sign itself, as the spec does (the two
+    # differ where etaminus rounds to 0 or 1 in the dtype: a known deviation of torch).
+    grad = np.where(product < 0, np.zeros_like(grad), grad)
+    st["prev"] = grad.copy()
+    return k.addcmul(p, np.sign(grad), step_size, -1.0)
+
+
 _STEPS = {
     "sgd": _sgd,
     "adagrad": _adagrad,
@@ -402,6 +434,7 @@ _STEPS = {
     "adamax": _adamax,
     "nadam": _nadam,
     "radam": _radam,
+    "rprop": _rprop,
 }
 
 
@@ -435,6 +468,8 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict) -> dict:
         return {"step": 0.0, "mu_product": 1.0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
     if optimizer == "radam":
         return {"step": 0.0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
+    if optimizer == "rprop":  # step_size: the group's lr now, not at construction
+        return {"step": 0.0, "prev": _zeros(p), "step_size": np.full(p.shape, h["lr"]).astype(p.dtype)}
     raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}")
 
 

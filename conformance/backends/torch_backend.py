@@ -296,8 +296,9 @@ class TorchBackend:
         names = self.hyper_map.get(optimizer, {})
         out = {}
         hyper = dict(hyper)
-        if "beta1" in hyper and "beta2" in hyper and "beta1" not in names and "beta2" not in names:
-            out[names.get("betas", "betas")] = (hyper.pop("beta1"), hyper.pop("beta2"))
+        for pair, (first, second) in optimizers.TORCH_PAIRS.items():
+            if first in hyper and second in hyper and first not in names and second not in names:
+                out[names.get(pair, pair)] = (hyper.pop(first), hyper.pop(second))
         for key, value in hyper.items():
             out[names.get(key, key)] = value
         return out
@@ -479,8 +480,8 @@ class TorchBackend:
     def defaults(self, optimizer: str) -> dict:
         """The class's default hyperparameters, from its signature, under the spec's names.
 
-        ``betas`` is split into ``beta1``/``beta2``; names given by ``hyper_map``
-        are mapped back.  Keyword arguments the spec does not know (``foreach``,
+        ``betas`` is split into ``beta1``/``beta2``, and Rprop's ``etas``/``step_sizes`` likewise
+        (``optimizers.TORCH_PAIRS``); names given by ``hyper_map`` are mapped back.  Keyword arguments the spec does not know (``foreach``,
         ``fused``, ...) are returned too, under their own names.
         """
         cls = self.optimizer_class(optimizer)
@@ -492,7 +493,9 @@ class TorchBackend:
             raise BackendError(f"{_class_label(cls)}: no inspectable signature: {exc}") from exc
         names = self.hyper_map.get(optimizer, {})
         inverse = {theirs: ours for ours, theirs in names.items()}
-        inverse.setdefault(names.get("betas", "betas"), "betas")
+        pairs = optimizers.TORCH_PAIRS
+        for pair in pairs:
+            inverse.setdefault(names.get(pair, pair), pair)
         out = {}
         for pname, param in sig.parameters.items():
             if param.default is inspect.Parameter.empty or param.kind in (
@@ -502,9 +505,9 @@ class TorchBackend:
             value = param.default
             if torch is not None and torch.is_tensor(value) and value.numel() == 1:
                 value = value.item()
-            if ours == "betas" and isinstance(value, (tuple, list)) and len(value) == 2:
+            if ours in pairs and isinstance(value, (tuple, list)) and len(value) == 2:
                 b1, b2 = (v.item() if torch is not None and torch.is_tensor(v) else v for v in value)
-                out["beta1"], out["beta2"] = b1, b2
+                out[pairs[ours][0]], out[pairs[ours][1]] = b1, b2
                 continue
             out[ours] = value
         return out

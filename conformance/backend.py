@@ -77,8 +77,6 @@ from typing import NamedTuple, Optional, Protocol, Sequence
 
 import numpy as np
 
-from reference.bound import SCALAR_PRECISIONS
-
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -248,6 +246,8 @@ def check_output(case: Case, outputs) -> None:
 def scalar_precision(backend, optimizer: str, path) -> str:
     """The format the backend declares for the per-step scalars of ``optimizer`` on ``path``; "float32" when it
     declares none (it covers binary64 too)."""
+    from reference.bound import SCALAR_PRECISIONS  # here, not at import: a backend module need not load the reference
+
     declared = getattr(backend, "scalar_precision", None)
     value = declared(optimizer, path) if callable(declared) else "float32"
     if value not in SCALAR_PRECISIONS:

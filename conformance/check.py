@@ -36,6 +36,7 @@ compares each step with one exact step from the backend's own previous state
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -81,11 +82,11 @@ class Finding:
 
 # The exact comparison costs milliseconds per element and step: a case whose tensors phase 1 cannot decide (a
 # format limitation of every element, say) or that fails everywhere is described by its first elements.
+DESCRIBED_FAILURES = 16  # certainly failing elements compared exactly per tensor: the lowest indices, each step's first
+EXACT_LIMIT = 48  # undecided elements compared exactly per case (parameters in order, lowest indices first)
 #: log2 of bound / |Δθ| is counted in integer bins, clipped to these (the top one holds an infinite ratio: a
 #: step that did not move θ while its bound is positive)
 RESOLUTION_RANGE = (-80, 20)
-DESCRIBED_FAILURES = 16  # certainly failing elements compared exactly per tensor: the lowest indices, each step's first
-EXACT_LIMIT = 48  # undecided elements compared exactly per case (parameters in order, lowest indices first)
 
 
 @dataclass
@@ -139,7 +140,7 @@ class Report(Verdicts):
     # that element exactly; ``check`` calls the largest one's, so that ``worst`` is described exactly
     best: list = field(default_factory=list, repr=False)
     # Resolution: per θ value, ⌊log2(bound / |Δθ|)⌋ → count (``add_resolution``); bin ≥ 0 is blind.
-    resolution: dict = field(default_factory=dict)
+    resolution: Counter = field(default_factory=Counter)
 
     def add_resolution(self, bound, value, prev) -> None:
         """Count how small a slip the check of these θ values can see: the bound over the step's change
@@ -154,8 +155,7 @@ class Report(Verdicts):
             lo, hi = RESOLUTION_RANGE
             bins = np.clip(np.floor(np.log2(bound[keep] / change[keep])), lo, hi)
             bins = np.where(np.isnan(bins), lo, bins).astype(np.int64)  # 0/0 is excluded above; NaN cannot stay
-        for b, n in zip(*np.unique(bins, return_counts=True)):
-            self.resolution[int(b)] = self.resolution.get(int(b), 0) + int(n)
+        self.resolution.update(dict(zip(*(a.tolist() for a in np.unique(bins, return_counts=True)))))
 
     @property
     def ok(self) -> bool:

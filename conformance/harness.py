@@ -36,10 +36,14 @@ def set_aside_known(request, data, path):
     """Set aside a case that a known, input-specific deviation of this test covers (a Hypothesis event names it)."""
     known = known_deviation_for(request.config, request.node.originalname, data.optimizer, path, data.dtype, data)
     if known:
-        event(f"set aside, known deviation {known.id}")
-        aside = request.node.__dict__.setdefault("_conformance_set_aside", {})
-        aside[known.id] = aside.get(known.id, 0) + 1
-        reject()
+        _set_aside(request, known)
+
+
+def _set_aside(request, known):
+    event(f"set aside, known deviation {known.id}")
+    aside = request.node.__dict__.setdefault("_conformance_set_aside", {})
+    aside[known.id] = aside.get(known.id, 0) + 1
+    reject()
 
 
 def _tensors(data, keep) -> Case:
@@ -62,17 +66,19 @@ def without_known(request, data, path):
     Why not set the whole case aside: a realistic case has up to a dozen tensors per group, so one element
     that a deviation concerns (a square that overflows float16 in foreach RAdam) would otherwise discard
     the whole draw, and Hypothesis would draw hundreds of cases to find a few it may check."""
-    config, test = request.config, request.node.originalname
-    known = known_deviation_for(config, test, data.optimizer, path, data.dtype, data)
+    def covering(case):
+        return known_deviation_for(request.config, request.node.originalname, data.optimizer, path, data.dtype, case)
+
+    known = covering(data)
     if not known:
         return data
     pairs = [(i, j) for i, (_, params) in enumerate(data.groups) for j in range(len(params))]
-    keep = [ij for ij in pairs
-            if not known_deviation_for(config, test, data.optimizer, path, data.dtype, _tensors(data, [ij]))]
+    covered = [bool(covering(_tensors(data, [ij]))) for ij in pairs]
+    keep = [ij for ij, c in zip(pairs, covered) if not c]
     narrowed = _tensors(data, keep) if keep else None
-    if narrowed is None or known_deviation_for(config, test, data.optimizer, path, data.dtype, narrowed):
-        set_aside_known(request, data, path)
-    left_out = [ij for ij in pairs if ij not in keep]
+    if narrowed is None or covering(narrowed):
+        _set_aside(request, known)
+    left_out = [ij for ij, c in zip(pairs, covered) if c]
     event(f"tensors left out, known deviation {known.id}")
     note(f"left out (group, param) {left_out}: known deviation {known.id} covers them; checked the other "
          f"{len(keep)} tensors")

@@ -43,6 +43,7 @@ import datetime as _dt
 import json
 import math
 import os
+from collections import Counter
 from typing import Optional
 
 from spec.schedules import SCHEDULES
@@ -102,7 +103,7 @@ class _Entry:
         self.theta_findings = 0
         self.limited = 0
         self.unchecked = 0  # values the fast reference left undecided past the exact comparison's limit
-        self.resolution = {}  # ⌊log2(bound / |Δθ|)⌋ → count over the cases (check.Report.add_resolution)
+        self.resolution = Counter()  # ⌊log2(bound / |Δθ|)⌋ → count over the cases (check.Report.add_resolution)
         self.lost_update = 0
         self.failed_values = 0
         self.failed_cases = 0
@@ -182,7 +183,7 @@ class _Entry:
         for name in ("findings", "theta_findings", "limited", "unchecked", "lost_update", "failed_values", "failed_cases"):
             setattr(e, name, int(d.get(name, 0)))
         e.max_ratio = _dec(d["max_ratio"]) or 0.0
-        e.resolution = {int(k): int(n) for k, n in d.get("resolution", {}).items()}
+        e.resolution = Counter({int(k): int(n) for k, n in d.get("resolution", {}).items()})
         e.tests = {k: dict(v) for k, v in d.get("tests", {}).items()}
         w = d.get("worst")
         e.worst = None if w is None else {**w, "ratio": _dec(w["ratio"]), "ulp": _dec(w["ulp"])}
@@ -198,8 +199,7 @@ class _Entry:
         for name in ("findings", "theta_findings", "limited", "unchecked", "lost_update", "failed_values", "failed_cases"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.max_ratio = _max_nan(self.max_ratio, other.max_ratio)
-        for k, n in other.resolution.items():
-            self.resolution[k] = self.resolution.get(k, 0) + n
+        self.resolution.update(other.resolution)
         for nodeid, t in other.tests.items():
             mine = self.tests.get(nodeid)
             if mine is None:
@@ -415,8 +415,7 @@ class DriftCollector:
                 step1 = b.max_ulp if step1 is None else _max_nan(step1, b.max_ulp)
             if b.step == last_step:
                 last = b.max_ulp if last is None else _max_nan(last, b.max_ulp)
-        for k, n in getattr(report, "resolution", {}).items():
-            e.resolution[k] = e.resolution.get(k, 0) + n
+        e.resolution.update(report.resolution)
         e.samples[mode]["step1"].append(step1)
         e.samples[mode]["last"].append(last)
         if not report.ok:

@@ -304,41 +304,40 @@ class FastBound(NoTensorRule):
         scaling = len(xs) == 2 and self._is_scalar(xs[0]) != self._is_scalar(xs[1])
         if scaling:
             s_, t_ = (xs[0], xs[1]) if self._is_scalar(xs[0]) else (xs[1], xs[0])
+        quot = t_.quot if scaling else None  # s·(x/d) computed as (s·x)/d: s·x's underflow, over |d|
         ops = self._operands(xs)
         value = self.fi.mul(*(x.t for x in ops))
         esc = self._any(*(x.esc for x in ops))
         finite = functools.reduce(np.logical_and, [np.isfinite(x.e) for x in ops])
         zero = self._any(*(self._zero(x) for x in ops)) & finite
-        units = [(x.e == 0) & (np.abs(x.t.x) == 1) for x in ops]
+        units = [(x.e == 0) & (np.abs(x.t.x) == 1) for x in ops]  # exact factors ±1, which Bound.mul skips
+        # The product chain of Bound.mul.  Where no factor is ±1 (the common case) every factor enters it, without
+        # the per-element choice of which to skip.
         if not any(u.any() for u in units):
-            return self._mul_plain(ops, value, esc, zero, t_ if scaling else None, s_ if scaling else None)
-        # The product chain of Bound.mul, with the factors ±1 (exact) skipped.
-        first = ops[0]
-        has = ~((first.e == 0) & (np.abs(first.t.x) == 1))
-        acc_v = np.where(has, self._vabs(first.t), 0.0)
-        acc_e = np.where(has, first.e, 0.0)
-        products = np.zeros(np.shape(value.x), dtype=bool)
-        for x in ops[1:]:
-            unit = (x.e == 0) & (np.abs(x.t.x) == 1)
-            vabs = self._vabs(x.t)
-            pv = _up(acc_v * vabs)
-            pe = _up(acc_v * x.e + vabs * acc_e + acc_e * x.e)
-            if scaling and t_.quot is not None:  # s·(x/d) computed as (s·x)/d: s·x's underflow, over |d|
-                pe = np.where(np.isnan(t_.quot), pe, _up(pe + self.c * self.eta / t_.quot))
-            pe, esc_p = self._round(pv, pe, esc)
-            take = ~unit & ~has
-            prod = ~unit & has
-            acc_v = np.where(take, vabs, np.where(prod, pv, acc_v))
-            acc_e = np.where(take, x.e, np.where(prod, pe, acc_e))
-            esc = np.where(prod, esc_p, esc)
-            products |= prod
-            has |= ~unit
+            acc_v, acc_e = self._vabs(ops[0].t), ops[0].e
+            for x in ops[1:]:
+                acc_v, acc_e, esc = self._chain_step(acc_v, acc_e, self._vabs(x.t), x.e, esc, quot)
+            has = products = np.True_
+        else:
+            has = ~units[0]
+            acc_v = np.where(has, self._vabs(ops[0].t), 0.0)
+            acc_e = np.where(has, ops[0].e, 0.0)
+            products = np.zeros(np.shape(value.x), dtype=bool)
+            for x, unit in zip(ops[1:], units[1:]):
+                vabs = self._vabs(x.t)
+                pv, pe, esc_p = self._chain_step(acc_v, acc_e, vabs, x.e, esc, quot)
+                take = ~unit & ~has
+                prod = ~unit & has
+                acc_v = np.where(take, vabs, np.where(prod, pv, acc_v))
+                acc_e = np.where(take, x.e, np.where(prod, pe, acc_e))
+                esc = np.where(prod, esc_p, esc)
+                products |= prod
+                has |= ~unit
         e = np.where(zero | ~has, 0.0, acc_e)
         if len(ops) >= 3:  # Bound._association: another order's intermediate underflows, amplified
-            k = sum((~((x.e == 0) & (np.abs(x.t.x) == 1))).astype(np.int64) for x in ops)
-            big = np.sort(np.stack([np.broadcast_to(np.where((x.e == 0) & (np.abs(x.t.x) == 1), 1.0,
-                                                             np.maximum(1.0, _up(self._vabs(x.t) + x.e))),
-                                                    np.shape(value.x)) for x in ops]), axis=0)
+            k = sum((~u).astype(np.int64) for u in units)
+            big = np.sort(np.stack([np.broadcast_to(np.where(u, 1.0, np.maximum(1.0, _up(self._vabs(x.t) + x.e))),
+                                                    np.shape(value.x)) for x, u in zip(ops, units)]), axis=0)
             n = len(ops)
             rank = np.arange(n).reshape((n,) + (1,) * np.ndim(value.x))
             amp = np.prod(np.where(rank >= n - (k - 2), big, 1.0), axis=0)
@@ -351,32 +350,15 @@ class FastBound(NoTensorRule):
             out.scale = np.where(products & ~zero & np.isfinite(e), scale, np.nan)
         return out
 
-    def _mul_plain(self, ops, value, esc, zero, tensor, scalar):
-        """``mul`` where no factor is an exact ±1: every factor enters ``Bound.mul``'s product chain (the
-        general case, without its per-element choices of which factors to skip)."""
-        acc_v, acc_e = self._vabs(ops[0].t), ops[0].e
-        for x in ops[1:]:
-            vabs = self._vabs(x.t)
-            pv = _up(acc_v * vabs)
-            pe = _up(acc_v * x.e + vabs * acc_e + acc_e * x.e)
-            if tensor is not None and tensor.quot is not None:  # as in ``mul``: (s·x)/d's underflow
-                pe = np.where(np.isnan(tensor.quot), pe, _up(pe + self.c * self.eta / tensor.quot))
-            acc_e, esc = self._round(pv, pe, esc)
-            acc_v = pv
-        e = np.where(zero, 0.0, acc_e)
-        n = len(ops)
-        if n >= 3:  # Bound._association, with k = n factors: the n − 2 largest max(1, |x| + e), times (n − 2)·c·η
-            big = [np.maximum(1.0, _up(self._vabs(x.t) + x.e)) for x in ops]
-            if n == 3:
-                amp = functools.reduce(np.maximum, big)
-            else:
-                amp = np.prod(np.sort(np.stack(np.broadcast_arrays(*big)), axis=0)[2:], axis=0)
-            e = np.where(zero, e, _up(e + _up((n - 2) * self.c * self.eta * amp)))
-        out = TB(value, e, esc, *self._overflow(value, *_lim(*ops)),
-                 elo=np.where(zero, 0.0, self._rounding_lo(value)))
-        if scalar is not None:
-            out.scale = np.where(~zero & np.isfinite(e), _upf(abs(scalar.b.v) + scalar.b.e), np.nan)
-        return out
+    def _chain_step(self, acc_v, acc_e, vabs, e, esc, quot):
+        """One factor (|x| ≤ ``vabs``, error ``e``) of ``Bound.mul``'s chain: (|product| bound, its error with its
+        rounding, escalated)."""
+        pv = _up(acc_v * vabs)
+        pe = _up(acc_v * e + vabs * acc_e + acc_e * e)
+        if quot is not None:
+            pe = np.where(np.isnan(quot), pe, _up(pe + self.c * self.eta / quot))
+        pe, esc = self._round(pv, pe, esc)
+        return pv, pe, esc
 
     def lerp(self, a, b, w):
         if all(map(self._is_scalar, (a, b, w))):

@@ -186,12 +186,12 @@ KNOWN_DEVIATIONS = (
         reason="foreach RAdam adds -lr/(1 - beta1**t) as a scalar to a tensor of the parameter's dtype: inf "
                "where it exceeds the dtype's range."),
     KnownDeviation(
-        id="radam-foreach-step-size-in-denominator", implementation=torch_optim("RAdam"), versions=TORCH,
+        id="radam-foreach-step-size-in-denominator", implementation=torch_optim("RAdam"), versions=">=2.13,<2.14",
         spec="radam", path="foreach", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._capturable_denominator_leaves_range,
         reason="foreach RAdam forms D = (sqrt(v) + eps)*bc1/(sqrt(bc2)*lr*r_t) in the parameter's dtype and steps "
                "by m/D: wrong rectified steps where D leaves its range."),
     KnownDeviation(
-        id="rprop-etaminus-rounds-to-0-or-1", implementation=torch_optim("Rprop"), versions=TORCH, spec="rprop",
+        id="rprop-etaminus-rounds-to-0-or-1", implementation=torch_optim("Rprop"), versions=">=2.13,<2.14", spec="rprop",
         tests=VALUE_TESTS, applies=p._rprop_etaminus_rounds_to_0_or_1,
         reason="Rprop finds sign flips by comparing its factor tensor with etaminus: wrong where etaminus rounds "
                "to 0 or 1 in the parameter's dtype."),

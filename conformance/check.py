@@ -141,13 +141,15 @@ class Report(Verdicts):
     best: list = field(default_factory=list, repr=False)
     # Resolution: per θ value, ⌊log2(bound / |Δθ|)⌋ → count (``add_resolution``); bin ≥ 0 is blind.
     resolution: Counter = field(default_factory=Counter)
+    # The same per state variable: name → Counter, from the second step on (the step before must be exposed)
+    state_resolution: dict = field(default_factory=dict)
 
-    def add_resolution(self, bound, value, prev) -> None:
-        """Count how small a slip the check of these θ values can see: the bound over the step's change
-        |value − prev| (``value`` the exact θ after the step, ``prev`` the implementation's θ before it).  A value
-        is *blind* when its bound is at least the change: any slip smaller than the step passes.  Values without a
-        finite bound (format-limited, non-finite) and steps checked exactly (bound and change both 0) are left
-        out (fast engine only)."""
+    def add_resolution(self, bound, value, prev, quantity: str = "theta") -> None:
+        """Count how small a slip the check of these values of ``quantity`` (θ or a state variable) can see: the
+        bound over the step's change |value − prev| (``value`` the exact value after the step, ``prev`` the
+        implementation's value before it).  A value is *blind* when its bound is at least the change: any slip
+        smaller than the step passes.  Values without a finite bound (format-limited, non-finite) and steps
+        checked exactly (bound and change both 0) are left out (fast engine only)."""
         with np.errstate(all="ignore"):
             change = np.abs(np.asarray(value, dtype=np.float64) - np.asarray(prev).astype(np.float64)).reshape(-1)
             bound = np.asarray(bound, dtype=np.float64).reshape(-1)
@@ -155,7 +157,8 @@ class Report(Verdicts):
             lo, hi = RESOLUTION_RANGE
             bins = np.clip(np.floor(np.log2(bound[keep] / change[keep])), lo, hi)
             bins = np.where(np.isnan(bins), lo, bins).astype(np.int64)  # 0/0 is excluded above; NaN cannot stay
-        self.resolution.update(dict(zip(*(a.tolist() for a in np.unique(bins, return_counts=True)))))
+        counts = self.resolution if quantity == "theta" else self.state_resolution.setdefault(quantity, Counter())
+        counts.update(dict(zip(*(a.tolist() for a in np.unique(bins, return_counts=True)))))
 
     @property
     def ok(self) -> bool:
@@ -339,7 +342,7 @@ def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outpu
                         [trajectory_bounds(spec, hyper, flat[0], [flat[1]], fmt, state=st, step=count, lrs=lr,
                                            scalars=scalars)[0]])
 
-            _compare_fast(report, [s], i, j, snaps, bnds, [out], fmt, [prevs[j]], exact_rows)
+            _compare_fast(report, [s], i, j, snaps, bnds, [out], fmt, [prevs[j]], exact_rows, [givens[j] or None])
         counts = [c + (g[s] is not None) for c, g in zip(counts, all_grads)]
 
 
@@ -416,7 +419,8 @@ def _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outpu
                 trajectory_bounds(spec, hyper, _flat(p0, idx), sub, fmt, lrs=lrs, scalars=scalars))
 
     prevs = [p0] + [out.params[i][j] for out in outputs[:-1]]
-    _compare_fast(report, list(range(len(outputs))), i, j, snaps, bnds, outputs, fmt, prevs, exact_rows)
+    prev_states = [None] + [None if out.state is None else out.state[i][j] for out in outputs[:-1]]
+    _compare_fast(report, list(range(len(outputs))), i, j, snaps, bnds, outputs, fmt, prevs, exact_rows, prev_states)
 
 
 def _ulp_estimate(dist, x, fmt):
@@ -425,9 +429,11 @@ def _ulp_estimate(dist, x, fmt):
     return dist / np.ldexp(1.0, np.maximum(e - 1, fmt.emin) - fmt.precision + 1)
 
 
-def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_rows):
+def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_rows, prev_states):
     """Compare outputs at ``steps`` (report step numbers, one per snapshot) with the fast reference;
-    ``exact_rows(flat indices)`` gives (reference rows, bound rows) of those elements alone, per snapshot."""
+    ``exact_rows(flat indices)`` gives (reference rows, bound rows) of those elements alone, per snapshot;
+    ``prev_states``: per snapshot, the implementation's state before the step (name → array), or None where
+    it is not known (the first step), for the resolution of the state variables."""
     shape = np.shape(outputs[0].params[i][j])
     per_step, exact_idx, failing, first_fail = [], set(), set(), {}
     best = (-1.0, None)  # the bulk value with the largest ratio: a candidate for Report.worst (Report.best)
@@ -477,6 +483,8 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                     best = (float(ratio.reshape(-1)[f]), f)
             if name == "theta":
                 report.add_resolution(bound, snap.value[name], prev)
+            elif prev_states[k] is not None and name in prev_states[k]:
+                report.add_resolution(bound, snap.value[name], np.broadcast_to(prev_states[k][name], shape), name)
             rows.append((name, got, plain, lost, dist, snap.value[name], limited, bnd.why.get(name, ""), fails))
         per_step.append((rows, counter))
     undecided = sorted(exact_idx)

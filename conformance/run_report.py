@@ -104,6 +104,7 @@ class _Entry:
         self.limited = 0
         self.unchecked = 0  # values the fast reference left undecided past the exact comparison's limit
         self.resolution = Counter()  # ⌊log2(bound / |Δθ|)⌋ → count over the cases (check.Report.add_resolution)
+        self.state_resolution = {}  # state name → Counter, the same for each state variable
         self.lost_update = 0
         self.failed_values = 0
         self.failed_cases = 0
@@ -168,6 +169,9 @@ class _Entry:
             "resolution_median": _median_bin(self.resolution),
             "resolution_worst": max(self.resolution, default=None),
             "blind_share": _blind_share(self.resolution),
+            "state_resolution": {n: {str(k): c for k, c in sorted(h.items())}
+                                 for n, h in sorted(self.state_resolution.items())},
+            "state_blind_share": {n: _blind_share(h) for n, h in sorted(self.state_resolution.items())},
             "max_ratio": _enc(self.max_ratio),
             "worst": None if self.worst is None else {**self.worst, "ratio": _enc(self.worst["ratio"]),
                                                        "ulp": _enc(self.worst["ulp"])},
@@ -184,6 +188,8 @@ class _Entry:
             setattr(e, name, int(d.get(name, 0)))
         e.max_ratio = _dec(d["max_ratio"]) or 0.0
         e.resolution = Counter({int(k): int(n) for k, n in d.get("resolution", {}).items()})
+        e.state_resolution = {name: Counter({int(k): int(n) for k, n in h.items()})
+                              for name, h in d.get("state_resolution", {}).items()}
         e.tests = {k: dict(v) for k, v in d.get("tests", {}).items()}
         w = d.get("worst")
         e.worst = None if w is None else {**w, "ratio": _dec(w["ratio"]), "ulp": _dec(w["ulp"])}
@@ -200,6 +206,8 @@ class _Entry:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.max_ratio = _max_nan(self.max_ratio, other.max_ratio)
         self.resolution.update(other.resolution)
+        for name, h in other.state_resolution.items():
+            self.state_resolution.setdefault(name, Counter()).update(h)
         for nodeid, t in other.tests.items():
             mine = self.tests.get(nodeid)
             if mine is None:
@@ -416,6 +424,8 @@ class DriftCollector:
             if b.step == last_step:
                 last = b.max_ulp if last is None else _max_nan(last, b.max_ulp)
         e.resolution.update(report.resolution)
+        for name, h in report.state_resolution.items():
+            e.state_resolution.setdefault(name, Counter()).update(h)
         e.samples[mode]["step1"].append(step1)
         e.samples[mode]["last"].append(last)
         if not report.ok:
@@ -569,7 +579,7 @@ class DriftCollector:
         """A plain-text table of the entries (of one backend, or all)."""
         rows = [self.entries[k].to_dict() for k in sorted(self.entries) if backend is None or k[0] == backend]
         header = ["optimizer", "path", "dtype", "cases", "ulp@1 max", "p99", "med", "ulp@last max", "p99", "med",
-                  "limited", "lost", "res. med", "worst", "blind", "max err/bound", "verdict"]
+                  "limited", "lost", "res. med", "worst", "blind", "state blind", "max err/bound", "verdict"]
         if backend is None:
             header = ["backend"] + header
         lines = []
@@ -580,7 +590,8 @@ class DriftCollector:
                      _fmt(ul["max"]), _fmt(ul["p99"]), _fmt(ul["median"]),
                      _pct(r["limited_share"]), _pct(r["lost_update_share"]),
                      _pow2(r.get("resolution_median")), _pow2(r.get("resolution_worst")),
-                     _pct(r.get("blind_share", 0.0)), _fmt(r["max_ratio"]),
+                     _pct(r.get("blind_share", 0.0)), _state_blind(r.get("state_blind_share", {})),
+                     _fmt(r["max_ratio"]),
                      r["verdict"] + (" (stale xfail)" if r["stale_known_deviation"] else "")]
             lines.append(([r["backend"]] if backend is None else []) + cells)
         widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(header)]
@@ -597,7 +608,8 @@ class DriftCollector:
                    "dtype); max err/bound: the largest error/bound ratio (> 1 fails).")
         out.append("res. med / worst: resolution, the bound over the step's change |Δθ| (median and largest, to a "
                    "power of 2): a slip smaller than that share of the step passes; blind: share of θ values whose "
-                   "bound is at least the change (the check cannot see a slip the size of the step).")
+                   "bound is at least the change (the check cannot see a slip the size of the step); state blind: the same "
+                   "share per state variable, from each case's second step on.")
         if any(backend is None or k[0] == backend for k in self.schedules):
             out = ([] if not rows else out + [""]) + [self.schedule_table(backend)]
         return "\n".join(out)
@@ -666,6 +678,11 @@ def _median_bin(hist: dict):
 def _blind_share(hist: dict) -> float:
     total = sum(hist.values())
     return sum(n for k, n in hist.items() if k >= 0) / total if total else 0.0
+
+
+def _state_blind(shares: dict) -> str:
+    """Each state variable's blind share, as ``name share`` pairs ("-" when none was measured)."""
+    return " ".join(f"{n} {_pct(x)}" for n, x in sorted(shares.items())) or "-"
 
 
 def _pow2(k) -> str:

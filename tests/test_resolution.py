@@ -42,3 +42,35 @@ def test_median_bin_and_labels():
     assert _median_bin({}) is None and _median_bin({-3: 1, 0: 1, 2: 5}) == 2
     lo, hi = RESOLUTION_RANGE
     assert (_pow2(None), _pow2(-7), _pow2(hi), _pow2(lo)) == ("-", "2^-7", f"≥2^{hi}", f"<2^{lo + 1}")
+
+
+def test_state_variables_count_apart_from_theta():
+    r = Report("adam", "float32", "trajectory")
+    r.add_resolution(np.array([2.0 ** -5]), np.array([1.0]), np.array([0.0], dtype=np.float32), "exp_avg")
+    assert r.resolution == {} and r.state_resolution == {"exp_avg": {-5: 1}}
+    c = DriftCollector()
+    c.add("conformance/test_conformance.py::test_trajectory[adam-for-loop-float32]", "numpy", "for-loop", None, r)
+    row = c.to_dict()["entries"][0]
+    assert row["state_resolution"] == {"exp_avg": {"-5": 1}} and row["state_blind_share"] == {"exp_avg": 0.0}
+    again = DriftCollector.from_json(c.to_json())
+    assert again.to_dict()["entries"][0]["state_resolution"] == row["state_resolution"]
+    assert "exp_avg 0" in c.table()
+
+
+def test_a_checked_trajectory_measures_each_exposed_state_from_its_second_step():
+    # Adam, float32, θ = 1 and g = 1 for three steps: m goes 0.1, 0.19, 0.271 and v 0.001, 0.001999, 0.002997;
+    # the second and third steps' changes (0.09, 0.081; ~0.000999) are far above float32's rounding, so no value of
+    # either is blind, and the first step (state before it not exposed) is not counted.
+    from conformance.backend import Case, Group, for_backend
+    from conformance.backends import load
+    from conformance.check import check
+
+    data = Case("adam", "float32", [Group({"lr": 1e-3}, [np.ones(4, dtype=np.float32)])],
+                [[[np.ones(4, dtype=np.float32)]] for _ in range(3)])
+    report = check(data, load("numpy").run(for_backend(data, "for-loop")), scalars="float64")
+    assert report.ok
+    assert set(report.state_resolution) == {"exp_avg", "exp_avg_sq"}
+    for name, hist in report.state_resolution.items():
+        assert sum(hist.values()) == 2 * 4, name  # steps 2 and 3, four elements
+        assert _blind_share(hist) == 0.0 and max(hist) < -10, (name, hist)
+    assert sum(report.resolution.values()) == 3 * 4

@@ -100,7 +100,8 @@ class Bulk:
     "fail": certainly outside their bound (the fast enclosure of the error lies above it), beyond the
     failing elements described exactly (``DESCRIBED_FAILURES``).  ``verdict`` "unchecked": values
     phase 1 could not decide, beyond the ``EXACT_LIMIT`` elements of the case compared exactly: not
-    known to conform, named in ``Report.notes``."""
+    known to conform, named in ``Report.notes``.  ``verdict`` "aside": not compared at all, as a known
+    deviation of the implementation named in ``why`` covers them (``check``'s ``aside``)."""
 
     step: int
     group: int
@@ -168,8 +169,8 @@ class Report(Verdicts):
         return len(self.failures) + sum(b.count for b in self.bulk if b.verdict == "fail")
 
     def values(self) -> int:
-        """How many values were compared (findings and bulk)."""
-        return len(self.findings) + sum(b.count for b in self.bulk)
+        """How many values were compared (findings and bulk; not those set aside)."""
+        return len(self.findings) + sum(b.count for b in self.bulk if b.verdict != "aside")
 
     def lost_updates(self) -> int:
         return sum(f.lost_update for f in self.findings) + sum(b.lost for b in self.bulk)
@@ -188,7 +189,7 @@ class Report(Verdicts):
             out[f.verdict] = out.get(f.verdict, 0) + 1
         for b in self.bulk:
             out[b.verdict] = out.get(b.verdict, 0) + b.count
-        order = ("ok", "fail", "limited", "special", "unchecked")  # fixed, whichever engine found which verdict first
+        order = ("ok", "fail", "limited", "special", "unchecked", "aside")  # fixed, whichever engine found which verdict first
         return {k: out[k] for k in sorted(out, key=lambda k: order.index(k) if k in order else len(order))}
 
     def limited_reason(self) -> Optional[str]:
@@ -276,13 +277,16 @@ ENGINES = ("fast", "interval")
 
 
 def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fast",
-          exact_limit: int = EXACT_LIMIT, scalars: str = "float32") -> Report:
+          exact_limit: int = EXACT_LIMIT, scalars: str = "float32", aside: Optional[dict] = None) -> Report:
     """Compare backend ``outputs`` (one StepOutput per step) for ``data`` with the reference.
 
     ``exact_limit``: how many elements the fast engine may compare exactly for values phase 1 left
     undecided (parameters in order, lowest indices first); the rest are counted "unchecked".
     ``scalars``: the format the implementation computes its per-step scalars in, as its backend declares
-    (``backend.scalar_precision``); the tolerance model charges exactly that."""
+    (``backend.scalar_precision``); the tolerance model charges exactly that.
+    ``aside``: (group, param) → (mask of the parameter's shape, reason): elements not compared at all (a known
+    deviation of the implementation covers them; ``harness.without_known``), counted in bulk as "aside"."""
+    aside = aside or {}
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     spec = spec_pkg.get(data.optimizer)
@@ -296,14 +300,17 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
                                                   phase2_limit=report.exact_left, scalars=scalars)
         for j, p0 in enumerate(params):
             grads = all_grads[j]
+            skip = aside.get((i, j))
             if mode == "trajectory" and engine == "interval":
-                _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars)
+                _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip)
             elif mode == "trajectory":
-                _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast[j], scalars)
+                _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast[j], scalars,
+                                       skip)
             elif engine == "interval":
-                _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars)
+                _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip)
         if mode == "step" and engine == "fast":
-            _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs, scalars)
+            _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs, scalars,
+                              [aside.get((i, j)) for j in range(len(params))])
     if report.best:  # the bulk value of the largest error ratio, compared exactly (one element, not one per tensor)
         max(report.best, key=lambda c: c[0])[1]()
         report.best.clear()
@@ -311,15 +318,15 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
     return report
 
 
-def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars):
+def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip=None):
     ref = trajectory(spec, hyper, p0, grads, lrs=lrs, formats=(fmt.name,))
     bnd = trajectory_bounds(spec, hyper, p0, grads, fmt, lrs=lrs, scalars=scalars)
     for s, out in enumerate(outputs):
         prev = p0 if s == 0 else outputs[s - 1].params[i][j]
-        _compare_step(report, s, i, j, ref[s], bnd[s], out, fmt, prev)
+        _compare_step(report, s, i, j, ref[s], bnd[s], out, fmt, prev, skip)
 
 
-def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs, scalars):
+def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs, scalars, skips):
     """``_check_steps`` for a whole group with the fast engine: per step, one ``fast_reference_and_bounds_many``."""
     names = {st.name for st in spec.state}
     counts = [0] * len(params)
@@ -342,11 +349,12 @@ def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outpu
                         [trajectory_bounds(spec, hyper, flat[0], [flat[1]], fmt, state=st, step=count, lrs=lr,
                                            scalars=scalars)[0]])
 
-            _compare_fast(report, [s], i, j, snaps, bnds, [out], fmt, [prevs[j]], exact_rows, [givens[j] or None])
+            _compare_fast(report, [s], i, j, snaps, bnds, [out], fmt, [prevs[j]], exact_rows, [givens[j] or None],
+                          skips[j])
         counts = [c + (g[s] is not None) for c, g in zip(counts, all_grads)]
 
 
-def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars):
+def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip=None):
     count = 0
     for s, out in enumerate(outputs):
         prev_params = p0 if s == 0 else outputs[s - 1].params[i][j]
@@ -359,7 +367,7 @@ def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalar
         ref = trajectory(spec, hyper, prev_params, [grads[s]], state=given, step=count, lrs=lr, formats=(fmt.name,))[0]
         bnd = trajectory_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given, step=count, lrs=lr,
                                 scalars=scalars)[0]
-        _compare_step(report, s, i, j, ref, bnd, out, fmt, prev_params)
+        _compare_step(report, s, i, j, ref, bnd, out, fmt, prev_params, skip)
         if grads[s] is not None:
             count += 1
 
@@ -380,13 +388,17 @@ def _quantities(findings, s, i, j, out, names, t) -> list:
     return quantities
 
 
-def _compare_step(report, s, i, j, ref, bnd, out, fmt, prev):
+def _compare_step(report, s, i, j, ref, bnd, out, fmt, prev, skip=None):
     got = np.asarray(out.params[i][j])
     quantities = _quantities(report.findings, s, i, j, out, ref.state, ref.t)
     for name, arr in quantities:
         ref_arr = ref.theta if name == "theta" else ref.state[name]
         bnd_arr = bnd[name]
+        if skip is not None and skip[0].any():
+            report.bulk.append(Bulk(s, i, j, name, int(skip[0].sum()), 0, math.nan, "aside", skip[1]))
         for idx in np.ndindex(*arr.shape):
+            if skip is not None and skip[0][idx]:
+                continue
             value = arr[idx]
             if not isinstance(value, np.generic):
                 value = np.float64(value)
@@ -410,7 +422,7 @@ def _flat(a, idx):
     return None if a is None else np.asarray(a).reshape(-1)[idx]
 
 
-def _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast, scalars):
+def _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast, scalars, skip=None):
     snaps, bnds = fast  # this parameter's fast_reference_and_bounds
 
     def exact_rows(idx):
@@ -420,7 +432,8 @@ def _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outpu
 
     prevs = [p0] + [out.params[i][j] for out in outputs[:-1]]
     prev_states = [None] + [None if out.state is None else out.state[i][j] for out in outputs[:-1]]
-    _compare_fast(report, list(range(len(outputs))), i, j, snaps, bnds, outputs, fmt, prevs, exact_rows, prev_states)
+    _compare_fast(report, list(range(len(outputs))), i, j, snaps, bnds, outputs, fmt, prevs, exact_rows, prev_states,
+                  skip)
 
 
 def _ulp_estimate(dist, x, fmt):
@@ -429,12 +442,14 @@ def _ulp_estimate(dist, x, fmt):
     return dist / np.ldexp(1.0, np.maximum(e - 1, fmt.emin) - fmt.precision + 1)
 
 
-def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_rows, prev_states):
+def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_rows, prev_states, skip=None):
     """Compare outputs at ``steps`` (report step numbers, one per snapshot) with the fast reference;
     ``exact_rows(flat indices)`` gives (reference rows, bound rows) of those elements alone, per snapshot;
     ``prev_states``: per snapshot, the implementation's state before the step (name → array), or None where
-    it is not known (the first step), for the resolution of the state variables."""
+    it is not known (the first step), for the resolution of the state variables; ``skip``: (mask, reason) of
+    elements set aside, or None."""
     shape = np.shape(outputs[0].params[i][j])
+    aside = np.zeros(shape, dtype=bool) if skip is None else np.asarray(skip[0], dtype=bool).reshape(shape)
     per_step, exact_idx, failing, first_fail = [], set(), set(), {}
     best = (-1.0, None)  # the bulk value with the largest ratio: a candidate for Report.worst (Report.best)
     for k, (s, snap, bnd, out) in enumerate(zip(steps, snaps, bnds, outputs)):
@@ -453,6 +468,7 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                 base = ~snap.phase2 & ~bnd.phase2 & np.isfinite(g64) & snap.exact[name]
                 base &= ~bnd.limited.get(name, False)  # limited: any value, said in bulk below
                 plain |= base & (bound == 0) & (dist == 0)
+                plain &= ~aside
                 lost = np.zeros(shape, dtype=bool)
                 if name == "theta":
                     same = plain & (got == prev)
@@ -470,17 +486,19 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                     else:
                         lost = same & (differs | undecided)
                 ratio = np.where(plain, np.where(bound > 0, dist / np.where(bound > 0, bound, 1), 0.0), -1.0)
-            limited = bnd.limited.get(name, np.zeros(shape, dtype=bool)) & ~plain
-            fails = (verdicts == -1) & ~plain & ~limited
+            limited = bnd.limited.get(name, np.zeros(shape, dtype=bool)) & ~plain & ~aside
+            fails = (verdicts == -1) & ~plain & ~limited & ~aside
             failing_here = np.flatnonzero(fails)
             if failing_here.size:
                 first_fail[s] = min(first_fail.get(s, int(failing_here[0])), int(failing_here[0]))
                 failing.update(failing_here[:DESCRIBED_FAILURES].tolist())
-            exact_idx.update(np.flatnonzero(~plain & ~limited & ~fails).tolist())
+            exact_idx.update(np.flatnonzero(~plain & ~limited & ~fails & ~aside).tolist())
             if plain.any():
                 f = int(np.argmax(ratio))
                 if ratio.reshape(-1)[f] > best[0]:
                     best = (float(ratio.reshape(-1)[f]), f)
+            if skip is not None:
+                bound = np.where(aside, np.inf, bound)  # no resolution either: an infinite bound is left out
             if name == "theta":
                 report.add_resolution(bound, snap.value[name], prev)
             elif prev_states[k] is not None and name in prev_states[k]:
@@ -512,9 +530,13 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
             limited_flat[order] = False
             fails_flat = fails.reshape(-1).copy()
             fails_flat[order] = False
-            rest = ~(plain_flat | limited_flat | fails_flat)
+            aside_flat = aside.reshape(-1)
+            rest = ~(plain_flat | limited_flat | fails_flat | aside_flat)
             rest[order] = False
             entries = []
+            if aside_flat.any():
+                entries.append((aside_flat, Bulk(s, i, j, name, int(aside_flat.sum()), 0, math.nan, "aside",
+                                                 skip[1])))
             if n_bulk:
                 u = _ulp_estimate(dist.reshape(-1)[plain_flat], x.reshape(-1)[plain_flat], fmt)
                 entries.append((plain_flat, Bulk(s, i, j, name, n_bulk, int(lost_flat[plain_flat].sum()),

@@ -271,3 +271,51 @@ def _radam_adaptive_term_not_finite(data) -> bool:
     finite somewhere, and times rect = 0 it is NaN."""
     return (any(_is_zero_in(h.get("eps"), data.dtype) for h, _ in data.groups)
             or _second_moment_overflows(data) or _decayed_gradient_may_overflow(data))
+
+
+def _radam_adaptive_term_not_finite_at(data) -> np.ndarray:
+    """The elements of a one-tensor case where foreach RAdam's adaptive term may not be finite at an unrectified
+    step (``_radam_adaptive_term_not_finite``, element by element), as a bool array of the tensor's shape:
+
+    * a gradient that is not finite, whose (1 − β₂)·g² may overflow, or whose |g| + λ·max|θ₀| may overflow
+      (the case-wide bounds, per element);
+    * where ε is 0 in the dtype: v may be 0 at a step t with ρ_t ≤ 5.  Rounding is monotone and v's terms are
+      ≥ 0, so the computed v_t is at least the computed chain of one term (1 − β₂)·β₂^(t−s)·g_s² alone; that
+      chain takes at most 3(t − s + 1) roundings, each off by at most half the smallest subnormal or a relative
+      2^−p, so v_t > 0 where the exact term exceeds 2(t − s + 1) smallest subnormals times (1 − 2^−p)^−3(t−s+1).
+      With coupled weight decay (g + λθ may cancel) every element counts as covered."""
+    (h, (p0,)), grads = data.groups[0], [row[0][0] for row in data.grads]
+    fmt = get_format(data.dtype)
+    shape = np.shape(p0)
+    covered = np.zeros(shape, dtype=bool)
+    root = math.sqrt(float(fmt.max_finite))
+    beta2, lam = float(h["beta2"]), abs(float(h.get("weight_decay", 0.0)))
+    theta = float(np.max(np.abs(np.asarray(p0, dtype=np.float64)), initial=0.0))
+    g_limit = math.sqrt(float(fmt.max_finite)) / math.sqrt(1 - beta2) if beta2 < 1 else math.inf
+    with np.errstate(all="ignore"):
+        for g in grads:
+            if g is not None:
+                a = np.abs(np.asarray(g, dtype=np.float64))
+                covered |= ~np.isfinite(a) | (a > g_limit) | (a + lam * theta > root)
+    if not _is_zero_in(h.get("eps"), data.dtype):
+        return covered
+    if lam != 0 and not h.get("decoupled_weight_decay", False):
+        return np.ones(shape, dtype=bool)
+    sub, rel = float(fmt.min_subnormal), 2.0 ** -fmt.precision
+    terms = []  # (step count s, g_s²) of the steps with a gradient so far
+    t = 0
+    with np.errstate(all="ignore"):
+        for g in grads:
+            if g is None:
+                continue
+            t += 1
+            terms.append((t, np.square(np.asarray(g, dtype=np.float64))))
+            if _radam_rectifier(beta2, t) is not None:
+                continue  # rectified at t: no rect = 0 to multiply
+            positive = np.zeros(shape, dtype=bool)
+            for s, g2 in terms:
+                n = t - s + 1
+                need = 2 * n * sub / (1 - rel) ** (3 * n)
+                positive |= (1 - beta2) * beta2 ** (t - s) * g2 > need
+            covered |= ~positive
+    return covered

@@ -8,7 +8,9 @@ from hypothesis import event, note, reject, target
 
 from .backend import BackendError, Case, Group, check_output, for_backend, scalar_precision
 from .check import check
-from .known_deviations import affecting, find, of_xfail_reason, target_of
+import numpy as np
+
+from .known_deviations import affecting, affecting_all, find, of_xfail_reason, target_of
 from .replay import reproduction
 from .strategies import LARGE
 
@@ -58,40 +60,75 @@ def _tensors(data, keep) -> Case:
 
 
 def without_known(request, data, path):
-    """``data``, or, where an input-specific known deviation covers it, ``data`` without the tensors such a
-    deviation covers, each judged as a case of its own (the optimizers here step each tensor independently of
-    the others, as ``test_several_tensors_at_once_equal_each_alone`` checks): a Hypothesis event and note say
-    which.  Set aside (``set_aside_known``) when no tensor is left, or what is left is still covered.
+    """(``data``, aside): ``data``, or, where an input-specific known deviation covers it, ``data`` without the
+    tensors such a deviation covers, each judged as a case of its own (the optimizers here step each tensor
+    independently of the others, as ``test_several_tensors_at_once_equal_each_alone`` checks): a Hypothesis
+    event and note say which.  A covered tensor whose every covering entry says which of its elements it
+    concerns (``KnownDeviation.elements``) stays, with those elements in ``aside`` ((group, param) of the
+    returned case → (mask, reason)), which ``check`` leaves out.  Set aside (``set_aside_known``) when no
+    tensor is left, or what is left is still covered by an entry that names no elements.
 
     Why not set the whole case aside: a realistic case has up to a dozen tensors per group, so one element
     that a deviation concerns (a square that overflows float16 in foreach RAdam) would otherwise discard
     the whole draw, and Hypothesis would draw hundreds of cases to find a few it may check."""
     def covering(case):
-        return known_deviation_for(request.config, request.node.originalname, data.optimizer, path, data.dtype, case)
+        return known_deviations_for(request.config, request.node.originalname, data.optimizer, path, data.dtype,
+                                    case)
 
     known = covering(data)
     if not known:
-        return data
+        return data, {}
     pairs = [(i, j) for i, (_, params) in enumerate(data.groups) for j in range(len(params))]
-    covered = [bool(covering(_tensors(data, [ij]))) for ij in pairs]
-    keep = [ij for ij, c in zip(pairs, covered) if not c]
+    keep, left_out, masks = [], [], {}
+    for ij in pairs:
+        entries = covering(_tensors(data, [ij]))
+        mask = _elements(entries, _tensors(data, [ij]))
+        if mask is None or mask.all():
+            (left_out if entries else keep).append(ij)
+        else:
+            keep.append(ij)
+            if mask.any():
+                masks[ij] = (mask, "known deviation " + ", ".join(e.id for e in entries))
     narrowed = _tensors(data, keep) if keep else None
-    if narrowed is None or covering(narrowed):
-        _set_aside(request, known)
-    left_out = [ij for ij, c in zip(pairs, covered) if c]
-    event(f"tensors left out, known deviation {known.id}")
-    note(f"left out (group, param) {left_out}: known deviation {known.id} covers them; checked the other "
-         f"{len(keep)} tensors")
-    return narrowed
+    if narrowed is None or any(e.elements is None for e in covering(narrowed)):
+        _set_aside(request, known[0])
+    # _tensors renumbers: groups in order of their first kept tensor, tensors in order within a group
+    rows = sorted({i for i, _ in keep})
+    aside = {(rows.index(i), [jj for ii, jj in keep if ii == i].index(j)): masks[(i, j)] for i, j in masks}
+    ids = sorted({e.id for e in known})
+    if left_out:
+        event(f"tensors left out, known deviation {', '.join(ids)}")
+    if masks:
+        event(f"elements left out, known deviation {', '.join(ids)}")
+    note(f"left out (group, param) {left_out} and {sum(int(m.sum()) for m, _ in masks.values())} elements of "
+         f"{sorted(masks)}: known deviation {', '.join(ids)} covers them; checked the rest of {len(keep)} tensors")
+    return narrowed, aside
+
+
+def known_deviations_for(config, test: str, spec: str, path, dtype, case) -> list:
+    """Every input-specific known deviation that covers ``case`` in ``test`` on the run's backend."""
+    target = target_of(config._conformance_backend, config.getoption("--backend"), spec, None if path == "-" else path)
+    return affecting_all(target, spec, path, dtype, case, test)
+
+
+def _elements(entries, one) -> "np.ndarray | None":
+    """The union of the elements the ``entries`` that cover the one-tensor case ``one`` concern (``None`` when
+    one of them names none: the whole tensor), or an all-False mask when none covers it."""
+    mask = np.zeros(np.shape(one.groups[0].params[0]), dtype=bool)
+    for e in entries:
+        if e.elements is None:
+            return None
+        mask |= np.asarray(e.elements(one), dtype=bool)
+    return mask
 
 
 def run_and_check(request, backend, data, path, mode):
     """Run, compare with the reference, feed Hypothesis, and fail with a reproduction."""
-    data = without_known(request, data, path)
+    data, aside = without_known(request, data, path)
     if any(p.size > LARGE for _, params in data.groups for p in params):
         event("checked a tensor past 65,536 elements")
     outputs = run_backend(backend, data, path)
-    report = check(data, outputs, mode, scalars=scalar_precision(backend, data.optimizer, path))
+    report = check(data, outputs, mode, scalars=scalar_precision(backend, data.optimizer, path), aside=aside)
     ratio = report.max_ratio()
     target(min(math.log2(1 + ratio), 1e6) if math.isfinite(ratio) else 1e6, label="log2(1 + error/bound)")
     counts = report.counts()

@@ -70,6 +70,10 @@ class KnownDeviation:
     dtype: Patterns = "*"
     backend: Patterns = "*"  # where the measurement needs a device ("torch-cuda")
     applies: Optional[Callable] = None  # Case (ScheduleCase) -> bool: only these inputs
+    # A one-tensor Case that ``applies`` covers -> bool array of the tensor's shape: the elements the departure may
+    # concern, for an optimizer that steps each element on its own; the harness leaves out only those
+    # (``harness.without_known``), so a large tensor with a few such elements is still checked.
+    elements: Optional[Callable] = None
     effect: str = "xfail"  # xfail | drift | domain
     # A whole-test entry whose departure shows on some drawn inputs only, with no predicate that can tell which
     # in advance (a 1-ulp difference of two roundings): a pass means the run drew none of them, not that the
@@ -143,6 +147,12 @@ def affecting(target: Optional[Target], spec: str, path: str, dtype: str, case, 
                  and d.matches(target, spec, path, dtype, test) and d.applies(case)), None)
 
 
+def affecting_all(target: Optional[Target], spec: str, path: str, dtype: str, case, test: str) -> list:
+    """Every input-specific entry that covers this drawn case in ``test``."""
+    return [d for d in KNOWN_DEVIATIONS if d.effect == "xfail" and d.applies is not None
+            and d.matches(target, spec, path, dtype, test) and d.applies(case)]
+
+
 def torch_optim(*names: str) -> tuple:
     return tuple(f"torch.optim.{n}" for n in names)
 
@@ -178,6 +188,7 @@ KNOWN_DEVIATIONS = (
     KnownDeviation(
         id="radam-foreach-nan-before-rectification", implementation=torch_optim("RAdam"), versions=TORCH,
         spec="radam", path="*foreach", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._radam_adaptive_term_not_finite,
+        elements=p._radam_adaptive_term_not_finite_at,
         reason="foreach RAdam multiplies a non-finite adaptive term by rect = 0 while rho_t <= 5: NaN where the "
                "spec leaves the term out."),
     KnownDeviation(

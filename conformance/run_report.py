@@ -406,6 +406,8 @@ class DriftCollector:
             if f.step == last_step:
                 last = f.ulp if last is None else _max_nan(last, f.ulp)
         for b in report.bulk:  # values decided in bulk; max_ulp a float64 estimate
+            if b.verdict == "aside":  # not compared (a known deviation covers them): in no share
+                continue
             e.findings += b.count
             e.lost_update += b.lost
             if b.verdict == "limited":

@@ -321,3 +321,35 @@ def test_cpu_fused_kernels_ignore_the_strides_of_a_non_dense_tensor(name):
     fused = out["fused"]
     assert (fused[2:10:2] != 100).all()  # gaps written
     assert torch.equal(fused[11::2], torch.arange(6.0, 10.0))  # p[5:] left alone
+
+
+@pytest.mark.parametrize("beta2", [0.999, 0.5])
+def test_radam_foreach_nan_before_rectification_stays_within_the_elements_its_entry_names(beta2):
+    """The element predicate of radam-foreach-nan-before-rectification covers every element foreach RAdam turns
+    to NaN (float16, ε = 1e-8 is 0 there; zero, subnormal and tiny gradients), and no element whose gradient
+    keeps v well away from 0: the rest of such a tensor is still checked."""
+    import numpy as np
+    from conformance.deviation_predicates import _radam_adaptive_term_not_finite_at
+
+    rng = np.random.default_rng(5)
+    n = 4096
+    grads = []
+    for s in range(8):
+        g = rng.standard_normal(n) * np.exp2(rng.integers(-30, 4, n))  # binades down to float16's subnormals
+        g[rng.random(n) < 0.2] = 0.0
+        g[: n // 2] = rng.uniform(0.1, 10, n // 2) * rng.choice([-1, 1], n // 2)  # ordinary gradients only
+        grads.append(g.astype(np.float16))
+    theta = rng.standard_normal(n).astype(np.float16)
+    data = _case("radam", "float16", dict(beta1=0.9, beta2=beta2), 0.0, [0.0])
+    data = type(data)(data.optimizer, data.dtype, [type(data.groups[0])(data.groups[0].hyper, [theta])],
+                      [[[g]] for g in grads])
+    mask = _radam_adaptive_term_not_finite_at(data)
+    p = torch.tensor(theta)
+    opt = torch.optim.RAdam([p], betas=(0.9, beta2), foreach=True)
+    nan = np.zeros(n, dtype=bool)
+    for g in grads:
+        p.grad = torch.tensor(g)
+        opt.step()
+        nan |= torch.isnan(p).numpy()
+    assert nan.any() and not (nan & ~mask).any()  # every NaN element is named
+    assert not mask[: n // 2].any()  # elements with ordinary gradients only are not

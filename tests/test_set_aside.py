@@ -18,6 +18,7 @@ from conformance.backend import Case, Group
 
 class _Entry:
     id = "stand-in"
+    elements = None  # covers whole tensors
 
 
 @pytest.fixture
@@ -25,11 +26,11 @@ def covered_when_inf(monkeypatch):
     """A known deviation that covers every case with an infinite parameter value anywhere."""
     seen = []
 
-    def known(config, test, spec, path, dtype, case, whole=False):
+    def known(config, test, spec, path, dtype, case):
         seen.append(case)
-        return _Entry() if any(np.isinf(p).any() for _, params in case.groups for p in params) else None
+        return [_Entry()] if any(np.isinf(p).any() for _, params in case.groups for p in params) else []
 
-    monkeypatch.setattr(harness, "known_deviation_for", known)
+    monkeypatch.setattr(harness, "known_deviations_for", known)
     return seen
 
 
@@ -58,12 +59,14 @@ def _case(params_by_group, steps=2, lrs=True):
 
 def test_an_uncovered_case_is_returned_as_it_is(covered_when_inf):
     case = _case([[[1.0, 2.0]], [[3.0]]])
-    assert _without_known(case) is case
+    out, aside = _without_known(case)
+    assert out is case and aside == {}
 
 
 def test_the_covered_tensors_are_left_out_with_their_gradients_and_the_rest_kept(covered_when_inf):
     case = _case([[[1.0, np.inf], [2.0]], [[np.inf]], [[3.0], [4.0, 5.0]]])
-    out = _without_known(case)
+    out, aside = _without_known(case)
+    assert aside == {}
     assert [[p.tolist() for p in params] for _, params in out.groups] == [[[2.0]], [[3.0], [4.0, 5.0]]]
     assert [g.hyper["lr"] for g in out.groups] == [0.1, 0.30000000000000004]
     # group 0 keeps its param 1, group 2 both: gradients follow their (group, param), lrs their group
@@ -82,9 +85,53 @@ def test_a_case_whose_every_tensor_is_covered_is_set_aside(covered_when_inf):
 
 def test_what_is_left_is_judged_again_as_a_whole(monkeypatch):
     """A deviation that needs two tensors together covers neither alone: the case is set aside, not run."""
-    def known(config, test, spec, path, dtype, case, whole=False):
-        return _Entry() if sum(len(params) for _, params in case.groups) >= 2 else None
+    def known(config, test, spec, path, dtype, case):
+        return [_Entry()] if sum(len(params) for _, params in case.groups) >= 2 else []
 
-    monkeypatch.setattr(harness, "known_deviation_for", known)
+    monkeypatch.setattr(harness, "known_deviations_for", known)
     with pytest.raises(Unsatisfiable):
         _without_known(_case([[[1.0], [2.0]]]))
+
+
+class _ElementEntry:
+    id = "stand-in-elements"
+
+    @staticmethod
+    def elements(one):
+        return np.isinf(one.groups[0].params[0])
+
+
+def test_an_entry_that_names_its_elements_keeps_the_tensor_and_sets_those_elements_aside(monkeypatch):
+    def known(config, test, spec, path, dtype, case):
+        return [_ElementEntry()] if any(np.isinf(p).any() for _, params in case.groups for p in params) else []
+
+    monkeypatch.setattr(harness, "known_deviations_for", known)
+    case = _case([[[1.0]], [[2.0, np.inf, 3.0], [np.inf]], [[4.0]]])
+    out, aside = _without_known(case)
+    # the all-covered tensor (group 1, param 1) is left out; (1, 0) stays with its element 1 aside
+    assert [[p.tolist() for p in params] for _, params in out.groups] == [[[1.0]], [[2.0, np.inf, 3.0]], [[4.0]]]
+    assert list(aside) == [(1, 0)]
+    mask, why = aside[(1, 0)]
+    assert mask.tolist() == [False, True, False] and "stand-in-elements" in why
+
+
+def test_elements_set_aside_are_not_compared_and_are_counted_apart():
+    """A value set aside is neither ok nor failing, whatever it is; the rest is still compared."""
+    from conformance.backends import load
+    from conformance.backend import for_backend
+    from conformance.check import check
+
+    data = Case("adam", "float32", [Group({"lr": 1e-3}, [np.ones(3, dtype=np.float32)])],
+                [[[np.ones(3, dtype=np.float32)]] for _ in range(2)])
+    outputs = load("numpy").run(for_backend(data, "for-loop"))
+    for out in outputs:
+        out.params[0][0][1] = np.nan  # wrong at element 1 only
+    mask = np.array([False, True, False])
+    for mode in ("trajectory", "step"):
+        for engine in ("fast", "interval"):
+            assert not check(data, outputs, mode, engine, scalars="float64").ok
+            report = check(data, outputs, mode, engine, scalars="float64", aside={(0, 0): (mask, "why")})
+            assert report.ok, (mode, engine, report.summary())
+            assert report.counts()["aside"] > 0 and report.values() > 0, (mode, engine)
+    outputs[-1].params[0][0][0] = 7.0  # and wrong where not aside: caught
+    assert not check(data, outputs, "trajectory", scalars="float64", aside={(0, 0): (mask, "why")}).ok

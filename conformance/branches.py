@@ -53,6 +53,7 @@ import spec as spec_pkg
 from reference.fast import fast_trajectory
 from reference.formats import get_format, next_down, next_up, round_to_format
 from spec.core import InvalidHyperparameter, OptimizerSpec, g, t, theta
+from spec.schedules import REQUIRED
 
 from .backend import Case, Group
 from .strategies import MAX_STEPS, SHAPES, hyperparameters, tensor
@@ -250,12 +251,20 @@ def boundaries(name: str) -> tuple:
             inverses = tuple(_inverse(chain) for chain in item["chains"])
             if not sols or any(inv is None for inv in inverses):
                 kind, sols, inverses = "other", (), ()
-            elif all(sol == 0 for sol in sols):
+            elif all(sol == 0 or _imaginary_where_positive(sol) for sol in sols):
+                # G = 0, or a root that is real only where a state is 0 (Optax's Adagrad: G² + s > 0, root
+                # ±√−s): the same single point, met by every trajectory that starts from zero
                 kind, sols, inverses = "sign", (), ()
         chains = tuple(item["chains"]) if kind == "grad" else ()
         out.append(Boundary(name, text, kind, f, tuple(item["flags"]), roots, sols, inverses, chains,
                             _note(kind, text, roots, f)))
     return tuple(out)
+
+
+def _imaginary_where_positive(sol) -> bool:
+    """``sol`` is certainly not real when every symbol in it is positive (SymPy decides; unknown is False)."""
+    positive = {x: sp.Symbol(f"_{x.name}", positive=True) for x in sol.free_symbols}
+    return sp.simplify(sol.xreplace(positive)).is_real is False
 
 
 def drawn(name: str) -> tuple:
@@ -412,7 +421,10 @@ def boundary_cases(draw, spec: OptimizerSpec, dtype: str) -> Case:
         hyper, (param,) = groups[i]
         mine = [grads[s][i][0] for s in range(MAX_STEPS)]
         if not {-1, 1} <= place(spec, b, hyper, param, mine, dtype):
-            fallback = spec.complete({**spec.defaults, **{h.name: hyper[h.name] for h in spec.flags}})
+            # the defaults, with the drawn flags; a hyperparameter without a default (Optax's lr) keeps its draw
+            fallback = spec.complete({**{k: v for k, v in spec.defaults.items() if v is not REQUIRED},
+                                      **{h.name: hyper[h.name] for h in spec.flags},
+                                      **{k: hyper[k] for k, v in spec.defaults.items() if v is REQUIRED}})
             groups[i] = Group(fallback, [param])
             if not {-1, 1} <= place(spec, b, fallback, param, mine, dtype):
                 raise AssertionError(f"{spec.name}: could not place gradients on both sides of {b.text}")

@@ -319,3 +319,20 @@ def _radam_adaptive_term_not_finite_at(data) -> np.ndarray:
                 positive |= (1 - beta2) * beta2 ** (t - s) * g2 > need
             covered |= ~positive
     return covered
+
+
+def _optax_float16_bias_correction_reciprocal_overflows(data) -> bool:
+    """Some bias correction 1 − βᵗ of the case (β either beta, t up to one past the steps: Optax's NAdam corrects
+    m with count + 1), computed in binary64 and cast to float16 as Optax does, is below 2⁻¹⁶: its reciprocal,
+    which XLA multiplies by instead of dividing, overflows float16 (or it is 0 itself)."""
+    top = float(get_format("float16").max_finite)
+    for h, _ in data.groups:
+        for name in ("beta1", "beta2"):
+            beta = h.get(name)
+            if beta is None:
+                continue
+            for t in range(1, len(data.grads) + 2):
+                c = float(round_to_format(Fraction(1 - beta ** t), get_format("float16")))
+                if c == 0 or 1 / c > top:
+                    return True
+    return False

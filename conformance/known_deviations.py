@@ -47,6 +47,7 @@ SCHEDULE_TESTS = ("test_schedule_values", "test_schedule_long_horizon", "test_sc
 
 TORCH = ">=2.11,<2.14"  # measured on torch 2.13 (CPU) and 2.11 (CUDA, docs/measured/torch-cuda.md)
 KERAS = ">=3.15.1,<3.16"
+OPTAX = "==0.2.8"  # measured with jax 0.10.2 on the CPU (--backend=optax)
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,21 @@ KNOWN_DEVIATIONS = (
         id="adagrad-per-group-initial-accumulator", implementation=torch_optim("Adagrad"), versions=TORCH,
         spec="adagrad", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._groups_differ_in("initial_accumulator_value"),
         reason="Adagrad ignores a per-group initial_accumulator_value: every group starts at the constructor's."),
+    KnownDeviation(
+        id="optax-accepts-any-hyperparameter", implementation=tuple(f"optax.{n}" for n in (
+            "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta")),
+        versions=OPTAX, spec="*@optax", tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reproduced_by="tests/test_optax_findings.py",
+        reason="Optax validates no hyperparameter: a negative lr, beta outside [0, 1) or a negative eps is "
+               "taken as given (a documented difference: its aliases are plain functions of their arguments)."),
+    KnownDeviation(
+        id="optax-float16-bias-correction-reciprocal", implementation=("optax.adam", "optax.adamw", "optax.nadam",
+                                                                     "optax.adamax"),
+        versions=OPTAX, spec=("adam@optax", "adamw@optax", "nadam@optax", "adamax@optax"), dtype="float16",
+        tests=VALUE_TESTS, applies=p._optax_float16_bias_correction_reciprocal_overflows,
+        reproduced_by="tests/test_optax_findings.py",
+        reason="Optax divides float16 moments by 1 - beta**t cast to float16, and XLA computes x/c as x*(1/c): "
+               "inf where 1/c exceeds 65504 (c < 2**-16), so v_hat is NaN (0*inf) or inf."),
     KnownDeviation(
         id="radam-foreach-nan-before-rectification", implementation=torch_optim("RAdam"), versions=TORCH,
         spec="radam", path="*foreach", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._radam_adaptive_term_not_finite,

@@ -51,8 +51,8 @@ USAGE_ERRORS = {
                                             "--hyper-map", "adam:epsilon=eps"],
                                            "--hyper-map 'adam:epsilon=eps': adam has no hyperparameter 'epsilon'; "
                                            "known: lr, beta1, beta2, eps,"),
-    "unknown --backend": (["--backend=bogus"], "unknown backend 'bogus': use numpy, torch-cpu, torch-cuda or "
-                                               "module:attr"),
+    "unknown --backend": (["--backend=bogus"], "unknown backend 'bogus': use numpy, torch-cpu, torch-cuda, "
+                                               "optax or module:attr"),
     "--backend module missing": (["--backend=nonexistent.module:attr"],
                                  "--backend=nonexistent.module:attr: cannot load 'attr' from 'nonexistent.module'"),
 }

@@ -1,8 +1,8 @@
 """Backends: implementations of the optimizer steps that the harness runs against the spec.
 
 ``load(name)`` resolves the ``--backend`` option: ``numpy``, ``torch-cpu``,
-``torch-cuda``, or ``module:attr`` naming any object that implements the
-protocol of ``conformance.backend``.
+``torch-cuda``, ``optax`` (Optax's transformations on JAX's CPU, against the ``@optax`` dialects), or
+``module:attr`` naming any object that implements the protocol of ``conformance.backend``.
 """
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ def load(name: str, overrides: dict | None = None, hyper_map: dict | None = None
             raise ValueError("--optimizer overrides need a torch backend (--backend=torch-cpu or torch-cuda)")
         from .numpy_backend import backend
         return backend
+    if name == "optax":
+        if overrides:
+            raise ValueError("--optimizer overrides need a torch backend (--backend=torch-cpu or torch-cuda)")
+        try:
+            from .optax_backend import backend as optax_backend
+        except ImportError as e:
+            raise ValueError(f"--backend=optax cannot run here: {e}") from None
+        return optax_backend
     if name in ("torch-cpu", "torch-cuda"):
         from .torch_backend import TorchBackend  # here: importing torch costs seconds, and a numpy run needs none
         impl = TorchBackend("cpu" if name == "torch-cpu" else "cuda", overrides=overrides, hyper_map=hyper_map)
@@ -38,7 +46,7 @@ def load(name: str, overrides: dict | None = None, hyper_map: dict | None = None
             raise ValueError(f"--backend={name}: {obj!r} lacks the protocol method(s) {missing} "
                              "(see conformance/backend.py)")
         return obj
-    raise ValueError(f"unknown backend {name!r}: use numpy, torch-cpu, torch-cuda or module:attr")
+    raise ValueError(f"unknown backend {name!r}: use numpy, torch-cpu, torch-cuda, optax or module:attr")
 
 
 def load_class(text: str):

@@ -1,0 +1,164 @@
+"""Optax's own transformations (JAX on the CPU) as a backend, checked against the ``@optax`` dialect specs.
+
+    python -m pytest conformance --backend=optax --hypothesis-profile=ci
+
+Each ``@optax`` spec (``spec.dialects``) names the Optax alias it follows (``optax.adam``, ``optax.sgd``, ...);
+``run`` builds that alias from the case's hyperparameters (``ARGS``: the spec's names to Optax's) and calls its
+``update`` and ``optax.apply_updates``, step by step, in JAX arrays of the case's dtype.
+
+What the backend decides, and why:
+
+* **One transformation state per parameter.**  Optax updates every leaf of a pytree at once; torch's protocol
+  lets a parameter have no gradient at a step (``None``: left alone, its state not advanced).  Each parameter
+  gets its own ``init`` state, and a step without its gradient does not call ``update`` for it.  With a
+  gradient at every step this is what one state for the whole tree computes, leaf by leaf.
+* **The learning rate is a Python float** given to the alias, rebuilt when the case changes it (``lrs``): none
+  of these aliases keeps the learning rate in its state, so the state carries over unchanged.  JAX's weak
+  typing converts it to the parameter's dtype where it meets the update (bfloat16 for bfloat16 parameters),
+  which the tolerance model charges as a scalar meeting a tensor.
+* **float16 only, by default.**  JAX on the CPU flushes subnormal inputs and results to zero (FTZ and DAZ, by
+  design: jax-ml/jax#16200; XLA sets them around every CPU computation), which the tolerance model does not
+  describe yet: a float32, float64 or bfloat16 step that passes through the subnormal range departs from the spec
+  by up to the smallest normal number (measured: ``sgd@optax`` float32, θ − lr·g = 8.4e-45 computed as 0).
+  float16's subnormals are float32 normals, so float16 steps are not flushed.  ``ALL_DTYPES``
+  (``--backend=conformance.backends.optax_backend:all_dtypes``) runs the four dtypes anyway and shows it.
+* **float64** needs ``jax_enable_x64``, which this module turns on at import; with it, JAX computes the bias
+  corrections' ``β**count`` in float64 where Optax does not cast first.  Both are within the float32 scalar
+  precision the backend declares (``scalar_precision``).
+* **Memory layouts** do not exist in JAX (arrays have no strides): a strided or transposed case runs as a
+  contiguous one.
+* ``momentum = 0`` is passed as Optax's ``None`` (no trace), as the spec's ``sgd@optax`` and
+  ``rmsprop@optax`` say.
+
+State is reported under the spec's names (``STATE``: Optax's ``mu``, ``nu``, ``trace``, ... fields), and
+``count`` as ``step`` where the alias keeps one.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+try:
+    import jax
+    import jax.numpy as jnp
+    import optax
+except ImportError as exc:  # pragma: no cover - only without JAX
+    raise ImportError(f"--backend=optax needs JAX and Optax (pip install -e '.[optax]'): {exc}") from exc
+
+jax.config.update("jax_enable_x64", True)
+
+from ..backend import Case, StepOutput  # noqa: E402
+
+#: spec name → (Optax alias, the spec's hyperparameter names → the alias's keyword arguments)
+ARGS = {
+    "adam@optax": (optax.adam, {"lr": "learning_rate", "beta1": "b1", "beta2": "b2", "eps": "eps",
+                                "eps_root": "eps_root"}),
+    "adamw@optax": (optax.adamw, {"lr": "learning_rate", "beta1": "b1", "beta2": "b2", "eps": "eps",
+                                  "eps_root": "eps_root", "weight_decay": "weight_decay"}),
+    "nadam@optax": (optax.nadam, {"lr": "learning_rate", "beta1": "b1", "beta2": "b2", "eps": "eps",
+                                  "eps_root": "eps_root"}),
+    "adamax@optax": (optax.adamax, {"lr": "learning_rate", "beta1": "b1", "beta2": "b2", "eps": "eps"}),
+    "sgd@optax": (optax.sgd, {"lr": "learning_rate", "momentum": "momentum", "nesterov": "nesterov"}),
+    "rmsprop@optax": (optax.rmsprop, {"lr": "learning_rate", "alpha": "decay", "eps": "eps",
+                                      "initial_scale": "initial_scale", "momentum": "momentum",
+                                      "centered": "centered", "eps_in_sqrt": "eps_in_sqrt"}),
+    "adagrad@optax": (optax.adagrad, {"lr": "learning_rate", "initial_accumulator_value":
+                                      "initial_accumulator_value", "eps": "eps"}),
+    "adadelta@optax": (optax.adadelta, {"lr": "learning_rate", "rho": "rho", "eps": "eps",
+                                        "weight_decay": "weight_decay"}),
+}
+
+#: Optax state fields → the spec's state names, per spec (fields not listed are not reported)
+STATE = {
+    "adam@optax": {"count": "step", "mu": "exp_avg", "nu": "exp_avg_sq"},
+    "adamw@optax": {"count": "step", "mu": "exp_avg", "nu": "exp_avg_sq"},
+    "nadam@optax": {"count": "step", "mu": "exp_avg", "nu": "exp_avg_sq"},
+    "adamax@optax": {"count": "step", "mu": "exp_avg", "nu": "exp_inf"},
+    "sgd@optax": {"trace": "momentum_buffer"},
+    "rmsprop@optax": {"nu": "square_avg", "mu": "grad_avg", "trace": "momentum_buffer"},
+    "adagrad@optax": {"sum_of_squares": "sum"},
+    "adadelta@optax": {"e_g": "square_avg", "e_x": "acc_delta"},
+}
+
+_JNP = {"float16": jnp.float16, "bfloat16": jnp.bfloat16, "float32": jnp.float32, "float64": jnp.float64}
+
+
+#: JAX's CPU flushes subnormals to zero in these (see above), which the tolerance model does not describe yet
+FLUSHED = ("bfloat16", "float32", "float64")
+
+
+class OptaxBackend:
+    name = "optax"
+    specs = tuple(ARGS)  # what a run checks when no --spec is given
+
+    def __init__(self, dtypes: tuple = ("float16",)):
+        self._dtypes = tuple(dtypes)
+
+    def __repr__(self) -> str:
+        return f"OptaxBackend(optax {optax.__version__}, jax {jax.__version__}, dtypes {list(self._dtypes)})"
+
+    def paths(self, optimizer: str) -> tuple:
+        return ("optax",) if optimizer in ARGS else ()
+
+    def dtypes(self, optimizer: str, path: str) -> tuple:
+        return self._dtypes
+
+    def scalar_precision(self, optimizer: str, path: str) -> str:
+        return "float32"  # Optax casts some scalars to the moments' dtype, others not: float32 covers both
+
+    def implementation(self, name: str, path: str):
+        return (f"optax.{name.split('@')[0]}", optax.__version__) if name in ARGS else None  # the alias's name
+
+    def transformation(self, optimizer: str, hyper: dict, lr: float):
+        alias, names = ARGS[optimizer]
+        kwargs = {names[k]: v for k, v in hyper.items() if k in names and k != "lr"}
+        if "momentum" in kwargs and kwargs["momentum"] == 0:
+            kwargs["momentum"] = None
+        return alias(**{names["lr"]: float(lr)}, **kwargs)
+
+    def run(self, case: Case) -> list:
+        dtype = _JNP[case.dtype]
+        groups = []
+        for hyper, params in case.groups:
+            ps = [jnp.asarray(np.asarray(p), dtype=dtype) for p in params]
+            tx = self.transformation(case.optimizer, hyper, hyper["lr"])
+            groups.append([hyper, ps, [tx.init(p) for p in ps]])
+        outputs = []
+        for s, row in enumerate(case.grads):
+            for i, (hyper, ps, states) in enumerate(groups):
+                lr = hyper["lr"] if case.lrs is None or case.lrs[s][i] is None else case.lrs[s][i]
+                hyper["lr"] = lr
+                tx = self.transformation(case.optimizer, hyper, lr)
+                for j, g in enumerate(row[i]):
+                    if g is None:
+                        continue
+                    grad = jnp.asarray(np.asarray(g), dtype=dtype)
+                    updates, states[j] = tx.update(grad, states[j], ps[j])
+                    ps[j] = optax.apply_updates(ps[j], updates)
+            outputs.append(StepOutput(
+                params=[[_numpy(p, case.dtype) for p in ps] for _, ps, _ in groups],
+                state=[[self._state(case.optimizer, st, case.dtype) for st in states] for _, _, states in groups]))
+        return outputs
+
+    def _state(self, optimizer: str, state, dtype: str) -> dict:
+        names = STATE[optimizer]
+        out = {}
+        for leaf_state in jax.tree_util.tree_leaves(state, is_leaf=lambda x: hasattr(x, "_fields")):
+            for field in getattr(leaf_state, "_fields", ()):
+                if field in names:
+                    value = getattr(leaf_state, field)
+                    out[names[field]] = float(value) if field == "count" else _numpy(value, dtype)
+        return out
+
+
+def _numpy(a, dtype: str) -> np.ndarray:
+    """A JAX array as a NumPy array of the case's dtype (bfloat16 as ml_dtypes', as the other backends)."""
+    from reference.formats import FORMATS
+    return np.asarray(a).astype(FORMATS[dtype].dtype, copy=True)
+
+
+backend = OptaxBackend()
+all_dtypes = OptaxBackend(tuple(_JNP))

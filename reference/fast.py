@@ -175,6 +175,10 @@ class FastInterval(NoTensorRule):
         x = np.asarray(x, dtype=np.float64)
         return T(x, np.where(np.isfinite(x), 0.0, np.inf))
 
+    def given(self, x: np.ndarray) -> T:
+        """Given state: exact values, as ``tensor`` (``FastBound.given`` charges those not of the format)."""
+        return self.tensor(x)
+
     def const(self, p, q):
         return self.iv.const(p, q)
 
@@ -597,7 +601,7 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
         certified[lo:hi] &= finite
         current = {"theta": O.tensor(pb.param[lo:hi])}
         for name in names[1:]:
-            current[name] = O.tensor(pb.state[name][lo:hi]) if name in pb.state else init[name]
+            current[name] = O.given(pb.state[name][lo:hi]) if name in pb.state else init[name]
         for s, gr in enumerate(pb.grads):
             if gr is not None:
                 out = program(O, {**current, "g": O.tensor(gr[lo:hi]), **scalars[s]})

@@ -70,6 +70,23 @@ def _rprop_etaminus_rounds_to_0_or_1(data) -> bool:
     return any(round_to_format(Fraction(h["etaminus"]), fmt) in (0, 1) for h, _ in data.groups)
 
 
+def _asgd_mu_may_be_one_after_first_step(data) -> bool:
+    """A group of two steps or more whose μ, computed at a step t ≥ 1 as 1/max(1, t − t₀) and stored in float32,
+    may be 1 when the next step reads it: t − t₀ ≤ 1 + 2⁻²⁴ for t = 1 means t₀ ≥ −2⁻²⁴ (−2⁻²⁰ leaves a margin
+    for a float32 t − t₀).  At a parameter's first step ā is 0 and ā + (θ − ā) is θ exactly."""
+    return data.steps >= 2 and any(h["t0"] >= -2.0 ** -20 for h, _ in data.groups)
+
+
+def _asgd_decay_near_one(data) -> bool:
+    """A group whose λ·η may reach 1/2 (η ≤ lr for λ, α ≥ 0): where θ·(1 − λη) cancels, θ − η·(g + λθ) carries
+    λθ's rounding, up to u·λη·|θ|, past the bound of θ·(1 − λη) − η·g; below 1/2 it stays within it."""
+    for i, (h, _) in enumerate(data.groups):
+        lrs = [h["lr"]] + ([row[i] for row in data.lrs if row[i] is not None] if data.lrs else [])
+        if h["alpha"] < 0 or abs(h["lambd"]) * max(lrs) >= 0.5:
+            return True
+    return False
+
+
 def _groups_differ_in(name):
     return lambda data: len({h.get(name) for h, _ in data.groups}) > 1
 

@@ -207,9 +207,9 @@ KNOWN_DEVIATIONS = (
                "loses the low bits of a param that param*(1 - lambd*eta) - eta*grad moved far from ax."),
     KnownDeviation(
         id="asgd-foreach-decay-folded-into-gradient", implementation=torch_optim("ASGD"), versions=">=2.13,<2.14",
-        spec="asgd", path="*foreach", tests=VALUE_TESTS, applies=p._asgd_decay_near_one,
-        reason="foreach ASGD steps by param - eta*(grad + lambd*param): where lambd*eta is near 1, param*(1 - "
-               "lambd*eta) cancels and the rounding of lambd*param is left in the result."),
+        spec="asgd", path="*foreach", tests=VALUE_TESTS, applies=p._asgd_foreach_folding_may_depart,
+        reason="foreach ASGD steps by param - eta*(grad + lambd*param), formed in the dtype: lambd*param's rounding "
+               "left where lambd*eta is near 1; inf where grad + lambd*param overflows."),
     KnownDeviation(
         id="sgd-fused-late-momentum-buffer", implementation=torch_optim("SGD"), versions=TORCH, spec="sgd",
         path="fused", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._momentum_with_missing_grad,

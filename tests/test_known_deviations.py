@@ -364,6 +364,16 @@ def test_asgd_foreach_folds_the_decay_into_the_gradient(capturable_on_cpu, captu
     assert tested == 2.0 ** -20 - 2.0 ** -24
 
 
+@pytest.mark.parametrize("capturable", [False, True], ids=["foreach", "capturable-foreach"])
+def test_asgd_foreach_overflows_forming_grad_plus_lambd_param(capturable_on_cpu, capturable):
+    """float16 θ = 1000, g = 65000 (65024 in float16), λ = 1, lr = 1e-3: g + λθ = 66024 overflows in float16 on
+    the foreach paths; the spec's θ·(1 − λη) − η·g = 933.976 is finite (the for-loop gives 934)."""
+    kw = dict(lr=1e-3, lambd=1.0)
+    loop, _ = _asgd(torch.float16, [65000.0], 1000.0, foreach=False, **kw)
+    tested, _ = _asgd(torch.float16, [65000.0], 1000.0, foreach=True, capturable=capturable, **kw)
+    assert loop == 934.0 and tested == -math.inf
+
+
 @pytest.mark.parametrize("dtype, flags", [(torch.float16, {}), (torch.bfloat16, {}),
                                           (torch.float64, {"capturable": True})],
                          ids=["float16", "bfloat16", "float64-capturable"])

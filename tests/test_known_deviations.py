@@ -402,3 +402,20 @@ def test_asgd_load_state_dict_casts_eta_and_mu_to_the_parameter_dtype(capturable
         assert resumed_theta != theta
     else:
         assert resumed["eta"].item() != straight["eta"].item()  # the next step's η: rounded to the dtype, or not
+
+
+def test_asgd_predicates_cover_the_reproductions():
+    import numpy as np
+    from conformance import deviation_predicates as p
+    from conformance.backend import Case, Group
+
+    def case(dtype, theta, grads, **hyper):
+        h = {"lr": 1e-2, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6, "weight_decay": 0.0, "maximize": False, **hyper}
+        return Case("asgd", dtype, [Group(h, [np.array([theta], dtype)])], [[[np.array([g], dtype)]] for g in grads])
+
+    average = case("float32", 2.0 ** 20, [0.0, 2.0 ** -43], lr=1.0, lambd=1 - 2 ** -20, alpha=0.0)
+    assert p._asgd_mu_may_be_one_after_first_step(average)
+    assert not p._asgd_mu_may_be_one_after_first_step(case("float32", 1.0, [1.0, 1.0], t0=-1.0))
+    assert p._asgd_foreach_folding_may_depart(case("float32", 1.0, [3 * 2.0 ** -26], lr=1.0, lambd=1 - 2 ** -20))
+    assert p._asgd_foreach_folding_may_depart(case("float16", 1000.0, [65000.0], lr=1e-3, lambd=1.0))
+    assert not p._asgd_foreach_folding_may_depart(case("float16", 1000.0, [1.0, 2.0], lr=1e-3, lambd=1.0))

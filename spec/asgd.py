@@ -4,8 +4,9 @@
 the running average ā follows θ: a copy while μ = 1, afterwards
 ā + μ·(θ − ā).  Only then are η and μ recomputed for the next step from this
 step's count t: η = γ/(1 + λ·γ·t)^α and μ = 1/max(1, t − t₀).  So averaging
-starts at the step after the one where t − t₀ first exceeds 1; with the
-default t₀ = 10⁶, ā is a copy of θ for the first million steps.
+(μ < 1) starts at the step after the one where t − t₀ first exceeds 1, the
+first step past t₀ + 2 (torch's docstring: "t0: point at which to start
+averaging"); with the default t₀ = 10⁶, ā is a copy of θ for a million steps.
 
 η and μ are state, not a function of t alone: η is computed with the learning
 rate in force at the step that computed it, and starts at the group's lr when

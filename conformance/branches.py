@@ -11,7 +11,9 @@ comparison (after ``maximize`` and coupled weight decay; all specs here assign `
   others at their defaults) at each t = 1..``MAX_STEPS``: the real roots of f's numerator, a polynomial in that
   hyperparameter, inside its fuzz box.  A case gives one parameter group to each value root·(1 ± δ) for δ in
   ``OFFSETS`` (±δ when the root is 0) that lies in the box, and to the root itself when it is a float64, so a
-  moved threshold is met on its near side whatever the move, not only a flipped ``>``.
+  moved threshold is met on its near side whatever the move, not only a flipped ``>``.  A boundary with a
+  root at several steps (ASGD's max(1, t − t₀): t₀ = t − 1 at each t) gives, at each, the root and one
+  drawn δ on each side, so that a case stays small: the examples cover every δ between them.
 * ``grad`` (involves G): f = 0 is solved for G symbolically.  At each step k of the trajectory some elements
   of one tensor get, in place of their drawn gradient, the raw gradient that makes G = G*·(1 ± δ), with G* from
   that element's state after k − 1 steps (the float64 midpoints of ``reference.fast.fast_trajectory``: enough to
@@ -402,6 +404,10 @@ def boundary_cases(draw, spec: OptimizerSpec, dtype: str) -> Case:
                 values = r.values
                 if r.root == 0:  # the domain ends at 0: the root itself and one drawn δ > 0 are its two sides
                     values = (values[0], draw(st.sampled_from(values[1:])))
+                elif len(b.roots) > 1:  # a root at each of several steps: the root and one δ on each side
+                    values = tuple([v for v in values if v[1] == 0] +
+                                   [draw(st.sampled_from([v for v in values if v[1] == side]))
+                                    for side in (-1, 1) if any(v[1] == side for v in values)])
                 for value, side in values:
                     hyper = _complete(spec, {**draw(hyperparameters(spec)), **flags}, r.hyper, value)
                     if hyper is None:

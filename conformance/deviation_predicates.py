@@ -70,6 +70,42 @@ def _rprop_etaminus_rounds_to_0_or_1(data) -> bool:
     return any(round_to_format(Fraction(h["etaminus"]), fmt) in (0, 1) for h, _ in data.groups)
 
 
+def _asgd_mu_may_be_one_after_first_step(data) -> bool:
+    """A group of two steps or more whose μ, computed at a step t ≥ 1 as 1/max(1, t − t₀) and stored in float32,
+    may be 1 when the next step reads it: t − t₀ ≤ 1 + 2⁻²⁴ for t = 1 means t₀ ≥ −2⁻²⁴ (−2⁻²⁰ leaves a margin
+    for a float32 t − t₀).  At a parameter's first step ā is 0 and ā + (θ − ā) is θ exactly."""
+    return data.steps >= 2 and any(h["t0"] >= -2.0 ** -20 for h, _ in data.groups)
+
+
+def _asgd_foreach_folding_may_depart(data) -> bool:
+    """A group where the foreach form θ − η·(g′ + λθ) (g′ = ±g + w·θ, formed in the dtype) may leave the bound of
+    θ·(1 − λη) − η·g′: λ·η may reach 1/2, where θ·(1 − λη) cancels and λθ's rounding, up to u·λη·|θ|, is left in
+    the result (below 1/2 the bound covers it); or |g′| + |λθ| may pass the dtype's largest finite value (less 2⁻⁶
+    of it), so that g′ + λθ overflows where η·g′ does not.  With λ, α ≥ 0, η ≤ L, the largest lr of the group,
+    and each finite θ stays within |θ₀| grown by |θ|·(1 + (λ + w)·L) + L·|g| a step (elements with a non-finite
+    value are compared by IEEE class, where a NaN for an infinity is accepted); λ < 0 or α < 0: always."""
+    top = float(get_format(data.dtype).max_finite) * (1 - 2.0 ** -6)
+    for i, (h, params) in enumerate(data.groups):
+        lr_max = max([h["lr"], *(row[i] for row in data.lrs or () if row[i] is not None)])
+        if h["alpha"] < 0 or h["lambd"] < 0 or h["lambd"] * lr_max >= 0.5:
+            return True
+        scale, growth = h["weight_decay"] + h["lambd"], 1 + (h["weight_decay"] + h["lambd"]) * lr_max
+        for j, p0 in enumerate(params):
+            with np.errstate(all="ignore"):
+                theta = np.abs(np.asarray(p0, np.float64)).reshape(-1)
+                theta = np.where(np.isfinite(theta), theta, 0.0)
+                for row in data.grads:
+                    gr = row[i][j]
+                    if gr is None:
+                        continue
+                    g = np.abs(np.asarray(gr, np.float64)).reshape(-1)
+                    g = np.where(np.isfinite(g), g, 0.0)
+                    if np.any(g + scale * theta > top):
+                        return True
+                    theta = theta * growth + lr_max * g
+    return False
+
+
 def _groups_differ_in(name):
     return lambda data: len({h.get(name) for h, _ in data.groups}) > 1
 

@@ -166,6 +166,11 @@ KNOWN_DEVIATIONS = (
         reason="NAdam keeps mu_product in float32 whatever the parameter's dtype: float64 NAdam is "
                "float32-accurate."),
     KnownDeviation(
+        id="asgd-float64-float32-eta-mu", implementation=torch_optim("ASGD"), versions=">=2.13,<2.14", spec="asgd",
+        dtype="float64", tests=VALUE_TESTS,
+        reason="ASGD keeps eta and mu in float32 whatever the parameter's dtype (the first eta is float32(lr)): "
+               "float64 ASGD is float32-accurate."),
+    KnownDeviation(
         id="keras-adam-bfloat16-beta2-power", implementation=("keras.optimizers.Adam", "keras.optimizers.AdamW"),
         versions=KERAS, spec=("adam@keras", "adamw@keras"), path="custom", dtype="bfloat16", tests=VALUE_TESTS,
         reason="Keras computes beta_2**t in bfloat16, where 0.999 is 1: 1 - beta_2**t = 0 and the Adam part of "
@@ -223,6 +228,16 @@ KNOWN_DEVIATIONS = (
         reason="Rprop finds sign flips by comparing its factor tensor with etaminus: wrong where etaminus rounds "
                "to 0 or 1 in the parameter's dtype."),
     KnownDeviation(
+        id="asgd-average-without-copy", implementation=torch_optim("ASGD"), versions=">=2.13,<2.14", spec="asgd",
+        path="capturable", tests=("test_single_steps",), applies=p._asgd_mu_may_be_one_after_first_step,
+        reason="capturable ASGD averages ax + mu*(param - ax) with mu = 1 where the for-loop copies param: ax "
+               "loses the low bits of a param that param*(1 - lambd*eta) - eta*grad moved far from ax."),
+    KnownDeviation(
+        id="asgd-foreach-decay-folded-into-gradient", implementation=torch_optim("ASGD"), versions=">=2.13,<2.14",
+        spec="asgd", path="*foreach", tests=VALUE_TESTS, applies=p._asgd_foreach_folding_may_depart,
+        reason="foreach ASGD steps by param - eta*(grad + lambd*param), formed in the dtype: lambd*param's rounding "
+               "left where lambd*eta is near 1; inf where grad + lambd*param overflows."),
+    KnownDeviation(
         id="sgd-fused-late-momentum-buffer", implementation=torch_optim("SGD"), versions=TORCH, spec="sgd",
         path="fused", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._momentum_with_missing_grad,
         reason="fused SGD with momentum raises TypeError when a parameter gets its first gradient after another "
@@ -255,6 +270,11 @@ KNOWN_DEVIATIONS = (
         id="nadam-load-state-dict-casts-mu-product", implementation=torch_optim("NAdam"), versions=TORCH,
         spec="nadam", dtype=("float16", "bfloat16", "float64"), tests=(RESUME,), on_some_inputs=True,
         reason="load_state_dict casts NAdam's float32 mu_product to the parameter's dtype: a restored NAdam "
+               "differs from an uninterrupted one."),
+    KnownDeviation(
+        id="asgd-load-state-dict-casts-eta-mu", implementation=torch_optim("ASGD"), versions=">=2.13,<2.14",
+        spec="asgd", dtype=("float16", "bfloat16", "float64"), tests=(RESUME,), on_some_inputs=True,
+        reason="load_state_dict casts ASGD's float32 eta and mu to the parameter's dtype: a restored ASGD "
                "differs from an uninterrupted one."),
     KnownDeviation(
         id="adagrad-foreach-maximize-bfloat16", implementation=torch_optim("Adagrad"), versions=TORCH,

@@ -244,6 +244,21 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         ),
         edge=({"step_size_min": 1.0, "step_size_max": 0.5}, {"step_size_min": -1.0}),  # torch checks neither
     ),
+    OptimizerInfo(
+        "asgd", torch_paths=(CAPTURABLE,),
+        # t0 small, so that averaging (mu != 1) starts within a few steps; the default 1e6 never averages
+        hyper=dict(lr=0.05, lambd=0.01, alpha=0.75, t0=2.0, weight_decay=0.01),
+        branches=(dict(t0=1e6, weight_decay=0.0),),  # the average stays a copy of theta
+        group_pairs=(
+            ({"t0": 0.0}, {"lambd": 0.1, "alpha": 0.5, "t0": 3.0}),
+            ({"maximize": True, "weight_decay": 0.1, "t0": 1.0}, {"lr": 0.1, "t0": -2.0}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"weight_decay": -1.0}), Invalid({"lr": float("nan")}),
+            Invalid({"weight_decay": float("nan")}),
+        ),
+        edge=({"lambd": -1e-4, "alpha": -1.0, "t0": -5.0},),  # torch checks none of them
+    ),
 )})
 
 

@@ -524,8 +524,11 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
     bound at step k is for a trajectory of k steps computed entirely in ``fmt``.
     ``lrs`` and ``hypers`` (hyperparameters changed before a step, e.g. a
     scheduled lr or momentum) mean what they mean there
-    (``reference.step.hyper_schedule``).  State the caller gives is a value of
-    the format (exact); a spec's initial value is rounded to it once.
+    (``reference.step.hyper_schedule``).  State the caller gives, like a spec's
+    initial value, is exact where it is a value of the format and charged one
+    rounding to it otherwise (``initial``): torch keeps NAdam's mu_product and
+    ASGD's η and μ in float32 whatever the parameter's dtype, and a float16
+    step rounds them (ASGD's ``add_(grad, alpha=-η)``).
     ``scalars``: the format the implementation computes per-step scalars in
     (``SCALAR_PRECISIONS``).
     """
@@ -537,7 +540,7 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
     def element_trajectory(start, element_grads):
         current = None  # None once an input is not finite: no bound from there on
         if all(is_finite(v) for v in start.values()):
-            current = {k: O.input(v) if k == "theta" or k in run.given else O.initial(v) for k, v in start.items()}
+            current = {k: O.input(v) if k == "theta" else O.initial(v) for k, v in start.items()}
 
         def advance(current, g, t, h):
             if current is None or not is_finite(g):

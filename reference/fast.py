@@ -175,6 +175,10 @@ class FastInterval(NoTensorRule):
         x = np.asarray(x, dtype=np.float64)
         return T(x, np.where(np.isfinite(x), 0.0, np.inf))
 
+    def given(self, x: np.ndarray) -> T:
+        """Given state: exact values, as ``tensor`` (``FastBound.given`` charges those not of the format)."""
+        return self.tensor(x)
+
     def const(self, p, q):
         return self.iv.const(p, q)
 
@@ -597,13 +601,16 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
         certified[lo:hi] &= finite
         current = {"theta": O.tensor(pb.param[lo:hi])}
         for name in names[1:]:
-            current[name] = O.tensor(pb.state[name][lo:hi]) if name in pb.state else init[name]
+            current[name] = O.given(pb.state[name][lo:hi]) if name in pb.state else init[name]
         for s, gr in enumerate(pb.grads):
             if gr is not None:
-                out = program(O, {**current, "g": O.tensor(gr[lo:hi]), **scalars[s]})
-                current = {k: O.as_tensor(v, hi - lo) for k, v in out.items()}
+                # A state the step computed from scalars alone (ASGD's η and μ) stays a scalar for the next
+                # step, as in reference.bound, whose charges differ for scalars (a scalar meeting a tensor is
+                # charged its conversion); it is made a tensor only to be recorded.
+                current = program(O, {**current, "g": O.tensor(gr[lo:hi]), **scalars[s]})
             for k in names:
-                t = O.value(current[k])
+                current_k = O.as_tensor(current[k], hi - lo)
+                t = O.value(current_k)
                 x[s][k][lo:hi] = t.x
                 r[s][k][lo:hi] = t.r
                 for f in formats:
@@ -616,7 +623,7 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
                         rounded[s][f][k][lo:hi] = rl
                         certified[lo:hi] &= ok
                 if e is not None:
-                    e[s][k][lo:hi], settled, limited, why = O.error(current[k])
+                    e[s][k][lo:hi], settled, limited, why = O.error(current_k)
                     bound_ok[lo:hi] &= settled
                     limited = limited & finite  # Bound compares the classes of elements with non-finite inputs
                     e[s]["limited", k][lo:hi] = limited

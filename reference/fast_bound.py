@@ -42,6 +42,7 @@ from mpmath import libmp
 
 from .bound import Bound, Cond
 from .fast import TINY, FastInterval, NoTensorRule, T, _up
+from .fast_round import round_exact
 from .formats import Format
 
 
@@ -140,6 +141,16 @@ class FastBound(NoTensorRule):
     def tensor(self, x) -> TB:
         t = self.fi.tensor(x)
         return TB(t, np.zeros(np.shape(t.x)), ~np.isfinite(t.x), np.bool_(False), ())
+
+    def given(self, x) -> TB:
+        """Given state (``Bound.initial``'s rule, per element): exact where a value of the format, else charged
+        one rounding to it, u·|x| + η (NAdam's float32 mu_product, ASGD's η and μ, for a half-format parameter)."""
+        v = self.tensor(x)
+        x = v.t.x
+        off = np.isfinite(x) & (round_exact(x, self.fmt) != x)
+        if np.any(off):
+            v.e = np.where(off, np.nextafter(self.u * np.abs(x) + self.eta, np.inf), 0.0)
+        return v
 
     def initial(self, q) -> TB:
         b = self.b.initial(q)

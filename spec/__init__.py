@@ -7,6 +7,7 @@ from .adadelta import ADADELTA
 from .adagrad import ADAGRAD
 from .adam import ADAM, ADAMW
 from .adamax import ADAMAX
+from .asgd import ASGD
 from .core import Assign, Hyperparameter, InvalidHyperparameter, OptimizerSpec, State, g, t, theta
 from .nadam import NADAM
 from .radam import RADAM
@@ -16,7 +17,8 @@ from .sgd import SGD
 
 from .schedules import SCHEDULES
 
-OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP)}
+OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
+                                  ASGD)}
 
 
 def get(name: str) -> OptimizerSpec:

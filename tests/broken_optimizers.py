@@ -6,7 +6,7 @@ They exist to show that the conformance harness catches real bugs
 
 The faithful classes (``FaithfulSGD``, ``FaithfulAdam``, ``FaithfulAdamW``,
 ``FaithfulRMSprop``, ``FaithfulAdagrad``, ``FaithfulNAdam``, ``FaithfulRAdam``,
-``FaithfulAdamax``, ``FaithfulRprop``) re-implement
+``FaithfulAdamax``, ``FaithfulRprop``, ``FaithfulASGD``) re-implement
 torch's for-loop (``_single_tensor_*``) update statement for statement: the
 same constructor checks and defaults, the same state names (``step`` a 0-d
 float32 tensor, ``exp_avg``, ...), the same tensor ops in the same order.
@@ -42,6 +42,7 @@ __all__ = [
     "Float32RhoRAdam", "GeThresholdRAdam", "AdaptiveDividedRAdam", "Float32ScalarsAdam", "EpsAfterMaxAdamax", "Float32MaxAdamax",
     "VectorBodyEpsInsideSqrtAdam", "SecondChunkNoBiasCorrectionVAdam", "LaterTensorsDoubleStepAdam",
     "FaithfulRprop", "GeSignRprop", "KeepsFlippedGradientRprop", "ClampBeforeScalingRprop",
+    "FaithfulASGD", "CurrentEtaASGD", "AverageFirstASGD", "T0OffByOneASGD",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -774,6 +775,82 @@ class ClampBeforeScalingRprop(FaithfulRprop):
         step_size.clamp_(lo, hi).mul_(factor)
 
 
+# =========================================================================== ASGD
+
+class FaithfulASGD(_ForLoop):
+    """torch.optim.ASGD's for-loop (``capturable=False``), except that η and μ are kept as Python floats (binary64),
+    where torch keeps 0-d float32 tensors (a known deviation of torch in float64)."""
+
+    #: averaging before the θ update instead of after it (a broken subclass sets it)
+    average_first = False
+
+    def __init__(self, params, lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0, *, maximize=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _step_size(self, state, group, step):
+        """The η θ moves by at step ``step``: the one computed at the previous step."""
+        return state["eta"]
+
+    def _mu(self, step, t0):
+        return 1 / max(1, step - t0)
+
+    def _average(self, p, state):
+        if state["mu"] != 1:
+            state["ax"].add_(p.sub(state["ax"]).mul_(state["mu"]))
+        else:
+            state["ax"].copy_(p)
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+            state["eta"] = float(group["lr"])
+            state["mu"] = 1.0
+            state["ax"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        lr, lambd, alpha = group["lr"], group["lambd"], group["alpha"]
+        grad = grad if not group["maximize"] else -grad
+        state["step"] += 1
+        step = state["step"].item()
+        if group["weight_decay"] != 0:
+            grad = grad.add(p, alpha=group["weight_decay"])
+        if self.average_first:
+            self._average(p, state)
+        eta = self._step_size(state, group, step)
+        p.mul_(1 - lambd * eta)
+        p.add_(grad, alpha=-eta)
+        if not self.average_first:
+            self._average(p, state)
+        state["eta"] = lr / ((1 + lambd * lr * step) ** alpha)
+        state["mu"] = self._mu(step, group["t0"])
+
+
+class CurrentEtaASGD(FaithfulASGD):
+    """BROKEN: moves θ by this step's η, lr/(1 + λ·lr·t)^α, instead of the one computed at the previous step (at
+    the first step: the lr itself)."""
+
+    def _step_size(self, state, group, step):
+        lr = group["lr"]
+        return lr / ((1 + group["lambd"] * lr * step) ** group["alpha"])
+
+
+class AverageFirstASGD(FaithfulASGD):
+    """BROKEN: updates the average ā before θ moves, so ā follows θ one step late (a copy of the previous θ
+    while μ = 1)."""
+
+    average_first = True
+
+
+class T0OffByOneASGD(FaithfulASGD):
+    """BROKEN: μ = 1/max(1, t − t₀ + 1): averaging starts one step early."""
+
+    def _mu(self, step, t0):
+        return 1 / max(1, step - t0 + 1)
+
+
 # =========================================================================== the catalogue
 
 #: class name -> spec it implements faithfully
@@ -787,6 +864,7 @@ FAITHFUL = {
     "FaithfulRAdam": "radam",
     "FaithfulAdamax": "adamax",
     "FaithfulRprop": "rprop",
+    "FaithfulASGD": "asgd",
 }
 
 #: class name -> spec it claims to implement (and gets wrong)
@@ -814,6 +892,9 @@ BROKEN = {
     "GeSignRprop": "rprop",
     "KeepsFlippedGradientRprop": "rprop",
     "ClampBeforeScalingRprop": "rprop",
+    "CurrentEtaASGD": "asgd",
+    "AverageFirstASGD": "asgd",
+    "T0OffByOneASGD": "asgd",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

@@ -36,6 +36,7 @@ EXPECTED = {
               ("other", "Min(Delta_max, Max(Delta_min, " + _RPROP_SCALED + "))"),
               ("other", "Max(Delta_min, " + _RPROP_SCALED + ")"),
               ("other", "d > 0"), ("other", "d < 0"), ("other", "Eq(d, 0)")},
+    "asgd": {("hyper", "Ne(w, 0)"), ("other", "Ne(mu, 1)"), ("hyper", "Max(1, t - t_0)")},
 }
 #: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory.
 NOTHING_TO_PLACE = {"rprop"}
@@ -103,6 +104,26 @@ def test_zero_guards_draw_the_root_and_a_positive_value():
         (root,) = _by_text(name)[text].roots
         assert root.representable and root.root == 0 and root.values[0] == (0.0, 0)
         assert all(x > 0 and side == 1 for x, side in root.values[1:])
+
+
+def test_asgd_averaging_threshold_has_a_root_at_every_step():
+    """μ = 1/max(1, t − t₀): the tie t − t₀ = 1 at t₀ = t − 1, a float, for each t (the state test μ ≠ 1 reads the
+    previous step's μ, so these roots are its boundary too)."""
+    roots = _by_text("asgd")["Max(1, t - t_0)"].roots
+    assert [(r.hyper, r.t, r.root, r.representable) for r in roots] == \
+        [("t0", t, t - 1, True) for t in range(1, MAX_STEPS + 1)]
+
+
+@given(data=st.data())
+@ONCE
+def test_asgd_case_has_t0_at_and_on_both_sides_of_each_root(data):
+    case = data.draw(boundary_cases(spec_pkg.get("asgd"), "float32"))
+    t0s = [h["t0"] for h, _ in case.groups]
+    assert 0.0 in t0s and any(x != 0 and abs(x) <= 2 ** -4 for x in t0s)  # the root 0: itself and one δ
+    for root in range(1, MAX_STEPS):
+        assert root in t0s
+        assert any(root * (1 - 2 ** -4) <= x < root for x in t0s) and any(root < x <= root * (1 + 2 ** -4) for x in t0s)
+    assert len(case.groups) < 25, "one δ per side per root keeps the case small"
 
 
 @given(data=st.data())

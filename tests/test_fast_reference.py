@@ -47,6 +47,9 @@ CONFIGS = {
     # Rprop: signs of products that underflow (the hard values' 2⁻⁶⁰-scaled gradients), clamps, Δ_min > Δ_max
     "rprop": [{}, {"lr": 1e3, "step_size_min": 0.0, "maximize": True},
               {"etaminus": 0.3, "etaplus": 2.0, "step_size_min": 0.5, "step_size_max": 0.1}],
+    # ASGD: averaging from step 2 (t0 = 0), μ = 1 throughout (the default t0), λη near 1 (θ·(1 − λη) cancels)
+    "asgd": [{"t0": 0.0}, {"lr": 1.0, "lambd": 1 - 2.0 ** -20, "alpha": 0.0, "weight_decay": 0.1},
+             {"lr": 1e3, "t0": 1.5, "alpha": 2.0, "maximize": True}],
 }
 FORMAT_NAMES = ("float32", "bfloat16", "float16", "float64")
 

@@ -45,6 +45,7 @@ FAITHFUL = {
     "FaithfulRAdam": ("radam", f"({CONFORMANCE} or test_branches) and (float64 or float32)"),
     "FaithfulAdamax": ("adamax", f"({CONFORMANCE} or test_branches) and (float64 or float32)"),
     "FaithfulRprop": ("rprop", f"{CONFORMANCE} and (float64 or float16)"),
+    "FaithfulASGD": ("asgd", f"({CONFORMANCE} or test_branches) and (float64 or float16)"),
 }
 
 #: class -> (spec, -k selection); every one must be caught
@@ -81,6 +82,9 @@ BROKEN = {
     "GeSignRprop": ("rprop", "test_trajectory and float64"),
     "KeepsFlippedGradientRprop": ("rprop", f"{CONFORMANCE} and float64"),
     "ClampBeforeScalingRprop": ("rprop", f"{CONFORMANCE} and float64"),
+    "CurrentEtaASGD": ("asgd", f"{CONFORMANCE} and float64"),
+    "AverageFirstASGD": ("asgd", f"{CONFORMANCE} and float64"),
+    "T0OffByOneASGD": ("asgd", f"{CONFORMANCE} and float64"),
 }
 
 

@@ -353,3 +353,101 @@ def test_radam_foreach_nan_before_rectification_stays_within_the_elements_its_en
         nan |= torch.isnan(p).numpy()
     assert nan.any() and not (nan & ~mask).any()  # every NaN element is named
     assert not mask[: n // 2].any()  # elements with ordinary gradients only are not
+
+
+# ---- ASGD ---------------------------------------------------------------------------------------------------
+
+def _asgd(dtype, grads, theta=1.0, **kw):
+    """(θ, state) of torch.optim.ASGD after the steps, for a 1-element parameter."""
+    p = torch.tensor([theta], dtype=dtype)
+    opt = torch.optim.ASGD([p], **kw)
+    for g in grads:
+        p.grad = torch.tensor([g], dtype=dtype)
+        opt.step()
+    return p.item(), opt.state[p]
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
+def test_asgd_float64_steps_with_a_float32_eta(foreach):
+    theta, state = _asgd(torch.float64, [1.0], lr=0.1, lambd=0.0, foreach=foreach)
+    assert state["eta"].dtype == state["mu"].dtype == torch.float32
+    assert 1.0 - 0.1 == 0.9  # the spec's θ₁ = 1 − lr·g, correctly rounded in float64
+    assert theta == 1.0 - float(torch.tensor(0.1, dtype=torch.float32))  # torch steps with float32(lr): 1.5e-9 off
+
+
+def test_asgd_capturable_averages_where_mu_is_one(capturable_on_cpu):
+    """λη = 1 − 2⁻²⁰: θ₁ = 2²⁰·2⁻²⁰ = 1 = ā, then θ₂ = 1·2⁻²⁰ − 2⁻⁴³, whose low bits θ₂ − ā loses in float32."""
+    kw = dict(lr=1.0, lambd=1 - 2 ** -20, alpha=0.0)  # t0 = 1e6: μ = 1 throughout
+    theta = 2.0 ** -20 - 2.0 ** -43
+    loop, loop_state = _asgd(torch.float32, [0.0, 2.0 ** -43], 2.0 ** 20, foreach=False, **kw)
+    assert loop == theta and loop_state["ax"].item() == theta  # the spec: ā is a copy of θ while μ = 1
+    tested, state = _asgd(torch.float32, [0.0, 2.0 ** -43], 2.0 ** 20, foreach=False, capturable=True, **kw)
+    assert tested == theta and state["ax"].item() == 2.0 ** -20  # 1 + fl(θ₂ − 1): 2 ulps from θ₂
+
+
+@pytest.mark.parametrize("capturable", [False, True], ids=["foreach", "capturable-foreach"])
+def test_asgd_foreach_folds_the_decay_into_the_gradient(capturable_on_cpu, capturable):
+    """λη = 1 − 2⁻²⁰, θ = 1, g = 3·2⁻²⁶: the spec's θ·(1 − λη) − η·g is exactly 2⁻²⁰ − 3·2⁻²⁶ (the for-loop gets
+    it); θ − η·(g + λθ) rounds g + λθ ≈ 1 to float32 first and loses g's low bits: 2¹⁸ ulps off."""
+    kw = dict(lr=1.0, lambd=1 - 2 ** -20, alpha=0.0)
+    loop, _ = _asgd(torch.float32, [3 * 2.0 ** -26], foreach=False, **kw)
+    tested, _ = _asgd(torch.float32, [3 * 2.0 ** -26], foreach=True, capturable=capturable, **kw)
+    assert loop == 2.0 ** -20 - 3 * 2.0 ** -26
+    assert tested == 2.0 ** -20 - 2.0 ** -24
+
+
+@pytest.mark.parametrize("capturable", [False, True], ids=["foreach", "capturable-foreach"])
+def test_asgd_foreach_overflows_forming_grad_plus_lambd_param(capturable_on_cpu, capturable):
+    """float16 θ = 1000, g = 65000 (65024 in float16), λ = 1, lr = 1e-3: g + λθ = 66024 overflows in float16 on
+    the foreach paths; the spec's θ·(1 − λη) − η·g = 933.976 is finite (the for-loop gives 934)."""
+    kw = dict(lr=1e-3, lambd=1.0)
+    loop, _ = _asgd(torch.float16, [65000.0], 1000.0, foreach=False, **kw)
+    tested, _ = _asgd(torch.float16, [65000.0], 1000.0, foreach=True, capturable=capturable, **kw)
+    assert loop == 934.0 and tested == -math.inf
+
+
+@pytest.mark.parametrize("dtype, flags", [(torch.float16, {}), (torch.bfloat16, {}),
+                                          (torch.float64, {"capturable": True})],
+                         ids=["float16", "bfloat16", "float64-capturable"])
+def test_asgd_load_state_dict_casts_eta_and_mu_to_the_parameter_dtype(capturable_on_cpu, dtype, flags):
+    """float16/bfloat16: the restored η and μ are rounded to the dtype, and so is every later η.  float64: the
+    for-loop and foreach paths still copy float32 values into them (torch.as_tensor of a Python float), but the
+    capturable path computes 1 − λ·η in float64 from then on."""
+    import copy
+
+    def run(resume: bool):
+        p = torch.tensor([1.0], dtype=dtype)
+        opt = torch.optim.ASGD([p], lr=0.1, lambd=0.5, t0=0.0, **flags)
+        for k in range(3):
+            if resume and k == 2:
+                saved = copy.deepcopy(opt.state_dict())
+                p = p.detach().clone()
+                opt = torch.optim.ASGD([p], lr=0.1, lambd=0.5, t0=0.0, **flags)
+                opt.load_state_dict(saved)
+            p.grad = torch.ones_like(p)
+            opt.step()
+        return p.item(), opt.state[p]
+
+    (theta, straight), (resumed_theta, resumed) = run(False), run(True)
+    assert straight["eta"].dtype == torch.float32 and resumed["eta"].dtype == resumed["mu"].dtype == dtype
+    if dtype == torch.float64:
+        assert resumed_theta != theta
+    else:
+        assert resumed["eta"].item() != straight["eta"].item()  # the next step's η: rounded to the dtype, or not
+
+
+def test_asgd_predicates_cover_the_reproductions():
+    import numpy as np
+    from conformance import deviation_predicates as p
+    from conformance.backend import Case, Group
+
+    def case(dtype, theta, grads, **hyper):
+        h = {"lr": 1e-2, "lambd": 1e-4, "alpha": 0.75, "t0": 1e6, "weight_decay": 0.0, "maximize": False, **hyper}
+        return Case("asgd", dtype, [Group(h, [np.array([theta], dtype)])], [[[np.array([g], dtype)]] for g in grads])
+
+    average = case("float32", 2.0 ** 20, [0.0, 2.0 ** -43], lr=1.0, lambd=1 - 2 ** -20, alpha=0.0)
+    assert p._asgd_mu_may_be_one_after_first_step(average)
+    assert not p._asgd_mu_may_be_one_after_first_step(case("float32", 1.0, [1.0, 1.0], t0=-1.0))
+    assert p._asgd_foreach_folding_may_depart(case("float32", 1.0, [3 * 2.0 ** -26], lr=1.0, lambd=1 - 2 ** -20))
+    assert p._asgd_foreach_folding_may_depart(case("float16", 1000.0, [65000.0], lr=1e-3, lambd=1.0))
+    assert not p._asgd_foreach_folding_may_depart(case("float16", 1000.0, [1.0, 2.0], lr=1e-3, lambd=1.0))

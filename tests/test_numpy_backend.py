@@ -15,7 +15,7 @@ from conformance.optimizers import get, names, torch_kwargs
 OPTIMIZERS = names()
 TORCH_OPTIMIZERS = tuple(name for name in OPTIMIZERS if get(name).torch)  # what the port is checked against
 STEPS = 8  # RAdam's rectified branch needs step 6 or later (see its group_pairs in conformance/optimizers.py)
-SCALAR_STATE = ("step", "mu_product")  # 0-d tensors of torch's default dtype, reported as floats
+SCALAR_STATE = ("step", "mu_product", "eta", "mu")  # 0-d tensors of torch's default dtype, reported as floats
 SHAPES = [[(3, 4), (5,), ()], [(2, 3, 2), (4,)]]  # two groups; a 0-d param included
 NP_DTYPES = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64}
 
@@ -100,7 +100,7 @@ def compare(case, ours, theirs, rtol=RTOL, atol=ATOL):
                 for key in theirs_st:
                     if isinstance(theirs_st[key], float):
                         assert isinstance(ours_st[key], float), f"{where} {key}"
-                        # step counts are exact; mu_product is float32 arithmetic on both sides
+                        # step counts are exact; mu_product, eta and mu are float32 on both sides
                         assert ours_st[key] == theirs_st[key], f"{where} {key}: {ours_st[key]} != {theirs_st[key]}"
                     else:
                         np.testing.assert_allclose(ours_st[key], theirs_st[key], rtol=rtol, atol=atol,
@@ -110,9 +110,9 @@ def compare(case, ours, theirs, rtol=RTOL, atol=ATOL):
 @pytest.mark.parametrize("optimizer,n", CASE_IDS, ids=[f"{o}-{n}" for o, n in CASE_IDS])
 def test_matches_torch_float64(optimizer, n):
     case = make_case(optimizer, CASES[optimizer][n], seed=n)
-    # torch keeps NAdam's mu_product in float32 (a known deviation from the spec); the module's backend
-    # follows the spec (float64), so compare torch with the port configured like torch.
-    ours = (NumpyBackend(scalar_dtype="float32") if optimizer == "nadam" else backend).run(case)
+    # torch keeps NAdam's mu_product and ASGD's eta and mu in float32 (known deviations from the spec); the
+    # module's backend follows the spec (float64), so compare torch with the port configured like torch.
+    ours = (NumpyBackend(scalar_dtype="float32") if optimizer in ("nadam", "asgd") else backend).run(case)
     check_output(case, ours)
     compare(case, ours, torch_run(case))
     # the param that never had a gradient is untouched, and stateless but for Adagrad

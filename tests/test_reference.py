@@ -84,6 +84,8 @@ def sgd_exact(theta, lr: float, g) -> Fraction:
 #: Hyperparameters under which a spec never moves θ: lr = 0, and for Rprop (whose lr is only Δ's start, clamped
 #: into [Δ_min, Δ_max] at once) Δ_min = 0 too.
 NO_STEP = {"rprop": {"lr": 0.0, "step_size_min": 0.0}}
+#: Decay terms besides weight_decay: ASGD shrinks θ by λ·η every step, whatever g.
+NO_DECAY = {"asgd": {"lambd": 0.0}}
 
 
 @pytest.mark.parametrize("fmt", FORMAT_NAMES)
@@ -108,6 +110,7 @@ def test_zero_gradient_leaves_theta_exactly(s, fmt):
     param = special_values(fmt)
     zeros = np.zeros_like(param)
     no_decay = {"weight_decay": 0.0} if "weight_decay" in s.defaults else {}  # Rprop has none
+    no_decay.update(NO_DECAY.get(s.name, {}))
     snaps = trajectory(s, no_decay, param, [zeros, zeros, zeros], formats=FORMAT_NAMES)
     for snap in snaps:
         for i, x in enumerate(param):

@@ -8,7 +8,7 @@ import contextlib
 import importlib
 from unittest import mock
 
-OPTIMIZERS = ("adam", "adamw", "adamax", "radam", "rprop")
+OPTIMIZERS = ("adam", "adamw", "adamax", "radam", "rprop", "asgd")
 
 
 @contextlib.contextmanager

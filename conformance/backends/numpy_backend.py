@@ -41,6 +41,9 @@ cheap:
   project's own implementation follows the spec, not torch's float32 product
   (a known deviation of torch, see conformance/known_deviations.py).
   The step counters are float32 there too, exact for any realistic count.
+* ASGD's ``eta`` and ``mu`` are 0-d tensors of that scalar dtype too: each step
+  computes them as Python floats and stores them rounded to ``scalar_dtype``
+  (the initial ``eta``, the group's lr, included).
 * Adagrad creates its state (``step = 0``, ``sum = initial_accumulator_value``)
   for every parameter when the optimizer is constructed, as torch does, so a
   parameter that never had a gradient still reports it.  Every other
@@ -88,6 +91,7 @@ DEFAULTS = {
     "radam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, decoupled_weight_decay=False,
                   maximize=False),
     "rprop": dict(lr=1e-2, etaminus=0.5, etaplus=1.2, step_size_min=1e-6, step_size_max=50.0, maximize=False),
+    "asgd": dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False),
 }
 
 
@@ -155,6 +159,9 @@ def validate(optimizer: str, hyper: dict) -> dict:
     elif optimizer == "rprop":
         if not 0.0 < h["etaminus"] < 1.0 < h["etaplus"]:  # torch checks nothing about step_sizes
             raise ValueError(f"Invalid eta values: {h['etaminus']}, {h['etaplus']}")
+    elif optimizer == "asgd":  # torch checks nothing about lambd, alpha and t0
+        if not 0.0 <= h["weight_decay"]:
+            raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
     else:  # adam, adamw, adamax, nadam, radam
         if not 0.0 <= h["eps"]:
             raise ValueError(f"Invalid epsilon value: {h['eps']}")
@@ -424,6 +431,26 @@ def _rprop(k, p, g, st, h, _):
     return k.addcmul(p, np.sign(grad), step_size, -1.0)
 
 
+def _asgd(k, p, g, st, h, scalar_round):
+    lr, lambd, alpha, t0 = h["lr"], h["lambd"], h["alpha"], h["t0"]
+    grad = k.neg(g) if h["maximize"] else g
+    st["step"] += 1
+    if h["weight_decay"] != 0:
+        grad = k.add(grad, p, h["weight_decay"])
+    eta = st["eta"]  # the previous step's: eta.item()
+    p = k.mul(p, 1 - lambd * eta)
+    p = k.add(p, grad, -eta)
+    if st["mu"] != 1:  # ax.add_(param.sub(ax).mul_(mu)), mu a 0-d tensor: its value, not rounded to the dtype
+        st["ax"] = k.add(st["ax"], k.mul(k.add(p, st["ax"], -1.0), st["mu"]))
+    else:
+        st["ax"] = p.copy()
+    step = st["step"]
+    # Python floats copied into eta and mu, 0-d tensors of torch's default scalar dtype
+    st["eta"] = scalar_round(lr / ((1 + lambd * lr * step) ** alpha))
+    st["mu"] = scalar_round(1 / max(1, step - t0))
+    return p
+
+
 _STEPS = {
     "sgd": _sgd,
     "adagrad": _adagrad,
@@ -435,6 +462,7 @@ _STEPS = {
     "nadam": _nadam,
     "radam": _radam,
     "rprop": _rprop,
+    "asgd": _asgd,
 }
 
 
@@ -442,8 +470,9 @@ def _zeros(p):
     return np.zeros(p.shape, p.dtype)
 
 
-def _init_state(optimizer: str, p: np.ndarray, h: dict) -> dict:
-    """The state torch's ``_init_group`` creates on a parameter's first step."""
+def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> dict:
+    """The state torch's ``_init_group`` creates on a parameter's first step (0-d scalar state rounded by
+    ``scalar_round``)."""
     if optimizer == "sgd":
         return {}  # momentum_buffer appears after the first step, as a copy of the gradient
     if optimizer == "adagrad":
@@ -470,6 +499,8 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict) -> dict:
         return {"step": 0.0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
     if optimizer == "rprop":  # step_size: the group's lr now, not at construction
         return {"step": 0.0, "prev": _zeros(p), "step_size": np.full(p.shape, h["lr"]).astype(p.dtype)}
+    if optimizer == "asgd":  # eta: the group's lr now, not at construction
+        return {"step": 0.0, "eta": scalar_round(h["lr"]), "mu": 1.0, "ax": _zeros(p)}
     raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}")
 
 
@@ -504,8 +535,9 @@ class NumpyBackend:
         return ("for-loop",) if optimizer in _STEPS else ()
 
     def scalar_precision(self, optimizer: str, path: str) -> str:
-        """Python floats (binary64) for every per-step scalar, but NAdam's μ product in ``scalar_dtype``."""
-        return self.scalar_dtype if optimizer == "nadam" else "float64"
+        """Python floats (binary64) for every per-step scalar, but NAdam's μ product and ASGD's η and μ,
+        kept in ``scalar_dtype``."""
+        return self.scalar_dtype if optimizer in ("nadam", "asgd") else "float64"
 
     def dtypes(self, optimizer: str, path: str) -> tuple:
         return tuple(DTYPES) if optimizer in _STEPS and path == "for-loop" else ()
@@ -560,7 +592,7 @@ class NumpyBackend:
                             raise ValueError(f"step {s}, group {i}, param {j}: grad shape {g.shape} "
                                              f"!= param shape {p.shape}")
                         if states[i][j] is None:
-                            states[i][j] = _init_state(opt, p, h)
+                            states[i][j] = _init_state(opt, p, h, self._scalar_round)
                         p[...] = step_fn(k, p, g, states[i][j], h, self._scalar_round)
                 outputs.append(StepOutput(
                     params=[[p.copy() for p in ps] for ps in params],

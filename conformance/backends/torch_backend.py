@@ -281,13 +281,14 @@ class TorchBackend:
 
         * ``"float64"`` on the for-loop and foreach paths: ``_get_value(step)`` is a Python float there and
           every scalar is Python arithmetic, but NAdam's ``mu_product``, a 0-d float32 tensor
-          (``_get_scalar_dtype()``) multiplied in place each step;
+          (``_get_scalar_dtype()``) multiplied in place each step, and ASGD's η and μ, Python floats copied
+          into 0-d float32 tensors each step (and η read back with ``.item()``);
         * ``"float32"`` on the fused and capturable paths (the step counter and the scalars are float32
           tensors on the device), and for an ``--optimizer`` class unless it declares otherwise with a
           ``conformance_scalar_precision`` attribute ("float32" covers either)."""
         if optimizer in self.overrides:
             return getattr(self.overrides[optimizer], "conformance_scalar_precision", "float32")
-        if path in ("for-loop", "foreach") and optimizer != "nadam":
+        if path in ("for-loop", "foreach") and optimizer not in ("nadam", "asgd"):
             return "float64"
         return "float32"
 

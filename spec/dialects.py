@@ -446,12 +446,20 @@ ADAMAX_OPTAX = _adamax.ADAMAX.variant(
     torch_class="", paths_doc="", edge_doc="")
 
 
+m_next = sp.Symbol("mhat_next", real=True)
+g_hat = sp.Symbol("ghat", real=True)
+
+
 def optax_nadam_rule(f: dict) -> list:
     a = _adam
-    mhat = a.beta1 * (a.m / (1 - a.beta1 ** (t + 1))) + (1 - a.beta1) * (g / _bias(a.beta1))
     return [
         *a.moments(f),
-        Assign(upd, mhat / (sp.sqrt(a.v / _bias(a.beta2) + EPS_ROOT.symbol) + a.eps),
+        # each bias correction divides a tensor first, as optax.tree.bias_correction does: g/(1 − β₁ᵗ) can
+        # overflow where (1 − β₁)·g/(1 − β₁ᵗ) would not, and the spec must say which one Optax computes
+        Assign(m_next, a.m / (1 - a.beta1 ** (t + 1)), "bias_correction(mu, b1, count + 1)"),
+        Assign(g_hat, g / _bias(a.beta1), "bias_correction(updates, b1, count)"),
+        Assign(upd, (a.beta1 * m_next + (1 - a.beta1) * g_hat) / (sp.sqrt(a.v / _bias(a.beta2) + EPS_ROOT.symbol)
+                                                                 + a.eps),
                "Dozat's m̂ = β₁·m/(1 − β₁^{t+1}) + (1 − β₁)·g/(1 − β₁ᵗ); no μ schedule"),
         Assign(theta, theta - a.eta * upd, "−lr·u"),
     ]

@@ -112,6 +112,21 @@ class OptaxBackend:
     def implementation(self, name: str, path: str):
         return (f"optax.{name.split('@')[0]}", optax.__version__) if name in ARGS else None  # the alias's name
 
+    def defaults(self, optimizer: str) -> dict:
+        """The alias's own keyword defaults under the spec's names (``momentum=None`` as 0; no lr: the
+        ``@optax`` specs require one)."""
+        import inspect
+
+        alias, names = ARGS[optimizer]
+        params = inspect.signature(alias).parameters
+        out = {}
+        for name, optax_name in names.items():
+            p = params.get(optax_name)
+            if name == "lr" or p is None or p.default is inspect.Parameter.empty:
+                continue
+            out[name] = 0.0 if name == "momentum" and p.default is None else p.default
+        return out
+
     def transformation(self, optimizer: str, hyper: dict, lr: float):
         alias, names = ARGS[optimizer]
         kwargs = {names[k]: v for k, v in hyper.items() if k in names and k != "lr"}

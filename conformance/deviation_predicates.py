@@ -217,10 +217,92 @@ def _capturable_denominator_leaves_range(data) -> bool:
         lrs, in_force = _in_force(spec, data, i)
         for j, p0 in enumerate(params):
             grads = [row[i][j] for row in data.grads]
+            if np.size(p0) > _EXACT_LIMIT:  # a realistic tensor: the same test over arrays (minutes → seconds)
+                if _capturable_denominator_leaves_range_fast(data.optimizer, fmt, in_force, p0, grads, lrs, h):
+                    return True
+                continue
             for s, snap in enumerate(trajectory(spec, h, p0, grads, lrs=lrs, formats=("float64",), validate=False)):
                 if snap.stepped and any(outside(d, m) for d, m in
                                         _capturable_denominator(data.optimizer, in_force[s], snap)):
                     return True
+    return False
+
+
+def _beyond_float64(snap, name: str, indices) -> list:
+    """(v, m) as mpf for the elements at ``indices`` whose exact values are finite but not float64's (phase 2 of
+    ``reference.fast`` holds them: a square past 1.8e308 of a float64 case)."""
+    out = []
+    for k in indices.tolist():
+        ev, em = snap.elements.get(name, {}).get(k), snap.elements.get("exp_avg", {}).get(k)
+        if ev is not None and em is not None and is_finite(ev.value) and is_finite(em.value):
+            out.append((_MP.mpf(ev.value), _MP.mpf(em.value)))
+    return out
+
+
+def _sqrt(x: np.ndarray) -> np.ndarray:
+    return np.sqrt(x) if x.dtype != object else np.array([_MP.sqrt(v) for v in x], dtype=object)
+
+
+def _log2(x: np.ndarray) -> np.ndarray:
+    if x.dtype != object:
+        return np.log2(np.abs(x))
+    return np.array([float(_MP.log(abs(_MP.mpf(v)), 2)) for v in x], dtype=np.float64)
+
+
+_EXACT_LIMIT = 64  # tensors up to this size go through reference.step's element-by-element trajectory
+
+
+def _capturable_denominator_leaves_range_fast(optimizer: str, fmt, in_force, p0, grads, lrs, h) -> bool:
+    """``_capturable_denominator_leaves_range`` for one tensor, over arrays: the exact state from
+    ``reference.fast.fast_trajectory`` (float64 values within a certified radius, far inside the factor-2 margins
+    of the range), and D compared in log₂ so that no float64 over- or underflow decides; the step's scalars
+    (bc₁, bc₂, r_t) in mpmath, as there."""
+    from reference.fast import fast_trajectory  # here: the predicate module need not load it for small cases
+
+    spec = spec_pkg.get(optimizer)
+    log_low, log_high = 1.0 + fmt.emin, math.log2(float(fmt.max_finite)) - 1.0
+    log_least = float(fmt.emin + 1 - fmt.precision)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for s, snap in enumerate(fast_trajectory(spec, h, p0, grads, lrs=lrs, formats=("float64",),
+                                                 validate=False)):
+            if not snap.stepped:
+                continue
+            hs, t = in_force[s], snap.t
+            lr, b1, b2, eps = (_MP.mpf(hs[k]) for k in ("lr", "beta1", "beta2", "eps"))
+            name = {"adamax": "exp_inf", "radam": "exp_avg_sq"}.get(optimizer, "max_exp_avg_sq" if hs.get("amsgrad")
+                                                                          else "exp_avg_sq")
+            x = np.asarray(snap.value[name], dtype=np.float64).ravel()
+            m = np.asarray(snap.value["exp_avg"], dtype=np.float64).ravel()
+            ok = np.isfinite(x) & np.isfinite(m)
+            beyond = _beyond_float64(snap, name, np.flatnonzero(~ok))  # finite, past float64's range
+            if beyond:
+                x, m = np.append(x[ok], [v for v, _ in beyond]), np.append(m[ok], [w for _, w in beyond])
+                x, m = x.astype(object), m.astype(object)  # mpf where float64 cannot hold them
+            else:
+                x, m = x[ok], m[ok]
+            if lr == 0:
+                if optimizer in ("adam", "adamw") and (_is_zero_in(hs["eps"], "float32") or (x == 0).any()):
+                    return True  # NaN, as _capturable_denominator
+                continue
+            bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+            if optimizer == "adamax":
+                numerator, scale = x, bc1 / lr
+            elif optimizer in ("adam", "adamw"):
+                keep = x >= 0
+                x, m = x[keep], m[keep]
+                numerator, scale = _sqrt(x) / math.sqrt(float(bc2)) + float(eps), bc1 / lr
+            else:
+                rect = _radam_rectifier(hs["beta2"], t)
+                if rect is None:
+                    continue
+                keep = x >= 0
+                x, m = x[keep], m[keep]
+                numerator, scale = _sqrt(x) + float(eps), bc1 / (_MP.sqrt(bc2) * lr * rect)
+            nonzero = numerator != 0  # D = 0 exactly: d = 0, as special in the spec's m/d
+            log_d = _log2(numerator[nonzero]) + float(_MP.log(abs(scale), 2))
+            moving = m[nonzero] != 0
+            if ((log_d < log_low) | (log_d > log_high))[moving].any() or (log_d < log_least)[~moving].any():
+                return True
     return False
 
 
@@ -257,6 +339,36 @@ def _capturable_factor_leaves_range(data) -> bool:
                     continue
                 t += 1
                 if any(f != 0 and not low <= f <= high for f in _capturable_factors(data.optimizer, in_force[s], t)):
+                    return True
+    return False
+
+
+def _complex_weight_decay_meets_non_finite(data) -> bool:
+    """A ``complex`` case with a complex tensor (``backend.complex_shape``) in a group with λ ≠ 0 whose θ has a
+    non-finite part before some step: θ₀ or a gradient holds one, or the exact θ after a step rounds to ±inf or
+    NaN in the dtype (``reference.fast.fast_trajectory``).  Where a part is ±inf or NaN, torch's for-loop weight
+    decay, in complex arithmetic before ``view_as_real``, multiplies the other part's 0 by it: NaN."""
+    from reference.fast import fast_trajectory  # here: only complex cases pay for importing it
+
+    from .backend import complex_shape
+
+    if not getattr(data, "complex", False):
+        return False
+    spec = spec_pkg.get(data.optimizer)
+    fmt = get_format(data.dtype)
+    for i, (h, params) in enumerate(data.groups):
+        if not h.get("weight_decay"):
+            continue
+        lrs, _ = _in_force(spec, data, i)
+        for j, p0 in enumerate(params):
+            if complex_shape(np.shape(p0)) is None:
+                continue
+            grads = [row[i][j] for row in data.grads]
+            inputs = [p0] + [g for g in grads if g is not None]
+            if not all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in inputs):
+                return True
+            for snap in fast_trajectory(spec, h, p0, grads, lrs=lrs, formats=(fmt.name,), validate=False):
+                if not np.isfinite(np.asarray(snap.rounded[fmt.name]["theta"], dtype=np.float64)).all():
                     return True
     return False
 

@@ -243,9 +243,10 @@ KNOWN_DEVIATIONS = (
     # ---- capturable paths ------------------------------------------------------------------------------
     KnownDeviation(
         id=f"{name}-capturable-float32-step-counter", implementation=torch_optim(cls), versions=TORCH, spec=name,
-        path="capturable*", dtype="float64", tests=VALUE_TESTS,
+        path=("capturable*", "differentiable") if name in ("adam", "adamw") else "capturable*", dtype="float64",
+        tests=VALUE_TESTS,
         reason="capturable=True keeps the step counter, and so the bias corrections, in float32: float64 steps are "
-               "float32-accurate.")
+               "float32-accurate (Adam/AdamW with differentiable=True take the same code).")
     for name, cls in (("adam", "Adam"), ("adamw", "AdamW"), ("adamax", "Adamax"), ("radam", "RAdam"))
 ) + tuple(
     KnownDeviation(
@@ -253,8 +254,20 @@ KNOWN_DEVIATIONS = (
         spec=name, path=path, tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._capturable_denominator_leaves_range,
         reason="capturable paths fold the step size into a denominator D formed in the parameter's dtype: wrong "
                "steps where D leaves the dtype's range.")
-    for name, cls, path in (("adam", "Adam", "capturable*"), ("adamw", "AdamW", "capturable*"),
+    for name, cls, path in (("adam", "Adam", ("capturable*", "differentiable")),
+                            ("adamw", "AdamW", ("capturable*", "differentiable")),
                             ("adamax", "Adamax", "capturable*"), ("radam", "RAdam", "capturable-foreach"))
+) + tuple(
+    # ---- complex parameters (Case.complex) -----------------------------------------------------------
+    KnownDeviation(
+        id=f"{name}-complex-weight-decay-in-complex-arithmetic", implementation=torch_optim(cls),
+        versions=">=2.13,<2.14", spec=name, path=("for-loop", "differentiable"), tests=VALUE_TESTS,
+        applies=p._complex_weight_decay_meets_non_finite,
+        reason="the single-tensor path applies weight decay to a complex parameter before view_as_real, in complex "
+               "arithmetic: where a part of theta is inf or NaN the other part becomes NaN (inf*0); foreach views "
+               "the parts as real first.")
+    for name, cls in (("adadelta", "Adadelta"), ("adagrad", "Adagrad"), ("adam", "Adam"), ("adamw", "AdamW"),
+                      ("adamax", "Adamax"), ("rmsprop", "RMSprop"))
 ) + tuple(
     KnownDeviation(
         id=f"{name}-capturable-cuda-factors-rounded", implementation=torch_optim(cls), versions=TORCH, spec=name,

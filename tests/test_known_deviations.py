@@ -321,3 +321,30 @@ def test_cpu_fused_kernels_ignore_the_strides_of_a_non_dense_tensor(name):
     fused = out["fused"]
     assert (fused[2:10:2] != 100).all()  # gaps written
     assert torch.equal(fused[11::2], torch.arange(6.0, 10.0))  # p[5:] left alone
+
+
+def test_differentiable_adam_takes_the_capturable_branch():
+    """differentiable=True: the float32 step counter's bias corrections (float64 θ float32-accurate) and the step
+    size folded into the denominator (lr = 0, ε = 0: NaN), as capturable=True, with no device check to lift."""
+    loop = _steps(torch.optim.Adam, torch.float64, [1.0], 1.0, lr=0.1, foreach=False)
+    diff = _steps(torch.optim.Adam, torch.float64, [1.0], 1.0, lr=0.1, foreach=False, differentiable=True)
+    assert abs(diff - loop) > 1e-9  # float32-sized
+    kw = dict(lr=0.0, betas=(0.9, 0.5), eps=0.0, foreach=False)
+    assert _steps(torch.optim.Adam, torch.float32, [-4.0, 1.5], 16.0, **kw) == 16.0
+    assert math.isnan(_steps(torch.optim.AdamW, torch.float32, [-4.0, 1.5], 16.0, differentiable=True, **kw))
+
+
+@pytest.mark.parametrize("name", ("Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "RMSprop"))
+def test_for_loop_weight_decay_of_a_complex_parameter_is_complex_arithmetic(name):
+    """θ = 1 + inf·i with weight decay: the single-tensor path's (c + 0i)·θ makes the real part NaN (inf·0);
+    foreach, which views the parts as real first, keeps it finite."""
+    def real_part(**flags):
+        p = torch.view_as_complex(torch.tensor([[1.0, math.inf]]))
+        opt = getattr(torch.optim, name)([p], lr=0.1, weight_decay=0.5, **flags)
+        p.grad = torch.view_as_complex(torch.tensor([[0.5, 0.25]]))
+        opt.step()
+        return torch.view_as_real(p.detach())[0, 0].item()
+
+    assert math.isfinite(real_part(foreach=True))
+    assert math.isnan(real_part(foreach=False))
+    assert math.isnan(real_part(foreach=False, differentiable=True))

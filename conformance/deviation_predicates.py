@@ -344,11 +344,13 @@ def _capturable_factor_leaves_range(data) -> bool:
 
 
 def _complex_weight_decay_meets_non_finite(data) -> bool:
-    """A ``complex`` case with a complex tensor (``backend.complex_shape``) in a group with λ ≠ 0 whose θ has a
-    non-finite part before some step: θ₀ or a gradient holds one, or the exact θ after a step rounds to ±inf or
-    NaN in the dtype (``reference.fast.fast_trajectory``).  Where a part is ±inf or NaN, torch's for-loop weight
-    decay, in complex arithmetic before ``view_as_real``, multiplies the other part's 0 by it: NaN."""
-    from reference.fast import fast_trajectory  # here: only complex cases pay for importing it
+    """A ``complex`` case with a complex tensor (``backend.complex_shape``) in a group with λ ≠ 0 whose θ may have a
+    non-finite part before some step: θ₀ or a gradient holds one, or at some step an output's exact value is not
+    finite in the dtype, or the tolerance model accepts any value for it (format-limited, e.g. 0/0 where ε rounds
+    to 0: the implementation may hold NaN there), by ``reference.fast.fast_reference_and_bounds`` with float32
+    scalars (the wider bounds).  Where a part is ±inf or NaN, torch's single-tensor weight decay, in complex
+    arithmetic before ``view_as_real``, multiplies the other part's 0 by it: NaN."""
+    from reference.fast import fast_reference_and_bounds  # here: only complex cases pay for importing it
 
     from .backend import complex_shape
 
@@ -367,9 +369,12 @@ def _complex_weight_decay_meets_non_finite(data) -> bool:
             inputs = [p0] + [g for g in grads if g is not None]
             if not all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in inputs):
                 return True
-            for snap in fast_trajectory(spec, h, p0, grads, lrs=lrs, formats=(fmt.name,), validate=False):
-                if not np.isfinite(np.asarray(snap.rounded[fmt.name]["theta"], dtype=np.float64)).all():
-                    return True
+            snaps, bounds = fast_reference_and_bounds(spec, h, p0, grads, fmt, lrs=lrs, validate=False)
+            for snap, bound in zip(snaps, bounds):
+                for name, rounded in snap.rounded[fmt.name].items():
+                    if not np.isfinite(np.asarray(rounded, dtype=np.float64)).all() \
+                            or np.isinf(np.asarray(bound.error[name], dtype=np.float64)).any():
+                        return True
     return False
 
 

@@ -35,6 +35,9 @@ Optional, for the case axes (``CASE_AXES``: ``Case.lr_tensor``, ``Case.complex``
 Optional, for the property tests (``conformance/test_properties.py``), which
 skip with a reason where a backend lacks them:
 
+* ``value_only_paths``: paths that only the value tests (``known_deviations.VALUE_TESTS``) run, not the
+  property tests: a variant of another path's code whose state handling is that path's.
+
 * ``supports_resume = True`` declares that ``run`` honours ``Case.resume_at``:
   it saves its state before that step and finishes the trajectory in a fresh
   optimizer restored from the saved state.

@@ -263,9 +263,8 @@ KNOWN_DEVIATIONS = (
         id=f"{name}-complex-weight-decay-in-complex-arithmetic", implementation=torch_optim(cls),
         versions=">=2.13,<2.14", spec=name, path=("for-loop", "differentiable"), tests=VALUE_TESTS,
         applies=p._complex_weight_decay_meets_non_finite,
-        reason="the single-tensor path applies weight decay to a complex parameter before view_as_real, in complex "
-               "arithmetic: where a part of theta is inf or NaN the other part becomes NaN (inf*0); foreach views "
-               "the parts as real first.")
+        reason="the single-tensor path applies weight decay to a complex parameter before view_as_real: where a "
+               "part of theta is inf or NaN the other part becomes NaN (inf*0).")
     for name, cls in (("adadelta", "Adadelta"), ("adagrad", "Adagrad"), ("adam", "Adam"), ("adamw", "AdamW"),
                       ("adamax", "Adamax"), ("rmsprop", "RMSprop"))
 ) + tuple(

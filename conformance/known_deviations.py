@@ -269,6 +269,14 @@ KNOWN_DEVIATIONS = (
                       ("adamax", "Adamax"), ("rmsprop", "RMSprop"))
 ) + tuple(
     KnownDeviation(
+        id=f"{name}-tensor-beta1-rounded-to-parameter-dtype", implementation=torch_optim(cls), versions=">=2.13,<2.14",
+        spec=name, path=("for-loop", "differentiable"), tests=VALUE_TESTS, effect="domain",
+        reproduced_by="tests/test_known_deviations.py::test_tensor_beta1_is_rounded_to_the_parameter_dtype",
+        reason="with betas given as Tensors the single-tensor path rounds beta1 to the parameter's dtype before "
+               "lerp(g, 1 - beta1): bfloat16 m = 0.1016 for 0.1.")
+    for name, cls in (("adam", "Adam"), ("adamw", "AdamW"))
+) + tuple(
+    KnownDeviation(
         id=f"{name}-capturable-cuda-factors-rounded", implementation=torch_optim(cls), versions=TORCH, spec=name,
         path=path, backend="torch-cuda", tests=VALUE_TESTS + PROPERTY_RUNS,
         applies=p._capturable_factor_leaves_range,

@@ -44,10 +44,13 @@ _TENSOR_LR = ("lr may be a 1-element Tensor: `_to_scalar` keeps it a 0-d tensor,
               "float32 tensor, torch's default, is float32(lr), and the scalars formed from it, such as lr/bc₁, are "
               "then float32 tensors).")
 TENSOR_LR = {name: _TENSOR_LR for name in COMPLEX}
-TENSOR_LR["adam"] = TENSOR_LR["adamw"] = (
+_TENSOR_ADAM = (
     f"{_TENSOR_LR} foreach refuses it (\"lr as a Tensor is not supported for capturable=False and foreach=True\"). "
-    "betas may be Tensors too (both or neither; the same foreach refusal; `_to_scalar` at construction).")
-TENSOR_LR["sgd"] = f"{_TENSOR_LR} weight_decay may be a Tensor too."
+    "betas may be Tensors too (both or neither; the same foreach refusal), and then the single-tensor "
+    "path rounds β₁ to the parameter's dtype before lerp(g, 1 − β₁) (known deviation "
+    "`{name}-tensor-beta1-rounded-to-parameter-dtype`; Tensor betas are not drawn).")
+TENSOR_LR["adam"], TENSOR_LR["adamw"] = _TENSOR_ADAM.format(name="adam"), _TENSOR_ADAM.format(name="adamw")
+TENSOR_LR["sgd"] = f"{_TENSOR_LR} weight_decay may be a Tensor too (not drawn)."
 TENSOR_LR["adagrad"] = f"{_TENSOR_LR} The decayed clr = lr/(1 + (t − 1)·lr_decay) is then a tensor of lr's dtype."
 
 _SAME = "the same values as the for-loop"

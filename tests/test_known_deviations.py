@@ -348,3 +348,21 @@ def test_for_loop_weight_decay_of_a_complex_parameter_is_complex_arithmetic(name
     assert math.isfinite(real_part(foreach=True))
     assert math.isnan(real_part(foreach=False))
     assert math.isnan(real_part(foreach=False, differentiable=True))
+
+
+@pytest.mark.parametrize("dtype, plain, rounded", [(torch.bfloat16, 0.10009765625, 0.1015625),
+                                                    (torch.float16, 0.0999755859375, 0.10009765625),
+                                                    (torch.float32, 0.10000000149011612, 0.10000002384185791)])
+@pytest.mark.parametrize("name", ("Adam", "AdamW"))
+def test_tensor_beta1_is_rounded_to_the_parameter_dtype(name, dtype, plain, rounded):
+    """m after one step of g = 1 is 1 − β₁: with float betas the correctly rounded 0.1; with Tensor betas (float64,
+    exact) 1 − β₁ rounded to the dtype first (beta1.to(param.dtype), the workaround of pytorch issue 140601)."""
+    def first_moment(betas):
+        p = torch.zeros(1, dtype=dtype)
+        opt = getattr(torch.optim, name)([p], lr=1.0, betas=betas, foreach=False)
+        p.grad = torch.ones(1, dtype=dtype)
+        opt.step()
+        return opt.state[p]["exp_avg"].item()
+
+    assert first_moment((0.9, 0.999)) == plain
+    assert first_moment((torch.tensor(0.9, dtype=torch.float64), torch.tensor(0.999, dtype=torch.float64))) == rounded

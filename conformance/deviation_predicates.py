@@ -204,7 +204,9 @@ def _capturable_denominator_leaves_range(data) -> bool:
 
     Outside that range D overflows (float16: 65504) or loses its relative precision to underflow, which the spec,
     having no D, cannot charge; the factor 2 keeps D's own rounding error (a few ulps) from crossing the edge.
-    Computed from the exact trajectory (reference.step), so the predicate follows θ and the moments."""
+    Computed from the exact trajectory (reference.step; over arrays, reference.fast, for a tensor past
+    ``_EXACT_LIMIT`` elements, where the element-by-element trajectory took minutes), so the predicate follows θ and
+    the moments."""
     fmt = get_format(data.dtype)
     tiny = _MP.mpf(2) ** fmt.emin
     low, high, least = 2 * tiny, _MP.mpf(float(fmt.max_finite)) / 2, tiny * _MP.mpf(2) ** (1 - fmt.precision)

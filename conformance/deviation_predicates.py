@@ -251,7 +251,7 @@ def _log2(x: np.ndarray) -> np.ndarray:
     return np.array([float(_MP.log(abs(_MP.mpf(v)), 2)) for v in x], dtype=np.float64)
 
 
-_EXACT_LIMIT = 64  # tensors up to this size go through reference.step's element-by-element trajectory
+_EXACT_LIMIT = 4  # tensors up to this size (strategies.SMALL) go through reference.step, element by element
 
 
 def _capturable_denominator_leaves_range_fast(optimizer: str, fmt, in_force, p0, grads, lrs, h) -> bool:

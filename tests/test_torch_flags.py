@@ -116,3 +116,36 @@ def test_a_reproduction_carries_the_axes():
                   lr_tensor=args["lr_tensor"], complex=args["complex"])
     assert back.complex and back.lr_tensor
     assert np.array_equal(back.groups[0].params[0], case.groups[0].params[0])
+
+
+class _Config:
+    """What ``conformance.plugin.combos`` and ``refused_axes`` read of a pytest config."""
+
+    _conformance_overrides: dict = {}
+
+    def __init__(self, backend, specs):
+        self._conformance_backend, self._specs = backend, specs
+
+    def getoption(self, name):
+        return {"--spec": self._specs, "--backend": "torch-cpu"}[name]
+
+
+def test_the_run_lists_the_refused_axes_with_the_reason(backend):
+    from conformance.plugin import refused_axes
+
+    lines = refused_axes(_Config(backend, ["adam", "sgd"]))
+    assert any(line.startswith("adam lr_tensor: not drawn on foreach/float16") and
+               "lr as a Tensor is not supported" in line for line in lines), lines
+    assert any(line.startswith("sgd complex: not drawn on for-loop/float16") and "no view_as_real" in line
+               for line in lines), lines
+    assert not any(line.startswith("adam complex: not drawn on for-loop/float32") for line in lines)
+
+
+def test_property_tests_leave_out_the_differentiable_path(backend):
+    from conformance.plugin import combos
+
+    def paths(value_test):
+        return {p.values[1] for p in combos(_Config(backend, ["nadam"]), value_test)}
+
+    assert "differentiable" in paths(True)
+    assert paths(False) == paths(True) - {"differentiable"}

@@ -230,6 +230,42 @@ def _capturable_denominator_leaves_range(data) -> bool:
     return False
 
 
+def _enclosed_trajectory(spec, h, p0, grads, lrs) -> list:
+    """The exact trajectory as ``reference.fast.FastSnapshot``s whose ``value`` is phase 1's midpoint (the exact
+    value to within a radius of a few binary64 ulps: enough to place D against a factor-2 margin) and, for the
+    elements phase 1 leaves wide or non-finite, ``reference.step``'s exact ``elements``.  Unlike
+    ``fast_trajectory`` it certifies no rounding (in float64 none could be, and every element went to the exact
+    path: minutes for a 65,537-element tensor)."""
+    from reference import arith
+    from reference.fast import FastSnapshot, _phase1, _phase2_reference, _problem
+
+    pb = _problem(spec, h, p0, grads, None, 0, lrs, None, False)
+    names = pb.program.outputs
+    try:
+        x, r, _, _, _, _ = _phase1(pb, ())
+        wide = np.zeros(pb.n, dtype=bool)
+        for step in range(len(grads)):
+            for k in names:
+                wide |= ~np.isfinite(x[step][k]) | ~(r[step][k] <= 2.0 ** -40 * np.abs(x[step][k]))
+    except (arith.Undecided, arith.NotReal):  # a scalar comparison phase 1 cannot decide: every element exactly
+        x = [{k: np.full(pb.n, np.nan) for k in names} for _ in grads]
+        wide = np.ones(pb.n, dtype=bool)
+    idx = np.flatnonzero(wide)
+    exact = _phase2_reference(pb, idx, ("float64",)) if idx.size else None
+    snaps = []
+    for step in range(len(grads)):
+        value, elements = {}, {}
+        for k in names:
+            value[k] = x[step][k].copy()
+            if exact is not None:
+                els = list((exact[step].theta if k == "theta" else exact[step].state[k]).reshape(-1))
+                value[k][idx] = [float(el.value) for el in els]
+                elements[k] = dict(zip(idx.tolist(), els))
+        snaps.append(FastSnapshot(t=pb.ts[step], stepped=grads[step] is not None, rounded={}, value=value,
+                                  radius={}, exact={}, phase2=wide, elements=elements))
+    return snaps
+
+
 def _beyond_float64(snap, name: str, indices) -> list:
     """(v, m) as mpf for the elements at ``indices`` whose exact values are finite but not float64's (phase 2 of
     ``reference.fast`` holds them: a square past 1.8e308 of a float64 case)."""
@@ -259,14 +295,11 @@ def _capturable_denominator_leaves_range_fast(optimizer: str, fmt, in_force, p0,
     ``reference.fast.fast_trajectory`` (float64 values within a certified radius, far inside the factor-2 margins
     of the range), and D compared in log₂ so that no float64 over- or underflow decides; the step's scalars
     (bc₁, bc₂, r_t) in mpmath, as there."""
-    from reference.fast import fast_trajectory  # here: the predicate module need not load it for small cases
-
     spec = spec_pkg.get(optimizer)
     log_low, log_high = 1.0 + fmt.emin, math.log2(float(fmt.max_finite)) - 1.0
     log_least = float(fmt.emin + 1 - fmt.precision)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for s, snap in enumerate(fast_trajectory(spec, h, p0, grads, lrs=lrs, formats=("float64",),
-                                                 validate=False)):
+        for s, snap in enumerate(_enclosed_trajectory(spec, h, p0, grads, lrs)):
             if not snap.stepped:
                 continue
             hs, t = in_force[s], snap.t

@@ -70,6 +70,12 @@ def _rprop_etaminus_rounds_to_0_or_1(data) -> bool:
     return any(round_to_format(Fraction(h["etaminus"]), fmt) in (0, 1) for h, _ in data.groups)
 
 
+def _some_gradient_not_finite(data) -> bool:
+    """Some gradient of the case holds ±inf or NaN (then Rprop's g·g_prev, or the kept gradient, may be NaN)."""
+    return any(g is not None and not np.isfinite(np.asarray(g, dtype=np.float64)).all()
+               for row in data.grads for grads in row for g in grads)
+
+
 def _groups_differ_in(name):
     return lambda data: len({h.get(name) for h, _ in data.groups}) > 1
 

@@ -238,7 +238,7 @@ def _capturable_denominator_leaves_range(data) -> bool:
 
 def _enclosed_trajectory(spec, h, p0, grads, lrs) -> list:
     """The exact trajectory as ``reference.fast.FastSnapshot``s whose ``value`` is phase 1's midpoint (the exact
-    value to within 2^-20 of it: D to a millionth, far inside the factor-2 margins of the range) and, for the
+    value to within a radius of a few binary64 ulps: enough to place D against a factor-2 margin) and, for the
     elements phase 1 leaves wide or non-finite, ``reference.step``'s exact ``elements``.  Unlike
     ``fast_trajectory`` it certifies no rounding (in float64 none could be, and every element went to the exact
     path: minutes for a 65,537-element tensor)."""
@@ -252,7 +252,7 @@ def _enclosed_trajectory(spec, h, p0, grads, lrs) -> list:
         wide = np.zeros(pb.n, dtype=bool)
         for step in range(len(grads)):
             for k in names:
-                wide |= ~np.isfinite(x[step][k]) | ~(r[step][k] <= 2.0 ** -20 * np.abs(x[step][k]))
+                wide |= ~np.isfinite(x[step][k]) | ~(r[step][k] <= 2.0 ** -40 * np.abs(x[step][k]))
     except (arith.Undecided, arith.NotReal):  # a scalar comparison phase 1 cannot decide: every element exactly
         x = [{k: np.full(pb.n, np.nan) for k in names} for _ in grads]
         wide = np.ones(pb.n, dtype=bool)

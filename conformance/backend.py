@@ -27,8 +27,16 @@ Hyperparameters use PyTorch's names (``lr``, ``betas`` split into ``beta1`` and
 ``beta2``, ``eps``, ``weight_decay``, ``amsgrad``, ...); state variables use
 PyTorch's state names (``exp_avg``, ``exp_avg_sq``, ``step``, ...).
 
+Optional, for the case axes (``CASE_AXES``: ``Case.lr_tensor``, ``Case.complex``):
+
+* ``case_axes(optimizer, path, dtype) -> dict`` maps each axis the backend knows to ``None`` (offered: the
+  strategies draw it) or the reason it refuses it (shown in the run's summary).  Without it no axis is drawn.
+
 Optional, for the property tests (``conformance/test_properties.py``), which
 skip with a reason where a backend lacks them:
+
+* ``value_only_paths``: paths that only the value tests (``known_deviations.VALUE_TESTS``) run, not the
+  property tests: a variant of another path's code whose state handling is that path's.
 
 * ``supports_resume = True`` declares that ``run`` honours ``Case.resume_at``:
   it saves its state before that step and finishes the trajectory in a fresh
@@ -116,6 +124,14 @@ class Case:
     state_dict/load_state_dict).  Steps count from 0, as in ``grads``; only
     backends that declare ``supports_resume = True`` are given it.
 
+    ``lr_tensor`` and ``complex`` (``CASE_AXES``; only given to a backend whose ``case_axes`` offers them):
+    ``lr_tensor``: every group's lr, and each change of it (``lrs``), reaches the optimizer as a 0-d tensor holding
+    the same value (torch: a float64 tensor, so the value is exact, changed in place with ``fill_`` as torch's
+    schedulers do).  ``complex``: every tensor of one or more dimensions whose last dimension is even is stepped as
+    a complex tensor whose elements are its consecutive (real, imaginary) pairs (``complex_shape``); the spec's
+    per-element statements then apply to each part, and the backend reports parameters and state as those real
+    pairs again.  Neither changes the exact values the case is checked against.
+
     Frozen: derive variants with ``dataclasses.replace`` (``replace(case,
     resume_at=2)``).  The lists and arrays inside are not copied by that;
     ``for_backend`` copies them.
@@ -129,10 +145,25 @@ class Case:
     path: Optional[str] = None
     resume_at: Optional[int] = None
     layout: str = "contiguous"
+    lr_tensor: bool = False
+    complex: bool = False
 
     @property
     def steps(self) -> int:
         return len(self.grads)
+
+
+#: Optional case axes a backend may offer (``case_axes``): see ``Case``.
+CASE_AXES = ("lr_tensor", "complex")
+
+
+def complex_shape(shape) -> Optional[tuple]:
+    """The complex shape a real tensor of ``shape`` is stepped as in a ``complex`` case: the last dimension halved
+    (its pairs are the complex elements), or None where it stays real (0-d, or an odd last dimension)."""
+    shape = tuple(shape)
+    if not shape or shape[-1] % 2:
+        return None
+    return shape[:-1] + (shape[-1] // 2,)
 
 
 #: Memory layouts a case can ask for (``lay_out`` says what each is).

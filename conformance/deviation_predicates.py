@@ -106,6 +106,12 @@ def _asgd_foreach_folding_may_depart(data) -> bool:
     return False
 
 
+def _some_gradient_not_finite(data) -> bool:
+    """Some gradient of the case holds ±inf or NaN (then Rprop's g·g_prev, or the kept gradient, may be NaN)."""
+    return any(g is not None and not np.isfinite(np.asarray(g, dtype=np.float64)).all()
+               for row in data.grads for grads in row for g in grads)
+
+
 def _groups_differ_in(name):
     return lambda data: len({h.get(name) for h, _ in data.groups}) > 1
 
@@ -240,7 +246,9 @@ def _capturable_denominator_leaves_range(data) -> bool:
 
     Outside that range D overflows (float16: 65504) or loses its relative precision to underflow, which the spec,
     having no D, cannot charge; the factor 2 keeps D's own rounding error (a few ulps) from crossing the edge.
-    Computed from the exact trajectory (reference.step), so the predicate follows θ and the moments."""
+    Computed from the exact trajectory (reference.step; over arrays, reference.fast, for a tensor past
+    ``_EXACT_LIMIT`` elements, where the element-by-element trajectory took minutes), so the predicate follows θ and
+    the moments."""
     fmt = get_format(data.dtype)
     tiny = _MP.mpf(2) ** fmt.emin
     low, high, least = 2 * tiny, _MP.mpf(float(fmt.max_finite)) / 2, tiny * _MP.mpf(2) ** (1 - fmt.precision)
@@ -253,10 +261,125 @@ def _capturable_denominator_leaves_range(data) -> bool:
         lrs, in_force = _in_force(spec, data, i)
         for j, p0 in enumerate(params):
             grads = [row[i][j] for row in data.grads]
+            if np.size(p0) > _EXACT_LIMIT:  # a realistic tensor: the same test over arrays (minutes → seconds)
+                if _capturable_denominator_leaves_range_fast(data.optimizer, fmt, in_force, p0, grads, lrs, h):
+                    return True
+                continue
             for s, snap in enumerate(trajectory(spec, h, p0, grads, lrs=lrs, formats=("float64",), validate=False)):
                 if snap.stepped and any(outside(d, m) for d, m in
                                         _capturable_denominator(data.optimizer, in_force[s], snap)):
                     return True
+    return False
+
+
+def _enclosed_trajectory(spec, h, p0, grads, lrs) -> list:
+    """The exact trajectory as ``reference.fast.FastSnapshot``s whose ``value`` is phase 1's midpoint (the exact
+    value to within a radius of a few binary64 ulps: enough to place D against a factor-2 margin) and, for the
+    elements phase 1 leaves wide or non-finite, ``reference.step``'s exact ``elements``.  Unlike
+    ``fast_trajectory`` it certifies no rounding (in float64 none could be, and every element went to the exact
+    path: minutes for a 65,537-element tensor)."""
+    from reference import arith
+    from reference.fast import FastSnapshot, _phase1, _phase2_reference, _problem
+
+    pb = _problem(spec, h, p0, grads, None, 0, lrs, None, False)
+    names = pb.program.outputs
+    try:
+        x, r, _, _, _, _ = _phase1(pb, ())
+        wide = np.zeros(pb.n, dtype=bool)
+        for step in range(len(grads)):
+            for k in names:
+                wide |= ~np.isfinite(x[step][k]) | ~(r[step][k] <= 2.0 ** -40 * np.abs(x[step][k]))
+    except (arith.Undecided, arith.NotReal):  # a scalar comparison phase 1 cannot decide: every element exactly
+        x = [{k: np.full(pb.n, np.nan) for k in names} for _ in grads]
+        wide = np.ones(pb.n, dtype=bool)
+    idx = np.flatnonzero(wide)
+    exact = _phase2_reference(pb, idx, ("float64",)) if idx.size else None
+    snaps = []
+    for step in range(len(grads)):
+        value, elements = {}, {}
+        for k in names:
+            value[k] = x[step][k].copy()
+            if exact is not None:
+                els = list((exact[step].theta if k == "theta" else exact[step].state[k]).reshape(-1))
+                value[k][idx] = [float(el.value) for el in els]
+                elements[k] = dict(zip(idx.tolist(), els))
+        snaps.append(FastSnapshot(t=pb.ts[step], stepped=grads[step] is not None, rounded={}, value=value,
+                                  radius={}, exact={}, phase2=wide, elements=elements))
+    return snaps
+
+
+def _beyond_float64(snap, name: str, indices) -> list:
+    """(v, m) as mpf for the elements at ``indices`` whose exact values are finite but not float64's (phase 2 of
+    ``reference.fast`` holds them: a square past 1.8e308 of a float64 case)."""
+    out = []
+    for k in indices.tolist():
+        ev, em = snap.elements.get(name, {}).get(k), snap.elements.get("exp_avg", {}).get(k)
+        if ev is not None and em is not None and is_finite(ev.value) and is_finite(em.value):
+            out.append((_MP.mpf(ev.value), _MP.mpf(em.value)))
+    return out
+
+
+def _sqrt(x: np.ndarray) -> np.ndarray:
+    return np.sqrt(x) if x.dtype != object else np.array([_MP.sqrt(v) for v in x], dtype=object)
+
+
+def _log2(x: np.ndarray) -> np.ndarray:
+    if x.dtype != object:
+        return np.log2(np.abs(x))
+    return np.array([float(_MP.log(abs(_MP.mpf(v)), 2)) for v in x], dtype=np.float64)
+
+
+_EXACT_LIMIT = 4  # tensors up to this size (strategies.SMALL) go through reference.step, element by element
+
+
+def _capturable_denominator_leaves_range_fast(optimizer: str, fmt, in_force, p0, grads, lrs, h) -> bool:
+    """``_capturable_denominator_leaves_range`` for one tensor, over arrays: the exact state from
+    ``reference.fast.fast_trajectory`` (float64 values within a certified radius, far inside the factor-2 margins
+    of the range), and D compared in log₂ so that no float64 over- or underflow decides; the step's scalars
+    (bc₁, bc₂, r_t) in mpmath, as there."""
+    spec = spec_pkg.get(optimizer)
+    log_low, log_high = 1.0 + fmt.emin, math.log2(float(fmt.max_finite)) - 1.0
+    log_least = float(fmt.emin + 1 - fmt.precision)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for s, snap in enumerate(_enclosed_trajectory(spec, h, p0, grads, lrs)):
+            if not snap.stepped:
+                continue
+            hs, t = in_force[s], snap.t
+            lr, b1, b2, eps = (_MP.mpf(hs[k]) for k in ("lr", "beta1", "beta2", "eps"))
+            name = {"adamax": "exp_inf", "radam": "exp_avg_sq"}.get(optimizer, "max_exp_avg_sq" if hs.get("amsgrad")
+                                                                          else "exp_avg_sq")
+            x = np.asarray(snap.value[name], dtype=np.float64).ravel()
+            m = np.asarray(snap.value["exp_avg"], dtype=np.float64).ravel()
+            ok = np.isfinite(x) & np.isfinite(m)
+            beyond = _beyond_float64(snap, name, np.flatnonzero(~ok))  # finite, past float64's range
+            if beyond:
+                x, m = np.append(x[ok], [v for v, _ in beyond]), np.append(m[ok], [w for _, w in beyond])
+                x, m = x.astype(object), m.astype(object)  # mpf where float64 cannot hold them
+            else:
+                x, m = x[ok], m[ok]
+            if lr == 0:
+                if optimizer in ("adam", "adamw") and (_is_zero_in(hs["eps"], "float32") or (x == 0).any()):
+                    return True  # NaN, as _capturable_denominator
+                continue
+            bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+            if optimizer == "adamax":
+                numerator, scale = x, bc1 / lr
+            elif optimizer in ("adam", "adamw"):
+                keep = x >= 0
+                x, m = x[keep], m[keep]
+                numerator, scale = _sqrt(x) / math.sqrt(float(bc2)) + float(eps), bc1 / lr
+            else:
+                rect = _radam_rectifier(hs["beta2"], t)
+                if rect is None:
+                    continue
+                keep = x >= 0
+                x, m = x[keep], m[keep]
+                numerator, scale = _sqrt(x) + float(eps), bc1 / (_MP.sqrt(bc2) * lr * rect)
+            nonzero = numerator != 0  # D = 0 exactly: d = 0, as special in the spec's m/d
+            log_d = _log2(numerator[nonzero]) + float(_MP.log(abs(scale), 2))
+            moving = m[nonzero] != 0
+            if ((log_d < log_low) | (log_d > log_high))[moving].any() or (log_d < log_least)[~moving].any():
+                return True
     return False
 
 
@@ -294,6 +417,41 @@ def _capturable_factor_leaves_range(data) -> bool:
                 t += 1
                 if any(f != 0 and not low <= f <= high for f in _capturable_factors(data.optimizer, in_force[s], t)):
                     return True
+    return False
+
+
+def _complex_weight_decay_meets_non_finite(data) -> bool:
+    """A ``complex`` case with a complex tensor (``backend.complex_shape``) in a group with λ ≠ 0 whose θ may have a
+    non-finite part before some step: θ₀ or a gradient holds one, or at some step an output's exact value is not
+    finite in the dtype, or the tolerance model accepts any value for it (format-limited, e.g. 0/0 where ε rounds
+    to 0: the implementation may hold NaN there), by ``reference.fast.fast_reference_and_bounds`` with float32
+    scalars (the wider bounds).  Where a part is ±inf or NaN, torch's single-tensor weight decay, in complex
+    arithmetic before ``view_as_real``, multiplies the other part's 0 by it: NaN."""
+    from reference.fast import fast_reference_and_bounds  # here: only complex cases pay for importing it
+
+    from .backend import complex_shape
+
+    if not getattr(data, "complex", False):
+        return False
+    spec = spec_pkg.get(data.optimizer)
+    fmt = get_format(data.dtype)
+    for i, (h, params) in enumerate(data.groups):
+        if not h.get("weight_decay"):
+            continue
+        lrs, _ = _in_force(spec, data, i)
+        for j, p0 in enumerate(params):
+            if complex_shape(np.shape(p0)) is None:
+                continue
+            grads = [row[i][j] for row in data.grads]
+            inputs = [p0] + [g for g in grads if g is not None]
+            if not all(np.isfinite(np.asarray(a, dtype=np.float64)).all() for a in inputs):
+                return True
+            snaps, bounds = fast_reference_and_bounds(spec, h, p0, grads, fmt, lrs=lrs, validate=False)
+            for snap, bound in zip(snaps, bounds):
+                for name, rounded in snap.rounded[fmt.name].items():
+                    if not np.isfinite(np.asarray(rounded, dtype=np.float64)).all() \
+                            or np.isinf(np.asarray(bound.error[name], dtype=np.float64)).any():
+                        return True
     return False
 
 

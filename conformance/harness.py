@@ -15,6 +15,18 @@ from .replay import reproduction
 from .strategies import LARGE
 
 
+def case_axes(backend, optimizer: str, path: str, dtype: str) -> dict:
+    """axis -> None (offered) or the reason refused, for the case axes (``backend.CASE_AXES``) ``backend`` knows;
+    {} for a backend without ``case_axes``."""
+    how = getattr(backend, "case_axes", None)
+    return dict(how(optimizer, path, dtype)) if callable(how) else {}
+
+
+def offered_axes(backend, optimizer: str, path: str, dtype: str) -> tuple:
+    """The case axes the strategies draw for this optimizer, path and dtype (``strategies.cases(axes=)``)."""
+    return tuple(a for a, why in case_axes(backend, optimizer, path, dtype).items() if why is None)
+
+
 def run_backend(backend, data, path):
     """Run the backend on ``data``; a raise or a malformed answer becomes a clear failure."""
     case = for_backend(data, path)

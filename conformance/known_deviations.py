@@ -238,6 +238,11 @@ KNOWN_DEVIATIONS = (
         reason="foreach ASGD steps by param - eta*(grad + lambd*param), formed in the dtype: lambd*param's rounding "
                "left where lambd*eta is near 1; inf where grad + lambd*param overflows."),
     KnownDeviation(
+        id="rprop-cpu-sign-of-nan-is-zero", implementation=torch_optim("Rprop"), versions=">=2.13,<2.14",
+        spec="rprop", backend="torch-cpu", tests=VALUE_TESTS, applies=p._some_gradient_not_finite,
+        reason="torch.sign(NaN) is 0 on the CPU: a NaN g*g_prev (inf*0) counts as no sign change and a NaN gradient "
+               "leaves theta alone, where the spec's sign is NaN."),
+    KnownDeviation(
         id="sgd-fused-late-momentum-buffer", implementation=torch_optim("SGD"), versions=TORCH, spec="sgd",
         path="fused", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._momentum_with_missing_grad,
         reason="fused SGD with momentum raises TypeError when a parameter gets its first gradient after another "
@@ -290,9 +295,10 @@ KNOWN_DEVIATIONS = (
     # ---- capturable paths ------------------------------------------------------------------------------
     KnownDeviation(
         id=f"{name}-capturable-float32-step-counter", implementation=torch_optim(cls), versions=TORCH, spec=name,
-        path="capturable*", dtype="float64", tests=VALUE_TESTS,
+        path=("capturable*", "differentiable") if name in ("adam", "adamw") else "capturable*", dtype="float64",
+        tests=VALUE_TESTS,
         reason="capturable=True keeps the step counter, and so the bias corrections, in float32: float64 steps are "
-               "float32-accurate.")
+               "float32-accurate (Adam/AdamW with differentiable=True take the same code).")
     for name, cls in (("adam", "Adam"), ("adamw", "AdamW"), ("adamax", "Adamax"), ("radam", "RAdam"))
 ) + tuple(
     KnownDeviation(
@@ -300,8 +306,27 @@ KNOWN_DEVIATIONS = (
         spec=name, path=path, tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._capturable_denominator_leaves_range,
         reason="capturable paths fold the step size into a denominator D formed in the parameter's dtype: wrong "
                "steps where D leaves the dtype's range.")
-    for name, cls, path in (("adam", "Adam", "capturable*"), ("adamw", "AdamW", "capturable*"),
+    for name, cls, path in (("adam", "Adam", ("capturable*", "differentiable")),
+                            ("adamw", "AdamW", ("capturable*", "differentiable")),
                             ("adamax", "Adamax", "capturable*"), ("radam", "RAdam", "capturable-foreach"))
+) + tuple(
+    # ---- complex parameters (Case.complex) -----------------------------------------------------------
+    KnownDeviation(
+        id=f"{name}-complex-weight-decay-in-complex-arithmetic", implementation=torch_optim(cls),
+        versions=">=2.13,<2.14", spec=name, path=("for-loop", "differentiable"), tests=VALUE_TESTS,
+        applies=p._complex_weight_decay_meets_non_finite,
+        reason="the single-tensor path applies weight decay to a complex parameter before view_as_real: where a "
+               "part of theta is inf or NaN the other part becomes NaN (inf*0).")
+    for name, cls in (("adadelta", "Adadelta"), ("adagrad", "Adagrad"), ("adam", "Adam"), ("adamw", "AdamW"),
+                      ("adamax", "Adamax"), ("rmsprop", "RMSprop"))
+) + tuple(
+    KnownDeviation(
+        id=f"{name}-tensor-beta1-rounded-to-parameter-dtype", implementation=torch_optim(cls), versions=">=2.13,<2.14",
+        spec=name, path=("for-loop", "differentiable"), tests=VALUE_TESTS, effect="domain",
+        reproduced_by="tests/test_known_deviations.py::test_tensor_beta1_is_rounded_to_the_parameter_dtype",
+        reason="with betas given as Tensors the single-tensor path rounds beta1 to the parameter's dtype before "
+               "lerp(g, 1 - beta1): bfloat16 m = 0.1016 for 0.1.")
+    for name, cls in (("adam", "Adam"), ("adamw", "AdamW"))
 ) + tuple(
     KnownDeviation(
         id=f"{name}-capturable-cuda-factors-rounded", implementation=torch_optim(cls), versions=TORCH, spec=name,

@@ -162,13 +162,17 @@ def selected_specs(config) -> list:
     return names
 
 
-def combos(config):
-    """(optimizer, path, dtype) params, with a reason-carrying skip where the backend has none."""
+def combos(config, value_test: bool = True):
+    """(optimizer, path, dtype) params, with a reason-carrying skip where the backend has none.  ``value_test``:
+    for a test that compares values with the spec; the others (properties of a backend against itself) leave out
+    the paths the backend names in ``value_only_paths``."""
     impl = config._conformance_backend
     name = config.getoption("--backend")
     out = []
     for opt in selected_specs(config):
         paths = list(impl.paths(opt))
+        if not value_test:
+            paths = [p for p in paths if p not in getattr(impl, "value_only_paths", ())] or paths
         if not paths:
             why = getattr(impl, "skip_reason", None) or f"backend {name} does not implement {opt}"
             out.append(pytest.param(opt, "-", "-", marks=pytest.mark.skip(reason=why), id=f"{opt}"))
@@ -179,6 +183,22 @@ def combos(config):
     return out
 
 
+def refused_axes(config) -> list:
+    """One line per optimizer, axis and reason: the case axes (``backend.CASE_AXES``) the backend refuses for the
+    selected optimizers' paths and dtypes, with the paths and dtypes each reason holds for."""
+    impl = config._conformance_backend
+    if not callable(getattr(impl, "case_axes", None)):
+        return []
+    lines = {}
+    for opt in selected_specs(config):
+        for path in impl.paths(opt):
+            for dtype in impl.dtypes(opt, path):
+                for axis, why in impl.case_axes(opt, path, dtype).items():
+                    if why is not None:
+                        lines.setdefault((opt, axis, why), []).append(f"{path}/{dtype}")
+    return [f"{opt} {axis}: not drawn on {', '.join(where)}: {why}" for (opt, axis, why), where in lines.items()]
+
+
 def _ours(function) -> bool:
     """A test function of this package (not one of another project's suite that shares a fixture name)."""
     return (getattr(function, "__module__", None) or "").split(".")[0] == __name__.split(".")[0]
@@ -186,7 +206,8 @@ def _ours(function) -> bool:
 
 def pytest_generate_tests(metafunc):
     if {"optimizer", "path", "dtype"} <= set(metafunc.fixturenames) and _ours(metafunc.function):
-        metafunc.parametrize(("optimizer", "path", "dtype"), combos(metafunc.config))
+        value_test = metafunc.function.__name__ in known_deviations.VALUE_TESTS
+        metafunc.parametrize(("optimizer", "path", "dtype"), combos(metafunc.config, value_test))
 
 
 def _item_params(item):
@@ -351,6 +372,12 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(f"{rep.nodeid} passed: {entry.id} shows on some inputs only, and none was "
                                         f"drawn ({entry.reproduced_by} reproduces it)")
     collector = getattr(config, "_drift_collector", None)
+    if collector is not None and collector.entries and getattr(config, "workerinput", None) is None:
+        refused = refused_axes(config)
+        if refused:
+            terminalreporter.section("case axes the backend refuses")
+            for line in refused:
+                terminalreporter.write_line(line)
     if collector is not None and (collector.entries or collector.schedules) \
             and getattr(config, "workerinput", None) is None:
         for backend in collector.backends():

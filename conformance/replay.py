@@ -4,7 +4,7 @@ Arrays travel as hex floats (exact in every format), or, when drawn by
 ``strategies.bulk_arrays``, as their recipe (a numpy seed and the drawn values
 as hex, ``strategies.bulk_array``), which rebuilds them bit for bit;
 hyperparameters travel as Python float literals (``repr`` is exact), and the
-memory layout (``Case.layout``) by name, so the printed call replays the very
+memory layout (``Case.layout``) by name, and the case axes (``Case.lr_tensor``, ``Case.complex``) where set, so the printed call replays the very
 inputs that failed, laid out as they were, on any machine.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from reference.formats import from_hex, get_format, to_hex
 
 from . import backends
-from .backend import Case, Group, check_output, for_backend, scalar_precision
+from .backend import CASE_AXES, Case, Group, check_output, for_backend, scalar_precision
 from .check import check
 from .strategies import bulk_array, recipe_of
 
@@ -44,25 +44,27 @@ def reproduction(data: Case, backend: str, path: str, mode: str, overrides: dict
         "from conformance.replay import replay\n"
         f"replay(backend={backend!r}, optimizer={data.optimizer!r}, path={path!r}, dtype={data.dtype!r}, "
         f"mode={mode!r},\n       overrides={overrides or {}!r},\n"
-        f"       groups={groups!r},\n       grads={grads!r},\n       lrs={data.lrs!r}, layout={data.layout!r})\n"
+        f"       groups={groups!r},\n       grads={grads!r},\n       lrs={data.lrs!r}, layout={data.layout!r}"
+        + "".join(f", {axis}=True" for axis in CASE_AXES if getattr(data, axis)) + ")\n"
     )
 
 
-def decode(optimizer: str, dtype: str, groups, grads, lrs, layout: str = "contiguous") -> Case:
+def decode(optimizer: str, dtype: str, groups, grads, lrs, layout: str = "contiguous", **axes) -> Case:
     return Case(
         optimizer, dtype,
         [Group(dict(h), [decode_array(p, dtype) for p in ps]) for h, ps in groups],
         [[[None if g is None else decode_array(g, dtype) for g in row] for row in step] for step in grads],
-        lrs, layout=layout,
+        lrs, layout=layout, **axes,
     )
 
 
 def replay(backend: str, optimizer: str, path: str, dtype: str, mode: str, groups, grads, lrs=None,
-           overrides=None, quiet: bool = False, layout: str = "contiguous"):
+           overrides=None, quiet: bool = False, layout: str = "contiguous", lr_tensor: bool = False,
+           complex: bool = False):
     """Re-run a printed case and return its ``check.Report`` (printed unless ``quiet``)."""
     classes = {k: backends.load_class(v) for k, v in (overrides or {}).items()}
     impl = backends.load(backend, overrides=classes or None)
-    data = decode(optimizer, dtype, groups, grads, lrs, layout)
+    data = decode(optimizer, dtype, groups, grads, lrs, layout, lr_tensor=lr_tensor, complex=complex)
     case = for_backend(data, path)
     outputs = impl.run(case)
     check_output(case, outputs)

@@ -20,7 +20,8 @@ drawn positions; ``recipe_of`` gives the recipe back, so a reproduction
 prints a seed and the spots, not every value.  A realistic case also draws its
 memory layout (``Case.layout``, ``backend.LAYOUTS``): contiguous (the simplest),
 every 2nd element of a larger buffer, or transposed (≥ 2-D tensors); backends
-step tensors of that layout, and reproductions carry it.
+step tensors of that layout, and reproductions carry it.  Last, the case axes a backend offers
+(``Case.lr_tensor``, ``Case.complex``; ``harness.offered_axes``).
 """
 from __future__ import annotations
 
@@ -200,12 +201,14 @@ def group_shapes(draw, max_params: int, realistic: bool, large: bool) -> list:
 @st.composite
 def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, min_steps: int = 1,
           max_groups: int = 2, max_params: int = 2, vary_lr: bool = True, allow_none: bool = True,
-          realistic: bool = False) -> Case:
+          realistic: bool = False, axes: tuple = ()) -> Case:
     """A whole trajectory: 1–2 groups of 1–2 params of small shapes, gradients per step, lrs per step.
 
     ``realistic``: groups of 1–12 params of the sizes above, and (the simplest draw, and one in 8 of the
     others) one tensor past ``LARGE`` elements in the first group; a drawn memory layout (``LAYOUTS``,
-    contiguous the simplest), drawn last: it changes no other draw of the same example."""
+    contiguous the simplest), drawn last: it changes no other draw of the same example.  ``axes``: the case axes
+    (``backend.CASE_AXES``) the backend offers for this optimizer, path and dtype, each drawn (off the simplest)
+    after everything else."""
     large = realistic and draw(st.integers(0, 7)) == 0
     none_pick = 9 if realistic else 0
     if large:
@@ -232,4 +235,8 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     layout = draw(st.sampled_from(LAYOUTS)) if realistic else "contiguous"
     if layout != "contiguous":
         event(f"layout {layout}")
-    return Case(spec.name, dtype, groups, grads, lrs, layout=layout)
+    flags = {axis: draw(st.booleans()) for axis in axes}
+    for axis, on in flags.items():
+        if on:
+            event(f"case axis {axis}")
+    return Case(spec.name, dtype, groups, grads, lrs, layout=layout, **flags)

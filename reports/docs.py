@@ -36,7 +36,7 @@ from sympy.printing.precedence import PRECEDENCE
 from conformance import branches
 from conformance.known_deviations import KNOWN_DEVIATIONS, matches_pattern
 from reference import compare
-from spec import OPTIMIZERS, dialects, identities
+from spec import OPTIMIZERS, dialects, identities, torch_flags
 from spec.core import Hyperparameter, OptimizerSpec, py_float
 from spec.schedules import REQUIRED, SCHEDULES, ScheduleSpec
 
@@ -347,6 +347,15 @@ def _deviation_line(d) -> str:
             f"[{d.id}](../measured/known-deviations.md#{d.id}).")
 
 
+def _torch_flags_section(name: str) -> str:
+    """What torch does with a Tensor lr, differentiable=True and complex parameters (``spec.torch_flags``)."""
+    return (f"- **Complex parameters.** {torch_flags.COMPLEX[name]}\n"
+            f"- **Tensor lr.** {torch_flags.TENSOR_LR[name]}\n"
+            f"- **differentiable=True.** {torch_flags.DIFFERENTIABLE[name][0].upper()}"
+            f"{torch_flags.DIFFERENTIABLE[name][1:]}\n"
+            f"- **Checked.** {torch_flags.CHECKED}\n")
+
+
 def _known_deviations(spec: OptimizerSpec) -> str:
     rows = _deviations_of(spec.name)
     if not rows:
@@ -465,6 +474,9 @@ def optimizer_page(spec: OptimizerSpec, results, drift) -> str:
         out.append("\n".join(f"- {n}" for n in info.notes) + "\n")
     out.append("## Implementation paths\n")
     out.append((spec.paths_doc or "No other paths specified.") + "\n")
+    if not info and spec.name in torch_flags.COMPLEX:
+        out.append("## Tensor lr, differentiable, complex parameters\n")
+        out.append(_torch_flags_section(spec.name))
     out.append("## Known deviations\n")
     out.append(_known_deviations(spec))
     if info:

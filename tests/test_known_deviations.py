@@ -451,3 +451,63 @@ def test_asgd_predicates_cover_the_reproductions():
     assert p._asgd_foreach_folding_may_depart(case("float32", 1.0, [3 * 2.0 ** -26], lr=1.0, lambd=1 - 2 ** -20))
     assert p._asgd_foreach_folding_may_depart(case("float16", 1000.0, [65000.0], lr=1e-3, lambd=1.0))
     assert not p._asgd_foreach_folding_may_depart(case("float16", 1000.0, [1.0, 2.0], lr=1e-3, lambd=1.0))
+
+
+def test_differentiable_adam_takes_the_capturable_branch():
+    """differentiable=True: the float32 step counter's bias corrections (float64 θ float32-accurate) and the step
+    size folded into the denominator (lr = 0, ε = 0: NaN), as capturable=True, with no device check to lift."""
+    loop = _steps(torch.optim.Adam, torch.float64, [1.0], 1.0, lr=0.1, foreach=False)
+    diff = _steps(torch.optim.Adam, torch.float64, [1.0], 1.0, lr=0.1, foreach=False, differentiable=True)
+    assert abs(diff - loop) > 1e-9  # float32-sized
+    kw = dict(lr=0.0, betas=(0.9, 0.5), eps=0.0, foreach=False)
+    assert _steps(torch.optim.Adam, torch.float32, [-4.0, 1.5], 16.0, **kw) == 16.0
+    assert math.isnan(_steps(torch.optim.AdamW, torch.float32, [-4.0, 1.5], 16.0, differentiable=True, **kw))
+
+
+@pytest.mark.parametrize("name", ("Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "RMSprop"))
+def test_for_loop_weight_decay_of_a_complex_parameter_is_complex_arithmetic(name):
+    """θ = 1 + inf·i with weight decay: the single-tensor path's (c + 0i)·θ makes the real part NaN (inf·0);
+    foreach, which views the parts as real first, keeps it finite."""
+    def real_part(**flags):
+        p = torch.view_as_complex(torch.tensor([[1.0, math.inf]]))
+        opt = getattr(torch.optim, name)([p], lr=0.1, weight_decay=0.5, **flags)
+        p.grad = torch.view_as_complex(torch.tensor([[0.5, 0.25]]))
+        opt.step()
+        return torch.view_as_real(p.detach())[0, 0].item()
+
+    assert math.isfinite(real_part(foreach=True))
+    assert math.isnan(real_part(foreach=False))
+    assert math.isnan(real_part(foreach=False, differentiable=True))
+
+
+@pytest.mark.parametrize("dtype, plain, rounded", [(torch.bfloat16, 0.10009765625, 0.1015625),
+                                                    (torch.float16, 0.0999755859375, 0.10009765625),
+                                                    (torch.float32, 0.10000000149011612, 0.10000002384185791)])
+@pytest.mark.parametrize("name", ("Adam", "AdamW"))
+def test_tensor_beta1_is_rounded_to_the_parameter_dtype(name, dtype, plain, rounded):
+    """m after one step of g = 1 is 1 − β₁: with float betas the correctly rounded 0.1; with Tensor betas (float64,
+    exact) 1 − β₁ rounded to the dtype first (beta1.to(param.dtype), the workaround of pytorch issue 140601)."""
+    def first_moment(betas):
+        p = torch.zeros(1, dtype=dtype)
+        opt = getattr(torch.optim, name)([p], lr=1.0, betas=betas, foreach=False)
+        p.grad = torch.ones(1, dtype=dtype)
+        opt.step()
+        return opt.state[p]["exp_avg"].item()
+
+    assert first_moment((0.9, 0.999)) == plain
+    assert first_moment((torch.tensor(0.9, dtype=torch.float64), torch.tensor(0.999, dtype=torch.float64))) == rounded
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
+def test_rprop_takes_the_sign_of_nan_as_zero_on_the_cpu(foreach):
+    """g = −inf at the first step: g·g_prev = −inf·0 = NaN, whose sign the spec takes as NaN (Δ and θ NaN); torch's
+    CPU sign gives 0, so Δ = clamp(0·1, Δ_min, Δ_max) = Δ_min, g_prev = −inf is kept, and θ moves by Δ_min, then
+    (+inf product: η₊) by Δ_min·η₊."""
+    assert torch.tensor([math.nan] * 20).sign().eq(0).all() and torch.tensor(math.nan).sign().item() == 0
+    p = torch.tensor(-1.0)
+    opt = torch.optim.Rprop([p], lr=0.0, foreach=foreach)
+    for g in (-math.inf, -1.0):
+        p.grad = torch.tensor(g)
+        opt.step()
+    assert opt.state[p]["step_size"].item() == pytest.approx(1.2e-6)  # Δ_min·η₊, finite
+    assert p.item() == pytest.approx(-1.0 + 1e-6 + 1.2e-6)

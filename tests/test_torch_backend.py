@@ -39,7 +39,7 @@ def test_paths_and_dtypes_probed_on_cpu(cpu):
     assert cpu.skip_reason is None
     for opt in ALL:
         paths = cpu.paths(opt)
-        expected = ("for-loop", "foreach", "fused") if opt in FUSED_ON_CPU else ("for-loop", "foreach")
+        expected = ("for-loop", "foreach", "differentiable") + (("fused",) if opt in FUSED_ON_CPU else ())
         assert paths == expected, opt
         for path in paths:
             assert cpu.dtypes(opt, path) == DTYPES, (opt, path)
@@ -63,7 +63,7 @@ def test_probe_records_reasons_for_failing_dtypes(monkeypatch):
 
     backend = tb.TorchBackend("cpu")
     monkeypatch.setattr(backend, "optimizer_class", lambda opt: PickyAdam)
-    assert backend.paths("adam") == ("for-loop", "foreach", "fused")
+    assert backend.paths("adam") == ("for-loop", "foreach", "differentiable", "fused")
     assert backend.dtypes("adam", "fused") == ("float16", "bfloat16", "float32")
     assert backend.unsupported("adam", "fused") == {"float64": "RuntimeError: no float64 kernel, sorry"}
     assert backend.dtypes("adam", "for-loop") == DTYPES
@@ -241,7 +241,7 @@ def test_override_class_used():
     backend = tb.TorchBackend("cpu", overrides={"sgd": RecordingSGD})
     assert backend.paths("sgd") == ("custom",)
     assert backend.dtypes("sgd", "custom") == DTYPES
-    assert backend.paths("adam") == ("for-loop", "foreach", "fused")  # others stay built-in
+    assert backend.paths("adam") == ("for-loop", "foreach", "differentiable", "fused")  # others stay built-in
     p = np.array([1.0, 2.0], dtype=BF16)
     g = np.array([1.0, 1.0], dtype=BF16)
     outs = backend.run(Case("sgd", "bfloat16", [Group({"lr": 0.5}, [p])], [[[g]], [[g]]], path="custom"))

@@ -4,6 +4,9 @@ Paths, by the flags given to the optimizer's constructor:
 
 * ``"for-loop"``           ``foreach=False`` (and ``fused=False`` where the class has ``fused``)
 * ``"foreach"``            ``foreach=True``
+* ``"differentiable"``     ``differentiable=True, foreach=False`` (and ``fused=False``): the for-loop's code with
+                           out-of-place ops; Adam/AdamW take their capturable form there (float32 step counter,
+                           step size folded into the denominator) and NAdam scales g and m before dividing
 * ``"fused"``              ``fused=True``, where the class accepts ``fused`` and
                            torch has fused kernels for the device
 * ``"capturable"``         CUDA only: ``capturable=True, foreach=False``
@@ -20,6 +23,13 @@ Which paths and dtypes a class really supports on the device is found by
 probing: one construction and two steps on a 2-element tensor per (path,
 dtype), cached per backend.  What failed, and why, is kept for reporting
 (``unsupported`` and ``unsupported_paths``).
+
+Case axes (``case_axes``; ``Case.lr_tensor``, ``Case.complex``): ``lr_tensor`` passes each group's lr as a
+0-d float64 tensor (exact; changed with ``fill_``), offered where a construction and two steps with one work
+(foreach Adam/AdamW refuse it with torch's ``ValueError``).  ``complex`` steps every tensor whose last
+dimension is even as ``torch.view_as_complex`` of its (…, k, 2) pairs and reports ``torch.view_as_real`` of
+parameters and state; offered where torch's code views complex tensors as real pairs (``_COMPLEX_REFUSED``
+and the probe say where it does not), for float16 (complex32), float32 and float64.
 
 Learning-rate schedules (``schedulers``, ``run_schedule``, ``run_scheduled``:
 the optional part of ``conformance.backend``'s protocol) run
@@ -46,7 +56,8 @@ import ml_dtypes
 import numpy as np
 
 from conformance import optimizers
-from conformance.backend import DTYPES, LAYOUTS, BackendError, Case, ScheduledRun, ScheduleOutput, StepOutput
+from conformance.backend import (DTYPES, LAYOUTS, BackendError, Case, ScheduledRun, ScheduleOutput, StepOutput,
+                                  complex_shape)
 from conformance.environment import cpu_name
 from spec.schedules import SCHEDULES
 
@@ -120,9 +131,21 @@ def _laid_out(t: "torch.Tensor", layout: str) -> "torch.Tensor":
     return t.contiguous()
 
 
+def _complex(t: "torch.Tensor", case: Case) -> "torch.Tensor":
+    """``t`` as the complex tensor of its (real, imaginary) pairs where ``case.complex`` and its last dimension is
+    even (``conformance.backend.complex_shape``), else ``t``."""
+    shape = complex_shape(t.shape) if case.complex else None
+    if shape is None:
+        return t
+    return torch.view_as_complex(t.contiguous().reshape(*shape, 2))
+
+
 def _to_numpy(t: "torch.Tensor") -> np.ndarray:
-    """A NumPy copy of ``t`` with exactly its values; bfloat16 -> ml_dtypes.bfloat16."""
+    """A NumPy copy of ``t`` with exactly its values; bfloat16 -> ml_dtypes.bfloat16; a complex tensor -> its
+    real pairs, the last dimension doubled (``view_as_real``)."""
     t = t.detach().to("cpu")
+    if t.is_complex():
+        t = torch.view_as_real(t).flatten(-2)
     if t.dtype == torch.bfloat16:
         return t.view(torch.int16).numpy().view(_BF16).copy()
     return t.numpy().copy()
@@ -198,9 +221,20 @@ def _reason(exc: BaseException) -> str:
 # the backend
 # --------------------------------------------------------------------------
 
+# differentiable=True computes the per-step scalars from the float32 step (or mu_product) tensor here
+_DIFFERENTIABLE_TENSOR_SCALARS = ("adam", "adamw", "nadam")
+
+# Optimizers whose torch code steps a complex parameter in complex arithmetic rather than as real pairs.
+_COMPLEX_REFUSED = {
+    "sgd": "torch.optim.SGD has no view_as_real: it steps a complex parameter in complex arithmetic, where a real "
+           "scalar multiplies as (c + 0i), so an infinite or NaN part turns the other part NaN (inf*0); the spec's "
+           "per-part statements do not hold",
+}
+
 _BUILTIN_PATH_FLAGS = {
     "for-loop": {"foreach": False},  # + fused=False where the class has it
     "foreach": {"foreach": True},
+    "differentiable": {"foreach": False, "differentiable": True},  # + fused=False where the class has it
     "fused": {"fused": True},
     "capturable": {"capturable": True, "foreach": False},
     "capturable-foreach": {"capturable": True, "foreach": True},
@@ -217,6 +251,10 @@ class TorchBackend:
     """
 
     supports_resume = True
+    # differentiable=True changes how a step is computed (out of place; Adam/AdamW's capturable form), not the
+    # state handling the property tests check (None gradients, state_dict, maximize, several tensors), which is
+    # the for-loop's code: only the value tests run it (``conformance.plugin.combos``).
+    value_only_paths = ("differentiable",)
 
     def __init__(self, device: str = "cpu", overrides: Optional[dict] = None, hyper_map: Optional[dict] = None):
         self.device_spec = str(device)
@@ -237,6 +275,8 @@ class TorchBackend:
         self._probed: dict = {}
         # optimizer -> {path: reason} for candidate paths that never worked
         self._path_errors: dict = {}
+        # (optimizer, path, dtype) -> case_axes
+        self._axes: dict = {}
 
     def __repr__(self) -> str:
         return f"TorchBackend({self.device_spec!r}{', overrides=...' if self.overrides else ''})"
@@ -285,10 +325,14 @@ class TorchBackend:
           into 0-d float32 tensors each step (and η read back with ``.item()``);
         * ``"float32"`` on the fused and capturable paths (the step counter and the scalars are float32
           tensors on the device), and for an ``--optimizer`` class unless it declares otherwise with a
-          ``conformance_scalar_precision`` attribute ("float32" covers either)."""
+          ``conformance_scalar_precision`` attribute ("float32" covers either);
+        * on the ``differentiable`` path as on the for-loop, but Adam/AdamW (``capturable or differentiable``:
+          ``beta ** step_t`` with the float32 step tensor) and NAdam (``1.0 - mu_product`` as a float32 tensor)."""
         if optimizer in self.overrides:
             return getattr(self.overrides[optimizer], "conformance_scalar_precision", "float32")
         if path in ("for-loop", "foreach") and optimizer not in ("nadam", "asgd"):
+            return "float64"
+        if path == "differentiable" and optimizer not in _DIFFERENTIABLE_TENSOR_SCALARS:
             return "float64"
         return "float32"
 
@@ -312,13 +356,18 @@ class TorchBackend:
         if path not in _BUILTIN_PATH_FLAGS:
             raise BackendError(f"{self.name} {optimizer}: unknown path {path!r}")
         flags = dict(_BUILTIN_PATH_FLAGS[path])
-        if path == "for-loop" and _accepts(self.optimizer_class(optimizer), "fused"):
+        if path in ("for-loop", "differentiable") and _accepts(self.optimizer_class(optimizer), "fused"):
             flags["fused"] = False
         return flags
 
     def _candidate_paths(self, optimizer: str) -> list:
         cls = self.optimizer_class(optimizer)
         paths = ["for-loop", "foreach"]
+        if _accepts(cls, "differentiable"):
+            paths.append("differentiable")
+        else:
+            self._path_errors.setdefault(optimizer, {})["differentiable"] = \
+                f"{cls.__name__} has no 'differentiable' argument"
         if _accepts(cls, "fused"):
             try:
                 from torch.optim.optimizer import _get_fused_kernels_supported_devices
@@ -344,10 +393,12 @@ class TorchBackend:
 
     # ---- probing -----------------------------------------------------------
 
-    def _probe_one(self, cls, flags: dict, dtype: str) -> Optional[str]:
-        """None when two steps on a 2-element tensor work, else the reason."""
+    def _probe_one(self, cls, flags: dict, dtype: str, complex_: bool = False) -> Optional[str]:
+        """None when two steps on a 2-element tensor (``complex_``: one complex element) work, else the reason."""
         try:
             p = torch.tensor([0.5, -0.25], dtype=_torch_dtypes()[dtype], device=self.device)
+            if complex_:
+                p = torch.view_as_complex(p.reshape(1, 2))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 opt = cls([p], **flags)
@@ -359,6 +410,25 @@ class TorchBackend:
         except Exception as exc:  # any failure means "not supported"
             return _reason(exc)
         return None
+
+    def case_axes(self, optimizer: str, path: str, dtype: str) -> dict:
+        """axis -> None (offered) or why not, for ``Case.lr_tensor`` and ``Case.complex`` on this optimizer, path
+        and dtype: torch's own refusal (a construction and two steps, as ``_probe_one``), or the reason torch's
+        code does not step complex parameters as real pairs.  torch.optim's classes only (an ``--optimizer`` class
+        gets none)."""
+        if self.skip_reason is not None or optimizer in self.overrides or self.optimizer_class(optimizer) is None:
+            return {}
+        key = (optimizer, path, dtype)
+        if key not in self._axes:
+            cls, flags = self.optimizer_class(optimizer), self._path_flags(optimizer, path)
+            lr = self._probe_one(cls, {**flags, "lr": torch.tensor(1e-3, dtype=torch.float64, device=self.device)},
+                                 dtype)
+            if dtype == "bfloat16":
+                cplx = "torch has no complex dtype of bfloat16 pairs"
+            else:
+                cplx = _COMPLEX_REFUSED.get(optimizer) or self._probe_one(cls, flags, dtype, complex_=True)
+            self._axes[key] = {"lr_tensor": lr, "complex": cplx}
+        return dict(self._axes[key])
 
     def _probe(self, optimizer: str) -> dict:
         if optimizer in self._probed:
@@ -416,7 +486,7 @@ class TorchBackend:
         flags = self._path_flags(case.optimizer, case.path)
         label = _class_label(cls)
 
-        groups_params = [[_laid_out(_to_torch(a, self.device), case.layout) for a in g.params] for g in case.groups]
+        groups_params = [[self._tensor(a, case) for a in g.params] for g in case.groups]
         opt = self._construct(cls, case, groups_params, flags, label)
         resume_at = case.resume_at
         if resume_at is not None and not 0 <= resume_at < case.steps:
@@ -429,14 +499,22 @@ class TorchBackend:
             for i, params in enumerate(groups_params):
                 for j, p in enumerate(params):
                     g = case.grads[s][i][j]
-                    p.grad = None if g is None else _laid_out(_to_torch(g, self.device), case.layout)
+                    p.grad = None if g is None else self._tensor(g, case)
             if case.lrs is not None and case.lrs[s] is not None:
                 for i, lr in enumerate(case.lrs[s]):
                     if lr is not None:
-                        opt.param_groups[i]["lr"] = lr
+                        if case.lr_tensor:
+                            opt.param_groups[i]["lr"].fill_(lr)  # as torch's schedulers change a Tensor lr
+                        else:
+                            opt.param_groups[i]["lr"] = lr
             self._step(opt, label, s)
             outputs.append(self._snapshot(opt, groups_params, label))
         return outputs
+
+    def _tensor(self, a, case: Case) -> "torch.Tensor":
+        """An array of the case as the tensor the optimizer steps: on the device, complex where ``case.complex``
+        makes it so (``_complex``), in the case's layout."""
+        return _laid_out(_complex(_to_torch(a, self.device), case), case.layout)
 
     def _step(self, opt, label: str, s: int) -> None:
         """``opt.step()``, finished on the device; an exception becomes a ``BackendError`` naming the step."""
@@ -449,12 +527,18 @@ class TorchBackend:
 
     def _construct(self, cls, case: Case, groups_params, flags: dict, label: str):
         """``cls(param_groups, **defaults)``: group 0's hyperparameters (and the path's flags) as defaults."""
+        def hyper(h: dict) -> dict:
+            h = dict(h)
+            if case.lr_tensor:  # float64: the tensor holds the drawn lr exactly
+                h["lr"] = torch.tensor(h["lr"], dtype=torch.float64, device=self.device)
+            return self.map_hyper(case.optimizer, h)
+
         param_groups = []
         for g, params in zip(case.groups, groups_params):
-            entry = self.map_hyper(case.optimizer, g.hyper)
+            entry = hyper(g.hyper)
             entry["params"] = params
             param_groups.append(entry)
-        defaults = self.map_hyper(case.optimizer, case.groups[0].hyper) if case.groups else {}
+        defaults = hyper(case.groups[0].hyper) if case.groups else {}
         defaults.update(flags)
         try:
             return cls(param_groups, **defaults)
@@ -571,7 +655,7 @@ class TorchBackend:
         cls = self.optimizer_class(case.optimizer)
         flags = self._path_flags(case.optimizer, case.path)
         label = _class_label(cls)
-        groups_params = [[_laid_out(_to_torch(a, self.device), case.layout) for a in g.params] for g in case.groups]
+        groups_params = [[self._tensor(a, case) for a in g.params] for g in case.groups]
         opt = self._construct(cls, case, groups_params, flags, label)
         outputs, used = [], []
         with warnings.catch_warnings():
@@ -584,7 +668,7 @@ class TorchBackend:
                 for i, params in enumerate(groups_params):
                     for j, p in enumerate(params):
                         g = case.grads[s][i][j]
-                        p.grad = None if g is None else _laid_out(_to_torch(g, self.device), case.layout)
+                        p.grad = None if g is None else self._tensor(g, case)
                 used.append([_hyper_in_use(group) for group in opt.param_groups])
                 self._step(opt, label, s)
                 outputs.append(self._snapshot(opt, groups_params, label))

@@ -1,0 +1,151 @@
+"""The torch backend's differentiable path and its case axes (Tensor lr, complex parameters): offered or refused
+with the reason, reaching torch as what they claim to be, and carried by reproductions."""
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import spec  # noqa: E402
+from conformance.backend import Case, Group, complex_shape, for_backend  # noqa: E402
+from conformance.backends import torch_backend  # noqa: E402
+from conformance.replay import decode, reproduction  # noqa: E402
+from conformance.strategies import cases  # noqa: E402
+
+TORCH = ("adadelta", "adagrad", "adam", "adamw", "adamax", "nadam", "radam", "rmsprop", "sgd", "rprop")
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return torch_backend.make("torch-cpu")
+
+
+def _case(optimizer, dtype="float32", shape=(3, 4), steps=3, seed=0, **hyper):
+    rng = np.random.default_rng(seed)
+    h = spec.get(optimizer).complete(hyper)
+    p = rng.standard_normal(shape).astype(dtype)
+    grads = [[[rng.standard_normal(shape).astype(dtype)]] for _ in range(steps)]
+    return Case(optimizer, dtype, [Group(h, [p])], grads)
+
+
+@pytest.mark.parametrize("optimizer", TORCH)
+def test_every_optimizer_has_the_differentiable_path(backend, optimizer):
+    assert "differentiable" in backend.paths(optimizer)
+    flags = backend._path_flags(optimizer, "differentiable")
+    assert flags["differentiable"] is True and flags["foreach"] is False
+    expected = "float32" if optimizer in ("adam", "adamw", "nadam") else "float64"
+    assert backend.scalar_precision(optimizer, "differentiable") == expected
+
+
+def test_refused_axes_carry_the_reason(backend):
+    assert "lr as a Tensor is not supported for capturable=False and foreach=True" in \
+        backend.case_axes("adam", "foreach", "float32")["lr_tensor"]
+    assert backend.case_axes("adam", "for-loop", "float32") == {"lr_tensor": None, "complex": None}
+    assert "requires all the params to be floating point" in backend.case_axes("adam", "fused", "float32")["complex"]
+    assert "no view_as_real" in backend.case_axes("sgd", "for-loop", "float64")["complex"]
+    assert "bfloat16" in backend.case_axes("rmsprop", "foreach", "bfloat16")["complex"]
+    assert backend.case_axes("rmsprop", "foreach", "float16")["complex"] is None  # complex32 steps on the CPU
+
+
+def test_an_override_class_gets_no_axes():
+    b = torch_backend.TorchBackend("cpu", overrides={"adam": torch.optim.Adam})
+    assert b.case_axes("adam", "custom", "float32") == {}
+
+
+def test_complex_tensors_are_the_pairs_of_the_real_ones(backend):
+    case = replace(_case("adam"), complex=True)
+    t = backend._tensor(case.groups[0].params[0], case)
+    assert t.is_complex() and tuple(t.shape) == complex_shape((3, 4)) == (3, 2)
+    assert torch.view_as_real(t).flatten(-2).tolist() == case.groups[0].params[0].tolist()
+    assert not backend._tensor(np.zeros(3, np.float32), case).is_complex()  # odd last dimension: real
+    assert not backend._tensor(np.zeros((), np.float32), case).is_complex()
+
+
+@pytest.mark.parametrize("optimizer, path", [("adam", "for-loop"), ("adam", "foreach"), ("rprop", "for-loop"),
+                                             ("adagrad", "differentiable"), ("rmsprop", "foreach")])
+def test_a_complex_case_steps_each_part_as_the_real_case_does(backend, optimizer, path):
+    hyper = {"weight_decay": 0.0} if optimizer != "rprop" else {}
+    real = _case(optimizer, **hyper)
+    a = backend.run(for_backend(real, path))
+    b = backend.run(for_backend(replace(real, complex=True), path))
+    for x, y in zip(a, b):
+        assert all(np.array_equal(p, q) for p, q in zip(x.params[0], y.params[0]))
+        assert x.state[0][0].keys() == y.state[0][0].keys()
+        for k in x.state[0][0]:
+            assert np.array_equal(np.asarray(x.state[0][0][k]), np.asarray(y.state[0][0][k])), k
+
+
+def test_the_complex_axis_reaches_torch_as_complex_arithmetic(backend):
+    """θ = 1 + inf·i with weight decay: only a complex tensor makes the for-loop's real part NaN (inf·0)."""
+    case = Case("adam", "float32", [Group(spec.get("adam").complete({"lr": 0.1, "weight_decay": 0.5}),
+                                          [np.array([1.0, np.inf], np.float32)])],
+                [[[np.array([0.5, 0.25], np.float32)]]])
+    assert math.isfinite(backend.run(for_backend(case, "for-loop"))[0].params[0][0][0])
+    assert math.isnan(backend.run(for_backend(replace(case, complex=True), "for-loop"))[0].params[0][0][0])
+
+
+def test_a_tensor_lr_is_a_float64_tensor_changed_in_place(backend):
+    case = replace(_case("adagrad", lr=0.25), lr_tensor=True, lrs=[[None], [0.125], [None]])
+    opt = backend._construct(torch.optim.Adagrad, case, [[torch.zeros(2)]], {"foreach": False}, "Adagrad")
+    lr = opt.param_groups[0]["lr"]
+    assert torch.is_tensor(lr) and lr.dtype == torch.float64 and lr.item() == 0.25
+    plain = backend.run(for_backend(replace(case, lr_tensor=False), "for-loop"))
+    tensor = backend.run(for_backend(case, "for-loop"))
+    assert all(np.array_equal(x.params[0][0], y.params[0][0]) for x, y in zip(plain, tensor))
+
+
+def test_the_strategies_draw_only_the_offered_axes():
+    from hypothesis import find
+
+    adam = spec.get("adam")
+    assert find(cases(adam, "float32", axes=("complex",)), lambda c: c.complex).complex
+    assert find(cases(adam, "float32", axes=("lr_tensor",)), lambda c: c.lr_tensor).lr_tensor
+    never = find(cases(adam, "float32"), lambda c: True)
+    assert not never.complex and not never.lr_tensor
+
+
+def test_a_reproduction_carries_the_axes():
+    case = replace(_case("adam", steps=1), complex=True, lr_tensor=True)
+    source = reproduction(case, "torch-cpu", "for-loop", "trajectory")
+    assert "lr_tensor=True" in source and "complex=True" in source
+    call = source.split("replay(", 1)[1].rsplit(")", 1)[0]
+    args = eval(f"dict({call})")  # the printed call's arguments, as replay receives them
+    back = decode(args["optimizer"], args["dtype"], args["groups"], args["grads"], args["lrs"], args["layout"],
+                  lr_tensor=args["lr_tensor"], complex=args["complex"])
+    assert back.complex and back.lr_tensor
+    assert np.array_equal(back.groups[0].params[0], case.groups[0].params[0])
+
+
+class _Config:
+    """What ``conformance.plugin.combos`` and ``refused_axes`` read of a pytest config."""
+
+    _conformance_overrides: dict = {}
+
+    def __init__(self, backend, specs):
+        self._conformance_backend, self._specs = backend, specs
+
+    def getoption(self, name):
+        return {"--spec": self._specs, "--backend": "torch-cpu"}[name]
+
+
+def test_the_run_lists_the_refused_axes_with_the_reason(backend):
+    from conformance.plugin import refused_axes
+
+    lines = refused_axes(_Config(backend, ["adam", "sgd"]))
+    assert any(line.startswith("adam lr_tensor: not drawn on foreach/float16") and
+               "lr as a Tensor is not supported" in line for line in lines), lines
+    assert any(line.startswith("sgd complex: not drawn on for-loop/float16") and "no view_as_real" in line
+               for line in lines), lines
+    assert not any(line.startswith("adam complex: not drawn on for-loop/float32") for line in lines)
+
+
+def test_property_tests_leave_out_the_differentiable_path(backend):
+    from conformance.plugin import combos
+
+    def paths(value_test):
+        return {p.values[1] for p in combos(_Config(backend, ["nadam"]), value_test)}
+
+    assert "differentiable" in paths(True)
+    assert paths(False) == paths(True) - {"differentiable"}

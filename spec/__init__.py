@@ -8,6 +8,7 @@ from .adagrad import ADAGRAD
 from .adam import ADAM, ADAMW
 from .adamax import ADAMAX
 from .core import Assign, Hyperparameter, InvalidHyperparameter, OptimizerSpec, State, g, t, theta
+from .lion import LION
 from .nadam import NADAM
 from .radam import RADAM
 from .rmsprop import RMSPROP
@@ -16,7 +17,7 @@ from .sgd import SGD
 
 from .schedules import SCHEDULES
 
-OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP)}
+OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP, LION)}
 
 
 def get(name: str) -> OptimizerSpec:

@@ -70,6 +70,12 @@ def _rprop_etaminus_rounds_to_0_or_1(data) -> bool:
     return any(round_to_format(Fraction(h["etaminus"]), fmt) in (0, 1) for h, _ in data.groups)
 
 
+def _constructor_lr_is_zero(data) -> bool:
+    """The constructor's lr is 0: the torch backend passes group 0's hyperparameters as the constructor's
+    defaults (a schedule changes the groups' lr later, which no constructor check sees)."""
+    return bool(data.groups) and data.groups[0][0].get("lr") == 0
+
+
 def _groups_differ_in(name):
     return lambda data: len({h.get(name) for h, _ in data.groups}) > 1
 

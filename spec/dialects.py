@@ -514,7 +514,7 @@ def pytorch_optimizer_lion_rule(f: dict) -> list:
     return [
         *decay,
         Assign(lo.c, common.lerp(lo.m, g, 1 - lo.beta1), "update = exp_avg.lerp(grad, 1 − β₁)"),
-        Assign(theta, lo.sign_step(lo.c, theta - lo.eta, theta + lo.eta, theta, theta - lo.eta * lo.c),
+        Assign(theta, lo.sign_step(lo.c, theta - lo.eta, theta + lo.eta, theta),
                "p.add_(update.sign_(), alpha=−lr)"),
         Assign(lo.m, common.lerp(lo.m, g, 1 - lo.beta2), "exp_avg.lerp_(grad, 1 − β₂)"),
     ]

@@ -325,7 +325,7 @@ def _radam_default_beta2_switch() -> bool:
 def _lion_paper_order_is_reference_order() -> bool:
     """Each sign piece of the spec's step, after its decay statement, against Algorithm 2's θ − η·(s + λ·θ)."""
     decay, _, signed, _ = _lion.LION.statements({})
-    pieces = [e for e, cond in signed.expr.args[:3]]  # c > 0, c < 0, c = 0 (the last piece is NaN's)
+    pieces = [e for e, cond in signed.expr.args]  # c > 0, c < 0, otherwise (c = 0; NaN: torch.sign is 0)
     lam_pos = sp.Symbol("lambda_pos", positive=True)
     for lam in (sp.Integer(0), lam_pos):
         decayed = decay.expr.xreplace({_lion.lam: lam})

@@ -36,13 +36,13 @@ c = sp.Symbol("c", real=True)
 eta, beta1, beta2, lam = LR.symbol, BETA1.symbol, BETA2.symbol, WD.symbol
 
 
-def sign_step(x, positive, negative, zero, nan):
-    """torch's ``sign(x)`` as a selector: ``positive`` if x > 0, ``negative`` if x < 0, ``zero`` if x = 0 (±0).
+def sign_step(x, positive, negative, zero):
+    """torch's ``sign(x)`` as a selector: ``positive`` if x > 0, ``negative`` if x < 0, ``zero`` otherwise.
 
-    NaN satisfies none of the three (``torch.sign(nan)`` is NaN, so θ − η·sign(c) is NaN): the last piece is
-    reached by NaN only and must be an expression that is NaN there.
+    Otherwise is x = 0 (either zero) and NaN: ATen computes sign as (0 < x) − (x < 0), so ``torch.sign(nan)`` is
+    0, not NaN (pytorch/pytorch#41245, measured on torch 2.13 CPU for every float dtype; NumPy's sign is NaN).
     """
-    return sp.Piecewise((positive, x > 0), (negative, x < 0), (zero, sp.Eq(x, 0)), (nan, True))
+    return sp.Piecewise((positive, x > 0), (negative, x < 0), (zero, True))
 
 
 def rule(f: dict) -> list:
@@ -52,8 +52,9 @@ def rule(f: dict) -> list:
                "it for λ = 0 changes no value)"),
         Assign(c, beta1 * m + (1 - beta1) * g, "the direction: m·β₁ + g·(1 − β₁), with the old m"),
         # each piece is θ − η·sign(c) for one sign (θ − η·0 = θ exactly): the pieces are the tensors
-        Assign(theta, sign_step(c, theta - eta, theta + eta, theta, theta - eta * c),
-               "θ − η·sign(c): p.add_(sign(c), alpha=−lr); sign(0) = 0 leaves θ where the decay put it"),
+        Assign(theta, sign_step(c, theta - eta, theta + eta, theta),
+               "θ − η·sign(c): p.add_(sign(c), alpha=−lr); sign(0) = sign(NaN) = 0 leaves θ where the decay "
+               "put it"),
         Assign(m, beta2 * m + (1 - beta2) * g, "momentum: m·β₂ + g·(1 − β₂), after the step"),
     ]
 
@@ -74,12 +75,14 @@ LION = OptimizerSpec(
         "sign(0) = 0: where c is exactly 0 (a zero gradient at the first step, or g = −β₁·m/(1 − β₁) exactly) θ "
         "keeps its decayed value; a signed zero c is 0 too.  Where c's rounding, not its exact value, is 0 or "
         "has the other sign, the tolerance model treats the comparison as ambiguous and accepts either step "
-        "(docs/tolerance.md).  NaN: a NaN g or m makes c NaN, and torch.sign(NaN) is NaN, so θ becomes NaN "
-        "(the 'otherwise' piece, θ − η·c, is reached by NaN only).  An infinite g gives an infinite c of the "
-        "same sign (a step of ±η) and an infinite m; a later g of the other infinite sign makes c = inf − inf = "
-        "NaN.  The update's magnitude is η per element whatever the gradient's scale.  "
+        "(docs/tolerance.md).  NaN: torch.sign(NaN) is 0, not NaN (ATen's (0 < x) − (x < 0); "
+        "pytorch/pytorch#41245), and the reference code steps with torch.sign, so a NaN c (a NaN g or m, or "
+        "inf − inf) leaves θ at its decayed value, while m becomes NaN and stays NaN: from then on that element "
+        "only decays, silently (with NumPy's sign, NaN, θ would become NaN; the NumPy port follows torch).  "
+        "An infinite g gives an infinite c of the same sign (a step of ±η) and an infinite m; a later g of the "
+        "other infinite sign makes c = inf − inf = NaN.  The update's magnitude is η per element whatever the gradient's scale.  "
         "The paper's Algorithm 2 writes θ ← θ − η·(sign(c) + λ·θ); the reference code decays first: the same "
-        "exact value, a different rounding (docs/dialects.md, Lion).  β: the reference code refuses β ∉ [0, 1); "
+        "exact value, a different rounding (spec/identities.py: lion_paper_order_is_reference_order).  β: the reference code refuses β ∉ [0, 1); "
         "lion-pytorch accepts β = 1 too.  lr = 0 is accepted by the reference code (`0.0 <= lr`); lion-pytorch "
         "asserts lr > 0."),
 )

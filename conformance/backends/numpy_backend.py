@@ -437,7 +437,9 @@ def _lion(k, p, g, st, h, _):
     lr, beta1, beta2 = h["lr"], h["beta1"], h["beta2"]
     p = k.mul(p, 1 - lr * h["weight_decay"])
     update = k.add(k.mul(st["exp_avg"], beta1), k.mul(g, 1 - beta1))  # exp_avg * beta1 + grad * (1 - beta1)
-    p = k.add(p, np.sign(update), -lr)  # sign(±0) = ±0, sign(NaN) = NaN, as torch.sign
+    # torch.sign is (0 < x) − (x < 0): 0 for ±0 and for NaN (np.sign(NaN) would be NaN)
+    sign = (update > 0).astype(update.dtype) - (update < 0).astype(update.dtype)
+    p = k.add(p, sign, -lr)
     st["exp_avg"] = k.add(k.mul(st["exp_avg"], beta2), g, 1 - beta2)
     return p
 

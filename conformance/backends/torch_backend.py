@@ -34,6 +34,7 @@ Usage::
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import inspect
 import os
@@ -207,9 +208,11 @@ _BUILTIN_PATH_FLAGS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
 def _distribution_version(module: str):
     """The installed version of the distribution that provides top-level ``module`` (lion-pytorch has no
-    ``__version__``), or None."""
+    ``__version__``), or None.  Cached: ``packages_distributions`` reads every installed distribution's file
+    list, and the harness asks for the implementation at every drawn case."""
     try:
         from importlib import metadata
 

@@ -48,6 +48,7 @@ SCHEDULE_TESTS = ("test_schedule_values", "test_schedule_long_horizon", "test_sc
 TORCH = ">=2.11,<2.14"  # measured on torch 2.13 (CPU) and 2.11 (CUDA, docs/measured/torch-cuda.md)
 KERAS = ">=3.15.1,<3.16"
 OPTAX = "==0.2.8"  # measured with jax 0.10.2 on the CPU (--backend=optax)
+LION_PYTORCH = "==0.2.5"  # lion-pytorch, measured at this version only
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,12 @@ KNOWN_DEVIATIONS = (
         versions=KERAS, spec="*@keras", path="custom", dtype="float64", tests=VALUE_TESTS,
         reason="Keras keeps a float lr in a float32 keras.Variable: float64 parameters step with float32(lr)."),
     # ---- input-specific deviations (the case is set aside) ----------------------------------------------
+    KnownDeviation(
+        id="lion-pytorch-refuses-lr-0", implementation=("lion_pytorch.lion_pytorch:Lion",), versions=LION_PYTORCH,
+        spec="lion", path="custom", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._constructor_lr_is_zero,
+        reason="lion-pytorch's constructor asserts lr > 0: lr = 0, which the spec and the reference code accept, "
+               "raises AssertionError.",
+        reproduced_by="tests/test_third_party_findings.py"),
     KnownDeviation(
         id="adagrad-per-group-initial-accumulator", implementation=torch_optim("Adagrad"), versions=TORCH,
         spec="adagrad", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._groups_differ_in("initial_accumulator_value"),

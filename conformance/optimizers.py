@@ -259,6 +259,20 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         ),
         edge=({"lambd": -1e-4, "alpha": -1.0, "t0": -5.0},),  # torch checks none of them
     ),
+    OptimizerInfo(  # no torch.optim class: audited through --optimizer lion=module:Class (spec/lion.py)
+        "lion",
+        hyper=dict(lr=0.01, beta1=0.9, beta2=0.99, weight_decay=0.1),
+        group_pairs=(
+            ({}, {"beta1": 0.5, "beta2": 0.9}),
+            ({"weight_decay": 0.5}, {"lr": 0.1, "beta1": 0.0, "weight_decay": 0.0}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"beta1": 1.0}), Invalid({"beta2": 1.0}), Invalid({"beta1": -0.1}),
+            Invalid({"weight_decay": -1.0}), Invalid({"lr": float("nan")}),
+        ),
+        edge=({"beta1": 0.0, "beta2": 0.0}, {"lr": 0.0}),
+        scheduled=True,
+    ),
 )})
 
 

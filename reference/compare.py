@@ -490,6 +490,16 @@ PAIRS: tuple = (
         Case("core update with L2 weight decay λ", torch_fixed={"weight_decay": LAM},
              dialect_fixed={"weight_decay": LAM}),
     )),
+    Pair("lion", "lion@pytorch-optimizer", (
+        Case("core update (λ = 0; lerps for c and m)", torch_fixed=_NO_WD, dialect_fixed=_NO_WD),
+        Case("decoupled decay λ > 0 (weight_decouple=True, its default)", {}, {"weight_decouple": True},
+             {"weight_decay": LAM}, {"weight_decay": LAM}),
+        Case("fixed_decay=True: θ·(1 − λ), not scaled by lr", {}, {"weight_decouple": True, "fixed_decay": True},
+             {"weight_decay": LAM}, {"weight_decay": LAM}),
+        Case("weight_decouple=False: L2, g + λθ", {}, {"weight_decouple": False},
+             {"weight_decay": LAM}, {"weight_decay": LAM}),
+    ), note="Lion has no torch.optim class: the left column is the spec of the paper and its authors' code "
+            "(spec/lion.py).  fixed_decay=True equals the spec under λ' = lr·λ for a constant lr only."),
 )
 
 

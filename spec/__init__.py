@@ -9,6 +9,7 @@ from .adam import ADAM, ADAMW
 from .adamax import ADAMAX
 from .asgd import ASGD
 from .core import Assign, Hyperparameter, InvalidHyperparameter, OptimizerSpec, State, g, t, theta
+from .lion import LION
 from .nadam import NADAM
 from .radam import RADAM
 from .rmsprop import RMSPROP
@@ -18,7 +19,7 @@ from .sgd import SGD
 from .schedules import SCHEDULES
 
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
-                                  ASGD)}
+                                  ASGD, LION)}
 
 
 def get(name: str) -> OptimizerSpec:

@@ -43,6 +43,7 @@ from . import adagrad as _adagrad
 from . import adam as _adam
 from . import adamax as _adamax
 from . import common
+from . import lion as _lion
 from . import get as _get_torch  # spec/__init__ defines get before anything imports this module
 from . import nadam as _nadam
 from . import radam as _radam  # noqa: F401 - documented as not given a dialect here
@@ -58,6 +59,8 @@ OPTAX = "optax"
 
 KERAS_VERSION = "Keras 3.15.1"
 OPTAX_VERSION = "Optax 0.2.8"
+PYTORCH_OPTIMIZER = "pytorch-optimizer"
+PYTORCH_OPTIMIZER_VERSION = "pytorch-optimizer 4.1.0"
 TF1_VERSION = "TensorFlow 1.x API (tf.compat.v1, kernel ApplyRMSProp in training_ops.cc)"
 
 
@@ -499,6 +502,46 @@ ADADELTA_OPTAX = _adadelta.ADADELTA.variant(
     torch_class="", paths_doc="", edge_doc="")
 
 
+# --------------------------------------------------------------------------- pytorch-optimizer: Lion
+
+WEIGHT_DECOUPLE = common.flag("weight_decouple", "decoupled decay θ ← θ·(1 − λ·lr) (the default); False: L2, "
+                              "g ← g + λθ in place on the caller's gradient", default=True)
+FIXED_DECAY = common.flag("fixed_decay", "with weight_decouple, θ ← θ·(1 − λ): the decay not scaled by lr")
+
+
+def pytorch_optimizer_lion_rule(f: dict) -> list:
+    """pytorch_optimizer.Lion's per-parameter path (its foreach path: the same ops over lists): decay, then lerps."""
+    lo = _lion
+    if f["weight_decouple"]:
+        scale = 1 if f["fixed_decay"] else lo.eta
+        decay = [Assign(theta, unless_zero(lo.lam, theta * (1 - lo.lam * scale), theta),
+                        "apply_weight_decay: p.mul_(1 − λ·(1 if fixed_decay else lr)); skipped for λ = 0")]
+    else:
+        decay = [Assign(g, unless_zero(lo.lam, g + lo.lam * theta, g),
+                        "apply_weight_decay: grad.add_(p, alpha=λ), L2 in the gradient (both c and m see it)")]
+    return [
+        *decay,
+        Assign(lo.c, common.lerp(lo.m, g, 1 - lo.beta1), "update = exp_avg.lerp(grad, 1 − β₁)"),
+        Assign(theta, lo.sign_step(lo.c, theta - lo.eta, theta + lo.eta, theta),
+               "p.add_(update.sign_(), alpha=−lr)"),
+        Assign(lo.m, common.lerp(lo.m, g, 1 - lo.beta2), "exp_avg.lerp_(grad, 1 − β₂)"),
+    ]
+
+
+LION_PYTORCH_OPTIMIZER = _lion.LION.variant(
+    "lion@pytorch-optimizer", dialect=PYTORCH_OPTIMIZER, title="Lion (pytorch-optimizer)",
+    rule=pytorch_optimizer_lion_rule,
+    hyperparameters=(_lion.LR, _lion.BETA1, _lion.BETA2,
+                     _hp(_lion.WD, doc="weight decay coefficient (validated ≥ 0); its form set by the two flags"),
+                     WEIGHT_DECOUPLE, FIXED_DECAY),
+    doc="pytorch_optimizer.Lion (4.1.0): the spec's update with c and m as lerps (m + (1 − β)·(g − m), the same "
+        "exact values as the weighted sums) and two weight-decay flags: weight_decouple (default True: the "
+        "spec's decay) and fixed_decay (θ·(1 − λ)); weight_decouple=False adds λθ to g.  Its maximize is per "
+        "optimizer, not per group, and negates p.grad in place: not part of this dialect "
+        "(docs/measured/third-party.md).",
+    torch_class="", paths_doc="", edge_doc="")
+
+
 # --------------------------------------------------------------------------- the tables
 
 _KERAS_ARGS = {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon", "alpha": "rho",
@@ -520,6 +563,7 @@ DIALECTS: dict = {s.name: s for s in (
     ADAM_KERAS, ADAMW_KERAS, SGD_KERAS, RMSPROP_KERAS, RMSPROP_TF1, ADAGRAD_KERAS, ADAMAX_KERAS, NADAM_KERAS,
     ADADELTA_KERAS,
     ADAM_OPTAX, ADAMW_OPTAX, SGD_OPTAX, RMSPROP_OPTAX, ADAGRAD_OPTAX, ADAMAX_OPTAX, NADAM_OPTAX, ADADELTA_OPTAX,
+    LION_PYTORCH_OPTIMIZER,
 )}
 
 _KERAS_COUNTER = ("Keras counts `iterations` per optimizer, not per variable: a variable without a gradient in "
@@ -569,6 +613,13 @@ INFO: dict = {
                                   "optax/_src/alias.py; optax/_src/transform.py", _args(ADADELTA_OPTAX, _OPTAX_ARGS),
                                   ("learning_rate=None (the default) ascends: scale_by_learning_rate(None) is the "
                                    "identity, so the update is not negated.  See docs/dialects.md.",)),
+    "lion@pytorch-optimizer": DialectInfo(
+        "lion", PYTORCH_OPTIMIZER_VERSION, "pytorch_optimizer.Lion",
+        "pytorch_optimizer/optimizer/lion.py; pytorch_optimizer/base/optimizer.py (apply_weight_decay)",
+        {"lr": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "weight_decay": "weight_decay",
+         "weight_decouple": "weight_decouple", "fixed_decay": "fixed_decay"},
+        ("Not covered: maximize (one flag per optimizer, read for every group), foreach (the same values in "
+         "exact arithmetic), use_gc, adanorm, cautious (other algorithms, selected through **kwargs).",)),
 }
 
 assert INFO.keys() == DIALECTS.keys()
@@ -581,4 +632,4 @@ def get(name: str) -> OptimizerSpec:
     return _get_torch(name)
 
 
-__all__ = ["DIALECTS", "INFO", "DialectInfo", "get", "KERAS", "OPTAX", "TF1"]
+__all__ = ["DIALECTS", "INFO", "DialectInfo", "get", "KERAS", "OPTAX", "PYTORCH_OPTIMIZER", "TF1"]

@@ -24,6 +24,8 @@ import sympy as sp
 
 from . import adagrad as _adagrad
 from . import adam as _adam
+from . import common
+from . import lion as _lion
 from . import nadam as _nadam
 from . import radam as _radam
 from . import rmsprop as _rmsprop
@@ -318,6 +320,31 @@ def _radam_default_beta2_switch() -> bool:
     return True
 
 
+# --------------------------------------------------------------------------- Lion: the paper's form and the code's
+
+def _lion_paper_order_is_reference_order() -> bool:
+    """Each sign piece of the spec's step, after its decay statement, against Algorithm 2's θ − η·(s + λ·θ)."""
+    decay, _, signed, _ = _lion.LION.statements({})
+    pieces = [e for e, cond in signed.expr.args]  # c > 0, c < 0, otherwise (c = 0; NaN: torch.sign is 0)
+    lam_pos = sp.Symbol("lambda_pos", positive=True)
+    for lam in (sp.Integer(0), lam_pos):
+        decayed = decay.expr.xreplace({_lion.lam: lam})
+        for piece, s in zip(pieces, (1, -1, 0)):
+            paper = theta - _lion.eta * (s + lam * theta)
+            if not equal(piece.xreplace({theta: decayed}).xreplace({_lion.lam: lam}), paper):
+                return False
+    return True
+
+
+def _lion_lerp_is_weighted_sum() -> bool:
+    """pytorch-optimizer's lerp forms of c and m against the spec's weighted sums."""
+    values = statement_values(_lion.LION, {})
+    m0 = _lion.m  # the old m: the spec's c reads it before the momentum statement reassigns it
+    c_spec = _lion.LION.statements({})[1].expr
+    return (equal(common.lerp(m0, g, 1 - _lion.beta1), c_spec)
+            and equal(common.lerp(m0, g, 1 - _lion.beta2), values[_lion.m]))
+
+
 # --------------------------------------------------------------------------- the list
 
 IDENTITIES: tuple[Identity, ...] = (
@@ -381,4 +408,16 @@ IDENTITIES: tuple[Identity, ...] = (
         "θ ← θ − η·m/(1 − β₁ᵗ) at steps t = 1, …, 5 (ρ₅ ≈ 4.996 ≤ 5) and the rectified step at t = 6 "
         "(ρ₆ ≈ 5.994 > 5).",
         True, _radam_default_beta2_switch),
+    Identity(
+        "lion_paper_order_is_reference_order",
+        "Lion's step as the authors' reference code orders it (θ ← θ·(1 − η·λ), then θ ← θ − η·sign(c); the "
+        "spec) equals Algorithm 2's θ ← θ − η·(sign(c) + λ·θ) with the old θ, for each sign of c (+1, −1, 0) "
+        "and for λ = 0 and every λ > 0: the two differ in rounding only.",
+        True, _lion_paper_order_is_reference_order),
+    Identity(
+        "lion_lerp_is_weighted_sum",
+        "Lion's c = β₁·m + (1 − β₁)·g and m ← β₂·m + (1 − β₂)·g (the reference code's weighted sums) equal the "
+        "lerps m + (1 − β₁)·(g − m) and m + (1 − β₂)·(g − m) that pytorch-optimizer evaluates "
+        "(exp_avg.lerp(grad, 1 − β)): the same exact values, a different rounding.",
+        True, _lion_lerp_is_weighted_sum),
 )

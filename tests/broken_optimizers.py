@@ -6,8 +6,9 @@ They exist to show that the conformance harness catches real bugs
 
 The faithful classes (``FaithfulSGD``, ``FaithfulAdam``, ``FaithfulAdamW``,
 ``FaithfulRMSprop``, ``FaithfulAdagrad``, ``FaithfulNAdam``, ``FaithfulRAdam``,
-``FaithfulAdamax``, ``FaithfulRprop``, ``FaithfulASGD``) re-implement
-torch's for-loop (``_single_tensor_*``) update statement for statement: the
+``FaithfulAdamax``, ``FaithfulRprop``, ``FaithfulASGD``, ``FaithfulLion``) re-implement
+torch's for-loop (``_single_tensor_*``; for Lion, which torch lacks, the
+authors' reference code) update statement for statement: the
 same constructor checks and defaults, the same state names (``step`` a 0-d
 float32 tensor, ``exp_avg``, ...), the same tensor ops in the same order.
 One deliberate difference: ``FaithfulAdagrad`` fills ``sum`` from each
@@ -43,6 +44,7 @@ __all__ = [
     "VectorBodyEpsInsideSqrtAdam", "SecondChunkNoBiasCorrectionVAdam", "LaterTensorsDoubleStepAdam",
     "FaithfulRprop", "GeSignRprop", "KeepsFlippedGradientRprop", "ClampBeforeScalingRprop",
     "FaithfulASGD", "CurrentEtaASGD", "AverageFirstASGD", "T0OffByOneASGD",
+    "FaithfulLion", "SignOfMomentumLion", "MomentumFirstLion", "DecayAfterSignLion", "SignZeroIsOneLion",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -851,6 +853,88 @@ class T0OffByOneASGD(FaithfulASGD):
         return 1 / max(1, step - t0 + 1)
 
 
+# =========================================================================== Lion
+
+class FaithfulLion(_ForLoop):
+    """The Lion authors' reference code (google/automl ``lion/lion_pytorch.py``; spec/lion.py): decay first, the
+    sign of c = β₁·m + (1 − β₁)·g, then the momentum.  Its state is ``exp_avg`` only (no step counter)."""
+
+    def __init__(self, params, lr=1e-4, betas=(0.9, 0.99), weight_decay=0.0):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        _check_betas(betas)
+        if not 0.0 <= weight_decay:  # the spec's λ ≥ 0 (the reference code does not check it)
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay))
+
+    def _direction(self, exp_avg, grad, beta1):
+        return exp_avg * beta1 + grad * (1 - beta1)
+
+    def _sign(self, c):
+        return c.sign()
+
+    def _momentum(self, exp_avg, grad, beta2):
+        exp_avg.mul_(beta2).add_(grad, alpha=1 - beta2)
+
+    def _decay(self, p, lr, wd):
+        p.mul_(1 - lr * wd)
+
+    def _signed_step(self, p, c, lr):
+        p.add_(self._sign(c), alpha=-lr)
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        lr, wd = group["lr"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        exp_avg = state["exp_avg"]
+        self._decay(p, lr, wd)
+        c = self._direction(exp_avg, grad, beta1)
+        self._signed_step(p, c, lr)
+        self._momentum(exp_avg, grad, beta2)
+
+
+class SignOfMomentumLion(FaithfulLion):
+    """BROKEN: steps along sign(m), the old momentum, instead of sign(c): the gradient of this step is ignored
+    (at the first step m = 0, so θ does not move)."""
+
+    def _direction(self, exp_avg, grad, beta1):
+        return exp_avg.clone()
+
+
+class MomentumFirstLion(FaithfulLion):
+    """BROKEN: updates m before forming c, so c = β₁·m_new + (1 − β₁)·g (the gradient counted twice)."""
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        lr, wd = group["lr"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        self._decay(p, lr, wd)
+        self._momentum(state["exp_avg"], grad, beta2)
+        self._signed_step(p, self._direction(state["exp_avg"], grad, beta1), lr)
+
+
+class DecayAfterSignLion(FaithfulLion):
+    """BROKEN: decays after the sign step, θ ← (θ − η·sign(c))·(1 − η·λ): off by η²·λ·sign(c)."""
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        lr, wd = group["lr"], group["weight_decay"]
+        beta1, beta2 = group["betas"]
+        self._signed_step(p, self._direction(state["exp_avg"], grad, beta1), lr)
+        self._decay(p, lr, wd)
+        self._momentum(state["exp_avg"], grad, beta2)
+
+
+class SignZeroIsOneLion(FaithfulLion):
+    """BROKEN: sign(0) = +1 (``torch.where(c >= 0, 1, -1)``): an exactly zero c still steps by −η."""
+
+    def _sign(self, c):
+        return torch.where(c >= 0, 1.0, torch.where(c < 0, -1.0, c)).to(c.dtype)
+
+
 # =========================================================================== the catalogue
 
 #: class name -> spec it implements faithfully
@@ -865,6 +949,7 @@ FAITHFUL = {
     "FaithfulAdamax": "adamax",
     "FaithfulRprop": "rprop",
     "FaithfulASGD": "asgd",
+    "FaithfulLion": "lion",
 }
 
 #: class name -> spec it claims to implement (and gets wrong)
@@ -895,6 +980,10 @@ BROKEN = {
     "CurrentEtaASGD": "asgd",
     "AverageFirstASGD": "asgd",
     "T0OffByOneASGD": "asgd",
+    "SignOfMomentumLion": "lion",
+    "MomentumFirstLion": "lion",
+    "DecayAfterSignLion": "lion",
+    "SignZeroIsOneLion": "lion",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

@@ -37,6 +37,8 @@ EXPECTED = {
               ("other", "Max(Delta_min, " + _RPROP_SCALED + ")"),
               ("other", "d > 0"), ("other", "d < 0"), ("other", "Eq(d, 0)")},
     "asgd": {("hyper", "Ne(w, 0)"), ("other", "Ne(mu, 1)"), ("hyper", "Max(1, t - t_0)")},
+    # sign(c), c = β₁·m + (1 − β₁)·G: G placed around G* = β₁·m/(β₁ − 1) at every step (0 at the first)
+    "lion": {LAMBDA, ("grad", "c > 0"), ("grad", "c < 0")},
 }
 #: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory.
 NOTHING_TO_PLACE = {"rprop"}

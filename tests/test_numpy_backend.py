@@ -199,7 +199,7 @@ def test_protocol():
     for opt in OPTIMIZERS:
         assert tuple(backend.paths(opt)) == ("for-loop",)
         assert tuple(backend.dtypes(opt, "for-loop")) == tuple(DTYPES)
-    assert tuple(backend.paths("lion")) == ()
+    assert tuple(backend.paths("sophia")) == ()
 
 
 def test_inputs_not_modified_and_zero_dim():
@@ -243,7 +243,7 @@ def test_unknown_hyperparameter_and_case_fields_raise():
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         backend.run(_case_with("adamw", {"decoupled_weight_decay": True}))
     with pytest.raises(ValueError, match="unknown optimizer"):
-        backend.run(_case_with("lion", {}))
+        backend.run(_case_with("sophia", {}))
     case = replace(_case_with("adam", {}), path="fused")
     with pytest.raises(ValueError, match="path"):
         backend.run(case)

@@ -78,3 +78,55 @@ def test_adamax_maximize_negates_the_callers_gradient_in_place():
     q.grad = torch.tensor([1.0, -3.0])
     reference.step()
     assert q.grad.tolist() == [1.0, -3.0]
+
+
+# --------------------------------------------------------------------------- Lion (spec/lion.py)
+
+LION = spec.OPTIMIZERS["lion"]
+LION_PYTORCH = "0.2.5"
+
+
+def _exact_lion_theta(hyper: dict, theta0: list, grads: list) -> list:
+    rows = trajectory(LION, LION.complete(hyper), np.array(theta0), [np.array(g) for g in grads],
+                      formats=("float64",))
+    return [float(x) for x in rows[-1].rounded("theta", "float64")]
+
+
+def test_lion_pytorch_refuses_lr_0():
+    """Known deviation lion-pytorch-refuses-lr-0: ``assert lr > 0.`` in the constructor, where the spec (and the Lion
+    authors' reference code, ``0.0 <= lr``) accept lr = 0, a step that leaves θ where it is."""
+    lp = pytest.importorskip("lion_pytorch")
+    assert metadata.version("lion-pytorch") == LION_PYTORCH
+    assert _exact_lion_theta({"lr": 0.0}, [1.0], [[1.0]]) == [1.0]
+    p = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    with pytest.raises(AssertionError):
+        lp.Lion([p], lr=0.0)
+
+
+def test_pytorch_optimizer_lion_ignores_a_groups_own_maximize():
+    """As AdaMax (finding 8): Lion's ``maximize`` is the constructor's, read for every group.  The spec has no
+    maximize (nor has the paper); torch.optim's convention, which the class's API follows, is the group's flag: a
+    maximizing step is the spec's step on −g."""
+    p = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = po.Lion([{"params": [p], "maximize": True}], lr=0.1)
+    p.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    assert _exact_lion_theta({"lr": 0.1}, [1.0], [[-1.0]]) == [1.1]  # the step on −g ascends
+    assert p.item() == 0.9  # pytorch-optimizer descends
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_pytorch_optimizer_lion_writes_into_the_callers_gradient(foreach):
+    """As AdaMax (finding 11), on both paths: ``maximize=True`` negates ``p.grad`` in place, and
+    ``weight_decouple=False`` adds λ·θ to it in place (``grad.add_(p, alpha=λ)``, ``torch._foreach_add_(grads,
+    params, …)``).  torch.optim leaves ``p.grad`` as it was; so does the Lion authors' reference code."""
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = po.Lion([p], lr=0.1, maximize=True, foreach=foreach)
+    p.grad = torch.tensor([1.0, -3.0])
+    opt.step()
+    assert p.grad.tolist() == [-1.0, 3.0]
+    q = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = po.Lion([q], lr=0.1, weight_decay=0.5, weight_decouple=False, foreach=foreach)
+    q.grad = torch.tensor([1.0, -3.0])
+    opt.step()
+    assert q.grad.tolist() == [1.5, -2.0]  # g + λ·θ₀

@@ -49,7 +49,7 @@ def test_paths_and_dtypes_probed_on_cpu(cpu):
             assert missing == {}
         else:
             assert "has no 'fused' argument" in missing["fused"]
-    assert cpu.paths("lion") == ()  # not a torch.optim class: "not implemented"
+    assert cpu.paths("lion") == ()  # a spec without a torch.optim class: only an --optimizer class runs it
     assert cpu.dtypes("adam", "capturable") == ()  # CUDA-only path
 
 

@@ -2,7 +2,8 @@
 
 Written by hand from ``torch/optim/<name>.py``'s ``_single_tensor_<name>``
 functions, statement for statement, as an implementation independent of both
-torch and our SymPy spec.  It mirrors torch's CPU arithmetic where that is
+torch and our SymPy spec (Lion, which torch.optim lacks, from its authors'
+reference code, google/automl ``lion/lion_pytorch.py``, likewise).  It mirrors torch's CPU arithmetic where that is
 cheap:
 
 * Hyperparameter-only scalars (``1 - beta**step``, ``lr / bc1``, NAdam's mu,
@@ -92,6 +93,8 @@ DEFAULTS = {
                   maximize=False),
     "rprop": dict(lr=1e-2, etaminus=0.5, etaplus=1.2, step_size_min=1e-6, step_size_max=50.0, maximize=False),
     "asgd": dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False),
+    # not torch's: the Lion paper's and its authors' reference code's (google/automl lion/lion_pytorch.py)
+    "lion": dict(lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0),
 }
 
 
@@ -160,6 +163,10 @@ def validate(optimizer: str, hyper: dict) -> dict:
         if not 0.0 < h["etaminus"] < 1.0 < h["etaplus"]:  # torch checks nothing about step_sizes
             raise ValueError(f"Invalid eta values: {h['etaminus']}, {h['etaplus']}")
     elif optimizer == "asgd":  # torch checks nothing about lambd, alpha and t0
+        if not 0.0 <= h["weight_decay"]:
+            raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
+    elif optimizer == "lion":  # the reference code's checks, and the spec's λ ≥ 0 (which that code does not check)
+        _check_betas(h)
         if not 0.0 <= h["weight_decay"]:
             raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
     else:  # adam, adamw, adamax, nadam, radam
@@ -451,6 +458,19 @@ def _asgd(k, p, g, st, h, scalar_round):
     return p
 
 
+def _lion(k, p, g, st, h, _):
+    # Not a torch.optim port: the Lion authors' reference code (google/automl lion/lion_pytorch.py), statement for
+    # statement.  Its decay multiplies even by 1 (λ = 0), which is exact.
+    lr, beta1, beta2 = h["lr"], h["beta1"], h["beta2"]
+    p = k.mul(p, 1 - lr * h["weight_decay"])
+    update = k.add(k.mul(st["exp_avg"], beta1), k.mul(g, 1 - beta1))  # exp_avg * beta1 + grad * (1 - beta1)
+    # torch.sign is (0 < x) − (x < 0): 0 for ±0 and for NaN (np.sign(NaN) would be NaN)
+    sign = (update > 0).astype(update.dtype) - (update < 0).astype(update.dtype)
+    p = k.add(p, sign, -lr)
+    st["exp_avg"] = k.add(k.mul(st["exp_avg"], beta2), g, 1 - beta2)
+    return p
+
+
 _STEPS = {
     "sgd": _sgd,
     "adagrad": _adagrad,
@@ -463,6 +483,7 @@ _STEPS = {
     "radam": _radam,
     "rprop": _rprop,
     "asgd": _asgd,
+    "lion": _lion,
 }
 
 
@@ -501,6 +522,8 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> d
         return {"step": 0.0, "prev": _zeros(p), "step_size": np.full(p.shape, h["lr"]).astype(p.dtype)}
     if optimizer == "asgd":  # eta: the group's lr now, not at construction
         return {"step": 0.0, "eta": scalar_round(h["lr"]), "mu": 1.0, "ax": _zeros(p)}
+    if optimizer == "lion":
+        return {"exp_avg": _zeros(p)}
     raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}")
 
 

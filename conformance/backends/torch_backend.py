@@ -44,6 +44,7 @@ Usage::
 from __future__ import annotations
 
 import copy
+import functools
 import importlib
 import inspect
 import os
@@ -241,6 +242,20 @@ _BUILTIN_PATH_FLAGS = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def _distribution_version(module: str):
+    """The installed version of the distribution that provides top-level ``module`` (lion-pytorch has no
+    ``__version__``), or None.  Cached: ``packages_distributions`` reads every installed distribution's file
+    list, and the harness asks for the implementation at every drawn case."""
+    try:
+        from importlib import metadata
+
+        names = metadata.packages_distributions().get(module, [])
+        return metadata.version(names[0]) if names else None
+    except Exception:  # no metadata: the version stays unknown, and no known deviation applies
+        return None
+
+
 class TorchBackend:
     """Runs torch.optim classes (or ``overrides``) on ``device``.
 
@@ -298,8 +313,8 @@ class TorchBackend:
         torch.optim's own classes: ``torch.optim.NAdam`` and ``torch.__version__``; schedules:
         ``torch.optim.lr_scheduler``.  An ``--optimizer`` class: what its ``conformance_implementation()``
         classmethod declares (the Keras adapter: ``keras.optimizers.Adam``, keras's version), else its own
-        ``module:qualname`` and its top-level package's ``__version__``, so torch's known deviations never
-        apply to it."""
+        ``module:qualname`` and its top-level package's ``__version__`` (else its distribution's version), so
+        torch's known deviations never apply to it."""
         if torch is None:
             return None
         if name in SCHEDULES and name not in optimizers.OPTIMIZERS:
@@ -312,8 +327,9 @@ class TorchBackend:
         declared = getattr(cls, "conformance_implementation", None)
         if callable(declared):
             return declared()
-        root = sys.modules.get(cls.__module__.partition(".")[0])
-        return f"{cls.__module__}:{cls.__qualname__}", getattr(root, "__version__", None)
+        top = cls.__module__.partition(".")[0]
+        return f"{cls.__module__}:{cls.__qualname__}", getattr(sys.modules.get(top), "__version__", None) \
+            or _distribution_version(top)
 
     def scalar_precision(self, optimizer: str, path: str) -> str:
         """The format torch computes the per-step scalars of ``optimizer`` on ``path`` in (bias corrections,

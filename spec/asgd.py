@@ -44,6 +44,7 @@ WD = Hyperparameter("weight_decay", 0.0, NONNEGATIVE, "L2 penalty coefficient", 
 eta = sp.Symbol("eta", real=True)
 mu = sp.Symbol("mu", real=True)
 ax = sp.Symbol("thetabar", real=True)
+gap = sp.Symbol("d_avg", real=True)
 gamma, lam, alpha, t0, w = LR.symbol, LAMBD.symbol, ALPHA.symbol, T0.symbol, WD.symbol
 
 
@@ -54,7 +55,10 @@ def rule(f: dict) -> list:
         Assign(theta, theta * (1 - lam * eta) - eta * g,
                "decay and descend with the previous step's η (torch: param.mul_(1 − λ·η); "
                "param.add_(grad, alpha=−η))"),
-        Assign(ax, when(sp.Ne(mu, 1), common.lerp(ax, theta, mu), theta),
+        # a statement of its own: torch computes param.sub(ax).mul_(mu) and adds it, not torch.lerp, whose
+        # b − (b − a)·(1 − w) form for w ≥ ½ gives NaN where θ is infinite and ā is not
+        Assign(gap, theta - ax, "θ − ā (torch: param.sub(ax))"),
+        Assign(ax, when(sp.Ne(mu, 1), ax + mu * gap, theta),
                "average, with the previous step's μ: a copy while μ = 1 (torch's for-loop tests "
                "mu.item() != 1), else ā + μ·(θ − ā)"),
         Assign(eta, gamma / (1 + lam * gamma * t) ** alpha, "η for the next step, from this step's count"),

@@ -346,7 +346,9 @@ class TorchBackend:
           ``beta ** step_t`` with the float32 step tensor) and NAdam (``1.0 - mu_product`` as a float32 tensor)."""
         if optimizer in self.overrides:
             return getattr(self.overrides[optimizer], "conformance_scalar_precision", "float32")
-        if path in ("for-loop", "foreach") and optimizer not in ("nadam", "asgd"):
+        if optimizer == "asgd":  # η and μ are float32 tensors on every path, the differentiable one included
+            return "float32"
+        if path in ("for-loop", "foreach") and optimizer != "nadam":
             return "float64"
         if path == "differentiable" and optimizer not in _DIFFERENTIABLE_TENSOR_SCALARS:
             return "float64"

@@ -4,12 +4,11 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import numpy as np
 from hypothesis import event, note, reject, target
 
 from .backend import BackendError, Case, Group, check_output, for_backend, scalar_precision
 from .check import check
-import numpy as np
-
 from .known_deviations import affecting, affecting_all, find, of_xfail_reason, target_of
 from .replay import reproduction
 from .strategies import LARGE
@@ -93,8 +92,9 @@ def without_known(request, data, path):
     pairs = [(i, j) for i, (_, params) in enumerate(data.groups) for j in range(len(params))]
     keep, left_out, masks = [], [], {}
     for ij in pairs:
-        entries = covering(_tensors(data, [ij]))
-        mask = _elements(entries, _tensors(data, [ij]))
+        one = _tensors(data, [ij])
+        entries = covering(one)
+        mask = _elements(entries, one)
         if mask is None or mask.all():
             (left_out if entries else keep).append(ij)
         else:

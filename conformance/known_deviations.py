@@ -145,14 +145,18 @@ def find(target: Optional[Target], spec: str, path: str, dtype: str, test: str) 
 
 def affecting(target: Optional[Target], spec: str, path: str, dtype: str, case, test: str) -> Optional[KnownDeviation]:
     """The input-specific entry that covers this drawn case in ``test``, if any."""
-    return next((d for d in KNOWN_DEVIATIONS if d.effect == "xfail" and d.applies is not None
-                 and d.matches(target, spec, path, dtype, test) and d.applies(case)), None)
+    return next(_affecting(target, spec, path, dtype, case, test), None)
 
 
 def affecting_all(target: Optional[Target], spec: str, path: str, dtype: str, case, test: str) -> list:
     """Every input-specific entry that covers this drawn case in ``test``."""
-    return [d for d in KNOWN_DEVIATIONS if d.effect == "xfail" and d.applies is not None
-            and d.matches(target, spec, path, dtype, test) and d.applies(case)]
+    return list(_affecting(target, spec, path, dtype, case, test))
+
+
+def _affecting(target, spec, path, dtype, case, test):
+    """The input-specific entries that cover this drawn case in ``test``, lazily (predicates run as asked)."""
+    return (d for d in KNOWN_DEVIATIONS if d.effect == "xfail" and d.applies is not None
+            and d.matches(target, spec, path, dtype, test) and d.applies(case))
 
 
 def torch_optim(*names: str) -> tuple:

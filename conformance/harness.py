@@ -41,8 +41,13 @@ def known_deviation_for(config, test: str, spec: str, path, dtype, case, whole: 
     """The known deviation that sets ``case`` aside in ``test`` (``known_deviations.affecting``), on the run's
     backend (a schedule's path and dtype are "-"); ``whole``: whole-parameter entries too, for a test that draws
     its (optimizer, path, dtype) itself."""
-    target = target_of(config._conformance_backend, config.getoption("--backend"), spec, None if path == "-" else path)
+    target = _target(config, spec, path)
     return (whole and find(target, spec, path, dtype, test)) or affecting(target, spec, path, dtype, case, test)
+
+
+def _target(config, spec: str, path):
+    """What the run checks for ``spec``'s ``path`` (a schedule's path is "-"): the key of its known deviations."""
+    return target_of(config._conformance_backend, config.getoption("--backend"), spec, None if path == "-" else path)
 
 
 def set_aside_known(request, data, path):
@@ -119,8 +124,7 @@ def without_known(request, data, path):
 
 def known_deviations_for(config, test: str, spec: str, path, dtype, case) -> list:
     """Every input-specific known deviation that covers ``case`` in ``test`` on the run's backend."""
-    target = target_of(config._conformance_backend, config.getoption("--backend"), spec, None if path == "-" else path)
-    return affecting_all(target, spec, path, dtype, case, test)
+    return affecting_all(_target(config, spec, path), spec, path, dtype, case, test)
 
 
 def _elements(entries, one) -> "np.ndarray | None":

@@ -1,7 +1,7 @@
 """``python -m conformance audit``: run the conformance suite for one class (or backend), verdict per concern.
 
     python -m conformance audit mypkg.optim:Lion --as lion [--backend torch-cpu] [--dtype float32]...
-                                [--path PATH]... [--profile default|ci|hunt] [--hyper-map ours=theirs]...
+                                [--path PATH]... [--profile default|ci|hunt|triage] [--hyper-map ours=theirs]...
                                 [--schedules] [--report DIR]
     python -m conformance audit --backend mypkg.backend:obj [--spec NAME]... [same options]
 
@@ -317,7 +317,8 @@ def parse(argv: list) -> argparse.Namespace:
     ap.add_argument("--spec", action="append", default=[], help="with --backend: only this spec (repeatable)")
     ap.add_argument("--dtype", action="append", default=[], help="only this dtype (repeatable)")
     ap.add_argument("--path", action="append", default=[], help="only this implementation path (repeatable)")
-    ap.add_argument("--profile", default="default", help="Hypothesis profile: ci, default, hunt (default: default)")
+    ap.add_argument("--profile", default="default",
+                    help="Hypothesis profile: ci, default, hunt, triage (ci without shrinking) (default: default)")
     ap.add_argument("--hyper-map", action="append", default=[], metavar="ours=theirs",
                     help="the class names a spec hyperparameter differently (repeatable)")
     ap.add_argument("--schedules", action="store_true", help="also check the backend's learning-rate schedules")

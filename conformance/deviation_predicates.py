@@ -106,10 +106,6 @@ def _asgd_foreach_folding_may_depart(data) -> bool:
     return False
 
 
-def _some_gradient_not_finite(data) -> bool:
-    """Some gradient of the case holds ±inf or NaN (then Rprop's g·g_prev, or the kept gradient, may be NaN)."""
-    return any(g is not None and not np.isfinite(np.asarray(g, dtype=np.float64)).all()
-               for row in data.grads for grads in row for g in grads)
 def _constructor_lr_is_zero(data) -> bool:
     """The constructor's lr is 0: the torch backend passes group 0's hyperparameters as the constructor's
     defaults (a schedule changes the groups' lr later, which no constructor check sees)."""

@@ -249,11 +249,6 @@ KNOWN_DEVIATIONS = (
         reason="foreach ASGD steps by param - eta*(grad + lambd*param), formed in the dtype: lambd*param's rounding "
                "left where lambd*eta is near 1; inf where grad + lambd*param overflows."),
     KnownDeviation(
-        id="rprop-cpu-sign-of-nan-is-zero", implementation=torch_optim("Rprop"), versions=">=2.13,<2.14",
-        spec="rprop", backend="torch-cpu", tests=VALUE_TESTS, applies=p._some_gradient_not_finite,
-        reason="torch.sign(NaN) is 0 on the CPU: a NaN g*g_prev (inf*0) counts as no sign change and a NaN gradient "
-               "leaves theta alone, where the spec's sign is NaN."),
-    KnownDeviation(
         id="sgd-fused-late-momentum-buffer", implementation=torch_optim("SGD"), versions=TORCH, spec="sgd",
         path="fused", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._momentum_with_missing_grad,
         reason="fused SGD with momentum raises TypeError when a parameter gets its first gradient after another "

@@ -42,14 +42,14 @@ kept = sp.Symbol("d", real=True)
 eta_minus, eta_plus, delta_min, delta_max = ETAMINUS.symbol, ETAPLUS.symbol, STEP_MIN.symbol, STEP_MAX.symbol
 
 
-def by_sign(x, positive, negative, zero, nan):
-    """torch's ``x.sign()`` used as a selector: ``positive`` if x > 0, ``negative`` if x < 0, ``zero`` if x = 0.
+def by_sign(x, positive, negative, zero):
+    """torch's ``x.sign()`` used as a selector: ``positive`` if x > 0, ``negative`` if x < 0, ``zero`` otherwise.
 
-    NaN satisfies none of the three (``torch.sign(nan)`` is NaN and torch's ``sign[sign.gt(0)] = ...``
-    replacements leave it alone): the last piece, ``nan``, is reached by NaN only and is an expression that
-    is NaN there (its value for a real x is never used).
+    Otherwise is x = 0 (either zero) and NaN: ATen's sign is ``c10::signum``, (0 < x) − (x < 0), on the CPU and in
+    CUDA's ``sign_kernel_cuda`` alike, so ``torch.sign(nan)`` is 0, not NaN (measured on torch 2.13 CPU in every
+    float dtype; pytorch/pytorch#41245).  IEEE and NumPy would give NaN; the spec follows torch's code.
     """
-    return sp.Piecewise((positive, x > 0), (negative, x < 0), (zero, sp.Eq(x, 0)), (nan, True))
+    return sp.Piecewise((positive, x > 0), (negative, x < 0), (zero, True))
 
 
 def rule(f: dict) -> list:
@@ -58,14 +58,13 @@ def rule(f: dict) -> list:
     return [
         *common.maximize(f),
         Assign(product, g * prev, "torch: grad.mul(prev), rounded to the parameter's dtype; its sign decides"),
-        Assign(delta, sp.Min(sp.Max(by_sign(product, delta * eta_plus, delta * eta_minus, delta,
-                                             delta * product), delta_min),
+        Assign(delta, sp.Min(sp.Max(by_sign(product, delta * eta_plus, delta * eta_minus, delta), delta_min),
                              delta_max),
-               "Δ times η₊ (same sign), η₋ (sign flipped) or 1 (a zero gradient), then clamped: torch's "
+               "Δ times η₊ (same sign), η₋ (sign flipped) or 1 (a zero or NaN product), then clamped: torch's "
                "step_size.mul_(factor).clamp_(Δ_min, Δ_max), the upper bound last"),
         Assign(kept, when(product < 0, 0, g), "the gradient, forgotten (0) after a sign change"),
-        Assign(theta, by_sign(kept, theta - delta, theta + delta, theta, theta - kept * delta),
-               "θ − sign(d)·Δ: torch's param.addcmul_(grad.sign(), Δ, value=-1)"),
+        Assign(theta, by_sign(kept, theta - delta, theta + delta, theta),
+               "θ − sign(d)·Δ: torch's param.addcmul_(grad.sign(), Δ, value=-1); sign(0) = sign(NaN) = 0"),
         Assign(prev, kept, "for the next step"),
     ]
 
@@ -91,11 +90,12 @@ RPROP = OptimizerSpec(
         "faithful implementation takes the zero branch (factor 1, g kept); the tolerance model treats that "
         "comparison as ambiguous and accepts either branch, and since the branch then decides g_prev, every "
         "later step of that element is accepted within both branches' hull (docs/tolerance.md).  "
-        "NaN: a NaN or infinite g meeting g_prev = 0 (every first step), or g = 0 after an infinite "
-        "g_prev, makes the product NaN, so Δ becomes NaN (clamp propagates NaN) and stays NaN, and θ "
-        "becomes NaN; an infinite g with a nonzero g_prev is an ordinary sign.  "
-        "The 'otherwise' pieces are reached by NaN only (every comparison with NaN is false; torch.sign(NaN) "
-        "is NaN), and are NaN there.  "
+        "NaN: torch.sign(NaN) is 0 (ATen's c10::signum, (0 < x) − (x < 0), on the CPU and in CUDA), so a NaN "
+        "product g·g_prev (an infinite g meeting g_prev = 0, as at every first step, or g = 0 after an infinite "
+        "g_prev, or any NaN g) counts as 'no sign change': the factor is 1, Δ stays finite, g is kept, and a NaN "
+        "kept g leaves θ alone while an infinite one moves it by Δ.  The kept g (NaN or ±inf) becomes g_prev.  "
+        "An infinite g with a nonzero g_prev is an ordinary sign.  (Before this was read in ATen's code the spec took "
+        "sign(NaN) as NaN, IEEE's and NumPy's answer, and torch's CPU behaviour was a known deviation.)  "
         "Δ_min > Δ_max is accepted and gives Δ = Δ_max.  "
         "torch's docstring clamps Δ·η₊ only from above, Δ·η₋ only from below and leaves Δ alone for a zero "
         "product; the code clamps every branch on both sides, so a zero product (every first step) still "

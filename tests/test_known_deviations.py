@@ -496,18 +496,3 @@ def test_tensor_beta1_is_rounded_to_the_parameter_dtype(name, dtype, plain, roun
 
     assert first_moment((0.9, 0.999)) == plain
     assert first_moment((torch.tensor(0.9, dtype=torch.float64), torch.tensor(0.999, dtype=torch.float64))) == rounded
-
-
-@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
-def test_rprop_takes_the_sign_of_nan_as_zero_on_the_cpu(foreach):
-    """g = −inf at the first step: g·g_prev = −inf·0 = NaN, whose sign the spec takes as NaN (Δ and θ NaN); torch's
-    CPU sign gives 0, so Δ = clamp(0·1, Δ_min, Δ_max) = Δ_min, g_prev = −inf is kept, and θ moves by Δ_min, then
-    (+inf product: η₊) by Δ_min·η₊."""
-    assert torch.tensor([math.nan] * 20).sign().eq(0).all() and torch.tensor(math.nan).sign().item() == 0
-    p = torch.tensor(-1.0)
-    opt = torch.optim.Rprop([p], lr=0.0, foreach=foreach)
-    for g in (-math.inf, -1.0):
-        p.grad = torch.tensor(g)
-        opt.step()
-    assert opt.state[p]["step_size"].item() == pytest.approx(1.2e-6)  # Δ_min·η₊, finite
-    assert p.item() == pytest.approx(-1.0 + 1e-6 + 1.2e-6)

@@ -279,3 +279,28 @@ def test_torch_float32_state_float64_known_deviation(name, hyper):
     assert torch.get_default_dtype() == torch.float32
     assert not problems, (f"torch {name} {hyper} with a float64 default dtype is beyond the float64 error bound:\n"
                           + "\n".join(problems[:20]))
+
+
+@pytest.mark.parametrize("foreach", [False, True], ids=["for-loop", "foreach"])
+def test_rprop_sign_of_nan_is_zero_in_the_spec_as_in_torch(foreach):
+    """g = −inf at the first step: g·g_prev = −inf·0 = NaN, and torch.sign(NaN) = 0 (ATen's c10::signum), so the
+    factor is 1: Δ = clamp(0·1, Δ_min, Δ_max) = Δ_min, g_prev = −inf is kept and θ moves up by Δ_min; then the
+    product +inf takes η₊.  The reference must give torch's values, NaN nowhere (the spec once took sign(NaN) as
+    NaN, and recorded torch's 0 as a CPU known deviation)."""
+    assert torch.tensor([math.nan] * 20).sign().eq(0).all() and torch.tensor(math.nan).sign().item() == 0
+    s = spec.get("rprop")
+    grads = [np.array([-math.inf]), np.array([-1.0])]
+    ref = trajectory(s, {"lr": 0.0}, np.array([-1.0]), grads)
+    p = torch.tensor([-1.0], dtype=torch.float64)
+    opt = torch.optim.Rprop([p], lr=0.0, foreach=foreach)
+    for k, g in enumerate(grads):
+        p.grad = torch.tensor(g)
+        opt.step()
+        for out, got in (("theta", p), ("step_size", opt.state[p]["step_size"])):
+            exact = ref[k].values(out)[0]
+            assert mpmath.isfinite(exact), (k, out, exact)
+            # The bound model charges nothing it can prove after a non-finite input (it compares IEEE classes
+            # there), so the tolerance is derived here: torch's θ is θ + Δ and Δ·η₊, two float64 roundings of
+            # magnitude ≤ 1, so within 2·2⁻⁵³ of the exact value (Δ_min at step 1 is exact: clamp of 0).
+            assert abs(Fraction(got.item()) - _fraction(exact)) <= Fraction(2, 2**53), (k, out, got.item(), exact)
+    assert opt.state[p]["step_size"].item() == pytest.approx(1.2e-6) and p.item() == pytest.approx(-0.9999978)

@@ -420,22 +420,26 @@ def _radam(k, p, g, st, h, _):
     return k.add(p, k.mul(bias_corrected_exp_avg, lr), -1.0)
 
 
+def _torch_sign(x):
+    """torch.sign: (0 < x) − (x < 0), so 0 for ±0 and for NaN (np.sign(NaN) would be NaN)."""
+    return (x > 0).astype(x.dtype) - (x < 0).astype(x.dtype)
+
+
 def _rprop(k, p, g, st, h, _):
     grad = k.neg(g) if h["maximize"] else g
     st["step"] += 1
     product = k.mul(grad, st["prev"])
     # torch maps sign(product) to the factors in a tensor of the parameter's dtype: etaplus and etaminus are
-    # rounded to it; NaN is none of >, <, = 0 and stays NaN.
-    factor = np.sign(product)
-    factor = np.where(factor > 0, k.fill(factor, h["etaplus"]),
-                      np.where(factor < 0, k.fill(factor, h["etaminus"]), np.where(factor == 0, 1, factor)))
+    # rounded to it; torch.sign(NaN) is 0 (see _torch_sign), so a NaN product takes the factor 1.
+    factor = np.where(product > 0, k.fill(product, h["etaplus"]),
+                      np.where(product < 0, k.fill(product, h["etaminus"]), 1))
     step_size = st["step_size"] = k.clamp(k.mul(st["step_size"], factor.astype(k.dtype)),
                                           h["step_size_min"], h["step_size_max"])
     # torch zeroes grad where factor == etaminus; this port tests the sign itself, as the spec does (the two
     # differ where etaminus rounds to 0 or 1 in the dtype: a known deviation of torch).
     grad = np.where(product < 0, np.zeros_like(grad), grad)
     st["prev"] = grad.copy()
-    return k.addcmul(p, np.sign(grad), step_size, -1.0)
+    return k.addcmul(p, _torch_sign(grad), step_size, -1.0)
 
 
 def _asgd(k, p, g, st, h, scalar_round):
@@ -464,9 +468,7 @@ def _lion(k, p, g, st, h, _):
     lr, beta1, beta2 = h["lr"], h["beta1"], h["beta2"]
     p = k.mul(p, 1 - lr * h["weight_decay"])
     update = k.add(k.mul(st["exp_avg"], beta1), k.mul(g, 1 - beta1))  # exp_avg * beta1 + grad * (1 - beta1)
-    # torch.sign is (0 < x) − (x < 0): 0 for ±0 and for NaN (np.sign(NaN) would be NaN)
-    sign = (update > 0).astype(update.dtype) - (update < 0).astype(update.dtype)
-    p = k.add(p, sign, -lr)
+    p = k.add(p, _torch_sign(update), -lr)
     st["exp_avg"] = k.add(k.mul(st["exp_avg"], beta2), g, 1 - beta2)
     return p
 

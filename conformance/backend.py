@@ -27,7 +27,7 @@ Hyperparameters use PyTorch's names (``lr``, ``betas`` split into ``beta1`` and
 ``beta2``, ``eps``, ``weight_decay``, ``amsgrad``, ...); state variables use
 PyTorch's state names (``exp_avg``, ``exp_avg_sq``, ``step``, ...).
 
-Optional, for the case axes (``CASE_AXES``: ``Case.lr_tensor``, ``Case.complex``):
+Optional, for the case axes (``CASE_AXES``: ``Case.lr_tensor``, ``Case.complex``, ``Case.mixed_dtype``):
 
 * ``case_axes(optimizer, path, dtype) -> dict`` maps each axis the backend knows to ``None`` (offered: the
   strategies draw it) or the reason it refuses it (shown in the run's summary).  Without it no axis is drawn.
@@ -130,7 +130,12 @@ class Case:
     schedulers do).  ``complex``: every tensor of one or more dimensions whose last dimension is even is stepped as
     a complex tensor whose elements are its consecutive (real, imaginary) pairs (``complex_shape``); the spec's
     per-element statements then apply to each part, and the backend reports parameters and state as those real
-    pairs again.  Neither changes the exact values the case is checked against.
+    pairs again.  ``mixed_dtype``: every group also holds, right after each of its tensors, a companion tensor of
+    another dtype (``COMPANION_DTYPE``) with the same values converted to it, stepped with the same gradients
+    converted likewise; the backend reports the case's tensors only.  It checks that a tensor is stepped as in a
+    one-dtype group when its group mixes dtypes (torch's foreach and fused paths split a group by dtype,
+    ``_group_tensors_by_device_and_dtype``, and must keep each tensor's state with it); the companions' own values
+    are not checked.  None of the axes changes the exact values the case is checked against.
 
     Frozen: derive variants with ``dataclasses.replace`` (``replace(case,
     resume_at=2)``).  The lists and arrays inside are not copied by that;
@@ -147,6 +152,7 @@ class Case:
     layout: str = "contiguous"
     lr_tensor: bool = False
     complex: bool = False
+    mixed_dtype: bool = False
 
     @property
     def steps(self) -> int:
@@ -154,7 +160,11 @@ class Case:
 
 
 #: Optional case axes a backend may offer (``case_axes``): see ``Case``.
-CASE_AXES = ("lr_tensor", "complex")
+CASE_AXES = ("lr_tensor", "complex", "mixed_dtype")
+
+#: The dtype of a ``mixed_dtype`` case's companion tensors: one that holds the case dtype's values exactly, except
+#: for float64, whose companions are float32 roundings (their values are not checked).
+COMPANION_DTYPE = {"float16": "float32", "bfloat16": "float32", "float32": "float64", "float64": "float32"}
 
 
 def complex_shape(shape) -> Optional[tuple]:

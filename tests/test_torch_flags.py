@@ -1,5 +1,5 @@
-"""The torch backend's differentiable path and its case axes (Tensor lr, complex parameters): offered or refused
-with the reason, reaching torch as what they claim to be, and carried by reproductions."""
+"""The torch backend's differentiable path and its case axes (Tensor lr, complex parameters, mixed-dtype groups):
+offered or refused with the reason, reaching torch as what they claim to be, and carried by reproductions."""
 import math
 from dataclasses import replace
 
@@ -42,7 +42,8 @@ def test_every_optimizer_has_the_differentiable_path(backend, optimizer):
 def test_refused_axes_carry_the_reason(backend):
     assert "lr as a Tensor is not supported for capturable=False and foreach=True" in \
         backend.case_axes("adam", "foreach", "float32")["lr_tensor"]
-    assert backend.case_axes("adam", "for-loop", "float32") == {"lr_tensor": None, "complex": None}
+    assert backend.case_axes("adam", "for-loop", "float32") == {"lr_tensor": None, "complex": None,
+                                                                "mixed_dtype": None}
     assert "requires all the params to be floating point" in backend.case_axes("adam", "fused", "float32")["complex"]
     assert "no view_as_real" in backend.case_axes("sgd", "for-loop", "float64")["complex"]
     assert "bfloat16" in backend.case_axes("rmsprop", "foreach", "bfloat16")["complex"]
@@ -77,6 +78,36 @@ def test_a_complex_case_steps_each_part_as_the_real_case_does(backend, optimizer
             assert np.array_equal(np.asarray(x.state[0][0][k]), np.asarray(y.state[0][0][k])), k
 
 
+@pytest.mark.parametrize("optimizer", TORCH)
+def test_a_mixed_dtype_group_steps_the_case_tensors_as_a_one_dtype_group(backend, optimizer):
+    """Every path, float16 and float64: the case's tensors, each followed by a companion of another dtype in the
+    same group, end where they end alone; torch's foreach and fused paths split such a group by dtype."""
+    for dtype in ("float16", "float64"):
+        case = _case(optimizer, dtype=dtype, shape=(3, 4))
+        p2 = np.random.default_rng(1).standard_normal(5).astype(dtype)
+        case = replace(case, groups=[Group(case.groups[0].hyper, [case.groups[0].params[0], p2])],
+                       grads=[[[g[0][0], None if s == 1 else -p2]] for s, g in enumerate(case.grads)])
+        for path in backend.paths(optimizer):
+            if backend.case_axes(optimizer, path, dtype).get("mixed_dtype") is not None:
+                continue
+            alone = backend.run(for_backend(case, path))
+            mixed = backend.run(for_backend(replace(case, mixed_dtype=True), path))
+            for x, y in zip(alone, mixed):
+                assert len(y.params[0]) == 2 and all(p.dtype == case.groups[0].params[0].dtype for p in y.params[0])
+                assert all(np.array_equal(p, q, equal_nan=True) for p, q in zip(x.params[0], y.params[0])), path
+                for sx, sy in zip(x.state[0], y.state[0]):
+                    assert sx.keys() == sy.keys(), path
+                    for k in sx:
+                        assert np.array_equal(np.asarray(sx[k]), np.asarray(sy[k]), equal_nan=True), (path, k)
+
+
+def test_the_mixed_dtype_axis_puts_a_companion_of_another_dtype_after_each_tensor(backend):
+    case = replace(_case("adam", dtype="bfloat16", shape=(2,)), mixed_dtype=True)
+    ts = backend._tensors(case.groups[0].params[0], case)
+    assert [t.dtype for t in ts] == [torch.bfloat16, torch.float32]
+    assert ts[1].tolist() == ts[0].float().tolist()  # bfloat16 values are float32 values exactly
+
+
 def test_the_complex_axis_reaches_torch_as_complex_arithmetic(backend):
     """θ = 1 + inf·i with weight decay: only a complex tensor makes the for-loop's real part NaN (inf·0)."""
     case = Case("adam", "float32", [Group(spec.get("adam").complete({"lr": 0.1, "weight_decay": 0.5}),
@@ -102,19 +133,20 @@ def test_the_strategies_draw_only_the_offered_axes():
     adam = spec.get("adam")
     assert find(cases(adam, "float32", axes=("complex",)), lambda c: c.complex).complex
     assert find(cases(adam, "float32", axes=("lr_tensor",)), lambda c: c.lr_tensor).lr_tensor
+    assert find(cases(adam, "float32", axes=("mixed_dtype",)), lambda c: c.mixed_dtype).mixed_dtype
     never = find(cases(adam, "float32"), lambda c: True)
-    assert not never.complex and not never.lr_tensor
+    assert not never.complex and not never.lr_tensor and not never.mixed_dtype
 
 
 def test_a_reproduction_carries_the_axes():
-    case = replace(_case("adam", steps=1), complex=True, lr_tensor=True)
+    case = replace(_case("adam", steps=1), complex=True, lr_tensor=True, mixed_dtype=True)
     source = reproduction(case, "torch-cpu", "for-loop", "trajectory")
-    assert "lr_tensor=True" in source and "complex=True" in source
+    assert "lr_tensor=True" in source and "complex=True" in source and "mixed_dtype=True" in source
     call = source.split("replay(", 1)[1].rsplit(")", 1)[0]
     args = eval(f"dict({call})")  # the printed call's arguments, as replay receives them
     back = decode(args["optimizer"], args["dtype"], args["groups"], args["grads"], args["lrs"], args["layout"],
-                  lr_tensor=args["lr_tensor"], complex=args["complex"])
-    assert back.complex and back.lr_tensor
+                  lr_tensor=args["lr_tensor"], complex=args["complex"], mixed_dtype=args["mixed_dtype"])
+    assert back.complex and back.lr_tensor and back.mixed_dtype
     assert np.array_equal(back.groups[0].params[0], case.groups[0].params[0])
 
 

@@ -29,7 +29,9 @@ Case axes (``case_axes``; ``Case.lr_tensor``, ``Case.complex``): ``lr_tensor`` p
 (foreach Adam/AdamW refuse it with torch's ``ValueError``).  ``complex`` steps every tensor whose last
 dimension is even as ``torch.view_as_complex`` of its (…, k, 2) pairs and reports ``torch.view_as_real`` of
 parameters and state; offered where torch's code views complex tensors as real pairs (``_COMPLEX_REFUSED``
-and the probe say where it does not), for float16 (complex32), float32 and float64.
+and the probe say where it does not), for float16 (complex32), float32 and float64.  ``mixed_dtype`` puts a
+companion tensor of ``COMPANION_DTYPE`` after each tensor of a group, steps them together and reports the case's
+tensors only; offered where a construction and two steps of such a group work.
 
 Learning-rate schedules (``schedulers``, ``run_schedule``, ``run_scheduled``:
 the optional part of ``conformance.backend``'s protocol) run
@@ -57,8 +59,8 @@ import ml_dtypes
 import numpy as np
 
 from conformance import optimizers
-from conformance.backend import (DTYPES, LAYOUTS, BackendError, Case, ScheduledRun, ScheduleOutput, StepOutput,
-                                  complex_shape)
+from conformance.backend import (COMPANION_DTYPE, DTYPES, LAYOUTS, BackendError, Case, ScheduledRun,
+                                  ScheduleOutput, StepOutput, complex_shape)
 from conformance.environment import cpu_name
 from spec.schedules import SCHEDULES
 
@@ -130,6 +132,11 @@ def _laid_out(t: "torch.Tensor", layout: str) -> "torch.Tensor":
     if layout == "transposed" and t.dim() >= 2:
         return t.transpose(-1, -2).clone(memory_format=torch.contiguous_format).transpose(-1, -2)
     return t.contiguous()
+
+
+def _own(groups_params: list, case: Case) -> list:
+    """The case's own tensors of each group: every other one in a ``mixed_dtype`` case (companions follow)."""
+    return [params[0::2] for params in groups_params] if case.mixed_dtype else groups_params
 
 
 def _complex(t: "torch.Tensor", case: Case) -> "torch.Tensor":
@@ -411,17 +418,20 @@ class TorchBackend:
 
     # ---- probing -----------------------------------------------------------
 
-    def _probe_one(self, cls, flags: dict, dtype: str, complex_: bool = False) -> Optional[str]:
-        """None when two steps on a 2-element tensor (``complex_``: one complex element) work, else the reason."""
+    def _probe_one(self, cls, flags: dict, dtype: str, complex_: bool = False, mixed: bool = False) -> Optional[str]:
+        """None when two steps on a 2-element tensor (``complex_``: one complex element; ``mixed``: and a
+        companion of ``COMPANION_DTYPE`` in the same group) work, else the reason."""
         try:
             p = torch.tensor([0.5, -0.25], dtype=_torch_dtypes()[dtype], device=self.device)
             if complex_:
                 p = torch.view_as_complex(p.reshape(1, 2))
+            ps = [p, p.detach().to(_torch_dtypes()[COMPANION_DTYPE[dtype]])] if mixed else [p]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                opt = cls([p], **flags)
+                opt = cls(ps, **flags)
                 for g in (0.125, -0.5):
-                    p.grad = torch.full_like(p, g)
+                    for q in ps:
+                        q.grad = torch.full_like(q, g)
                     opt.step()
                 if self.device_type == "cuda":
                     torch.cuda.synchronize(self.device)
@@ -430,7 +440,8 @@ class TorchBackend:
         return None
 
     def case_axes(self, optimizer: str, path: str, dtype: str) -> dict:
-        """axis -> None (offered) or why not, for ``Case.lr_tensor`` and ``Case.complex`` on this optimizer, path
+        """axis -> None (offered) or why not, for ``Case.lr_tensor``, ``Case.complex`` and ``Case.mixed_dtype`` on
+        this optimizer, path
         and dtype: torch's own refusal (a construction and two steps, as ``_probe_one``), or the reason torch's
         code does not step complex parameters as real pairs.  torch.optim's classes only (an ``--optimizer`` class
         gets none)."""
@@ -445,7 +456,8 @@ class TorchBackend:
                 cplx = "torch has no complex dtype of bfloat16 pairs"
             else:
                 cplx = _COMPLEX_REFUSED.get(optimizer) or self._probe_one(cls, flags, dtype, complex_=True)
-            self._axes[key] = {"lr_tensor": lr, "complex": cplx}
+            self._axes[key] = {"lr_tensor": lr, "complex": cplx,
+                               "mixed_dtype": self._probe_one(cls, flags, dtype, mixed=True)}
         return dict(self._axes[key])
 
     def _probe(self, optimizer: str) -> dict:
@@ -504,7 +516,7 @@ class TorchBackend:
         flags = self._path_flags(case.optimizer, case.path)
         label = _class_label(cls)
 
-        groups_params = [[self._tensor(a, case) for a in g.params] for g in case.groups]
+        groups_params = [[t for a in g.params for t in self._tensors(a, case)] for g in case.groups]
         opt = self._construct(cls, case, groups_params, flags, label)
         resume_at = case.resume_at
         if resume_at is not None and not 0 <= resume_at < case.steps:
@@ -514,10 +526,7 @@ class TorchBackend:
         for s in range(case.steps):
             if s == resume_at:
                 opt, groups_params = self._resume(opt, cls, case, groups_params, flags, label)
-            for i, params in enumerate(groups_params):
-                for j, p in enumerate(params):
-                    g = case.grads[s][i][j]
-                    p.grad = None if g is None else self._tensor(g, case)
+            self._set_grads(groups_params, case, s)
             if case.lrs is not None and case.lrs[s] is not None:
                 for i, lr in enumerate(case.lrs[s]):
                     if lr is not None:
@@ -526,13 +535,30 @@ class TorchBackend:
                         else:
                             opt.param_groups[i]["lr"] = lr
             self._step(opt, label, s)
-            outputs.append(self._snapshot(opt, groups_params, label))
+            outputs.append(self._snapshot(opt, _own(groups_params, case), label))
         return outputs
 
     def _tensor(self, a, case: Case) -> "torch.Tensor":
         """An array of the case as the tensor the optimizer steps: on the device, complex where ``case.complex``
         makes it so (``_complex``), in the case's layout."""
         return _laid_out(_complex(_to_torch(a, self.device), case), case.layout)
+
+    def _tensors(self, a, case: Case) -> list:
+        """The tensors an array of the case becomes in a group: ``[_tensor(a)]``, and in a ``mixed_dtype`` case
+        its companion of ``COMPANION_DTYPE`` after it."""
+        if not case.mixed_dtype:
+            return [self._tensor(a, case)]
+        with np.errstate(over="ignore"):  # a float64 value past float32's range: an infinite companion
+            companion = np.asarray(a).astype(COMPANION_DTYPE[case.dtype])
+        return [self._tensor(a, case), self._tensor(companion, case)]
+
+    def _set_grads(self, groups_params, case: Case, s: int) -> None:
+        """Step ``s``'s gradients of the case on the tensors of ``groups_params`` (companions included)."""
+        per = 2 if case.mixed_dtype else 1
+        for i, params in enumerate(groups_params):
+            grads = [t for g in case.grads[s][i] for t in ([None] * per if g is None else self._tensors(g, case))]
+            for p, t in zip(params, grads, strict=True):
+                p.grad = t
 
     def _step(self, opt, label: str, s: int) -> None:
         """``opt.step()``, finished on the device; an exception becomes a ``BackendError`` naming the step."""
@@ -673,7 +699,7 @@ class TorchBackend:
         cls = self.optimizer_class(case.optimizer)
         flags = self._path_flags(case.optimizer, case.path)
         label = _class_label(cls)
-        groups_params = [[self._tensor(a, case) for a in g.params] for g in case.groups]
+        groups_params = [[t for a in g.params for t in self._tensors(a, case)] for g in case.groups]
         opt = self._construct(cls, case, groups_params, flags, label)
         outputs, used = [], []
         with warnings.catch_warnings():
@@ -683,13 +709,10 @@ class TorchBackend:
             except Exception as exc:
                 raise BackendError(f"torch {schedule} scheduler raised {type(exc).__name__}: {exc}") from exc
             for s in range(case.steps):
-                for i, params in enumerate(groups_params):
-                    for j, p in enumerate(params):
-                        g = case.grads[s][i][j]
-                        p.grad = None if g is None else self._tensor(g, case)
+                self._set_grads(groups_params, case, s)
                 used.append([_hyper_in_use(group) for group in opt.param_groups])
                 self._step(opt, label, s)
-                outputs.append(self._snapshot(opt, groups_params, label))
+                outputs.append(self._snapshot(opt, _own(groups_params, case), label))
                 try:
                     sched.step()
                 except Exception as exc:

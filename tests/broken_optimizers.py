@@ -47,7 +47,7 @@ __all__ = [
     "FaithfulRprop", "GeSignRprop", "KeepsFlippedGradientRprop", "ClampBeforeScalingRprop",
     "FaithfulASGD", "CurrentEtaASGD", "AverageFirstASGD", "T0OffByOneASGD",
     "FaithfulLion", "SignOfMomentumLion", "MomentumFirstLion", "DecayAfterSignLion", "SignZeroIsOneLion",
-    "FaithfulAdan", "ZeroFirstPrevGradAdan", "PaperWeightInNAdan", "ProxBeforeStepAdan",
+    "FaithfulAdan", "ZeroFirstPrevGradAdan", "PaperWeightInNAdan",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -963,16 +963,6 @@ class FaithfulAdan(_ForLoop):
     def _n_argument(self, diff, grad, beta2):
         diff.mul_(beta2).add_(grad)  # neg_grad_or_diff becomes g + β₂·(g − g_prev), in place as in the code
 
-    def _decayed_steps(self, p, exp_avg, exp_avg_diff, denom, step_size, step_size_diff, lr, wd, no_prox):
-        if no_prox:
-            p.mul_(1 - lr * wd)
-            p.addcdiv_(exp_avg, denom, value=-step_size)
-            p.addcdiv_(exp_avg_diff, denom, value=-step_size_diff)
-        else:
-            p.addcdiv_(exp_avg, denom, value=-step_size)
-            p.addcdiv_(exp_avg_diff, denom, value=-step_size_diff)
-            p.div_(1 + lr * wd)
-
     def _update(self, p, grad, state, group):
         if len(state) == 0:
             state["step"] = torch.tensor(0.0)
@@ -997,7 +987,12 @@ class FaithfulAdan(_ForLoop):
         denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction3)).add_(eps)
         step_size_diff = lr * beta2 / bias_correction2
         step_size = lr / bias_correction1
-        self._decayed_steps(p, exp_avg, exp_avg_diff, denom, step_size, step_size_diff, lr, wd, group["no_prox"])
+        if group["no_prox"]:
+            p.mul_(1 - lr * wd)
+        p.addcdiv_(exp_avg, denom, value=-step_size)
+        p.addcdiv_(exp_avg_diff, denom, value=-step_size_diff)
+        if not group["no_prox"]:
+            p.div_(1 + lr * wd)
         neg_grad_or_diff.zero_().add_(grad, alpha=-1.0)
 
 
@@ -1015,19 +1010,6 @@ class PaperWeightInNAdan(FaithfulAdan):
 
     def _n_argument(self, diff, grad, beta2):
         diff.mul_(1 - beta2).add_(grad)
-
-
-class ProxBeforeStepAdan(FaithfulAdan):
-    """BROKEN: the proximal decay θ/(1 + η·λ) before the two steps instead of after them: the steps are not
-    divided by 1 + η·λ."""
-
-    def _decayed_steps(self, p, exp_avg, exp_avg_diff, denom, step_size, step_size_diff, lr, wd, no_prox):
-        if no_prox:
-            return super()._decayed_steps(p, exp_avg, exp_avg_diff, denom, step_size, step_size_diff, lr, wd,
-                                          no_prox)
-        p.div_(1 + lr * wd)
-        p.addcdiv_(exp_avg, denom, value=-step_size)
-        p.addcdiv_(exp_avg_diff, denom, value=-step_size_diff)
 
 
 # =========================================================================== the catalogue
@@ -1082,7 +1064,6 @@ BROKEN = {
     "SignZeroIsOneLion": "lion",
     "ZeroFirstPrevGradAdan": "adan",
     "PaperWeightInNAdan": "adan",
-    "ProxBeforeStepAdan": "adan",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

@@ -587,8 +587,10 @@ ADAN_PYTORCH_OPTIMIZER = _adan.ADAN.variant(
 
 # --------------------------------------------------------------------------- adan-pytorch (lucidrains): Adan
 
-_AP = {name: sp.Symbol(latex, real=True) for name, latex in
-       (("c_m", "c_m"), ("c_v", "c_v"), ("c_n", "c_n"), ("w", "w"), ("s", "s"), ("dv", "u_v"), ("r", "r"))}
+# adan-pytorch's temporaries: its bias-correction factors, lr/(…) as reciprocal and product, the update's two terms;
+# and +g_prev (the reference code keeps −g_prev), a state of its own
+_AP = {name: sp.Symbol(name, real=True) for name in ("c_m", "c_v", "c_n", "r", "w", "s", "s_v")}
+_G_PREV = sp.Symbol("g_prev", real=True)
 
 
 def adan_pytorch_rule(f: dict) -> list:
@@ -600,7 +602,7 @@ def adan_pytorch_rule(f: dict) -> list:
     first = sp.Eq(t, 1)
     return [
         Assign(a.m, when(first, a.m, (1 - b1) * a.m + b1 * g), "step > 0: m.mul_(1 − β₁).add_(grad, alpha=β₁)"),
-        Assign(a.diff, g - a.neg_prev, "grad_diff = grad − prev_grad (prev_grad holds +g_prev here)"),
+        Assign(a.diff, g - _G_PREV, "grad_diff = grad − prev_grad"),
         Assign(a.v, when(first, a.v, (1 - b2) * a.v + b2 * a.diff), "v.mul_(1 − β₂).add_(grad_diff, alpha=β₂)"),
         Assign(a.u, g + (1 - b2) * a.diff, "grad + (1 − β₂)·grad_diff"),
         Assign(a.n, when(first, a.n, (1 - b3) * a.n + b3 * a.u * a.u),
@@ -612,12 +614,12 @@ def adan_pytorch_rule(f: dict) -> list:
         Assign(x["r"], 1 / a.denom, "lr / tensor is tensor.reciprocal() * lr (Tensor.__rtruediv__)"),
         Assign(x["w"], x["r"] * a.eta, "weighted_step_size"),
         Assign(x["s"], a.m * x["c_m"], "m * correct_m"),
-        Assign(x["dv"], (1 - b2) * a.v, "(1 − β₂) * v"),
-        Assign(x["dv"], x["dv"] * x["c_v"], "… * correct_v"),
-        Assign(x["s"], x["s"] + x["dv"], "m·c_m + (1 − β₂)·v·c_v"),
+        Assign(x["s_v"], (1 - b2) * a.v, "(1 − β₂) * v"),
+        Assign(x["s_v"], x["s_v"] * x["c_v"], "… * correct_v"),
+        Assign(x["s"], x["s"] + x["s_v"], "m·c_m + (1 − β₂)·v·c_v"),
         Assign(theta, theta - x["w"] * x["s"], "data.addcmul_(weighted_step_size, …, value=−1)"),
         Assign(theta, theta / (1 + a.lam * a.eta), ".div_(1 + weight_decay·lr), also for λ = 0 (by 1: exact)"),
-        Assign(a.neg_prev, g, "prev_grad.copy_(grad)"),
+        Assign(_G_PREV, g, "prev_grad.copy_(grad)"),
     ]
 
 
@@ -639,7 +641,7 @@ ADAN_ADAN_PYTORCH = _adan.ADAN.variant(
            State("m", sp.Integer(0), "average of the gradient (not updated at the first step)", latex="m"),
            State("v", sp.Integer(0), "average of g − g_prev", latex="v"),
            State("n", sp.Integer(0), "average of (g + (1 − β₂)(g − g_prev))²", latex="n"),
-           State("prev_grad", sp.Integer(0), "+g_prev (0 before the first step)", latex="p")),
+           State("prev_grad", sp.Integer(0), "g_prev (0 before the first step)", latex="g_prev")),
     doc="adan_pytorch.Adan (0.1.0, lucidrains): the paper's β convention (β₁ = 0.02: m ← (1 − β₁)·m + β₁·g), the "
         "moments left at 0 at a parameter's first step (which therefore moves θ only by the decay), and bias "
         "corrections 1/(1 − (1 − β)ᵗ) whose t counts that first step: after t steps the moments hold t − 1 "

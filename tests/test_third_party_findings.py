@@ -177,6 +177,12 @@ def test_pytorch_optimizer_adan_per_parameter_path_negates_the_callers_gradient(
     q.grad = torch.tensor([1.0, -3.0])
     opt.step()
     assert q.grad.tolist() == [1.0, -3.0]
+    # maximize: the foreach path negates p.grad in place (findings 11, 16); on this path the two negations cancel
+    r = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = po.Adan([r], lr=0.1, foreach=True, maximize=True)
+    r.grad = torch.tensor([1.0, -3.0])
+    opt.step()
+    assert r.grad.tolist() == [-1.0, 3.0]
 
 
 def test_pytorch_optimizer_adan_takes_no_prox_and_ignores_it():

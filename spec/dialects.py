@@ -571,7 +571,8 @@ ADAN_PYTORCH_OPTIMIZER = _adan.ADAN.variant(
     rule=pytorch_optimizer_adan_rule,
     hyperparameters=(_adan.LR, _adan.BETA1, _adan.BETA2,
                      _hp(_adan.BETA3, domain=CLOSED_UNIT, doc="decay of n (betas[2]); validated in [0, 1], β₃ = 1 "
-                         "accepted (1 − β₃ᵗ = 0: the root is divided by 0)"),
+                         "accepted (1 − β₃ᵗ = 0: the root is divided by 0)", fuzz=_adan.BETA3.domain,
+                         fuzz_why="β₃ = 1 divides √n by √(1 − 1ᵗ) = 0: NaN or inf from the first step"),
                      _adan.EPS, _hp(_adan.WD, doc="weight decay (validated ≥ 0); its form set by weight_decouple"),
                      ADAN_WEIGHT_DECOUPLE),
     state=(_adan.ADAN.state[0], *_adan.ADAN.state[1:4],

@@ -112,6 +112,22 @@ def _constructor_lr_is_zero(data) -> bool:
     return bool(data.groups) and data.groups[0][0].get("lr") == 0
 
 
+def _gradient_missing_before_a_later_one(data) -> bool:
+    """Some parameter has no gradient at a step and a gradient at a later one: there a counter of the group's
+    steps (advanced at every step()) is ahead of the parameter's own count t."""
+    for i, (_, params) in enumerate(data.groups):
+        for j in range(len(params)):
+            present = [step[i][j] is not None for step in data.grads]
+            if any(not a and any(present[s + 1:]) for s, a in enumerate(present)):
+                return True
+    return False
+
+
+def _some_beta_rounds_one_minus_to_one(data) -> bool:
+    """Some group's β₁, β₂ or β₃ is at most 2⁻⁵⁴, where 1 − β rounds to 1 in binary64 (2⁻⁵⁴ ties to even, 1)."""
+    return any(h.get(b, 1.0) <= 2.0 ** -54 for h, _ in data.groups for b in ("beta1", "beta2", "beta3"))
+
+
 def _groups_differ_in(name):
     return lambda data: len({h.get(name) for h, _ in data.groups}) > 1
 

@@ -49,6 +49,8 @@ TORCH = ">=2.11,<2.14"  # measured on torch 2.13 (CPU) and 2.11 (CUDA, docs/meas
 KERAS = ">=3.15.1,<3.16"
 OPTAX = "==0.2.8"  # measured with jax 0.10.2 on the CPU (--backend=optax)
 LION_PYTORCH = "==0.2.5"  # lion-pytorch, measured at this version only
+PYTORCH_OPTIMIZER = "==4.1.0"  # pytorch-optimizer, measured at this version only
+ADAN_PYTORCH = "==0.1.0"  # adan-pytorch (lucidrains), measured at this version only
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,20 @@ KNOWN_DEVIATIONS = (
                "raises AssertionError.",
         reproduced_by="tests/test_third_party_findings.py"),
     KnownDeviation(
+        id="pytorch-optimizer-adan-counts-steps-per-group", implementation=("pytorch_optimizer.optimizer.adan:Adan",),
+        versions=PYTORCH_OPTIMIZER, spec=("adan", "adan@pytorch-optimizer"), path="custom", tests=VALUE_TESTS,
+        applies=p._gradient_missing_before_a_later_one,
+        reason="pytorch-optimizer's Adan bias-corrects with the group's step count (group['step']), as the "
+               "reference code does: a parameter whose gradient was missing at an earlier step gets t too large.",
+        reproduced_by="tests/test_third_party_findings.py"),
+    KnownDeviation(
+        id="adan-pytorch-zero-division-for-tiny-beta", implementation=("adan_pytorch.adan:Adan",),
+        versions=ADAN_PYTORCH, spec="adan@adan-pytorch", path="custom", tests=VALUE_TESTS + PROPERTY_RUNS,
+        applies=p._some_beta_rounds_one_minus_to_one,
+        reason="adan-pytorch's bias correction 1 / (1 - (1 - beta)**step) raises ZeroDivisionError for "
+               "beta <= 2**-54, where 1 - beta rounds to 1.",
+        reproduced_by="tests/test_third_party_findings.py"),
+    KnownDeviation(
         id="adagrad-per-group-initial-accumulator", implementation=torch_optim("Adagrad"), versions=TORCH,
         spec="adagrad", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._groups_differ_in("initial_accumulator_value"),
         reason="Adagrad ignores a per-group initial_accumulator_value: every group starts at the constructor's."),
@@ -209,6 +225,12 @@ KNOWN_DEVIATIONS = (
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax validates no hyperparameter: a negative lr, beta outside [0, 1) or a negative eps is "
                "taken as given (a documented difference: its aliases are plain functions of their arguments)."),
+    KnownDeviation(
+        id="adan-pytorch-accepts-any-hyperparameter", implementation=("adan_pytorch.adan:Adan",),
+        versions=ADAN_PYTORCH, spec="adan@adan-pytorch", tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="adan-pytorch validates no hyperparameter (only len(betas) == 3): a negative lr, eps or "
+               "weight_decay, or a beta outside (0, 1], is taken as given."),
     KnownDeviation(
         id="optax-float16-bias-correction-reciprocal", implementation=("optax.adam", "optax.adamw", "optax.nadam",
                                                                      "optax.adamax"),

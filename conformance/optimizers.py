@@ -18,25 +18,37 @@ from typing import Mapping, Optional
 import spec as spec_pkg
 
 __all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "TORCH_PAIRS", "get", "names",
-           "torch_kwargs"]
+           "torch_kwargs", "tuple_entries"]
 
 #: torch.optim's optional implementation paths, by the constructor argument that selects them
 #: (conformance/backends/torch_backend.py runs for-loop and foreach for every class)
 FUSED, CAPTURABLE = "fused", "capturable"
 
-#: torch.optim's tuple arguments, and the spec's names of their two entries (Adam's betas, Rprop's etas and
-#: step_sizes): the torch backend and the tests that construct torch's classes map them with this
-TORCH_PAIRS = MappingProxyType({"betas": ("beta1", "beta2"), "etas": ("etaminus", "etaplus"),
+#: torch.optim's tuple arguments, and the spec's names of their entries (Adam's betas, Rprop's etas and
+#: step_sizes; Adan's betas have a third, beta3): the torch backend and the tests that construct torch's classes
+#: map them with this.  A spec's tuple is the leading entries it has (Adam: (β₁, β₂); Adan: (β₁, β₂, β₃)).
+TORCH_PAIRS = MappingProxyType({"betas": ("beta1", "beta2", "beta3"), "etas": ("etaminus", "etaplus"),
                                 "step_sizes": ("step_size_min", "step_size_max")})
 
 
 def torch_kwargs(hyper: dict) -> dict:
     """Spec hyperparameters as torch.optim's keyword arguments: each pair of ``TORCH_PAIRS`` joined into its tuple."""
     out = dict(hyper)
-    for pair, (first, second) in TORCH_PAIRS.items():
-        if first in out and second in out:
-            out[pair] = (out.pop(first), out.pop(second))
+    for pair, entries in TORCH_PAIRS.items():
+        present = tuple_entries(entries, out)
+        if present:
+            out[pair] = tuple(out.pop(e) for e in present)
     return out
+
+
+def tuple_entries(entries: tuple, hyper) -> tuple:
+    """The leading ``entries`` that ``hyper`` has, if at least the first two (a tuple argument); else ()."""
+    present = []
+    for e in entries:
+        if e not in hyper:
+            break
+        present.append(e)
+    return tuple(present) if len(present) >= 2 else ()
 
 
 @dataclass(frozen=True)
@@ -271,6 +283,21 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
             Invalid({"weight_decay": -1.0}), Invalid({"lr": float("nan")}),
         ),
         edge=({"beta1": 0.0, "beta2": 0.0}, {"lr": 0.0}),
+        scheduled=True,
+    ),
+    OptimizerInfo(  # no torch.optim class: audited through --optimizer adan=module:Class (spec/adan.py)
+        "adan",
+        hyper=dict(lr=0.01, beta1=0.98, beta2=0.92, beta3=0.99, eps=1e-8, weight_decay=0.02),
+        group_pairs=(
+            ({}, {"beta1": 0.5, "beta2": 0.75, "beta3": 0.9}),
+            ({"weight_decay": 0.5, "no_prox": True}, {"lr": 0.1, "beta2": 0.0, "weight_decay": 0.0}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"beta1": 1.0}), Invalid({"beta2": 1.0}), Invalid({"beta3": 1.0}),
+            Invalid({"beta3": -0.1}), Invalid({"eps": -1.0}), Invalid({"weight_decay": -1.0}),
+            Invalid({"lr": float("nan")}),
+        ),
+        edge=({"beta1": 0.0, "beta2": 0.0, "beta3": 0.0}, {"lr": 0.0}),
         scheduled=True,
     ),
 )})

@@ -390,6 +390,12 @@ _NO_WD = {"weight_decay": 0.0}
 _adam_eps_map = {"eps": _get("adam").hyper("eps").symbol * sp.sqrt(1 - _get("adam").hyper("beta2").symbol ** t)}
 _ADAM_MAP_DOC = "ε̂ = ε·√(1 − β₂ᵗ) (Keras's epsilon as a function of torch's eps and the step)"
 
+_ADAN = _get("adan")
+_adan_paper_betas = {b: 1 - _ADAN.hyper(b).symbol for b in ("beta1", "beta2", "beta3")}
+_ADAN_PAPER_DOC = "β′ᵢ = 1 − βᵢ (adan-pytorch's betas are the paper's: the weight of the new term)"
+_ADAN_WITNESS = {"beta1": 0.75, "beta2": 0.75, "beta3": 0.75}  # exact complements in binary64, so that
+_ADAN_PAPER_WITNESS = {"beta1": 0.25, "beta2": 0.25, "beta3": 0.25}  # both sides' witnesses are the same β
+
 PAIRS: tuple = (
     Pair("adam", "adam@keras", (
         Case("core update (λ = 0)", torch_fixed=_NO_WD, dialect_fixed=_NO_WD, mapping=_adam_eps_map,
@@ -500,6 +506,25 @@ PAIRS: tuple = (
              {"weight_decay": LAM}, {"weight_decay": LAM}),
     ), note="Lion has no torch.optim class: the left column is the spec of the paper and its authors' code "
             "(spec/lion.py).  fixed_decay=True equals the spec under λ' = lr·λ for a constant lr only."),
+    Pair("adan", "adan@pytorch-optimizer", (
+        Case("core update (λ = 0; lerps for m and v)", torch_fixed=_NO_WD, dialect_fixed=_NO_WD),
+        Case("proximal decay λ > 0 (no_prox=False; weight_decouple=False, the defaults)", {}, {},
+             {"weight_decay": LAM}, {"weight_decay": LAM}),
+        Case("decay before the step (no_prox=True; weight_decouple=True)", {"no_prox": True},
+             {"weight_decouple": True}, {"weight_decay": LAM}, {"weight_decay": LAM}),
+    ), note="Adan has no torch.optim class: the left column is the spec of its authors' reference code "
+            "(spec/adan.py).  Both count t per parameter here; the reference code and pytorch-optimizer count "
+            "per group (docs/measured/third-party.md)."),
+    Pair("adan", "adan@adan-pytorch", (
+        Case("core update (λ = 0), β mapped to the paper's convention", torch_fixed=_NO_WD, dialect_fixed=_NO_WD,
+             mapping=_adan_paper_betas, mapping_doc=_ADAN_PAPER_DOC, witness=_ADAN_WITNESS,
+             dialect_witness=_ADAN_PAPER_WITNESS),
+        Case("proximal decay λ > 0, β mapped", torch_fixed={"weight_decay": LAM}, dialect_fixed={"weight_decay": LAM},
+             mapping=_adan_paper_betas, mapping_doc=_ADAN_PAPER_DOC, witness=_ADAN_WITNESS,
+             dialect_witness=_ADAN_PAPER_WITNESS),
+    ), note="adan-pytorch writes the paper's β (the weight of the new term): the comparison maps β' = 1 − β.  "
+            "It leaves the moments at 0 at a parameter's first step, which moves θ only by the decay, and its "
+            "bias corrections count that step: different from the first step on."),
 )
 
 

@@ -42,6 +42,7 @@ from . import adadelta as _adadelta
 from . import adagrad as _adagrad
 from . import adam as _adam
 from . import adamax as _adamax
+from . import adan as _adan
 from . import common
 from . import lion as _lion
 from . import get as _get_torch  # spec/__init__ defines get before anything imports this module
@@ -49,7 +50,7 @@ from . import nadam as _nadam
 from . import radam as _radam  # noqa: F401 - documented as not given a dialect here
 from . import rmsprop as _rmsprop
 from . import sgd as _sgd
-from .core import (CLOSED_UNIT, NONNEGATIVE, STEP, Assign, Hyperparameter, OptimizerSpec, State, g,
+from .core import (CLOSED_UNIT, NONNEGATIVE, STEP, Interval, Assign, Hyperparameter, OptimizerSpec, State, g,
                    t, theta, unless_zero, when)
 from .schedules import REQUIRED
 
@@ -61,6 +62,8 @@ KERAS_VERSION = "Keras 3.15.1"
 OPTAX_VERSION = "Optax 0.2.8"
 PYTORCH_OPTIMIZER = "pytorch-optimizer"
 PYTORCH_OPTIMIZER_VERSION = "pytorch-optimizer 4.1.0"
+ADAN_PYTORCH = "adan-pytorch"
+ADAN_PYTORCH_VERSION = "adan-pytorch 0.1.0"
 TF1_VERSION = "TensorFlow 1.x API (tf.compat.v1, kernel ApplyRMSProp in training_ops.cc)"
 
 
@@ -542,6 +545,111 @@ LION_PYTORCH_OPTIMIZER = _lion.LION.variant(
     torch_class="", paths_doc="", edge_doc="")
 
 
+# --------------------------------------------------------------------------- pytorch-optimizer: Adan
+
+ADAN_WEIGHT_DECOUPLE = common.flag("weight_decouple", "decay θ·(1 − lr·λ) before the step (the reference code's "
+                                   "no_prox=True); False (the default): the proximal θ/(1 + lr·λ) after it")
+
+
+def pytorch_optimizer_adan_rule(f: dict) -> list:
+    """pytorch_optimizer.Adan (its foreach path, the default on the CPU for real tensors, and its per-parameter
+    path: the same ops): the spec's statements with m and v as lerps, −g_prev kept as ``previous_grad``, the decay
+    skipped for λ = 0 and chosen by weight_decouple."""
+    a = _adan
+    out = []
+    for st in a.ADAN.rule({"no_prox": f["weight_decouple"]}):
+        if st.target == a.m:
+            st = Assign(a.m, common.lerp(a.m, g, 1 - a.beta1), "exp_avg.lerp_(grad, 1 − β₁)")
+        elif st.target == a.v:
+            st = Assign(a.v, common.lerp(a.v, a.diff, 1 - a.beta2), "exp_avg_diff.lerp_(grad_diff, 1 − β₂)")
+        out.append(st)
+    return out
+
+
+ADAN_PYTORCH_OPTIMIZER = _adan.ADAN.variant(
+    "adan@pytorch-optimizer", dialect=PYTORCH_OPTIMIZER, title="Adan (pytorch-optimizer)",
+    rule=pytorch_optimizer_adan_rule,
+    hyperparameters=(_adan.LR, _adan.BETA1, _adan.BETA2,
+                     _hp(_adan.BETA3, domain=CLOSED_UNIT, doc="decay of n (betas[2]); validated in [0, 1], β₃ = 1 "
+                         "accepted (1 − β₃ᵗ = 0: the root is divided by 0)", fuzz=_adan.BETA3.domain,
+                         fuzz_why="β₃ = 1 divides √n by √(1 − 1ᵗ) = 0: NaN or inf from the first step"),
+                     _adan.EPS, _hp(_adan.WD, doc="weight decay (validated ≥ 0); its form set by weight_decouple"),
+                     ADAN_WEIGHT_DECOUPLE),
+    state=(_adan.ADAN.state[0], *_adan.ADAN.state[1:4],
+           State("previous_grad", sp.Integer(0), "−g_prev (set to −g at the first step before it is read)",
+                 latex="p")),
+    doc="pytorch_optimizer.Adan (4.1.0): the reference code's update (spec/adan.py) with m and v as lerps "
+        "(m + (1 − β)·(x − m): the same exact values as the weighted sums), −g_prev kept as previous_grad, the "
+        "decay skipped for λ = 0 and weight_decouple in place of no_prox.  It counts t per group, as the "
+        "reference code does (not part of this dialect: docs/measured/third-party.md); its maximize is per "
+        "optimizer and negates p.grad in place; max_grad_norm, use_gc and adanorm are not covered.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+# --------------------------------------------------------------------------- adan-pytorch (lucidrains): Adan
+
+# adan-pytorch's temporaries: its bias-correction factors, lr/(…) as reciprocal and product, the update's two terms;
+# and +g_prev (the reference code keeps −g_prev), a state of its own
+_AP = {name: sp.Symbol(name, real=True) for name in ("c_m", "c_v", "c_n", "r", "w", "s", "s_v")}
+_G_PREV = sp.Symbol("g_prev", real=True)
+
+
+def adan_pytorch_rule(f: dict) -> list:
+    """adan_pytorch.Adan.step (0.1.0), statement for statement: the paper's β convention (the new term weighted by
+    β), no moment update at a parameter's first step, bias corrections 1/(1 − (1 − β)ᵗ) with that first step
+    counted, the proximal decay after every step."""
+    a, x = _adan, _AP
+    b1, b2, b3 = a.beta1, a.beta2, a.beta3
+    first = sp.Eq(t, 1)
+    return [
+        Assign(a.m, when(first, a.m, (1 - b1) * a.m + b1 * g), "step > 0: m.mul_(1 − β₁).add_(grad, alpha=β₁)"),
+        Assign(a.diff, g - _G_PREV, "grad_diff = grad − prev_grad"),
+        Assign(a.v, when(first, a.v, (1 - b2) * a.v + b2 * a.diff), "v.mul_(1 − β₂).add_(grad_diff, alpha=β₂)"),
+        Assign(a.u, g + (1 - b2) * a.diff, "grad + (1 − β₂)·grad_diff"),
+        Assign(a.n, when(first, a.n, (1 - b3) * a.n + b3 * a.u * a.u),
+               "next_n = (…)**2; n.mul_(1 − β₃).add_(next_n, alpha=β₃)"),
+        Assign(x["c_m"], 1 / (1 - (1 - b1) ** t), "correct_m = 1 / (1 − (1 − β₁)**step), the first step counted"),
+        Assign(x["c_v"], 1 / (1 - (1 - b2) ** t), "correct_v"),
+        Assign(x["c_n"], 1 / (1 - (1 - b3) ** t), "correct_n"),
+        Assign(a.denom, sp.sqrt(a.n * x["c_n"]) + a.eps, "(n * correct_n).sqrt().add_(eps)"),
+        Assign(x["r"], 1 / a.denom, "lr / tensor is tensor.reciprocal() * lr (Tensor.__rtruediv__)"),
+        Assign(x["w"], x["r"] * a.eta, "weighted_step_size"),
+        Assign(x["s"], a.m * x["c_m"], "m * correct_m"),
+        Assign(x["s_v"], (1 - b2) * a.v, "(1 − β₂) * v"),
+        Assign(x["s_v"], x["s_v"] * x["c_v"], "… * correct_v"),
+        Assign(x["s"], x["s"] + x["s_v"], "m·c_m + (1 − β₂)·v·c_v"),
+        Assign(theta, theta - x["w"] * x["s"], "data.addcmul_(weighted_step_size, …, value=−1)"),
+        Assign(theta, theta / (1 + a.lam * a.eta), ".div_(1 + weight_decay·lr), also for λ = 0 (by 1: exact)"),
+        Assign(_G_PREV, g, "prev_grad.copy_(grad)"),
+    ]
+
+
+_PAPER_BETA = Interval(0.0, 1.0, False, True)  # β = 0: 1/(1 − (1 − 0)ᵗ) is 1/0, a ZeroDivisionError
+
+ADAN_ADAN_PYTORCH = _adan.ADAN.variant(
+    "adan@adan-pytorch", dialect=ADAN_PYTORCH, title="Adan (adan-pytorch, lucidrains)",
+    rule=adan_pytorch_rule,
+    hyperparameters=(_adan.LR,
+                     _hp(_adan.BETA1, default=0.02, domain=_PAPER_BETA, doc="weight of g in m (betas[0]; the "
+                         "paper's β₁, the spec's 1 − β₁; not validated: β = 0 raises ZeroDivisionError in the bias "
+                         "correction)"),
+                     _hp(_adan.BETA2, default=0.08, domain=_PAPER_BETA, doc="weight of g − g_prev in v (betas[1]; "
+                         "the paper's β₂, the spec's 1 − β₂; not validated)"),
+                     _hp(_adan.BETA3, default=0.01, domain=_PAPER_BETA, doc="weight of the new square in n "
+                         "(betas[2]; the paper's β₃; not validated)"),
+                     _adan.EPS, _hp(_adan.WD, doc="proximal decay θ/(1 + λ·lr) after every step (not validated)")),
+    state=(_adan.ADAN.state[0],
+           State("m", sp.Integer(0), "average of the gradient (not updated at the first step)", latex="m"),
+           State("v", sp.Integer(0), "average of g − g_prev", latex="v"),
+           State("n", sp.Integer(0), "average of (g + (1 − β₂)(g − g_prev))²", latex="n"),
+           State("prev_grad", sp.Integer(0), "g_prev (0 before the first step)", latex="g_prev")),
+    doc="adan_pytorch.Adan (0.1.0, lucidrains): the paper's β convention (β₁ = 0.02: m ← (1 − β₁)·m + β₁·g), the "
+        "moments left at 0 at a parameter's first step (which therefore moves θ only by the decay), and bias "
+        "corrections 1/(1 − (1 − β)ᵗ) whose t counts that first step: after t steps the moments hold t − 1 "
+        "updates.  restart_cond (a callable per group) is not covered.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
 # --------------------------------------------------------------------------- the tables
 
 _KERAS_ARGS = {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon", "alpha": "rho",
@@ -563,7 +671,7 @@ DIALECTS: dict = {s.name: s for s in (
     ADAM_KERAS, ADAMW_KERAS, SGD_KERAS, RMSPROP_KERAS, RMSPROP_TF1, ADAGRAD_KERAS, ADAMAX_KERAS, NADAM_KERAS,
     ADADELTA_KERAS,
     ADAM_OPTAX, ADAMW_OPTAX, SGD_OPTAX, RMSPROP_OPTAX, ADAGRAD_OPTAX, ADAMAX_OPTAX, NADAM_OPTAX, ADADELTA_OPTAX,
-    LION_PYTORCH_OPTIMIZER,
+    LION_PYTORCH_OPTIMIZER, ADAN_PYTORCH_OPTIMIZER, ADAN_ADAN_PYTORCH,
 )}
 
 _KERAS_COUNTER = ("Keras counts `iterations` per optimizer, not per variable: a variable without a gradient in "
@@ -620,6 +728,21 @@ INFO: dict = {
          "weight_decouple": "weight_decouple", "fixed_decay": "fixed_decay"},
         ("Not covered: maximize (one flag per optimizer, read for every group), foreach (the same values in "
          "exact arithmetic), use_gc, adanorm, cautious (other algorithms, selected through **kwargs).",)),
+    "adan@pytorch-optimizer": DialectInfo(
+        "adan", PYTORCH_OPTIMIZER_VERSION, "pytorch_optimizer.Adan", "pytorch_optimizer/optimizer/adan.py",
+        {"lr": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "beta3": "betas[2]", "eps": "eps",
+         "weight_decay": "weight_decay", "weight_decouple": "weight_decouple"},
+        ("t is counted per parameter group (group['step'], advanced at every step() whether or not the parameter "
+         "has a gradient), as in the reference code; the dialect counts per parameter, which is the same while "
+         "every parameter has a gradient at every step.",
+         "Not covered: maximize (one flag per optimizer, negating p.grad in place), max_grad_norm (a global "
+         "clip), use_gc, adanorm.")),
+    "adan@adan-pytorch": DialectInfo(
+        "adan", ADAN_PYTORCH_VERSION, "adan_pytorch.Adan", "adan_pytorch/adan.py",
+        {"lr": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "beta3": "betas[2]", "eps": "eps",
+         "weight_decay": "weight_decay"},
+        ("betas in the paper's convention: the spec's β corresponds to 1 − β here.",
+         "Not covered: restart_cond.")),
 }
 
 assert INFO.keys() == DIALECTS.keys()
@@ -632,4 +755,4 @@ def get(name: str) -> OptimizerSpec:
     return _get_torch(name)
 
 
-__all__ = ["DIALECTS", "INFO", "DialectInfo", "get", "KERAS", "OPTAX", "PYTORCH_OPTIMIZER", "TF1"]
+__all__ = ["ADAN_PYTORCH", "DIALECTS", "INFO", "DialectInfo", "get", "KERAS", "OPTAX", "PYTORCH_OPTIMIZER", "TF1"]

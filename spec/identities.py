@@ -24,6 +24,7 @@ import sympy as sp
 
 from . import adagrad as _adagrad
 from . import adam as _adam
+from . import adan as _adan
 from . import common
 from . import lion as _lion
 from . import nadam as _nadam
@@ -345,6 +346,28 @@ def _lion_lerp_is_weighted_sum() -> bool:
             and equal(common.lerp(m0, g, 1 - _lion.beta2), values[_lion.m]))
 
 
+# --------------------------------------------------------------------------- Adan: Algorithm 1 and the code
+
+def _adan_algorithm_1_is_code_without_bias_correction() -> bool:
+    """The spec's θ at a step t ≥ 2 with every βᵗ taken to 0 (bias corrections 1), against Algorithm 1's line 7 with
+    the paper's β′ = 1 − β, for λ = 0 and every λ > 0."""
+    a = _adan
+    k = sp.Symbol("k", integer=True, nonnegative=True)
+    lam_pos = sp.Symbol("lambda_pos", positive=True)
+    b1, b2, b3 = (1 - a.beta1, 1 - a.beta2, 1 - a.beta3)  # the paper's β′
+    g_prev = -a.neg_prev
+    m_k = (1 - b1) * a.m + b1 * g
+    v_k = (1 - b2) * a.v + b2 * (g - g_prev)
+    n_k = (1 - b3) * a.n + b3 * (g + (1 - b2) * (g - g_prev)) ** 2
+    for lam in (sp.Integer(0), lam_pos):
+        values = statement_values(a.ADAN, {"no_prox": False}, {t: k + 2, a.lam: lam})
+        ours = values[theta].replace(lambda e: e.is_Pow and e.exp == k + 2, lambda e: sp.Integer(0))
+        paper = (theta - a.eta / (sp.sqrt(n_k) + a.eps) * (m_k + (1 - b2) * v_k)) / (1 + lam * a.eta)
+        if not equal(ours, paper):
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------- the list
 
 IDENTITIES: tuple[Identity, ...] = (
@@ -420,4 +443,12 @@ IDENTITIES: tuple[Identity, ...] = (
         "lerps m + (1 − β₁)·(g − m) and m + (1 − β₂)·(g − m) that pytorch-optimizer evaluates "
         "(exp_avg.lerp(grad, 1 − β)): the same exact values, a different rounding.",
         True, _lion_lerp_is_weighted_sum),
+    Identity(
+        "adan_algorithm_1_is_code_without_bias_correction",
+        "Adan's step as the reference code computes it (the spec), at any step t ≥ 2 and with each bias "
+        "correction 1 − βᵗ taken to 1, equals Algorithm 1's θ ← (θ − η/(√n + ε)·(m + (1 − β′₂)·v))/(1 + λη) "
+        "with the paper's β′ = 1 − β (m = (1 − β′₁)·m + β′₁·g, v = (1 − β′₂)·v + β′₂·(g − g_prev), n = "
+        "(1 − β′₃)·n + β′₃·(g + (1 − β′₂)(g − g_prev))²), for λ = 0 and every λ > 0: the code's β is the "
+        "paper's 1 − β, and the code adds bias corrections.",
+        True, _adan_algorithm_1_is_code_without_bias_correction),
 )

@@ -31,6 +31,8 @@ their updates are their faithful base's, bit for bit
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.optim import Optimizer
 
@@ -45,6 +47,7 @@ __all__ = [
     "FaithfulRprop", "GeSignRprop", "KeepsFlippedGradientRprop", "ClampBeforeScalingRprop",
     "FaithfulASGD", "CurrentEtaASGD", "AverageFirstASGD", "T0OffByOneASGD",
     "FaithfulLion", "SignOfMomentumLion", "MomentumFirstLion", "DecayAfterSignLion", "SignZeroIsOneLion",
+    "FaithfulAdan", "ZeroFirstPrevGradAdan", "PaperWeightInNAdan",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -935,6 +938,80 @@ class SignZeroIsOneLion(FaithfulLion):
         return torch.where(c >= 0, 1.0, torch.where(c < 0, -1.0, c)).to(c.dtype)
 
 
+# =========================================================================== Adan
+
+class FaithfulAdan(_ForLoop):
+    """The Adan authors' reference code (sail-sg/Adan ``adan.py``, ``_single_tensor_adan``; spec/adan.py), with
+    the step counted per parameter (``state['step']``, the spec's t) where that code counts per group."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.98, 0.92, 0.99), eps=1e-8, weight_decay=0.0, no_prox=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_betas(betas)
+        if not 0.0 <= betas[2] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 2: {betas[2]}")
+        if not 0.0 <= weight_decay:  # the spec's λ ≥ 0 (the reference code does not check it)
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      no_prox=no_prox))
+
+    def _first_neg_pre_grad(self, grad):
+        return grad.clone().mul_(-1.0)
+
+    def _n_argument(self, diff, grad, beta2):
+        diff.mul_(beta2).add_(grad)  # neg_grad_or_diff becomes g + β₂·(g − g_prev), in place as in the code
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state["step"] = torch.tensor(0.0)
+            state["exp_avg"] = torch.zeros_like(p)
+            state["exp_avg_sq"] = torch.zeros_like(p)
+            state["exp_avg_diff"] = torch.zeros_like(p)
+            state["neg_pre_grad"] = self._first_neg_pre_grad(grad)
+        state["step"] += 1
+        step = int(state["step"].item())
+        lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+        beta1, beta2, beta3 = group["betas"]
+        exp_avg, exp_avg_sq, exp_avg_diff = state["exp_avg"], state["exp_avg_sq"], state["exp_avg_diff"]
+        neg_grad_or_diff = state["neg_pre_grad"]
+        bias_correction1 = 1.0 - beta1**step
+        bias_correction2 = 1.0 - beta2**step
+        bias_correction3 = 1.0 - beta3**step
+        neg_grad_or_diff.add_(grad)
+        exp_avg.mul_(beta1).add_(grad, alpha=1 - beta1)
+        exp_avg_diff.mul_(beta2).add_(neg_grad_or_diff, alpha=1 - beta2)
+        self._n_argument(neg_grad_or_diff, grad, beta2)
+        exp_avg_sq.mul_(beta3).addcmul_(neg_grad_or_diff, neg_grad_or_diff, value=1 - beta3)
+        denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction3)).add_(eps)
+        step_size_diff = lr * beta2 / bias_correction2
+        step_size = lr / bias_correction1
+        if group["no_prox"]:
+            p.mul_(1 - lr * wd)
+        p.addcdiv_(exp_avg, denom, value=-step_size)
+        p.addcdiv_(exp_avg_diff, denom, value=-step_size_diff)
+        if not group["no_prox"]:
+            p.div_(1 + lr * wd)
+        neg_grad_or_diff.zero_().add_(grad, alpha=-1.0)
+
+
+class ZeroFirstPrevGradAdan(FaithfulAdan):
+    """BROKEN: g_prev = 0 at the first step (the state created as zeros, as adan-pytorch does), so the first
+    g − g_prev is g: v and n see the first gradient as a difference."""
+
+    def _first_neg_pre_grad(self, grad):
+        return torch.zeros_like(grad)
+
+
+class PaperWeightInNAdan(FaithfulAdan):
+    """BROKEN: n's argument g + (1 − β₂)·(g − g_prev), the paper's weight written with the code's β (a port that
+    mixes the two conventions); the same as the spec at the first step, where g − g_prev = 0."""
+
+    def _n_argument(self, diff, grad, beta2):
+        diff.mul_(1 - beta2).add_(grad)
+
+
 # =========================================================================== the catalogue
 
 #: class name -> spec it implements faithfully
@@ -950,6 +1027,7 @@ FAITHFUL = {
     "FaithfulRprop": "rprop",
     "FaithfulASGD": "asgd",
     "FaithfulLion": "lion",
+    "FaithfulAdan": "adan",
 }
 
 #: class name -> spec it claims to implement (and gets wrong)
@@ -984,6 +1062,8 @@ BROKEN = {
     "MomentumFirstLion": "lion",
     "DecayAfterSignLion": "lion",
     "SignZeroIsOneLion": "lion",
+    "ZeroFirstPrevGradAdan": "adan",
+    "PaperWeightInNAdan": "adan",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

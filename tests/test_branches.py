@@ -40,6 +40,8 @@ EXPECTED = {
     "asgd": {("hyper", "Ne(w, 0)"), ("other", "Ne(mu, 1)"), ("hyper", "Max(1, t - t_0)")},
     # sign(c), c = β₁·m + (1 − β₁)·G: G placed around G* = β₁·m/(β₁ − 1) at every step (0 at the first)
     "lion": {LAMBDA, ("grad", "c > 0"), ("grad", "c < 0")},
+    # the first step's g_prev = g (t = 1), and the decay's λ ≠ 0 guard (either form)
+    "adan": {LAMBDA, ("step", "Eq(t, 1)")},
 }
 #: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory.
 NOTHING_TO_PLACE = {"rprop"}

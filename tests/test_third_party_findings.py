@@ -130,3 +130,131 @@ def test_pytorch_optimizer_lion_writes_into_the_callers_gradient(foreach):
     q.grad = torch.tensor([1.0, -3.0])
     opt.step()
     assert q.grad.tolist() == [1.5, -2.0]  # g + λ·θ₀
+
+
+# --------------------------------------------------------------------------- Adan (spec/adan.py)
+
+ADAN_PYTORCH = "0.1.0"
+
+
+def _exact_adan_theta(name: str, hyper: dict, theta0: list, grads: list) -> list:
+    """θ after the steps of ``grads`` under the spec ``name`` (``adan`` or a dialect), exact, rounded to float64."""
+    s = spec.get(name)
+    rows = trajectory(s, s.complete(hyper), np.array(theta0), [None if g is None else np.array(g) for g in grads],
+                      formats=("float64",))
+    return [float(x) for x in rows[-1].rounded("theta", "float64")]
+
+
+def test_pytorch_optimizer_adan_bias_corrects_with_its_groups_step_count():
+    """Known deviation pytorch-optimizer-adan-counts-steps-per-group (as AdaMax, finding 7; the reference code
+    does the same).  θ₀ = 0, g = −1 at the group's second step only, lr = 1: the spec takes the parameter's first
+    step, m/(1 − β₁) = g and √(n/(1 − β₃)) = |g|: θ = 1/(1 + 1e-8); with the group's t = 2, m/(1 − β₁²) =
+    −0.02/0.0396 and √(0.01/0.0199): θ ≈ 0.712."""
+    a, b = (torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)) for _ in range(2))
+    opt = po.Adan([a, b], lr=1.0)
+    a.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()  # b has no gradient: the group's count becomes 1, b's own stays 0
+    b.grad = -torch.ones(1, dtype=torch.float64)
+    opt.step()
+    exact = _exact_adan_theta("adan", {"lr": 1.0}, [0.0], [None, [-1.0]])[0]
+    assert abs(exact - 1.0) < 1e-7
+    t2 = (0.02 / (1 - 0.98 ** 2)) / ((0.01 / (1 - 0.99 ** 2)) ** 0.5 + 1e-8)
+    assert abs(b.item() - t2) < 1e-12 and abs(b.item() - exact) > 0.2
+
+
+def test_pytorch_optimizer_adan_per_parameter_path_negates_the_callers_gradient():
+    """``_step_per_param`` ends with ``grad.neg_()`` on ``p.grad`` itself (to store −g as previous_grad), with or
+    without maximize: after a step ``p.grad`` holds −g.  That path runs with foreach=False, for complex parameters,
+    use_gc and adanorm; the foreach path (the CPU default for real tensors) copies.  The reference code leaves
+    ``p.grad`` as it was (clip 1)."""
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = po.Adan([p], lr=0.1, foreach=False)
+    p.grad = torch.tensor([1.0, -3.0])
+    opt.step()
+    assert p.grad.tolist() == [-1.0, 3.0]
+    q = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = po.Adan([q], lr=0.1, foreach=True)
+    q.grad = torch.tensor([1.0, -3.0])
+    opt.step()
+    assert q.grad.tolist() == [1.0, -3.0]
+    # maximize: the foreach path negates p.grad in place (findings 11, 16); on this path the two negations cancel
+    r = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = po.Adan([r], lr=0.1, foreach=True, maximize=True)
+    r.grad = torch.tensor([1.0, -3.0])
+    opt.step()
+    assert r.grad.tolist() == [-1.0, 3.0]
+
+
+def test_pytorch_optimizer_adan_takes_no_prox_and_ignores_it():
+    """The reference code's ``no_prox=True`` goes into ``**kwargs`` without an error and changes nothing: the step
+    is the proximal form (pytorch-optimizer's flag is ``weight_decouple``).  θ₀ = 1, g = 1, lr = 0.1, λ = 0.5:
+    no_prox gives 1·(1 − 0.05) − 0.1/(1 + 1e-8) ≈ 0.85, the proximal form (1 − 0.1/(1 + 1e-8))/1.05 ≈ 0.857."""
+    p = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = po.Adan([p], lr=0.1, weight_decay=0.5, no_prox=True)
+    p.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    hyper = {"lr": 0.1, "weight_decay": 0.5}
+    no_prox = _exact_adan_theta("adan", {**hyper, "no_prox": True}, [1.0], [[1.0]])[0]
+    prox = _exact_adan_theta("adan", hyper, [1.0], [[1.0]])[0]
+    assert abs(no_prox - 0.85) < 1e-7 and abs(prox - 0.9 / 1.05) < 1e-7
+    assert abs(p.item() - prox) < 1e-15 and abs(p.item() - no_prox) > 1e-3
+
+
+@pytest.fixture
+def adan_pytorch():
+    ap = pytest.importorskip("adan_pytorch")
+    assert metadata.version("adan-pytorch") == ADAN_PYTORCH
+    return ap
+
+
+def test_adan_pytorch_first_step_ignores_the_gradient(adan_pytorch):
+    """adan-pytorch updates m, v and n only from a parameter's second step on (``if step > 0``), yet its bias
+    corrections count the first: the first step leaves θ where it is (λ = 0), and later steps are short (the
+    moments hold t − 1 updates, corrected as if t).  θ₀ = 1, g = 1, 1, lr = 0.1: the spec steps 0.1 each time
+    (θ = 0.8), adan-pytorch 0 and then 0.1·(0.02/(1 − 0.98²))/√(0.01/(1 − 0.99²)) ≈ 0.0712."""
+    p = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = adan_pytorch.Adan([p], lr=0.1)
+    p.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    assert p.item() == 1.0
+    assert abs(_exact_adan_theta("adan", {"lr": 0.1}, [1.0], [[1.0]])[0] - 0.9) < 1e-8
+    p.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    assert abs(_exact_adan_theta("adan", {"lr": 0.1}, [1.0], [[1.0], [1.0]])[0] - 0.8) < 1e-8
+    short = 0.1 * (0.02 / (1 - 0.98 ** 2)) / ((0.01 / (1 - 0.99 ** 2)) ** 0.5 + 1e-8)
+    assert abs(p.item() - (1.0 - short)) < 1e-12
+
+
+def test_adan_pytorch_float16_first_step_is_nan(adan_pytorch):
+    """At the first step n = 0 and float16's ``add_(1e-8)`` adds 0 (ε rounds to 0 in float16): lr/0 = inf, times the
+    zero update, is NaN, in every element, whatever the gradient.  The spec's (and its own dialect's) first step
+    leaves θ as it is."""
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float16))
+    opt = adan_pytorch.Adan([p], lr=0.1)
+    p.grad = torch.tensor([1.0, 0.0], dtype=torch.float16)
+    opt.step()
+    assert _exact_adan_theta("adan@adan-pytorch", {"lr": 0.1}, [1.0, 2.0], [[1.0, 0.0]]) == [1.0, 2.0]
+    assert torch.isnan(p).all()
+
+
+def test_adan_pytorch_tiny_beta_divides_by_zero(adan_pytorch):
+    """Known deviation adan-pytorch-zero-division-for-tiny-beta: ``1 / (1 - (1 - beta) ** step)`` with Python
+    floats; for β ≤ 2⁻⁵⁴, 1 − β rounds to 1 and the step raises ZeroDivisionError.  The exact correction is finite
+    (about 1/(t·β)), and so is the dialect's θ."""
+    p = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = adan_pytorch.Adan([p], lr=0.1, betas=(2.0 ** -54, 0.08, 0.01))
+    p.grad = torch.ones(1, dtype=torch.float64)
+    with pytest.raises(ZeroDivisionError):
+        opt.step()
+    assert _exact_adan_theta("adan@adan-pytorch", {"lr": 0.1, "beta1": 2.0 ** -54}, [1.0], [[1.0]]) == [1.0]
+
+
+def test_adan_pytorch_accepts_any_hyperparameter(adan_pytorch):
+    """Known deviation adan-pytorch-accepts-any-hyperparameter: the constructor asserts ``len(betas) == 3`` and
+    nothing else, so a negative lr (an ascent), ε or λ and β outside (0, 1] are taken; the reference code refuses
+    each with ValueError (λ aside, which it does not check either)."""
+    p = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    adan_pytorch.Adan([p], lr=-1.0, betas=(2.0, -0.5, 0.01), eps=-1.0, weight_decay=-1.0)
+    for bad in ({"lr": -1.0}, {"beta1": 2.0}, {"eps": -1.0}):
+        with pytest.raises(spec.InvalidHyperparameter):
+            spec.get("adan@adan-pytorch").complete(bad)

@@ -2,8 +2,8 @@
 
 Written by hand from ``torch/optim/<name>.py``'s ``_single_tensor_<name>``
 functions, statement for statement, as an implementation independent of both
-torch and our SymPy spec (Lion, which torch.optim lacks, from its authors'
-reference code, google/automl ``lion/lion_pytorch.py``, likewise).  It mirrors torch's CPU arithmetic where that is
+torch and our SymPy spec (Lion and Adan, which torch.optim lacks, from their authors'
+reference code, google/automl ``lion/lion_pytorch.py`` and sail-sg/Adan ``adan.py``, likewise).  It mirrors torch's CPU arithmetic where that is
 cheap:
 
 * Hyperparameter-only scalars (``1 - beta**step``, ``lr / bc1``, NAdam's mu,
@@ -57,6 +57,8 @@ floating-point warnings are silenced.
 """
 from __future__ import annotations
 
+import math
+
 import ml_dtypes
 import numpy as np
 
@@ -95,6 +97,8 @@ DEFAULTS = {
     "asgd": dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False),
     # not torch's: the Lion paper's and its authors' reference code's (google/automl lion/lion_pytorch.py)
     "lion": dict(lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0),
+    # not torch's: the Adan authors' reference code's (sail-sg/Adan adan.py)
+    "adan": dict(lr=1e-3, beta1=0.98, beta2=0.92, beta3=0.99, eps=1e-8, weight_decay=0.0, no_prox=False),
 }
 
 
@@ -167,6 +171,14 @@ def validate(optimizer: str, hyper: dict) -> dict:
             raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
     elif optimizer == "lion":  # the reference code's checks, and the spec's λ ≥ 0 (which that code does not check)
         _check_betas(h)
+        if not 0.0 <= h["weight_decay"]:
+            raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
+    elif optimizer == "adan":  # the reference code's checks, and the spec's λ ≥ 0 (which that code does not check)
+        if not 0.0 <= h["eps"]:
+            raise ValueError(f"Invalid epsilon value: {h['eps']}")
+        _check_betas(h)
+        if not 0.0 <= h["beta3"] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 2: {h['beta3']}")
         if not 0.0 <= h["weight_decay"]:
             raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
     else:  # adam, adamw, adamax, nadam, radam
@@ -473,6 +485,38 @@ def _lion(k, p, g, st, h, _):
     return p
 
 
+def _adan(k, p, g, st, h, _):
+    # Not a torch.optim port: the Adan authors' reference code (sail-sg/Adan adan.py, _single_tensor_adan),
+    # statement for statement, with the step counted per parameter (the spec's t; the code counts per group).
+    # Its decay multiplies or divides even by 1 (λ = 0), which is exact.
+    lr, beta1, beta2, beta3, eps, wd = h["lr"], h["beta1"], h["beta2"], h["beta3"], h["eps"], h["weight_decay"]
+    st["step"] += 1
+    step = st["step"]
+    if step == 1:  # state['neg_pre_grad'] = p.grad.clone().mul_(-clip_global_grad_norm), clip 1
+        st["neg_pre_grad"] = k.neg(g)
+    neg_grad_or_diff = k.add(st["neg_pre_grad"], g)
+    exp_avg = st["exp_avg"] = k.add(k.mul(st["exp_avg"], beta1), g, 1 - beta1)
+    exp_avg_diff = st["exp_avg_diff"] = k.add(k.mul(st["exp_avg_diff"], beta2), neg_grad_or_diff, 1 - beta2)
+    neg_grad_or_diff = k.add(k.mul(neg_grad_or_diff, beta2), g)
+    st["exp_avg_sq"] = k.addcmul(k.mul(st["exp_avg_sq"], beta3), neg_grad_or_diff, neg_grad_or_diff, 1 - beta3)
+    bias_correction1 = 1.0 - beta1**step
+    bias_correction2 = 1.0 - beta2**step
+    bias_correction3 = 1.0 - beta3**step
+    denom = k.add(k.div(k.sqrt(st["exp_avg_sq"]), math.sqrt(bias_correction3)), eps)
+    step_size_diff = lr * beta2 / bias_correction2
+    step_size = lr / bias_correction1
+    if h["no_prox"]:
+        p = k.mul(p, 1 - lr * wd)
+        p = k.addcdiv(p, exp_avg, denom, -step_size)
+        p = k.addcdiv(p, exp_avg_diff, denom, -step_size_diff)
+    else:
+        p = k.addcdiv(p, exp_avg, denom, -step_size)
+        p = k.addcdiv(p, exp_avg_diff, denom, -step_size_diff)
+        p = k.div(p, 1 + lr * wd)
+    st["neg_pre_grad"] = k.add(k.fill(g, 0.0), g, -1.0)  # neg_grad_or_diff.zero_().add_(grad, alpha=-1.0)
+    return p
+
+
 _STEPS = {
     "sgd": _sgd,
     "adagrad": _adagrad,
@@ -486,6 +530,7 @@ _STEPS = {
     "rprop": _rprop,
     "asgd": _asgd,
     "lion": _lion,
+    "adan": _adan,
 }
 
 
@@ -526,6 +571,9 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> d
         return {"step": 0.0, "eta": scalar_round(h["lr"]), "mu": 1.0, "ax": _zeros(p)}
     if optimizer == "lion":
         return {"exp_avg": _zeros(p)}
+    if optimizer == "adan":  # neg_pre_grad is −g of the first step, set there
+        return {"step": 0.0, "exp_avg": _zeros(p), "exp_avg_diff": _zeros(p), "exp_avg_sq": _zeros(p),
+                "neg_pre_grad": _zeros(p)}
     raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}")
 
 

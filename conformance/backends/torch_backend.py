@@ -366,9 +366,10 @@ class TorchBackend:
         names = self.hyper_map.get(optimizer, {})
         out = {}
         hyper = dict(hyper)
-        for pair, (first, second) in optimizers.TORCH_PAIRS.items():
-            if first in hyper and second in hyper and first not in names and second not in names:
-                out[names.get(pair, pair)] = (hyper.pop(first), hyper.pop(second))
+        for pair, entries in optimizers.TORCH_PAIRS.items():
+            present = optimizers.tuple_entries(entries, hyper)
+            if present and not set(present) & set(names):
+                out[names.get(pair, pair)] = tuple(hyper.pop(e) for e in present)
         for key, value in hyper.items():
             out[names.get(key, key)] = value
         return out
@@ -609,7 +610,7 @@ class TorchBackend:
     def defaults(self, optimizer: str) -> dict:
         """The class's default hyperparameters, from its signature, under the spec's names.
 
-        ``betas`` is split into ``beta1``/``beta2``, and Rprop's ``etas``/``step_sizes`` likewise
+        ``betas`` is split into ``beta1``/``beta2`` (and ``beta3``: Adan), and Rprop's ``etas``/``step_sizes`` likewise
         (``optimizers.TORCH_PAIRS``); names given by ``hyper_map`` are mapped back.  Keyword arguments the spec does not know (``foreach``,
         ``fused``, ...) are returned too, under their own names.
         """
@@ -634,9 +635,9 @@ class TorchBackend:
             value = param.default
             if torch is not None and torch.is_tensor(value) and value.numel() == 1:
                 value = value.item()
-            if ours in pairs and isinstance(value, (tuple, list)) and len(value) == 2:
-                b1, b2 = (v.item() if torch is not None and torch.is_tensor(v) else v for v in value)
-                out[pairs[ours][0]], out[pairs[ours][1]] = b1, b2
+            if ours in pairs and isinstance(value, (tuple, list)) and 2 <= len(value) <= len(pairs[ours]):
+                out.update(zip(pairs[ours], (v.item() if torch is not None and torch.is_tensor(v) else v
+                                             for v in value)))
                 continue
             out[ours] = value
         return out

@@ -18,24 +18,35 @@ from typing import Mapping, Optional
 import spec as spec_pkg
 
 __all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "TORCH_PAIRS", "get", "names",
-           "torch_kwargs"]
+           "torch_kwargs", "tuple_entries"]
 
 #: torch.optim's optional implementation paths, by the constructor argument that selects them
 #: (conformance/backends/torch_backend.py runs for-loop and foreach for every class)
 FUSED, CAPTURABLE = "fused", "capturable"
 
-#: torch.optim's tuple arguments, and the spec's names of their two entries (Adam's betas, Rprop's etas and
-#: step_sizes): the torch backend and the tests that construct torch's classes map them with this
-TORCH_PAIRS = MappingProxyType({"betas": ("beta1", "beta2"), "etas": ("etaminus", "etaplus"),
+#: torch.optim's tuple arguments, and the spec's names of their entries (Adam's betas, Rprop's etas and
+#: step_sizes; AdEMAMix's betas has a third, beta3): the torch backend and the tests that construct torch's classes
+#: map them with this.  A tuple is the longest leading run of these names that the hyperparameters hold (at least two).
+TORCH_PAIRS = MappingProxyType({"betas": ("beta1", "beta2", "beta3"), "etas": ("etaminus", "etaplus"),
                                 "step_sizes": ("step_size_min", "step_size_max")})
 
 
+def tuple_entries(entries: tuple, hyper) -> tuple:
+    """The names of ``entries`` that form the tuple argument for ``hyper``: its longest leading run present in
+    ``hyper``, or () if that is shorter than two (Adam: beta1, beta2; AdEMAMix: beta1, beta2, beta3)."""
+    n = 0
+    while n < len(entries) and entries[n] in hyper:
+        n += 1
+    return entries[:n] if n >= 2 else ()
+
+
 def torch_kwargs(hyper: dict) -> dict:
-    """Spec hyperparameters as torch.optim's keyword arguments: each pair of ``TORCH_PAIRS`` joined into its tuple."""
+    """Spec hyperparameters as torch.optim's keyword arguments: each tuple of ``TORCH_PAIRS`` joined."""
     out = dict(hyper)
-    for pair, (first, second) in TORCH_PAIRS.items():
-        if first in out and second in out:
-            out[pair] = (out.pop(first), out.pop(second))
+    for pair, entries in TORCH_PAIRS.items():
+        present = tuple_entries(entries, out)
+        if present:
+            out[pair] = tuple(out.pop(name) for name in present)
     return out
 
 
@@ -271,6 +282,22 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
             Invalid({"weight_decay": -1.0}), Invalid({"lr": float("nan")}),
         ),
         edge=({"beta1": 0.0, "beta2": 0.0}, {"lr": 0.0}),
+        scheduled=True,
+    ),
+    OptimizerInfo(  # no torch.optim class: audited through --optimizer ademamix=module:Class (spec/ademamix.py)
+        "ademamix",
+        hyper=dict(lr=0.01, beta1=0.9, beta2=0.999, beta3=0.999, alpha=5.0, beta3_warmup=4.0, alpha_warmup=4.0,
+                   eps=1e-8, weight_decay=0.01),
+        branches=(dict(beta1=0.0, beta3_warmup=0.0, alpha_warmup=0.0),),  # m₁ = g; no warm-up
+        group_pairs=(
+            ({}, {"beta1": 0.5, "beta3": 0.99, "alpha": 8.0}),
+            ({"beta3_warmup": 3.0, "alpha_warmup": 5.0, "weight_decay": 0.1}, {"beta1": 0.0, "eps": 1e-3}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"eps": -1.0}), Invalid({"beta1": 1.0}), Invalid({"beta2": -0.1}),
+            Invalid({"beta3": 1.0}), Invalid({"alpha": -1.0}), Invalid({"weight_decay": -1.0}),
+        ),
+        edge=({"beta1": 0.0, "beta2": 0.0, "beta3": 0.0}, {"lr": 0.0}, {"beta3_warmup": 0.5, "alpha_warmup": 1.0}),
         scheduled=True,
     ),
 )})

@@ -10,6 +10,7 @@ from .adamax import ADAMAX
 from .asgd import ASGD
 from .core import Assign, Hyperparameter, InvalidHyperparameter, OptimizerSpec, State, g, t, theta
 from .lion import LION
+from .ademamix import ADEMAMIX
 from .nadam import NADAM
 from .radam import RADAM
 from .rmsprop import RMSPROP
@@ -19,7 +20,7 @@ from .sgd import SGD
 from .schedules import SCHEDULES
 
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
-                                  ASGD, LION)}
+                                  ASGD, LION, ADEMAMIX)}
 
 
 def get(name: str) -> OptimizerSpec:

@@ -39,6 +39,8 @@ EXPECTED = {
     "asgd": {("hyper", "Ne(w, 0)"), ("other", "Ne(mu, 1)"), ("hyper", "Max(1, t - t_0)")},
     # sign(c), c = β₁·m + (1 − β₁)·G: G placed around G* = β₁·m/(β₁ − 1) at every step (0 at the first)
     "lion": {LAMBDA, ("grad", "c > 0"), ("grad", "c < 0")},
+    # the warm-ups' t < T (a root T = t at every step) and the reference code's β₁ ≠ 0 test; λ is never skipped
+    "ademamix": {("hyper", "T_alpha > t"), ("hyper", "T_beta3 > t"), ("hyper", "Ne(beta_1, 0)")},
 }
 #: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory.
 NOTHING_TO_PLACE = {"rprop"}

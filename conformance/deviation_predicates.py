@@ -116,6 +116,37 @@ def _constructor_lr_is_zero(data) -> bool:
     return bool(data.groups) and data.groups[0][0].get("lr") == 0
 
 
+def _gradient_missing_before_a_later_one(data) -> bool:
+    """Some parameter has no gradient at a step and one at a later step: a counter per group (pytorch-optimizer's
+    ``group['step']``) then runs ahead of the parameter's own."""
+    for i, (_, params) in enumerate(data.groups):
+        for j in range(len(params)):
+            has = [row[i][j] is not None for row in data.grads]
+            if any(not has[s] and any(has[s + 1:]) for s in range(len(has))):
+                return True
+    return False
+
+
+def _ademamix_beta3_schedule_overflows(data) -> bool:
+    """pytorch-optimizer's β₃(t) = min(exp(ln β₁·ln β₃/D), β₃), D = (1 − t/T)·ln β₃ + (t/T)·ln β₁, evaluated at
+    every step (past the warm-up too): math.exp raises OverflowError where the exponent passes ln(largest
+    float64) ≈ 709.78 (β₁ > β₃, just after t/T = ln β₃/(ln β₃ − ln β₁)), math.log raises ValueError for β = 0, and
+    D = 0 raises ZeroDivisionError.  The step counter is the group's, so every step of the case counts."""
+    for h, _ in data.groups:
+        T, b1, b3 = h.get("t_alpha_beta3", 0.0), h.get("beta1", 0.9), h.get("beta3", 0.9999)
+        if not T:
+            continue
+        if b1 == 0 or b3 == 0:
+            return True
+        l1, l3 = math.log(b1), math.log(b3)
+        for step in range(1, len(data.grads) + 1):
+            a = step / T
+            d = (1.0 - a) * l3 + a * l1
+            if d == 0 or l1 * l3 / d > 700:  # a margin below 709.78 for the rounding of the quotient
+                return True
+    return False
+
+
 def _groups_differ_in(name):
     return lambda data: len({h.get(name) for h, _ in data.groups}) > 1
 

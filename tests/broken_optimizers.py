@@ -47,7 +47,7 @@ __all__ = [
     "FaithfulRprop", "GeSignRprop", "KeepsFlippedGradientRprop", "ClampBeforeScalingRprop",
     "FaithfulASGD", "CurrentEtaASGD", "AverageFirstASGD", "T0OffByOneASGD",
     "FaithfulLion", "SignOfMomentumLion", "MomentumFirstLion", "DecayAfterSignLion", "SignZeroIsOneLion",
-    "FaithfulAdEMAMix", "BiasCorrectedSlowAdEMAMix", "LinearBeta3WarmupAdEMAMix", "UnscaledDecayAdEMAMix",
+    "FaithfulAdEMAMix", "BiasCorrectedSlowAdEMAMix", "LinearBeta3WarmupAdEMAMix",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -1039,13 +1039,6 @@ class LinearBeta3WarmupAdEMAMix(FaithfulAdEMAMix):
         return beta3
 
 
-class UnscaledDecayAdEMAMix(FaithfulAdEMAMix):
-    """BROKEN: decays by λ·θ not scaled by lr, θ ← θ − lr·u − λ·θ (Algorithm 1 has θ − η·(u + λθ))."""
-
-    def _apply(self, p, update, lr, wd):
-        p.add_(p, alpha=-wd)
-        p.add_(-lr * update)
-
 
 # =========================================================================== the catalogue
 
@@ -1099,7 +1092,6 @@ BROKEN = {
     "SignZeroIsOneLion": "lion",
     "BiasCorrectedSlowAdEMAMix": "ademamix",
     "LinearBeta3WarmupAdEMAMix": "ademamix",
-    "UnscaledDecayAdEMAMix": "ademamix",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

@@ -47,9 +47,9 @@ FAITHFUL = {
     "FaithfulRprop": ("rprop", f"{CONFORMANCE} and (float64 or float16)"),
     "FaithfulASGD": ("asgd", f"({CONFORMANCE} or test_branches) and (float64 or float16)"),
     "FaithfulLion": ("lion", f"({CONFORMANCE} or test_branches) and (float64 or float16)"),
-    # AdEMAMix: the value tests in float32/float64 (test_branches, about 10 s a dtype here, is left to the suite's
-    # own numpy run of the same spec)
-    "FaithfulAdEMAMix": ("ademamix", f"{CONFORMANCE} and (float64 or float32)"),
+    # AdEMAMix: the value tests in float64 (float32 passes too, measured; test_branches, about 10 s a dtype here,
+    # is left to the suite's own numpy run of the same spec: CI's time)
+    "FaithfulAdEMAMix": ("ademamix", f"{CONFORMANCE} and float64"),
 }
 
 #: class -> (spec, -k selection); every one must be caught
@@ -98,7 +98,6 @@ BROKEN = {
     # test_branches, which puts a warm-up T just above each step)
     "BiasCorrectedSlowAdEMAMix": ("ademamix", "test_trajectory and float64"),
     "LinearBeta3WarmupAdEMAMix": ("ademamix", "test_trajectory and float64"),
-    "UnscaledDecayAdEMAMix": ("ademamix", "test_trajectory and float64"),
 }
 
 

@@ -168,6 +168,8 @@ def _hyper_roots(spec: OptimizerSpec, f) -> tuple:
         for tv in steps:
             fe = f.xreplace(others)
             fe = fe.subs(t, tv) if tv is not None else fe
+            if fe.has(sp.zoo, sp.nan):
+                continue  # not finite at the others' defaults (t/T with T = 0, a warm-up's None): nothing to solve
             num, den = sp.fraction(sp.together(fe))
             try:
                 poly = sp.Poly(sp.expand(num), h.symbol)

@@ -126,6 +126,24 @@ def _gradient_missing_before_a_later_one(data) -> bool:
 def _some_beta_rounds_one_minus_to_one(data) -> bool:
     """Some group's β₁, β₂ or β₃ is at most 2⁻⁵⁴, where 1 − β rounds to 1 in binary64 (2⁻⁵⁴ ties to even, 1)."""
     return any(h.get(b, 1.0) <= 2.0 ** -54 for h, _ in data.groups for b in ("beta1", "beta2", "beta3"))
+def _ademamix_beta3_schedule_overflows(data) -> bool:
+    """pytorch-optimizer's β₃(t) = min(exp(ln β₁·ln β₃/D), β₃), D = (1 − t/T)·ln β₃ + (t/T)·ln β₁, evaluated at
+    every step (past the warm-up too): math.exp raises OverflowError where the exponent passes ln(largest
+    float64) ≈ 709.78 (β₁ > β₃, just after t/T = ln β₃/(ln β₃ − ln β₁)), math.log raises ValueError for β = 0, and
+    D = 0 raises ZeroDivisionError.  The step counter is the group's, so every step of the case counts."""
+    for h, _ in data.groups:
+        T, b1, b3 = h.get("t_alpha_beta3", 0.0), h.get("beta1", 0.9), h.get("beta3", 0.9999)
+        if not T:
+            continue
+        if b1 == 0 or b3 == 0:
+            return True
+        l1, l3 = math.log(b1), math.log(b3)
+        for step in range(1, len(data.grads) + 1):
+            a = step / T
+            d = (1.0 - a) * l3 + a * l1
+            if d == 0 or l1 * l3 / d > 700:  # a margin below 709.78 for the rounding of the quotient
+                return True
+    return False
 
 
 def _groups_differ_in(name):

@@ -51,6 +51,7 @@ OPTAX = "==0.2.8"  # measured with jax 0.10.2 on the CPU (--backend=optax)
 LION_PYTORCH = "==0.2.5"  # lion-pytorch, measured at this version only
 PYTORCH_OPTIMIZER = "==4.1.0"  # pytorch-optimizer, measured at this version only
 ADAN_PYTORCH = "==0.1.0"  # adan-pytorch (lucidrains), measured at this version only
+PO_ADEMAMIX = ("pytorch_optimizer.optimizer.ademamix:AdEMAMix",)
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,19 @@ KNOWN_DEVIATIONS = (
         reason="adan-pytorch's bias correction 1 / (1 - (1 - beta)**step) raises ZeroDivisionError for "
                "beta <= 2**-54, where 1 - beta rounds to 1.",
         reproduced_by="tests/test_third_party_findings.py"),
+    KnownDeviation(
+        id="pytorch-optimizer-ademamix-step-per-group", implementation=PO_ADEMAMIX, versions=PYTORCH_OPTIMIZER,
+        spec=("ademamix", "ademamix@pytorch-optimizer"), path="custom", tests=VALUE_TESTS,
+        applies=p._gradient_missing_before_a_later_one, reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's AdEMAMix counts steps per group (group['step']): a parameter that had no "
+               "gradient at an earlier step is bias-corrected and warmed up with the group's count, not its own."),
+    KnownDeviation(
+        id="pytorch-optimizer-ademamix-beta3-schedule-raises", implementation=PO_ADEMAMIX,
+        versions=PYTORCH_OPTIMIZER, spec=("ademamix", "ademamix@pytorch-optimizer"), path="custom",
+        tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._ademamix_beta3_schedule_overflows,
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's AdEMAMix evaluates β₃(t) past its warm-up too: for β₁ > β₃ math.exp "
+               "overflows (OverflowError); β₁ or β₃ = 0 with a warm-up: math.log(0) raises ValueError."),
     KnownDeviation(
         id="adagrad-per-group-initial-accumulator", implementation=torch_optim("Adagrad"), versions=TORCH,
         spec="adagrad", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._groups_differ_in("initial_accumulator_value"),

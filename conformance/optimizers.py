@@ -25,30 +25,30 @@ __all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "TOR
 FUSED, CAPTURABLE = "fused", "capturable"
 
 #: torch.optim's tuple arguments, and the spec's names of their entries (Adam's betas, Rprop's etas and
-#: step_sizes; Adan's betas have a third, beta3): the torch backend and the tests that construct torch's classes
-#: map them with this.  A spec's tuple is the leading entries it has (Adam: (β₁, β₂); Adan: (β₁, β₂, β₃)).
+#: step_sizes; Adan's and AdEMAMix's betas have a third, beta3): the torch backend and the tests that construct
+#: torch's classes map them with this.  A spec's tuple is the leading entries it has (Adam: (β₁, β₂); Adan:
+#: (β₁, β₂, β₃)).
 TORCH_PAIRS = MappingProxyType({"betas": ("beta1", "beta2", "beta3"), "etas": ("etaminus", "etaplus"),
                                 "step_sizes": ("step_size_min", "step_size_max")})
 
 
+def tuple_entries(entries: tuple, hyper) -> tuple:
+    """The names of ``entries`` that form the tuple argument for ``hyper``: its longest leading run present in
+    ``hyper``, or () if that is shorter than two (Adam: beta1, beta2; Adan, AdEMAMix: beta1, beta2, beta3)."""
+    n = 0
+    while n < len(entries) and entries[n] in hyper:
+        n += 1
+    return entries[:n] if n >= 2 else ()
+
+
 def torch_kwargs(hyper: dict) -> dict:
-    """Spec hyperparameters as torch.optim's keyword arguments: each pair of ``TORCH_PAIRS`` joined into its tuple."""
+    """Spec hyperparameters as torch.optim's keyword arguments: each tuple of ``TORCH_PAIRS`` joined."""
     out = dict(hyper)
     for pair, entries in TORCH_PAIRS.items():
         present = tuple_entries(entries, out)
         if present:
             out[pair] = tuple(out.pop(e) for e in present)
     return out
-
-
-def tuple_entries(entries: tuple, hyper) -> tuple:
-    """The leading ``entries`` that ``hyper`` has, if at least the first two (a tuple argument); else ()."""
-    present = []
-    for e in entries:
-        if e not in hyper:
-            break
-        present.append(e)
-    return tuple(present) if len(present) >= 2 else ()
 
 
 @dataclass(frozen=True)
@@ -298,6 +298,21 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
             Invalid({"lr": float("nan")}),
         ),
         edge=({"beta1": 0.0, "beta2": 0.0, "beta3": 0.0}, {"lr": 0.0}),
+    ),
+    OptimizerInfo(  # no torch.optim class: audited through --optimizer ademamix=module:Class (spec/ademamix.py)
+        "ademamix",
+        hyper=dict(lr=0.01, beta1=0.9, beta2=0.999, beta3=0.999, alpha=5.0, beta3_warmup=4.0, alpha_warmup=4.0,
+                   eps=1e-8, weight_decay=0.01),
+        branches=(dict(beta1=0.0, beta3_warmup=0.0, alpha_warmup=0.0),),  # m₁ = g; no warm-up
+        group_pairs=(
+            ({}, {"beta1": 0.5, "beta3": 0.99, "alpha": 8.0}),
+            ({"beta3_warmup": 3.0, "alpha_warmup": 5.0, "weight_decay": 0.1}, {"beta1": 0.0, "eps": 1e-3}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"eps": -1.0}), Invalid({"beta1": 1.0}), Invalid({"beta2": -0.1}),
+            Invalid({"beta3": 1.0}), Invalid({"alpha": -1.0}), Invalid({"weight_decay": -1.0}),
+        ),
+        edge=({"beta1": 0.0, "beta2": 0.0, "beta3": 0.0}, {"lr": 0.0}, {"beta3_warmup": 0.5, "alpha_warmup": 1.0}),
         scheduled=True,
     ),
 )})

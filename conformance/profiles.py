@@ -26,9 +26,11 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 _BUILTIN_DEFAULT = settings.get_profile("default")
 # function_scoped_fixture: the tests' ``req`` fixture is the item's pytest request (plugin.py says why it is a
 # fixture); it holds no per-example state, so sharing it between a test's examples is what the tests want.
+# large_base_example: a branch case has a group per root of each hyperparameter boundary at each step
+# (conformance/branches.py), so AdEMAMix's two warm-up thresholds t < T make even the simplest case ~40 groups.
 _common = dict(deadline=None, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
-                                      HealthCheck.function_scoped_fixture])
+                                      HealthCheck.function_scoped_fixture, HealthCheck.large_base_example])
 _fixed = dict(derandomize=True, database=None)  # the same examples on every run, nothing stored
 
 settings.register_profile("ci", _BUILTIN_DEFAULT, max_examples=6, **_fixed, **_common)

@@ -386,6 +386,9 @@ def decide(pair: Pair, case: Case) -> Result:
 
 # --------------------------------------------------------------------------- the pairs
 
+# AdEMAMix's warm-ups off (the code's None), and β₁ = 0.9 (β₁ ≠ 0: the reference code keeps no m₁ for β₁ = 0; a
+# positive symbol would do, but SymPy 1.14's exp() then fails on the untaken warm-up branch, t/0)
+_AD_NO_WARMUP = {"alpha_warmup": 0.0, "beta3_warmup": 0.0, "beta1": 0.9}
 _NO_WD = {"weight_decay": 0.0}
 _adam_eps_map = {"eps": _get("adam").hyper("eps").symbol * sp.sqrt(1 - _get("adam").hyper("beta2").symbol ** t)}
 _ADAM_MAP_DOC = "ε̂ = ε·√(1 − β₂ᵗ) (Keras's epsilon as a function of torch's eps and the step)"
@@ -525,6 +528,21 @@ PAIRS: tuple = (
     ), note="adan-pytorch writes the paper's β (the weight of the new term): the comparison maps β' = 1 − β.  "
             "It leaves the moments at 0 at a parameter's first step, which moves θ only by the decay, and its "
             "bias corrections count that step: different from the first step on."),
+    Pair("ademamix", "ademamix@pytorch-optimizer", (
+        Case("core update (λ = 0, no warm-up, β₁ = 0.9; lerps for m₁ and m₂)",
+             torch_fixed={**_NO_WD, **_AD_NO_WARMUP}, dialect_fixed={**_NO_WD, "t_alpha_beta3": 0.0, "beta1": _AD_NO_WARMUP["beta1"]}),
+        Case("decoupled decay λ > 0 (weight_decouple=True), no warm-up", {}, {"weight_decouple": True},
+             {"weight_decay": LAM, **_AD_NO_WARMUP}, {"weight_decay": LAM, "t_alpha_beta3": 0.0, "beta1": _AD_NO_WARMUP["beta1"]}),
+        Case("weight_decouple=False (its default): L2, g + λθ, no warm-up", {}, {"weight_decouple": False},
+             {"weight_decay": LAM, **_AD_NO_WARMUP}, {"weight_decay": LAM, "t_alpha_beta3": 0.0, "beta1": _AD_NO_WARMUP["beta1"]}),
+        Case("fixed_decay=True: θ·(1 − λ), not scaled by lr, no warm-up", {},
+             {"weight_decouple": True, "fixed_decay": True},
+             {"weight_decay": LAM, **_AD_NO_WARMUP}, {"weight_decay": LAM, "t_alpha_beta3": 0.0, "beta1": _AD_NO_WARMUP["beta1"]}),
+        Case("warm-ups T_α = T_β₃ = T = 8 (λ = 0): the paper's formulas against the code's", torch_fixed={
+            **_NO_WD, "alpha_warmup": 8.0, "beta3_warmup": 8.0}, dialect_fixed={**_NO_WD, "t_alpha_beta3": 8.0}),
+    ), note="AdEMAMix has no torch.optim class: the left column is the spec of the paper and its authors' code "
+            "(spec/ademamix.py).  pytorch-optimizer's one warm-up length T stands for both of the reference "
+            "code's; its defaults differ (α = 5 against 2)."),
 )
 
 

@@ -8,6 +8,7 @@ from .adagrad import ADAGRAD
 from .adam import ADAM, ADAMW
 from .adamax import ADAMAX
 from .adan import ADAN
+from .ademamix import ADEMAMIX
 from .asgd import ASGD
 from .core import Assign, Hyperparameter, InvalidHyperparameter, OptimizerSpec, State, g, t, theta
 from .lion import LION
@@ -20,7 +21,7 @@ from .sgd import SGD
 from .schedules import SCHEDULES
 
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
-                                  ASGD, LION, ADAN)}
+                                  ASGD, LION, ADAN, ADEMAMIX)}
 
 
 def get(name: str) -> OptimizerSpec:

@@ -71,7 +71,9 @@ class Hyperparameter:
     sensible: torch accepts any dampening).  ``fuzz`` is the part of the
     domain the test strategies draw from; it is narrower only where the
     domain is unbounded or where values outside make every trajectory blow up,
-    and the reason is in ``fuzz_why``.  Flags are hyperparameters whose domain
+    and the reason is in ``fuzz_why``.  ``zero_means_none``: the dialect spells this value's 0 ``None`` (AdEMAMix's
+    warm-ups, off by default): the torch backend passes None for 0, and a class default None reads as 0.  Flags are
+    hyperparameters whose domain
     is ``bool``; they select the shape of the update rather than a number in it.
     """
 
@@ -82,6 +84,7 @@ class Hyperparameter:
     latex: Optional[str] = None
     fuzz: Optional[Interval] = None
     fuzz_why: str = ""
+    zero_means_none: bool = False  # 0 stands for the dialect's None (an optional warm-up: off); classes get None
 
     @property
     def is_flag(self) -> bool:

@@ -41,6 +41,7 @@ import sympy as sp
 from . import adadelta as _adadelta
 from . import adagrad as _adagrad
 from . import adam as _adam
+from . import ademamix as _ademamix
 from . import adamax as _adamax
 from . import adan as _adan
 from . import common
@@ -83,6 +84,12 @@ class DialectInfo:
 
 def _hp(h: Hyperparameter, **changes) -> Hyperparameter:
     return dataclasses.replace(h, **changes)
+
+
+def _hp_open_unit(closed_hi: bool = False):
+    """(0, 1) or (0, 1]: a decay's fuzz box without 0."""
+    from .core import Interval
+    return Interval(0.0, 1.0, False, closed_hi)
 
 
 def _lr(default) -> Hyperparameter:
@@ -650,6 +657,76 @@ ADAN_ADAN_PYTORCH = _adan.ADAN.variant(
     torch_class="", paths_doc="", edge_doc="")
 
 
+# --------------------------------------------------------------------------- pytorch-optimizer: AdEMAMix
+
+PO_T = Hyperparameter("t_alpha_beta3", 0.0, NONNEGATIVE, "T: one warm-up length for both α and β₃ (validated ≥ 0); "
+                      "0 means its None, no warm-up (a T of 0 given as 0 raises ZeroDivisionError at step(): "
+                      "docs/measured/third-party.md)", latex="T", zero_means_none=True,
+                      fuzz=_ademamix.WARMUP_FUZZ, fuzz_why=_ademamix.WARMUP_WHY)
+PO_WEIGHT_DECOUPLE = common.flag("weight_decouple", "decoupled decay θ ← θ·(1 − λ·lr); False (the default): L2, "
+                                 "g ← g + λθ in place on the caller's gradient")
+_PO_LOG_WHY = ("with a warm-up, math.log(β) of β₁ = 0 or β₃ = 0 raises ValueError (docs/measured/third-party.md): "
+               "β = 0 is drawn only above 0")
+_T = PO_T.symbol
+
+
+def pytorch_optimizer_ademamix_rule(f: dict) -> list:
+    """pytorch_optimizer.AdEMAMix's per-parameter path (its foreach path: the same ops over lists)."""
+    a = _ademamix
+    if f["weight_decouple"]:
+        scale = 1 if f["fixed_decay"] else a.eta
+        decay = [Assign(theta, unless_zero(a.lam, theta * (1 - a.lam * scale), theta),
+                        "apply_weight_decay: p.mul_(1 − λ·(1 if fixed_decay else lr)); skipped for λ = 0")]
+    else:
+        decay = [Assign(g, unless_zero(a.lam, g + a.lam * theta, g),
+                        "apply_weight_decay: grad.add_(p, alpha=λ), L2 in the gradient; skipped for λ = 0")]
+    ramp = t / _T
+    ln1, ln3 = sp.log(a.beta1), sp.log(a.beta3)
+    return [
+        Assign(a.bc1, 1 - a.beta1 ** t, "debias(β₁, step), with the group's step"),
+        Assign(a.bc2, 1 - a.beta2 ** t, "debias(β₂, step); its square root divides √ν"),
+        Assign(a.alpha_t, when(sp.Eq(_T, 0), a.alpha, sp.Min(t * a.alpha / _T, a.alpha)),
+               "schedule_alpha: min(step·α/T, α)"),
+        Assign(a.beta3_t, when(sp.Eq(_T, 0), a.beta3,
+                               sp.Min(sp.exp(ln1 * ln3 / ((1 - ramp) * ln3 + ramp * ln1)), a.beta3)),
+               "schedule_beta3: the paper's min(exp(ln β₁·ln β₃/((1 − t/T)·ln β₃ + (t/T)·ln β₁)), β₃)"),
+        *decay,
+        Assign(a.m1, common.lerp(a.m1, g, 1 - a.beta1), "exp_avg.lerp_(grad, 1 − β₁)"),
+        Assign(a.nu, a.beta2 * a.nu + (1 - a.beta2) * g * g, "exp_avg_sq.mul_(β₂).addcmul_(grad, grad, 1 − β₂)"),
+        Assign(a.m2, common.lerp(a.m2, g, 1 - a.beta3_t), "exp_avg_slow.lerp_(grad, 1 − β₃(t))"),
+        Assign(a.denom, sp.sqrt(a.nu) / sp.sqrt(a.bc2) + a.eps, "exp_avg_sq.sqrt().div_(√bc₂).add_(ε)"),
+        Assign(a.u, a.m1 / a.bc1 + a.alpha_t * a.m2, "exp_avg.div(bc₁).add_(exp_avg_slow, alpha=α(t))"),
+        Assign(theta, theta - a.eta * a.u / a.denom,
+               "p.addcdiv_(u, d, value=−lr) (float16/bfloat16: u.div_(d), then p.add_(u, alpha=−lr))"),
+    ]
+
+
+ADEMAMIX_PYTORCH_OPTIMIZER = _ademamix.ADEMAMIX.variant(
+    "ademamix@pytorch-optimizer", dialect=PYTORCH_OPTIMIZER, title="AdEMAMix (pytorch-optimizer)",
+    rule=pytorch_optimizer_ademamix_rule,
+    hyperparameters=(_ademamix.LR,
+                     _hp(_ademamix.BETA1, domain=_ademamix.BETA1.domain, fuzz=_hp_open_unit(), fuzz_why=_PO_LOG_WHY),
+                     _ademamix.BETA2,
+                     _hp(_ademamix.BETA3, domain=CLOSED_UNIT, fuzz=_hp_open_unit(closed_hi=True),
+                         fuzz_why=_PO_LOG_WHY, doc="decay of the slow moment after its warm-up (betas[2]; "
+                         "validated in [0, 1], β₃ = 1 included)"),
+                     _hp(_ademamix.ALPHA, default=5.0),
+                     PO_T, _ademamix.EPS,
+                     _hp(_ademamix.WD, doc="weight decay coefficient (validated ≥ 0); its form set by the two flags"),
+                     PO_WEIGHT_DECOUPLE, FIXED_DECAY),
+    state=(_ademamix.STEP,
+           State("exp_avg", sp.Integer(0), "fast first moment m₁", latex="m_1"),
+           State("exp_avg_slow", sp.Integer(0), "slow first moment m₂", latex="m_2"),
+           State("exp_avg_sq", sp.Integer(0), "second moment ν", latex="nu")),
+    doc="pytorch_optimizer.AdEMAMix (4.1.0): the spec's moments and step with m₁ and m₂ as lerps, one warm-up "
+        "length T for both α and β₃ with the paper's formulas (min(t·α/T, α), and β₃(t) = min(exp(ln β₁·ln β₃/"
+        "((1 − t/T)·ln β₃ + (t/T)·ln β₁)), β₃), without the reference code's 10⁻⁸), α = 5 by default, and "
+        "weight decay by flags: weight_decouple=False (the default) adds λθ to g (L2, through the moments), "
+        "weight_decouple=True decays θ·(1 − λ·lr) first, fixed_decay θ·(1 − λ).  None of them is the reference "
+        "code's θ − η·(u + λθ) for λ > 0.  Its step counter is per group and its maximize per optimizer: not "
+        "part of this dialect (docs/measured/third-party.md).",
+    torch_class="", paths_doc="", edge_doc="")
+
 # --------------------------------------------------------------------------- the tables
 
 _KERAS_ARGS = {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon", "alpha": "rho",
@@ -672,6 +749,7 @@ DIALECTS: dict = {s.name: s for s in (
     ADADELTA_KERAS,
     ADAM_OPTAX, ADAMW_OPTAX, SGD_OPTAX, RMSPROP_OPTAX, ADAGRAD_OPTAX, ADAMAX_OPTAX, NADAM_OPTAX, ADADELTA_OPTAX,
     LION_PYTORCH_OPTIMIZER, ADAN_PYTORCH_OPTIMIZER, ADAN_ADAN_PYTORCH,
+    LION_PYTORCH_OPTIMIZER, ADEMAMIX_PYTORCH_OPTIMIZER,
 )}
 
 _KERAS_COUNTER = ("Keras counts `iterations` per optimizer, not per variable: a variable without a gradient in "
@@ -743,6 +821,16 @@ INFO: dict = {
          "weight_decay": "weight_decay"},
         ("betas in the paper's convention: the spec's β corresponds to 1 − β here.",
          "Not covered: restart_cond.")),
+    "ademamix@pytorch-optimizer": DialectInfo(
+        "ademamix", PYTORCH_OPTIMIZER_VERSION, "pytorch_optimizer.AdEMAMix",
+        "pytorch_optimizer/optimizer/ademamix.py; pytorch_optimizer/base/optimizer.py (apply_weight_decay, debias)",
+        {"lr": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "beta3": "betas[2]", "alpha": "alpha",
+         "t_alpha_beta3": "t_alpha_beta3 (0 → None)", "eps": "eps", "weight_decay": "weight_decay",
+         "weight_decouple": "weight_decouple", "fixed_decay": "fixed_decay"},
+        ("Its step counter is the group's (group['step']), not the parameter's: a parameter that had no gradient "
+         "at an earlier step is bias-corrected and warmed up with the group's count (docs/measured/third-party.md).",
+         "Not covered: maximize (one flag per optimizer, read for every group), foreach (the same values in "
+         "exact arithmetic), cautious, stable_adamw (other algorithms, selected through **kwargs).")),
 }
 
 assert INFO.keys() == DIALECTS.keys()

@@ -25,6 +25,7 @@ import sympy as sp
 from . import adagrad as _adagrad
 from . import adam as _adam
 from . import adan as _adan
+from . import ademamix as _ademamix
 from . import common
 from . import lion as _lion
 from . import nadam as _nadam
@@ -366,6 +367,32 @@ def _adan_algorithm_1_is_code_without_bias_correction() -> bool:
         if not equal(ours, paper):
             return False
     return True
+# --------------------------------------------------------------------------- AdEMAMix: the paper's schedule and the code's
+
+def _ademamix_beta3_schedule_is_papers() -> bool:
+    """The warm-up piece of the spec's β₃(t) with the code's 10⁻⁸ set to 0, against the paper's closed form.
+
+    Both are exp(·) of a rational function of ln β₁, ln β₃ and ln 2 (the code's is ½^(1/(x + 1)) = exp(−ln 2/(x + 1))),
+    so the logarithms are compared with those three logarithms as symbols of their own."""
+    then = _ademamix.schedules()[3].expr.args[0][0]  # the t < T piece
+    code = then.xreplace({_ademamix.HALF_LIFE_EPS: 0})
+    if not (isinstance(code, sp.Pow) and code.base == sp.Rational(1, 2)):
+        raise Undecided(f"the warm-up piece is not a power of ½: {code}")
+    l1, l2, l3 = sp.symbols("L_1 L_2 L_3", negative=True)  # ln β₁, ln ½, ln β₃ (β in (0, 1))
+    logs = {sp.log(_ademamix.beta1): l1, sp.log(_ademamix.beta3): l3, sp.log(2): -l2}
+    a = t / _ademamix.T_b3
+    paper = l1 * l3 / ((1 - a) * l3 + a * l1)
+    return equal((l2 * code.exp).xreplace(logs), paper)
+
+
+def _ademamix_beta3_schedule_ends_above_beta3() -> bool:
+    """The spec's warm-up piece at a = t/T = 1 against β₃: f⁻¹(f(β₃)) = β₃ + 10⁻⁸ ≠ β₃."""
+    then = _ademamix.schedules()[3].expr.args[0][0]
+    end = then.xreplace({t: _ademamix.T_b3, _ademamix.beta3: sp.Rational(9999, 10000),
+                         _ademamix.beta1: sp.Rational(9, 10)})
+    if not equal(end, sp.Rational(9999, 10000) + _ademamix.HALF_LIFE_EPS):  # shown exactly: β₃ + 10⁻⁸
+        raise Undecided(f"the warm-up's end is not shown to be β₃ + 10⁻⁸: {end}")
+    return False  # β₃ + 10⁻⁸ ≠ β₃
 
 
 # --------------------------------------------------------------------------- the list
@@ -451,4 +478,17 @@ IDENTITIES: tuple[Identity, ...] = (
         "(1 − β′₃)·n + β′₃·(g + (1 − β′₂)(g − g_prev))²), for λ = 0 and every λ > 0: the code's β is the "
         "paper's 1 − β, and the code adds bias corrections.",
         True, _adan_algorithm_1_is_code_without_bias_correction),
+    Identity(
+        "ademamix_beta3_schedule_is_papers",
+        "During the warm-up (t < T), the reference code's β₃(t) = f⁻¹((1 − a)·f(β₁) + a·f(β₃)), a = t/T, "
+        "f(β) = ln ½/ln(β + 10⁻⁸) − 1, f⁻¹(x) = ½^(1/(x + 1)) (the spec), with 10⁻⁸ replaced by 0, equals the "
+        "paper's exp(ln β₁·ln β₃/((1 − a)·ln β₃ + a·ln β₁)) for β₁, β₃ in (0, 1): the two differ by the code's "
+        "10⁻⁸ and by rounding.",
+        True, _ademamix_beta3_schedule_is_papers),
+    Identity(
+        "ademamix_beta3_schedule_ends_at_beta3",
+        "The reference code's warm-up piece of β₃(t) reaches β₃ at its end (a = t/T = 1); false: it reaches "
+        "f⁻¹(f(β₃)) = β₃ + 10⁻⁸ (the 10⁻⁸ inside f's logarithm), so at t = T the schedule drops from about "
+        "β₃ + 10⁻⁸ to β₃ (witness β₁ = 0.9, β₃ = 0.9999).",
+        False, _ademamix_beta3_schedule_ends_above_beta3),
 )

@@ -6,8 +6,8 @@ They exist to show that the conformance harness catches real bugs
 
 The faithful classes (``FaithfulSGD``, ``FaithfulAdam``, ``FaithfulAdamW``,
 ``FaithfulRMSprop``, ``FaithfulAdagrad``, ``FaithfulNAdam``, ``FaithfulRAdam``,
-``FaithfulAdamax``, ``FaithfulRprop``, ``FaithfulASGD``, ``FaithfulLion``) re-implement
-torch's for-loop (``_single_tensor_*``; for Lion, which torch lacks, the
+``FaithfulAdamax``, ``FaithfulRprop``, ``FaithfulASGD``, ``FaithfulLion``, ``FaithfulAdEMAMix``) re-implement
+torch's for-loop (``_single_tensor_*``; for Lion and AdEMAMix, which torch lacks, the
 authors' reference code) update statement for statement: the
 same constructor checks and defaults, the same state names (``step`` a 0-d
 float32 tensor, ``exp_avg``, ...), the same tensor ops in the same order.
@@ -48,6 +48,7 @@ __all__ = [
     "FaithfulASGD", "CurrentEtaASGD", "AverageFirstASGD", "T0OffByOneASGD",
     "FaithfulLion", "SignOfMomentumLion", "MomentumFirstLion", "DecayAfterSignLion", "SignZeroIsOneLion",
     "FaithfulAdan", "ZeroFirstPrevGradAdan", "PaperWeightInNAdan",
+    "FaithfulAdEMAMix", "BiasCorrectedSlowAdEMAMix", "LinearBeta3WarmupAdEMAMix",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -1012,6 +1013,108 @@ class PaperWeightInNAdan(FaithfulAdan):
         diff.mul_(1 - beta2).add_(grad)
 
 
+# =========================================================================== AdEMAMix
+
+def _linear_warmup(step, alpha_end, warmup):
+    # the reference code's linear_warmup_scheduler(step, alpha_end, alpha_start=0, warmup)
+    if step < warmup:
+        a = step / float(warmup)
+        return (1.0 - a) * 0 + a * alpha_end
+    return alpha_end
+
+
+def _hl(beta, eps=1e-8):
+    return math.log(0.5) / math.log(beta + eps) - 1
+
+
+def _hl_inv(x):
+    return math.pow(0.5, 1 / (x + 1))
+
+
+class FaithfulAdEMAMix(_ForLoop):
+    """The AdEMAMix authors' reference code (apple/ml-ademamix ``pytorch/ademamix.py``; spec/ademamix.py): fast and
+    slow moments, the second moment, the α and β₃ warm-ups from the step counter, decay λθ added to the update, which
+    lr scales.  Warm-ups default to None, as there; the spec's T ≥ 0 is checked (the reference code checks none)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=2.0, beta3_warmup=None,
+                 alpha_warmup=None, eps=1e-8, weight_decay=0):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_betas(betas)
+        if not 0.0 <= betas[2] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 2: {betas[2]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if not 0.0 <= alpha:
+            raise ValueError(f"Invalid alpha value: {alpha}")
+        for name, warmup in (("beta3_warmup", beta3_warmup), ("alpha_warmup", alpha_warmup)):
+            if warmup is not None and not 0.0 <= warmup:
+                raise ValueError(f"Invalid {name} value: {warmup}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, alpha=alpha, beta3_warmup=beta3_warmup,
+                                      alpha_warmup=alpha_warmup, weight_decay=weight_decay))
+
+    def _beta3(self, step, beta1, beta3, warmup):  # linear_hl_warmup_scheduler(step, beta3, beta1, warmup)
+        if warmup is not None and step < warmup:
+            a = step / float(warmup)
+            return _hl_inv((1.0 - a) * _hl(beta1) + a * _hl(beta3))
+        return beta3
+
+    def _numerator(self, exp_avg_fast, exp_avg_slow, bc1, alpha, beta3, step):
+        return exp_avg_fast.div(bc1) + alpha * exp_avg_slow
+
+    def _apply(self, p, update, lr, wd):
+        update.add_(p, alpha=wd)
+        p.add_(-lr * update)
+
+    def _update(self, p, grad, state, group):
+        lr, wd, eps = group["lr"], group["weight_decay"], group["eps"]
+        beta1, beta2, beta3_final = group["betas"]
+        if len(state) == 0:
+            state["step"] = 0
+            state["exp_avg_fast"] = torch.zeros_like(p, memory_format=torch.preserve_format) if beta1 != 0.0 else None
+            state["exp_avg_slow"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        exp_avg_fast, exp_avg_slow, exp_avg_sq = state["exp_avg_fast"], state["exp_avg_slow"], state["exp_avg_sq"]
+        state["step"] += 1
+        step = state["step"]
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2 = 1 - beta2 ** step
+        warmup = group["alpha_warmup"]
+        alpha = group["alpha"] if warmup is None else _linear_warmup(step, group["alpha"], warmup)
+        beta3 = self._beta3(step, beta1, beta3_final, group["beta3_warmup"])
+        if beta1 != 0.0:
+            exp_avg_fast.mul_(beta1).add_(grad, alpha=1 - beta1)
+        else:
+            exp_avg_fast = grad
+        exp_avg_slow.mul_(beta3).add_(grad, alpha=1 - beta3)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (exp_avg_sq.sqrt() / math.sqrt(bias_correction2)).add_(eps)
+        update = self._numerator(exp_avg_fast, exp_avg_slow, bias_correction1, alpha, beta3_final, step) / denom
+        self._apply(p, update, lr, wd)
+
+
+class BiasCorrectedSlowAdEMAMix(FaithfulAdEMAMix):
+    """BROKEN: bias-corrects the slow moment too, α·m₂/(1 − β₃ᵗ) (Algorithm 1 corrects m₁ and ν only): at the first
+    step α·g where the spec has α·(1 − β₃)·g."""
+
+    def _numerator(self, exp_avg_fast, exp_avg_slow, bc1, alpha, beta3, step):
+        return exp_avg_fast.div(bc1) + alpha * exp_avg_slow.div(1 - beta3 ** step)
+
+
+class LinearBeta3WarmupAdEMAMix(FaithfulAdEMAMix):
+    """BROKEN: warms β₃ up linearly in β, (1 − a)·β₁ + a·β₃, not linearly in the half-life: during the warm-up β₃(t)
+    is too small (β₁ = 0.9, β₃ = 0.9999, a = ½: 0.95 against 0.99982)."""
+
+    def _beta3(self, step, beta1, beta3, warmup):
+        if warmup is not None and step < warmup:
+            a = step / float(warmup)
+            return (1.0 - a) * beta1 + a * beta3
+        return beta3
+
+
+
 # =========================================================================== the catalogue
 
 #: class name -> spec it implements faithfully
@@ -1028,6 +1131,7 @@ FAITHFUL = {
     "FaithfulASGD": "asgd",
     "FaithfulLion": "lion",
     "FaithfulAdan": "adan",
+    "FaithfulAdEMAMix": "ademamix",
 }
 
 #: class name -> spec it claims to implement (and gets wrong)
@@ -1064,6 +1168,8 @@ BROKEN = {
     "SignZeroIsOneLion": "lion",
     "ZeroFirstPrevGradAdan": "adan",
     "PaperWeightInNAdan": "adan",
+    "BiasCorrectedSlowAdEMAMix": "ademamix",
+    "LinearBeta3WarmupAdEMAMix": "ademamix",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

@@ -42,6 +42,8 @@ EXPECTED = {
     "lion": {LAMBDA, ("grad", "c > 0"), ("grad", "c < 0")},
     # the first step's g_prev = g (t = 1), and the decay's λ ≠ 0 guard (either form)
     "adan": {LAMBDA, ("step", "Eq(t, 1)")},
+    # the warm-ups' t < T (a root T = t at every step) and the reference code's β₁ ≠ 0 test; λ is never skipped
+    "ademamix": {("hyper", "T_alpha > t"), ("hyper", "T_beta3 > t"), ("hyper", "Ne(beta_1, 0)")},
 }
 #: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory.
 NOTHING_TO_PLACE = {"rprop"}

@@ -6,6 +6,7 @@ so it fails once the library is fixed: then update the pin, the record and this 
 installed the tests skip (``pip install -e '.[audits]'``; ``.ci/run`` installs it)."""
 from __future__ import annotations
 
+import math
 from importlib import metadata
 
 import numpy as np
@@ -258,3 +259,109 @@ def test_adan_pytorch_accepts_any_hyperparameter(adan_pytorch):
     for bad in ({"lr": -1.0}, {"beta1": 2.0}, {"eps": -1.0}):
         with pytest.raises(spec.InvalidHyperparameter):
             spec.get("adan@adan-pytorch").complete(bad)
+# --------------------------------------------------------------------------- pytorch-optimizer's AdEMAMix
+
+ADEMAMIX = spec.OPTIMIZERS["ademamix"]
+ADEMAMIX_PO = spec.get("ademamix@pytorch-optimizer")
+
+
+def _exact_ademamix_theta(s, hyper: dict, theta0: float, grads: list) -> float:
+    """θ after the steps of ``grads`` (None: no gradient at that step) under spec ``s``, exact, rounded to float64."""
+    rows = trajectory(s, s.complete(hyper), np.array([theta0]), [None if g is None else np.array([g]) for g in grads],
+                      formats=("float64",))
+    return float(rows[-1].rounded("theta", "float64")[0])
+
+
+def test_pytorch_optimizer_ademamix_corrects_with_its_groups_step_count():
+    """Known deviation pytorch-optimizer-ademamix-step-per-group: a parameter whose first gradient comes at the
+    group's second step is bias-corrected with t = 2.  θ₀ = 0, g = −1 at step 2 only, lr = 1, no warm-up: its own
+    first step (t = 1) gives θ = (1 + 5·10⁻⁴)/(1 + 10⁻⁸) ≈ 1.0005; with t = 2, m₁/bc₁ = 0.1/0.19 and √(ν/bc₂) = 0.7074."""
+    a, b = (torch.nn.Parameter(torch.zeros(1, dtype=torch.float64)) for _ in range(2))
+    opt = po.AdEMAMix([a, b], lr=1.0)
+    a.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    b.grad = -torch.ones(1, dtype=torch.float64)
+    opt.step()
+    exact = _exact_ademamix_theta(ADEMAMIX_PO, {"lr": 1.0}, 0.0, [None, -1.0])
+    assert abs(exact - 1.0005) < 1e-7
+    t2 = (0.1 / (1 - 0.9 ** 2) + 5 * 1e-4) / (math.sqrt(1e-3 / (1 - 0.999 ** 2)) + 1e-8)
+    assert abs(b.item() - t2) < 1e-12 and abs(b.item() - exact) > 0.2
+
+
+def test_pytorch_optimizer_ademamix_beta3_schedule_runs_past_its_warmup():
+    """Known deviation pytorch-optimizer-ademamix-beta3-schedule-raises: β₃(t) is the paper's formula at every step,
+    also past the warm-up (t > T), where the reference code (and the spec) take β₃.  β₁ = 0.9 > β₃ = 0.5, T = 10: at
+    t = 11 the slow moment decays with 0.2085, not 0.5 (its first step after a state at 0 leaves m₂ = (1 − β₃(t))·g);
+    at T = 10000, t = 11793 math.exp overflows and step() raises OverflowError."""
+    p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = po.AdEMAMix([p], betas=(0.9, 0.999, 0.5), t_alpha_beta3=10.0)
+    opt.param_groups[0]["step"] = 10  # as a restored state_dict would set it: the next step is t = 11
+    p.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    slow = opt.state[p]["exp_avg_slow"].item()
+    assert abs(slow - (1 - 0.5)) > 0.2 and abs(slow - (1 - 0.20849)) < 1e-4
+    opt.param_groups[0].update(step=11792, t_alpha_beta3=10000.0)
+    with pytest.raises(OverflowError):
+        opt.step()
+
+
+@pytest.mark.parametrize("betas", [(0.0, 0.999, 0.9999), (0.9, 0.999, 0.0)])
+def test_pytorch_optimizer_ademamix_warmup_with_a_zero_beta_raises(betas):
+    """The same schedule takes math.log(β₁) and math.log(β₃): with a warm-up, β₁ = 0 or β₃ = 0 (accepted by its
+    validation, and by the spec) raises ValueError at the first step.  The reference code adds 10⁻⁸ inside its
+    logarithm for exactly this."""
+    p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = po.AdEMAMix([p], betas=betas, t_alpha_beta3=10.0)
+    p.grad = torch.ones(1, dtype=torch.float64)
+    with pytest.raises(ValueError, match="math domain error"):
+        opt.step()
+
+
+def test_pytorch_optimizer_ademamix_accepts_a_zero_warmup_and_then_divides_by_it():
+    """t_alpha_beta3 = 0 passes its validation (``validate_non_negative``) and step() raises ZeroDivisionError
+    (step·α/0); the spec's warm-up 0 (the reference code's 0 or None) is no warm-up."""
+    p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+    opt = po.AdEMAMix([p], t_alpha_beta3=0.0)
+    p.grad = torch.ones(1, dtype=torch.float64)
+    with pytest.raises(ZeroDivisionError):
+        opt.step()
+    assert _exact_ademamix_theta(ADEMAMIX, {"lr": 1.0, "alpha_warmup": 0.0, "beta3_warmup": 0.0}, 0.0, [1.0]) < 0
+
+
+def test_pytorch_optimizer_ademamix_ignores_the_reference_codes_warmup_arguments():
+    """Its constructor takes ``**kwargs`` into the group defaults: the reference code's ``alpha_warmup`` and
+    ``beta3_warmup`` are accepted and ignored (its warm-up is ``t_alpha_beta3``), so a port of reference-code
+    settings runs without a warm-up and no error says so.  lr = 1, α = 2, T_α = 4: the spec's first step uses
+    α(1) = 0.5; pytorch-optimizer's uses α = 2."""
+    def run(**kw):
+        p = torch.nn.Parameter(torch.zeros(1, dtype=torch.float64))
+        opt = po.AdEMAMix([p], lr=1.0, alpha=2.0, **kw)
+        p.grad = torch.ones(1, dtype=torch.float64)
+        opt.step()
+        return p.item()
+
+    assert run(alpha_warmup=4, beta3_warmup=4) == run()
+    exact = _exact_ademamix_theta(ADEMAMIX, {"lr": 1.0, "alpha": 2.0, "alpha_warmup": 4.0}, 0.0, [1.0])
+    assert abs(run() - exact) > 1e-4
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_pytorch_optimizer_ademamix_maximize_is_per_optimizer_and_writes_into_the_gradient(foreach):
+    """As its AdaMax and Lion (findings 8, 11, 16): the constructor's ``maximize`` is read for every group (a
+    group's own is ignored), and ``maximize=True`` and ``weight_decouple=False`` (its default) write −g and g + λθ
+    into ``p.grad``."""
+    p = torch.nn.Parameter(torch.ones(1, dtype=torch.float64))
+    opt = po.AdEMAMix([{"params": [p], "maximize": True}], lr=0.1, foreach=foreach)
+    p.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    assert p.item() < 1.0  # descended: the group's maximize=True was ignored
+    q = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = po.AdEMAMix([q], lr=0.1, weight_decay=0.5, foreach=foreach)
+    q.grad = torch.tensor([1.0, -3.0])
+    opt.step()
+    assert q.grad.tolist() == [1.5, -2.0]  # g + λ·θ₀, in place
+    r = torch.nn.Parameter(torch.tensor([1.0, 2.0]))
+    opt = po.AdEMAMix([r], lr=0.1, maximize=True, foreach=foreach)
+    r.grad = torch.tensor([1.0, -3.0])
+    opt.step()
+    assert r.grad.tolist() == [-1.0, 3.0]

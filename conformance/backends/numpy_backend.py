@@ -2,8 +2,9 @@
 
 Written by hand from ``torch/optim/<name>.py``'s ``_single_tensor_<name>``
 functions, statement for statement, as an implementation independent of both
-torch and our SymPy spec (Lion and Adan, which torch.optim lacks, from their authors'
-reference code, google/automl ``lion/lion_pytorch.py`` and sail-sg/Adan ``adan.py``, likewise).  It mirrors torch's CPU arithmetic where that is
+torch and our SymPy spec (Lion, Adan and AdEMAMix, which torch.optim lacks, from their authors'
+reference code, google/automl ``lion/lion_pytorch.py``, sail-sg/Adan ``adan.py`` and apple/ml-ademamix
+``pytorch/ademamix.py``, likewise).  It mirrors torch's CPU arithmetic where that is
 cheap:
 
 * Hyperparameter-only scalars (``1 - beta**step``, ``lr / bc1``, NAdam's mu,
@@ -99,6 +100,10 @@ DEFAULTS = {
     "lion": dict(lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0),
     # not torch's: the Adan authors' reference code's (sail-sg/Adan adan.py)
     "adan": dict(lr=1e-3, beta1=0.98, beta2=0.92, beta3=0.99, eps=1e-8, weight_decay=0.0, no_prox=False),
+    # not torch's: the AdEMAMix authors' reference code's (apple/ml-ademamix pytorch/ademamix.py); a warm-up of 0 is
+    # its None (no warm-up: its ``step < warmup`` never holds)
+    "ademamix": dict(lr=1e-3, beta1=0.9, beta2=0.999, beta3=0.9999, alpha=2.0, beta3_warmup=0.0, alpha_warmup=0.0,
+                     eps=1e-8, weight_decay=0.0),
 }
 
 
@@ -181,6 +186,15 @@ def validate(optimizer: str, hyper: dict) -> dict:
             raise ValueError(f"Invalid beta parameter at index 2: {h['beta3']}")
         if not 0.0 <= h["weight_decay"]:
             raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
+    elif optimizer == "ademamix":  # the reference code's checks, and the spec's T ≥ 0 (which that code does not check)
+        if not 0.0 <= h["eps"]:
+            raise ValueError(f"Invalid epsilon value: {h['eps']}")
+        _check_betas(h)
+        if not 0.0 <= h["beta3"] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 2: {h['beta3']}")
+        for name in ("weight_decay", "alpha", "beta3_warmup", "alpha_warmup"):
+            if not 0.0 <= h[name]:
+                raise ValueError(f"Invalid {name} value: {h[name]}")
     else:  # adam, adamw, adamax, nadam, radam
         if not 0.0 <= h["eps"]:
             raise ValueError(f"Invalid epsilon value: {h['eps']}")
@@ -517,6 +531,50 @@ def _adan(k, p, g, st, h, _):
     return p
 
 
+def _linear_warmup(step, alpha_end, warmup):
+    # the reference code's linear_warmup_scheduler(step, alpha_end, alpha_start=0, warmup)
+    if step < warmup:
+        a = step / float(warmup)
+        return (1.0 - a) * 0 + a * alpha_end
+    return alpha_end
+
+
+def _linear_hl_warmup(step, beta_end, beta_start, warmup):
+    # the reference code's linear_hl_warmup_scheduler: linear in the half-life f(beta)
+    def f(beta, eps=1e-8):
+        return math.log(0.5) / math.log(beta + eps) - 1
+
+    def f_inv(t):
+        return math.pow(0.5, 1 / (t + 1))
+
+    if step < warmup:
+        a = step / float(warmup)
+        return f_inv((1.0 - a) * f(beta_start) + a * f(beta_end))
+    return beta_end
+
+
+def _ademamix(k, p, g, st, h, _):
+    # Not a torch.optim port: the AdEMAMix authors' reference code (apple/ml-ademamix pytorch/ademamix.py), statement
+    # for statement; its warm-up None is 0 here (the same values).
+    lr, beta1, beta2, eps, wd = h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]
+    st["step"] += 1
+    step = st["step"]
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    alpha = _linear_warmup(step, h["alpha"], h["alpha_warmup"])
+    beta3 = _linear_hl_warmup(step, h["beta3"], beta1, h["beta3_warmup"])
+    if beta1 != 0.0:
+        exp_avg_fast = st["exp_avg_fast"] = k.add(k.mul(st["exp_avg_fast"], beta1), g, 1 - beta1)
+    else:
+        exp_avg_fast = g  # the code keeps no exp_avg_fast (None in its state)
+    exp_avg_slow = st["exp_avg_slow"] = k.add(k.mul(st["exp_avg_slow"], beta3), g, 1 - beta3)
+    exp_avg_sq = st["exp_avg_sq"] = k.addcmul(k.mul(st["exp_avg_sq"], beta2), g, g, 1 - beta2)
+    denom = k.add(k.div(k.sqrt(exp_avg_sq), math.sqrt(bias_correction2)), eps)
+    update = k.div(k.add(k.div(exp_avg_fast, bias_correction1), k.mul(exp_avg_slow, alpha)), denom)
+    update = k.add(update, p, wd)  # not skipped for λ = 0: 0·inf is NaN, as torch's add_
+    return k.add(p, k.mul(update, -lr))
+
+
 _STEPS = {
     "sgd": _sgd,
     "adagrad": _adagrad,
@@ -531,6 +589,7 @@ _STEPS = {
     "asgd": _asgd,
     "lion": _lion,
     "adan": _adan,
+    "ademamix": _ademamix,
 }
 
 
@@ -574,6 +633,11 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> d
     if optimizer == "adan":  # neg_pre_grad is −g of the first step, set there
         return {"step": 0.0, "exp_avg": _zeros(p), "exp_avg_diff": _zeros(p), "exp_avg_sq": _zeros(p),
                 "neg_pre_grad": _zeros(p)}
+    if optimizer == "ademamix":  # no exp_avg_fast for beta1 = 0, as the reference code
+        st = {"step": 0.0, "exp_avg_slow": _zeros(p), "exp_avg_sq": _zeros(p)}
+        if h["beta1"] != 0.0:
+            st["exp_avg_fast"] = _zeros(p)
+        return st
     raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}")
 
 

@@ -62,6 +62,7 @@ from conformance import optimizers
 from conformance.backend import (COMPANION_DTYPE, DTYPES, LAYOUTS, BackendError, Case, ScheduledRun,
                                   ScheduleOutput, StepOutput, complex_shape)
 from conformance.environment import cpu_name
+from spec import get as spec_get
 from spec.schedules import SCHEDULES
 
 try:  # torch is optional for the project as a whole; the backend needs it.
@@ -249,6 +250,15 @@ _BUILTIN_PATH_FLAGS = {
 }
 
 
+def _zero_means_none(optimizer: str) -> frozenset:
+    """The hyperparameters of spec ``optimizer`` whose 0 stands for the class's None (an optional warm-up)."""
+    try:
+        s = spec_get(optimizer)
+    except KeyError:
+        return frozenset()
+    return frozenset(h.name for h in s.numeric if h.zero_means_none)
+
+
 @functools.lru_cache(maxsize=None)
 def _distribution_version(module: str):
     """The installed version of the distribution that provides top-level ``module`` (lion-pytorch has no
@@ -362,14 +372,16 @@ class TorchBackend:
         return "float32"
 
     def map_hyper(self, optimizer: str, hyper: dict) -> dict:
-        """Spec hyperparameters -> the class's keyword arguments."""
+        """Spec hyperparameters -> the class's keyword arguments (0 as None where the spec says 0 is the class's
+        None: ``Hyperparameter.zero_means_none``)."""
         names = self.hyper_map.get(optimizer, {})
         out = {}
-        hyper = dict(hyper)
+        zero_none = _zero_means_none(optimizer)
+        hyper = {k: None if k in zero_none and v == 0 else v for k, v in hyper.items()}
         for pair, entries in optimizers.TORCH_PAIRS.items():
             present = optimizers.tuple_entries(entries, hyper)
-            if present and not set(present) & set(names):
-                out[names.get(pair, pair)] = tuple(hyper.pop(e) for e in present)
+            if present and not any(name in names for name in present):
+                out[names.get(pair, pair)] = tuple(hyper.pop(name) for name in present)
         for key, value in hyper.items():
             out[names.get(key, key)] = value
         return out
@@ -639,6 +651,8 @@ class TorchBackend:
                 out.update(zip(pairs[ours], (v.item() if torch is not None and torch.is_tensor(v) else v
                                              for v in value)))
                 continue
+            if value is None and ours in _zero_means_none(optimizer):
+                value = 0.0
             out[ours] = value
         return out
 

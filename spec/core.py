@@ -73,8 +73,7 @@ class Hyperparameter:
     domain is unbounded or where values outside make every trajectory blow up,
     and the reason is in ``fuzz_why``.  ``zero_means_none``: the dialect spells this value's 0 ``None`` (AdEMAMix's
     warm-ups, off by default): the torch backend passes None for 0, and a class default None reads as 0.  Flags are
-    hyperparameters whose domain
-    is ``bool``; they select the shape of the update rather than a number in it.
+    hyperparameters whose domain is ``bool``; they select the shape of the update rather than a number in it.
     """
 
     name: str

@@ -210,6 +210,7 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     (``backend.CASE_AXES``) the backend offers for this optimizer, path and dtype, each drawn (off the simplest)
     after everything else."""
     large = realistic and draw(st.integers(0, 7)) == 0
+    allow_none = allow_none and not spec.group_steps  # its scalars are the group's: None not described
     none_pick = 9 if realistic else 0
     if large:
         event("large tensor (> 65,536 elements)")

@@ -174,6 +174,10 @@ class OptimizerSpec(HyperparameterLookup):
     doc: str = ""
     constraints: tuple = ()
     counts_steps: bool = True  # False where the dialect keeps no step counter (SGD)
+    # True where the step counter and scalar state are the parameter group's, advanced at every step() whether
+    # or not a parameter has a gradient (Schedule-Free): the spec keeps them per parameter, which agrees only
+    # while every parameter has a gradient at every step, so the strategies draw no None gradient for it
+    group_steps: bool = False
     paths_doc: str = ""
     edge_doc: str = ""
 

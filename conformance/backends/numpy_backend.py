@@ -95,6 +95,9 @@ DEFAULTS = {
     "asgd": dict(lr=1e-2, lambd=1e-4, alpha=0.75, t0=1e6, weight_decay=0.0, maximize=False),
     # not torch's: the Lion paper's and its authors' reference code's (google/automl lion/lion_pytorch.py)
     "lion": dict(lr=1e-4, beta1=0.9, beta2=0.99, weight_decay=0.0),
+    # not torch's: schedulefree 1.4.1's AdamWScheduleFreeReference (weight_lr_power fixed at its default 2)
+    "schedulefree_adamw": dict(lr=0.0025, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, warmup_steps=0,
+                               r=0.0),
 }
 
 
@@ -169,6 +172,11 @@ def validate(optimizer: str, hyper: dict) -> dict:
         _check_betas(h)
         if not 0.0 <= h["weight_decay"]:
             raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
+    elif optimizer == "schedulefree_adamw":  # the library checks nothing: the spec's domains
+        _check_betas(h)
+        for name in ("eps", "weight_decay", "warmup_steps"):
+            if not 0.0 <= h[name]:
+                raise ValueError(f"Invalid {name} value: {h[name]}")
     else:  # adam, adamw, adamax, nadam, radam
         if not 0.0 <= h["eps"]:
             raise ValueError(f"Invalid epsilon value: {h['eps']}")
@@ -471,6 +479,34 @@ def _lion(k, p, g, st, h, _):
     return p
 
 
+def _schedulefree_adamw(k, p, g, st, h, _):
+    # Not a torch.optim port: schedulefree 1.4.1's AdamWScheduleFreeReference.step, statement for statement.  The
+    # library keeps step, lr_max and weight_sum per group; here each parameter keeps a copy, the same values while
+    # every parameter has a gradient at every step (all the harness draws for this spec).
+    step, warmup = st["step"], h["warmup_steps"]
+    sched = (step + 1) / warmup if step < warmup else 1.0
+    bias_correction2 = 1 - h["beta2"] ** (step + 1)
+    lr = h["lr"] * sched
+    lr_max = st["lr_max"] = max(lr, st["lr_max"])
+    # lr_max ** 2.0 in the library: the same correctly rounded square, but Python's ** raises OverflowError
+    # past 1.3e154 where * gives inf (a tiny warmup_steps W makes lr·t/W that large)
+    weight = ((step + 1) ** h["r"]) * (lr_max * lr_max)
+    weight_sum = st["weight_sum"] = st["weight_sum"] + weight
+    try:
+        ckp1 = weight / weight_sum
+    except ZeroDivisionError:
+        ckp1 = 0
+    z = st["z"]
+    if h["weight_decay"] != 0:
+        z = k.add(z, p, -(lr * h["weight_decay"]))  # z.sub_(y, alpha=lr*decay)
+    st["exp_avg_sq"] = k.addcmul(k.mul(st["exp_avg_sq"], h["beta2"]), g, g, 1 - h["beta2"])
+    denom = k.add(k.sqrt(k.div(st["exp_avg_sq"], bias_correction2)), h["eps"])
+    z = st["z"] = k.addcdiv(z, g, denom, -lr)
+    x = st["x"] = k.add(k.mul(st["x"], 1 - ckp1), z, ckp1)  # x.mul_(1-ckp1).add_(z, alpha=ckp1)
+    st["step"] = step + 1
+    return k.add(k.mul(x, h["beta1"]), z, 1 - h["beta1"])  # y = x.mul(beta1).add_(z, alpha=1-beta1)
+
+
 _STEPS = {
     "sgd": _sgd,
     "adagrad": _adagrad,
@@ -484,6 +520,7 @@ _STEPS = {
     "rprop": _rprop,
     "asgd": _asgd,
     "lion": _lion,
+    "schedulefree_adamw": _schedulefree_adamw,
 }
 
 
@@ -524,6 +561,9 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> d
         return {"step": 0.0, "eta": scalar_round(h["lr"]), "mu": 1.0, "ax": _zeros(p)}
     if optimizer == "lion":
         return {"exp_avg": _zeros(p)}
+    if optimizer == "schedulefree_adamw":  # z and x: copies of the parameter (y) at its first step
+        return {"step": 0.0, "z": p.copy(), "x": p.copy(), "exp_avg_sq": _zeros(p), "weight_sum": 0.0,
+                "lr_max": -1.0}
     raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}")
 
 

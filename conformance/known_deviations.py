@@ -49,6 +49,7 @@ TORCH = ">=2.11,<2.14"  # measured on torch 2.13 (CPU) and 2.11 (CUDA, docs/meas
 KERAS = ">=3.15.1,<3.16"
 OPTAX = "==0.2.8"  # measured with jax 0.10.2 on the CPU (--backend=optax)
 LION_PYTORCH = "==0.2.5"  # lion-pytorch, measured at this version only
+SCHEDULEFREE = "==1.4.1"  # schedulefree (facebookresearch/schedule_free), measured at this version only
 
 
 @dataclass(frozen=True)
@@ -202,6 +203,14 @@ KNOWN_DEVIATIONS = (
         id="adagrad-per-group-initial-accumulator", implementation=torch_optim("Adagrad"), versions=TORCH,
         spec="adagrad", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._groups_differ_in("initial_accumulator_value"),
         reason="Adagrad ignores a per-group initial_accumulator_value: every group starts at the constructor's."),
+    KnownDeviation(
+        id="schedulefree-accepts-any-hyperparameter",
+        implementation=("schedulefree.adamw_schedulefree_reference:AdamWScheduleFreeReference",
+                        "schedulefree.adamw_schedulefree:AdamWScheduleFree"),
+        versions=SCHEDULEFREE, spec=("schedulefree_adamw", "schedulefree_adamw@schedulefree"),
+        tests=("test_out_of_domain_hyperparameters_are_refused",), reproduced_by="tests/test_third_party_findings.py",
+        reason="schedulefree's constructors check no argument: lr < 0, beta >= 1, eps < 0, weight_decay < 0 and a "
+               "negative warmup_steps are taken as given (a documented difference: its code validates nothing)."),
     KnownDeviation(
         id="optax-accepts-any-hyperparameter", implementation=tuple(f"optax.{n}" for n in (
             "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta")),

@@ -500,6 +500,12 @@ PAIRS: tuple = (
              {"weight_decay": LAM}, {"weight_decay": LAM}),
     ), note="Lion has no torch.optim class: the left column is the spec of the paper and its authors' code "
             "(spec/lion.py).  fixed_decay=True equals the spec under λ' = lr·λ for a constant lr only."),
+    Pair("schedulefree_adamw@schedulefree", "schedulefree_adamw@pytorch-optimizer", (
+        Case("core update (λ = 0, no warm-up, r = 0)", torch_fixed={**_NO_WD, "warmup_steps": 0.0, "r": 0.0},
+             dialect_fixed={**_NO_WD, "warmup_steps": 0.0, "r": 0.0}, witness={"eps": 0.0}),
+    ), note="Both keep y in the parameter (schedulefree's AdamWScheduleFree, its y form, on the left; it equals the "
+            "reference form spec/schedulefree.py in exact arithmetic: spec/identities.py).  pytorch-optimizer adds "
+            "10⁻¹⁵ to v/bc₂ inside the root; with that term 0 its rule is the left one statement for statement."),
 )
 
 

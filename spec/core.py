@@ -82,6 +82,7 @@ class Hyperparameter:
     latex: Optional[str] = None
     fuzz: Optional[Interval] = None
     fuzz_why: str = ""
+    integer: bool = False  # only whole numbers of the domain (a step count: Schedule-Free's warmup_steps)
 
     @property
     def is_flag(self) -> bool:
@@ -94,7 +95,7 @@ class Hyperparameter:
     def accepts(self, value) -> bool:
         if self.is_flag:
             return isinstance(value, bool)
-        return value in self.domain
+        return value in self.domain and (not self.integer or float(value).is_integer())
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,8 @@ class OptimizerSpec(HyperparameterLookup):
         full = {**self.defaults, **hyper}
         for h in self.hyperparameters:
             if not h.accepts(full[h.name]):
-                want = "a bool" if h.is_flag else f"a finite real in {h.domain.describe()}"
+                want = ("a bool" if h.is_flag else
+                        f"a finite {'whole number' if h.integer else 'real'} in {h.domain.describe()}")
                 raise InvalidHyperparameter(f"{self.name}: {h.name}={full[h.name]!r} is invalid; expected {want}")
         for c in self.constraints:
             if not c.holds(full):

@@ -61,7 +61,8 @@ BETA2 = Hyperparameter("beta2", 0.999, UNIT, "decay of the second moment v (beta
 EPS = common.eps(1e-8, "added to the bias-corrected root: √(v/bc₂) + ε")
 WD = common.weight_decay(0.0, "decay λ evaluated at y and applied to z: z ← z − γ_t·λ·y")
 WARMUP = Hyperparameter("warmup_steps", 0, NONNEGATIVE, "linear warm-up: γ_t = lr·t/W while the group's step "
-                        "count k < W (the library takes an int; any number works)", latex="W",
+                        "count k < W; a whole number (the library's documented int: a W in (0, 1) makes lr·t/W "
+                        "overflow, and the library raises)", latex="W", integer=True,
                         fuzz=Interval(0.0, 8.0, True, True),
                         fuzz_why="a case has at most 6 steps: W up to 8 covers warm-up ending inside and after it")
 R = Hyperparameter("r", 0.0, REALS, "polynomial weighting of the average: weight = tʳ·lr_max²", latex="r",
@@ -103,20 +104,52 @@ def group_scalars() -> list:
     ]
 
 
-def rule(f: dict) -> list:
+def created() -> list:
+    """z (and, in the reference form, x) are created as copies of the parameter at its first step."""
+    return [Assign(z, when(sp.Eq(t, 1), theta, z), "z is created as a copy of the parameter at its first step")]
+
+
+def denominator(eps_root=0) -> list:
+    """v and the denominator √(v/bc₂ + ε_root) + ε (ε_root: pytorch-optimizer's 1e-15; 0 in schedulefree)."""
     return [
-        Assign(z, when(sp.Eq(t, 1), theta, z), "z is created as a copy of the parameter at its first step"),
-        Assign(x, when(sp.Eq(t, 1), theta, x), "so is x"),
-        *group_scalars(),
-        Assign(dz, lr_t * lam, "decay coefficient γ_t·λ (a Python float)"),
-        Assign(z, unless_zero(lam, z - dz * theta, z), "decay at y: z.sub_(y, alpha=γ_t·λ), before the step"),
         Assign(v, beta2 * v + (1 - beta2) * g * g, "second moment: v·β₂ + (1 − β₂)·g·g"),
         Assign(vhat, v / bc2, "exp_avg_sq.div(bias_correction2)"),
-        Assign(denom, sp.sqrt(vhat) + eps, "√(v/bc₂) + ε"),
+        Assign(denom, sp.sqrt(vhat + eps_root) + eps, "√(v/bc₂) + ε" if eps_root == 0 else
+               "√(v/bc₂ + ε_root) + ε (apply_ams_bound: exp_avg_sq.add(1e-15).sqrt_().add_(eps))"),
+    ]
+
+
+def reference_steps() -> list:
+    """AdamWScheduleFreeReference's tensor statements after the group scalars: z, then x, then y from them."""
+    return [
+        Assign(dz, lr_t * lam, "decay coefficient γ_t·λ (a Python float)"),
+        Assign(z, unless_zero(lam, z - dz * theta, z), "decay at y: z.sub_(y, alpha=γ_t·λ), before the step"),
+        *denominator(),
         Assign(z, z - lr_t * g / denom, "z.addcdiv_(g, d, value=−γ_t)"),
         Assign(x, x * (1 - ck) + ck * z, "x.mul_(1 − c).add_(z, alpha=c): a weighted sum, not a lerp"),
         Assign(theta, beta1 * x + (1 - beta1) * z, "y = x·β₁ + z·(1 − β₁), copied into the parameter"),
     ]
+
+
+def y_form_steps() -> list:
+    """AdamWScheduleFree's tensor statements (its for-loop; foreach the same ops over lists): y updated in place
+    without x, the decay folded into the normalised gradient u, which is written into p.grad."""
+    return [
+        Assign(gn, g / denom, "u = grad.div_(denom) (in place: the caller's p.grad becomes u)"),
+        Assign(gn, unless_zero(lam, gn + lam * theta, gn), "decay at y: u.add_(y, alpha=λ)"),
+        Assign(theta, common.lerp(theta, z, ck), "y.lerp_(end=z, weight=c)"),
+        Assign(dz, lr_t * (beta1 * (1 - ck) - 1), "γ_t·(β₁·(1 − c) − 1), a Python float"),
+        Assign(theta, theta + dz * gn, "y.add_(u, alpha=γ_t·(β₁·(1 − c) − 1))"),
+        Assign(z, z - lr_t * gn, "z.sub_(u, alpha=γ_t)"),
+    ]
+
+
+def rule(f: dict) -> list:
+    return [*created(), Assign(x, when(sp.Eq(t, 1), theta, x), "so is x"), *group_scalars(), *reference_steps()]
+
+
+def y_form_rule(f: dict, eps_root=0) -> list:
+    return [*created(), *group_scalars(), *denominator(eps_root), *y_form_steps()]
 
 
 SCHEDULEFREE_ADAMW = OptimizerSpec(

@@ -31,6 +31,8 @@ their updates are their faithful base's, bit for bit
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.optim import Optimizer
 
@@ -45,6 +47,8 @@ __all__ = [
     "FaithfulRprop", "GeSignRprop", "KeepsFlippedGradientRprop", "ClampBeforeScalingRprop",
     "FaithfulASGD", "CurrentEtaASGD", "AverageFirstASGD", "T0OffByOneASGD",
     "FaithfulLion", "SignOfMomentumLion", "MomentumFirstLion", "DecayAfterSignLion", "SignZeroIsOneLion",
+    "FaithfulScheduleFreeAdamW", "EpsBeforeBiasCorrectionScheduleFree", "NoLrWeightingScheduleFree",
+    "DecayAtZScheduleFree", "AverageBeforeStepScheduleFree",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -935,6 +939,98 @@ class SignZeroIsOneLion(FaithfulLion):
         return torch.where(c >= 0, 1.0, torch.where(c < 0, -1.0, c)).to(c.dtype)
 
 
+# =========================================================================== Schedule-Free AdamW
+
+class FaithfulScheduleFreeAdamW(_ForLoop):
+    """schedulefree 1.4.1's AdamWScheduleFreeReference.step (spec/schedulefree.py), in train mode from the start.
+    The group scalars (step, lr_max, weight_sum) are kept in each parameter's state, as the spec keeps them: the
+    same values as the library's per-group ones while every parameter has a gradient at every step."""
+
+    def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, warmup_steps=0, r=0.0):
+        if not 0.0 <= lr:  # the library checks nothing; these are the spec's domains
+            raise ValueError(f"Invalid learning rate: {lr}")
+        _check_betas(betas)
+        for name, value in (("eps", eps), ("weight_decay", weight_decay), ("warmup_steps", warmup_steps)):
+            if not 0.0 <= value:
+                raise ValueError(f"Invalid {name} value: {value}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      warmup_steps=warmup_steps, r=r))
+
+    def _weight(self, k, lr_max, r):
+        return ((k + 1) ** r) * (lr_max * lr_max)
+
+    def _denom(self, exp_avg_sq, bias_correction2, eps):
+        return exp_avg_sq.div(bias_correction2).sqrt_().add_(eps)
+
+    def _step_size(self, lr, bias_correction2):
+        return lr
+
+    def _decay(self, z, x, y, lr, decay):
+        z.sub_(y, alpha=lr * decay)
+
+    def _average_and_y(self, x, z, ckp1, beta1, z_step):
+        z_step()
+        x.mul_(1 - ckp1).add_(z, alpha=ckp1)
+        return x.mul(beta1).add_(z, alpha=1 - beta1)
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state.update(step=0.0, lr_max=-1.0, weight_sum=0.0, z=p.clone(), x=p.clone(),
+                         exp_avg_sq=torch.zeros_like(p, memory_format=torch.preserve_format))
+        beta1, beta2 = group["betas"]
+        k, warmup = int(state["step"]), group["warmup_steps"]
+        sched = (k + 1) / warmup if k < warmup else 1.0
+        bias_correction2 = 1 - beta2 ** (k + 1)
+        lr = group["lr"] * sched
+        lr_max = state["lr_max"] = max(lr, state["lr_max"])
+        weight = self._weight(k, lr_max, group["r"])
+        weight_sum = state["weight_sum"] = state["weight_sum"] + weight
+        ckp1 = weight / weight_sum if weight_sum != 0 else 0
+        z, x, exp_avg_sq = state["z"], state["x"], state["exp_avg_sq"]
+        if group["weight_decay"] != 0:
+            self._decay(z, x, p, lr, group["weight_decay"])
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = self._denom(exp_avg_sq, bias_correction2, group["eps"])
+        step_size = self._step_size(lr, bias_correction2)
+        p.copy_(self._average_and_y(x, z, ckp1, beta1, lambda: z.addcdiv_(grad, denom, value=-step_size)))
+        state["step"] = float(k + 1)
+
+
+class EpsBeforeBiasCorrectionScheduleFree(FaithfulScheduleFreeAdamW):
+    """BROKEN (the form of earlier schedulefree releases): d = √v + ε with the step size γ_t·√bc₂, so ε enters
+    before the bias correction instead of after it."""
+
+    def _denom(self, exp_avg_sq, bias_correction2, eps):
+        return exp_avg_sq.sqrt().add_(eps)
+
+    def _step_size(self, lr, bias_correction2):
+        return lr * math.sqrt(bias_correction2)
+
+
+class NoLrWeightingScheduleFree(FaithfulScheduleFreeAdamW):
+    """BROKEN: weight = tʳ (weight_lr_power = 0): the average ignores the learning rates, which matters only
+    during warm-up or where the lr changes (with a constant lr both give c = 1/t for r = 0)."""
+
+    def _weight(self, k, lr_max, r):
+        return (k + 1) ** r
+
+
+class DecayAtZScheduleFree(FaithfulScheduleFreeAdamW):
+    """BROKEN: decay evaluated at z (the library's decay_at_z=True) instead of at y."""
+
+    def _decay(self, z, x, y, lr, decay):
+        z.sub_(z, alpha=lr * decay)
+
+
+class AverageBeforeStepScheduleFree(FaithfulScheduleFreeAdamW):
+    """BROKEN: averages x toward the old z, before z takes its step: x ← (1 − c)·x + c·z_old."""
+
+    def _average_and_y(self, x, z, ckp1, beta1, z_step):
+        x.mul_(1 - ckp1).add_(z, alpha=ckp1)
+        z_step()
+        return x.mul(beta1).add_(z, alpha=1 - beta1)
+
+
 # =========================================================================== the catalogue
 
 #: class name -> spec it implements faithfully
@@ -950,6 +1046,7 @@ FAITHFUL = {
     "FaithfulRprop": "rprop",
     "FaithfulASGD": "asgd",
     "FaithfulLion": "lion",
+    "FaithfulScheduleFreeAdamW": "schedulefree_adamw",
 }
 
 #: class name -> spec it claims to implement (and gets wrong)
@@ -984,6 +1081,10 @@ BROKEN = {
     "MomentumFirstLion": "lion",
     "DecayAfterSignLion": "lion",
     "SignZeroIsOneLion": "lion",
+    "EpsBeforeBiasCorrectionScheduleFree": "schedulefree_adamw",
+    "NoLrWeightingScheduleFree": "schedulefree_adamw",
+    "DecayAtZScheduleFree": "schedulefree_adamw",
+    "AverageBeforeStepScheduleFree": "schedulefree_adamw",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

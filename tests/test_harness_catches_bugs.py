@@ -47,6 +47,7 @@ FAITHFUL = {
     "FaithfulRprop": ("rprop", f"{CONFORMANCE} and (float64 or float16)"),
     "FaithfulASGD": ("asgd", f"({CONFORMANCE} or test_branches) and (float64 or float16)"),
     "FaithfulLion": ("lion", f"({CONFORMANCE} or test_branches) and (float64 or float16)"),
+    "FaithfulScheduleFreeAdamW": ("schedulefree_adamw", f"({CONFORMANCE} or test_branches) and (float64 or float16)"),
 }
 
 #: class -> (spec, -k selection); every one must be caught
@@ -91,6 +92,11 @@ BROKEN = {
     "MomentumFirstLion": ("lion", "test_trajectory and float64"),
     "DecayAfterSignLion": ("lion", "test_trajectory and float64"),
     "SignZeroIsOneLion": ("lion", "test_trajectory and float64"),
+    # Schedule-Free AdamW (measured under ci)
+    "EpsBeforeBiasCorrectionScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
+    "NoLrWeightingScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
+    "DecayAtZScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
+    "AverageBeforeStepScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
 }
 
 

@@ -177,6 +177,8 @@ def validate(optimizer: str, hyper: dict) -> dict:
         for name in ("eps", "weight_decay", "warmup_steps"):
             if not 0.0 <= h[name]:
                 raise ValueError(f"Invalid {name} value: {h[name]}")
+        if not float(h["warmup_steps"]).is_integer():
+            raise ValueError(f"Invalid warmup_steps value: {h['warmup_steps']} (a number of steps)")
     else:  # adam, adamw, adamax, nadam, radam
         if not 0.0 <= h["eps"]:
             raise ValueError(f"Invalid epsilon value: {h['eps']}")

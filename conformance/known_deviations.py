@@ -212,6 +212,13 @@ KNOWN_DEVIATIONS = (
         reason="schedulefree's constructors check no argument: lr < 0, beta >= 1, eps < 0, weight_decay < 0 and a "
                "negative warmup_steps are taken as given (a documented difference: its code validates nothing)."),
     KnownDeviation(
+        id="pytorch-optimizer-schedulefree-accepts-negative-warmup",
+        implementation=("pytorch_optimizer.optimizer.schedulefree:ScheduleFreeAdamW",), versions="==4.1.0",
+        spec="schedulefree_adamw@pytorch-optimizer", tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's ScheduleFreeAdamW validates lr, betas, eps and weight_decay but not "
+               "warmup_steps: a negative one is accepted (and means no warm-up; a documented difference)."),
+    KnownDeviation(
         id="optax-accepts-any-hyperparameter", implementation=tuple(f"optax.{n}" for n in (
             "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta")),
         versions=OPTAX, spec="*@optax", tests=("test_out_of_domain_hyperparameters_are_refused",),

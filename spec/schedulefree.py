@@ -98,8 +98,12 @@ def group_scalars() -> list:
         Assign(lr_t, eta * sched, "γ_t = lr·schedule (group['scheduled_lr'])"),
         Assign(lrmax, sp.Max(lr_t, lrmax), "lr_max = max(γ_t, lr_max)"),
         Assign(weight, t ** r * (lrmax * lrmax), "weight = (k + 1)ʳ·lr_max^weight_lr_power (power 2)"),
+        # c before the sum is stored, so that the first nonzero weight gives c = 1 as a value of its own: w/(0 + w)
+        # is exactly 1, as IEEE's w/w is, but an irrational w (tʳ) would leave the exact reference an enclosure
+        Assign(ck, when(sp.Eq(wsum, 0), when(sp.Eq(weight, 0), 0, 1), weight / (wsum + weight)),
+               "c = weight/weight_sum (the sum after adding weight); 0 on ZeroDivisionError (every weight 0), "
+               "exactly 1 at the first nonzero weight"),
         Assign(wsum, wsum + weight, "weight_sum += weight"),
-        Assign(ck, when(sp.Eq(wsum, 0), 0, weight / wsum), "c = weight/weight_sum; 0 on ZeroDivisionError"),
         Assign(bc2, 1 - beta2 ** t, "bias correction of v"),
     ]
 

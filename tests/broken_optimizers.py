@@ -962,7 +962,7 @@ class FaithfulScheduleFreeAdamW(_ForLoop):
     def _denom(self, exp_avg_sq, bias_correction2, eps):
         return exp_avg_sq.div(bias_correction2).sqrt_().add_(eps)
 
-    def _step_size(self, lr, bias_correction2):
+    def _lr(self, lr, bias_correction2):
         return lr
 
     def _decay(self, z, x, y, lr, decay):
@@ -981,7 +981,7 @@ class FaithfulScheduleFreeAdamW(_ForLoop):
         k, warmup = int(state["step"]), group["warmup_steps"]
         sched = (k + 1) / warmup if k < warmup else 1.0
         bias_correction2 = 1 - beta2 ** (k + 1)
-        lr = group["lr"] * sched
+        lr = self._lr(group["lr"] * sched, bias_correction2)
         lr_max = state["lr_max"] = max(lr, state["lr_max"])
         weight = self._weight(k, lr_max, group["r"])
         weight_sum = state["weight_sum"] = state["weight_sum"] + weight
@@ -991,19 +991,19 @@ class FaithfulScheduleFreeAdamW(_ForLoop):
             self._decay(z, x, p, lr, group["weight_decay"])
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         denom = self._denom(exp_avg_sq, bias_correction2, group["eps"])
-        step_size = self._step_size(lr, bias_correction2)
-        p.copy_(self._average_and_y(x, z, ckp1, beta1, lambda: z.addcdiv_(grad, denom, value=-step_size)))
+        p.copy_(self._average_and_y(x, z, ckp1, beta1, lambda: z.addcdiv_(grad, denom, value=-lr)))
         state["step"] = float(k + 1)
 
 
 class EpsBeforeBiasCorrectionScheduleFree(FaithfulScheduleFreeAdamW):
-    """BROKEN (the form of earlier schedulefree releases): d = √v + ε with the step size γ_t·√bc₂, so ε enters
-    before the bias correction instead of after it."""
+    """BROKEN against 1.4.1 (the form of earlier schedulefree releases, facebookresearch/schedule_free#38):
+    γ_t = lr·schedule·√bc₂ for the step and for lr_max (so for the weights c), with d = √v + ε: ε enters before
+    the bias correction, and the average's weights carry √bc₂."""
 
     def _denom(self, exp_avg_sq, bias_correction2, eps):
         return exp_avg_sq.sqrt().add_(eps)
 
-    def _step_size(self, lr, bias_correction2):
+    def _lr(self, lr, bias_correction2):
         return lr * math.sqrt(bias_correction2)
 
 

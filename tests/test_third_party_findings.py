@@ -200,3 +200,22 @@ def test_schedulefree_eval_train_round_trip_is_not_exact():
     opt.eval()
     opt.train()
     assert p.item() == float.fromhex("-0x1.fe8c30p-3") != y
+
+
+def test_pytorch_optimizer_schedulefree_accepts_a_negative_warmup():
+    """Known deviation pytorch-optimizer-schedulefree-accepts-negative-warmup: warmup_steps is not validated."""
+    with pytest.raises(spec.InvalidHyperparameter):
+        spec.get("schedulefree_adamw@pytorch-optimizer").complete({"warmup_steps": -1})
+    with pytest.raises(ValueError):  # its neighbours are validated
+        po.ScheduleFreeAdamW([torch.zeros(1)], eps=-1.0)
+    po.ScheduleFreeAdamW([torch.zeros(1)], warmup_steps=-1)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_pytorch_optimizer_schedulefree_writes_into_the_callers_gradient(foreach):
+    """As schedulefree's AdamWScheduleFree: p.grad becomes u = g/(√(v/bc₂ + 10⁻¹⁵) + ε) + λ·y after step()."""
+    p = torch.full((1,), 2.0, dtype=torch.float64)
+    opt = po.ScheduleFreeAdamW([p], lr=0.1, eps=0.5, weight_decay=0.25, foreach=foreach)
+    p.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    assert p.grad.item() != 1.0  # u ≈ 1/1.5 + 0.25·2: the caller's gradient 1 is gone

@@ -42,6 +42,7 @@ class Identity:
     statement: str
     holds: bool
     proof: Callable[[], bool]
+    specs: tuple = ()  # the specs it concerns, where its name does not say (reports.docs lists it on their pages)
 
 
 class Undecided(AssertionError):
@@ -445,10 +446,11 @@ IDENTITIES: tuple[Identity, ...] = (
         True, _lion_lerp_is_weighted_sum),
     Identity(
         "schedulefree_y_form_is_reference_form",
-        "Schedule-Free AdamW's y form (schedulefree.AdamWScheduleFree: u = g/d + λ·y, y ← lerp(y, z, c) + "
+        "The Schedule-Free y form (schedulefree.AdamWScheduleFree: u = g/d + λ·y, y ← lerp(y, z, c) + "
         "γ_t·(β₁·(1 − c) − 1)·u, z ← z − γ_t·u) and its reference form (AdamWScheduleFreeReference: "
         "z ← z − γ_t·λ·y − γ_t·g/d, x ← (1 − c)·x + c·z, y = β₁·x + (1 − β₁)·z) give the same new y and z "
         "from any state with y = β₁·x + (1 − β₁)·z, for λ = 0 and every λ > 0, the group scalars γ_t, c and d "
         "being the same: the same exact values (the invariant carries over), a different rounding.",
-        True, _schedulefree_y_form_is_reference_form),
+        True, _schedulefree_y_form_is_reference_form,
+        specs=("schedulefree_adamw", "schedulefree_adamw@schedulefree", "schedulefree_adamw@pytorch-optimizer")),
 )

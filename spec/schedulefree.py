@@ -15,8 +15,10 @@ the step, t = k + 1):
 
 * γ_t = lr·t/W while k < W (linear warm-up over W = ``warmup_steps``), else lr;
 * bc₂ = 1 − β₂ᵗ inside the root: d = √(v/bc₂) + ε (ε outside the root, after
-  bias correction; earlier releases of the library folded √bc₂ into the step
-  size instead, ``lr·√bc₂`` with d = √v + ε, which places ε differently);
+  bias correction).  Earlier releases folded √bc₂ into the learning rate
+  instead, γ_t = lr·schedule·√bc₂ with d = √v + ε, and that γ_t also set
+  lr_max and so the weights c (facebookresearch/schedule_free#38, July 2024,
+  lists the forms); 1.4.1 computes neither way, and this spec is 1.4.1's;
 * lr_max = max(γ_t, lr_max), starting at −1; weight = tʳ·lr_max²;
   weight_sum ← weight_sum + weight; c = weight/weight_sum (0 when
   weight_sum = 0, the library's ZeroDivisionError);

@@ -47,7 +47,9 @@ FAITHFUL = {
     "FaithfulRprop": ("rprop", f"{CONFORMANCE} and (float64 or float16)"),
     "FaithfulASGD": ("asgd", f"({CONFORMANCE} or test_branches) and (float64 or float16)"),
     "FaithfulLion": ("lion", f"({CONFORMANCE} or test_branches) and (float64 or float16)"),
-    "FaithfulScheduleFreeAdamW": ("schedulefree_adamw", f"({CONFORMANCE} or test_branches) and (float64 or float16)"),
+    # float64 only, to stay inside CI's budget (the full ci run in every dtype: 60 s); the audit of the library's
+    # reference class runs all four dtypes (docs/measured/third-party.md)
+    "FaithfulScheduleFreeAdamW": ("schedulefree_adamw", f"({CONFORMANCE} or test_branches) and float64"),
 }
 
 #: class -> (spec, -k selection); every one must be caught

@@ -96,16 +96,16 @@ eta, beta1, beta2, eps, lam, warm, r = (LR.symbol, BETA1.symbol, BETA2.symbol, E
 def group_scalars() -> list:
     """The per-group scalars of one step (the library computes them once per group, in Python floats)."""
     return [
-        Assign(sched, when(t - 1 < warm, t / warm, 1), "warm-up factor: (k + 1)/W while k < W, else 1"),
+        # k < W is t ≤ W for a whole W, and written so: t − 1 would be charged a rounding the integer k never has,
+        # which made the tie k = W ambiguous to the tolerance model (both branches, a γ_t off by half)
+        Assign(sched, when(t <= warm, t / warm, 1), "warm-up factor: (k + 1)/W while k < W (t ≤ W), else 1"),
         Assign(lr_t, eta * sched, "γ_t = lr·schedule (group['scheduled_lr'])"),
         Assign(lrmax, sp.Max(lr_t, lrmax), "lr_max = max(γ_t, lr_max)"),
         Assign(weight, t ** r * (lrmax * lrmax), "weight = (k + 1)ʳ·lr_max^weight_lr_power (power 2)"),
-        # c before the sum is stored, so that the first nonzero weight gives c = 1 as a value of its own: w/(0 + w)
-        # is exactly 1, as IEEE's w/w is, but an irrational w (tʳ) would leave the exact reference an enclosure
-        Assign(ck, when(sp.Eq(wsum, 0), when(sp.Eq(weight, 0), 0, 1), weight / (wsum + weight)),
-               "c = weight/weight_sum (the sum after adding weight); 0 on ZeroDivisionError (every weight 0), "
-               "exactly 1 at the first nonzero weight"),
         Assign(wsum, wsum + weight, "weight_sum += weight"),
+        # the guard's value is an exact 0: a constant 1 under this (per-element) condition would send every element
+        # to the tolerance model's per-element path (reference.fast_bound.select), 60 times slower
+        Assign(ck, when(sp.Eq(wsum, 0), 0, weight / wsum), "c = weight/weight_sum; 0 on ZeroDivisionError"),
         Assign(bc2, 1 - beta2 ** t, "bias correction of v"),
     ]
 
@@ -183,8 +183,12 @@ SCHEDULEFREE_ADAMW = OptimizerSpec(
         "c = 0 while weight_sum = 0 (every γ so far 0): x keeps its value.  The first step has c = 1 whenever "
         "γ₁ > 0 (weight = weight_sum), so x = z after it.  lr_max starts at −1, so γ₁ = 0 sets it to 0.  "
         "ε outside the root of the bias-corrected v, as in 1.4.1 (earlier releases scaled the step size by "
-        "√bc₂ instead).  `lr = max(group['lr'], eps)` in the reference class is dead code: lr is reassigned "
+        "√bc₂ instead, and in lr_max).  `lr = max(group['lr'], eps)` in the reference class is dead code: lr is reassigned "
         "before use.  Decay at y (the parameter before the step), applied to z: with λ > 0 and y infinite z "
         "becomes infinite.  The library validates no hyperparameter (β ≥ 1, lr < 0 are accepted); the spec's "
-        "domains are those the method is defined on.  Train/eval switching: module docstring."),
+        "domains are those the method is defined on.  Train/eval switching: module docstring.  "
+        "A limit of the exact reference: after steps with lr = 0 (weight_sum = 0) the first nonzero weight gives "
+        "c = w/w = 1, which IEEE computes exactly but which, with r not a whole number (tʳ irrational), the "
+        "reference encloses rather than knows; where the result then lies exactly on a rounding boundary of the "
+        "format (seen once: a subnormal θ stepped by γ_t·λ = 1/2) it raises Unstable instead of judging."),
 )

@@ -39,10 +39,10 @@ EXPECTED = {
     "asgd": {("hyper", "Ne(w, 0)"), ("other", "Ne(mu, 1)"), ("hyper", "Max(1, t - t_0)")},
     # sign(c), c = β₁·m + (1 − β₁)·G: G placed around G* = β₁·m/(β₁ − 1) at every step (0 at the first)
     "lion": {LAMBDA, ("grad", "c > 0"), ("grad", "c < 0")},
-    # warm-up k < W solved for the whole number W = t − 1 at each step; the first step creates z and x; the group
-    # scalars' comparisons (lr_max, the weight sums) are in state and hyperparameters together: recorded, not placed
-    "schedulefree_adamw": {LAMBDA, ("hyper", "W > t - 1"), ("step", "Eq(t, 1)"),
-                           ("other", "Max(gamma_max, gamma_t)"), ("other", "Eq(W_sum, 0)"), ("other", "Eq(w, 0)")},
+    # warm-up k < W, written t ≤ W, solved for the whole number W = t at each step; the first step creates z and x;
+    # the group scalars' comparisons (lr_max, the weight sum) mix state and hyperparameters: recorded, not placed
+    "schedulefree_adamw": {LAMBDA, ("hyper", "W >= t"), ("step", "Eq(t, 1)"),
+                           ("other", "Max(gamma_max, gamma_t)"), ("other", "Eq(W_sum, 0)")},
 }
 #: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory.
 NOTHING_TO_PLACE = {"rprop"}

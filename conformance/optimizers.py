@@ -281,9 +281,10 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
             ({}, {"beta1": 0.5, "beta2": 0.9, "r": 1.0}),
             ({"weight_decay": 0.5, "warmup_steps": 3.0}, {"lr": 0.1, "beta1": 0.0, "weight_decay": 0.0}),
         ),
+        # refused by the spec and the NumPy port; schedulefree itself checks nothing (a known deviation of its classes)
         invalid=(
-            Invalid({"lr": -1.0}, None), Invalid({"beta1": 1.0}, None), Invalid({"beta2": 1.0}, None),
-            Invalid({"weight_decay": -1.0}, None), Invalid({"eps": -1.0}, None),
+            Invalid({"lr": -1.0}), Invalid({"beta1": 1.0}), Invalid({"beta2": 1.0}), Invalid({"weight_decay": -1.0}),
+            Invalid({"eps": -1.0}), Invalid({"warmup_steps": 0.5}),
         ),
         edge=({"beta1": 0.0, "beta2": 0.0}, {"lr": 0.0}, {"r": -1.0}),
     ),

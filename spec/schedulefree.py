@@ -187,8 +187,7 @@ SCHEDULEFREE_ADAMW = OptimizerSpec(
         "before use.  Decay at y (the parameter before the step), applied to z: with λ > 0 and y infinite z "
         "becomes infinite.  The library validates no hyperparameter (β ≥ 1, lr < 0 are accepted); the spec's "
         "domains are those the method is defined on.  Train/eval switching: module docstring.  "
-        "A limit of the exact reference: after steps with lr = 0 (weight_sum = 0) the first nonzero weight gives "
-        "c = w/w = 1, which IEEE computes exactly but which, with r not a whole number (tʳ irrational), the "
-        "reference encloses rather than knows; where the result then lies exactly on a rounding boundary of the "
-        "format (seen once: a subnormal θ stepped by γ_t·λ = 1/2) it raises Unstable instead of judging."),
+        "After steps with lr = 0 (weight_sum = 0) the first nonzero weight gives c = w/(0 + w) = 1 exactly, as "
+        "IEEE's w/w; with r not a whole number w (tʳ) is irrational, and the exact reference keeps it exact by "
+        "taking 0 + w as w itself and w/w as 1 (reference/exact.py)."),
 )

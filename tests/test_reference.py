@@ -83,7 +83,10 @@ def sgd_exact(theta, lr: float, g) -> Fraction:
 
 #: Hyperparameters under which a spec never moves θ: lr = 0, and for Rprop (whose lr is only Δ's start, clamped
 #: into [Δ_min, Δ_max] at once) Δ_min = 0 too.
-NO_STEP = {"rprop": {"lr": 0.0, "step_size_min": 0.0}}
+NO_STEP = {"rprop": {"lr": 0.0, "step_size_min": 0.0},
+           # y = β₁·x + (1 − β₁)·z is recomputed every step and rounds even when x = z = θ (β₁ = 0.9: θ comes back
+           # within a rounding, as in the library): with β₁ = 0, y = z, and lr = 0 leaves z alone
+           "schedulefree_adamw": {"lr": 0.0, "beta1": 0.0}}
 #: Decay terms besides weight_decay: ASGD shrinks θ by λ·η every step, whatever g.
 NO_DECAY = {"asgd": {"lambd": 0.0}}
 

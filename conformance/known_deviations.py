@@ -52,6 +52,7 @@ LION_PYTORCH = "==0.2.5"  # lion-pytorch, measured at this version only
 PYTORCH_OPTIMIZER = "==4.1.0"  # pytorch-optimizer, measured at this version only
 ADAN_PYTORCH = "==0.1.0"  # adan-pytorch (lucidrains), measured at this version only
 PO_ADEMAMIX = ("pytorch_optimizer.optimizer.ademamix:AdEMAMix",)
+SCHEDULEFREE = "==1.4.1"  # schedulefree (facebookresearch/schedule_free), measured at this version only
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,21 @@ KNOWN_DEVIATIONS = (
         id="adagrad-per-group-initial-accumulator", implementation=torch_optim("Adagrad"), versions=TORCH,
         spec="adagrad", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._groups_differ_in("initial_accumulator_value"),
         reason="Adagrad ignores a per-group initial_accumulator_value: every group starts at the constructor's."),
+    KnownDeviation(
+        id="schedulefree-accepts-any-hyperparameter",
+        implementation=("schedulefree.adamw_schedulefree_reference:AdamWScheduleFreeReference",
+                        "schedulefree.adamw_schedulefree:AdamWScheduleFree"),
+        versions=SCHEDULEFREE, spec=("schedulefree_adamw", "schedulefree_adamw@schedulefree"),
+        tests=("test_out_of_domain_hyperparameters_are_refused",), reproduced_by="tests/test_third_party_findings.py",
+        reason="schedulefree's constructors check no argument: lr < 0, beta >= 1, eps < 0, weight_decay < 0 and a "
+               "negative warmup_steps are taken as given (a documented difference: its code validates nothing)."),
+    KnownDeviation(
+        id="pytorch-optimizer-schedulefree-accepts-negative-warmup",
+        implementation=("pytorch_optimizer.optimizer.schedulefree:ScheduleFreeAdamW",), versions="==4.1.0",
+        spec="schedulefree_adamw@pytorch-optimizer", tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's ScheduleFreeAdamW validates lr, betas, eps and weight_decay but not "
+               "warmup_steps: a negative one is accepted (and means no warm-up; a documented difference)."),
     KnownDeviation(
         id="optax-accepts-any-hyperparameter", implementation=tuple(f"optax.{n}" for n in (
             "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta")),

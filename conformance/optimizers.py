@@ -315,6 +315,21 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         edge=({"beta1": 0.0, "beta2": 0.0, "beta3": 0.0}, {"lr": 0.0}, {"beta3_warmup": 0.5, "alpha_warmup": 1.0}),
         scheduled=True,
     ),
+    OptimizerInfo(  # no torch.optim class: audited through --optimizer schedulefree_adamw=module:Class
+        "schedulefree_adamw",
+        hyper=dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.1, warmup_steps=2.0, r=0.5),
+        branches=(dict(weight_decay=0.0, warmup_steps=0.0, r=0.0),),
+        group_pairs=(
+            ({}, {"beta1": 0.5, "beta2": 0.9, "r": 1.0}),
+            ({"weight_decay": 0.5, "warmup_steps": 3.0}, {"lr": 0.1, "beta1": 0.0, "weight_decay": 0.0}),
+        ),
+        # refused by the spec and the NumPy port; schedulefree itself checks nothing (a known deviation of its classes)
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"beta1": 1.0}), Invalid({"beta2": 1.0}), Invalid({"weight_decay": -1.0}),
+            Invalid({"eps": -1.0}), Invalid({"warmup_steps": 0.5}),
+        ),
+        edge=({"beta1": 0.0, "beta2": 0.0}, {"lr": 0.0}, {"r": -1.0}),
+    ),
 )})
 
 

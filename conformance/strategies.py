@@ -54,6 +54,8 @@ def hyper_value(h: Hyperparameter) -> st.SearchStrategy:
     box = h.fuzz or h.domain
     lo = box.lo if box.lo is not None else -10.0
     hi = box.hi if box.hi is not None else 10.0
+    if h.integer:  # a count: whole numbers of the box, as floats (the torch API passes them on as given)
+        return st.integers(math.ceil(lo), math.floor(hi)).map(float).filter(lambda x: _in(box, x))
     specials = [h.default, lo, hi, 0.0, 1.0, 0.5, 1e-8, 1e-3, 0.1, 0.9, 0.99, 0.999, 1 - 2 ** -20, 2.0, 3.0]
     picks = [x for x in specials if isinstance(x, (int, float)) and _in(box, float(x))]
     magnitudes = st.builds(lambda e, m: m * 10.0 ** e, st.integers(-12, 1), st.floats(1.0, 9.99))
@@ -210,6 +212,7 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     (``backend.CASE_AXES``) the backend offers for this optimizer, path and dtype, each drawn (off the simplest)
     after everything else."""
     large = realistic and draw(st.integers(0, 7)) == 0
+    allow_none = allow_none and not spec.group_steps  # its scalars are the group's: None not described
     none_pick = 9 if realistic else 0
     if large:
         event("large tensor (> 65,536 elements)")

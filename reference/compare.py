@@ -543,7 +543,19 @@ PAIRS: tuple = (
     ), note="AdEMAMix has no torch.optim class: the left column is the spec of the paper and its authors' code "
             "(spec/ademamix.py).  pytorch-optimizer's one warm-up length T stands for both of the reference "
             "code's; its defaults differ (α = 5 against 2)."),
+    Pair("schedulefree_adamw@schedulefree", "schedulefree_adamw@pytorch-optimizer", (
+        Case("core update (λ = 0, no warm-up, r = 0)", torch_fixed={**_NO_WD, "warmup_steps": 0.0, "r": 0.0},
+             dialect_fixed={**_NO_WD, "warmup_steps": 0.0, "r": 0.0}, witness={"eps": 0.0}),
+    ), note="Both keep y in the parameter (schedulefree's AdamWScheduleFree, its y form, on the left; it equals the "
+            "reference form spec/schedulefree.py in exact arithmetic: spec/identities.py).  pytorch-optimizer adds "
+            "10⁻¹⁵ to v/bc₂ inside the root; with that term 0 its rule is the left one statement for statement."),
 )
+
+
+#: Dialects related to their base spec by an identity of spec/identities.py instead of a pair here: the y form
+#: keeps no x, so the step-by-step induction from a common state does not apply, and the identity proves the step
+#: from any state with y = β₁·x + (1 − β₁)·z.
+STATED_BY_IDENTITY = {"schedulefree_adamw@schedulefree": "schedulefree_y_form_is_reference_form"}
 
 
 def results() -> list:

@@ -144,6 +144,9 @@ class ExactInterval(arith.Interval):
             return bad
         if self._exact(*xs):
             return sum(xs, Fraction(0))
+        rest = [x for x in xs if not (isinstance(x, Fraction) and x == 0)]
+        if len(rest) == 1:  # 0 + x is x itself: a later x/x stays exactly 1 (Schedule-Free's first weight, w/(0 + w))
+            return rest[0]
         return super().add(*self._ivs(xs))
 
     def sub(self, a, b):
@@ -181,6 +184,8 @@ class ExactInterval(arith.Interval):
         bad = arith._poisoned((a, b))
         if bad:
             return bad
+        if a is b and not isinstance(a, Fraction) and not self._iv(a).a <= 0 <= self._iv(a).b:
+            return Fraction(1)  # x/x for one value x known to be nonzero, whatever its enclosure's width
         if isinstance(b, Fraction):
             if b == 0:
                 return arith._NotRealValue("division by an exact zero")

@@ -367,7 +367,7 @@ _CLASS_WORD = re.compile(r"[A-Za-z]+")
 
 
 def _mentions(identity, spec: OptimizerSpec) -> bool:
-    if spec.name in identity.name.split("_"):
+    if spec.name in identity.specs or spec.name in identity.name.split("_"):
         return True
     short = spec.torch_class.rpartition(".")[2]
     return bool(short) and re.search(rf"\b{re.escape(short)}\b", identity.statement) is not None

@@ -16,12 +16,13 @@ from .nadam import NADAM
 from .radam import RADAM
 from .rmsprop import RMSPROP
 from .rprop import RPROP
+from .schedulefree import SCHEDULEFREE_ADAMW
 from .sgd import SGD
 
 from .schedules import SCHEDULES
 
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
-                                  ASGD, LION, ADAN, ADEMAMIX)}
+                                  ASGD, LION, ADAN, ADEMAMIX, SCHEDULEFREE_ADAMW)}
 
 
 def get(name: str) -> OptimizerSpec:

@@ -84,6 +84,7 @@ class Hyperparameter:
     fuzz: Optional[Interval] = None
     fuzz_why: str = ""
     zero_means_none: bool = False  # 0 stands for the dialect's None (an optional warm-up: off); classes get None
+    integer: bool = False  # only whole numbers of the domain (a step count: Schedule-Free's warmup_steps)
 
     @property
     def is_flag(self) -> bool:
@@ -96,7 +97,7 @@ class Hyperparameter:
     def accepts(self, value) -> bool:
         if self.is_flag:
             return isinstance(value, bool)
-        return value in self.domain
+        return value in self.domain and (not self.integer or float(value).is_integer())
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,10 @@ class OptimizerSpec(HyperparameterLookup):
     doc: str = ""
     constraints: tuple = ()
     counts_steps: bool = True  # False where the dialect keeps no step counter (SGD)
+    # True where the step counter and scalar state are the parameter group's, advanced at every step() whether
+    # or not a parameter has a gradient (Schedule-Free): the spec keeps them per parameter, which agrees only
+    # while every parameter has a gradient at every step, so the strategies draw no None gradient for it
+    group_steps: bool = False
     paths_doc: str = ""
     edge_doc: str = ""
 
@@ -213,7 +218,8 @@ class OptimizerSpec(HyperparameterLookup):
         full = {**self.defaults, **hyper}
         for h in self.hyperparameters:
             if not h.accepts(full[h.name]):
-                want = "a bool" if h.is_flag else f"a finite real in {h.domain.describe()}"
+                want = ("a bool" if h.is_flag else
+                        f"a finite {'whole number' if h.integer else 'real'} in {h.domain.describe()}")
                 raise InvalidHyperparameter(f"{self.name}: {h.name}={full[h.name]!r} is invalid; expected {want}")
         for c in self.constraints:
             if not c.holds(full):

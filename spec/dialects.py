@@ -50,9 +50,10 @@ from . import get as _get_torch  # spec/__init__ defines get before anything imp
 from . import nadam as _nadam
 from . import radam as _radam  # noqa: F401 - documented as not given a dialect here
 from . import rmsprop as _rmsprop
+from . import schedulefree as _sf
 from . import sgd as _sgd
-from .core import (CLOSED_UNIT, NONNEGATIVE, STEP, Interval, Assign, Hyperparameter, OptimizerSpec, State, g,
-                   t, theta, unless_zero, when)
+from .core import (CLOSED_UNIT, NONNEGATIVE, STEP, Assign, Hyperparameter, Interval, OptimizerSpec, State, g,
+                   py_float, t, theta, unless_zero, when)
 from .schedules import REQUIRED
 
 KERAS = "keras"
@@ -65,6 +66,8 @@ PYTORCH_OPTIMIZER = "pytorch-optimizer"
 PYTORCH_OPTIMIZER_VERSION = "pytorch-optimizer 4.1.0"
 ADAN_PYTORCH = "adan-pytorch"
 ADAN_PYTORCH_VERSION = "adan-pytorch 0.1.0"
+SCHEDULEFREE = "schedulefree"
+SCHEDULEFREE_VERSION = "schedulefree 1.4.1"
 TF1_VERSION = "TensorFlow 1.x API (tf.compat.v1, kernel ApplyRMSProp in training_ops.cc)"
 
 
@@ -727,6 +730,37 @@ ADEMAMIX_PYTORCH_OPTIMIZER = _ademamix.ADEMAMIX.variant(
         "part of this dialect (docs/measured/third-party.md).",
     torch_class="", paths_doc="", edge_doc="")
 
+# --------------------------------------------------------------------------- Schedule-Free AdamW
+
+_SF_NO_X = tuple(s for s in _sf.SCHEDULEFREE_ADAMW.state if s.name != "x")
+
+SCHEDULEFREE_ADAMW_Y = _sf.SCHEDULEFREE_ADAMW.variant(
+    "schedulefree_adamw@schedulefree", dialect=SCHEDULEFREE, title="Schedule-Free AdamW, y form (AdamWScheduleFree)",
+    rule=_sf.y_form_rule, state=_SF_NO_X,
+    doc="schedulefree.AdamWScheduleFree (1.4.1), the class the library's users run: the parameter holds y and is "
+        "updated in place, x is not stored.  u = g/(√(v/bc₂) + ε) + λ·y (written into p.grad); "
+        "y ← lerp(y, z, c) + γ_t·(β₁·(1 − c) − 1)·u; z ← z − γ_t·u.  With y = β₁·x + (1 − β₁)·z this is the "
+        "reference form's step in exact arithmetic (spec/identities.py: schedulefree_y_form_is_reference_form); "
+        "it rounds differently (the decay enters z through u, after the division, not before it).",
+    torch_class="", paths_doc="", edge_doc="")
+
+#: pytorch-optimizer's apply_ams_bound adds exp_avg_sq_eps = 1e-15 to v/bc₂ inside the root; not an argument
+PYTORCH_OPTIMIZER_EPS_ROOT = py_float(1e-15)
+
+_PO_BETA1 = _hp(_sf.BETA1, domain=Interval(0.0, 1.0, False, False),
+                doc="weight of x in y (betas[0]; validated in the open interval (0, 1))")
+
+SCHEDULEFREE_ADAMW_PYTORCH_OPTIMIZER = _sf.SCHEDULEFREE_ADAMW.variant(
+    "schedulefree_adamw@pytorch-optimizer", dialect=PYTORCH_OPTIMIZER,
+    title="Schedule-Free AdamW (pytorch-optimizer)",
+    rule=lambda f: _sf.y_form_rule(f, eps_root=PYTORCH_OPTIMIZER_EPS_ROOT), state=_SF_NO_X,
+    hyperparameters=(_sf.LR, _PO_BETA1, _sf.BETA2, _sf.EPS, _sf.WD, _sf.WARMUP, _sf.R),
+    doc="pytorch_optimizer.ScheduleFreeAdamW (4.1.0): schedulefree's y form with 1e-15 added to v/bc₂ inside the "
+        "root (BaseOptimizer.apply_ams_bound's exp_avg_sq_eps, not an argument): d = √(v/bc₂ + 10⁻¹⁵) + ε.  β₁ is "
+        "validated in (0, 1).  Not covered: maximize (per optimizer), decoupling_c, ams_bound, use_palm.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
 # --------------------------------------------------------------------------- the tables
 
 _KERAS_ARGS = {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon", "alpha": "rho",
@@ -748,8 +782,8 @@ DIALECTS: dict = {s.name: s for s in (
     ADAM_KERAS, ADAMW_KERAS, SGD_KERAS, RMSPROP_KERAS, RMSPROP_TF1, ADAGRAD_KERAS, ADAMAX_KERAS, NADAM_KERAS,
     ADADELTA_KERAS,
     ADAM_OPTAX, ADAMW_OPTAX, SGD_OPTAX, RMSPROP_OPTAX, ADAGRAD_OPTAX, ADAMAX_OPTAX, NADAM_OPTAX, ADADELTA_OPTAX,
-    LION_PYTORCH_OPTIMIZER, ADAN_PYTORCH_OPTIMIZER, ADAN_ADAN_PYTORCH,
-    LION_PYTORCH_OPTIMIZER, ADEMAMIX_PYTORCH_OPTIMIZER,
+    LION_PYTORCH_OPTIMIZER, ADAN_PYTORCH_OPTIMIZER, ADAN_ADAN_PYTORCH, ADEMAMIX_PYTORCH_OPTIMIZER,
+    SCHEDULEFREE_ADAMW_Y, SCHEDULEFREE_ADAMW_PYTORCH_OPTIMIZER,
 )}
 
 _KERAS_COUNTER = ("Keras counts `iterations` per optimizer, not per variable: a variable without a gradient in "
@@ -831,6 +865,20 @@ INFO: dict = {
          "at an earlier step is bias-corrected and warmed up with the group's count (docs/measured/third-party.md).",
          "Not covered: maximize (one flag per optimizer, read for every group), foreach (the same values in "
          "exact arithmetic), cautious, stable_adamw (other algorithms, selected through **kwargs).")),
+    "schedulefree_adamw@schedulefree": DialectInfo(
+        "schedulefree_adamw", SCHEDULEFREE_VERSION, "schedulefree.AdamWScheduleFree",
+        "schedulefree/adamw_schedulefree.py",
+        {"lr": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "eps": "eps", "weight_decay": "weight_decay",
+         "warmup_steps": "warmup_steps", "r": "r"},
+        ("weight_lr_power: its default 2 only (spec/schedulefree.py).  foreach (the default where torch has "
+         "_foreach_mul_) runs the same ops over lists.  train()/eval() are not steps: see the spec.",)),
+    "schedulefree_adamw@pytorch-optimizer": DialectInfo(
+        "schedulefree_adamw", PYTORCH_OPTIMIZER_VERSION, "pytorch_optimizer.ScheduleFreeAdamW",
+        "pytorch_optimizer/optimizer/schedulefree.py; pytorch_optimizer/base/optimizer.py (apply_ams_bound)",
+        {"lr": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "eps": "eps", "weight_decay": "weight_decay",
+         "warmup_steps": "warmup_steps", "r": "r"},
+        ("Starts in train mode (train_mode=True at construction).  Not covered: maximize, decoupling_c, "
+         "ams_bound, weight_lr_power ≠ 2.",)),
 }
 
 assert INFO.keys() == DIALECTS.keys()

@@ -31,6 +31,7 @@ from . import lion as _lion
 from . import nadam as _nadam
 from . import radam as _radam
 from . import rmsprop as _rmsprop
+from . import schedulefree as _sf
 from . import sgd as _sgd
 from .core import Assign, OptimizerSpec, g, py_float, t, theta
 
@@ -43,6 +44,7 @@ class Identity:
     statement: str
     holds: bool
     proof: Callable[[], bool]
+    specs: tuple = ()  # the specs it concerns, where its name does not say (reports.docs lists it on their pages)
 
 
 class Undecided(AssertionError):
@@ -395,6 +397,30 @@ def _ademamix_beta3_schedule_ends_above_beta3() -> bool:
     return False  # β₃ + 10⁻⁸ ≠ β₃
 
 
+# --------------------------------------------------------------------------- Schedule-Free: the y form and the reference form
+
+def _run(statements, env: dict) -> dict:
+    env = dict(env)
+    for stmt in statements:
+        env[stmt.target] = stmt.expr.xreplace(env)
+    return env
+
+
+def _schedulefree_y_form_is_reference_form() -> bool:
+    """One step of each form's tensor statements from y = β₁·x + (1 − β₁)·z, the group scalars (γ_t, c, bc₂)
+    left as symbols (both forms compute them with the same statements), for λ = 0 and every λ > 0."""
+    lam_pos = sp.Symbol("lambda_pos", positive=True)
+    for lam in (sp.Integer(0), lam_pos):
+        start = {theta: _sf.beta1 * _sf.x + (1 - _sf.beta1) * _sf.z, _sf.lam: lam}
+        ref = _run(_sf.reference_steps(), start)
+        yf = _run([*_sf.denominator(), *_sf.y_form_steps()], start)
+        ref = {k: v.xreplace({_sf.lam: lam}) for k, v in ref.items()}
+        yf = {k: v.xreplace({_sf.lam: lam}) for k, v in yf.items()}
+        if not (equal(ref[theta], yf[theta]) and equal(ref[_sf.z], yf[_sf.z])):
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------- the list
 
 IDENTITIES: tuple[Identity, ...] = (
@@ -491,4 +517,13 @@ IDENTITIES: tuple[Identity, ...] = (
         "f⁻¹(f(β₃)) = β₃ + 10⁻⁸ (the 10⁻⁸ inside f's logarithm), so at t = T the schedule drops from about "
         "β₃ + 10⁻⁸ to β₃ (witness β₁ = 0.9, β₃ = 0.9999).",
         False, _ademamix_beta3_schedule_ends_above_beta3),
+    Identity(
+        "schedulefree_y_form_is_reference_form",
+        "The Schedule-Free y form (schedulefree.AdamWScheduleFree: u = g/d + λ·y, y ← lerp(y, z, c) + "
+        "γ_t·(β₁·(1 − c) − 1)·u, z ← z − γ_t·u) and its reference form (AdamWScheduleFreeReference: "
+        "z ← z − γ_t·λ·y − γ_t·g/d, x ← (1 − c)·x + c·z, y = β₁·x + (1 − β₁)·z) give the same new y and z "
+        "from any state with y = β₁·x + (1 − β₁)·z, for λ = 0 and every λ > 0, the group scalars γ_t, c and d "
+        "being the same: the same exact values (the invariant carries over), a different rounding.",
+        True, _schedulefree_y_form_is_reference_form,
+        specs=("schedulefree_adamw", "schedulefree_adamw@schedulefree", "schedulefree_adamw@pytorch-optimizer")),
 )

@@ -49,6 +49,8 @@ __all__ = [
     "FaithfulLion", "SignOfMomentumLion", "MomentumFirstLion", "DecayAfterSignLion", "SignZeroIsOneLion",
     "FaithfulAdan", "ZeroFirstPrevGradAdan", "PaperWeightInNAdan",
     "FaithfulAdEMAMix", "BiasCorrectedSlowAdEMAMix", "LinearBeta3WarmupAdEMAMix",
+    "FaithfulScheduleFreeAdamW", "EpsBeforeBiasCorrectionScheduleFree", "NoLrWeightingScheduleFree",
+    "DecayAtZScheduleFree", "AverageBeforeStepScheduleFree",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -1114,6 +1116,97 @@ class LinearBeta3WarmupAdEMAMix(FaithfulAdEMAMix):
         return beta3
 
 
+# =========================================================================== Schedule-Free AdamW
+
+class FaithfulScheduleFreeAdamW(_ForLoop):
+    """schedulefree 1.4.1's AdamWScheduleFreeReference.step (spec/schedulefree.py), in train mode from the start.
+    The group scalars (step, lr_max, weight_sum) are kept in each parameter's state, as the spec keeps them: the
+    same values as the library's per-group ones while every parameter has a gradient at every step."""
+
+    def __init__(self, params, lr=0.0025, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, warmup_steps=0, r=0.0):
+        if not 0.0 <= lr:  # the library checks nothing; these are the spec's domains
+            raise ValueError(f"Invalid learning rate: {lr}")
+        _check_betas(betas)
+        for name, value in (("eps", eps), ("weight_decay", weight_decay), ("warmup_steps", warmup_steps)):
+            if not 0.0 <= value:
+                raise ValueError(f"Invalid {name} value: {value}")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+                                      warmup_steps=warmup_steps, r=r))
+
+    def _weight(self, k, lr_max, r):
+        return ((k + 1) ** r) * (lr_max * lr_max)
+
+    def _denom(self, exp_avg_sq, bias_correction2, eps):
+        return exp_avg_sq.div(bias_correction2).sqrt_().add_(eps)
+
+    def _lr(self, lr, bias_correction2):
+        return lr
+
+    def _decay(self, z, x, y, lr, decay):
+        z.sub_(y, alpha=lr * decay)
+
+    def _average_and_y(self, x, z, ckp1, beta1, z_step):
+        z_step()
+        x.mul_(1 - ckp1).add_(z, alpha=ckp1)
+        return x.mul(beta1).add_(z, alpha=1 - beta1)
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state.update(step=0.0, lr_max=-1.0, weight_sum=0.0, z=p.clone(), x=p.clone(),
+                         exp_avg_sq=torch.zeros_like(p, memory_format=torch.preserve_format))
+        beta1, beta2 = group["betas"]
+        k, warmup = int(state["step"]), group["warmup_steps"]
+        sched = (k + 1) / warmup if k < warmup else 1.0
+        bias_correction2 = 1 - beta2 ** (k + 1)
+        lr = self._lr(group["lr"] * sched, bias_correction2)
+        lr_max = state["lr_max"] = max(lr, state["lr_max"])
+        weight = self._weight(k, lr_max, group["r"])
+        weight_sum = state["weight_sum"] = state["weight_sum"] + weight
+        ckp1 = weight / weight_sum if weight_sum != 0 else 0
+        z, x, exp_avg_sq = state["z"], state["x"], state["exp_avg_sq"]
+        if group["weight_decay"] != 0:
+            self._decay(z, x, p, lr, group["weight_decay"])
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = self._denom(exp_avg_sq, bias_correction2, group["eps"])
+        p.copy_(self._average_and_y(x, z, ckp1, beta1, lambda: z.addcdiv_(grad, denom, value=-lr)))
+        state["step"] = float(k + 1)
+
+
+class EpsBeforeBiasCorrectionScheduleFree(FaithfulScheduleFreeAdamW):
+    """BROKEN against 1.4.1 (the form of earlier schedulefree releases, facebookresearch/schedule_free#38):
+    γ_t = lr·schedule·√bc₂ for the step and for lr_max (so for the weights c), with d = √v + ε: ε enters before
+    the bias correction, and the average's weights carry √bc₂."""
+
+    def _denom(self, exp_avg_sq, bias_correction2, eps):
+        return exp_avg_sq.sqrt().add_(eps)
+
+    def _lr(self, lr, bias_correction2):
+        return lr * math.sqrt(bias_correction2)
+
+
+class NoLrWeightingScheduleFree(FaithfulScheduleFreeAdamW):
+    """BROKEN: weight = tʳ (weight_lr_power = 0): the average ignores the learning rates, which matters only
+    during warm-up or where the lr changes (with a constant lr both give c = 1/t for r = 0)."""
+
+    def _weight(self, k, lr_max, r):
+        return (k + 1) ** r
+
+
+class DecayAtZScheduleFree(FaithfulScheduleFreeAdamW):
+    """BROKEN: decay evaluated at z (the library's decay_at_z=True) instead of at y."""
+
+    def _decay(self, z, x, y, lr, decay):
+        z.sub_(z, alpha=lr * decay)
+
+
+class AverageBeforeStepScheduleFree(FaithfulScheduleFreeAdamW):
+    """BROKEN: averages x toward the old z, before z takes its step: x ← (1 − c)·x + c·z_old."""
+
+    def _average_and_y(self, x, z, ckp1, beta1, z_step):
+        x.mul_(1 - ckp1).add_(z, alpha=ckp1)
+        z_step()
+        return x.mul(beta1).add_(z, alpha=1 - beta1)
+
 
 # =========================================================================== the catalogue
 
@@ -1132,6 +1225,7 @@ FAITHFUL = {
     "FaithfulLion": "lion",
     "FaithfulAdan": "adan",
     "FaithfulAdEMAMix": "ademamix",
+    "FaithfulScheduleFreeAdamW": "schedulefree_adamw",
 }
 
 #: class name -> spec it claims to implement (and gets wrong)
@@ -1170,6 +1264,10 @@ BROKEN = {
     "PaperWeightInNAdan": "adan",
     "BiasCorrectedSlowAdEMAMix": "ademamix",
     "LinearBeta3WarmupAdEMAMix": "ademamix",
+    "EpsBeforeBiasCorrectionScheduleFree": "schedulefree_adamw",
+    "NoLrWeightingScheduleFree": "schedulefree_adamw",
+    "DecayAtZScheduleFree": "schedulefree_adamw",
+    "AverageBeforeStepScheduleFree": "schedulefree_adamw",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

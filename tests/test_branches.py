@@ -44,6 +44,10 @@ EXPECTED = {
     "adan": {LAMBDA, ("step", "Eq(t, 1)")},
     # the warm-ups' t < T (a root T = t at every step) and the reference code's β₁ ≠ 0 test; λ is never skipped
     "ademamix": {("hyper", "T_alpha > t"), ("hyper", "T_beta3 > t"), ("hyper", "Ne(beta_1, 0)")},
+    # warm-up k < W, written t ≤ W, solved for the whole number W = t at each step; the first step creates z and x;
+    # the group scalars' comparisons (lr_max, the weight sum) mix state and hyperparameters: recorded, not placed
+    "schedulefree_adamw": {LAMBDA, ("hyper", "W >= t"), ("step", "Eq(t, 1)"),
+                           ("other", "Max(gamma_max, gamma_t)"), ("other", "Eq(W_sum, 0)")},
 }
 #: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory.
 NOTHING_TO_PLACE = {"rprop"}

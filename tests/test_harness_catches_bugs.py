@@ -53,6 +53,9 @@ FAITHFUL = {
     # AdEMAMix: the value tests in float64 (float32 passes too, measured; test_branches, about 10 s a dtype here,
     # is left to the suite's own numpy run of the same spec: CI's time)
     "FaithfulAdEMAMix": ("ademamix", f"{CONFORMANCE} and float64"),
+    # float64 only, to stay inside CI's budget (the full ci run in every dtype: 60 s); the audit of the library's
+    # reference class runs all four dtypes (docs/measured/third-party.md)
+    "FaithfulScheduleFreeAdamW": ("schedulefree_adamw", f"({CONFORMANCE} or test_branches) and float64"),
 }
 
 #: class -> (spec, -k selection); every one must be caught
@@ -105,6 +108,11 @@ BROKEN = {
     # test_branches, which puts a warm-up T just above each step)
     "BiasCorrectedSlowAdEMAMix": ("ademamix", "test_trajectory and float64"),
     "LinearBeta3WarmupAdEMAMix": ("ademamix", "test_trajectory and float64"),
+    # Schedule-Free AdamW (measured under ci)
+    "EpsBeforeBiasCorrectionScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
+    "NoLrWeightingScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
+    "DecayAtZScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
+    "AverageBeforeStepScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
 }
 
 

@@ -15,7 +15,8 @@ from conformance.optimizers import get, names, torch_kwargs
 OPTIMIZERS = names()
 TORCH_OPTIMIZERS = tuple(name for name in OPTIMIZERS if get(name).torch)  # what the port is checked against
 STEPS = 8  # RAdam's rectified branch needs step 6 or later (see its group_pairs in conformance/optimizers.py)
-SCALAR_STATE = ("step", "mu_product", "eta", "mu")  # 0-d tensors of torch's default dtype, reported as floats
+SCALAR_STATE = ("step", "mu_product", "eta", "mu",  # 0-d tensors of torch's default dtype, reported as floats
+                "weight_sum", "lr_max")  # Schedule-Free's group scalars, Python floats
 SHAPES = [[(3, 4), (5,), ()], [(2, 3, 2), (4,)]]  # two groups; a 0-d param included
 NP_DTYPES = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64}
 

@@ -83,7 +83,10 @@ def sgd_exact(theta, lr: float, g) -> Fraction:
 
 #: Hyperparameters under which a spec never moves θ: lr = 0, and for Rprop (whose lr is only Δ's start, clamped
 #: into [Δ_min, Δ_max] at once) Δ_min = 0 too.
-NO_STEP = {"rprop": {"lr": 0.0, "step_size_min": 0.0}}
+NO_STEP = {"rprop": {"lr": 0.0, "step_size_min": 0.0},
+           # y = β₁·x + (1 − β₁)·z is recomputed every step and rounds even when x = z = θ (β₁ = 0.9: θ comes back
+           # within a rounding, as in the library): with β₁ = 0, y = z, and lr = 0 leaves z alone
+           "schedulefree_adamw": {"lr": 0.0, "beta1": 0.0}}
 #: Decay terms besides weight_decay: ASGD shrinks θ by λ·η every step, whatever g.
 NO_DECAY = {"asgd": {"lambd": 0.0}}
 
@@ -558,3 +561,18 @@ def test_exact_arithmetic_keeps_square_roots_of_rationals():
     assert O.mul(two, two) == 2 and O.div(two, two) == 1 and O.div(Fraction(1), two) == Surd(Fraction(1, 2), Fraction(2))
     assert O.neg(two) == Surd(Fraction(-1), Fraction(2)) and O.sqrt(Fraction(9, 4)) == Fraction(3, 2)
     assert O.gt(two, Fraction(141, 100)) and O.lt(two, Fraction(142, 100))  # compared as intervals
+
+
+def test_exact_arithmetic_keeps_zero_plus_x_and_x_over_x():
+    """0 + x is x itself and x/x is exactly 1 for an irrational x (Schedule-Free's first nonzero weight,
+    c = w/(0 + w) with w = 2ʳ): an enclosure would leave a tie on a rounding boundary undecided."""
+    from reference.exact import ExactInterval
+    O = ExactInterval(128)
+    w = O.pow(Fraction(2), Fraction(1, 3))  # irrational: an interval
+    assert not isinstance(w, Fraction)
+    total = O.add(Fraction(0), w)
+    assert total is w and O.div(w, total) == Fraction(1)
+    zero = O.sub(w, w)  # an enclosure of 0: x/x is not 1 there, and the shortcut is not taken
+    from reference.arith import Undecided
+    with pytest.raises(Undecided):
+        O.div(zero, zero)

@@ -259,6 +259,8 @@ def test_adan_pytorch_accepts_any_hyperparameter(adan_pytorch):
     for bad in ({"lr": -1.0}, {"beta1": 2.0}, {"eps": -1.0}):
         with pytest.raises(spec.InvalidHyperparameter):
             spec.get("adan@adan-pytorch").complete(bad)
+
+
 # --------------------------------------------------------------------------- pytorch-optimizer's AdEMAMix
 
 ADEMAMIX = spec.OPTIMIZERS["ademamix"]
@@ -365,3 +367,92 @@ def test_pytorch_optimizer_ademamix_maximize_is_per_optimizer_and_writes_into_th
     r.grad = torch.tensor([1.0, -3.0])
     opt.step()
     assert r.grad.tolist() == [-1.0, 3.0]
+
+
+# --------------------------------------------------------------------------- schedulefree 1.4.1
+
+SCHEDULEFREE_PINNED = "1.4.1"
+SCHEDULEFREE_ADAMW = spec.get("schedulefree_adamw")
+
+
+def _schedulefree():
+    sf = pytest.importorskip("schedulefree")
+    assert metadata.version("schedulefree") == SCHEDULEFREE_PINNED, (
+        f"schedulefree {metadata.version('schedulefree')} installed; these findings were measured on "
+        f"{SCHEDULEFREE_PINNED}: rerun the audit (docs/measured/third-party.md) and update the pin")
+    return sf
+
+
+@pytest.mark.parametrize("name", ["AdamWScheduleFreeReference", "AdamWScheduleFree"])
+def test_schedulefree_accepts_hyperparameters_outside_the_specs_domains(name):
+    """Known deviation schedulefree-accepts-any-hyperparameter: no argument is checked.  ε = −1, λ = −1 and
+    warmup_steps = −1 construct; lr = −1 with β₁ = 1.5 constructs and steps, and θ = 0 moves up a positive
+    gradient (to y = 1.5·x − 0.5·z with x = z ≈ 1 after the first step)."""
+    sf = _schedulefree()
+    cls = getattr(sf, name)
+    for bad in (dict(lr=-1.0, beta1=1.5), dict(eps=-1.0), dict(weight_decay=-1.0), dict(warmup_steps=-1)):
+        with pytest.raises(spec.InvalidHyperparameter):
+            SCHEDULEFREE_ADAMW.complete(bad)
+    for kwargs in (dict(eps=-1.0), dict(weight_decay=-1.0), dict(warmup_steps=-1)):
+        cls([torch.zeros(1)], **kwargs)
+    p = torch.zeros(1, dtype=torch.float64)
+    opt = cls([p], lr=-1.0, betas=(1.5, 0.9))
+    opt.train()
+    p.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    assert p.item() > 0.99  # a descent method with a valid lr moves θ = 0 down a positive gradient
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_schedulefree_writes_the_normalised_gradient_into_the_callers_grad(foreach):
+    """AdamWScheduleFree divides p.grad in place (``grad.div_(denom)``, "reuse grad buffer for memory efficiency")
+    and adds λ·y to it: after step() the caller's gradient is u = g/(√(v/bc₂) + ε) + λ·y, not g.  g = 1 at the
+    first step gives v/bc₂ = 1 exactly, so u = 1/(1 + ε) + λ·θ₀.  The reference class leaves p.grad alone."""
+    sf = _schedulefree()
+    p = torch.full((1,), 2.0, dtype=torch.float64)
+    opt = sf.AdamWScheduleFree([p], lr=0.1, eps=0.5, weight_decay=0.25, foreach=foreach)
+    opt.train()
+    p.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    assert p.grad.item() == 1 / 1.5 + 0.25 * 2.0  # would be 1.0, the caller's gradient, if left alone
+    q = torch.full((1,), 2.0, dtype=torch.float64)
+    ref = sf.AdamWScheduleFreeReference([q], lr=0.1, eps=0.5, weight_decay=0.25)
+    ref.train()
+    q.grad = torch.ones(1, dtype=torch.float64)
+    ref.step()
+    assert q.grad.item() == 1.0
+
+
+def test_schedulefree_eval_train_round_trip_is_not_exact():
+    """spec/schedulefree.py, train/eval switching: AdamWScheduleFree stores no x, so eval() computes
+    x = lerp(y, z, 1 − 1/β₁) and train() y = lerp(x, z, 1 − β₁), each rounded; y does not come back bit for bit
+    (float32, β₁ = 0.9: y = −0x1.fe8c2ep-3, z = −0x1.410aeep-3 comes back as −0x1.fe8c30p-3, one ulp away).
+    The reference class copies its stored x and y and restores y exactly."""
+    sf = _schedulefree()
+    y, z = float.fromhex("-0x1.fe8c2ep-3"), float.fromhex("-0x1.410aeep-3")
+    p = torch.tensor([y], dtype=torch.float32)
+    opt = sf.AdamWScheduleFree([p])
+    opt.state[p]["z"] = torch.tensor([z], dtype=torch.float32)
+    opt.param_groups[0]["train_mode"] = True
+    opt.eval()
+    opt.train()
+    assert p.item() == float.fromhex("-0x1.fe8c30p-3") != y
+
+
+def test_pytorch_optimizer_schedulefree_accepts_a_negative_warmup():
+    """Known deviation pytorch-optimizer-schedulefree-accepts-negative-warmup: warmup_steps is not validated."""
+    with pytest.raises(spec.InvalidHyperparameter):
+        spec.get("schedulefree_adamw@pytorch-optimizer").complete({"warmup_steps": -1})
+    with pytest.raises(ValueError):  # its neighbours are validated
+        po.ScheduleFreeAdamW([torch.zeros(1)], eps=-1.0)
+    po.ScheduleFreeAdamW([torch.zeros(1)], warmup_steps=-1)
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_pytorch_optimizer_schedulefree_writes_into_the_callers_gradient(foreach):
+    """As schedulefree's AdamWScheduleFree: p.grad becomes u = g/(√(v/bc₂ + 10⁻¹⁵) + ε) + λ·y after step()."""
+    p = torch.full((1,), 2.0, dtype=torch.float64)
+    opt = po.ScheduleFreeAdamW([p], lr=0.1, eps=0.5, weight_decay=0.25, foreach=foreach)
+    p.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    assert p.grad.item() != 1.0  # u ≈ 1/1.5 + 0.25·2: the caller's gradient 1 is gone

@@ -104,6 +104,9 @@ DEFAULTS = {
     # its None (no warm-up: its ``step < warmup`` never holds)
     "ademamix": dict(lr=1e-3, beta1=0.9, beta2=0.999, beta3=0.9999, alpha=2.0, beta3_warmup=0.0, alpha_warmup=0.0,
                      eps=1e-8, weight_decay=0.0),
+    # not torch's: schedulefree 1.4.1's AdamWScheduleFreeReference (weight_lr_power fixed at its default 2)
+    "schedulefree_adamw": dict(lr=0.0025, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, warmup_steps=0,
+                               r=0.0),
 }
 
 
@@ -195,6 +198,13 @@ def validate(optimizer: str, hyper: dict) -> dict:
         for name in ("weight_decay", "alpha", "beta3_warmup", "alpha_warmup"):
             if not 0.0 <= h[name]:
                 raise ValueError(f"Invalid {name} value: {h[name]}")
+    elif optimizer == "schedulefree_adamw":  # the library checks nothing: the spec's domains
+        _check_betas(h)
+        for name in ("eps", "weight_decay", "warmup_steps"):
+            if not 0.0 <= h[name]:
+                raise ValueError(f"Invalid {name} value: {h[name]}")
+        if not float(h["warmup_steps"]).is_integer():
+            raise ValueError(f"Invalid warmup_steps value: {h['warmup_steps']} (a number of steps)")
     else:  # adam, adamw, adamax, nadam, radam
         if not 0.0 <= h["eps"]:
             raise ValueError(f"Invalid epsilon value: {h['eps']}")
@@ -575,6 +585,34 @@ def _ademamix(k, p, g, st, h, _):
     return k.add(p, k.mul(update, -lr))
 
 
+def _schedulefree_adamw(k, p, g, st, h, _):
+    # Not a torch.optim port: schedulefree 1.4.1's AdamWScheduleFreeReference.step, statement for statement.  The
+    # library keeps step, lr_max and weight_sum per group; here each parameter keeps a copy, the same values while
+    # every parameter has a gradient at every step (all the harness draws for this spec).
+    step, warmup = st["step"], h["warmup_steps"]
+    sched = (step + 1) / warmup if step < warmup else 1.0
+    bias_correction2 = 1 - h["beta2"] ** (step + 1)
+    lr = h["lr"] * sched
+    lr_max = st["lr_max"] = max(lr, st["lr_max"])
+    # lr_max ** 2.0 in the library: the same correctly rounded square, but Python's ** raises OverflowError
+    # past 1.3e154 where * gives inf (a tiny warmup_steps W makes lr·t/W that large)
+    weight = ((step + 1) ** h["r"]) * (lr_max * lr_max)
+    weight_sum = st["weight_sum"] = st["weight_sum"] + weight
+    try:
+        ckp1 = weight / weight_sum
+    except ZeroDivisionError:
+        ckp1 = 0
+    z = st["z"]
+    if h["weight_decay"] != 0:
+        z = k.add(z, p, -(lr * h["weight_decay"]))  # z.sub_(y, alpha=lr*decay)
+    st["exp_avg_sq"] = k.addcmul(k.mul(st["exp_avg_sq"], h["beta2"]), g, g, 1 - h["beta2"])
+    denom = k.add(k.sqrt(k.div(st["exp_avg_sq"], bias_correction2)), h["eps"])
+    z = st["z"] = k.addcdiv(z, g, denom, -lr)
+    x = st["x"] = k.add(k.mul(st["x"], 1 - ckp1), z, ckp1)  # x.mul_(1-ckp1).add_(z, alpha=ckp1)
+    st["step"] = step + 1
+    return k.add(k.mul(x, h["beta1"]), z, 1 - h["beta1"])  # y = x.mul(beta1).add_(z, alpha=1-beta1)
+
+
 _STEPS = {
     "sgd": _sgd,
     "adagrad": _adagrad,
@@ -590,6 +628,7 @@ _STEPS = {
     "lion": _lion,
     "adan": _adan,
     "ademamix": _ademamix,
+    "schedulefree_adamw": _schedulefree_adamw,
 }
 
 
@@ -638,6 +677,9 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> d
         if h["beta1"] != 0.0:
             st["exp_avg_fast"] = _zeros(p)
         return st
+    if optimizer == "schedulefree_adamw":  # z and x: copies of the parameter (y) at its first step
+        return {"step": 0.0, "z": p.copy(), "x": p.copy(), "exp_avg_sq": _zeros(p), "weight_sum": 0.0,
+                "lr_max": -1.0}
     raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}")
 
 

@@ -369,6 +369,8 @@ def _adan_algorithm_1_is_code_without_bias_correction() -> bool:
         if not equal(ours, paper):
             return False
     return True
+
+
 # --------------------------------------------------------------------------- AdEMAMix: the paper's schedule and the code's
 
 def _ademamix_beta3_schedule_is_papers() -> bool:

@@ -67,6 +67,20 @@ def _check_betas(betas):
         raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
 
 
+def _check_three_betas(lr, eps, betas, weight_decay):
+    """Adan's and AdEMAMix's reference checks (lr, ε ≥ 0; each of three β in [0, 1)) and the spec's λ ≥ 0, which
+    those codes do not check."""
+    if not 0.0 <= lr:
+        raise ValueError(f"Invalid learning rate: {lr}")
+    if not 0.0 <= eps:
+        raise ValueError(f"Invalid epsilon value: {eps}")
+    _check_betas(betas)
+    if not 0.0 <= betas[2] < 1.0:
+        raise ValueError(f"Invalid beta parameter at index 2: {betas[2]}")
+    if not 0.0 <= weight_decay:
+        raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+
+
 class _ForLoop(Optimizer):
     """``step()``: for each group, for each parameter with a gradient, ``_update``."""
 
@@ -948,15 +962,7 @@ class FaithfulAdan(_ForLoop):
     the step counted per parameter (``state['step']``, the spec's t) where that code counts per group."""
 
     def __init__(self, params, lr=1e-3, betas=(0.98, 0.92, 0.99), eps=1e-8, weight_decay=0.0, no_prox=False):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        _check_betas(betas)
-        if not 0.0 <= betas[2] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 2: {betas[2]}")
-        if not 0.0 <= weight_decay:  # the spec's λ ≥ 0 (the reference code does not check it)
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_three_betas(lr, eps, betas, weight_decay)
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       no_prox=no_prox))
 
@@ -1040,15 +1046,7 @@ class FaithfulAdEMAMix(_ForLoop):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999, 0.9999), alpha=2.0, beta3_warmup=None,
                  alpha_warmup=None, eps=1e-8, weight_decay=0):
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        _check_betas(betas)
-        if not 0.0 <= betas[2] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 2: {betas[2]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_three_betas(lr, eps, betas, weight_decay)
         if not 0.0 <= alpha:
             raise ValueError(f"Invalid alpha value: {alpha}")
         for name, warmup in (("beta3_warmup", beta3_warmup), ("alpha_warmup", alpha_warmup)):

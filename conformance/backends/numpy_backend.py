@@ -181,21 +181,15 @@ def validate(optimizer: str, hyper: dict) -> dict:
         _check_betas(h)
         if not 0.0 <= h["weight_decay"]:
             raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
-    elif optimizer == "adan":  # the reference code's checks, and the spec's λ ≥ 0 (which that code does not check)
+    elif optimizer in ("adan", "ademamix"):  # the reference codes' checks, and the spec's λ ≥ 0 (and AdEMAMix's
+        # α, T ≥ 0), which those codes do not check
         if not 0.0 <= h["eps"]:
             raise ValueError(f"Invalid epsilon value: {h['eps']}")
         _check_betas(h)
         if not 0.0 <= h["beta3"] < 1.0:
             raise ValueError(f"Invalid beta parameter at index 2: {h['beta3']}")
-        if not 0.0 <= h["weight_decay"]:
-            raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
-    elif optimizer == "ademamix":  # the reference code's checks, and the spec's T ≥ 0 (which that code does not check)
-        if not 0.0 <= h["eps"]:
-            raise ValueError(f"Invalid epsilon value: {h['eps']}")
-        _check_betas(h)
-        if not 0.0 <= h["beta3"] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 2: {h['beta3']}")
-        for name in ("weight_decay", "alpha", "beta3_warmup", "alpha_warmup"):
+        extra = ("alpha", "beta3_warmup", "alpha_warmup") if optimizer == "ademamix" else ()
+        for name in ("weight_decay", *extra):
             if not 0.0 <= h[name]:
                 raise ValueError(f"Invalid {name} value: {h[name]}")
     elif optimizer == "schedulefree_adamw":  # the library checks nothing: the spec's domains

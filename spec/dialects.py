@@ -522,16 +522,21 @@ WEIGHT_DECOUPLE = common.flag("weight_decouple", "decoupled decay θ ← θ·(1 
 FIXED_DECAY = common.flag("fixed_decay", "with weight_decouple, θ ← θ·(1 − λ): the decay not scaled by lr")
 
 
+def _pytorch_optimizer_decay(f: dict, lam, eta, l2_note: str) -> list:
+    """pytorch-optimizer's apply_weight_decay, as its Lion and AdEMAMix call it: with weight_decouple θ·(1 − λ·lr)
+    (θ·(1 − λ) with fixed_decay), else L2 in the gradient; skipped for λ = 0."""
+    if f["weight_decouple"]:
+        scale = 1 if f["fixed_decay"] else eta
+        return [Assign(theta, unless_zero(lam, theta * (1 - lam * scale), theta),
+                       "apply_weight_decay: p.mul_(1 − λ·(1 if fixed_decay else lr)); skipped for λ = 0")]
+    return [Assign(g, unless_zero(lam, g + lam * theta, g),
+                   f"apply_weight_decay: grad.add_(p, alpha=λ), L2 in the gradient{l2_note}")]
+
+
 def pytorch_optimizer_lion_rule(f: dict) -> list:
     """pytorch_optimizer.Lion's per-parameter path (its foreach path: the same ops over lists): decay, then lerps."""
     lo = _lion
-    if f["weight_decouple"]:
-        scale = 1 if f["fixed_decay"] else lo.eta
-        decay = [Assign(theta, unless_zero(lo.lam, theta * (1 - lo.lam * scale), theta),
-                        "apply_weight_decay: p.mul_(1 − λ·(1 if fixed_decay else lr)); skipped for λ = 0")]
-    else:
-        decay = [Assign(g, unless_zero(lo.lam, g + lo.lam * theta, g),
-                        "apply_weight_decay: grad.add_(p, alpha=λ), L2 in the gradient (both c and m see it)")]
+    decay = _pytorch_optimizer_decay(f, lo.lam, lo.eta, " (both c and m see it)")
     return [
         *decay,
         Assign(lo.c, common.lerp(lo.m, g, 1 - lo.beta1), "update = exp_avg.lerp(grad, 1 − β₁)"),
@@ -676,13 +681,7 @@ _T = PO_T.symbol
 def pytorch_optimizer_ademamix_rule(f: dict) -> list:
     """pytorch_optimizer.AdEMAMix's per-parameter path (its foreach path: the same ops over lists)."""
     a = _ademamix
-    if f["weight_decouple"]:
-        scale = 1 if f["fixed_decay"] else a.eta
-        decay = [Assign(theta, unless_zero(a.lam, theta * (1 - a.lam * scale), theta),
-                        "apply_weight_decay: p.mul_(1 − λ·(1 if fixed_decay else lr)); skipped for λ = 0")]
-    else:
-        decay = [Assign(g, unless_zero(a.lam, g + a.lam * theta, g),
-                        "apply_weight_decay: grad.add_(p, alpha=λ), L2 in the gradient; skipped for λ = 0")]
+    decay = _pytorch_optimizer_decay(f, a.lam, a.eta, "; skipped for λ = 0")
     ramp = t / _T
     ln1, ln3 = sp.log(a.beta1), sp.log(a.beta3)
     return [

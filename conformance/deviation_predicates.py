@@ -309,7 +309,10 @@ def _capturable_denominator_leaves_range(data) -> bool:
 def _enclosed_trajectory(spec, h, p0, grads, lrs) -> list:
     """The exact trajectory as ``reference.fast.FastSnapshot``s whose ``value`` is phase 1's midpoint (the exact
     value to within a radius of a few binary64 ulps: enough to place D against a factor-2 margin) and, for the
-    elements phase 1 leaves wide or non-finite, ``reference.step``'s exact ``elements``.  Unlike
+    elements phase 1 leaves wide or non-finite, ``reference.step``'s exact ``elements``.  Wide means: a moment
+    that divides (v, max v, u) whose radius exceeds 2⁻⁴⁰ of its value, or an m whose interval does not settle
+    whether it is 0; θ's value is not used, and a θ near cancellation (radius large next to it) sent nearly half
+    the elements of a realistic tensor to the exact path (a minute a test).  Unlike
     ``fast_trajectory`` it certifies no rounding (in float64 none could be, and every element went to the exact
     path: minutes for a 65,537-element tensor)."""
     from reference import arith
@@ -322,7 +325,14 @@ def _enclosed_trajectory(spec, h, p0, grads, lrs) -> list:
         wide = np.zeros(pb.n, dtype=bool)
         for step in range(len(grads)):
             for k in names:
-                wide |= ~np.isfinite(x[step][k]) | ~(r[step][k] <= 2.0 ** -40 * np.abs(x[step][k]))
+                if k == "theta":
+                    continue  # D is formed from the moments alone, whose radii already carry θ's
+                xs, rs = x[step][k], r[step][k]
+                if k == "exp_avg":  # used only as zero or not
+                    sure = (rs == 0) | (rs < np.abs(xs))
+                else:
+                    sure = rs <= 2.0 ** -40 * np.abs(xs)
+                wide |= ~np.isfinite(xs) | ~sure
     except (arith.Undecided, arith.NotReal):  # a scalar comparison phase 1 cannot decide: every element exactly
         x = [{k: np.full(pb.n, np.nan) for k in names} for _ in grads]
         wide = np.ones(pb.n, dtype=bool)

@@ -496,3 +496,37 @@ def test_tensor_beta1_is_rounded_to_the_parameter_dtype(name, dtype, plain, roun
 
     assert first_moment((0.9, 0.999)) == plain
     assert first_moment((torch.tensor(0.9, dtype=torch.float64), torch.tensor(0.999, dtype=torch.float64))) == rounded
+
+
+def test_denominator_predicate_over_arrays_agrees_with_the_exact_path():
+    """``_capturable_denominator_leaves_range`` decides a tensor past ``_EXACT_LIMIT`` elements over arrays
+    (phase 1's midpoints, exact only where phase 1 is wide) and a smaller one element by element through
+    ``reference.step``.  The optimizers are elementwise, so the array answer for a 6-element tensor must be the OR
+    of the exact answers for its elements alone.  Seeded draws near the range's edges (lr down to 1e-6, ε = 0,
+    θ that λθ cancels against g), each answer both ways at least once."""
+    import numpy as np
+    from conformance.backend import Case, Group
+    from conformance import deviation_predicates as dp
+    import spec as spec_pkg
+
+    rng = np.random.default_rng(2026)
+    seen = set()
+    for k in range(36):
+        optimizer = ("radam", "adam", "adamax")[k % 3]
+        spec = spec_pkg.get(optimizer)
+        hyper = dict(lr=float(rng.choice([1e-6, 1e-3, 1.0, 80.5])), beta1=float(rng.choice([0.0, 0.9, 1 - 2 ** -15])),
+                     beta2=float(rng.choice([0.5, 0.9, 0.999])), eps=float(rng.choice([0.0, 1e-8, 1e-3])),
+                     weight_decay=float(rng.choice([0.0, 0.5])))
+        h = spec.complete({n: v for n, v in hyper.items() if n in spec.defaults})
+        theta = np.float16(rng.choice([0.0, 1.0, -2.0 ** -23, 3.5], size=6)) * np.float16(rng.choice([1, -1], size=6))
+        grads = [np.float16(rng.choice([0.0, 1.0, -0.5, 2.0 ** -20, 6e4], size=6)) for _ in range(int(rng.integers(1, 8)))]
+
+        def case(sel):
+            return Case(optimizer, "float16", [Group(h, [theta[sel].copy()])], [[[g[sel].copy()]] for g in grads])
+
+        whole = dp._capturable_denominator_leaves_range(case(slice(None)))
+        alone = any(dp._capturable_denominator_leaves_range(case(slice(i, i + 1))) for i in range(6))
+        assert whole == alone, (optimizer, h, theta, grads)
+        seen.add(whole)
+    assert seen == {True, False}
+    assert dp._EXACT_LIMIT < 6

@@ -138,8 +138,8 @@ def _ademamix_beta3_schedule_overflows(data) -> bool:
         if b1 == 0 or b3 == 0:
             return True
         l1, l3 = math.log(b1), math.log(b3)
-        for step in range(1, len(data.grads) + 1):
-            a = step / T
+        for k in range(1, len(data.grads) + 1):
+            a = k / T
             d = (1.0 - a) * l3 + a * l1
             if d == 0 or l1 * l3 / d > 700:  # a margin below 709.78 for the rounding of the quotient
                 return True
@@ -201,8 +201,8 @@ def _momentum_buffer_created_beside_others(data) -> bool:
         if h.get("momentum", 0) == 0 or len(params) < 2:
             continue
         seen = [False] * len(params)
-        for step in data.grads:
-            has = [g is not None for g in step[i]]
+        for row in data.grads:
+            has = [g is not None for g in row[i]]
             if any(has[j] and not seen[j] for j in range(len(params))) and any(seen):
                 return True
             seen = [a or b for a, b in zip(seen, has)]

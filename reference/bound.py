@@ -63,10 +63,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import mpmath
+import numpy as np
 
 from .arith import mp_context
 from .driver import is_finite, prepare, steps
 from .formats import FORMATS, Format, exact, round_to_format
+from .tensor import Lifted, object_array
 
 BASIC = 2
 TRANSCENDENTAL = 8
@@ -536,6 +538,8 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
     program = run.program
 
     O = Bound(fmt, scalars=scalars)  # one for every element: its scalar operations are computed once
+    if spec.reduces:
+        return _tensor_bounds(run, O)
 
     def element_trajectory(start, element_grads):
         current = None  # None once an input is not finite: no bound from there on
@@ -557,3 +561,37 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
         return steps(advance, row, current, element_grads, run.hypers, run.ts)
 
     return run.per_element(element_trajectory)
+
+
+def _tensor_bounds(run, O: "Bound") -> list:
+    """``trajectory_bounds`` for a spec that reduces (``reference.tensor.Lifted``): the whole tensor steps at once,
+    and a non-finite input anywhere leaves every element without a bound from that step on (a reduction mixes
+    them all)."""
+    program, shape = run.program, run.shape
+
+    def finite(arrays) -> bool:
+        return all(is_finite(v) for a in arrays for v in np.asarray(a, dtype=object).flat)
+
+    L = Lifted(O, shape)
+    current = None
+    start = {"theta": run.theta, **run.state}
+    if finite(start.values()):
+        current = {k: L.each(O.input if k == "theta" else O.initial, v) for k, v in start.items()}
+
+    def advance(current, g, t, h):
+        if current is None or not finite([g]):
+            return None
+        return program(L, {**current, "g": L.each(O.input, g), "t": O.step_counter(t),
+                           **{k: O.hyper(v) for k, v in h.items()}})
+
+    def row(current):
+        out = {}
+        for n in program.outputs:
+            out[n] = np.empty(shape, dtype=object)
+            values = None if current is None else object_array(current[n], shape)
+            for idx in np.ndindex(*shape):
+                out[n][idx] = (ElementBound(mpmath.inf, ("non-finite input",), finite_inputs=False) if values is None
+                               else ElementBound(values[idx].e, values[idx].why))
+        return out
+
+    return steps(advance, row, current, run.grads, run.hypers, run.ts)

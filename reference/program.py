@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import sympy as sp
 
 from spec.core import OptimizerSpec, theta
+from spec.reductions import Reduction
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,8 @@ class _Printer:
             return f"O.any_({', '.join(self(a) for a in e.args)})"
         if isinstance(e, Lerp):
             return f"O.lerp({', '.join(self(a) for a in e.args)})"
+        if isinstance(e, Reduction):  # one value for the whole tensor (``reference.tensor.Lifted``)
+            return f"O.{e.op}({self(e.args[0])})"
         if isinstance(e, sp.Mod):
             return f"O.mod({self(e.args[0])}, {self(e.args[1])})"
         for cls, op in _FUNCTIONS.items():

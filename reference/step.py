@@ -37,6 +37,7 @@ from .driver import (MAX_PREC, START_PREC, Element, Unstable, escalate, hyper_sc
                      prepare, raw, rounded_stably, steps)
 from .exact import ExactInterval
 from .formats import FORMATS, get_format, round_to_format
+from .tensor import Lifted, object_array
 
 __all__ = ["Element", "Snapshot", "Unstable", "hyper_schedule", "initial_state", "is_finite", "step_once",
            "trajectory", "START_PREC", "MAX_PREC"]
@@ -86,6 +87,11 @@ def trajectory(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, stat
     """
     run = prepare(spec, hyper, param, grads, state=state, step=step, lrs=lrs, hypers=hypers, validate=validate)
     formats = tuple(get_format(f).name for f in formats)
+    if spec.reduces:  # the elements depend on each other: the whole tensor escalates together
+        per_step = escalate(lambda prec: _run_tensor(run, formats, prec),
+                            last_resort=lambda prec: _run_tensor(run, formats, prec, exact=True),
+                            context=lambda: f"a tensor of shape {run.shape}, hyperparameters {run.hypers}: ")
+        return _snapshots(run, per_step, grads)
 
     def element_trajectory(start, element_grads):
         return escalate(lambda prec: _run(run, start, element_grads, formats, prec),
@@ -93,7 +99,10 @@ def trajectory(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, stat
                         context=lambda: f"inputs {start}, gradients {element_grads}, "
                                         f"hyperparameters {run.hypers}: ")
 
-    per_step = run.per_element(element_trajectory)
+    return _snapshots(run, run.per_element(element_trajectory), grads)
+
+
+def _snapshots(run, per_step, grads) -> list:
     names = run.program.outputs
     return [Snapshot(t=run.ts[s], theta=per_step[s]["theta"], state={n: per_step[s][n] for n in names if n != "theta"},
                      stepped=grads[s] is not None) for s in range(len(grads))]
@@ -165,6 +174,70 @@ class _Arithmetic:
             value = mpmath.mp.make_mpf(libmp.from_rational(v.numerator, v.denominator, O.prec, libmp.round_nearest))
             return Element(value, {f: round_to_format(v, FORMATS[f]) for f in formats}, exact=True, prec=O.prec)
         return rounded_stably(v, formats, O.prec)
+
+
+def _run_tensor(run, formats, prec, exact=False) -> list:
+    """``_run`` for a whole tensor (a spec that reduces): per step, output name → object array of ``Element``.
+
+    A tie that only symbolic arithmetic could settle stays undecided (``Unstable``): LAMB with lr = 1 on a
+    one-element tensor steps θ − |θ|·u/|u| = 0 exactly, and the next step's ‖θ‖ > 0 is then asked of an interval
+    around 0 (``conformance.check`` reports such a tensor as unchecked)."""
+    a = _TensorArithmetic(run, ExactInterval(prec) if exact else arith.Interval(prec), formats)
+    start = {"theta": run.theta, **run.state}
+    return steps(a.advance, a.row, a.start(start), run.grads, run.hypers, run.ts)
+
+
+class _TensorArithmetic(_Arithmetic):
+    """``_Arithmetic`` over a whole tensor (``reference.tensor.Lifted``): a reduction mixes every element, so the
+    first step with an input that is not finite anywhere, or a value that is not real anywhere, switches the
+    whole tensor to IEEE's special-value rules (an inf in one element makes ‖θ‖ inf for all of them)."""
+
+    def __init__(self, run, O, formats):
+        super().__init__(run.program, O, formats)
+        self.shape = run.shape
+
+    def _all_finite(self, arrays) -> bool:
+        return all(is_finite(v) for a in arrays for v in np.asarray(a, dtype=object).flat)
+
+    def start(self, inputs: dict) -> dict:
+        O = self.O if self._all_finite(inputs.values()) else self._special()
+        L = Lifted(O, self.shape)
+        return {k: L.each(O.input, v) for k, v in inputs.items()}
+
+    def advance(self, current: dict, g, t: int, h: dict) -> dict:
+        O = self.O
+        if self.S is None and self._all_finite([g]):
+            L = Lifted(O, self.shape)
+            values = {**current, "g": L.each(O.input, g), "t": O.input(t), **{k: O.input(v) for k, v in h.items()}}
+            try:
+                out = self.program(L, values)
+                for v in out.values():
+                    for x in object_array(v, self.shape).flat:
+                        arith.check_real(x)
+                return out
+            except arith.NotReal:
+                pass
+        if self.S is None:
+            self._special()
+            L = Lifted(self.S, self.shape)
+            current = {k: L.each(lambda x: self.S.input(self._fraction(x)), v) for k, v in current.items()}
+        S = self.S
+        L = Lifted(S, self.shape)
+        values = {**current, "g": L.each(S.input, g), "t": S.input(t), **{k: S.input(v) for k, v in h.items()}}
+        return self.program(L, values)
+
+    def _fraction(self, x) -> Fraction:
+        """An exact value, or the midpoint of its enclosure, as a Fraction (where IEEE's rules take over)."""
+        return x if isinstance(x, Fraction) else _to_fraction(raw(_interval(self.O, x).mid._mpi_[0]))
+
+    def row(self, current: dict) -> dict:
+        out = {}
+        for n in self.program.outputs:
+            values = object_array(current[n], self.shape)
+            out[n] = np.empty(self.shape, dtype=object)
+            for idx in np.ndindex(*self.shape):
+                out[n][idx] = self._element(values[idx])
+        return out
 
 
 def _interval(O, v):

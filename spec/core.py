@@ -16,6 +16,7 @@ exact binary64 values too.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 from dataclasses import dataclass
@@ -192,6 +193,13 @@ class OptimizerSpec(HyperparameterLookup):
     @property
     def numeric(self) -> tuple:
         return tuple(h for h in self.hyperparameters if not h.is_flag)
+
+    @functools.cached_property
+    def reduces(self) -> bool:
+        """Some statement, for some flags, reduces over the whole tensor (``spec.reductions``): the update is
+        computed tensor by tensor, not element by element."""
+        from .reductions import reduces
+        return any(reduces(s.expr) for f in self.flag_combinations() for s in self.rule(f))
 
     def flag_combinations(self) -> list:
         """Every combination of the flag hyperparameters, as dicts name → bool (all False first)."""

@@ -1,0 +1,83 @@
+"""A per-element arithmetic lifted to whole tensors, for specs that reduce (``spec.reductions``).
+
+The compiled program of a spec (``reference.program``) calls operations on an arithmetic object ``O``.  The
+reference (``arith.Interval``, ``exact.ExactInterval``, ``arith.Special``) and the tolerance model
+(``bound.Bound``) implement them for one element.  ``Lifted(O, shape)`` runs the same program over a whole
+tensor at once: a value is either an object array of the tensor's shape (one ``O`` value per element) or a
+single ``O`` value (a hyperparameter, the step counter, a reduction: the same for every element).  Elementwise
+operations apply ``O``'s operation element by element; a reduction folds ``O``'s own operations over the
+elements, so the reference encloses it exactly and the bound charges what ``O.add`` charges a sum of n terms:
+n − 1 roundings, each at most u·Σ|terms|, which holds for any order of summation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+_ELEMENTWISE = ("add", "sub", "neg", "mul", "lerp", "div", "sqrt", "pow", "max", "min", "abs", "cos", "sin", "exp",
+                "log", "floor", "ceil", "mod", "gt", "lt", "ge", "le", "eq", "ne", "all_", "any_", "select")
+
+
+def object_array(values, shape) -> np.ndarray:
+    """An object array of ``shape`` holding ``values`` (an array of that shape or one value for every element)."""
+    out = np.empty(shape, dtype=object)
+    if isinstance(values, np.ndarray):
+        out[...] = values
+    else:
+        for idx in np.ndindex(*shape):
+            out[idx] = values
+    return out
+
+
+class Lifted:
+    """``O`` over tensors of ``shape``: see the module's docstring.  Inputs, constants and hyperparameters are
+    ``O``'s (pass them through ``O`` itself); ``each`` converts a whole array of element inputs."""
+
+    def __init__(self, O, shape: tuple):
+        self.O, self.shape = O, tuple(shape)
+
+    def each(self, fn, values) -> np.ndarray:
+        """``fn`` applied to every element of the array ``values``."""
+        out = np.empty(self.shape, dtype=object)
+        for idx in np.ndindex(*self.shape):
+            out[idx] = fn(values[idx])
+        return out
+
+    def __getattr__(self, name):
+        # Operations the program calls that are not elementwise (const, hyper, input) are O's own.
+        op = getattr(self.O, name)
+        if name not in _ELEMENTWISE:
+            return op
+
+        def elementwise(*args):
+            if not any(isinstance(a, np.ndarray) for a in args):
+                return op(*args)  # per-tensor values only: computed once
+            out = np.empty(self.shape, dtype=object)
+            for idx in np.ndindex(*self.shape):
+                out[idx] = op(*(a[idx] if isinstance(a, np.ndarray) else a for a in args))
+            return out
+
+        return elementwise
+
+    def _elements(self, x) -> list:
+        return list(object_array(x, self.shape).flat)
+
+    def sum_sq(self, x):
+        """Σᵢ xᵢ² through ``O.mul`` and one n-ary ``O.add``; each square as |x|·|x|, so that an interval around 0
+        squares to one that does not reach below 0 (|·| is exact in every arithmetic)."""
+        O = self.O
+        squares = [O.mul(a, a) for a in (O.abs(v) for v in self._elements(x))]
+        if not squares:
+            return O.const(0, 1)
+        return squares[0] if len(squares) == 1 else O.add(*squares)
+
+    def norm(self, x):
+        """√(Σᵢ xᵢ²)."""
+        return self.O.sqrt(self.sum_sq(x))
+
+    def max_abs(self, x):
+        """maxᵢ |xᵢ| (0 for an empty tensor)."""
+        O = self.O
+        values = [O.abs(v) for v in self._elements(x)]
+        if not values:
+            return O.const(0, 1)
+        return values[0] if len(values) == 1 else O.max(*values)

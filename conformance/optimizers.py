@@ -330,6 +330,20 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         ),
         edge=({"beta1": 0.0, "beta2": 0.0}, {"lr": 0.0}, {"r": -1.0}),
     ),
+    OptimizerInfo(  # no torch.optim class; reduces over the tensor (spec/lamb.py): checked by the exact engine
+        "lamb",
+        hyper=dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.01),
+        branches=(dict(weight_decay=0.0),),
+        group_pairs=(
+            ({}, {"beta1": 0.5, "beta2": 0.9}),
+            ({"weight_decay": 0.5}, {"lr": 0.1, "beta1": 0.0, "weight_decay": 0.0}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"beta1": 1.0}), Invalid({"beta2": 1.0}), Invalid({"eps": -1.0}),
+            Invalid({"weight_decay": -1.0}), Invalid({"lr": float("nan")}),
+        ),
+        edge=({"beta1": 0.0, "beta2": 0.0}, {"lr": 0.0}),
+    ),
 )})
 
 

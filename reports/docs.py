@@ -290,6 +290,8 @@ def _weight_decay_form(spec: OptimizerSpec) -> str:
 
 
 def _first_step(spec: OptimizerSpec) -> str:
+    if spec.reduces:  # the one-element symbolic run below has no tensor to reduce over
+        return "(not derived: the update reduces over the whole tensor; see the rule above)"
     flags = {h.name: h.default for h in spec.flags}
     g1 = sp.Symbol("g_1", real=True)
     off = {spec.hyper(n).symbol: sp.Integer(0) for n in ("weight_decay", "lr_decay")

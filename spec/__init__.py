@@ -11,6 +11,7 @@ from .adan import ADAN
 from .ademamix import ADEMAMIX
 from .asgd import ASGD
 from .core import Assign, Hyperparameter, InvalidHyperparameter, OptimizerSpec, State, g, t, theta
+from .lamb import LAMB
 from .lion import LION
 from .nadam import NADAM
 from .radam import RADAM
@@ -22,7 +23,7 @@ from .sgd import SGD
 from .schedules import SCHEDULES
 
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
-                                  ASGD, LION, ADAN, ADEMAMIX, SCHEDULEFREE_ADAMW)}
+                                  ASGD, LION, ADAN, ADEMAMIX, SCHEDULEFREE_ADAMW, LAMB)}
 
 
 def get(name: str) -> OptimizerSpec:

@@ -107,6 +107,8 @@ DEFAULTS = {
     # not torch's: schedulefree 1.4.1's AdamWScheduleFreeReference (weight_lr_power fixed at its default 2)
     "schedulefree_adamw": dict(lr=0.0025, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, warmup_steps=0,
                                r=0.0),
+    # not torch's: the LAMB paper's (You et al. 2020, Algorithm 2), λ = 0
+    "lamb": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0),
 }
 
 
@@ -199,7 +201,7 @@ def validate(optimizer: str, hyper: dict) -> dict:
                 raise ValueError(f"Invalid {name} value: {h[name]}")
         if not float(h["warmup_steps"]).is_integer():
             raise ValueError(f"Invalid warmup_steps value: {h['warmup_steps']} (a number of steps)")
-    else:  # adam, adamw, adamax, nadam, radam
+    else:  # adam, adamw, adamax, nadam, radam, lamb (the spec's domains)
         if not 0.0 <= h["eps"]:
             raise ValueError(f"Invalid epsilon value: {h['eps']}")
         _check_betas(h)
@@ -607,6 +609,29 @@ def _schedulefree_adamw(k, p, g, st, h, _):
     return k.add(k.mul(x, h["beta1"]), z, 1 - h["beta1"])  # y = x.mul(beta1).add_(z, alpha=1-beta1)
 
 
+def _norm(k, a):
+    """``a.norm(2)`` as a 0-d tensor of the dtype: the sum of squares in the compute type (NumPy's pairwise
+    order), its root rounded once to the dtype."""
+    x = k._in(a)
+    return k._out(np.sqrt(np.sum(x * x)))
+
+
+def _lamb(k, p, g, st, h, _):
+    # Not a torch.optim port: the LAMB paper's Algorithm 2 (You et al. 2020) written as PyTorch ports write it,
+    # with tensorflow/addons' trust ratio of 1 where a norm is 0.
+    lr, beta1, beta2, eps, wd = h["lr"], h["beta1"], h["beta2"], h["eps"], h["weight_decay"]
+    st["step"] += 1
+    step = st["step"]
+    exp_avg = st["exp_avg"] = k.add(k.mul(st["exp_avg"], beta1), g, 1 - beta1)
+    exp_avg_sq = st["exp_avg_sq"] = k.addcmul(k.mul(st["exp_avg_sq"], beta2), g, g, 1 - beta2)
+    update = k.div(k.div(exp_avg, 1 - beta1 ** step), k.add(k.sqrt(k.div(exp_avg_sq, 1 - beta2 ** step)), eps))
+    if wd != 0:
+        update = k.add(update, p, wd)
+    w_norm, u_norm = _norm(k, p), _norm(k, update)
+    trust = k.div(w_norm, u_norm) if w_norm > 0 and u_norm > 0 else k.fill(w_norm, 1.0)
+    return k.add(p, k.mul(update, k.mul(trust, lr)), -1.0)
+
+
 _STEPS = {
     "sgd": _sgd,
     "adagrad": _adagrad,
@@ -623,6 +648,7 @@ _STEPS = {
     "adan": _adan,
     "ademamix": _ademamix,
     "schedulefree_adamw": _schedulefree_adamw,
+    "lamb": _lamb,
 }
 
 
@@ -671,6 +697,8 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> d
         if h["beta1"] != 0.0:
             st["exp_avg_fast"] = _zeros(p)
         return st
+    if optimizer == "lamb":
+        return {"step": 0.0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
     if optimizer == "schedulefree_adamw":  # z and x: copies of the parameter (y) at its first step
         return {"step": 0.0, "z": p.copy(), "x": p.copy(), "exp_avg_sq": _zeros(p), "weight_sum": 0.0,
                 "lr_max": -1.0}

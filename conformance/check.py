@@ -31,7 +31,12 @@ every element exactly, as the fast engine's test oracle.
 Two modes: ``trajectory`` compares step k with the exact k-step trajectory from
 the initial values (errors compound, and the bound carries them); ``step``
 compares each step with one exact step from the backend's own previous state
-(needs the backend to expose its state), which localises a fault to a step.
+(needs the backend to expose its state), which localises a fault to a step.  A
+step that reads a state variable the backend did not report (after the
+parameter's first step with a gradient: torch creates state lazily, and before
+it the spec's initial value is the state) is not checked: its values count as
+``unchecked`` (``Bulk``), and ``Report.state_unknown`` and ``Report.notes`` say
+which variables were missing; trajectory mode checks that parameter all the same.
 """
 from __future__ import annotations
 
@@ -46,7 +51,9 @@ import numpy as np
 import spec as spec_pkg
 from reference.bound import trajectory_bounds
 from reference.fast import U, _up, fast_reference_and_bounds_many, fast_verdicts
+from reference.driver import hyper_schedule
 from reference.formats import exact, get_format, to_hex
+from reference.program import state_read
 from reference.step import Unstable, trajectory
 from reference.ulp import ulp_error
 
@@ -144,6 +151,8 @@ class Report(Verdicts):
     resolution: Counter = field(default_factory=Counter)
     # The same per state variable: name → Counter, from the second step on (the step before must be exposed)
     state_resolution: dict = field(default_factory=dict)
+    # Single steps not checked because they read state the backend did not report (``StateUnknown``)
+    state_unknown: list = field(default_factory=list)
 
     def add_resolution(self, bound, value, prev, quantity: str = "theta") -> None:
         """Count how small a slip the check of these values of ``quantity`` (θ or a state variable) can see: the
@@ -213,6 +222,60 @@ class Report(Verdicts):
             lines.append("  " + f.describe(self.dtype))
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class StateUnknown:
+    """Step ``step`` (from 0) of parameter ``param`` of group ``group`` was not checked from one exact step: it reads
+    the state variables ``missing``, which the backend's state after the step before does not hold (it held
+    ``reported``; all but ``step`` are state names it reported, spec names or not)."""
+
+    step: int
+    group: int
+    param: int
+    missing: tuple
+    reported: tuple
+
+
+def _unknown_state(spec, hyper, lr, state, count, grad) -> frozenset:
+    """The state variables that one exact step from the backend's ``state`` (name → array, or None where the
+    backend exposes none) would read but ``state`` lacks.  None before the parameter's first step with a gradient
+    (``count`` = 0: its state is then the spec's initial value, which torch creates lazily) or at a step without a
+    gradient (nothing is read); otherwise those that ``reference.program.state_read`` finds the step reads to
+    compute θ and the state variables the backend reports, for the hyperparameters in force (``lr``: this step's
+    list, as ``trajectory`` takes it) at step counter ``count`` + 1."""
+    if count == 0 or grad is None:
+        return frozenset()
+    names = {st.name for st in spec.state if st.name != "step"}
+    reported = names & set(state or ())
+    if reported == names:
+        return frozenset()
+    in_force = hyper_schedule(spec, hyper, 1, lrs=lr, validate=False)[0]
+    return state_read(spec, in_force, ["theta", *sorted(reported)], count + 1) - reported
+
+
+def _not_checked(report, s, i, j, out, names, missing, state) -> None:
+    """Count step ``s``'s values of parameter (``i``, ``j``) as unchecked: the exact step would need the state
+    variables ``missing``, which the backend's ``state`` before it lacks (``_unknown_state``)."""
+    report.state_unknown.append(StateUnknown(s, i, j, tuple(sorted(missing)), tuple(sorted(map(str, state or ())))))
+    why = f"single step not checked: the backend reported no {', '.join(sorted(missing))} before it"
+    for name, arr in _quantities([], s, i, j, out, names - {"step"}, None):
+        report.bulk.append(Bulk(s, i, j, name, int(np.size(arr)), 0, math.nan, "unchecked", why))
+
+
+def _note_unknown(report) -> None:
+    """One note per parameter whose single steps ``_not_checked`` left out."""
+    per_param = {}
+    for u in report.state_unknown:
+        per_param.setdefault((u.group, u.param), []).append(u)
+    for (i, j), us in per_param.items():
+        missing = sorted({m for u in us for m in u.missing})
+        reported = us[0].reported
+        report.notes.append(
+            f"group {i}, param {j}: step(s) {', '.join(str(u.step + 1) for u in us)} not checked from one exact "
+            f"step: they read {', '.join(missing)}, which the backend's state did not hold after the step before "
+            f"(it reported {', '.join(reported) or 'nothing'}); trajectory mode checks this parameter from its "
+            f"initial values")
 
 
 def _ulp_error(value, ref, fmt) -> float:
@@ -313,6 +376,7 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
         if mode == "step" and engine == "fast":
             _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs, scalars,
                               [aside.get((i, j)) for j in range(len(params))])
+    _note_unknown(report)
     if report.best:  # the bulk value of the largest error ratio, compared exactly (one element, not one per tensor)
         max(report.best, key=lambda c: c[0])[1]()
         report.best.clear()
@@ -356,16 +420,23 @@ def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outpu
     names = {st.name for st in spec.state}
     counts = [0] * len(params)
     for s, out in enumerate(outputs):
-        if s > 0 and outputs[s - 1].state is None:
-            return  # the backend exposes no state: only trajectories can be checked
         prevs = [p0 if s == 0 else outputs[s - 1].params[i][j] for j, p0 in enumerate(params)]
-        givens = [{} if s == 0 else {k: np.asarray(v) for k, v in outputs[s - 1].state[i][j].items()
-                                     if k in names and k != "step"} for j in range(len(params))]
+        states = [{} if s == 0 else None if outputs[s - 1].state is None else outputs[s - 1].state[i][j]
+                  for j in range(len(params))]
+        givens = [{k: np.asarray(v) for k, v in (st or {}).items() if k in names and k != "step"} for st in states]
         lr = None if lrs is None else [lrs[s]]
-        fast = fast_reference_and_bounds_many(spec, hyper, prevs, [[g[s]] for g in all_grads], fmt, states=givens,
-                                              steps=counts, lrs=lr, phase2_limit=report.exact_left,
-                                              scalars=scalars)
-        for j, (snaps, bnds) in enumerate(fast):
+        keep = []
+        for j in range(len(params)):
+            missing = _unknown_state(spec, hyper, lr, states[j], counts[j], all_grads[j][s])
+            if missing:
+                _not_checked(report, s, i, j, out, names, missing, states[j])
+            else:
+                keep.append(j)
+        fast = fast_reference_and_bounds_many(spec, hyper, [prevs[j] for j in keep],
+                                              [[all_grads[j][s]] for j in keep], fmt,
+                                              states=[givens[j] for j in keep], steps=[counts[j] for j in keep],
+                                              lrs=lr, phase2_limit=report.exact_left, scalars=scalars)
+        for j, (snaps, bnds) in zip(keep, fast):
             def exact_rows(idx, prev_params=prevs[j], given=givens[j], count=counts[j], g=all_grads[j][s], lr=lr):
                 flat = [_flat(a, idx) for a in (prev_params, g)]
                 st = {k: _flat(np.broadcast_to(v, np.shape(prev_params)), idx) for k, v in given.items()}
@@ -381,14 +452,17 @@ def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outpu
 
 def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip=None):
     count = 0
+    names = {st.name for st in spec.state}
     for s, out in enumerate(outputs):
         prev_params = p0 if s == 0 else outputs[s - 1].params[i][j]
-        state = {} if s == 0 else dict(outputs[s - 1].state[i][j]) if outputs[s - 1].state is not None else None
-        if state is None:
-            return  # the backend exposes no state: only trajectories can be checked
+        state = {} if s == 0 else None if outputs[s - 1].state is None else outputs[s - 1].state[i][j]
         lr = None if lrs is None else [lrs[s]]
-        names = {st.name for st in spec.state}
-        given = {k: np.asarray(v) for k, v in state.items() if k in names and k != "step"}
+        missing = _unknown_state(spec, hyper, lr, state, count, grads[s])
+        if missing:
+            _not_checked(report, s, i, j, out, names, missing, state)
+            count += 1
+            continue
+        given = {k: np.asarray(v) for k, v in (state or {}).items() if k in names and k != "step"}
         try:
             ref = trajectory(spec, hyper, prev_params, [grads[s]], state=given, step=count, lrs=lr,
                              formats=(fmt.name,))[0]

@@ -154,6 +154,9 @@ def run_and_check(request, backend, data, path, mode):
         event("an update lost to rounding (θ + Δ = θ in the dtype)")
     if "limited" in counts:
         event("dtype-limited: " + report.limited_reason().split(":")[0])
+    if report.state_unknown:  # check.StateUnknown: single steps that read state the backend did not report
+        missing = sorted({m for u in report.state_unknown for m in u.missing})
+        event(f"single steps not checked: the backend reported no {', '.join(missing)}")
     collector = getattr(request.config, "_drift_collector", None)
     if collector is not None:
         collector.add(request.node.nodeid, request.config.getoption("--backend"), path, data, report)

@@ -103,6 +103,9 @@ class _Entry:
         self.theta_findings = 0
         self.limited = 0
         self.unchecked = 0  # values the fast reference left undecided past the exact comparison's limit
+        # state name → single steps (of one parameter) not checked because they read it and the backend did not
+        # report it (check.StateUnknown); their values are in ``unchecked`` too
+        self.state_unexposed = Counter()
         self.resolution = Counter()  # ⌊log2(bound / |Δθ|)⌋ → count over the cases (check.Report.add_resolution)
         self.state_resolution = {}  # state name → Counter, the same for each state variable
         self.lost_update = 0
@@ -160,6 +163,7 @@ class _Entry:
             "theta_findings": self.theta_findings,
             "limited": self.limited,
             "unchecked": self.unchecked,
+            "state_unexposed": dict(sorted(self.state_unexposed.items())),
             "lost_update": self.lost_update,
             "limited_share": self.limited / self.findings if self.findings else 0.0,
             "lost_update_share": self.lost_update / self.findings if self.findings else 0.0,
@@ -188,6 +192,7 @@ class _Entry:
             setattr(e, name, int(d.get(name, 0)))
         e.max_ratio = _dec(d["max_ratio"]) or 0.0
         e.resolution = Counter({int(k): int(n) for k, n in d.get("resolution", {}).items()})
+        e.state_unexposed = Counter({k: int(n) for k, n in d.get("state_unexposed", {}).items()})
         e.state_resolution = {name: Counter({int(k): int(n) for k, n in h.items()})
                               for name, h in d.get("state_resolution", {}).items()}
         e.tests = {k: dict(v) for k, v in d.get("tests", {}).items()}
@@ -206,6 +211,7 @@ class _Entry:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.max_ratio = _max_nan(self.max_ratio, other.max_ratio)
         self.resolution.update(other.resolution)
+        self.state_unexposed.update(other.state_unexposed)
         for name, h in other.state_resolution.items():
             self.state_resolution.setdefault(name, Counter()).update(h)
         for nodeid, t in other.tests.items():
@@ -426,6 +432,8 @@ class DriftCollector:
             if b.step == last_step:
                 last = b.max_ulp if last is None else _max_nan(last, b.max_ulp)
         e.resolution.update(report.resolution)
+        for u in getattr(report, "state_unknown", ()):
+            e.state_unexposed.update(u.missing)
         for name, h in report.state_resolution.items():
             e.state_resolution.setdefault(name, Counter()).update(h)
         e.samples[mode]["step1"].append(step1)
@@ -612,6 +620,11 @@ class DriftCollector:
                    "power of 2): a slip smaller than that share of the step passes; blind: share of θ values whose "
                    "bound is at least the change (the check cannot see a slip the size of the step); state blind: the same "
                    "share per state variable, from each case's second step on.")
+        for r in rows:
+            if r.get("state_unexposed"):
+                counts = ", ".join(f"{name} ({n})" for name, n in r["state_unexposed"].items())
+                out.append(f"{r['optimizer']} {r['path']} {r['dtype']}: single steps not checked, as they read state "
+                           f"the backend did not report (state name and steps): {counts}; its trajectories are checked")
         if any(backend is None or k[0] == backend for k in self.schedules):
             out = ([] if not rows else out + [""]) + [self.schedule_table(backend)]
         return "\n".join(out)

@@ -21,6 +21,7 @@ import functools
 import keyword
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 import sympy as sp
 
@@ -53,6 +54,58 @@ def final_expressions(spec: OptimizerSpec, flags: dict) -> dict:
         if s.name != "step":
             out[s.name] = env.get(s.symbol, s.symbol)
     return out
+
+
+def state_read(spec: OptimizerSpec, hyper: dict, outputs, t: int) -> frozenset:
+    """The state variables (names; ``step`` is ``t``, not state) that one step of ``spec`` reads to compute
+    ``outputs`` (output names: "theta" and state names, as ``final_expressions``) with the complete hyperparameters
+    ``hyper`` at step counter ``t`` (after incrementing): the free symbols of those outputs' expressions for
+    ``hyper``'s flags, where a ``Piecewise`` whose condition the hyperparameters and ``t`` decide contributes its
+    taken branch alone (SGD's μ ≠ 0 guard: with μ = 0 the momentum buffer is not read, and torch keeps none).
+    A state output that the rule leaves alone (Adam's max_exp_avg_sq without amsgrad) reads itself."""
+    flags = tuple(sorted((h.name, bool(hyper[h.name])) for h in spec.flags))
+    values = tuple((h.name, hyper[h.name]) for h in spec.numeric)
+    return _state_read(spec.name, flags, values, t, tuple(outputs), spec)
+
+
+@functools.lru_cache(maxsize=256)
+def _state_read(spec_name: str, flags: tuple, values: tuple, t: int, outputs: tuple, spec: OptimizerSpec):
+    expressions = final_expressions(spec, dict(flags))
+    symbols = spec.symbols()
+    state = {s.symbol: s.name for s in spec.state if s.name != "step"}
+    known = {symbols[name]: sp.Rational(Fraction(value)) for name, value in values}
+    known[symbols["t"]] = sp.Integer(t)
+    seen, read = set(), set()
+
+    def decided(cond):
+        try:
+            c = cond.xreplace(known)
+        except (TypeError, ValueError, ZeroDivisionError):  # a value the condition cannot take (zoo): undecided
+            return None
+        return bool(c) if c in (sp.true, sp.false) else None
+
+    def walk(e):
+        if e in seen:
+            return
+        seen.add(e)
+        if e in state:
+            read.add(state[e])
+        elif isinstance(e, sp.Piecewise):
+            for value, cond in e.args:
+                taken = decided(cond)
+                if taken is False:
+                    continue
+                walk(value)
+                if taken:
+                    return
+                walk(cond)
+        else:
+            for a in e.args:
+                walk(a)
+
+    for name in outputs:
+        walk(expressions[name])
+    return frozenset(read)
 
 
 def ssa_statements(spec: OptimizerSpec, flags: dict):

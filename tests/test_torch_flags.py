@@ -50,9 +50,56 @@ def test_refused_axes_carry_the_reason(backend):
     assert backend.case_axes("rmsprop", "foreach", "float16")["complex"] is None  # complex32 steps on the CPU
 
 
-def test_an_override_class_gets_no_axes():
-    b = torch_backend.TorchBackend("cpu", overrides={"adam": torch.optim.Adam})
-    assert b.case_axes("adam", "custom", "float32") == {}
+class _OneDtypePerGroupSGD(torch.optim.SGD):
+    """Refuses a group that mixes dtypes, as a class written for one dtype might."""
+
+    def step(self, closure=None):
+        if any(len({p.dtype for p in g["params"]}) > 1 for g in self.param_groups):
+            raise RuntimeError("one dtype per group, please")
+        return super().step(closure)
+
+
+class _NoDefaultLrSGD(torch.optim.SGD):
+    def __init__(self, params, lr, **kwargs):
+        super().__init__(params, lr=lr, **kwargs)
+
+
+def test_an_override_class_gets_the_mixed_dtype_axis_alone():
+    """Issue 14: an ``--optimizer`` class is offered ``mixed_dtype`` (probed), and no other axis."""
+    b = torch_backend.TorchBackend("cpu", overrides={"adam": torch.optim.Adam, "sgd": _OneDtypePerGroupSGD})
+    assert b.case_axes("adam", "custom", "float32") == {"mixed_dtype": None}
+    assert "one dtype per group, please" in b.case_axes("sgd", "custom", "float16")["mixed_dtype"]
+    b = torch_backend.TorchBackend("cpu", overrides={"sgd": _NoDefaultLrSGD})
+    assert "with its defaults in a one-dtype group either" in b.case_axes("sgd", "custom", "float32")["mixed_dtype"]
+
+
+def _override_cases():
+    out = [("adam", torch.optim.Adam, {"weight_decay": 0.0})]
+    try:
+        import pytorch_optimizer
+        out.append(("lion@pytorch-optimizer", pytorch_optimizer.Lion, {}))
+    except ImportError:  # the audits extra
+        pass
+    try:
+        from conformance.adapters import schedulefree
+        out.append(("schedulefree_adamw@schedulefree", schedulefree.AdamWScheduleFree, {}))
+    except ImportError:
+        pass
+    return out
+
+
+@pytest.mark.parametrize("optimizer, cls, hyper", _override_cases(), ids=lambda x: getattr(x, "__name__", None))
+def test_a_mixed_dtype_group_of_an_override_class_steps_the_case_tensors_as_alone(optimizer, cls, hyper):
+    b = torch_backend.TorchBackend("cpu", overrides={optimizer: cls})
+    case = _case(optimizer, dtype="bfloat16", shape=(2, 3), **hyper)
+    assert b.case_axes(optimizer, "custom", "bfloat16") == {"mixed_dtype": None}
+    alone = b.run(for_backend(case, "custom"))
+    mixed = b.run(for_backend(replace(case, mixed_dtype=True), "custom"))
+    for x, y in zip(alone, mixed):
+        assert len(y.params[0]) == 1 and np.array_equal(x.params[0][0], y.params[0][0], equal_nan=True)
+        assert x.state[0][0].keys() == y.state[0][0].keys()
+        for k in x.state[0][0]:
+            assert np.array_equal(np.asarray(x.state[0][0][k]), np.asarray(y.state[0][0][k]), equal_nan=True), k
 
 
 def test_complex_tensors_are_the_pairs_of_the_real_ones(backend):

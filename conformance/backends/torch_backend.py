@@ -31,7 +31,8 @@ dimension is even as ``torch.view_as_complex`` of its (…, k, 2) pairs and repo
 parameters and state; offered where torch's code views complex tensors as real pairs (``_COMPLEX_REFUSED``
 and the probe say where it does not), for float16 (complex32), float32 and float64.  ``mixed_dtype`` puts a
 companion tensor of ``COMPANION_DTYPE`` after each tensor of a group, steps them together and reports the case's
-tensors only; offered where a construction and two steps of such a group work.
+tensors only; offered where a construction and two steps of such a group work, to ``--optimizer`` classes too
+(the only axis they get).
 
 Learning-rate schedules (``schedulers``, ``run_schedule``, ``run_scheduled``:
 the optional part of ``conformance.backend``'s protocol) run
@@ -456,11 +457,13 @@ class TorchBackend:
         """axis -> None (offered) or why not, for ``Case.lr_tensor``, ``Case.complex`` and ``Case.mixed_dtype`` on
         this optimizer, path
         and dtype: torch's own refusal (a construction and two steps, as ``_probe_one``), or the reason torch's
-        code does not step complex parameters as real pairs.  torch.optim's classes only (an ``--optimizer`` class
-        gets none)."""
-        if self.skip_reason is not None or optimizer in self.overrides or self.optimizer_class(optimizer) is None:
+        code does not step complex parameters as real pairs.  An ``--optimizer`` class gets ``mixed_dtype`` alone
+        (``_override_axes``)."""
+        if self.skip_reason is not None or self.optimizer_class(optimizer) is None:
             return {}
         key = (optimizer, path, dtype)
+        if key not in self._axes and optimizer in self.overrides:
+            self._axes[key] = self._override_axes(self.optimizer_class(optimizer), dtype)
         if key not in self._axes:
             cls, flags = self.optimizer_class(optimizer), self._path_flags(optimizer, path)
             lr = self._probe_one(cls, {**flags, "lr": torch.tensor(1e-3, dtype=torch.float64, device=self.device)},
@@ -472,6 +475,16 @@ class TorchBackend:
             self._axes[key] = {"lr_tensor": lr, "complex": cplx,
                                "mixed_dtype": self._probe_one(cls, flags, dtype, mixed=True)}
         return dict(self._axes[key])
+
+    def _override_axes(self, cls, dtype: str) -> dict:
+        """The case axes of an ``--optimizer`` class: ``mixed_dtype``, probed as for torch.optim's classes (with
+        the class's own defaults).  Not ``lr_tensor`` nor ``complex``: what a third-party class does with a Tensor
+        lr or a complex tensor is its own (``_COMPLEX_REFUSED`` knows torch's classes only), and nothing here
+        says which of its values are then the spec's."""
+        mixed = self._probe_one(cls, {}, dtype, mixed=True)
+        if mixed is not None and self._probe_one(cls, {}, dtype) is not None:
+            mixed = f"the probe could not step {cls.__name__} with its defaults in a one-dtype group either: {mixed}"
+        return {"mixed_dtype": mixed}
 
     def _probe(self, optimizer: str) -> dict:
         if optimizer in self._probed:

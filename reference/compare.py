@@ -555,7 +555,8 @@ PAIRS: tuple = (
 #: Dialects related to their base spec by an identity of spec/identities.py instead of a pair here: the y form
 #: keeps no x, so the step-by-step induction from a common state does not apply, and the identity proves the step
 #: from any state with y = β₁·x + (1 − β₁)·z.
-STATED_BY_IDENTITY = {"schedulefree_adamw@schedulefree": "schedulefree_y_form_is_reference_form"}
+STATED_BY_IDENTITY = {"schedulefree_adamw@schedulefree": "schedulefree_y_form_is_reference_form",
+                      "schedulefree_sgd@schedulefree": "schedulefree_sgd_y_form_is_reference_form"}
 
 
 def results() -> list:

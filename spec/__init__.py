@@ -17,12 +17,13 @@ from .radam import RADAM
 from .rmsprop import RMSPROP
 from .rprop import RPROP
 from .schedulefree import SCHEDULEFREE_ADAMW
+from .schedulefree_sgd import SCHEDULEFREE_SGD
 from .sgd import SGD
 
 from .schedules import SCHEDULES
 
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
-                                  ASGD, LION, ADAN, ADEMAMIX, SCHEDULEFREE_ADAMW)}
+                                  ASGD, LION, ADAN, ADEMAMIX, SCHEDULEFREE_ADAMW, SCHEDULEFREE_SGD)}
 
 
 def get(name: str) -> OptimizerSpec:

@@ -48,6 +48,8 @@ EXPECTED = {
     # the group scalars' comparisons (lr_max, the weight sum) mix state and hyperparameters: recorded, not placed
     "schedulefree_adamw": {LAMBDA, ("hyper", "W >= t"), ("step", "Eq(t, 1)"),
                            ("other", "Max(gamma_max, gamma_t)"), ("other", "Eq(W_sum, 0)")},
+    "schedulefree_sgd": {LAMBDA, ("hyper", "W >= t"), ("step", "Eq(t, 1)"),
+                         ("other", "Max(gamma_max, gamma_t)"), ("other", "Eq(W_sum, 0)")},
 }
 #: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory.
 NOTHING_TO_PLACE = {"rprop"}

@@ -45,7 +45,7 @@ class Identity:
     statement: str
     holds: bool
     proof: Callable[[], bool]
-    specs: tuple = ()  # the specs it concerns, where its name does not say (reports.docs lists it on their pages)
+    specs: tuple = ()  # the specs it concerns, where its name does not say (reports.docs lists it on these pages only)
 
 
 class Undecided(AssertionError):

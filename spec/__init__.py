@@ -40,3 +40,8 @@ def get(name: str) -> OptimizerSpec:
     except KeyError:
         raise KeyError(f"no optimizer spec named {name!r}; known: {', '.join(OPTIMIZERS)}; "
                        f"dialects: {', '.join(DIALECTS)}") from None
+
+
+#: the package's public names: the registry, its lookup, and the core types and symbols re-exported from spec.core
+__all__ = ["OPTIMIZERS", "SCHEDULES", "get", "Assign", "Hyperparameter", "InvalidHyperparameter", "OptimizerSpec",
+           "State", "g", "t", "theta"]

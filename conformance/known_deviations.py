@@ -249,6 +249,43 @@ KNOWN_DEVIATIONS = (
         reason="pytorch-optimizer's ScheduleFreeAdamW validates lr, betas, eps and weight_decay but not "
                "warmup_steps: a negative one is accepted (and means no warm-up; a documented difference)."),
     KnownDeviation(
+        id="schedulefree-sgd-accepts-any-warmup",
+        implementation=("schedulefree.sgd_schedulefree_reference:SGDScheduleFreeReference",
+                        "schedulefree.sgd_schedulefree:SGDScheduleFree"),
+        versions=SCHEDULEFREE, spec=("schedulefree_sgd", "schedulefree_sgd@schedulefree"),
+        tests=("test_out_of_domain_hyperparameters_are_refused",), reproduced_by="tests/test_third_party_findings.py",
+        reason="schedulefree's SGD classes check lr, weight_decay and 0 < momentum < 1 but not warmup_steps: a "
+               "negative or fractional one is taken as given (a documented difference)."),
+    KnownDeviation(
+        id="pytorch-optimizer-schedulefree-sgd-accepts-any-warmup",
+        implementation=("pytorch_optimizer.optimizer.schedulefree:ScheduleFreeSGD",), versions=PYTORCH_OPTIMIZER,
+        spec="schedulefree_sgd@schedulefree", tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's ScheduleFreeSGD validates lr, momentum, weight_decay and eps but not "
+               "warmup_steps: a negative or fractional one is accepted (a documented difference)."),
+    KnownDeviation(
+        id="schedulefree-sgd-writes-the-decayed-gradient-into-p-grad",
+        implementation=("schedulefree.sgd_schedulefree_reference:SGDScheduleFreeReference",
+                        "schedulefree.sgd_schedulefree:SGDScheduleFree"),
+        versions=SCHEDULEFREE, spec=("schedulefree_sgd", "schedulefree_sgd@schedulefree"), tests=VALUE_TESTS,
+        effect="domain", reproduced_by="tests/test_third_party_findings.py",
+        reason="with weight_decay != 0 both SGD classes, the reference one too, add λ·y to p.grad in place: after "
+               "step() the caller's gradient is g + λ·y (the step itself is the spec's)."),
+    KnownDeviation(
+        id="pytorch-optimizer-schedulefree-sgd-writes-the-decayed-gradient-into-p-grad",
+        implementation=("pytorch_optimizer.optimizer.schedulefree:ScheduleFreeSGD",), versions=PYTORCH_OPTIMIZER,
+        spec="schedulefree_sgd@schedulefree", tests=VALUE_TESTS, effect="domain",
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="with weight_decay != 0 ScheduleFreeSGD adds λ·y to p.grad in place (apply_weight_decay, both paths): "
+               "the caller's gradient is g + λ·y after step()."),
+    KnownDeviation(
+        id="pytorch-optimizer-schedulefree-sgd-ignores-eps",
+        implementation=("pytorch_optimizer.optimizer.schedulefree:ScheduleFreeSGD",), versions=PYTORCH_OPTIMIZER,
+        spec="schedulefree_sgd@schedulefree", tests=VALUE_TESTS, effect="domain",
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="ScheduleFreeSGD documents eps as a term added to a denominator and validates it, but never reads it: "
+               "its update has no denominator (not a spec hyperparameter; never passed by the harness)."),
+    KnownDeviation(
         id="optax-accepts-any-hyperparameter", implementation=tuple(f"optax.{n}" for n in (
             "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta")),
         versions=OPTAX, spec="*@optax", tests=("test_out_of_domain_hyperparameters_are_refused",),

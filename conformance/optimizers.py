@@ -330,6 +330,21 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         ),
         edge=({"beta1": 0.0, "beta2": 0.0}, {"lr": 0.0}, {"r": -1.0}),
     ),
+    OptimizerInfo(  # no torch.optim class: audited through --optimizer schedulefree_sgd=module:Class
+        "schedulefree_sgd",
+        hyper=dict(lr=0.1, momentum=0.9, weight_decay=0.1, warmup_steps=2.0, r=0.5),
+        branches=(dict(weight_decay=0.0, warmup_steps=0.0, r=0.0),),
+        group_pairs=(
+            ({}, {"momentum": 0.5, "r": 1.0}),
+            ({"weight_decay": 0.5, "warmup_steps": 3.0}, {"lr": 0.5, "momentum": 0.1, "weight_decay": 0.0}),
+        ),
+        # the library refuses all but warmup_steps (a known deviation of its classes); the NumPy port all
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"momentum": 0.0}), Invalid({"momentum": 1.0}),
+            Invalid({"weight_decay": -1.0}), Invalid({"warmup_steps": 0.5}),
+        ),
+        edge=({"lr": 0.0}, {"r": -1.0}, {"momentum": 1e-3}),
+    ),
     OptimizerInfo(  # no torch.optim class; reduces over the tensor (spec/lamb.py): checked by the exact engine
         "lamb",
         hyper=dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.01),

@@ -376,8 +376,8 @@ def decide(pair: Pair, case: Case) -> Result:
         diff = sp.factor(sp.simplify(a2 - b2))
         if diff == 0:
             raise Undecided(f"{pair.dialect} {case.label}: equal with changing lr after two steps; unexpected")
-        how = (f"SymPy: θ₃ after three steps from the initial state with symbolic gradients g₁, g₂, g₃ and one "
-               f"symbolic lr η is identical; with lr η₁, η₂ the two-step results differ by the expression shown")
+        how = ("SymPy: θ₃ after three steps from the initial state with symbolic gradients g₁, g₂, g₃ and one "
+               "symbolic lr η is identical; with lr η₁, η₂ the two-step results differ by the expression shown")
         return Result(pair, case, CONSTANT_LR, how, difference=diff, witness=witness(pair, case, CONSTANT_LR))
     how = "the updates differ: θ₃ with symbolic gradients and a constant lr is not the same expression " \
           "(checked at exact rational points)"
@@ -555,7 +555,8 @@ PAIRS: tuple = (
 #: Dialects related to their base spec by an identity of spec/identities.py instead of a pair here: the y form
 #: keeps no x, so the step-by-step induction from a common state does not apply, and the identity proves the step
 #: from any state with y = β₁·x + (1 − β₁)·z.
-STATED_BY_IDENTITY = {"schedulefree_adamw@schedulefree": "schedulefree_y_form_is_reference_form"}
+STATED_BY_IDENTITY = {"schedulefree_adamw@schedulefree": "schedulefree_y_form_is_reference_form",
+                      "schedulefree_sgd@schedulefree": "schedulefree_sgd_y_form_is_reference_form"}
 
 
 def results() -> list:

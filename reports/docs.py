@@ -369,7 +369,9 @@ _CLASS_WORD = re.compile(r"[A-Za-z]+")
 
 
 def _mentions(identity, spec: OptimizerSpec) -> bool:
-    if spec.name in identity.specs or spec.name in identity.name.split("_"):
+    if identity.specs:  # stated: its name's words may name another spec (schedulefree_sgd_... is not about sgd)
+        return spec.name in identity.specs
+    if spec.name in identity.name.split("_"):
         return True
     short = spec.torch_class.rpartition(".")[2]
     return bool(short) and re.search(rf"\b{re.escape(short)}\b", identity.statement) is not None

@@ -18,12 +18,14 @@ from .radam import RADAM
 from .rmsprop import RMSPROP
 from .rprop import RPROP
 from .schedulefree import SCHEDULEFREE_ADAMW
+from .schedulefree_sgd import SCHEDULEFREE_SGD
 from .sgd import SGD
 
 from .schedules import SCHEDULES
 
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
-                                  ASGD, LION, ADAN, ADEMAMIX, SCHEDULEFREE_ADAMW, LAMB)}
+                                  ASGD, LION, ADAN, ADEMAMIX, SCHEDULEFREE_ADAMW, SCHEDULEFREE_SGD,
+                                  LAMB)}
 
 
 def get(name: str) -> OptimizerSpec:
@@ -40,3 +42,8 @@ def get(name: str) -> OptimizerSpec:
     except KeyError:
         raise KeyError(f"no optimizer spec named {name!r}; known: {', '.join(OPTIMIZERS)}; "
                        f"dialects: {', '.join(DIALECTS)}") from None
+
+
+#: the package's public names: the registry, its lookup, and the core types and symbols re-exported from spec.core
+__all__ = ["OPTIMIZERS", "SCHEDULES", "get", "Assign", "Hyperparameter", "InvalidHyperparameter", "OptimizerSpec",
+           "State", "g", "t", "theta"]

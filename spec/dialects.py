@@ -51,6 +51,7 @@ from . import nadam as _nadam
 from . import radam as _radam  # noqa: F401 - documented as not given a dialect here
 from . import rmsprop as _rmsprop
 from . import schedulefree as _sf
+from . import schedulefree_sgd as _sfsgd
 from . import sgd as _sgd
 from .core import (CLOSED_UNIT, NONNEGATIVE, STEP, Assign, Hyperparameter, Interval, OptimizerSpec, State, g,
                    py_float, t, theta, unless_zero, when)
@@ -760,6 +761,20 @@ SCHEDULEFREE_ADAMW_PYTORCH_OPTIMIZER = _sf.SCHEDULEFREE_ADAMW.variant(
     torch_class="", paths_doc="", edge_doc="")
 
 
+# --------------------------------------------------------------------------- Schedule-Free SGD
+
+SCHEDULEFREE_SGD_Y = _sfsgd.SCHEDULEFREE_SGD.variant(
+    "schedulefree_sgd@schedulefree", dialect=SCHEDULEFREE, title="Schedule-Free SGD, y form (SGDScheduleFree)",
+    rule=_sfsgd.y_form_rule, state=tuple(s for s in _sfsgd.SCHEDULEFREE_SGD.state if s.name != "x"),
+    doc="schedulefree.SGDScheduleFree (1.4.1), the class the library's users run: the parameter holds y and is "
+        "updated in place, x is not stored.  u = g + λ·y (written into p.grad); y ← lerp(y, z, c) + "
+        "γ_t·(β·(1 − c) − 1)·u; z ← z − γ_t·u.  With y = β·x + (1 − β)·z this is the reference form's step in "
+        "exact arithmetic (spec/identities.py: schedulefree_sgd_y_form_is_reference_form); it rounds differently "
+        "(no x: y is moved, not recomputed).  pytorch_optimizer.ScheduleFreeSGD (4.1.0) runs the same statements "
+        "(its warm-up t/W while t < W is the same numbers) and is audited against this dialect.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
 # --------------------------------------------------------------------------- the tables
 
 _KERAS_ARGS = {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon", "alpha": "rho",
@@ -782,7 +797,7 @@ DIALECTS: dict = {s.name: s for s in (
     ADADELTA_KERAS,
     ADAM_OPTAX, ADAMW_OPTAX, SGD_OPTAX, RMSPROP_OPTAX, ADAGRAD_OPTAX, ADAMAX_OPTAX, NADAM_OPTAX, ADADELTA_OPTAX,
     LION_PYTORCH_OPTIMIZER, ADAN_PYTORCH_OPTIMIZER, ADAN_ADAN_PYTORCH, ADEMAMIX_PYTORCH_OPTIMIZER,
-    SCHEDULEFREE_ADAMW_Y, SCHEDULEFREE_ADAMW_PYTORCH_OPTIMIZER,
+    SCHEDULEFREE_ADAMW_Y, SCHEDULEFREE_ADAMW_PYTORCH_OPTIMIZER, SCHEDULEFREE_SGD_Y,
 )}
 
 _KERAS_COUNTER = ("Keras counts `iterations` per optimizer, not per variable: a variable without a gradient in "
@@ -878,6 +893,16 @@ INFO: dict = {
          "warmup_steps": "warmup_steps", "r": "r"},
         ("Starts in train mode (train_mode=True at construction).  Not covered: maximize, decoupling_c, "
          "ams_bound, weight_lr_power ≠ 2.",)),
+    "schedulefree_sgd@schedulefree": DialectInfo(
+        "schedulefree_sgd", SCHEDULEFREE_VERSION, "schedulefree.SGDScheduleFree", "schedulefree/sgd_schedulefree.py",
+        {"lr": "lr", "momentum": "momentum", "weight_decay": "weight_decay", "warmup_steps": "warmup_steps",
+         "r": "r"},
+        ("weight_lr_power: its default 2 only.  foreach (the default where torch has _foreach_mul_) runs the same "
+         "ops over lists.  train()/eval() are not steps: see the spec.",
+         "pytorch_optimizer.ScheduleFreeSGD (4.1.0, pytorch_optimizer/optimizer/schedulefree.py) computes the same "
+         "statements (group['step'] counted from 1: t/W while t < W, 1 from t = W on, the same values) and starts "
+         "in train mode.  Its eps argument is validated and never used (there is no denominator).  Not covered: "
+         "its maximize (per optimizer).")),
 }
 
 assert INFO.keys() == DIALECTS.keys()

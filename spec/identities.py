@@ -32,6 +32,7 @@ from . import nadam as _nadam
 from . import radam as _radam
 from . import rmsprop as _rmsprop
 from . import schedulefree as _sf
+from . import schedulefree_sgd as _sfsgd
 from . import sgd as _sgd
 from .core import Assign, OptimizerSpec, g, py_float, t, theta
 
@@ -44,7 +45,7 @@ class Identity:
     statement: str
     holds: bool
     proof: Callable[[], bool]
-    specs: tuple = ()  # the specs it concerns, where its name does not say (reports.docs lists it on their pages)
+    specs: tuple = ()  # the specs it concerns, where its name does not say (reports.docs lists it on these pages only)
 
 
 class Undecided(AssertionError):
@@ -423,6 +424,21 @@ def _schedulefree_y_form_is_reference_form() -> bool:
     return True
 
 
+def _schedulefree_sgd_y_form_is_reference_form() -> bool:
+    """As for AdamW: one step of SGDScheduleFree's and SGDScheduleFreeReference's tensor statements from
+    y = β·x + (1 − β)·z, γ_t and c left as symbols, for λ = 0 and every λ > 0."""
+    lam_pos = sp.Symbol("lambda_pos", positive=True)
+    for lam in (sp.Integer(0), lam_pos):
+        start = {theta: _sfsgd.beta * _sfsgd.x + (1 - _sfsgd.beta) * _sfsgd.z, _sfsgd.lam: lam}
+        ref = _run(_sfsgd.reference_steps(), start)
+        yf = _run(_sfsgd.y_form_steps(), start)
+        ref = {k: v.xreplace({_sfsgd.lam: lam}) for k, v in ref.items()}
+        yf = {k: v.xreplace({_sfsgd.lam: lam}) for k, v in yf.items()}
+        if not (equal(ref[theta], yf[theta]) and equal(ref[_sfsgd.z], yf[_sfsgd.z])):
+            return False
+    return True
+
+
 # --------------------------------------------------------------------------- the list
 
 IDENTITIES: tuple[Identity, ...] = (
@@ -528,4 +544,13 @@ IDENTITIES: tuple[Identity, ...] = (
         "being the same: the same exact values (the invariant carries over), a different rounding.",
         True, _schedulefree_y_form_is_reference_form,
         specs=("schedulefree_adamw", "schedulefree_adamw@schedulefree", "schedulefree_adamw@pytorch-optimizer")),
+    Identity(
+        "schedulefree_sgd_y_form_is_reference_form",
+        "The Schedule-Free SGD y form (schedulefree.SGDScheduleFree and pytorch_optimizer.ScheduleFreeSGD: "
+        "u = g + λ·y, y ← lerp(y, z, c) + γ_t·(β·(1 − c) − 1)·u, z ← z − γ_t·u) and its reference form "
+        "(SGDScheduleFreeReference: z ← z − γ_t·u, x ← (1 − c)·x + c·z, y = β·x + (1 − β)·z) give the same new y "
+        "and z from any state with y = β·x + (1 − β)·z, for λ = 0 and every λ > 0, γ_t and c being the same: the "
+        "same exact values (the invariant carries over), a different rounding.",
+        True, _schedulefree_sgd_y_form_is_reference_form,
+        specs=("schedulefree_sgd", "schedulefree_sgd@schedulefree")),
 )

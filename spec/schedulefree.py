@@ -93,8 +93,9 @@ eta, beta1, beta2, eps, lam, warm, r = (LR.symbol, BETA1.symbol, BETA2.symbol, E
                                         WARMUP.symbol, R.symbol)
 
 
-def group_scalars() -> list:
-    """The per-group scalars of one step (the library computes them once per group, in Python floats)."""
+def average_weights() -> list:
+    """The warm-up and the averaging weight c of one step, the same in every schedulefree class (Python floats,
+    computed once per group)."""
     return [
         # k < W is t ≤ W for a whole W, and written so: t − 1 would be charged a rounding the integer k never has,
         # which made the tie k = W ambiguous to the tolerance model (both branches, a γ_t off by half)
@@ -106,8 +107,12 @@ def group_scalars() -> list:
         # the guard's value is an exact 0: a constant 1 under this (per-element) condition would send every element
         # to the tolerance model's per-element path (reference.fast_bound.select), 60 times slower
         Assign(ck, when(sp.Eq(wsum, 0), 0, weight / wsum), "c = weight/weight_sum; 0 on ZeroDivisionError"),
-        Assign(bc2, 1 - beta2 ** t, "bias correction of v"),
     ]
+
+
+def group_scalars() -> list:
+    """The per-group scalars of one step (the library computes them once per group, in Python floats)."""
+    return [*average_weights(), Assign(bc2, 1 - beta2 ** t, "bias correction of v")]
 
 
 def created() -> list:

@@ -50,7 +50,7 @@ __all__ = [
     "FaithfulAdan", "ZeroFirstPrevGradAdan", "PaperWeightInNAdan",
     "FaithfulAdEMAMix", "BiasCorrectedSlowAdEMAMix", "LinearBeta3WarmupAdEMAMix",
     "FaithfulScheduleFreeAdamW", "EpsBeforeBiasCorrectionScheduleFree", "NoLrWeightingScheduleFree",
-    "DecayAtZScheduleFree", "AverageBeforeStepScheduleFree",
+    "DecayAtZScheduleFree", "AverageBeforeStepScheduleFree", "FaithfulScheduleFreeSGD", "SwappedMomentumScheduleFreeSGD",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -1206,6 +1206,53 @@ class AverageBeforeStepScheduleFree(FaithfulScheduleFreeAdamW):
         return x.mul(beta1).add_(z, alpha=1 - beta1)
 
 
+# =========================================================================== Schedule-Free SGD
+
+class FaithfulScheduleFreeSGD(_ForLoop):
+    """schedulefree 1.4.1's SGDScheduleFreeReference.step (spec/schedulefree_sgd.py), its checks and defaults;
+    the group scalars kept per parameter, as in FaithfulScheduleFreeAdamW."""
+
+    def __init__(self, params, lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0, r=0.0):
+        if lr < 0.0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if weight_decay < 0.0:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        if momentum <= 0 or momentum >= 1:
+            raise ValueError(f"Momentum must be between 0 and 1 exclusive: {momentum}")
+        if not (warmup_steps >= 0 and float(warmup_steps).is_integer()):  # the spec's; the library checks nothing
+            raise ValueError(f"Invalid warmup_steps value: {warmup_steps}")
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, warmup_steps=warmup_steps,
+                                      r=r))
+
+    def _y(self, x, z, momentum):
+        return x.mul(momentum).add_(z, alpha=1 - momentum)
+
+    def _update(self, p, grad, state, group):
+        if len(state) == 0:
+            state.update(step=0.0, lr_max=-1.0, weight_sum=0.0, z=p.clone(), x=p.clone())
+        k, warmup = int(state["step"]), group["warmup_steps"]
+        lr = group["lr"] * ((k + 1) / warmup if k < warmup else 1.0)
+        lr_max = state["lr_max"] = max(lr, state["lr_max"])
+        weight = ((k + 1) ** group["r"]) * (lr_max * lr_max)
+        weight_sum = state["weight_sum"] = state["weight_sum"] + weight
+        ckp1 = weight / weight_sum if weight_sum != 0 else 0
+        z, x = state["z"], state["x"]
+        if group["weight_decay"] != 0:
+            grad = grad.add(p, alpha=group["weight_decay"])  # the library adds in place, into p.grad
+        z.sub_(grad, alpha=lr)
+        x.mul_(1 - ckp1).add_(z, alpha=ckp1)
+        p.copy_(self._y(x, z, group["momentum"]))
+        state["step"] = float(k + 1)
+
+
+class SwappedMomentumScheduleFreeSGD(FaithfulScheduleFreeSGD):
+    """BROKEN: y = (1 − β)·x + β·z, the momentum weighting z (as SGD's momentum weights the past) instead of x.
+    The same as the spec at the first step (c = 1 there, so x = z), wrong from the second on."""
+
+    def _y(self, x, z, momentum):
+        return x.mul(1 - momentum).add_(z, alpha=momentum)
+
+
 # =========================================================================== the catalogue
 
 #: class name -> spec it implements faithfully
@@ -1224,6 +1271,7 @@ FAITHFUL = {
     "FaithfulAdan": "adan",
     "FaithfulAdEMAMix": "ademamix",
     "FaithfulScheduleFreeAdamW": "schedulefree_adamw",
+    "FaithfulScheduleFreeSGD": "schedulefree_sgd",
 }
 
 #: class name -> spec it claims to implement (and gets wrong)
@@ -1266,6 +1314,7 @@ BROKEN = {
     "NoLrWeightingScheduleFree": "schedulefree_adamw",
     "DecayAtZScheduleFree": "schedulefree_adamw",
     "AverageBeforeStepScheduleFree": "schedulefree_adamw",
+    "SwappedMomentumScheduleFreeSGD": "schedulefree_sgd",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

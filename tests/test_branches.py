@@ -48,6 +48,8 @@ EXPECTED = {
     # the group scalars' comparisons (lr_max, the weight sum) mix state and hyperparameters: recorded, not placed
     "schedulefree_adamw": {LAMBDA, ("hyper", "W >= t"), ("step", "Eq(t, 1)"),
                            ("other", "Max(gamma_max, gamma_t)"), ("other", "Eq(W_sum, 0)")},
+    "schedulefree_sgd": {LAMBDA, ("hyper", "W >= t"), ("step", "Eq(t, 1)"),
+                         ("other", "Max(gamma_max, gamma_t)"), ("other", "Eq(W_sum, 0)")},
     # the trust ratio's ‖θ‖ > 0 and ‖u‖ > 0 compare reductions over the tensor: recorded, not placed
     # (tests/test_lamb.py steps zero tensors through the r = 1 side)
     "lamb": {LAMBDA, ("other", "q > 0"), ("other", "w > 0")},

@@ -56,6 +56,9 @@ FAITHFUL = {
     # float64 only, to stay inside CI's budget (the full ci run in every dtype: 60 s); the audit of the library's
     # reference class runs all four dtypes (docs/measured/third-party.md)
     "FaithfulScheduleFreeAdamW": ("schedulefree_adamw", f"({CONFORMANCE} or test_branches) and float64"),
+    # test_trajectory in float64 only, for CI's budget (with test_single_steps too it passes as well, 25 s here; the
+    # audit of the library's reference class runs every test and dtype)
+    "FaithfulScheduleFreeSGD": ("schedulefree_sgd", "test_trajectory and float64"),
 }
 
 #: class -> (spec, -k selection); every one must be caught
@@ -113,6 +116,8 @@ BROKEN = {
     "NoLrWeightingScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
     "DecayAtZScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
     "AverageBeforeStepScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
+    # Schedule-Free SGD (measured under ci)
+    "SwappedMomentumScheduleFreeSGD": ("schedulefree_sgd", "test_trajectory and float64"),
 }
 
 

@@ -15,7 +15,7 @@ import pytest
 from conformance.backends.torch_backend import cuda_available
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN = "known: sgd, adagrad, rmsprop, adadelta, adam, adamw, adamax, nadam, radam, rprop, asgd, lion, adan, ademamix, schedulefree_adamw; dialects: adam@keras"
+KNOWN = "known: sgd, adagrad, rmsprop, adadelta, adam, adamw, adamax, nadam, radam, rprop, asgd, lion, adan, ademamix, schedulefree_adamw, schedulefree_sgd; dialects: adam@keras"
 
 try:  # the variables Hypothesis reads to detect CI; each must be unset for a run "outside CI"
     from hypothesis._settings import _CI_VARS

@@ -456,3 +456,90 @@ def test_pytorch_optimizer_schedulefree_writes_into_the_callers_gradient(foreach
     p.grad = torch.ones(1, dtype=torch.float64)
     opt.step()
     assert p.grad.item() != 1.0  # u ≈ 1/1.5 + 0.25·2: the caller's gradient 1 is gone
+
+
+# --------------------------------------------------------------------------- Schedule-Free SGD (schedulefree 1.4.1,
+# pytorch-optimizer 4.1.0)
+
+SCHEDULEFREE_SGD = spec.get("schedulefree_sgd")
+SF_SGD_CLASSES = ["SGDScheduleFreeReference", "SGDScheduleFree"]
+
+
+def _sgd_first_step(opt, p, grad: float) -> None:
+    opt.train()
+    p.grad = torch.full_like(p, grad)
+    opt.step()
+
+
+@pytest.mark.parametrize("name", SF_SGD_CLASSES)
+def test_schedulefree_sgd_accepts_a_fractional_or_negative_warmup(name):
+    """Known deviation schedulefree-sgd-accepts-any-warmup: lr, weight_decay and momentum are checked, warmup_steps
+    is not.  A fractional W makes the warm-up overshoot: W = ½ gives γ₁ = lr·1/W = 2·lr, so the first step from
+    θ = 0 with g = 1, lr = 1 lands at y = z = −2 (c = 1 at the first step: x = z), where every whole W ≥ 0 steps at
+    most lr."""
+    sf = _schedulefree()
+    cls = getattr(sf, name)
+    for bad in (dict(warmup_steps=0.5), dict(warmup_steps=-1)):
+        with pytest.raises(spec.InvalidHyperparameter):
+            SCHEDULEFREE_SGD.complete(bad)
+    for refused in (dict(lr=-1.0), dict(momentum=0.0), dict(momentum=1.0), dict(weight_decay=-1.0)):
+        with pytest.raises(ValueError):  # its neighbours are checked
+            cls([torch.zeros(1)], **refused)
+    cls([torch.zeros(1)], warmup_steps=-1)
+    p = torch.zeros(1, dtype=torch.float64)
+    _sgd_first_step(cls([p], lr=1.0, warmup_steps=0.5), p, 1.0)
+    assert p.item() == -2.0
+
+
+@pytest.mark.parametrize("name, foreach", [("SGDScheduleFreeReference", False), ("SGDScheduleFree", False),
+                                           ("SGDScheduleFree", True)])
+def test_schedulefree_sgd_writes_the_decayed_gradient_into_the_callers_grad(name, foreach):
+    """Both SGD classes, the reference one too (unlike AdamWScheduleFreeReference), add λ·y to p.grad in place
+    (``grad.add_(y, alpha=weight_decay)``, grad = p.grad): after step() the caller's gradient is g + λ·y.
+    θ₀ = 2, g = 1, λ = ¼: 1.5 (1.0 if left alone).  The step itself is the spec's: z = 2 − ½·1.5 = 1.25."""
+    sf = _schedulefree()
+    p = torch.full((1,), 2.0, dtype=torch.float64)
+    _sgd_first_step(getattr(sf, name)([p], lr=0.5, weight_decay=0.25, foreach=foreach), p, 1.0)
+    assert p.grad.item() == 1.0 + 0.25 * 2.0
+    assert p.item() == 2.0 - 0.5 * 1.5
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_pytorch_optimizer_schedulefree_sgd_accepts_a_fractional_or_negative_warmup(foreach):
+    """Known deviation pytorch-optimizer-schedulefree-sgd-accepts-any-warmup: lr, momentum, weight_decay and eps are
+    validated, warmup_steps is not.  Its warm-up tests the step count from 1 (t/W while t < W), so W = ½ means no
+    warm-up here (θ = 0, g = 1, lr = 1: −1), where schedulefree's k < W doubles the first step (−2)."""
+    with pytest.raises(ValueError):
+        po.ScheduleFreeSGD([torch.zeros(1)], momentum=1.0)
+    po.ScheduleFreeSGD([torch.zeros(1)], warmup_steps=-1)
+    p = torch.zeros(1, dtype=torch.float64)
+    _sgd_first_step(po.ScheduleFreeSGD([p], lr=1.0, warmup_steps=0.5, foreach=foreach), p, 1.0)
+    assert p.item() == -1.0
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_pytorch_optimizer_schedulefree_sgd_writes_the_decayed_gradient_into_the_callers_grad(foreach):
+    """As schedulefree's SGD classes: apply_weight_decay adds λ·y to p.grad in place (1 + ¼·2 = 1.5)."""
+    p = torch.full((1,), 2.0, dtype=torch.float64)
+    _sgd_first_step(po.ScheduleFreeSGD([p], lr=0.5, weight_decay=0.25, foreach=foreach), p, 1.0)
+    assert p.grad.item() == 1.5
+    assert p.item() == 1.25
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_pytorch_optimizer_schedulefree_sgd_ignores_eps(foreach):
+    """ScheduleFreeSGD documents eps as "Term added to denominator to improve numerical stability" and validates it
+    (≥ 0), but its update has no denominator and never reads group['eps']: three steps with eps = 0 and eps = 10⁶
+    are bit for bit the same."""
+    with pytest.raises(ValueError):
+        po.ScheduleFreeSGD([torch.zeros(1)], eps=-1.0)
+    runs = []
+    for eps in (0.0, 1e6):
+        q = torch.linspace(-1.0, 1.0, 7, dtype=torch.float32)
+        opt = po.ScheduleFreeSGD([q], lr=0.1, eps=eps, weight_decay=0.01, foreach=foreach)
+        for i in range(3):
+            q.grad = torch.sin(3 * q + i)
+            opt.step()
+        runs.append(q.clone())
+    assert torch.equal(runs[0], runs[1])
+    assert "eps" in po.ScheduleFreeSGD.__doc__ and "denominator" in po.ScheduleFreeSGD.__doc__

@@ -2,6 +2,8 @@
 
     pytest conformance --backend=torch-cpu --spec schedulefree_adamw \\
         --optimizer schedulefree_adamw=conformance.adapters.schedulefree:AdamWScheduleFreeReference
+    pytest conformance --backend=torch-cpu --spec schedulefree_sgd \\
+        --optimizer schedulefree_sgd=conformance.adapters.schedulefree:SGDScheduleFreeReference
 
 Each class here is the library's class with two additions, nothing else:
 
@@ -25,7 +27,9 @@ import torch
 _DISTRIBUTIONS = {"pytorch_optimizer": "pytorch_optimizer", "schedulefree": "schedulefree"}
 
 __all__ = ["AdamWScheduleFree", "AdamWScheduleFreeForLoop", "AdamWScheduleFreeReference",
-           "PytorchOptimizerScheduleFreeAdamW", "train_mode"]
+           "PytorchOptimizerScheduleFreeAdamW", "PytorchOptimizerScheduleFreeSGD",
+           "PytorchOptimizerScheduleFreeSGDForLoop", "SGDScheduleFree", "SGDScheduleFreeForLoop",
+           "SGDScheduleFreeReference", "train_mode"]
 
 
 def train_mode(base: type, counter: str) -> type:
@@ -89,10 +93,15 @@ _sf = _schedulefree()
 AdamWScheduleFreeReference = train_mode(_sf.AdamWScheduleFreeReference, "k")
 AdamWScheduleFree = train_mode(_sf.AdamWScheduleFree, "k")  # foreach where torch has _foreach_mul_ (its default)
 AdamWScheduleFreeForLoop = train_mode(_for_loop(_sf.AdamWScheduleFree), "k")
+SGDScheduleFreeReference = train_mode(_sf.SGDScheduleFreeReference, "k")  # ignores foreach: one path
+SGDScheduleFree = train_mode(_sf.SGDScheduleFree, "k")  # foreach where torch has _foreach_mul_ (its default)
+SGDScheduleFreeForLoop = train_mode(_for_loop(_sf.SGDScheduleFree), "k")
 
 try:
     import pytorch_optimizer as _po
 except ImportError:  # pragma: no cover - only without pytorch-optimizer
-    PytorchOptimizerScheduleFreeAdamW = None
+    PytorchOptimizerScheduleFreeAdamW = PytorchOptimizerScheduleFreeSGD = PytorchOptimizerScheduleFreeSGDForLoop = None
 else:  # starts in train mode already; train() is a no-op there
     PytorchOptimizerScheduleFreeAdamW = train_mode(_po.ScheduleFreeAdamW, "step")
+    PytorchOptimizerScheduleFreeSGD = train_mode(_po.ScheduleFreeSGD, "step")  # foreach=None: foreach for real tensors
+    PytorchOptimizerScheduleFreeSGDForLoop = train_mode(_for_loop(_po.ScheduleFreeSGD), "step")

@@ -107,6 +107,8 @@ DEFAULTS = {
     # not torch's: schedulefree 1.4.1's AdamWScheduleFreeReference (weight_lr_power fixed at its default 2)
     "schedulefree_adamw": dict(lr=0.0025, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0, warmup_steps=0,
                                r=0.0),
+    # not torch's: schedulefree 1.4.1's SGDScheduleFreeReference (weight_lr_power fixed at its default 2)
+    "schedulefree_sgd": dict(lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0, r=0.0),
     # not torch's: the LAMB paper's (You et al. 2020, Algorithm 2), λ = 0
     "lamb": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0),
 }
@@ -200,6 +202,15 @@ def validate(optimizer: str, hyper: dict) -> dict:
             if not 0.0 <= h[name]:
                 raise ValueError(f"Invalid {name} value: {h[name]}")
         if not float(h["warmup_steps"]).is_integer():
+            raise ValueError(f"Invalid warmup_steps value: {h['warmup_steps']} (a number of steps)")
+    elif optimizer == "schedulefree_sgd":  # the library's checks, and the spec's whole warmup_steps ≥ 0
+        if not 0.0 <= h["lr"]:
+            raise ValueError(f"Invalid learning rate: {h['lr']}")
+        if not 0.0 <= h["weight_decay"]:
+            raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
+        if not 0.0 < h["momentum"] < 1.0:
+            raise ValueError(f"Momentum must be between 0 and 1 exclusive: {h['momentum']}")
+        if not (0.0 <= h["warmup_steps"] and float(h["warmup_steps"]).is_integer()):
             raise ValueError(f"Invalid warmup_steps value: {h['warmup_steps']} (a number of steps)")
     else:  # adam, adamw, adamax, nadam, radam, lamb (the spec's domains)
         if not 0.0 <= h["eps"]:
@@ -609,6 +620,28 @@ def _schedulefree_adamw(k, p, g, st, h, _):
     return k.add(k.mul(x, h["beta1"]), z, 1 - h["beta1"])  # y = x.mul(beta1).add_(z, alpha=1-beta1)
 
 
+def _average_weight(st, h) -> tuple:
+    """schedulefree's group scalars (γ_t, c) of one step, advancing the copies of them this parameter keeps."""
+    step, warmup = st["step"], h["warmup_steps"]
+    lr = h["lr"] * ((step + 1) / warmup if step < warmup else 1.0)
+    lr_max = st["lr_max"] = max(lr, st["lr_max"])
+    weight = ((step + 1) ** h["r"]) * (lr_max * lr_max)  # lr_max ** 2.0 there: _schedulefree_adamw says why
+    weight_sum = st["weight_sum"] = st["weight_sum"] + weight
+    st["step"] = step + 1
+    return lr, (weight / weight_sum if weight_sum != 0 else 0)
+
+
+def _schedulefree_sgd(k, p, g, st, h, _):
+    # Not a torch.optim port: schedulefree 1.4.1's SGDScheduleFreeReference.step, statement for statement (the
+    # group scalars kept per parameter, as for _schedulefree_adamw).
+    lr, ckp1 = _average_weight(st, h)
+    if h["weight_decay"] != 0:
+        g = k.add(g, p, h["weight_decay"])  # grad.add_(y, alpha=weight_decay)
+    z = st["z"] = k.add(st["z"], g, -lr)  # z.sub_(grad, alpha=lr)
+    x = st["x"] = k.add(k.mul(st["x"], 1 - ckp1), z, ckp1)  # x.mul_(1-ckp1).add_(z, alpha=ckp1)
+    return k.add(k.mul(x, h["momentum"]), z, 1 - h["momentum"])  # y = x.mul(momentum).add_(z, alpha=1-momentum)
+
+
 def _norm(k, a):
     """``a.norm(2)`` as a 0-d tensor of the dtype: the sum of squares in the compute type (NumPy's pairwise
     order), its root rounded once to the dtype."""
@@ -648,6 +681,7 @@ _STEPS = {
     "adan": _adan,
     "ademamix": _ademamix,
     "schedulefree_adamw": _schedulefree_adamw,
+    "schedulefree_sgd": _schedulefree_sgd,
     "lamb": _lamb,
 }
 
@@ -702,6 +736,8 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> d
     if optimizer == "schedulefree_adamw":  # z and x: copies of the parameter (y) at its first step
         return {"step": 0.0, "z": p.copy(), "x": p.copy(), "exp_avg_sq": _zeros(p), "weight_sum": 0.0,
                 "lr_max": -1.0}
+    if optimizer == "schedulefree_sgd":
+        return {"step": 0.0, "z": p.copy(), "x": p.copy(), "weight_sum": 0.0, "lr_max": -1.0}
     raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}")
 
 

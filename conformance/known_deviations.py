@@ -250,7 +250,8 @@ KNOWN_DEVIATIONS = (
                "warmup_steps: a negative one is accepted (and means no warm-up; a documented difference)."),
     KnownDeviation(
         id="optax-accepts-any-hyperparameter", implementation=tuple(f"optax.{n}" for n in (
-            "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta")),
+            "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta", "lion", "adan",
+            "contrib.ademamix", "contrib.schedule_free_adamw")),
         versions=OPTAX, spec="*@optax", tests=("test_out_of_domain_hyperparameters_are_refused",),
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax validates no hyperparameter: a negative lr, beta outside [0, 1) or a negative eps is "
@@ -262,9 +263,11 @@ KNOWN_DEVIATIONS = (
         reason="adan-pytorch validates no hyperparameter (only len(betas) == 3): a negative lr, eps or "
                "weight_decay, or a beta outside (0, 1], is taken as given."),
     KnownDeviation(
-        id="optax-float16-bias-correction-reciprocal", implementation=("optax.adam", "optax.adamw", "optax.nadam",
-                                                                     "optax.adamax"),
-        versions=OPTAX, spec=("adam@optax", "adamw@optax", "nadam@optax", "adamax@optax"), dtype="float16",
+        id="optax-float16-bias-correction-reciprocal", implementation=(
+            "optax.adam", "optax.adamw", "optax.nadam", "optax.adamax", "optax.adan", "optax.contrib.ademamix",
+            "optax.contrib.schedule_free_adamw"),
+        versions=OPTAX, spec=("adam@optax", "adamw@optax", "nadam@optax", "adamax@optax", "adan@optax",
+                              "ademamix@optax", "schedulefree_adamw@optax"), dtype="float16",
         tests=VALUE_TESTS, applies=p._optax_float16_bias_correction_reciprocal_overflows,
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax divides float16 moments by 1 - beta**t cast to float16, and XLA computes x/c as x*(1/c): "

@@ -47,3 +47,77 @@ def test_optax_accepts_out_of_domain_hyperparameters():
     tx = optax.adam(-1.0, b1=1.5, eps=-1.0)
     updates, _ = tx.update(theta, tx.init(theta), theta)
     assert float(optax.apply_updates(theta, updates)[0]) > 1.0  # up the gradient
+
+
+# --------------------------------------------------------------------------- Lion, Adan, AdEMAMix, Schedule-Free
+
+def _exact(name: str, hyper: dict, theta: float, grads: list) -> list:
+    """The exact θ after each step of spec ``name`` (the reference, rounded once to float64)."""
+    import spec
+    from reference.step import trajectory
+    snaps = trajectory(spec.get(name), hyper, np.array([theta]), [np.array([g]) for g in grads])
+    return [float(s.theta[0].rounded["float64"]) for s in snaps]
+
+
+def _optax_run(tx, theta: float, grads: list) -> list:
+    p = jnp.asarray([theta], jnp.float64)
+    state, out = tx.init(p), []
+    for g in grads:
+        updates, state = tx.update(jnp.asarray([g], jnp.float64), state, p)
+        p = optax.apply_updates(p, updates)
+        out.append(float(p[0]))
+    return out
+
+
+@pytest.mark.parametrize("name", ["lion@optax", "adan@optax", "ademamix@optax", "schedulefree_adamw@optax"])
+def test_optax_defaults_are_the_dialect_specs(name):
+    """The alias's own keyword defaults (read from its signature) equal the dialect spec's."""
+    import spec
+    got = backend.defaults(name)
+    want = {h.name: h.default for h in spec.get(name).hyperparameters if h.name in got}
+    assert got and {k: float(v) for k, v in got.items()} == {k: float(v) for k, v in want.items()}
+
+
+def test_optax_adan_weighs_the_gradient_difference_by_one_minus_b2():
+    """optax-adan-difference-weight: from the second step on Optax's Adan is not the reference code's (spec adan):
+    it weighs g − g_prev by 1 − b2 (0.08) where the reference code weighs it by b2 (0.92)."""
+    hyper = {"lr": 0.1, "beta1": 0.98, "beta2": 0.92, "beta3": 0.99, "eps": 1e-8, "weight_decay": 0.0}
+    grads = [1.0, -0.25, 0.5]
+    got = _optax_run(optax.adan(0.1, b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0), 0.5, grads)
+    reference_code = _exact("adan", {**hyper, "no_prox": False}, 0.5, grads)
+    assert got == pytest.approx(_exact("adan@optax", {**hyper, "eps_root": 0.0}, 0.5, grads), rel=1e-12)
+    assert got[0] == pytest.approx(reference_code[0], rel=1e-12)  # the first step has g − g_prev = 0
+    assert abs(got[1] - reference_code[1]) > 0.05  # 0.3592 against 0.4197
+    # the coefficient is the whole difference: with b2 = ½ (1 − b2 = b2) Optax is the reference code's update
+    half = {**hyper, "beta2": 0.5}
+    got_half = _optax_run(optax.adan(0.1, b1=0.98, b2=0.5, b3=0.99, eps=1e-8, eps_root=0.0), 0.5, grads)
+    assert got_half == pytest.approx(_exact("adan", {**half, "no_prox": False}, 0.5, grads), rel=1e-12)
+
+
+def test_optax_schedule_free_warm_up_leaves_the_first_step_without_a_z_step():
+    """optax-schedule-free-warmup-lag: the base optimizer reads the warm-up schedule at its own count (0 at the
+    first step: lr 0) and the weights at step_count (1): the first step moves nothing, where schedulefree's
+    (spec schedulefree_adamw, γ₁ = lr/W) does."""
+    grads = [1.0, -0.25, 0.5]
+    got = _optax_run(optax.contrib.schedule_free_adamw(1.0, warmup_steps=4), 0.5, grads)
+    assert got[0] == 0.5
+    hyper = {"lr": 1.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "warmup_steps": 4}
+    assert got == pytest.approx(_exact("schedulefree_adamw@optax", hyper, 0.5, grads), rel=1e-12)
+    assert _exact("schedulefree_adamw", {**hyper, "r": 0.0}, 0.5, grads)[0] != 0.5
+
+
+def test_optax_schedule_free_warmup_steps_0_is_a_learning_rate_of_0():
+    """optax-schedule-free-warmup-0: warmup_steps=0 builds warmup_constant_schedule(0, lr, 0), a constant 0
+    (polynomial_schedule holds init_value for transition_steps <= 0): nothing moves, ever.  None is no warm-up."""
+    grads = [1.0, -0.25, 0.5]
+    assert _optax_run(optax.contrib.schedule_free_adamw(1.0, warmup_steps=0), 0.5, grads) == [0.5, 0.5, 0.5]
+    assert _optax_run(optax.contrib.schedule_free_adamw(1.0, warmup_steps=None), 0.5, grads)[0] != 0.5
+
+
+def test_optax_lion_steps_nan_where_torch_sign_leaves_theta():
+    """optax-lion-sign-nan: jnp.sign(NaN) is NaN, so a NaN gradient makes θ NaN; torch.sign(NaN) is 0 (spec lion,
+    the reference code): θ keeps its value.  The dialect lion@optax states jnp's sign."""
+    assert np.isnan(float(jnp.sign(jnp.asarray(np.nan))))
+    got = _optax_run(optax.lion(0.1, weight_decay=0.0), 0.5, [np.nan])
+    assert np.isnan(got[0])
+    assert _exact("lion", {"lr": 0.1, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0}, 0.5, [1.0])[0] == 0.4

@@ -377,8 +377,8 @@ def decide(pair: Pair, case: Case) -> Result:
         diff = sp.factor(sp.simplify(a2 - b2))
         if diff == 0:
             raise Undecided(f"{pair.dialect} {case.label}: equal with changing lr after two steps; unexpected")
-        how = (f"SymPy: θ₃ after three steps from the initial state with symbolic gradients g₁, g₂, g₃ and one "
-               f"symbolic lr η is identical; with lr η₁, η₂ the two-step results differ by the expression shown")
+        how = ("SymPy: θ₃ after three steps from the initial state with symbolic gradients g₁, g₂, g₃ and one "
+               "symbolic lr η is identical; with lr η₁, η₂ the two-step results differ by the expression shown")
         return Result(pair, case, CONSTANT_LR, how, difference=diff, witness=witness(pair, case, CONSTANT_LR))
     how = "the updates differ: θ₃ with symbolic gradients and a constant lr is not the same expression " \
           "(checked at exact rational points)"

@@ -768,10 +768,9 @@ sgn = sp.Symbol("sgn", real=True)
 
 
 def jnp_sign(x):
-    """``jnp.sign(x)``: 1 if x > 0, −1 if x < 0, otherwise x itself: ±0 stays ±0 and NaN stays NaN (torch's sign,
-    spec/lion.py, gives 0 for NaN)."""
-    # 0 where x = ±0 (jnp keeps the zero's sign: only θ = −0 with λ = 0 could show it) and x, NaN, past every
-    # comparison
+    """``jnp.sign(x)``: 1 if x > 0, −1 if x < 0, 0 if x = ±0, NaN for NaN (torch's sign, spec/lion.py, gives 0 for
+    NaN).  jnp.sign(−0.0) is −0.0; the spec's 0 differs from it only in the sign of a zero θ (θ = −0, λ = 0)."""
+    # the last piece is reached by NaN only (every comparison with it is false)
     return sp.Piecewise((1, x > 0), (-1, x < 0), (0, sp.Eq(x, 0)), (x, True))
 
 

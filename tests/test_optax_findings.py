@@ -121,3 +121,34 @@ def test_optax_lion_steps_nan_where_torch_sign_leaves_theta():
     got = _optax_run(optax.lion(0.1, weight_decay=0.0), 0.5, [np.nan])
     assert np.isnan(got[0])
     assert _exact("lion", {"lr": 0.1, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0}, 0.5, [1.0])[0] == 0.4
+
+
+def test_optax_schedule_free_weights_underflow_in_float16():
+    """optax-schedule-free-scalars-in-parameter-dtype: weight = max_lr² is a float16 scalar for float16 parameters:
+    lr = 1e-4 gives 1e-8, which rounds to 0, so c = nan_to_num(0/0) = 0 at every step and x never leaves θ₀
+    (exactly, c₁ = 1 and x₁ = z₁)."""
+    tx = optax.contrib.schedule_free_adamw(1e-4)
+    p = jnp.asarray([0.01], jnp.float16)
+    state = tx.init(p)
+    for _ in range(3):
+        updates, state = tx.update(jnp.asarray([1.0], jnp.float16), state, p)
+        p = optax.apply_updates(p, updates)
+    assert float(state.weight_sum) == 0.0 and float(state.max_lr) > 0
+    x = optax.contrib.schedule_free_eval_params(state, p)
+    assert abs(float(x[0]) - 0.01) < 1e-5  # x stayed at θ₀ (to the rounding of its recomputation)
+    assert float(state.z[0]) < 0.01 - 2.5e-4  # while z took three steps of about lr each
+
+
+def test_optax_schedule_free_weight_sum_stalls_in_bfloat16():
+    """The same entry: weight_sum is a bfloat16 scalar for bfloat16 parameters; with lr = 1 each weight is 1 and
+    the sum stops at 256 (256 + 1 rounds to 256), so c = 1/256 from then on instead of 1/t."""
+    tx = optax.contrib.schedule_free_adamw(1.0)
+    p = jnp.asarray([0.5], jnp.bfloat16)
+
+    def step(carry, _):
+        p, state = carry
+        updates, state = tx.update(jnp.zeros_like(p), state, p)
+        return (optax.apply_updates(p, updates), state), None
+
+    (_, state), _ = jax.lax.scan(step, (p, tx.init(p)), None, length=300)
+    assert float(state.weight_sum) == 256.0  # exactly 300

@@ -578,3 +578,8 @@ def _optax_float16_bias_correction_reciprocal_overflows(data) -> bool:
                 if c == 0 or 1 / c > top:
                     return True
     return False
+
+
+def _optax_schedule_free_has_warmup(data) -> bool:
+    """Some group of the case has a warm-up (Optax then computes its learning rates through a float32 schedule)."""
+    return any(h.get("warmup_steps", 0) for h, _ in data.groups)

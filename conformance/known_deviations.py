@@ -279,6 +279,12 @@ KNOWN_DEVIATIONS = (
         reason="Optax's schedule_free keeps max_lr, weight_sum and c in the parameters' dtype: float16 lr**2 "
                "underflows (c = 0), bfloat16 weight_sum stops growing at 256 equal weights."),
     KnownDeviation(
+        id="optax-schedule-free-warmup-float32-lr", implementation=("optax.contrib.schedule_free_adamw",),
+        versions=OPTAX, spec="schedulefree_adamw@optax", dtype="float64", tests=VALUE_TESTS,
+        applies=p._optax_schedule_free_has_warmup, reproduced_by="tests/test_optax_findings.py",
+        reason="with warmup_steps, Optax's learning rates come from linear_schedule, which computes in float32 "
+               "(int32 count / W): float64 parameters step with float32-rounded lr, even after the warm-up."),
+    KnownDeviation(
         id="optax-adan-difference-weight", implementation=("optax.adan",), versions=OPTAX, spec="adan",
         tests=VALUE_TESTS, effect="domain", reproduced_by="tests/test_optax_findings.py",
         reason="optax.adan weighs g - g_prev by 1 - b2 in n and in the step where the reference code weighs it by "

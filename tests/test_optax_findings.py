@@ -152,3 +152,12 @@ def test_optax_schedule_free_weight_sum_stalls_in_bfloat16():
 
     (_, state), _ = jax.lax.scan(step, (p, tx.init(p)), None, length=300)
     assert float(state.weight_sum) == 256.0  # exactly 300
+
+
+def test_optax_schedule_free_warm_up_learning_rate_is_float32():
+    """optax-schedule-free-warmup-float32-lr: the warm-up schedule divides an int32 count, so its learning rates
+    are float32 even with jax_enable_x64 and float64 parameters."""
+    sched = optax.warmup_constant_schedule(init_value=0, peak_value=0.05, warmup_steps=3)
+    value = sched(jnp.asarray(1, jnp.int32))
+    assert value.dtype == jnp.float32 and float(value) != 0.05 / 3
+    assert float(sched(jnp.asarray(5, jnp.int32))) == float(np.float32(0.05)) != 0.05  # after the warm-up too

@@ -559,13 +559,17 @@ def _radam_adaptive_term_not_finite_at(data) -> np.ndarray:
     return covered
 
 
+#: the decays whose 1 − βᵗ an ``@optax`` spec divides by through optax.tree.bias_correction (default: β₁, β₂)
+_OPTAX_BIAS_CORRECTED = {"adan@optax": ("beta1", "beta2", "beta3"), "schedulefree_adamw@optax": ("beta2",)}
+
+
 def _optax_float16_bias_correction_reciprocal_overflows(data) -> bool:
     """Some bias correction 1 − βᵗ of the case (β either beta, t up to one past the steps: Optax's NAdam corrects
     m with count + 1), computed in binary64 and cast to float16 as Optax does, is below 2⁻¹⁶: its reciprocal,
     which XLA multiplies by instead of dividing, overflows float16 (or it is 0 itself)."""
     top = float(get_format("float16").max_finite)
     for h, _ in data.groups:
-        for name in ("beta1", "beta2"):
+        for name in _OPTAX_BIAS_CORRECTED.get(data.optimizer, ("beta1", "beta2")):
             beta = h.get(name)
             if beta is None:
                 continue
@@ -574,3 +578,8 @@ def _optax_float16_bias_correction_reciprocal_overflows(data) -> bool:
                 if c == 0 or 1 / c > top:
                     return True
     return False
+
+
+def _optax_schedule_free_has_warmup(data) -> bool:
+    """Some group of the case has a warm-up (Optax then computes its learning rates through a float32 schedule)."""
+    return any(h.get("warmup_steps", 0) for h, _ in data.groups)

@@ -287,7 +287,8 @@ KNOWN_DEVIATIONS = (
                "its update has no denominator (not a spec hyperparameter; never passed by the harness)."),
     KnownDeviation(
         id="optax-accepts-any-hyperparameter", implementation=tuple(f"optax.{n}" for n in (
-            "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta")),
+            "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta", "lion", "adan",
+            "contrib.ademamix", "contrib.schedule_free_adamw")),
         versions=OPTAX, spec="*@optax", tests=("test_out_of_domain_hyperparameters_are_refused",),
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax validates no hyperparameter: a negative lr, beta outside [0, 1) or a negative eps is "
@@ -299,13 +300,48 @@ KNOWN_DEVIATIONS = (
         reason="adan-pytorch validates no hyperparameter (only len(betas) == 3): a negative lr, eps or "
                "weight_decay, or a beta outside (0, 1], is taken as given."),
     KnownDeviation(
-        id="optax-float16-bias-correction-reciprocal", implementation=("optax.adam", "optax.adamw", "optax.nadam",
-                                                                     "optax.adamax"),
-        versions=OPTAX, spec=("adam@optax", "adamw@optax", "nadam@optax", "adamax@optax"), dtype="float16",
+        id="optax-float16-bias-correction-reciprocal", implementation=(
+            "optax.adam", "optax.adamw", "optax.nadam", "optax.adamax", "optax.adan", "optax.contrib.ademamix",
+            "optax.contrib.schedule_free_adamw"),
+        versions=OPTAX, spec=("adam@optax", "adamw@optax", "nadam@optax", "adamax@optax", "adan@optax",
+                              "ademamix@optax", "schedulefree_adamw@optax"), dtype="float16",
         tests=VALUE_TESTS, applies=p._optax_float16_bias_correction_reciprocal_overflows,
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax divides float16 moments by 1 - beta**t cast to float16, and XLA computes x/c as x*(1/c): "
                "inf where 1/c exceeds 65504 (c < 2**-16), so v_hat is NaN (0*inf) or inf."),
+    KnownDeviation(
+        id="optax-schedule-free-scalars-in-parameter-dtype", implementation=("optax.contrib.schedule_free_adamw",),
+        versions=OPTAX, spec="schedulefree_adamw@optax", dtype=("float16", "bfloat16"), tests=VALUE_TESTS,
+        reproduced_by="tests/test_optax_findings.py", on_some_inputs=True,
+        reason="Optax's schedule_free keeps max_lr, weight_sum and c in the parameters' dtype: float16 lr**2 "
+               "underflows (c = 0), bfloat16 weight_sum stops growing at 256 equal weights."),
+    KnownDeviation(
+        id="optax-schedule-free-warmup-float32-lr", implementation=("optax.contrib.schedule_free_adamw",),
+        versions=OPTAX, spec="schedulefree_adamw@optax", dtype="float64", tests=VALUE_TESTS,
+        applies=p._optax_schedule_free_has_warmup, reproduced_by="tests/test_optax_findings.py",
+        reason="with warmup_steps, Optax's learning rates come from linear_schedule, which computes in float32 "
+               "(int32 count / W): float64 parameters step with float32-rounded lr, even after the warm-up."),
+    KnownDeviation(
+        id="optax-adan-difference-weight", implementation=("optax.adan",), versions=OPTAX, spec="adan",
+        tests=VALUE_TESTS, effect="domain", reproduced_by="tests/test_optax_findings.py",
+        reason="optax.adan weighs g - g_prev by 1 - b2 in n and in the step where the reference code weighs it by "
+               "b2 (optax PR #1715); dialect adan@optax states it."),
+    KnownDeviation(
+        id="optax-schedule-free-warmup-lag", implementation=("optax.contrib.schedule_free_adamw",), versions=OPTAX,
+        spec="schedulefree_adamw", tests=VALUE_TESTS, effect="domain", reproduced_by="tests/test_optax_findings.py",
+        reason="with warmup_steps, Optax's z step reads the schedule at t - 1 (lr 0 at the first step), the "
+               "weights at t (optax PR #1744); dialect schedulefree_adamw@optax states it."),
+    KnownDeviation(
+        id="optax-schedule-free-warmup-0", implementation=("optax.contrib.schedule_free_adamw",), versions=OPTAX,
+        spec="schedulefree_adamw@optax", tests=VALUE_TESTS, effect="domain",
+        reproduced_by="tests/test_optax_findings.py",
+        reason="warmup_steps=0 makes the learning rate a constant 0 (documented: a positive integer); the dialect "
+               "passes None for its 0."),
+    KnownDeviation(
+        id="optax-lion-sign-nan", implementation=("optax.lion",), versions=OPTAX, spec="lion", tests=VALUE_TESTS,
+        effect="domain", reproduced_by="tests/test_optax_findings.py",
+        reason="jnp.sign(NaN) is NaN: a NaN direction makes theta NaN where torch.sign (the reference code's) gives "
+               "0; dialect lion@optax states it."),
     KnownDeviation(
         id="radam-foreach-nan-before-rectification", implementation=torch_optim("RAdam"), versions=TORCH,
         spec="radam", path="*foreach", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._radam_adaptive_term_not_finite,

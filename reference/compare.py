@@ -67,6 +67,7 @@ K = sp.Symbol("k", integer=True, nonnegative=True)  # t = k + 2 in the inductive
 THETA0 = sp.Symbol("theta_0", real=True)
 MU = sp.Symbol("mu", positive=True)  # a momentum known to be > 0, so `μ > 0` branches collapse
 LAM = sp.Symbol("lambda", positive=True)
+ETA = sp.Symbol("eta", positive=True)  # a learning rate known to be > 0: max(γ, lr_max₀) is γ for lr_max₀ ∈ {−1, 0}
 STEPS = 3
 WITNESS_PARAM = 0.5
 WITNESS_GRADS = (1.0, -0.25, 0.5)
@@ -549,6 +550,37 @@ PAIRS: tuple = (
     ), note="Both keep y in the parameter (schedulefree's AdamWScheduleFree, its y form, on the left; it equals the "
             "reference form spec/schedulefree.py in exact arithmetic: spec/identities.py).  pytorch-optimizer adds "
             "10⁻¹⁵ to v/bc₂ inside the root; with that term 0 its rule is the left one statement for statement."),
+    Pair("lion", "lion@optax", (
+        Case("core update (λ = 0: add_decayed_weights skipped)", torch_fixed=_NO_WD, dialect_fixed=_NO_WD),
+        Case("decoupled decay λ > 0: θ − lr·(sign(c) + λθ) against θ·(1 − lr·λ) − lr·sign(c)",
+             torch_fixed={"weight_decay": LAM}, dialect_fixed={"weight_decay": LAM}),
+    ), note="Optax writes the paper's order and jnp.sign, whose NaN is NaN (torch's sign: 0); its λ defaults to "
+            "1e-3, the spec's to 0."),
+    Pair("adan", "adan@optax", (
+        Case("core update (λ = 0, ε_root = 0)", torch_fixed=_NO_WD, dialect_fixed={**_NO_WD, "eps_root": 0.0}),
+        Case("decay before the step (no_prox=True) against add_decayed_weights, λ > 0, ε_root = 0",
+             {"no_prox": True}, {}, {"weight_decay": LAM}, {"weight_decay": LAM, "eps_root": 0.0}),
+    ), note="Optax weighs the gradient difference by 1 − b2 where the reference code weighs it by b2 (optax PR "
+            "#1715): different from the second step on, whatever ε_root."),
+    Pair("ademamix", "ademamix@optax", (
+        Case("core update (λ = 0, no warm-up, β₁ = 0.9, ε_root = 0)", torch_fixed={**_NO_WD, **_AD_NO_WARMUP},
+             dialect_fixed={**_NO_WD, "eps_root": 0.0, "beta1": _AD_NO_WARMUP["beta1"]}),
+        Case("decoupled decay λ > 0, no warm-up, ε_root = 0", torch_fixed={"weight_decay": LAM, **_AD_NO_WARMUP},
+             dialect_fixed={"weight_decay": LAM, "eps_root": 0.0, "beta1": _AD_NO_WARMUP["beta1"]}),
+    ), note="Optax has no warm-ups of its own (b3 and alpha may be schedules); its α defaults to 5, the reference "
+            "code's to 2."),
+    Pair("schedulefree_adamw@schedulefree", "schedulefree_adamw@optax", (
+        Case("core update (lr > 0, λ = 0, no warm-up, r = 0)",
+             torch_fixed={"lr": ETA, **_NO_WD, "warmup_steps": 0.0, "r": 0.0},
+             dialect_fixed={"lr": ETA, **_NO_WD, "warmup_steps": 0.0}, witness={"eps": 0.0}),
+        Case("decay λ > 0 at y, no warm-up, r = 0",
+             torch_fixed={"lr": ETA, "weight_decay": LAM, "warmup_steps": 0.0, "r": 0.0},
+             dialect_fixed={"lr": ETA, "weight_decay": LAM, "warmup_steps": 0.0}),
+        Case("warm-up W = 4 (λ = 0, r = 0): the z step reads the schedule one step behind the weights",
+             torch_fixed={"lr": ETA, **_NO_WD, "warmup_steps": 4.0, "r": 0.0},
+             dialect_fixed={"lr": ETA, **_NO_WD, "warmup_steps": 4.0}),
+    ), note="Both keep y and z, not x (schedulefree's AdamWScheduleFree on the left); Optax recomputes x from them. "
+            "Without a warm-up the two are the same update; with one, Optax's z step lags (optax PR #1744)."),
 )
 
 

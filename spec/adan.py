@@ -114,7 +114,7 @@ ADAN = OptimizerSpec(
     paths_doc=("No torch.optim class: the torch backend runs Adan only as a class given by "
                "`--optimizer adan=module:Class` (path `custom`).  The reference code's foreach path computes the "
                "same statements over lists.  Third-party implementations audited against this spec and its "
-               "dialects: docs/measured/third-party.md (pytorch-optimizer, adan-pytorch)."),
+               "dialects: docs/measured/third-party.md (pytorch-optimizer, adan-pytorch, and Optax through `--backend=optax`)."),
     edge_doc=(
         "First step: g_prev = g, so g − g_prev = g + (−g) is 0 for a finite g and NaN for g = ±inf; m/(1 − β₁) "
         "= g exactly and the step is η·g/(|g| + ε) (v = 0).  A NaN or infinite gradient at any step makes "

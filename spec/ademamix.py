@@ -129,7 +129,7 @@ ADEMAMIX = OptimizerSpec(
     doc=__doc__,
     paths_doc=("No torch.optim class: the torch backend runs AdEMAMix only as a class given by "
                "`--optimizer ademamix=module:Class` (path `custom`).  Third-party implementations audited against "
-               "this spec or its dialect: docs/measured/third-party.md (pytorch-optimizer)."),
+               "this spec or its dialects: docs/measured/third-party.md (pytorch-optimizer, and Optax through `--backend=optax`)."),
     edge_doc=(
         "The step counter is per parameter (the code's state['step']), as torch's.  β₁ = 0: m₁ is g (the code "
         "skips the EMA, so an infinite g does not leave an infinite m₁ behind to meet 0·inf later), and "

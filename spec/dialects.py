@@ -775,6 +775,197 @@ SCHEDULEFREE_SGD_Y = _sfsgd.SCHEDULEFREE_SGD.variant(
     torch_class="", paths_doc="", edge_doc="")
 
 
+# --------------------------------------------------------------------------- Optax: Lion, Adan, AdEMAMix, Schedule-Free
+
+_OPTAX_WD_ADDED = ("add_decayed_weights: λ·θ (the old θ) added to the update, which lr then scales; skipped for a "
+                   "constant λ = 0")
+sgn = sp.Symbol("sgn", real=True)
+
+
+def jnp_sign(x):
+    """``jnp.sign(x)``: 1 if x > 0, −1 if x < 0, 0 if x = ±0, NaN for NaN (torch's sign, spec/lion.py, gives 0 for
+    NaN).  jnp.sign(−0.0) is −0.0; the spec's 0 differs from it only in the sign of a zero θ (θ = −0, λ = 0)."""
+    # the last piece is reached by NaN only (every comparison with it is false)
+    return sp.Piecewise((1, x > 0), (-1, x < 0), (0, sp.Eq(x, 0)), (x, True))
+
+
+def optax_lion_rule(f: dict) -> list:
+    lo = _lion
+    return [
+        Assign(lo.c, (1 - lo.beta1) * g + lo.beta1 * lo.m, "scale_by_lion: (1 − b1)·g + b1·m, with the old m"),
+        Assign(sgn, jnp_sign(lo.c), "jnp.sign(c): ±1, or c itself (±0, NaN)"),
+        Assign(upd, unless_zero(lo.lam, sgn + lo.lam * theta, sgn), _OPTAX_WD_ADDED),
+        Assign(theta, theta - lo.eta * upd, "scale_by_learning_rate: −lr·u; apply_updates adds it"),
+        Assign(lo.m, (1 - lo.beta2) * g + lo.beta2 * lo.m, "update_moment: (1 − b2)·g + b2·m, after the step"),
+    ]
+
+
+LION_OPTAX = _lion.LION.variant(
+    "lion@optax", dialect=OPTAX, title="Lion (Optax)", rule=optax_lion_rule,
+    hyperparameters=(_hp(_lion.LR, default=REQUIRED), _lion.BETA1, _lion.BETA2,
+                     _hp(_lion.WD, default=1e-3, doc="λ·θ added to sign(c) before lr scales it (Optax: "
+                         "weight_decay, default 1e-3; 0 skips add_decayed_weights)")),
+    doc="optax.lion = chain(scale_by_lion(b1, b2), add_decayed_weights(λ), scale_by_learning_rate): "
+        "θ ← θ − lr·(sign(c) + λθ), the paper's Algorithm 2 order, not the reference code's θ·(1 − lr·λ) first "
+        "(the same exact value: spec/identities.py, lion_paper_order_is_reference_order).  jnp.sign(NaN) is NaN, "
+        "so a NaN c makes θ NaN where torch's sign (the spec's) leaves θ at its decayed value.  λ = 1e-3 by "
+        "default (the spec's 0).  mu_dtype (the momentum's dtype) is not covered: None, the parameter's dtype.",
+    torch_class="", paths_doc="", edge_doc="")
+
+ADAN_EPS_ROOT = _hp(EPS_ROOT, default=1e-8, doc="added to the bias-corrected n inside the square root "
+                    "(optax.adan's default 1e-8; scale_by_adan's 0)")
+prev_grad = sp.Symbol("g_prev", real=True)
+sq = sp.Symbol("q", real=True)
+
+
+def optax_adan_rule(f: dict) -> list:
+    a = _adan
+    return [
+        Assign(a.diff, when(sp.Eq(t, 1), 0, g - prev_grad),
+               "where(count == 0, 0, g − g_prev): 0 at the first step, even for an infinite g"),
+        Assign(a.m, (1 - a.beta1) * g + a.beta1 * a.m, "update_moment(g, m, b1): (1 − b1)·g + b1·m"),
+        Assign(a.v, (1 - a.beta2) * a.diff + a.beta2 * a.v, "update_moment(diff, v, b2)"),
+        Assign(sq, g + (1 - a.beta2) * a.diff, "add_scale(g, 1 − b2, diff): g + (1 − b2)·(g − g_prev), where "
+               "the reference code has b2·(g − g_prev)"),
+        Assign(a.n, (1 - a.beta3) * sq ** 2 + a.beta3 * a.n, "update_moment_per_elem_norm(q, n, b3, 2)"),
+        Assign(upd, (a.m / _bias(a.beta1) + (1 - a.beta2) * (a.v / _bias(a.beta2)))
+               / (sp.sqrt(a.n / _bias(a.beta3) + EPS_ROOT.symbol) + a.eps),
+               "(m̂ + (1 − b2)·v̂)/(√(n̂ + ε_root) + ε), each moment divided by its 1 − bᵗ (bias_correction); "
+               "the reference code weighs v̂ by b2"),
+        Assign(upd, unless_zero(a.lam, upd + a.lam * theta, upd), _OPTAX_WD_ADDED),
+        Assign(theta, theta - a.eta * upd, "−lr·u; apply_updates adds it"),
+        Assign(prev_grad, g, "state g ← g"),
+    ]
+
+
+ADAN_OPTAX = _adan.ADAN.variant(
+    "adan@optax", dialect=OPTAX, title="Adan (Optax)", rule=optax_adan_rule,
+    hyperparameters=(_hp(_adan.LR, default=REQUIRED), _adan.BETA1, _adan.BETA2, _adan.BETA3, _adan.EPS,
+                     ADAN_EPS_ROOT,
+                     _hp(_adan.WD, doc="λ·θ added to the update, which lr then scales (add_decayed_weights): the "
+                         "reference code's no_prox form θ·(1 − lr·λ) − lr·u in exact arithmetic, not the proximal "
+                         "θ/(1 + lr·λ) that Optax's docstring writes")),
+    state=(STEP,
+           State("exp_avg", sp.Integer(0), "Optax: m", latex="m"),
+           State("exp_avg_diff", sp.Integer(0), "Optax: v (average of g − g_prev)", latex="v"),
+           State("exp_avg_sq", sp.Integer(0), "Optax: n (average of (g + (1 − b2)·(g − g_prev))²)", latex="n"),
+           State("prev_grad", sp.Integer(0), "Optax: g, the previous gradient (0 before the first step)",
+                 latex="g_prev")),
+    doc="optax.adan = chain(scale_by_adan(b1, b2, b3, ε, ε_root), add_decayed_weights(λ), scale_by_learning_rate). "
+        "The moments are the reference code's (b the weight of the old value, defaults 0.98, 0.92, 0.99), but the "
+        "gradient difference is weighted by 1 − b2 (0.08) in n's argument and in the step, where the reference "
+        "code (and the paper's 1 − β₂ under β = 1 − b) weighs it by b2 (0.92): the paper's formula applied to the "
+        "code's β (optax PR #1715, open).  ε_root = 1e-8 inside the root by default; the decay is added to the "
+        "update (decoupled, before lr), not the docstring's proximal division.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+def optax_ademamix_rule(f: dict) -> list:
+    a = _ademamix
+    return [
+        Assign(a.m1, (1 - a.beta1) * g + a.beta1 * a.m1, "update_moment(g, m1, b1): no branch for b1 = 0"),
+        Assign(a.m2, (1 - a.beta3) * g + a.beta3 * a.m2, "update_moment(g, m2, b3), not bias-corrected"),
+        Assign(a.nu, (1 - a.beta2) * g ** 2 + a.beta2 * a.nu, "update_moment_per_elem_norm(g, nu, b2, 2)"),
+        Assign(upd, (a.m1 / _bias(a.beta1) + a.alpha * a.m2) / (sp.sqrt(a.nu / _bias(a.beta2) + EPS_ROOT.symbol)
+                                                              + a.eps),
+               "(m̂₁ + α·m₂)/(√(ν̂ + ε_root) + ε): ε_root inside the root of the bias-corrected ν"),
+        Assign(upd, unless_zero(a.lam, upd + a.lam * theta, upd), _OPTAX_WD_ADDED),
+        Assign(theta, theta - a.eta * upd, "−lr·u; apply_updates adds it"),
+    ]
+
+
+ADEMAMIX_OPTAX = _ademamix.ADEMAMIX.variant(
+    "ademamix@optax", dialect=OPTAX, title="AdEMAMix (Optax)", rule=optax_ademamix_rule,
+    hyperparameters=(_hp(_ademamix.LR, default=REQUIRED), _ademamix.BETA1, _ademamix.BETA2,
+                     _hp(_ademamix.BETA3, doc="decay of the slow moment m₂ (b3; a constant here: Optax also takes "
+                         "a schedule, read at the count of earlier steps)"),
+                     _hp(_ademamix.ALPHA, default=5.0, doc="weight α of the slow moment (a constant here; Optax "
+                         "also takes a schedule)"),
+                     _ademamix.EPS, EPS_ROOT,
+                     _hp(_ademamix.WD, doc="λ·θ added to the update, which lr then scales (add_decayed_weights; "
+                         "skipped for λ = 0)")),
+    state=(_ademamix.STEP,
+           State("exp_avg_fast", sp.Integer(0), "Optax: m1", latex="m_1"),
+           State("exp_avg_slow", sp.Integer(0), "Optax: m2", latex="m_2"),
+           State("exp_avg_sq", sp.Integer(0), "Optax: nu", latex="nu")),
+    doc="optax.contrib.ademamix = chain(scale_by_ademamix(b1, b2, b3, α, ε, ε_root), add_decayed_weights(λ), "
+        "scale_by_learning_rate): the spec's update without warm-ups (Optax has no built-in warm-up: b3 and alpha "
+        "may be schedules, evaluated at count_m2, the number of earlier steps, 0 at the first; not covered here), "
+        "with √(ν/(1 − β₂ᵗ) + ε_root) + ε for the spec's √ν/√(1 − β₂ᵗ) + ε (equal for ε_root = 0, rounded "
+        "differently), no β₁ = 0 branch (m₁ = 1·g + 0·m₁), the decay skipped for λ = 0, and α = 5 by default "
+        "(the reference code's 2; scale_by_ademamix's own default is 6).  mu_dtype is not covered (None).",
+    torch_class="", paths_doc="", edge_doc="")
+
+x_prev = sp.Symbol("x_prev", real=True)
+sf_lr_base = sp.Symbol("gamma_base", real=True)
+sf_frac = sp.Symbol("f_t", real=True)
+sf_frac_base = sp.Symbol("f_base", real=True)
+sf_recip = sp.Symbol("r_d", real=True)
+y_next = sp.Symbol("y_next", real=True)
+
+
+def _optax_warmup_fraction(step) -> sp.Expr:
+    """1 − min(step, W)/W of warmup_constant_schedule (linear_schedule: (0 − lr)·frac + lr), 0 without a warm-up."""
+    return when(step < _sf.warm, 1 - step / _sf.warm, 0)
+
+
+def optax_schedulefree_adamw_rule(f: dict) -> list:
+    s = _sf
+    return [
+        Assign(s.z, when(sp.Eq(t, 1), theta, s.z), "z: a copy of the parameters at init"),
+        Assign(sf_frac, _optax_warmup_fraction(t), "the weights' schedule is read at step_count, which starts at 1"),
+        Assign(s.lr_t, -s.eta * sf_frac + s.eta, "γ_t = (0 − lr)·frac + lr (lr itself without warmup_steps)"),
+        Assign(sf_frac_base, _optax_warmup_fraction(t - 1),
+               "the base optimizer's scale_by_learning_rate reads the same schedule at its own count, from 0"),
+        Assign(sf_lr_base, -s.eta * sf_frac_base + s.eta, "γ′_t: the z step's lr, γ at t − 1 (0 at the first step "
+               "with a warm-up)"),
+        Assign(s.lrmax, sp.Max(s.lr_t, s.lrmax), "max_lr = maximum(max_lr, γ_t), starting at 0"),
+        Assign(s.weight, s.lrmax ** 2, "weight = max_lr ** weight_lr_power (2; no tʳ factor)"),
+        Assign(s.wsum, s.wsum + s.weight, "weight_sum + weight"),
+        Assign(s.ck, when(sp.Eq(s.wsum, 0), 0, s.weight / s.wsum), "c = nan_to_num(weight/weight_sum): 0 for 0/0"),
+        Assign(s.v, (1 - s.beta2) * g ** 2 + s.beta2 * s.v, "scale_by_rms: nu ← (1 − b2)·g² + b2·nu"),
+        Assign(s.denom, sp.sqrt(s.v / (1 - s.beta2 ** t)) + s.eps, "√(nu/(1 − b2ᵗ)) + ε (eps_in_sqrt=False, "
+               "bias_correction=True)"),
+        Assign(sf_recip, 1 / s.denom, "scaling = 1/(√ν̂ + ε), a reciprocal"),
+        Assign(s.gn, sf_recip * g, "u = scaling·g"),
+        Assign(s.gn, unless_zero(s.lam, s.gn + s.lam * theta, s.gn), "add_decayed_weights at y (the parameter)"),
+        Assign(x_prev, (theta - (1 - s.beta1) * s.z) / s.beta1, "x recomputed from y and the old z: "
+               "(y − (1 − b1)·z)/b1"),
+        Assign(s.z, s.z - sf_lr_base * s.gn, "z + (−γ′_t·u)"),
+        Assign(s.x, (1 - s.ck) * x_prev + s.ck * s.z, "x = (1 − c)·x_prev + c·z"),
+        Assign(y_next, s.beta1 * s.x + (1 - s.beta1) * s.z, "y = b1·x + (1 − b1)·z"),
+        Assign(upd, y_next - theta, "the update y_next − y"),
+        Assign(theta, theta + upd, "apply_updates: y + (y_next − y)"),
+    ]
+
+
+SCHEDULEFREE_ADAMW_OPTAX = _sf.SCHEDULEFREE_ADAMW.variant(
+    "schedulefree_adamw@optax", dialect=OPTAX, title="Schedule-Free AdamW (Optax)",
+    rule=optax_schedulefree_adamw_rule,
+    hyperparameters=(_sf.LR, _hp(_sf.BETA1, domain=Interval(0.0, 1.0, False, True),
+                                 doc="weight of x in y (b1; must be > 0: x is recomputed as (y − (1 − b1)·z)/b1)"),
+                     _sf.BETA2, _sf.EPS, _hp(_sf.WD, doc="λ·y added to the normalised gradient before lr "
+                                            "(add_decayed_weights; skipped for λ = 0)"),
+                     _hp(_sf.WARMUP, zero_means_none=True, doc="linear warm-up over W steps (warmup_constant_"
+                         "schedule); 0 here means None: Optax's warmup_steps=0 is a constant lr of 0")),
+    state=(STEP,
+           State("z", sp.Integer(0), "Optax: z, a copy of the parameters at init", latex="z"),
+           State("exp_avg_sq", sp.Integer(0), "Optax: base_optimizer_state[0].nu", latex="v"),
+           State("weight_sum", sp.Integer(0), "Optax: weight_sum (a scalar of the parameters' dtype)",
+                 latex="W_sum"),
+           State("lr_max", sp.Integer(0), "Optax: max_lr, starting at 0 (a scalar of the parameters' dtype)",
+                 latex="gamma_max")),
+    doc="optax.contrib.schedule_free_adamw = schedule_free(chain(scale_by_rms(b2, ε, eps_in_sqrt=False, "
+        "bias_correction=True), add_decayed_weights(λ), scale_by_learning_rate(lr)), lr, b1): keeps y (the "
+        "parameter) and z, recomputes x = (y − (1 − b1)·z)/b1 at every step, and returns y_next − y.  Without a "
+        "warm-up it is schedulefree's y form (AdamWScheduleFree) with r = 0 in exact arithmetic.  With "
+        "warmup_steps = W the weights read the schedule at step_count (t, from 1) and the z step at the base "
+        "optimizer's count (t − 1, from 0): γ′_t = lr·(t − 1)/W, so the first step does not move z (optax PR #1744, "
+        "open).  weight_sum and max_lr are scalars of the parameters' dtype (float16 parameters: float16 "
+        "weights).  weight_lr_power = 2 only, no r; state_dtype not covered.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
 # --------------------------------------------------------------------------- the tables
 
 _KERAS_ARGS = {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon", "alpha": "rho",
@@ -798,6 +989,7 @@ DIALECTS: dict = {s.name: s for s in (
     ADAM_OPTAX, ADAMW_OPTAX, SGD_OPTAX, RMSPROP_OPTAX, ADAGRAD_OPTAX, ADAMAX_OPTAX, NADAM_OPTAX, ADADELTA_OPTAX,
     LION_PYTORCH_OPTIMIZER, ADAN_PYTORCH_OPTIMIZER, ADAN_ADAN_PYTORCH, ADEMAMIX_PYTORCH_OPTIMIZER,
     SCHEDULEFREE_ADAMW_Y, SCHEDULEFREE_ADAMW_PYTORCH_OPTIMIZER, SCHEDULEFREE_SGD_Y,
+    LION_OPTAX, ADAN_OPTAX, ADEMAMIX_OPTAX, SCHEDULEFREE_ADAMW_OPTAX,
 )}
 
 _KERAS_COUNTER = ("Keras counts `iterations` per optimizer, not per variable: a variable without a gradient in "
@@ -903,6 +1095,29 @@ INFO: dict = {
          "statements (group['step'] counted from 1: t/W while t < W, 1 from t = W on, the same values) and starts "
          "in train mode.  Its eps argument is validated and never used (there is no denominator).  Not covered: "
          "its maximize (per optimizer).")),
+    "lion@optax": DialectInfo("lion", OPTAX_VERSION, "optax.lion", "optax/_src/alias.py; optax/_src/transform.py "
+                              "(scale_by_lion, add_decayed_weights)", _args(LION_OPTAX, _OPTAX_ARGS),
+                              ("Not covered: mu_dtype, mask, scale_by_lion's mode ('smooth', 'refined'), schedules "
+                               "as learning rate or weight decay.",)),
+    "adan@optax": DialectInfo("adan", OPTAX_VERSION, "optax.adan", "optax/_src/alias.py; optax/_src/transform.py "
+                              "(scale_by_adan)", _args(ADAN_OPTAX, {**_OPTAX_ARGS, "beta3": "b3"}),
+                              ("Its docstring writes the paper's convention (m ← (1 − β₁)·m + β₁·g, proximal "
+                               "decay); its code the reference code's moments and a decoupled decay: the spec "
+                               "follows the code.", "Not covered: mask, schedules.")),
+    "ademamix@optax": DialectInfo("ademamix", OPTAX_VERSION, "optax.contrib.ademamix",
+                                  "optax/contrib/_ademamix.py (scale_by_ademamix); optax/_src/transform.py",
+                                  _args(ADEMAMIX_OPTAX, {**_OPTAX_ARGS, "beta3": "b3"}),
+                                  ("b3 and alpha as schedules (Optax's way to warm them up) are not covered: a "
+                                   "schedule is read at count_m2, the number of earlier steps, where the "
+                                   "reference code's warm-ups read the step t = count_m2 + 1.",
+                                   "Not covered: mu_dtype, mask.")),
+    "schedulefree_adamw@optax": DialectInfo(
+        "schedulefree_adamw", OPTAX_VERSION, "optax.contrib.schedule_free_adamw",
+        "optax/contrib/_schedule_free.py (schedule_free, schedule_free_adamw); optax/_src/transform.py (scale_by_rms)",
+        {"lr": "learning_rate", "beta1": "b1", "beta2": "b2", "eps": "eps", "weight_decay": "weight_decay",
+         "warmup_steps": "warmup_steps (0 → None)"},
+        ("Optax counts per optimizer state (the backend keeps one per parameter).  schedule_free_eval_params "
+         "(x for evaluation) is not a step: not checked.  Not covered: weight_lr_power ≠ 2, state_dtype.",)),
 }
 
 assert INFO.keys() == DIALECTS.keys()

@@ -70,7 +70,7 @@ LION = OptimizerSpec(
     doc=__doc__,
     paths_doc=("No torch.optim class: the torch backend runs Lion only as a class given by "
                "`--optimizer lion=module:Class` (path `custom`).  Third-party implementations audited against this "
-               "spec: docs/measured/third-party.md (lion-pytorch, pytorch-optimizer)."),
+               "spec: docs/measured/third-party.md (lion-pytorch, pytorch-optimizer, and Optax through `--backend=optax`)."),
     edge_doc=(
         "sign(0) = 0: where c is exactly 0 (a zero gradient at the first step, or g = −β₁·m/(1 − β₁) exactly) θ "
         "keeps its decayed value; a signed zero c is 0 too.  Where c's rounding, not its exact value, is 0 or "

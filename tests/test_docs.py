@@ -91,6 +91,8 @@ def test_headline_verdicts(generated):
         "adam@optax": compare.EQUAL, "adamw@optax": compare.EQUAL, "sgd@optax": compare.EQUAL,
         "rmsprop@optax": compare.DIFFERENT, "adagrad@optax": compare.DIFFERENT, "adamax@optax": compare.EQUAL,
         "nadam@optax": compare.DIFFERENT, "adadelta@optax": compare.EQUAL,
+        "lion@optax": compare.EQUAL, "adan@optax": compare.DIFFERENT, "ademamix@optax": compare.EQUAL,
+        "schedulefree_adamw@optax": compare.EQUAL,
     }
     for name, verdict in expected.items():
         row = next(line for line in page.splitlines() if f"[`{name}`]" in line and line.startswith("|"))

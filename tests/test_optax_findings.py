@@ -47,3 +47,117 @@ def test_optax_accepts_out_of_domain_hyperparameters():
     tx = optax.adam(-1.0, b1=1.5, eps=-1.0)
     updates, _ = tx.update(theta, tx.init(theta), theta)
     assert float(optax.apply_updates(theta, updates)[0]) > 1.0  # up the gradient
+
+
+# --------------------------------------------------------------------------- Lion, Adan, AdEMAMix, Schedule-Free
+
+def _exact(name: str, hyper: dict, theta: float, grads: list) -> list:
+    """The exact θ after each step of spec ``name`` (the reference, rounded once to float64)."""
+    import spec
+    from reference.step import trajectory
+    snaps = trajectory(spec.get(name), hyper, np.array([theta]), [np.array([g]) for g in grads])
+    return [float(s.theta[0].rounded["float64"]) for s in snaps]
+
+
+def _optax_run(tx, theta: float, grads: list) -> list:
+    p = jnp.asarray([theta], jnp.float64)
+    state, out = tx.init(p), []
+    for g in grads:
+        updates, state = tx.update(jnp.asarray([g], jnp.float64), state, p)
+        p = optax.apply_updates(p, updates)
+        out.append(float(p[0]))
+    return out
+
+
+@pytest.mark.parametrize("name", ["lion@optax", "adan@optax", "ademamix@optax", "schedulefree_adamw@optax"])
+def test_optax_defaults_are_the_dialect_specs(name):
+    """The alias's own keyword defaults (read from its signature) equal the dialect spec's."""
+    import spec
+    got = backend.defaults(name)
+    want = {h.name: h.default for h in spec.get(name).hyperparameters if h.name in got}
+    assert got and {k: float(v) for k, v in got.items()} == {k: float(v) for k, v in want.items()}
+
+
+def test_optax_adan_weighs_the_gradient_difference_by_one_minus_b2():
+    """optax-adan-difference-weight: from the second step on Optax's Adan is not the reference code's (spec adan):
+    it weighs g − g_prev by 1 − b2 (0.08) where the reference code weighs it by b2 (0.92)."""
+    hyper = {"lr": 0.1, "beta1": 0.98, "beta2": 0.92, "beta3": 0.99, "eps": 1e-8, "weight_decay": 0.0}
+    grads = [1.0, -0.25, 0.5]
+    got = _optax_run(optax.adan(0.1, b1=0.98, b2=0.92, b3=0.99, eps=1e-8, eps_root=0.0), 0.5, grads)
+    reference_code = _exact("adan", {**hyper, "no_prox": False}, 0.5, grads)
+    assert got == pytest.approx(_exact("adan@optax", {**hyper, "eps_root": 0.0}, 0.5, grads), rel=1e-12)
+    assert got[0] == pytest.approx(reference_code[0], rel=1e-12)  # the first step has g − g_prev = 0
+    assert abs(got[1] - reference_code[1]) > 0.05  # 0.3592 against 0.4197
+    # the coefficient is the whole difference: with b2 = ½ (1 − b2 = b2) Optax is the reference code's update
+    half = {**hyper, "beta2": 0.5}
+    got_half = _optax_run(optax.adan(0.1, b1=0.98, b2=0.5, b3=0.99, eps=1e-8, eps_root=0.0), 0.5, grads)
+    assert got_half == pytest.approx(_exact("adan", {**half, "no_prox": False}, 0.5, grads), rel=1e-12)
+
+
+def test_optax_schedule_free_warm_up_leaves_the_first_step_without_a_z_step():
+    """optax-schedule-free-warmup-lag: the base optimizer reads the warm-up schedule at its own count (0 at the
+    first step: lr 0) and the weights at step_count (1): the first step moves nothing, where schedulefree's
+    (spec schedulefree_adamw, γ₁ = lr/W) does."""
+    grads = [1.0, -0.25, 0.5]
+    got = _optax_run(optax.contrib.schedule_free_adamw(1.0, warmup_steps=4), 0.5, grads)
+    assert got[0] == 0.5
+    hyper = {"lr": 1.0, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.0, "warmup_steps": 4}
+    assert got == pytest.approx(_exact("schedulefree_adamw@optax", hyper, 0.5, grads), rel=1e-12)
+    assert _exact("schedulefree_adamw", {**hyper, "r": 0.0}, 0.5, grads)[0] != 0.5
+
+
+def test_optax_schedule_free_warmup_steps_0_is_a_learning_rate_of_0():
+    """optax-schedule-free-warmup-0: warmup_steps=0 builds warmup_constant_schedule(0, lr, 0), a constant 0
+    (polynomial_schedule holds init_value for transition_steps <= 0): nothing moves, ever.  None is no warm-up."""
+    grads = [1.0, -0.25, 0.5]
+    assert _optax_run(optax.contrib.schedule_free_adamw(1.0, warmup_steps=0), 0.5, grads) == [0.5, 0.5, 0.5]
+    assert _optax_run(optax.contrib.schedule_free_adamw(1.0, warmup_steps=None), 0.5, grads)[0] != 0.5
+
+
+def test_optax_lion_steps_nan_where_torch_sign_leaves_theta():
+    """optax-lion-sign-nan: jnp.sign(NaN) is NaN, so a NaN gradient makes θ NaN; torch.sign(NaN) is 0 (spec lion,
+    the reference code): θ keeps its value.  The dialect lion@optax states jnp's sign."""
+    assert np.isnan(float(jnp.sign(jnp.asarray(np.nan))))
+    got = _optax_run(optax.lion(0.1, weight_decay=0.0), 0.5, [np.nan])
+    assert np.isnan(got[0])
+    assert _exact("lion", {"lr": 0.1, "beta1": 0.9, "beta2": 0.99, "weight_decay": 0.0}, 0.5, [1.0])[0] == 0.4
+
+
+def test_optax_schedule_free_weights_underflow_in_float16():
+    """optax-schedule-free-scalars-in-parameter-dtype: weight = max_lr² is a float16 scalar for float16 parameters:
+    lr = 1e-4 gives 1e-8, which rounds to 0, so c = nan_to_num(0/0) = 0 at every step and x never leaves θ₀
+    (exactly, c₁ = 1 and x₁ = z₁)."""
+    tx = optax.contrib.schedule_free_adamw(1e-4)
+    p = jnp.asarray([0.01], jnp.float16)
+    state = tx.init(p)
+    for _ in range(3):
+        updates, state = tx.update(jnp.asarray([1.0], jnp.float16), state, p)
+        p = optax.apply_updates(p, updates)
+    assert float(state.weight_sum) == 0.0 and float(state.max_lr) > 0
+    x = optax.contrib.schedule_free_eval_params(state, p)
+    assert abs(float(x[0]) - 0.01) < 1e-5  # x stayed at θ₀ (to the rounding of its recomputation)
+    assert float(state.z[0]) < 0.01 - 2.5e-4  # while z took three steps of about lr each
+
+
+def test_optax_schedule_free_weight_sum_stalls_in_bfloat16():
+    """The same entry: weight_sum is a bfloat16 scalar for bfloat16 parameters; with lr = 1 each weight is 1 and
+    the sum stops at 256 (256 + 1 rounds to 256), so c = 1/256 from then on instead of 1/t."""
+    tx = optax.contrib.schedule_free_adamw(1.0)
+    p = jnp.asarray([0.5], jnp.bfloat16)
+
+    def step(carry, _):
+        p, state = carry
+        updates, state = tx.update(jnp.zeros_like(p), state, p)
+        return (optax.apply_updates(p, updates), state), None
+
+    (_, state), _ = jax.lax.scan(step, (p, tx.init(p)), None, length=300)
+    assert float(state.weight_sum) == 256.0  # exactly 300
+
+
+def test_optax_schedule_free_warm_up_learning_rate_is_float32():
+    """optax-schedule-free-warmup-float32-lr: the warm-up schedule divides an int32 count, so its learning rates
+    are float32 even with jax_enable_x64 and float64 parameters."""
+    sched = optax.warmup_constant_schedule(init_value=0, peak_value=0.05, warmup_steps=3)
+    value = sched(jnp.asarray(1, jnp.int32))
+    assert value.dtype == jnp.float32 and float(value) != 0.05 / 3
+    assert float(sched(jnp.asarray(5, jnp.int32))) == float(np.float32(0.05)) != 0.05  # after the warm-up too

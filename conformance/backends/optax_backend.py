@@ -2,7 +2,8 @@
 
     python -m pytest conformance --backend=optax --hypothesis-profile=ci
 
-Each ``@optax`` spec (``spec.dialects``) names the Optax alias it follows (``optax.adam``, ``optax.sgd``, ...);
+Each ``@optax`` spec (``spec.dialects``) names the Optax alias it follows (``optax.adam``, ``optax.sgd``, ...,
+``optax.lion``, ``optax.adan``, ``optax.contrib.ademamix``, ``optax.contrib.schedule_free_adamw``);
 ``run`` builds that alias from the case's hyperparameters (``ARGS``: the spec's names to Optax's) and calls its
 ``update`` and ``optax.apply_updates``, step by step, in JAX arrays of the case's dtype.
 
@@ -28,10 +29,16 @@ What the backend decides, and why:
 * **Memory layouts** do not exist in JAX (arrays have no strides): a strided or transposed case runs as a
   contiguous one.
 * ``momentum = 0`` is passed as Optax's ``None`` (no trace), as the spec's ``sgd@optax`` and
-  ``rmsprop@optax`` say.
+  ``rmsprop@optax`` say; so is Schedule-Free's ``warmup_steps = 0`` (Optax's 0 is a constant lr of 0, its None
+  no warm-up).
+* **Schedule-Free** keeps ``max_lr``, ``weight_sum`` and its weights as scalars of the parameters' dtype (not
+  Python floats, as schedulefree does): in float16 (and bfloat16 under ``all_dtypes``) that is a known deviation
+  (``optax-schedule-free-scalars-in-parameter-dtype``), so the default float16 run marks its value tests xfail;
+  float32 and float64 runs compute them in those formats, where the flush-to-zero caveat above is what remains.
+  Its per-state scalars (weight_sum, max_lr, step_count) are not reported: the spec keeps them per element.
 
-State is reported under the spec's names (``STATE``: Optax's ``mu``, ``nu``, ``trace``, ... fields), and
-``count`` as ``step`` where the alias keeps one.
+State is reported under the spec's names (``STATE``: Optax's ``mu``, ``nu``, ``trace``, ... fields, found in the
+chain's nested states), and ``count`` (Adan: ``t``) as ``step`` where the alias keeps one.
 """
 from __future__ import annotations
 
@@ -69,7 +76,22 @@ ARGS = {
                                       "initial_accumulator_value", "eps": "eps"}),
     "adadelta@optax": (optax.adadelta, {"lr": "learning_rate", "rho": "rho", "eps": "eps",
                                         "weight_decay": "weight_decay"}),
+    "lion@optax": (optax.lion, {"lr": "learning_rate", "beta1": "b1", "beta2": "b2", "weight_decay": "weight_decay"}),
+    "adan@optax": (optax.adan, {"lr": "learning_rate", "beta1": "b1", "beta2": "b2", "beta3": "b3", "eps": "eps",
+                                "eps_root": "eps_root", "weight_decay": "weight_decay"}),
+    "ademamix@optax": (optax.contrib.ademamix, {"lr": "learning_rate", "beta1": "b1", "beta2": "b2", "beta3": "b3",
+                                                "alpha": "alpha", "eps": "eps", "eps_root": "eps_root",
+                                                "weight_decay": "weight_decay"}),
+    "schedulefree_adamw@optax": (optax.contrib.schedule_free_adamw, {
+        "lr": "learning_rate", "beta1": "b1", "beta2": "b2", "eps": "eps", "weight_decay": "weight_decay",
+        "warmup_steps": "warmup_steps"}),
 }
+
+#: the public name of each spec's alias, where it is not ``optax.<spec's base name>``
+NAMES = {"ademamix@optax": "optax.contrib.ademamix", "schedulefree_adamw@optax": "optax.contrib.schedule_free_adamw"}
+
+#: hyperparameters whose 0 the alias spells None (off): passed as None, and a None default read as 0
+NONE_FOR_ZERO = {"momentum", "warmup_steps"}
 
 #: Optax state fields → the spec's state names, per spec (fields not listed are not reported)
 STATE = {
@@ -81,7 +103,14 @@ STATE = {
     "rmsprop@optax": {"nu": "square_avg", "mu": "grad_avg", "trace": "momentum_buffer"},
     "adagrad@optax": {"sum_of_squares": "sum"},
     "adadelta@optax": {"e_g": "square_avg", "e_x": "acc_delta"},
+    "lion@optax": {"mu": "exp_avg"},
+    "adan@optax": {"t": "step", "m": "exp_avg", "v": "exp_avg_diff", "n": "exp_avg_sq", "g": "prev_grad"},
+    "ademamix@optax": {"count": "step", "m1": "exp_avg_fast", "m2": "exp_avg_slow", "nu": "exp_avg_sq"},
+    "schedulefree_adamw@optax": {"z": "z", "nu": "exp_avg_sq"},  # weight_sum, max_lr: one scalar per state
 }
+
+#: state fields that are step counts, reported as a float
+COUNTS = {"count", "t"}
 
 _JNP = {"float16": jnp.float16, "bfloat16": jnp.bfloat16, "float32": jnp.float32, "float64": jnp.float64}
 
@@ -110,11 +139,13 @@ class OptaxBackend:
         return "float32"  # Optax casts some scalars to the moments' dtype, others not: float32 covers both
 
     def implementation(self, name: str, path: str):
-        return (f"optax.{name.split('@')[0]}", optax.__version__) if name in ARGS else None  # the alias's name
+        if name not in ARGS:
+            return None
+        return NAMES.get(name, f"optax.{name.split('@')[0]}"), optax.__version__  # the alias's public name
 
     def defaults(self, optimizer: str) -> dict:
-        """The alias's own keyword defaults under the spec's names (``momentum=None`` as 0; no lr: the
-        ``@optax`` specs require one)."""
+        """The alias's own keyword defaults under the spec's names (``momentum=None`` and ``warmup_steps=None`` as
+        0; no lr where the alias requires one)."""
         import inspect
 
         alias, names = ARGS[optimizer]
@@ -122,16 +153,19 @@ class OptaxBackend:
         out = {}
         for name, optax_name in names.items():
             p = params.get(optax_name)
-            if name == "lr" or p is None or p.default is inspect.Parameter.empty:
+            if p is None or p.default is inspect.Parameter.empty:
                 continue
-            out[name] = 0.0 if name == "momentum" and p.default is None else p.default
+            out[name] = 0 if name in NONE_FOR_ZERO and p.default is None else p.default
         return out
 
     def transformation(self, optimizer: str, hyper: dict, lr: float):
         alias, names = ARGS[optimizer]
         kwargs = {names[k]: v for k, v in hyper.items() if k in names and k != "lr"}
-        if "momentum" in kwargs and kwargs["momentum"] == 0:
-            kwargs["momentum"] = None
+        for name in NONE_FOR_ZERO & set(hyper):
+            if hyper[name] == 0:
+                kwargs[names[name]] = None
+        if kwargs.get("warmup_steps") is not None:
+            kwargs["warmup_steps"] = int(kwargs["warmup_steps"])
         return alias(**{names["lr"]: float(lr)}, **kwargs)
 
     def run(self, case: Case) -> list:
@@ -161,11 +195,20 @@ class OptaxBackend:
     def _state(self, optimizer: str, state, dtype: str) -> dict:
         names = STATE[optimizer]
         out = {}
-        for leaf_state in jax.tree_util.tree_leaves(state, is_leaf=lambda x: hasattr(x, "_fields")):
-            for field in getattr(leaf_state, "_fields", ()):
-                if field in names:
-                    value = getattr(leaf_state, field)
-                    out[names[field]] = float(value) if field == "count" else _numpy(value, dtype)
+
+        def walk(node):  # Optax states are named tuples, nested in chains' plain tuples
+            if hasattr(node, "_fields"):
+                for field in node._fields:
+                    value = getattr(node, field)
+                    if field in names and names[field] not in out:
+                        out[names[field]] = float(value) if field in COUNTS else _numpy(value, dtype)
+                    else:
+                        walk(value)
+            elif isinstance(node, tuple):
+                for item in node:
+                    walk(item)
+
+        walk(state)
         return out
 
 

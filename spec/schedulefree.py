@@ -155,6 +155,19 @@ def y_form_steps() -> list:
     ]
 
 
+def averaging_state(kind: str, *moments) -> tuple:
+    """The state of ``{kind}ScheduleFreeReference``: STEP, z, x, the ``moments``, then the averaging's scalars."""
+    return (STEP,
+            State("z", sp.Integer(0), "the base sequence z; a copy of the parameter at its first step", latex="z"),
+            State("x", sp.Integer(0), "the average x of z, the point to evaluate; a copy of the parameter at its "
+                  f"first step ({kind}ScheduleFreeReference keeps it; {kind}ScheduleFree does not)", latex="x"),
+            *moments,
+            State("weight_sum", sp.Integer(0), "Σ weights so far (the library's group['weight_sum'], a Python "
+                  "float per group)", latex="W_sum"),
+            State("lr_max", sp.Integer(-1), "largest γ_t so far, −1 before the first step (group['lr_max'])",
+                  latex="gamma_max"))
+
+
 def rule(f: dict) -> list:
     return [*created(), Assign(x, when(sp.Eq(t, 1), theta, x), "so is x"), *group_scalars(), *reference_steps()]
 
@@ -167,15 +180,7 @@ SCHEDULEFREE_ADAMW = OptimizerSpec(
     name="schedulefree_adamw",
     title="Schedule-Free AdamW",
     hyperparameters=(LR, BETA1, BETA2, EPS, WD, WARMUP, R),
-    state=(STEP,
-           State("z", sp.Integer(0), "the base sequence z; a copy of the parameter at its first step", latex="z"),
-           State("x", sp.Integer(0), "the average x of z, the point to evaluate; a copy of the parameter at its "
-                 "first step (AdamWScheduleFreeReference keeps it; AdamWScheduleFree does not)", latex="x"),
-           State("exp_avg_sq", sp.Integer(0), "second moment v", latex="v"),
-           State("weight_sum", sp.Integer(0), "Σ weights so far (the library's group['weight_sum'], a Python "
-                 "float per group)", latex="W_sum"),
-           State("lr_max", sp.Integer(-1), "largest γ_t so far, −1 before the first step (group['lr_max'])",
-                 latex="gamma_max")),
+    state=averaging_state("AdamW", State("exp_avg_sq", sp.Integer(0), "second moment v", latex="v")),
     rule=rule,
     torch_class="",
     doc=__doc__,

@@ -42,7 +42,7 @@ import sympy as sp
 
 from . import common
 from . import schedulefree as _sf
-from .core import STEP, Assign, Hyperparameter, Interval, OptimizerSpec, State, g, t, theta, unless_zero, when
+from .core import Assign, Hyperparameter, Interval, OptimizerSpec, g, t, theta, unless_zero, when
 
 LR = common.lr(1.0)
 MOMENTUM = Hyperparameter("momentum", 0.9, Interval(0.0, 1.0, False, False),
@@ -93,14 +93,7 @@ SCHEDULEFREE_SGD = OptimizerSpec(
     name="schedulefree_sgd",
     title="Schedule-Free SGD",
     hyperparameters=(LR, MOMENTUM, WD, WARMUP, R),
-    state=(STEP,
-           State("z", sp.Integer(0), "the base sequence z; a copy of the parameter at its first step", latex="z"),
-           State("x", sp.Integer(0), "the average x of z, the point to evaluate; a copy of the parameter at its "
-                 "first step (SGDScheduleFreeReference keeps it; SGDScheduleFree does not)", latex="x"),
-           State("weight_sum", sp.Integer(0), "Σ weights so far (the library's group['weight_sum'], a Python "
-                 "float per group)", latex="W_sum"),
-           State("lr_max", sp.Integer(-1), "largest γ_t so far, −1 before the first step (group['lr_max'])",
-                 latex="gamma_max")),
+    state=_sf.averaging_state("SGD"),
     rule=rule,
     torch_class="",
     doc=__doc__,

@@ -249,6 +249,20 @@ KNOWN_DEVIATIONS = (
         reason="pytorch-optimizer's ScheduleFreeAdamW validates lr, betas, eps and weight_decay but not "
                "warmup_steps: a negative one is accepted (and means no warm-up; a documented difference)."),
     KnownDeviation(
+        id="schedulefree-adamw-writes-the-normalised-gradient-into-p-grad",
+        implementation=("schedulefree.adamw_schedulefree:AdamWScheduleFree",), versions=SCHEDULEFREE,
+        spec="schedulefree_adamw@schedulefree", tests=VALUE_TESTS, effect="domain",
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="AdamWScheduleFree divides p.grad in place and adds lambda*y to it on both paths: after step() the "
+               "caller's gradient is u = g/(sqrt(v/bc2) + eps) + lambda*y (the step itself is the spec's)."),
+    KnownDeviation(
+        id="pytorch-optimizer-schedulefree-adamw-writes-into-p-grad",
+        implementation=("pytorch_optimizer.optimizer.schedulefree:ScheduleFreeAdamW",), versions=PYTORCH_OPTIMIZER,
+        spec="schedulefree_adamw@pytorch-optimizer", tests=VALUE_TESTS, effect="domain",
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="as schedulefree's AdamWScheduleFree: p.grad is u = g/(sqrt(v/bc2 + 1e-15) + eps) + lambda*y after "
+               "step(), on both paths."),
+    KnownDeviation(
         id="schedulefree-sgd-accepts-any-warmup",
         implementation=("schedulefree.sgd_schedulefree_reference:SGDScheduleFreeReference",
                         "schedulefree.sgd_schedulefree:SGDScheduleFree"),

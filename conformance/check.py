@@ -384,20 +384,14 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
     return report
 
 
-def _names(spec) -> list:
-    return ["theta"] + [st.name for st in spec.state if st.name != "step"]
-
-
 def _undecided(report, s_range, i, j, out_steps, names, why: Unstable) -> None:
-    """A tensor whose exact values the reference cannot settle (``reference.step.Unstable``: an exact tie that
-    neither intervals nor SymPy decide, as LAMB's ‖θ‖ = 0 after θ − |θ|·u/|u| can be): its values at these steps
-    are "unchecked", named in a note, never passed."""
+    """A tensor whose exact values the reference cannot settle (``reference.step.Unstable``: an exact tie that no
+    interval decides, as LAMB's ‖θ‖ > 0 after θ − |θ|·u/|u| = 0 can be): its values at these steps are
+    "unchecked", named in a note, never passed."""
     for s, out in zip(s_range, out_steps):
-        for name in names:
-            arr = out.params[i][j] if name == "theta" else (out.state or [[{}]])[i][j].get(name)
-            if arr is not None:
-                report.bulk.append(Bulk(s, i, j, name, int(np.size(arr)), 0, math.nan, "unchecked",
-                                        "the exact reference cannot settle a tie"))
+        for name, arr in _quantities([], s, i, j, out, names - {"step"}, None):
+            report.bulk.append(Bulk(s, i, j, name, int(np.size(arr)), 0, math.nan, "unchecked",
+                                    "the exact reference cannot settle a tie"))
     report.notes.append(f"group {i}, param {j}, steps {s_range[0] + 1}–{s_range[-1] + 1}: not checked, the exact "
                         f"reference cannot settle a tie ({str(why).split(': ')[-1][:200]})")
 
@@ -408,7 +402,8 @@ def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, s
     except Unstable as why:
         if not spec.reduces:
             raise  # an elementwise spec settles every tie (reference.exact): this is a bug of the reference
-        return _undecided(report, list(range(len(outputs))), i, j, outputs, _names(spec), why)
+        return _undecided(report, list(range(len(outputs))), i, j, outputs, {st.name for st in spec.state},
+                          why)
     bnd = trajectory_bounds(spec, hyper, p0, grads, fmt, lrs=lrs, scalars=scalars)
     for s, out in enumerate(outputs):
         prev = p0 if s == 0 else outputs[s - 1].params[i][j]
@@ -469,7 +464,7 @@ def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalar
         except Unstable as why:
             if not spec.reduces:
                 raise  # as in _check_trajectory
-            _undecided(report, [s], i, j, [out], _names(spec), why)
+            _undecided(report, [s], i, j, [out], names, why)
             count += grads[s] is not None
             continue
         bnd = trajectory_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given, step=count, lrs=lr,

@@ -63,12 +63,11 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import mpmath
-import numpy as np
 
 from .arith import mp_context
 from .driver import is_finite, prepare, steps
 from .formats import FORMATS, Format, exact, round_to_format
-from .tensor import Lifted, object_array
+from .tensor import Lifted, all_finite, object_array
 
 BASIC = 2
 TRANSCENDENTAL = 8
@@ -568,30 +567,23 @@ def _tensor_bounds(run, O: "Bound") -> list:
     and a non-finite input anywhere leaves every element without a bound from that step on (a reduction mixes
     them all)."""
     program, shape = run.program, run.shape
-
-    def finite(arrays) -> bool:
-        return all(is_finite(v) for a in arrays for v in np.asarray(a, dtype=object).flat)
-
     L = Lifted(O, shape)
     current = None
     start = {"theta": run.theta, **run.state}
-    if finite(start.values()):
+    if all_finite(start.values()):
         current = {k: L.each(O.input if k == "theta" else O.initial, v) for k, v in start.items()}
 
     def advance(current, g, t, h):
-        if current is None or not finite([g]):
+        if current is None or not all_finite([g]):
             return None
         return program(L, {**current, "g": L.each(O.input, g), "t": O.step_counter(t),
                            **{k: O.hyper(v) for k, v in h.items()}})
 
     def row(current):
-        out = {}
-        for n in program.outputs:
-            out[n] = np.empty(shape, dtype=object)
-            values = None if current is None else object_array(current[n], shape)
-            for idx in np.ndindex(*shape):
-                out[n][idx] = (ElementBound(mpmath.inf, ("non-finite input",), finite_inputs=False) if values is None
-                               else ElementBound(values[idx].e, values[idx].why))
-        return out
+        if current is None:
+            unbounded = ElementBound(mpmath.inf, ("non-finite input",), finite_inputs=False)
+            return {n: object_array(unbounded, shape) for n in program.outputs}
+        return {n: L.each(lambda b: ElementBound(b.e, b.why), object_array(current[n], shape))
+                for n in program.outputs}
 
     return steps(advance, row, current, run.grads, run.hypers, run.ts)

@@ -37,7 +37,7 @@ from .driver import (MAX_PREC, START_PREC, Element, Unstable, escalate, hyper_sc
                      prepare, raw, rounded_stably, steps)
 from .exact import ExactInterval
 from .formats import FORMATS, get_format, round_to_format
-from .tensor import Lifted, object_array
+from .tensor import Lifted, all_finite, object_array
 
 __all__ = ["Element", "Snapshot", "Unstable", "hyper_schedule", "initial_state", "is_finite", "step_once",
            "trajectory", "START_PREC", "MAX_PREC"]
@@ -196,17 +196,14 @@ class _TensorArithmetic(_Arithmetic):
         super().__init__(run.program, O, formats)
         self.shape = run.shape
 
-    def _all_finite(self, arrays) -> bool:
-        return all(is_finite(v) for a in arrays for v in np.asarray(a, dtype=object).flat)
-
     def start(self, inputs: dict) -> dict:
-        O = self.O if self._all_finite(inputs.values()) else self._special()
+        O = self.O if all_finite(inputs.values()) else self._special()
         L = Lifted(O, self.shape)
         return {k: L.each(O.input, v) for k, v in inputs.items()}
 
     def advance(self, current: dict, g, t: int, h: dict) -> dict:
         O = self.O
-        if self.S is None and self._all_finite([g]):
+        if self.S is None and all_finite([g]):
             L = Lifted(O, self.shape)
             values = {**current, "g": L.each(O.input, g), "t": O.input(t), **{k: O.input(v) for k, v in h.items()}}
             try:
@@ -231,13 +228,8 @@ class _TensorArithmetic(_Arithmetic):
         return x if isinstance(x, Fraction) else _to_fraction(raw(_interval(self.O, x).mid._mpi_[0]))
 
     def row(self, current: dict) -> dict:
-        out = {}
-        for n in self.program.outputs:
-            values = object_array(current[n], self.shape)
-            out[n] = np.empty(self.shape, dtype=object)
-            for idx in np.ndindex(*self.shape):
-                out[n][idx] = self._element(values[idx])
-        return out
+        L = Lifted(self.O, self.shape)
+        return {n: L.each(self._element, object_array(current[n], self.shape)) for n in self.program.outputs}
 
 
 def _interval(O, v):

@@ -17,6 +17,12 @@ _ELEMENTWISE = ("add", "sub", "neg", "mul", "lerp", "div", "sqrt", "pow", "max",
                 "log", "floor", "ceil", "mod", "gt", "lt", "ge", "le", "eq", "ne", "all_", "any_", "select")
 
 
+def all_finite(arrays) -> bool:
+    """Every element of every array (exact inputs: Fractions, or floats where not finite) is finite."""
+    from .driver import is_finite
+    return all(is_finite(v) for a in arrays for v in np.asarray(a, dtype=object).flat)
+
+
 def object_array(values, shape) -> np.ndarray:
     """An object array of ``shape`` holding ``values`` (an array of that shape or one value for every element)."""
     out = np.empty(shape, dtype=object)

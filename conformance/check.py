@@ -237,6 +237,16 @@ class StateUnknown:
     reported: tuple
 
 
+def _held(lrs: list) -> list:
+    """``lrs`` (one group's lr set before each step, ``None``: unchanged) as the lr in force at each step: a
+    ``None`` repeats the last lr set, as torch's ``group["lr"]`` keeps it (``None`` before any: the group's own)."""
+    out, last = [], None
+    for lr in lrs:
+        last = last if lr is None else lr
+        out.append(last)
+    return out
+
+
 def _unknown_state(spec, hyper, lr, state, count, grad) -> frozenset:
     """The state variables that one exact step from the backend's ``state`` (name → array, or None where the
     backend exposes none) would read but ``state`` lacks.  None before the parameter's first step with a gradient
@@ -360,6 +370,8 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
     for i, (hyper, params) in enumerate(data.groups):
         all_grads = [[data.grads[s][i][j] for s in range(len(data.grads))] for j in range(len(params))]
         lrs = None if data.lrs is None else [data.lrs[s][i] for s in range(len(data.grads))]
+        if mode == "step" and lrs is not None:
+            lrs = _held(lrs)  # a single step starts from the lr in force, not the group's first
         if mode == "trajectory" and engine == "fast":  # the group's tensors through the fast reference at once
             fast = fast_reference_and_bounds_many(spec, hyper, params, all_grads, fmt, lrs=lrs,
                                                   phase2_limit=report.exact_left, scalars=scalars)

@@ -161,3 +161,18 @@ def test_run_report_lists_the_steps_not_checked():
     e = merged.to_dict()["entries"][0]
     assert e["state_unexposed"] == {"exp_avg_sq": 2} and e["unchecked"] == 12
     assert "adam for-loop float32: single steps not checked" in merged.table("numpy")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_single_step_takes_the_lr_in_force_when_lrs_leaves_it_unchanged(engine):
+    # lrs[s][i] = None means "group['lr'] unchanged" (backend.Case); single-step mode used to restart such a step
+    # from the group's constructor lr, failing a faithful backend that kept the lr set before.
+    case = _case("sgd", {"lr": 0.1, "momentum": 0.5}, GRADS)
+    case = Case(case.optimizer, case.dtype, case.groups, case.grads, [[0.5], [None], [None]])
+    outputs = _run(case)
+    assert check(case, outputs, "trajectory", engine=engine).ok
+    report = check(case, outputs, "step", engine=engine)
+    assert report.ok, report.summary()
+    # the same outputs against a case whose lr went back to 0.1 after step 0 must fail: the check reads the lr
+    back = Case(case.optimizer, case.dtype, case.groups, case.grads, [[0.5], [0.1], [None]])
+    assert not check(back, outputs, "step", engine=engine).ok

@@ -52,6 +52,9 @@ LION_PYTORCH = "==0.2.5"  # lion-pytorch, measured at this version only
 PYTORCH_OPTIMIZER = "==4.1.0"  # pytorch-optimizer, measured at this version only
 ADAN_PYTORCH = "==0.1.0"  # adan-pytorch (lucidrains), measured at this version only
 PO_ADEMAMIX = ("pytorch_optimizer.optimizer.ademamix:AdEMAMix",)
+PO_ADAMAX = "pytorch_optimizer.optimizer.adamax:AdaMax"
+PO_LION = "pytorch_optimizer.optimizer.lion:Lion"
+PO_ADAN = "pytorch_optimizer.optimizer.adan:Adan"
 SCHEDULEFREE = "==1.4.1"  # schedulefree (facebookresearch/schedule_free), measured at this version only
 
 
@@ -203,12 +206,48 @@ KNOWN_DEVIATIONS = (
                "raises AssertionError.",
         reproduced_by="tests/test_third_party_findings.py"),
     KnownDeviation(
-        id="pytorch-optimizer-adan-counts-steps-per-group", implementation=("pytorch_optimizer.optimizer.adan:Adan",),
+        id="pytorch-optimizer-adan-counts-steps-per-group", implementation=(PO_ADAN,),
         versions=PYTORCH_OPTIMIZER, spec=("adan", "adan@pytorch-optimizer"), path="custom", tests=VALUE_TESTS,
         applies=p._gradient_missing_before_a_later_one,
         reason="pytorch-optimizer's Adan bias-corrects with the group's step count (group['step']), as the "
                "reference code does: a parameter whose gradient was missing at an earlier step gets t too large.",
         reproduced_by="tests/test_third_party_findings.py"),
+    KnownDeviation(
+        id="pytorch-optimizer-adamax-counts-steps-per-group", implementation=(PO_ADAMAX,), versions=PYTORCH_OPTIMIZER,
+        spec="adamax", path="custom", tests=VALUE_TESTS, applies=p._gradient_missing_before_a_later_one,
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's AdaMax bias-corrects with the group's step count (group['step']): a parameter "
+               "whose gradient was missing at an earlier step gets t too large (finding 7)."),
+    KnownDeviation(
+        id="pytorch-optimizer-adamax-maximize-per-optimizer", implementation=(PO_ADAMAX,), versions=PYTORCH_OPTIMIZER,
+        spec="adamax", path="custom", tests=VALUE_TESTS, applies=p._groups_differ_in("maximize"),
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's AdaMax reads the constructor's maximize (self.maximize) for every group: a "
+               "group's own maximize is ignored (finding 8)."),
+    KnownDeviation(
+        id="pytorch-optimizer-adamax-default-lr", implementation=(PO_ADAMAX,), versions=PYTORCH_OPTIMIZER,
+        spec="adamax", tests=("test_defaults_are_the_specs",), reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's AdaMax defaults to lr = 1e-3 where torch.optim.Adamax (and the spec) has 2e-3: "
+               "AdaMax() steps half as far (finding 10)."),
+    KnownDeviation(
+        id="pytorch-optimizer-maximize-negates-p-grad", implementation=(PO_ADAMAX, PO_LION, PO_ADEMAMIX[0], PO_ADAN),
+        versions=PYTORCH_OPTIMIZER, spec=("adamax", "lion", "ademamix", "ademamix@pytorch-optimizer", "adan",
+                                          "adan@pytorch-optimizer"),
+        path="custom", tests=(MAXIMIZE,), effect="domain", reproduced_by="tests/test_third_party_findings.py",
+        reason="maximize=True negates the caller's p.grad in place (grad.neg_(), torch._foreach_neg_) where "
+               "torch.optim negates a copy: after step() p.grad is -g (findings 11, 16, 18, 30)."),
+    KnownDeviation(
+        id="pytorch-optimizer-adan-per-parameter-path-negates-p-grad", implementation=(PO_ADAN,),
+        versions=PYTORCH_OPTIMIZER, spec=("adan", "adan@pytorch-optimizer"), path="custom", tests=VALUE_TESTS,
+        effect="domain", reproduced_by="tests/test_third_party_findings.py",
+        reason="Adan's per-parameter path (foreach=False) ends with grad.neg_() on p.grad itself: after step() the "
+               "caller's gradient is -g, without maximize (finding 18)."),
+    KnownDeviation(
+        id="pytorch-optimizer-weight-decay-into-p-grad", implementation=(PO_LION, PO_ADEMAMIX[0]),
+        versions=PYTORCH_OPTIMIZER, spec=("lion", "ademamix", "ademamix@pytorch-optimizer"), path="custom",
+        tests=VALUE_TESTS, effect="domain", reproduced_by="tests/test_third_party_findings.py",
+        reason="with weight_decouple=False, Lion and AdEMAMix add lambda*theta to the caller's p.grad in place (both "
+               "paths): after step() p.grad is g + lambda*theta (findings 16, 30)."),
     KnownDeviation(
         id="adan-pytorch-zero-division-for-tiny-beta", implementation=("adan_pytorch.adan:Adan",),
         versions=ADAN_PYTORCH, spec="adan@adan-pytorch", path="custom", tests=VALUE_TESTS + PROPERTY_RUNS,

@@ -543,3 +543,11 @@ def test_pytorch_optimizer_schedulefree_sgd_ignores_eps(foreach):
         runs.append(q.clone())
     assert torch.equal(runs[0], runs[1])
     assert "eps" in po.ScheduleFreeSGD.__doc__ and "denominator" in po.ScheduleFreeSGD.__doc__
+
+
+def test_adamax_default_lr_is_half_torchs():
+    """Finding 10 (known deviation pytorch-optimizer-adamax-default-lr): ``AdaMax()``'s default lr is 1e-3, the spec's
+    (torch.optim.Adamax's) 2e-3."""
+    p = torch.nn.Parameter(torch.ones(1))
+    assert ADAMAX.complete({})["lr"] == 2e-3
+    assert po.AdaMax([p]).defaults["lr"] == 1e-3

@@ -159,7 +159,7 @@ class Report(Verdicts):
         bound over the step's change |value − prev| (``value`` the exact value after the step, ``prev`` the
         implementation's value before it).  A value is *blind* when its bound is at least the change: any slip
         smaller than the step passes.  Values without a finite bound (format-limited, non-finite) and steps
-        checked exactly (bound and change both 0) are left out (fast engine only)."""
+        checked exactly (bound and change both 0) are left out.  Both engines count it (``_add_resolution``)."""
         with np.errstate(all="ignore"):
             change = np.abs(np.asarray(value, dtype=np.float64) - np.asarray(prev).astype(np.float64)).reshape(-1)
             bound = np.asarray(bound, dtype=np.float64).reshape(-1)
@@ -419,7 +419,8 @@ def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, s
     bnd = trajectory_bounds(spec, hyper, p0, grads, fmt, lrs=lrs, scalars=scalars)
     for s, out in enumerate(outputs):
         prev = p0 if s == 0 else outputs[s - 1].params[i][j]
-        _compare_step(report, s, i, j, ref[s], bnd[s], out, fmt, prev, skip)
+        prev_state = None if s == 0 or outputs[s - 1].state is None else outputs[s - 1].state[i][j]
+        _compare_step(report, s, i, j, ref[s], bnd[s], out, fmt, prev, skip, prev_state)
 
 
 def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs, scalars, skips):
@@ -481,9 +482,27 @@ def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalar
             continue
         bnd = trajectory_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given, step=count, lrs=lr,
                                 scalars=scalars)[0]
-        _compare_step(report, s, i, j, ref, bnd, out, fmt, prev_params, skip)
+        _compare_step(report, s, i, j, ref, bnd, out, fmt, prev_params, skip, state or None)
         if grads[s] is not None:
             count += 1
+
+
+def _add_resolution(report, name, ref_arr, bnd_arr, before, skip) -> None:
+    """``Report.add_resolution`` for the interval engine's element results: the elements with a finite exact
+    value and a finite bound of finite inputs, as the fast engine counts them (format-limited, non-finite and
+    set-aside values are left out)."""
+    bounds, values, prevs = [], [], []
+    for idx in np.ndindex(*ref_arr.shape):
+        elem, b = ref_arr[idx], bnd_arr[idx]
+        if (skip is not None and skip[0][idx]) or not (elem.exact and b.finite_inputs) or b.limited:
+            continue
+        value, error = float(elem.value), float(b.error)
+        if math.isfinite(value) and math.isfinite(error):
+            bounds.append(error)
+            values.append(value)
+            prevs.append(before[idx])
+    if bounds:
+        report.add_resolution(np.array(bounds), np.array(values), np.array(prevs), name)
 
 
 def _quantities(findings, s, i, j, out, names, t) -> list:
@@ -502,7 +521,10 @@ def _quantities(findings, s, i, j, out, names, t) -> list:
     return quantities
 
 
-def _compare_step(report, s, i, j, ref, bnd, out, fmt, prev, skip=None):
+def _compare_step(report, s, i, j, ref, bnd, out, fmt, prev, skip=None, prev_state=None):
+    """Compare step ``s``'s outputs of parameter (``i``, ``j``) element by element with the exact ``ref`` and the
+    bounds ``bnd``; ``prev``: the implementation's θ before the step, ``prev_state``: its state before the step
+    (name → array, None where not exposed), for the resolution figures (``Report.add_resolution``)."""
     got = np.asarray(out.params[i][j])
     quantities = _quantities(report.findings, s, i, j, out, ref.state, ref.t)
     for name, arr in quantities:
@@ -510,6 +532,9 @@ def _compare_step(report, s, i, j, ref, bnd, out, fmt, prev, skip=None):
         bnd_arr = bnd[name]
         if skip is not None and skip[0].any():
             report.bulk.append(Bulk(s, i, j, name, int(skip[0].sum()), 0, math.nan, "aside", skip[1]))
+        before = prev if name == "theta" else None if prev_state is None else prev_state.get(name)
+        if before is not None:
+            _add_resolution(report, name, ref_arr, bnd_arr, np.broadcast_to(np.asarray(before), arr.shape), skip)
         for idx in np.ndindex(*arr.shape):
             if skip is not None and skip[0][idx]:
                 continue

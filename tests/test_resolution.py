@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from conformance.check import RESOLUTION_RANGE, Report
 from conformance.run_report import DriftCollector, _blind_share, _median_bin, _pow2
@@ -74,3 +75,36 @@ def test_a_checked_trajectory_measures_each_exposed_state_from_its_second_step()
         assert sum(hist.values()) == 2 * 4, name  # steps 2 and 3, four elements
         assert _blind_share(hist) == 0.0 and max(hist) < -10, (name, hist)
     assert sum(report.resolution.values()) == 3 * 4
+
+
+@pytest.mark.parametrize("optimizer, hyper", [("adam", {"lr": 1e-3}), ("sgd", {"lr": 0.1, "momentum": 0.9})])
+@pytest.mark.parametrize("mode", ["trajectory", "step"])
+def test_the_interval_engine_counts_the_same_resolution_as_the_fast_engine(optimizer, hyper, mode):
+    # The element-by-element engine (every check of a spec that reduces) used to count no resolution at all.
+    from conformance.backend import Case, Group, for_backend
+    from conformance.backends import load
+    from conformance.check import check
+
+    rng = np.random.default_rng(1)
+    data = Case(optimizer, "float32", [Group(hyper, [rng.standard_normal(6).astype(np.float32)])],
+                [[[rng.standard_normal(6).astype(np.float32)]] for _ in range(3)])
+    outputs = load("numpy").run(for_backend(data, "for-loop"))
+    fast, interval = (check(data, outputs, mode, engine=e, scalars="float64") for e in ("fast", "interval"))
+    assert fast.ok and interval.ok
+    assert sum(interval.resolution.values()) == 3 * 6
+    assert interval.resolution == fast.resolution
+    assert interval.state_resolution == fast.state_resolution
+
+
+def test_a_spec_that_reduces_has_resolution_figures():
+    from conformance.backend import Case, Group, for_backend
+    from conformance.backends import load
+    from conformance.check import check
+
+    rng = np.random.default_rng(2)
+    data = Case("lamb", "float32", [Group({"lr": 1e-2, "weight_decay": 0.01}, [rng.standard_normal(5).astype(np.float32)])],
+                [[[rng.standard_normal(5).astype(np.float32)]] for _ in range(2)])
+    report = check(data, load("numpy").run(for_backend(data, "for-loop")), scalars="float64")
+    assert report.ok
+    assert sum(report.resolution.values()) == 2 * 5 and max(report.resolution) < -5
+    assert set(report.state_resolution) == {"exp_avg", "exp_avg_sq"}

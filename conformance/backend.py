@@ -111,6 +111,9 @@ class Case:
     ``p.grad is None``; it must be left untouched and its state must not
     advance).  ``lrs[s][i]``, when given, is the learning rate of group ``i``
     set just before step ``s`` (a schedule or a user changing ``group["lr"]``).
+    For a spec with sparse gradients (``OptimizerSpec.sparse_gradients``: SparseAdam) every gradient is a
+    ``numpy.ma.MaskedArray`` masked outside its index set; a backend hands it to the implementation as a sparse
+    tensor (torch: a COO tensor holding exactly the unmasked elements, explicit zeros included).
 
     ``path`` is the implementation path to run, ``None`` while the case is not
     yet bound to one; a backend always receives a case with ``path`` set
@@ -190,7 +193,10 @@ def lay_out(a, layout: str) -> np.ndarray:
       in the last two dimensions).  Fewer than 2 dimensions: contiguous.
 
     Where the layout changes no stride that matters (one element; transposed with a last or next-to-last
-    dimension of 1) the result is contiguous, as numpy's flags and torch's ``is_contiguous`` say."""
+    dimension of 1) the result is contiguous, as numpy's flags and torch's ``is_contiguous`` say.  A sparse gradient
+    (a ``numpy.ma.MaskedArray``, ``OptimizerSpec.sparse_gradients``) stays one: its mask is laid out alike."""
+    if isinstance(a, np.ma.MaskedArray):
+        return np.ma.MaskedArray(lay_out(np.ma.getdata(a), layout), mask=lay_out(np.ma.getmaskarray(a), layout))
     a = np.asarray(a)
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}; known: {', '.join(LAYOUTS)}")

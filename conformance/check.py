@@ -363,8 +363,8 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     spec = spec_pkg.get(data.optimizer)
-    if spec.reduces:  # the fast engine is elementwise: a spec that reduces is checked tensor by tensor, exactly
-        engine = "interval"
+    if spec.reduces or spec.sparse_gradients:  # the fast engine is elementwise and dense: a spec that reduces is
+        engine = "interval"  # checked tensor by tensor, a sparse gradient's index set element by element, exactly
     fmt = get_format(data.dtype)
     report = Report(data.optimizer, data.dtype, mode, exact_left=exact_limit)
     for i, (hyper, params) in enumerate(data.groups):

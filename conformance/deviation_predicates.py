@@ -42,6 +42,22 @@ def _has_non_dense_tensor(data) -> bool:
         np.size(a) >= 2 for _, params in data.groups for a in params)
 
 
+def _offset_view_with_element_sparse_gradient(data) -> bool:
+    """The case is laid out ``strided`` and has a one-element 1-D tensor (contiguous, at storage offset 1 in its
+    buffer: ``conformance.backend.lay_out``) whose sparse gradient holds its element at some step: torch's
+    ``dense.add_(sparse)`` then takes its contiguous, non-hybrid CPU path, which adds the storage offset twice."""
+    if getattr(data, "layout", "contiguous") != "strided":
+        return False
+    return any(np.shape(a) == (1,) and any(step[i][j] is not None and bool(np.any(~np.ma.getmaskarray(step[i][j])))
+                                           for step in data.grads)
+               for i, (_, params) in enumerate(data.groups) for j, a in enumerate(params))
+
+
+def _all_elements(data) -> np.ndarray:
+    """Every element of the case's one tensor."""
+    return np.ones(np.shape(data.groups[0][1][0]), dtype=bool)
+
+
 def _largest_abs(arrays) -> float:
     """max |x| over the (non-None, non-empty) arrays, in float64; 0 if there are none."""
     return max((float(np.max(np.abs(np.asarray(a, np.float64)))) for a in arrays if a is not None and np.size(a)),

@@ -21,7 +21,7 @@ __all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "TOR
            "torch_kwargs", "tuple_entries"]
 
 #: torch.optim's optional implementation paths, by the constructor argument that selects them
-#: (conformance/backends/torch_backend.py runs for-loop and foreach for every class)
+#: (conformance/backends/torch_backend.py runs for-loop, and foreach where the class has the argument)
 FUSED, CAPTURABLE = "fused", "capturable"
 
 #: torch.optim's tuple arguments, and the spec's names of their entries (Adam's betas, Rprop's etas and
@@ -70,6 +70,8 @@ class OptimizerInfo:
 
     * ``torch`` (from the spec's ``torch_class``, which the spec states as the code it follows): the
       ``torch.optim`` attribute the torch backend runs for it; None where torch has none.
+    * ``foreach``: torch's class has a ``foreach`` argument, and so a foreach path besides its for-loop (all but
+      SparseAdam, whose one loop has none).
     * ``torch_paths``: the paths torch's class offers besides ``for-loop`` and ``foreach``: ``fused``
       (a ``fused`` argument; CPU kernels in torch 2.13) and ``capturable`` (a ``capturable`` argument; the
       torch backend runs it on CUDA as ``capturable`` and ``capturable-foreach``).
@@ -89,6 +91,7 @@ class OptimizerInfo:
 
     name: str
     torch_paths: tuple = ()
+    foreach: bool = True
     hyper: Mapping = field(default_factory=dict)
     branches: tuple = ()
     group_pairs: tuple = ()
@@ -358,6 +361,19 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
             Invalid({"weight_decay": -1.0}), Invalid({"lr": float("nan")}),
         ),
         edge=({"beta1": 0.0, "beta2": 0.0}, {"lr": 0.0}),
+    ),
+    OptimizerInfo(  # sparse gradients (spec/sparse_adam.py): checked by the exact engine, one path (no foreach)
+        "sparse_adam", foreach=False,
+        hyper=dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8),
+        group_pairs=(
+            ({}, {"beta1": 0.5, "beta2": 0.9}),
+            ({"maximize": True, "eps": 1e-3}, {"lr": 0.1, "beta1": 0.0}),
+        ),
+        invalid=(
+            Invalid({"lr": 0.0}), Invalid({"lr": -1.0}), Invalid({"eps": 0.0}), Invalid({"beta1": 1.0}),
+            Invalid({"beta2": -0.1}), Invalid({"lr": float("nan")}),
+        ),
+        edge=({"beta1": 0.0, "beta2": 0.0}, {"eps": 1e-30}),
     ),
 )})
 

@@ -20,20 +20,31 @@ from .strategies import bulk_array, recipe_of
 
 
 def encode_array(a) -> dict:
+    """A sparse gradient (a MaskedArray) carries ``"outside"``: the flat indices of its masked elements."""
+    outside = None
+    if isinstance(a, np.ma.MaskedArray):
+        outside = np.flatnonzero(np.ma.getmaskarray(a)).tolist()
+        a = np.ma.getdata(a)
     a = np.asarray(a)
     recipe = recipe_of(a)
-    if recipe is not None:
-        return {"bulk": recipe}
-    return {"shape": list(a.shape), "hex": [to_hex(x) for x in a.ravel()]}
+    out = {"bulk": recipe} if recipe is not None else {"shape": list(a.shape), "hex": [to_hex(x) for x in a.ravel()]}
+    if outside is not None:
+        out["outside"] = outside
+    return out
 
 
 def decode_array(d: dict, dtype: str) -> np.ndarray:
     if "bulk" in d:
         r = d["bulk"]
-        return bulk_array(dtype, tuple(r["shape"]), r["seed"], tuple((k, h) for k, h in r["spots"]))
-    fmt = get_format(dtype)
-    values = [from_hex(h, fmt) for h in d["hex"]]
-    return np.array(values, dtype=fmt.dtype).reshape(d["shape"])
+        a = bulk_array(dtype, tuple(r["shape"]), r["seed"], tuple((k, h) for k, h in r["spots"]))
+    else:
+        fmt = get_format(dtype)
+        a = np.array([from_hex(h, fmt) for h in d["hex"]], dtype=fmt.dtype).reshape(d["shape"])
+    if "outside" in d:
+        mask = np.zeros(a.size, dtype=bool)
+        mask[d["outside"]] = True
+        return np.ma.MaskedArray(a, mask=mask.reshape(a.shape))
+    return a
 
 
 def reproduction(data: Case, backend: str, path: str, mode: str, overrides: dict | None = None) -> str:

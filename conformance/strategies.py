@@ -183,6 +183,26 @@ def tensor(dtype: str, shape: tuple) -> st.SearchStrategy:
     return array(dtype, shape) if n <= SMALL else bulk_arrays(dtype, shape)
 
 
+@st.composite
+def sparse_gradient(draw, dtype: str, shape: tuple) -> np.ma.MaskedArray:
+    """A sparse gradient (``OptimizerSpec.sparse_gradients``): values of ``dtype`` and ``shape``, masked outside the
+    index set: every element held (the simplest), whole rows of the first dimension held or not (what
+    ``nn.Embedding(sparse=True)`` gives), elements held one by one, or none (an empty gradient, which still
+    counts a step)."""
+    values = draw(tensor(dtype, shape))
+    kind = draw(st.sampled_from(["all", "rows", "elements", "none"]))
+    if kind == "rows" and len(shape) >= 2:
+        rows = np.array(draw(st.lists(st.booleans(), min_size=shape[0], max_size=shape[0])), dtype=bool)
+        held = np.broadcast_to(rows.reshape((-1,) + (1,) * (len(shape) - 1)), shape).copy()
+    elif kind in ("rows", "elements"):
+        n = int(np.prod(shape)) if shape else 1
+        held = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool).reshape(shape)
+    else:
+        held = np.full(shape, kind == "all", dtype=bool)
+    event(f"sparse gradient: {kind}")
+    return np.ma.MaskedArray(values, mask=~held)
+
+
 @functools.lru_cache(maxsize=None)
 def realistic_shape() -> st.SearchStrategy:
     """Today's small shapes most often; SIMD lengths and multi-dimensional shapes too."""
@@ -211,9 +231,10 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     contiguous the simplest), drawn last: it changes no other draw of the same example.  ``axes``: the case axes
     (``backend.CASE_AXES``) the backend offers for this optimizer, path and dtype, each drawn (off the simplest)
     after everything else."""
-    # A spec that reduces is checked by the exact engine, tensor by tensor (``conformance.check``): no tensor
-    # past LARGE, which would take minutes there; SIMD lengths and multi-dimensional shapes stay.
-    large = realistic and not spec.reduces and draw(st.integers(0, 7)) == 0
+    # A spec that reduces is checked by the exact engine, tensor by tensor (``conformance.check``), and so is one
+    # with sparse gradients: no tensor past LARGE, which would take minutes there; SIMD lengths and
+    # multi-dimensional shapes stay.
+    large = realistic and not (spec.reduces or spec.sparse_gradients) and draw(st.integers(0, 7)) == 0
     allow_none = allow_none and not spec.group_steps  # its scalars are the group's: None not described
     none_pick = 9 if realistic else 0
     if large:
@@ -231,12 +252,14 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
         row = []
         for _, params in groups:
             # realistic: 9, not 0, so that the simplest draw (the large case's) has every gradient
-            row.append([None if allow_none and draw(st.integers(0, 9)) == none_pick else draw(tensor(dtype, p.shape))
+            grad = sparse_gradient if spec.sparse_gradients else tensor
+            row.append([None if allow_none and draw(st.integers(0, 9)) == none_pick else draw(grad(dtype, p.shape))
                         for p in params])
         grads.append(row)
     lrs = None
     if vary_lr and draw(st.booleans()):
-        lrs = [[draw(learning_rate()) for _ in groups] for _ in range(steps)]
+        lr_domain = spec.hyper("lr").domain  # SparseAdam's excludes 0
+        lrs = [[draw(learning_rate().filter(lambda x: x in lr_domain)) for _ in groups] for _ in range(steps)]
     layout = draw(st.sampled_from(LAYOUTS)) if realistic else "contiguous"
     if layout != "contiguous":
         event(f"layout {layout}")

@@ -37,7 +37,7 @@ from .backend import Case, Group, check_output, for_backend
 from .replay import reproduction
 from .harness import set_aside_known
 from .plugin import selected_specs
-from .strategies import SHAPES, array, cases
+from .strategies import SHAPES, array, cases, sparse_gradient
 
 MAX_STEPS = 4
 
@@ -172,6 +172,8 @@ def _negate(g):
     """``-g`` exactly: the sign bit flipped (as torch's ``neg``), NaN and zeros included."""
     if g is None:
         return None
+    if isinstance(g, np.ma.MaskedArray):  # a sparse gradient: its values negated, the same index set
+        return np.ma.MaskedArray(_negate(np.ma.getdata(g)), mask=np.ma.getmaskarray(g).copy())
     a = np.array(g, order="C")  # a copy; 0-d stays 0-d
     unsigned = np.dtype(f"u{a.dtype.itemsize}")
     sign = unsigned.type(1 << (8 * a.dtype.itemsize - 1))
@@ -193,7 +195,8 @@ def _add_param(draw, data: Case, i: int, *, with_grads: bool) -> tuple:
     grads = []
     for row in data.grads:
         row = list(row)
-        g = draw(array(data.dtype, shape)) if with_grads else None
+        sparse = spec_pkg.get(data.optimizer).sparse_gradients
+        g = None if not with_grads else draw(sparse_gradient(data.dtype, shape) if sparse else array(data.dtype, shape))
         row[i] = list(row[i][:j]) + [g] + list(row[i][j:])
         grads.append(row)
     return replace(data, groups=groups, grads=grads), j

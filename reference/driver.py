@@ -125,10 +125,13 @@ def _rational(f: Fraction) -> sp.Rational:
 
 
 def _exact_array(a) -> np.ndarray:
+    """The exact values of an array; of a ``numpy.ma.MaskedArray`` (a sparse gradient), ``None`` at each masked
+    element (outside the index set: no gradient there, so that element does not step)."""
+    mask = np.ma.getmaskarray(a) if isinstance(a, np.ma.MaskedArray) else None
     a = np.asarray(a)
     out = np.empty(a.shape, dtype=object)
     for idx, x in np.ndenumerate(a):
-        out[idx] = exact_value(a.dtype.type(x) if a.dtype != object else x)
+        out[idx] = None if mask is not None and mask[idx] else exact_value(a.dtype.type(x) if a.dtype != object else x)
     return out
 
 
@@ -189,6 +192,8 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
     for s, gr in enumerate(grads):
         if gr is not None and np.shape(gr) != shape:
             raise ValueError(f"grad of step {s} has shape {np.shape(gr)}, the parameter {shape}")
+        if isinstance(gr, np.ma.MaskedArray) and not spec.sparse_gradients:
+            raise ValueError(f"grad of step {s} is sparse (a masked array), but {spec.name} takes dense gradients")
     grads_exact = [None if gr is None else _exact_array(gr) for gr in grads]
     numeric = tuple(h.name for h in spec.numeric)
     hyper_steps = [{k: Fraction(h[k]) for k in numeric} for h in in_force]

@@ -20,12 +20,13 @@ from .rprop import RPROP
 from .schedulefree import SCHEDULEFREE_ADAMW
 from .schedulefree_sgd import SCHEDULEFREE_SGD
 from .sgd import SGD
+from .sparse_adam import SPARSE_ADAM
 
 from .schedules import SCHEDULES
 
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
                                   ASGD, LION, ADAN, ADEMAMIX, SCHEDULEFREE_ADAMW, SCHEDULEFREE_SGD,
-                                  LAMB)}
+                                  LAMB, SPARSE_ADAM)}
 
 
 def get(name: str) -> OptimizerSpec:

@@ -51,6 +51,7 @@ __all__ = [
     "FaithfulAdEMAMix", "BiasCorrectedSlowAdEMAMix", "LinearBeta3WarmupAdEMAMix",
     "FaithfulScheduleFreeAdamW", "EpsBeforeBiasCorrectionScheduleFree", "NoLrWeightingScheduleFree",
     "DecayAtZScheduleFree", "AverageBeforeStepScheduleFree", "FaithfulScheduleFreeSGD", "SwappedMomentumScheduleFreeSGD",
+    "FaithfulSparseAdam", "DenseSparseAdam", "OwnCountSparseAdam",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -1253,10 +1254,114 @@ class SwappedMomentumScheduleFreeSGD(FaithfulScheduleFreeSGD):
         return x.mul(1 - momentum).add_(z, alpha=momentum)
 
 
+# =========================================================================== SparseAdam
+
+class FaithfulSparseAdam(Optimizer):
+    """torch.optim.SparseAdam (``torch/optim/_functional.py``'s ``sparse_adam``), statement for statement: the step
+    counter per parameter advanced whenever it has a gradient, the moments and θ changed at the coalesced indices
+    only.  θ's update goes through ``index_put_`` rather than ``add_`` of a sparse tensor (the same one rounding):
+    see ``step``."""
+
+    conformance_scalar_precision = "float64"
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
+        if not 0.0 < lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 < eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_betas(betas)
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, maximize=maximize))
+
+    def _step_size(self, group, state, held, like):
+        """η·√(1 − β₂ᵗ)/(1 − β₁ᵗ) with t the tensor's count, a Python float (``held``: per held element, how many
+        steps it was held; ``like``: the values' tensor)."""
+        beta1, beta2 = group["betas"]
+        t = state["step"]
+        return group["lr"] * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if not p.grad.is_sparse:
+                    raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
+                state = self.state[p]
+                if len(state) == 0:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["held"] = torch.zeros_like(p, dtype=torch.int64)  # per element: steps it was held
+                state["step"] += 1
+                grad = p.grad if not group["maximize"] else -p.grad
+                grad = grad.coalesce()
+                indices, values = grad._indices(), grad._values()
+                mask = torch.sparse_coo_tensor(indices, torch.ones_like(values, dtype=torch.int64), grad.size())
+                state["held"].add_(mask)
+                if values.numel() == 0:
+                    continue
+
+                def make_sparse(v):
+                    return torch.sparse_coo_tensor(indices, v, grad.size())
+
+                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+                old_exp_avg_values = exp_avg.sparse_mask(grad)._values()
+                exp_avg_update_values = values.sub(old_exp_avg_values).mul_(1 - beta1)
+                exp_avg.add_(make_sparse(exp_avg_update_values))
+                old_exp_avg_sq_values = exp_avg_sq.sparse_mask(grad)._values()
+                exp_avg_sq_update_values = values.pow(2).sub_(old_exp_avg_sq_values).mul_(1 - beta2)
+                exp_avg_sq.add_(make_sparse(exp_avg_sq_update_values))
+                numer = exp_avg_update_values.add_(old_exp_avg_values)
+                exp_avg_sq_update_values.add_(old_exp_avg_sq_values)
+                denom = exp_avg_sq_update_values.sqrt_().add_(group["eps"])
+                step_size = self._step_size(group, state, state["held"].sparse_mask(grad)._values(), numer)
+                # torch's p.add_(make_sparse(...)), but through index_put_: its CPU dense += sparse kernel writes
+                # a view at a storage offset to the wrong place (known deviation
+                # sparse-adam-add-sparse-doubles-storage-offset), which this faithful port must not copy
+                update = -step_size * numer.div_(denom)
+                if p.dim():
+                    p.index_put_(tuple(indices), update, accumulate=True)
+                else:  # a 0-d tensor has no index to put at; the harness gives it storage offset 0
+                    p.add_(make_sparse(update))
+        return loss
+
+
+class DenseSparseAdam(FaithfulSparseAdam):
+    """BROKEN: the sparse gradient made dense (``to_dense()`` before the update): every element steps, those outside
+    the index set with g = 0 (their m and v decay, θ moves on what is left of m)."""
+
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and p.grad.is_sparse and p.grad.dim():
+                    dense = p.grad.to_dense()
+                    # every element held: explicit zeros stay in the index set
+                    index = torch.ones_like(dense, dtype=torch.bool).nonzero().T
+                    p.grad = torch.sparse_coo_tensor(index, dense[tuple(index)], dense.shape)
+        return super().step(closure)
+
+
+class OwnCountSparseAdam(FaithfulSparseAdam):
+    """BROKEN: each element bias-corrected with the number of steps it was held (a per-element t), not the tensor's
+    count: the same while every element is held at every step, wrong once an element is first held later."""
+
+    def _step_size(self, group, state, held, like):
+        beta1, beta2 = group["betas"]
+        t = held.to(torch.float64)
+        return (group["lr"] * (1 - beta2 ** t).sqrt() / (1 - beta1 ** t)).to(like.dtype)
+
+
 # =========================================================================== the catalogue
 
 #: class name -> spec it implements faithfully
 FAITHFUL = {
+    "FaithfulSparseAdam": "sparse_adam",
     "FaithfulSGD": "sgd",
     "FaithfulAdam": "adam",
     "FaithfulAdamW": "adamw",
@@ -1315,6 +1420,8 @@ BROKEN = {
     "DecayAtZScheduleFree": "schedulefree_adamw",
     "AverageBeforeStepScheduleFree": "schedulefree_adamw",
     "SwappedMomentumScheduleFreeSGD": "schedulefree_sgd",
+    "DenseSparseAdam": "sparse_adam",
+    "OwnCountSparseAdam": "sparse_adam",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

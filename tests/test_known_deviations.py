@@ -530,3 +530,26 @@ def test_denominator_predicate_over_arrays_agrees_with_the_exact_path():
         seen.add(whole)
     assert seen == {True, False}
     assert dp._EXACT_LIMIT < 6
+
+
+def test_cpu_dense_add_of_an_element_sparse_tensor_adds_the_storage_offset_twice():
+    """Known deviation sparse-adam-add-sparse-doubles-storage-offset: ``add_dense_sparse_worker_non_hybrid_cpu``
+    (aten/src/ATen/native/sparse/SparseTensorMath.cpp) indexes ``r.data_ptr()``, which already points at the storage
+    offset, with ``r.storage_offset() + Σ stride·index``.  The hybrid worker (``nn.Embedding(sparse=True)``'s row
+    gradients) and the non-contiguous path index correctly."""
+    one = torch.sparse_coo_tensor(torch.tensor([[0]]), torch.tensor([2.0], dtype=torch.float64), (1,))
+    buf = torch.arange(6, dtype=torch.float64) * 10
+    buf[1:2].add_(one)  # a contiguous view at storage offset 1
+    assert buf.tolist() == [0, 10, 22, 30, 40, 50]  # fixed: [0, 12, 20, 30, 40, 50]
+    rows = torch.arange(6, dtype=torch.float64).reshape(3, 2) * 10
+    rows[1:2].add_(torch.sparse_coo_tensor(torch.tensor([[0]]), torch.tensor([[2.0, 3.0]], dtype=torch.float64),
+                                           (1, 2)))
+    assert rows.tolist() == [[0, 10], [22, 33], [40, 50]]  # the hybrid worker is right
+
+    # SparseAdam on such a parameter: θ stays, the element after it in the buffer takes the step
+    buf = torch.zeros(3, dtype=torch.float64)
+    p = buf[1:2]
+    opt = torch.optim.SparseAdam([p], lr=0.1)
+    p.grad = torch.sparse_coo_tensor(torch.tensor([[0]]), torch.tensor([1.0], dtype=torch.float64), (1,))
+    opt.step()
+    assert p.item() == 0.0 and buf[2].item() == pytest.approx(-0.1)  # fixed: p = −0.1, buf[2] = 0

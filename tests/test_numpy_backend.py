@@ -11,6 +11,7 @@ import torch
 from conformance.backend import DTYPES, Case, Group, check_output
 from conformance.backends.numpy_backend import DEFAULTS, NumpyBackend, backend
 from conformance.optimizers import get, names, torch_kwargs
+from spec import get as spec_get
 
 OPTIMIZERS = names()
 TORCH_OPTIMIZERS = tuple(name for name in OPTIMIZERS if get(name).torch)  # what the port is checked against
@@ -38,6 +39,9 @@ def make_case(optimizer, hypers, dtype="float64", seed=0, shapes=SHAPES):
     steps = STEPS
     grads = [[[rng.standard_normal(s).astype(dt) for s in group_shapes] for group_shapes in shapes]
              for _ in range(steps)]
+    if spec_get(optimizer).sparse_gradients:  # SparseAdam: about half of the elements in each index set
+        grads = [[[np.ma.MaskedArray(g, mask=rng.random(g.shape) < 0.5) for g in row] for row in step]
+                 for step in grads]
     grads[0][0][1] = None  # group 0 param 1 starts late: its state is created at step 1
     grads[2][0][1] = None  # ... and skips step 2 once it has state
     for s in range(steps):
@@ -51,11 +55,19 @@ def torch_run(case: Case, to_numpy=lambda t: t.detach().numpy().copy()):
     def kwargs(h):  # completed with the defaults: torch would fill gaps from group 0's values
         return torch_kwargs({**DEFAULTS[case.optimizer], **h})
 
-    as_tensor = lambda a: a.clone() if torch.is_tensor(a) else torch.tensor(a)
+    def as_tensor(a):
+        if isinstance(a, np.ma.MaskedArray):  # a sparse gradient: its unmasked elements, as torch's COO tensor
+            index = torch.as_tensor(np.argwhere(~np.ma.getmaskarray(a)).T, dtype=torch.long)
+            dense = as_tensor(np.ma.getdata(a))
+            return torch.sparse_coo_tensor(index, dense[tuple(index)] if dense.dim() else dense.reshape(1)[
+                :index.shape[1]], tuple(dense.shape), check_invariants=True)
+        return a.clone() if torch.is_tensor(a) else torch.tensor(a)
+
     params = [[as_tensor(p).requires_grad_() for p in g.params] for g in case.groups]
+    foreach = {"foreach": False} if get(case.optimizer).foreach else {}  # SparseAdam has one loop, no argument
     opt = torch_class(case.optimizer)(
         [{"params": ps, **kwargs(g.hyper)} for ps, g in zip(params, case.groups)],
-        **kwargs(case.groups[0].hyper), foreach=False,
+        **kwargs(case.groups[0].hyper), **foreach,
     )
     out = []
     for s in range(case.steps):
@@ -161,7 +173,14 @@ def test_low_precision_dtypes_and_shapes(optimizer, dtype):
 def _torch_lowp(case):
     """torch_run for float16/bfloat16/float32 (bfloat16 has no numpy bridge in torch)."""
     tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[case.dtype]
-    to_t = lambda a: torch.tensor(np.asarray(a, dtype=np.float64)).to(tdt)  # exact
+    def to_t(a):  # exact; a sparse gradient stays sparse
+        if isinstance(a, np.ma.MaskedArray):
+            index = torch.as_tensor(np.argwhere(~np.ma.getmaskarray(a)).T, dtype=torch.long)
+            dense = to_t(np.ma.getdata(a))
+            values = dense[tuple(index)] if dense.dim() else dense.reshape(1)[:index.shape[1]]
+            return torch.sparse_coo_tensor(index, values, tuple(dense.shape), check_invariants=True)
+        return torch.tensor(np.asarray(a, dtype=np.float64)).to(tdt)
+
     lowp = replace(case, dtype="float64", groups=[Group(g.hyper, [to_t(p) for p in g.params]) for g in case.groups],
                    grads=[[[None if g is None else to_t(g) for g in gs] for gs in step] for step in case.grads])
     return [([[p.astype(NP_DTYPES[case.dtype]) for p in ps] for ps in params], None)
@@ -221,7 +240,9 @@ ODD_BUT_VALID = [(name, dict(h)) for name in OPTIMIZERS
 
 
 def _case_with(optimizer, hyper):
-    return Case(optimizer, "float64", [Group(hyper, [np.ones(2)])], [[[np.ones(2)]]], path="for-loop")
+    sparse = optimizer in OPTIMIZERS and spec_get(optimizer).sparse_gradients
+    grad = np.ma.MaskedArray(np.ones(2), mask=False) if sparse else np.ones(2)
+    return Case(optimizer, "float64", [Group(hyper, [np.ones(2)])], [[[grad]]], path="for-loop")
 
 
 @pytest.mark.parametrize("optimizer,hyper,error", INVALID, ids=[f"{o}-{h}" for o, h, _ in INVALID])

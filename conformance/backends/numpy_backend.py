@@ -111,6 +111,7 @@ DEFAULTS = {
     "schedulefree_sgd": dict(lr=1.0, momentum=0.9, weight_decay=0.0, warmup_steps=0, r=0.0),
     # not torch's: the LAMB paper's (You et al. 2020, Algorithm 2), λ = 0
     "lamb": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0),
+    "sparse_adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, maximize=False),
 }
 
 
@@ -203,6 +204,12 @@ def validate(optimizer: str, hyper: dict) -> dict:
                 raise ValueError(f"Invalid {name} value: {h[name]}")
         if not float(h["warmup_steps"]).is_integer():
             raise ValueError(f"Invalid warmup_steps value: {h['warmup_steps']} (a number of steps)")
+    elif optimizer == "sparse_adam":  # torch's checks: lr and eps strictly positive
+        if not 0.0 < h["lr"]:
+            raise ValueError(f"Invalid learning rate: {h['lr']}")
+        if not 0.0 < h["eps"]:
+            raise ValueError(f"Invalid epsilon value: {h['eps']}")
+        _check_betas(h)
     elif optimizer == "schedulefree_sgd":  # the library's checks, and the spec's whole warmup_steps ≥ 0
         if not 0.0 <= h["lr"]:
             raise ValueError(f"Invalid learning rate: {h['lr']}")
@@ -665,6 +672,30 @@ def _lamb(k, p, g, st, h, _):
     return k.add(p, k.mul(update, k.mul(trust, lr)), -1.0)
 
 
+def _sparse_adam(k, p, g, st, h, _):
+    # g: a MaskedArray, masked outside the sparse gradient's index set (torch: the coalesced COO indices).  Computed
+    # on every element as torch computes on the held values, then kept only where held (torch's add_ of a sparse
+    # tensor touches its indices alone).
+    lr, beta1, beta2, eps = h["lr"], h["beta1"], h["beta2"], h["eps"]
+    held = ~np.ma.getmaskarray(g)
+    st["step"] += 1  # in the class's step(), before the functional skips an empty gradient
+    if not held.any():
+        return p.copy()
+    values = np.ma.getdata(g)
+    grad = k.neg(values) if h["maximize"] else values
+    old_m, old_v = st["exp_avg"], st["exp_avg_sq"]
+    m = k.add(old_m, k.mul(k.add(grad, old_m, -1.0), 1 - beta1))  # old += (new − old)·(1 − β₁)
+    v = k.add(old_v, k.mul(k.add(k.mul(grad, grad), old_v, -1.0), 1 - beta2))
+    step = st["step"]
+    step_size = lr * math.sqrt(1 - beta2 ** step) / (1 - beta1 ** step)
+    new_p = k.add(p, k.mul(k.div(m, k.add(k.sqrt(v), eps)), -step_size))
+    st["exp_avg"], st["exp_avg_sq"] = np.where(held, m, old_m), np.where(held, v, old_v)
+    return np.where(held, new_p, p)
+
+
+#: The ports whose gradients are sparse (``OptimizerSpec.sparse_gradients``): they take a MaskedArray.
+_SPARSE = ("sparse_adam",)
+
 _STEPS = {
     "sgd": _sgd,
     "adagrad": _adagrad,
@@ -683,6 +714,7 @@ _STEPS = {
     "schedulefree_adamw": _schedulefree_adamw,
     "schedulefree_sgd": _schedulefree_sgd,
     "lamb": _lamb,
+    "sparse_adam": _sparse_adam,
 }
 
 
@@ -731,7 +763,7 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> d
         if h["beta1"] != 0.0:
             st["exp_avg_fast"] = _zeros(p)
         return st
-    if optimizer == "lamb":
+    if optimizer in ("lamb", "sparse_adam"):
         return {"step": 0.0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
     if optimizer == "schedulefree_adamw":  # z and x: copies of the parameter (y) at its first step
         return {"step": 0.0, "z": p.copy(), "x": p.copy(), "exp_avg_sq": _zeros(p), "weight_sum": 0.0,
@@ -824,10 +856,17 @@ class NumpyBackend:
                         g = case.grads[s][i][j]
                         if g is None:
                             continue
+                        held = None if not isinstance(g, np.ma.MaskedArray) else ~np.ma.getmaskarray(g)
                         g = lay_out(np.asarray(g, dtype=dtype), case.layout)
                         if g.shape != p.shape:
                             raise ValueError(f"step {s}, group {i}, param {j}: grad shape {g.shape} "
                                              f"!= param shape {p.shape}")
+                        if (held is not None) != (opt in _SPARSE):
+                            raise ValueError(f"step {s}, group {i}, param {j}: {opt} takes "
+                                             f"{'sparse' if opt in _SPARSE else 'dense'} gradients, got "
+                                             f"{'a sparse' if held is not None else 'a dense'} one")
+                        if held is not None:
+                            g = np.ma.MaskedArray(g, mask=~held)
                         if states[i][j] is None:
                             states[i][j] = _init_state(opt, p, h, self._scalar_round)
                         p[...] = step_fn(k, p, g, states[i][j], h, self._scalar_round)

@@ -189,6 +189,11 @@ def _state_value(key, value, param: "torch.Tensor"):
 # class loading
 # --------------------------------------------------------------------------
 
+def _sparse(optimizer: str) -> bool:
+    """The spec's gradients are sparse (``OptimizerSpec.sparse_gradients``: torch's SparseAdam)."""
+    return spec_get(optimizer).sparse_gradients
+
+
 def load_class(spec: str) -> type:
     """Import ``"package.module:Attr"`` (``Attr`` may be dotted: ``Outer.Inner``)."""
     if not isinstance(spec, str) or spec.count(":") != 1:
@@ -395,13 +400,20 @@ class TorchBackend:
         if path not in _BUILTIN_PATH_FLAGS:
             raise BackendError(f"{self.name} {optimizer}: unknown path {path!r}")
         flags = dict(_BUILTIN_PATH_FLAGS[path])
-        if path in ("for-loop", "differentiable") and _accepts(self.optimizer_class(optimizer), "fused"):
+        cls = self.optimizer_class(optimizer)
+        if path in ("for-loop", "differentiable") and _accepts(cls, "fused"):
             flags["fused"] = False
+        if path == "for-loop" and not _accepts(cls, "foreach"):  # SparseAdam: its one loop, no argument for it
+            del flags["foreach"]
         return flags
 
     def _candidate_paths(self, optimizer: str) -> list:
         cls = self.optimizer_class(optimizer)
-        paths = ["for-loop", "foreach"]
+        paths = ["for-loop"]
+        if _accepts(cls, "foreach"):
+            paths.append("foreach")
+        else:
+            self._path_errors.setdefault(optimizer, {})["foreach"] = f"{cls.__name__} has no 'foreach' argument"
         if _accepts(cls, "differentiable"):
             paths.append("differentiable")
         else:
@@ -432,9 +444,11 @@ class TorchBackend:
 
     # ---- probing -----------------------------------------------------------
 
-    def _probe_one(self, cls, flags: dict, dtype: str, complex_: bool = False, mixed: bool = False) -> Optional[str]:
+    def _probe_one(self, cls, flags: dict, dtype: str, complex_: bool = False, mixed: bool = False,
+                   sparse: bool = False) -> Optional[str]:
         """None when two steps on a 2-element tensor (``complex_``: one complex element; ``mixed``: and a
-        companion of ``COMPANION_DTYPE`` in the same group) work, else the reason."""
+        companion of ``COMPANION_DTYPE`` in the same group) work, else the reason.  ``sparse``: the optimizer takes
+        sparse gradients (``OptimizerSpec.sparse_gradients``), and the probe gives it those."""
         try:
             p = torch.tensor([0.5, -0.25], dtype=_torch_dtypes()[dtype], device=self.device)
             if complex_:
@@ -445,7 +459,7 @@ class TorchBackend:
                 opt = cls(ps, **flags)
                 for g in (0.125, -0.5):
                     for q in ps:
-                        q.grad = torch.full_like(q, g)
+                        q.grad = torch.full_like(q, g).to_sparse() if sparse else torch.full_like(q, g)
                     opt.step()
                 if self.device_type == "cuda":
                     torch.cuda.synchronize(self.device)
@@ -463,26 +477,28 @@ class TorchBackend:
             return {}
         key = (optimizer, path, dtype)
         if key not in self._axes and optimizer in self.overrides:
-            self._axes[key] = self._override_axes(self.optimizer_class(optimizer), dtype)
+            self._axes[key] = self._override_axes(self.optimizer_class(optimizer), dtype, _sparse(optimizer))
         if key not in self._axes:
             cls, flags = self.optimizer_class(optimizer), self._path_flags(optimizer, path)
+            sparse = _sparse(optimizer)
             lr = self._probe_one(cls, {**flags, "lr": torch.tensor(1e-3, dtype=torch.float64, device=self.device)},
-                                 dtype)
+                                 dtype, sparse=sparse)
             if dtype == "bfloat16":
                 cplx = "torch has no complex dtype of bfloat16 pairs"
             else:
-                cplx = _COMPLEX_REFUSED.get(optimizer) or self._probe_one(cls, flags, dtype, complex_=True)
+                cplx = _COMPLEX_REFUSED.get(optimizer) or self._probe_one(cls, flags, dtype, complex_=True,
+                                                                          sparse=sparse)
             self._axes[key] = {"lr_tensor": lr, "complex": cplx,
-                               "mixed_dtype": self._probe_one(cls, flags, dtype, mixed=True)}
+                               "mixed_dtype": self._probe_one(cls, flags, dtype, mixed=True, sparse=sparse)}
         return dict(self._axes[key])
 
-    def _override_axes(self, cls, dtype: str) -> dict:
+    def _override_axes(self, cls, dtype: str, sparse: bool = False) -> dict:
         """The case axes of an ``--optimizer`` class: ``mixed_dtype``, probed as for torch.optim's classes (with
         the class's own defaults).  Not ``lr_tensor`` nor ``complex``: what a third-party class does with a Tensor
         lr or a complex tensor is its own (``_COMPLEX_REFUSED`` knows torch's classes only), and nothing here
         says which of its values are then the spec's."""
-        mixed = self._probe_one(cls, {}, dtype, mixed=True)
-        if mixed is not None and self._probe_one(cls, {}, dtype) is not None:
+        mixed = self._probe_one(cls, {}, dtype, mixed=True, sparse=sparse)
+        if mixed is not None and self._probe_one(cls, {}, dtype, sparse=sparse) is not None:
             mixed = f"the probe could not step {cls.__name__} with its defaults in a one-dtype group either: {mixed}"
         return {"mixed_dtype": mixed}
 
@@ -497,7 +513,7 @@ class TorchBackend:
             elif cls is not None:
                 for path in self._candidate_paths(optimizer):
                     flags = self._path_flags(optimizer, path)
-                    per_dtype = {d: self._probe_one(cls, flags, d) for d in DTYPES}
+                    per_dtype = {d: self._probe_one(cls, flags, d, sparse=_sparse(optimizer)) for d in DTYPES}
                     if any(r is None for r in per_dtype.values()):
                         result[path] = per_dtype
                     else:
@@ -582,9 +598,37 @@ class TorchBackend:
         """Step ``s``'s gradients of the case on the tensors of ``groups_params`` (companions included)."""
         per = 2 if case.mixed_dtype else 1
         for i, params in enumerate(groups_params):
-            grads = [t for g in case.grads[s][i] for t in ([None] * per if g is None else self._tensors(g, case))]
+            grads = [t for g in case.grads[s][i] for t in ([None] * per if g is None else
+                                                           self._sparse_tensors(g, case)
+                                                           if isinstance(g, np.ma.MaskedArray)
+                                                           else self._tensors(g, case))]
             for p, t in zip(params, grads, strict=True):
                 p.grad = t
+
+    def _sparse_tensors(self, g, case: Case) -> list:
+        """A sparse gradient (a MaskedArray: masked outside its index set) as torch's sparse COO tensors, as
+        ``_tensors`` makes dense ones (a companion in a ``mixed_dtype`` case).  An index set made of whole rows of
+        the first dimension (every element of a row held or none) goes as row indices with dense rows
+        (``sparse_dim`` 1, what ``nn.Embedding(sparse=True)`` gives); any other one element by element."""
+        held = ~np.ma.getmaskarray(g)
+        values = [np.ma.getdata(g)]
+        if case.mixed_dtype:
+            with np.errstate(over="ignore"):
+                values.append(values[0].astype(COMPANION_DTYPE[case.dtype]))
+        flat = held.reshape(held.shape[0], -1) if held.ndim >= 2 else None
+        rows = flat is not None and bool((flat.all(axis=1) | ~flat.any(axis=1)).all())
+        out = []
+        for a in values:
+            dense = _to_torch(a, self.device)
+            if rows:
+                idx = np.nonzero(flat.any(axis=1))[0]
+                index = torch.as_tensor(idx, dtype=torch.long, device=self.device).reshape(1, -1)
+                out.append(torch.sparse_coo_tensor(index, dense[index[0]], tuple(dense.shape), check_invariants=True))
+            else:
+                index = torch.as_tensor(np.argwhere(held).T, dtype=torch.long, device=self.device)  # (ndim, nnz); 0-d too
+                out.append(torch.sparse_coo_tensor(index, dense[torch.as_tensor(held, device=self.device)],
+                                                   tuple(dense.shape), check_invariants=True))
+        return out
 
     def _step(self, opt, label: str, s: int) -> None:
         """``opt.step()``, finished on the device; an exception becomes a ``BackendError`` naming the step."""

@@ -40,17 +40,26 @@ EPS = Hyperparameter("eps", 1e-8, POSITIVE, "added to √v (not bias-corrected);
 m = sp.Symbol("m", real=True)
 v = sp.Symbol("v", real=True)
 step_size = sp.Symbol("s", real=True)
+dm = sp.Symbol("Delta_m", real=True)
+dv = sp.Symbol("Delta_v", real=True)
+u = sp.Symbol("u", real=True)
 eta, beta1, beta2, eps = LR.symbol, BETA1.symbol, BETA2.symbol, EPS.symbol
 
 
 def rule(f: dict) -> list:
+    # Each update is two statements, as torch computes it (``exp_avg_update_values``, then ``add_``): one statement
+    # m + (g − m)·(1 − β₁) would read as a lerp, whose bound covers every way of evaluating one (Bound.lerp) and is
+    # far looser than three roundings in this order.
     return [
         *common.maximize(f),
-        Assign(m, m + (g - m) * (1 - beta1), "first moment: old += (1 − β₁)·(new − old)"),
-        Assign(v, v + (g ** 2 - v) * (1 - beta2), "second moment: old += (1 − β₂)·(new² − old)"),
+        Assign(dm, (g - m) * (1 - beta1), "exp_avg_update_values: (g − m)·(1 − β₁)"),
+        Assign(m, m + dm, "first moment: exp_avg.add_ of that (old += (1 − β₁)·(new − old))"),
+        Assign(dv, (g ** 2 - v) * (1 - beta2), "exp_avg_sq_update_values: (g² − v)·(1 − β₂)"),
+        Assign(v, v + dv, "second moment: exp_avg_sq.add_ of that"),
         Assign(step_size, eta * sp.sqrt(1 - beta2 ** t) / (1 - beta1 ** t),
                "both bias corrections in one Python-float step size"),
-        Assign(theta, theta + (-step_size) * (m / (sp.sqrt(v) + eps)), "θ + (−s)·(m/(√v + ε))"),
+        Assign(u, m / (sp.sqrt(v) + eps), "numer.div_(denom): m/(√v + ε)"),
+        Assign(theta, theta + (-step_size) * u, "θ + (−s)·that"),
     ]
 
 

@@ -115,3 +115,20 @@ def test_a_sparse_gradient_travels_through_layouts_and_replays():
     assert np.array_equal(np.ma.getmaskarray(back), np.ma.getmaskarray(g))
     assert np.array_equal(np.ma.getdata(back), np.ma.getdata(g))
     assert not isinstance(decode_array(encode_array(np.ones(2)), "float64"), np.ma.MaskedArray)
+
+
+@pytest.mark.parametrize("fmt", ["float16", "bfloat16", "float32", "float64"])
+def test_a_gradient_holding_nothing_moves_nothing_and_costs_no_error(fmt):
+    # SparseAdam's stand-in for tests/test_reference.py's lr = 0 tests, which its lr domain excludes
+    from reference.bound import trajectory_bounds
+    from reference.formats import FORMATS, exact
+
+    f = FORMATS[fmt]
+    param = np.array([0.5, -1.25, 3.0, 0.0], dtype=f.dtype)
+    empty = np.ma.MaskedArray(np.array([0.25, 1.0, -2.0, 0.75], dtype=f.dtype), mask=True)
+    snaps = trajectory(SPARSE_ADAM, SPARSE_ADAM.complete({}), param, [empty, empty], formats=(fmt,))
+    assert [s.t for s in snaps] == [1, 2]
+    for snap in snaps:
+        assert all(e.exact and e.value == exact(x) for e, x in zip(snap.theta, param))
+    for step in trajectory_bounds(SPARSE_ADAM, SPARSE_ADAM.complete({}), param, [empty, empty], f):
+        assert all(e.error == 0 and e.limited == () for e in step["theta"])

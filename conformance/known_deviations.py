@@ -210,6 +210,19 @@ KNOWN_DEVIATIONS = (
                "reference code does: a parameter whose gradient was missing at an earlier step gets t too large.",
         reproduced_by="tests/test_third_party_findings.py"),
     KnownDeviation(
+        id="pytorch-optimizer-lamb-counts-steps-per-group", implementation=("pytorch_optimizer.optimizer.lamb:Lamb",),
+        versions=PYTORCH_OPTIMIZER, spec=("lamb", "lamb@pytorch-optimizer"), path="custom", tests=VALUE_TESTS,
+        applies=p._gradient_missing_before_a_later_one, reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's Lamb scales its step by 1/(1 - beta1**t) with the group's step count "
+               "(group['step']): a parameter whose gradient was missing at an earlier step gets t too large."),
+    KnownDeviation(
+        id="pytorch-optimizer-lamb-float16-step-size-raises", implementation=("pytorch_optimizer.optimizer.lamb:Lamb",),
+        versions=PYTORCH_OPTIMIZER, spec=("lamb", "lamb@pytorch-optimizer"), path="custom", dtype="float16",
+        tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._pytorch_optimizer_lamb_alpha_overflows,
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's Lamb passes -lr/(1 - beta1**t) as torch._foreach_add_'s alpha, which raises "
+               "RuntimeError for a float16 tensor where it exceeds 65504 (lr = 0.01, beta1 = 1 - 1e-7)."),
+    KnownDeviation(
         id="adan-pytorch-zero-division-for-tiny-beta", implementation=("adan_pytorch.adan:Adan",),
         versions=ADAN_PYTORCH, spec="adan@adan-pytorch", path="custom", tests=VALUE_TESTS + PROPERTY_RUNS,
         applies=p._some_beta_rounds_one_minus_to_one,
@@ -302,7 +315,7 @@ KNOWN_DEVIATIONS = (
     KnownDeviation(
         id="optax-accepts-any-hyperparameter", implementation=tuple(f"optax.{n}" for n in (
             "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta", "lion", "adan",
-            "contrib.ademamix", "contrib.schedule_free_adamw")),
+            "contrib.ademamix", "contrib.schedule_free_adamw", "lamb")),
         versions=OPTAX, spec="*@optax", tests=("test_out_of_domain_hyperparameters_are_refused",),
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax validates no hyperparameter: a negative lr, beta outside [0, 1) or a negative eps is "
@@ -316,9 +329,9 @@ KNOWN_DEVIATIONS = (
     KnownDeviation(
         id="optax-float16-bias-correction-reciprocal", implementation=(
             "optax.adam", "optax.adamw", "optax.nadam", "optax.adamax", "optax.adan", "optax.contrib.ademamix",
-            "optax.contrib.schedule_free_adamw"),
+            "optax.contrib.schedule_free_adamw", "optax.lamb"),
         versions=OPTAX, spec=("adam@optax", "adamw@optax", "nadam@optax", "adamax@optax", "adan@optax",
-                              "ademamix@optax", "schedulefree_adamw@optax"), dtype="float16",
+                              "ademamix@optax", "schedulefree_adamw@optax", "lamb@optax"), dtype="float16",
         tests=VALUE_TESTS, applies=p._optax_float16_bias_correction_reciprocal_overflows,
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax divides float16 moments by 1 - beta**t cast to float16, and XLA computes x/c as x*(1/c): "

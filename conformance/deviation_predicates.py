@@ -49,6 +49,14 @@ def _pytorch_optimizer_lamb_alpha_overflows(data) -> bool:
     return False
 
 
+def _some_beta_rounds_to_one_in_dtype(data) -> bool:
+    """Some group's β₁ or β₂ rounds to 1 in the case's dtype (bfloat16: β ≥ 1 − 2⁻⁹; float16: β ≥ 1 − 2⁻¹²), where
+    Keras's 1 − cast(β, dtype)ᵗ is 0."""
+    fmt = get_format(data.dtype)
+    return any(round_to_format(Fraction(h[b]), fmt) == 1 for h, _ in data.groups for b in ("beta1", "beta2")
+               if h.get(b) is not None)
+
+
 def _has_non_dense_tensor(data) -> bool:
     """The case is laid out ``strided`` (``conformance.backend.lay_out``) and has a tensor of 2 or more elements:
     one whose elements have gaps between them in memory."""

@@ -190,9 +190,20 @@ KNOWN_DEVIATIONS = (
         versions=KERAS, spec="adam*@keras", path="custom", dtype="float16", tests=VALUE_TESTS,
         reason="Keras computes the bias corrections 1 - beta**t in float16: the first Adam step is 1.4% short."),
     KnownDeviation(
+        id="keras-lamb-beta-power-in-dtype", implementation=("keras.optimizers.Lamb",), versions=KERAS,
+        spec="lamb@keras", path="custom", dtype=("bfloat16", "float16"), tests=VALUE_TESTS,
+        applies=p._some_beta_rounds_to_one_in_dtype, reproduced_by="tests/test_keras_findings.py",
+        reason="Keras's Lamb computes beta**t in the variable's dtype: where beta rounds to 1 there (bfloat16: the "
+               "default 0.999), 1 - beta**t = 0, v_hat = v/0, and theta is NaN or never moves."),
+    KnownDeviation(
+        id="keras-lamb-float32-constants", implementation=("keras.optimizers.Lamb",), versions=KERAS,
+        spec="lamb@keras", path="custom", dtype="float64", tests=VALUE_TESTS, reproduced_by="tests/test_keras_findings.py",
+        reason="Keras's generic Lamb update turns the Python floats 1 - beta1 and 1 - beta2 into float32 tensors: "
+               "float64 m and v are float32-accurate (and lr is float32, as for every Keras optimizer)."),
+    KnownDeviation(
         id="keras-float32-learning-rate",
         implementation=tuple(f"keras.optimizers.{n}" for n in ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad",
-                                                               "Adamax", "Nadam", "Adadelta")),
+                                                               "Adamax", "Nadam", "Adadelta", "Lamb", "Lion")),
         versions=KERAS, spec="*@keras", path="custom", dtype="float64", tests=VALUE_TESTS,
         reason="Keras keeps a float lr in a float32 keras.Variable: float64 parameters step with float32(lr)."),
     # ---- input-specific deviations (the case is set aside) ----------------------------------------------
@@ -320,6 +331,12 @@ KNOWN_DEVIATIONS = (
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax validates no hyperparameter: a negative lr, beta outside [0, 1) or a negative eps is "
                "taken as given (a documented difference: its aliases are plain functions of their arguments)."),
+    KnownDeviation(
+        id="keras-lamb-accepts-any-hyperparameter", implementation=("keras.optimizers.Lamb",), versions=KERAS,
+        spec="lamb@keras", tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reproduced_by="tests/test_keras_findings.py",
+        reason="keras.optimizers.Lamb checks none of its own arguments: beta_1, beta_2 outside [0, 1), a negative "
+               "epsilon or weight_decay are taken as given (its Lion checks beta_1)."),
     KnownDeviation(
         id="adan-pytorch-accepts-any-hyperparameter", implementation=("adan_pytorch.adan:Adan",),
         versions=ADAN_PYTORCH, spec="adan@adan-pytorch", tests=("test_out_of_domain_hyperparameters_are_refused",),

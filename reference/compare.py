@@ -191,17 +191,23 @@ def _domain_facts(expr: sp.Expr, decays: set) -> sp.Expr:
     return expr.replace(is_bias, positive)
 
 
-def _opaque_reductions(expr: sp.Expr) -> sp.Expr:
-    """Each whole-tensor reduction (LAMB's ‖θ‖, ‖u‖) as a non-negative symbol of its own, the same symbol for the
-    same argument on both sides: an identity in those symbols holds whatever values the tensor gives them, so a
+def _opaque_reductions(expr: sp.Expr, decays: set) -> sp.Expr:
+    """Each whole-tensor reduction (LAMB's ‖θ‖, ‖u‖) as a non-negative symbol of its own, one symbol for reductions
+    of the same kind whose arguments SymPy shows equal element by element (so ‖β₁m + (1 − β₁)g‖ and the lerp's
+    ‖m + (1 − β₁)(g − m)‖ are one): an identity in those symbols holds whatever values the tensor gives them, so a
     proof that treats them as independent is a proof for tensors of any size."""
-    found = sorted(sp.sympify(expr).atoms(*REDUCTIONS), key=sp.default_sort_key)
-    return sp.sympify(expr).xreplace({r: _nonnegative(sp.srepr(r)) for r in found})
-
-
-@functools.lru_cache(maxsize=None)
-def _nonnegative(key: str) -> sp.Symbol:
-    return sp.Symbol(f"R_{{{abs(hash(key)) % 10 ** 8}}}", nonnegative=True)
+    expr = sp.sympify(expr)
+    found = sorted(expr.atoms(*REDUCTIONS), key=sp.default_sort_key)
+    classes: list = []  # [(representative, symbol)]
+    repl = {}
+    for r in found:
+        same = next((sym for rep, sym in classes
+                     if type(rep) is type(r) and _equal_plain(rep.args[0] - r.args[0], decays)), None)
+        if same is None:
+            same = sp.Symbol(f"R_{{{len(classes)}}}", nonnegative=True)
+            classes.append((r, same))
+        repl[r] = same
+    return expr.xreplace(repl)
 
 
 def _one_element(expr: sp.Expr) -> sp.Expr:
@@ -214,7 +220,7 @@ def _one_element(expr: sp.Expr) -> sp.Expr:
 def _equal(a: sp.Expr, b: sp.Expr, decays: set) -> bool:
     """SymPy shows a − b ≡ 0: structurally, after expansion, over a common denominator, or by ``simplify``.  A
     reduction R ≥ 0 is split into its two cases, R = 0 and R > 0, which decide the rules' zero-norm branches."""
-    d = _opaque_reductions(sp.sympify(a) - sp.sympify(b))
+    d = _opaque_reductions(sp.sympify(a) - sp.sympify(b), decays)
     norms = sorted((x for x in d.free_symbols if x.name.startswith("R_{")), key=sp.default_sort_key)
     if norms:
         cases = [{}]
@@ -614,6 +620,16 @@ PAIRS: tuple = (
     ), note="LAMB has no torch.optim class: the left column is the spec of the paper's Algorithm 2 with bias "
             "correction (spec/lamb.py).  pytorch-optimizer also clamps ‖θ‖ at 10 (not reached by the witness) and, "
             "by default, decays θ·(1 − lr·λ) before the norms, outside the trust ratio."),
+    Pair("lamb", "lamb@keras", (
+        Case("core update (λ = 0; m + (g − m)·(1 − β₁), likewise v)", torch_fixed=_NO_WD, dialect_fixed=_NO_WD),
+        Case("weight decay λ > 0: inside u under the trust ratio against Keras's θ·(1 − λ·lr) before the step",
+             torch_fixed={"weight_decay": LAM}, dialect_fixed={"weight_decay": LAM}),
+    ), note="Keras computes β₁ᵗ and β₂ᵗ in the variable's dtype, which the comparison (exact arithmetic) does not "
+            "see: docs/measured/third-party.md."),
+    Pair("lion", "lion@keras", (
+        Case("core update (λ = 0)", torch_fixed=_NO_WD, dialect_fixed=_NO_WD),
+        Case("decoupled decay λ > 0", torch_fixed={"weight_decay": LAM}, dialect_fixed={"weight_decay": LAM}),
+    ), note="Keras's Lion is the spec's statements; its defaults (lr = 1e-3) and domain (0 < β₁ ≤ 1) differ."),
     Pair("lamb", "lamb@optax", (
         Case("core update (λ = 0, ε_root = 0: Optax's default)", torch_fixed=_NO_WD,
              dialect_fixed={**_NO_WD, "eps_root": 0.0}),

@@ -344,14 +344,21 @@ ADADELTA_KERAS = _adadelta.ADADELTA.variant(
 
 # --------------------------------------------------------------------------- Keras 3: LAMB
 
+_keras_dm, _keras_dv = sp.symbols("d_m d_v", real=True)
+
+
 def keras_lamb_rule(f: dict) -> list:
     """keras.optimizers.Lamb.update_step (keras/src/optimizers/lamb.py; the torch backend has no kernel of its own,
     so its generic ops run), after Keras's decoupled decay of every variable."""
     la = _lamb
     return [
         *keras_weight_decay(la.eta),
-        Assign(la.m, common.lerp(la.m, g, 1 - la.beta1), "m + (g − m)·(1 − β₁)"),
-        Assign(la.v, common.lerp(la.v, g ** 2, 1 - la.beta2), "v + (g² − v)·(1 − β₂)"),
+        # Keras's own arithmetic, not torch's lerp (which evaluates a weight ≥ 0.5 from the other end, so that
+        # g = −inf gives NaN there and −inf here): the difference is a temporary of its own
+        Assign(_keras_dm, g - la.m, "ops.subtract(gradient, m)"),
+        Assign(la.m, la.m + _keras_dm * (1 - la.beta1), "assign_add(m, (g − m)·(1 − β₁))"),
+        Assign(_keras_dv, g ** 2 - la.v, "ops.subtract(ops.square(gradient), v)"),
+        Assign(la.v, la.v + _keras_dv * (1 - la.beta2), "assign_add(v, (g² − v)·(1 − β₂))"),
         Assign(la.u, (la.m / _bias(la.beta1)) / (sp.sqrt(la.v / _bias(la.beta2)) + la.eps),
                "m̂/(√v̂ + ε), β₁ᵗ and β₂ᵗ as ops.power(cast(β, dtype), t)"),
         Assign(la.w, Norm(theta), "sqrt(sum(θ²)) of the decayed θ"),
@@ -366,7 +373,8 @@ LAMB_KERAS = _lamb.LAMB.variant(
     "lamb@keras", dialect=KERAS, title="LAMB (Keras)", rule=keras_lamb_rule,
     hyperparameters=(_lamb.LR, _lamb.BETA1, _lamb.BETA2, _hp(_lamb.EPS, default=1e-7,
                      doc="added to √v̂ (Keras: epsilon, default 1e-7)"), KERAS_WD),
-    doc="keras.optimizers.Lamb (3.15.1): the spec's update with m and v as lerps, ε = 1e-7, and Keras's decoupled "
+    doc="keras.optimizers.Lamb (3.15.1): the spec's update with m and v as m + (g − m)·(1 − β₁) (two roundings, "
+        "not torch's lerp), ε = 1e-7, and Keras's decoupled "
         "decay θ·(1 − λ·lr) applied before the step, so ‖θ‖ is the decayed θ's and λθ is not part of u (the spec "
         "and the paper put λθ inside u, under the trust ratio).  β₁ᵗ and β₂ᵗ are computed in the variable's dtype.",
     torch_class="", paths_doc="", edge_doc="")

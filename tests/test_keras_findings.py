@@ -71,3 +71,28 @@ def test_keras_lamb_float16_update_norm_overflows_for_a_large_tensor():
     assert np.all(got == np.float64(np.float16(0.01)))
     small = _keras_lamb([0.01] * 1_000, [[1.0] * 1_000], torch.float16, lr=0.01)  # Σu² ≈ 976: it moves
     assert np.all(small == np.float64(np.float16(0.0099)))
+
+
+def test_keras_lamb_float64_moments_use_float32_constants():
+    """keras-lamb-float32-constants: update_step multiplies by the Python float 1 − β₁, which Keras's ops turn into
+    a float32 tensor: g = −1, β₁ = 0.9 gives m = −float32(0.1) = −0.10000000149011612 in a float64 variable, where
+    the spec's m is −0.1 (float64).  Likewise v = 0.1·g² with β₂ = 0.9."""
+    p = torch.nn.Parameter(torch.tensor([1.0, 1.0], dtype=torch.float64))
+    opt = keras_torch.Lamb([p], lr=0.5, eps=0.1, betas=(0.9, 0.9))
+    p.grad = torch.tensor([-1.0, 0.0], dtype=torch.float64)
+    opt.step()
+    f32 = float(np.float32(0.1))
+    assert f32 != 0.1
+    assert opt.state[p]["exp_avg"].tolist() == [-f32, 0.0]
+    assert opt.state[p]["exp_avg_sq"].tolist() == [f32, 0.0]
+
+
+@pytest.mark.parametrize("hyper", [dict(betas=(1.5, 0.999)), dict(betas=(0.9, -0.001)), dict(eps=-0.001),
+                                   dict(weight_decay=-0.001)])
+def test_keras_lamb_accepts_any_hyperparameter(hyper):
+    """keras-lamb-accepts-any-hyperparameter: Keras's Lamb constructor checks none of its arguments (its Lion
+    refuses β₁ outside (0, 1]); the spec's domains are β in [0, 1), ε ≥ 0, λ ≥ 0."""
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float32))
+    opt = keras_torch.Lamb([p], lr=0.01, **hyper)
+    p.grad = torch.tensor([1.0, -1.0], dtype=torch.float32)
+    opt.step()  # builds the Keras optimizer and steps, no error

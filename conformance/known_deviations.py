@@ -332,11 +332,12 @@ KNOWN_DEVIATIONS = (
         reason="Optax validates no hyperparameter: a negative lr, beta outside [0, 1) or a negative eps is "
                "taken as given (a documented difference: its aliases are plain functions of their arguments)."),
     KnownDeviation(
-        id="keras-lamb-accepts-any-hyperparameter", implementation=("keras.optimizers.Lamb",), versions=KERAS,
-        spec="lamb@keras", tests=("test_out_of_domain_hyperparameters_are_refused",),
+        id="keras-lamb-lion-unchecked-hyperparameters", implementation=("keras.optimizers.Lamb",
+                                                                         "keras.optimizers.Lion"),
+        versions=KERAS, spec=("lamb@keras", "lion@keras"), tests=("test_out_of_domain_hyperparameters_are_refused",),
         reproduced_by="tests/test_keras_findings.py",
-        reason="keras.optimizers.Lamb checks none of its own arguments: beta_1, beta_2 outside [0, 1), a negative "
-               "epsilon or weight_decay are taken as given (its Lion checks beta_1)."),
+        reason="keras.optimizers.Lamb checks none of its arguments, Lion only beta_1: beta_2 outside [0, 1), a "
+               "negative epsilon or weight_decay (and Lamb's beta_1) are taken as given."),
     KnownDeviation(
         id="adan-pytorch-accepts-any-hyperparameter", implementation=("adan_pytorch.adan:Adan",),
         versions=ADAN_PYTORCH, spec="adan@adan-pytorch", tests=("test_out_of_domain_hyperparameters_are_refused",),

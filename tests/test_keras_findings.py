@@ -90,9 +90,21 @@ def test_keras_lamb_float64_moments_use_float32_constants():
 @pytest.mark.parametrize("hyper", [dict(betas=(1.5, 0.999)), dict(betas=(0.9, -0.001)), dict(eps=-0.001),
                                    dict(weight_decay=-0.001)])
 def test_keras_lamb_accepts_any_hyperparameter(hyper):
-    """keras-lamb-accepts-any-hyperparameter: Keras's Lamb constructor checks none of its arguments (its Lion
-    refuses β₁ outside (0, 1]); the spec's domains are β in [0, 1), ε ≥ 0, λ ≥ 0."""
+    """keras-lamb-lion-unchecked-hyperparameters: Keras's Lamb constructor checks none of its arguments; the spec's
+    domains are β in [0, 1), ε ≥ 0, λ ≥ 0."""
     p = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float32))
     opt = keras_torch.Lamb([p], lr=0.01, **hyper)
     p.grad = torch.tensor([1.0, -1.0], dtype=torch.float32)
     opt.step()  # builds the Keras optimizer and steps, no error
+
+
+@pytest.mark.parametrize("hyper", [dict(betas=(0.9, 1.5)), dict(weight_decay=-0.001)])
+def test_keras_lion_checks_only_beta1(hyper):
+    """keras-lamb-lion-unchecked-hyperparameters: Keras's Lion refuses β₁ outside (0, 1] (at construction, which the
+    adapter now runs per group) and takes β₂ = 1.5 or λ < 0."""
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float32))
+    with pytest.raises(ValueError):
+        keras_torch.Lion([p], lr=0.01, betas=(0.0, 0.99))
+    opt = keras_torch.Lion([p], lr=0.01, **hyper)
+    p.grad = torch.tensor([1.0, -1.0], dtype=torch.float32)
+    opt.step()

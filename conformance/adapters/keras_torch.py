@@ -87,6 +87,13 @@ class KerasOptimizer(torch.optim.Optimizer):
         """(qualified name, version) of what this adapter runs, for the known deviations of Keras."""
         return f"keras.optimizers.{cls.keras_class}", keras.__version__
 
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        # Keras checks its arguments when an optimizer is constructed; the per-parameter ones are built at the first
+        # gradient, so construct one here too, that a group Keras refuses is refused at once, as torch.optim does
+        group = self.param_groups[-1]
+        getattr(keras.optimizers, self.keras_class)(learning_rate=float(group["lr"]), **self.keras_kwargs(group))
+
     # -- subclass hooks ---------------------------------------------------
     def _validate(self, group: dict) -> None:
         if not 0.0 <= group["lr"]:

@@ -37,6 +37,11 @@ equality, and where they agree but SymPy cannot show it, ``Undecided`` is
 raised rather than a verdict guessed.  Domain facts used by the proofs:
 ``1 − βᵗ > 0`` for a decay β in [0, 1) and t ≥ 1 (it is replaced by a positive
 symbol, which lets SymPy split √(v/(1 − βᵗ)) into √v/√(1 − βᵗ)).
+
+Specs that reduce over the tensor (LAMB's norms): a proof keeps each reduction as a non-negative unknown (one per
+argument shown equal on both sides) and checks the cases = 0 and > 0 of each, so it holds for tensors of any size;
+the screen and the witness use one-element tensors, where ‖x‖ = |x|; three-step symbolic unrolling is skipped and
+a difference is decided by the exact witness.
 """
 from __future__ import annotations
 

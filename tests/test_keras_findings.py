@@ -63,7 +63,7 @@ def test_keras_lamb_float16_norm_overflows_for_an_element_past_256():
 
 
 def test_keras_lamb_float16_update_norm_overflows_for_a_large_tensor():
-    """The same sum over u²: with |u| near 1 (Adam's direction), a float16 tensor of more than about 65,000 elements
+    """The same sum over u²: with |u| near 1 (Adam's direction), a float16 tensor of more than about 67,000 elements
     has Σu² > 65504, ‖u‖ = inf and trust ratio ‖θ‖/inf = 0: the layer never moves.  70,000 elements at 0.01,
     g = 1, lr = 0.01: the spec moves each to 0.0099 (0.0099029541 in float16); Keras leaves 0.010002136."""
     n = 70_000

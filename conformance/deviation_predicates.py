@@ -35,6 +35,28 @@ def _step_size_overflows(data) -> bool:
     return False
 
 
+def _pytorch_optimizer_lamb_alpha_overflows(data) -> bool:
+    """pytorch-optimizer's Lamb passes −lr/(1 − β₁ᵗ) (Python floats, t the group's count: every step of the case)
+    as the ``alpha`` of ``torch._foreach_add_``, which refuses a scalar past the tensor dtype's largest finite
+    value (RuntimeError); adam_debias=True passes −lr."""
+    top = float(get_format(data.dtype).max_finite)
+    for i, (h, _) in enumerate(data.groups):
+        lrs = [h["lr"]] + ([row[i] for row in data.lrs if row[i] is not None] if data.lrs else [])
+        for t in range(1, len(data.grads) + 1):
+            bc1 = 1.0 if h.get("adam_debias") else 1.0 - math.pow(h["beta1"], t)
+            if any(lr / bc1 > top for lr in lrs):
+                return True
+    return False
+
+
+def _some_beta_rounds_to_one_in_dtype(data) -> bool:
+    """Some group's β₁ or β₂ rounds to 1 in the case's dtype (bfloat16: β ≥ 1 − 2⁻⁹; float16: β ≥ 1 − 2⁻¹²), where
+    Keras's 1 − cast(β, dtype)ᵗ is 0."""
+    fmt = get_format(data.dtype)
+    return any(round_to_format(Fraction(h[b]), fmt) == 1 for h, _ in data.groups for b in ("beta1", "beta2")
+               if h.get(b) is not None)
+
+
 def _has_non_dense_tensor(data) -> bool:
     """The case is laid out ``strided`` (``conformance.backend.lay_out``) and has a tensor of 2 or more elements:
     one whose elements have gaps between them in memory."""

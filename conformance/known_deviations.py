@@ -193,9 +193,20 @@ KNOWN_DEVIATIONS = (
         versions=KERAS, spec="adam*@keras", path="custom", dtype="float16", tests=VALUE_TESTS,
         reason="Keras computes the bias corrections 1 - beta**t in float16: the first Adam step is 1.4% short."),
     KnownDeviation(
+        id="keras-lamb-beta-power-in-dtype", implementation=("keras.optimizers.Lamb",), versions=KERAS,
+        spec="lamb@keras", path="custom", dtype=("bfloat16", "float16"), tests=VALUE_TESTS,
+        applies=p._some_beta_rounds_to_one_in_dtype, reproduced_by="tests/test_keras_findings.py",
+        reason="Keras's Lamb computes beta**t in the variable's dtype: where beta rounds to 1 there (bfloat16: the "
+               "default 0.999), 1 - beta**t = 0, v_hat = v/0, and theta is NaN or never moves."),
+    KnownDeviation(
+        id="keras-lamb-float32-constants", implementation=("keras.optimizers.Lamb",), versions=KERAS,
+        spec="lamb@keras", path="custom", dtype="float64", tests=VALUE_TESTS, reproduced_by="tests/test_keras_findings.py",
+        reason="Keras's generic Lamb update turns the Python floats 1 - beta1 and 1 - beta2 into float32 tensors: "
+               "float64 m and v are float32-accurate (and lr is float32, as for every Keras optimizer)."),
+    KnownDeviation(
         id="keras-float32-learning-rate",
         implementation=tuple(f"keras.optimizers.{n}" for n in ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad",
-                                                               "Adamax", "Nadam", "Adadelta")),
+                                                               "Adamax", "Nadam", "Adadelta", "Lamb", "Lion")),
         versions=KERAS, spec="*@keras", path="custom", dtype="float64", tests=VALUE_TESTS,
         reason="Keras keeps a float lr in a float32 keras.Variable: float64 parameters step with float32(lr)."),
     # ---- input-specific deviations (the case is set aside) ----------------------------------------------
@@ -248,6 +259,19 @@ KNOWN_DEVIATIONS = (
         tests=VALUE_TESTS, effect="domain", reproduced_by="tests/test_third_party_findings.py",
         reason="with weight_decouple=False, Lion and AdEMAMix add lambda*theta to the caller's p.grad in place (both "
                "paths): after step() p.grad is g + lambda*theta (findings 16, 30)."),
+    KnownDeviation(
+        id="pytorch-optimizer-lamb-counts-steps-per-group", implementation=("pytorch_optimizer.optimizer.lamb:Lamb",),
+        versions=PYTORCH_OPTIMIZER, spec=("lamb", "lamb@pytorch-optimizer"), path="custom", tests=VALUE_TESTS,
+        applies=p._gradient_missing_before_a_later_one, reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's Lamb scales its step by 1/(1 - beta1**t) with the group's step count "
+               "(group['step']): a parameter whose gradient was missing at an earlier step gets t too large."),
+    KnownDeviation(
+        id="pytorch-optimizer-lamb-float16-step-size-raises", implementation=("pytorch_optimizer.optimizer.lamb:Lamb",),
+        versions=PYTORCH_OPTIMIZER, spec=("lamb", "lamb@pytorch-optimizer"), path="custom", dtype="float16",
+        tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._pytorch_optimizer_lamb_alpha_overflows,
+        reproduced_by="tests/test_third_party_findings.py",
+        reason="pytorch-optimizer's Lamb passes -lr/(1 - beta1**t) as torch._foreach_add_'s alpha, which raises "
+               "RuntimeError for a float16 tensor where it exceeds 65504 (lr = 0.01, beta1 = 1 - 1e-7)."),
     KnownDeviation(
         id="adan-pytorch-zero-division-for-tiny-beta", implementation=("adan_pytorch.adan:Adan",),
         versions=ADAN_PYTORCH, spec="adan@adan-pytorch", path="custom", tests=VALUE_TESTS + PROPERTY_RUNS,
@@ -341,11 +365,18 @@ KNOWN_DEVIATIONS = (
     KnownDeviation(
         id="optax-accepts-any-hyperparameter", implementation=tuple(f"optax.{n}" for n in (
             "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta", "lion", "adan",
-            "contrib.ademamix", "contrib.schedule_free_adamw")),
+            "contrib.ademamix", "contrib.schedule_free_adamw", "lamb")),
         versions=OPTAX, spec="*@optax", tests=("test_out_of_domain_hyperparameters_are_refused",),
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax validates no hyperparameter: a negative lr, beta outside [0, 1) or a negative eps is "
                "taken as given (a documented difference: its aliases are plain functions of their arguments)."),
+    KnownDeviation(
+        id="keras-lamb-lion-unchecked-hyperparameters", implementation=("keras.optimizers.Lamb",
+                                                                         "keras.optimizers.Lion"),
+        versions=KERAS, spec=("lamb@keras", "lion@keras"), tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reproduced_by="tests/test_keras_findings.py",
+        reason="keras.optimizers.Lamb checks none of its arguments, Lion only beta_1: beta_2 outside [0, 1), a "
+               "negative epsilon or weight_decay (and Lamb's beta_1) are taken as given."),
     KnownDeviation(
         id="adan-pytorch-accepts-any-hyperparameter", implementation=("adan_pytorch.adan:Adan",),
         versions=ADAN_PYTORCH, spec="adan@adan-pytorch", tests=("test_out_of_domain_hyperparameters_are_refused",),
@@ -355,9 +386,9 @@ KNOWN_DEVIATIONS = (
     KnownDeviation(
         id="optax-float16-bias-correction-reciprocal", implementation=(
             "optax.adam", "optax.adamw", "optax.nadam", "optax.adamax", "optax.adan", "optax.contrib.ademamix",
-            "optax.contrib.schedule_free_adamw"),
+            "optax.contrib.schedule_free_adamw", "optax.lamb"),
         versions=OPTAX, spec=("adam@optax", "adamw@optax", "nadam@optax", "adamax@optax", "adan@optax",
-                              "ademamix@optax", "schedulefree_adamw@optax"), dtype="float16",
+                              "ademamix@optax", "schedulefree_adamw@optax", "lamb@optax"), dtype="float16",
         tests=VALUE_TESTS, applies=p._optax_float16_bias_correction_reciprocal_overflows,
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax divides float16 moments by 1 - beta**t cast to float16, and XLA computes x/c as x*(1/c): "

@@ -45,6 +45,7 @@ from . import ademamix as _ademamix
 from . import adamax as _adamax
 from . import adan as _adan
 from . import common
+from . import lamb as _lamb
 from . import lion as _lion
 from . import get as _get_torch  # spec/__init__ defines get before anything imports this module
 from . import nadam as _nadam
@@ -53,6 +54,7 @@ from . import rmsprop as _rmsprop
 from . import schedulefree as _sf
 from . import schedulefree_sgd as _sfsgd
 from . import sgd as _sgd
+from .reductions import Norm
 from .core import (CLOSED_UNIT, NONNEGATIVE, STEP, Assign, Hyperparameter, Interval, OptimizerSpec, State, g,
                    py_float, t, theta, unless_zero, when)
 from .schedules import REQUIRED
@@ -340,6 +342,60 @@ ADADELTA_KERAS = _adadelta.ADADELTA.variant(
         "lr = 1e-3, ρ = 0.95, ε = 1e-7.",
     torch_class="", paths_doc="", edge_doc="")
 
+# --------------------------------------------------------------------------- Keras 3: LAMB
+
+_keras_dm, _keras_dv = sp.symbols("d_m d_v", real=True)
+
+
+def keras_lamb_rule(f: dict) -> list:
+    """keras.optimizers.Lamb.update_step (keras/src/optimizers/lamb.py; the torch backend has no kernel of its own,
+    so its generic ops run), after Keras's decoupled decay of every variable."""
+    la = _lamb
+    return [
+        *keras_weight_decay(la.eta),
+        # Keras's own arithmetic, not torch's lerp (which evaluates a weight ≥ 0.5 from the other end, so that
+        # g = −inf gives NaN there and −inf here): the difference is a temporary of its own
+        Assign(_keras_dm, g - la.m, "ops.subtract(gradient, m)"),
+        Assign(la.m, la.m + _keras_dm * (1 - la.beta1), "assign_add(m, (g − m)·(1 − β₁))"),
+        Assign(_keras_dv, g ** 2 - la.v, "ops.subtract(ops.square(gradient), v)"),
+        Assign(la.v, la.v + _keras_dv * (1 - la.beta2), "assign_add(v, (g² − v)·(1 − β₂))"),
+        Assign(la.u, (la.m / _bias(la.beta1)) / (sp.sqrt(la.v / _bias(la.beta2)) + la.eps),
+               "m̂/(√v̂ + ε), β₁ᵗ and β₂ᵗ as ops.power(cast(β, dtype), t)"),
+        Assign(la.w, Norm(theta), "sqrt(sum(θ²)) of the decayed θ"),
+        Assign(la.q, Norm(la.u), "sqrt(sum(u²))"),
+        Assign(la.r, sp.Piecewise((la.w / la.q, sp.And(la.w > 0, la.q > 0)), (1, True)),
+               "where(w > 0, where(q > 0, w/q, 1), 1): tensorflow/addons' convention, the spec's"),
+        Assign(theta, theta - (la.r * la.eta) * la.u, "assign_sub(θ, ratio·lr·update)"),
+    ]
+
+
+LAMB_KERAS = _lamb.LAMB.variant(
+    "lamb@keras", dialect=KERAS, title="LAMB (Keras)", rule=keras_lamb_rule,
+    hyperparameters=(_lamb.LR, _lamb.BETA1, _lamb.BETA2, _hp(_lamb.EPS, default=1e-7,
+                     doc="added to √v̂ (Keras: epsilon, default 1e-7)"), KERAS_WD),
+    doc="keras.optimizers.Lamb (3.15.1): the spec's update with m and v as m + (g − m)·(1 − β₁) (two roundings, "
+        "not torch's lerp), ε = 1e-7, and Keras's decoupled "
+        "decay θ·(1 − λ·lr) applied before the step, so ‖θ‖ is the decayed θ's and λθ is not part of u (the spec "
+        "and the paper put λθ inside u, under the trust ratio).  β₁ᵗ and β₂ᵗ are computed in the variable's dtype.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+# --------------------------------------------------------------------------- Keras 3: Lion
+
+LION_KERAS = _lion.LION.variant(
+    "lion@keras", dialect=KERAS, title="Lion (Keras)", rule=lambda f: _lion.LION.rule(f),
+    hyperparameters=(_hp(_lion.LR, default=1e-3),
+                     _hp(_lion.BETA1, domain=_hp_open_unit(closed_hi=True),
+                         doc="weight of m in c (Keras: beta_1; it raises unless 0 < β₁ ≤ 1)"),
+                     _lion.BETA2, _hp(KERAS_WD, doc="decoupled decay θ ← θ·(1 − λ·lr) before the update (Keras: "
+                                      "weight_decay; 0 here means None, off)")),
+    doc="keras.optimizers.Lion (3.15.1; torch backend: keras/src/backend/torch/optimizers/torch_lion.py): the "
+        "spec's statements (Keras's decoupled decay is the spec's θ·(1 − lr·λ) first; c = β₁·m + (1 − β₁)·g; "
+        "θ − lr·sign(c) with torch's sign; m = β₂·m + (1 − β₂)·g), with Keras's lr = 1e-3 and its domain "
+        "0 < β₁ ≤ 1.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
 # --------------------------------------------------------------------------- Optax
 
 EPS_ROOT = Hyperparameter("eps_root", 0.0, NONNEGATIVE, "added to the bias-corrected v inside the square root",
@@ -599,6 +655,75 @@ ADAN_PYTORCH_OPTIMIZER = _adan.ADAN.variant(
         "decay skipped for λ = 0 and weight_decouple in place of no_prox.  It counts t per group, as the "
         "reference code does (not part of this dialect: docs/measured/third-party.md); its maximize is per "
         "optimizer and negates p.grad in place; max_grad_norm, use_gc and adanorm are not covered.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+# --------------------------------------------------------------------------- pytorch-optimizer: LAMB
+
+#: pytorch_optimizer.Lamb's class attribute ``clamp``: ‖θ‖ is clamped to at most this before the trust ratio
+PO_LAMB_CLAMP = 10
+_rd = sp.Symbol("d_inv", real=True)  # 1/(√v + ε), formed by the foreach path before it multiplies m
+_step_size = sp.Symbol("s", real=True)  # the step size, a Python float: lr/(1 − β₁ᵗ), or lr
+LAMB_WEIGHT_DECOUPLE = common.flag(
+    "weight_decouple", "θ ← θ·(1 − λ·lr) before ‖θ‖ is taken, outside the trust ratio (the default); False: "
+    "λ·θ added to u, inside it (the paper's and the spec's form)", default=True)
+GRAD_AVERAGING = common.flag("grad_averaging", "m ← β₁·m + (1 − β₁)·g (the default); False: m ← β₁·m + g",
+                             default=True)
+ADAM_FLAG = common.flag("adam", "trust ratio 1: the step is Adam's (without √(1 − β₂ᵗ))")
+ADAM_DEBIAS = common.flag("adam_debias", "the step size lr, not lr/(1 − β₁ᵗ) (through **kwargs; default False)")
+
+
+def pytorch_optimizer_lamb_rule(f: dict) -> list:
+    """pytorch_optimizer.Lamb's foreach path (the default on the CPU for real tensors; rectify and adanorm turn it
+    off): decay, moments, u = m·(1/(√v + ε)), the trust ratio of the clamped ‖θ‖, θ − (lr/(1 − β₁ᵗ))·(r·u)."""
+    la = _lamb
+    eta, lam = la.eta, la.lam
+    if f["weight_decouple"]:
+        decay = [Assign(theta, unless_zero(lam, theta * (1 - lam * (1 if f["fixed_decay"] else eta)), theta),
+                        "apply_weight_decay_foreach: p.mul_(1 − λ·(1 if fixed_decay else lr)); skipped for λ = 0")]
+        l2 = []
+    else:
+        decay = []
+        l2 = [Assign(la.u, when(lam > 0, la.u + lam * theta, la.u),
+                     "``if not weight_decouple and weight_decay > 0``: u + λ·θ (the paper's place for the decay)")]
+    weight = 1 - la.beta1 if f["grad_averaging"] else 1
+    step = eta if f["adam_debias"] else eta / (1 - la.beta1 ** t)
+    scale = [] if f["adam"] else [Assign(la.u, la.r * la.u, "_foreach_mul_(updates, trust_ratios)")]
+    return [
+        *decay,
+        Assign(la.m, la.beta1 * la.m + weight * g,
+               "exp_avg·β₁, then + β₃·g with β₃ = 1 − β₁ (grad_averaging) or 1"),
+        Assign(la.v, la.beta2 * la.v + (1 - la.beta2) * g ** 2, "exp_avg_sq·β₂ + (1 − β₂)·g² (addcmul)"),
+        Assign(_rd, 1 / (sp.sqrt(la.v) + la.eps), "reciprocal of √v + ε: no bias correction of v"),
+        Assign(la.u, _rd * la.m, "updates = (1/(√v + ε))·m"),
+        *l2,
+        Assign(la.w, Norm(theta), "‖θ‖₂ of the decayed θ"),
+        Assign(la.w, when(la.w > PO_LAMB_CLAMP, PO_LAMB_CLAMP, la.w),
+               "clamp_(max=10) (the class attribute ``clamp``; NaN stays NaN)"),
+        Assign(la.q, Norm(la.u), "‖u‖₂"),
+        Assign(la.r, sp.Piecewise((1, sp.Or(sp.Eq(la.w, 0), sp.Eq(la.q, 0))), (la.w / (la.q + la.eps), True)),
+               "where((w ≠ 0) & (q ≠ 0), w/(q + ε), 1): ε added to ‖u‖"),
+        *scale,
+        Assign(_step_size, step, "step_size = lr/bias_correction1 (apply_adam_debias; adam_debias: lr)"),
+        Assign(theta, theta - _step_size * la.u, "_foreach_add_(params, updates, alpha=−step_size)"),
+    ]
+
+
+LAMB_PYTORCH_OPTIMIZER = _lamb.LAMB.variant(
+    "lamb@pytorch-optimizer", dialect=PYTORCH_OPTIMIZER, title="LAMB (pytorch-optimizer)",
+    rule=pytorch_optimizer_lamb_rule,
+    hyperparameters=(_lamb.LR, _lamb.BETA1, _lamb.BETA2, _lamb.EPS,
+                     _hp(_lamb.WD, doc="weight decay (validated ≥ 0); its form set by weight_decouple and "
+                         "fixed_decay"),
+                     LAMB_WEIGHT_DECOUPLE, FIXED_DECAY, GRAD_AVERAGING, ADAM_FLAG, ADAM_DEBIAS),
+    doc="pytorch_optimizer.Lamb (4.1.0), its default configuration: the paper's moments without bias correction "
+        "of v, u = m/(√v + ε), the decay θ·(1 − λ·lr) applied before the norms and outside the trust ratio, "
+        "r = min(‖θ‖, 10)/(‖u‖ + ε) (1 where either norm is 0), and the step θ − (lr/(1 − β₁ᵗ))·r·u: the "
+        "first moment's bias correction scales the step after the trust ratio, so it is not cancelled by it "
+        "(the docstring says \"without bias correction\").  Not covered: rectify, degenerated_to_sgd, n_sma_threshold "
+        "(a RAdam-like update on its per-parameter path), pre_norm and max_grad_norm (a clip by the global "
+        "norm over every group), adanorm, maximize (per optimizer), foreach=False (u = m/(√v + ε) and "
+        "θ − (s·r)·u: the same exact values).",
     torch_class="", paths_doc="", edge_doc="")
 
 
@@ -966,6 +1091,40 @@ SCHEDULEFREE_ADAMW_OPTAX = _sf.SCHEDULEFREE_ADAMW.variant(
     torch_class="", paths_doc="", edge_doc="")
 
 
+def optax_lamb_rule(f: dict) -> list:
+    """optax.lamb = chain(scale_by_adam, add_decayed_weights, scale_by_trust_ratio, scale_by_learning_rate)."""
+    la = _lamb
+    mhat = la.m / _bias(la.beta1)
+    vhat = la.v / _bias(la.beta2)
+    return [
+        Assign(la.m, (1 - la.beta1) * g + la.beta1 * la.m, "update_moment(g, mu, b1, 1): (1 − b1)·g + b1·m"),
+        Assign(la.v, (1 - la.beta2) * g ** 2 + la.beta2 * la.v, "update_moment_per_elem_norm(g, nu, b2, 2)"),
+        Assign(la.u, mhat / (sp.sqrt(vhat + EPS_ROOT.symbol) + la.eps), "scale_by_adam: m̂/(√(v̂ + ε_root) + ε)"),
+        Assign(la.u, unless_zero(la.lam, la.u + la.lam * theta, la.u),
+               "add_decayed_weights: u + λ·θ (skipped for a constant λ = 0)"),
+        Assign(la.w, Norm(theta), "safe_norm(param, min_norm=0): ‖θ‖₂"),
+        Assign(la.q, Norm(la.u), "safe_norm(update, 0): ‖u‖₂"),
+        Assign(la.r, sp.Piecewise((1, sp.Or(sp.Eq(la.w, 0), sp.Eq(la.q, 0))), (la.w / la.q, True)),
+               "where(w == 0 or q == 0, 1, 1.0·w/(q + 0)): NaN for a NaN norm, where the spec takes 1"),
+        Assign(la.u, la.r * la.u, "scale_by_trust_ratio: update·r"),
+        Assign(theta, theta - la.eta * la.u, "scale_by_learning_rate: −lr·u; apply_updates adds it"),
+    ]
+
+
+LAMB_OPTAX = _lamb.LAMB.variant(
+    "lamb@optax", dialect=OPTAX, title="LAMB (Optax)", rule=optax_lamb_rule,
+    hyperparameters=(_hp(_lamb.LR, default=REQUIRED), _lamb.BETA1, _lamb.BETA2, _lamb.EPS,
+                     _hp(EPS_ROOT, doc="added to v̂ inside the square root (optax.lamb: eps_root, default 0)"),
+                     _hp(_lamb.WD, doc="λ·θ added to the Adam direction before the trust ratio (Optax: "
+                         "weight_decay; 0 skips add_decayed_weights)")),
+    doc="optax.lamb = chain(scale_by_adam(b1, b2, eps, eps_root), add_decayed_weights(λ, mask), "
+        "scale_by_trust_ratio(), scale_by_learning_rate(lr)): the spec's u = m̂/(√(v̂ + ε_root) + ε) + λθ, "
+        "r = ‖θ‖/‖u‖ (1 where either is 0; scale_by_trust_ratio's min_norm = 0, trust_coefficient = 1 and "
+        "eps = 0, which optax.lamb does not expose) and θ ← θ − lr·(r·u).  A NaN norm gives r = NaN, where the "
+        "spec (tensorflow/addons) takes r = 1.  mask (which parameters are decayed) is not covered.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
 # --------------------------------------------------------------------------- the tables
 
 _KERAS_ARGS = {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon", "alpha": "rho",
@@ -985,11 +1144,11 @@ def _args(spec: OptimizerSpec, table: dict) -> dict:
 
 DIALECTS: dict = {s.name: s for s in (
     ADAM_KERAS, ADAMW_KERAS, SGD_KERAS, RMSPROP_KERAS, RMSPROP_TF1, ADAGRAD_KERAS, ADAMAX_KERAS, NADAM_KERAS,
-    ADADELTA_KERAS,
+    ADADELTA_KERAS, LAMB_KERAS, LION_KERAS,
     ADAM_OPTAX, ADAMW_OPTAX, SGD_OPTAX, RMSPROP_OPTAX, ADAGRAD_OPTAX, ADAMAX_OPTAX, NADAM_OPTAX, ADADELTA_OPTAX,
-    LION_PYTORCH_OPTIMIZER, ADAN_PYTORCH_OPTIMIZER, ADAN_ADAN_PYTORCH, ADEMAMIX_PYTORCH_OPTIMIZER,
+    LION_PYTORCH_OPTIMIZER, ADAN_PYTORCH_OPTIMIZER, LAMB_PYTORCH_OPTIMIZER, ADAN_ADAN_PYTORCH, ADEMAMIX_PYTORCH_OPTIMIZER,
     SCHEDULEFREE_ADAMW_Y, SCHEDULEFREE_ADAMW_PYTORCH_OPTIMIZER, SCHEDULEFREE_SGD_Y,
-    LION_OPTAX, ADAN_OPTAX, ADEMAMIX_OPTAX, SCHEDULEFREE_ADAMW_OPTAX,
+    LION_OPTAX, ADAN_OPTAX, ADEMAMIX_OPTAX, SCHEDULEFREE_ADAMW_OPTAX, LAMB_OPTAX,
 )}
 
 _KERAS_COUNTER = ("Keras counts `iterations` per optimizer, not per variable: a variable without a gradient in "
@@ -1020,6 +1179,11 @@ INFO: dict = {
                                                 "apply() call.", _KERAS_LR)),
     "adadelta@keras": DialectInfo("adadelta", KERAS_VERSION, "keras.optimizers.Adadelta", _KSRC.format("adadelta"),
                                   _args(ADADELTA_KERAS, _KERAS_ARGS), (_KERAS_LR,)),
+    "lamb@keras": DialectInfo("lamb", KERAS_VERSION, "keras.optimizers.Lamb", "keras/src/optimizers/lamb.py (no "
+                              "torch kernel: the generic update_step runs on the torch backend)",
+                              _args(LAMB_KERAS, _KERAS_ARGS), (_KERAS_COUNTER, _KERAS_LR)),
+    "lion@keras": DialectInfo("lion", KERAS_VERSION, "keras.optimizers.Lion", _KSRC.format("lion"),
+                              _args(LION_KERAS, _KERAS_ARGS), (_KERAS_COUNTER, _KERAS_LR)),
     "adam@optax": DialectInfo("adam", OPTAX_VERSION, "optax.adam", "optax/_src/alias.py; optax/_src/transform.py",
                               _args(ADAM_OPTAX, _OPTAX_ARGS)),
     "adamw@optax": DialectInfo("adamw", OPTAX_VERSION, "optax.adamw", "optax/_src/alias.py; optax/_src/transform.py",
@@ -1055,6 +1219,18 @@ INFO: dict = {
          "every parameter has a gradient at every step.",
          "Not covered: maximize (one flag per optimizer, negating p.grad in place), max_grad_norm (a global "
          "clip), use_gc, adanorm.")),
+    "lamb@pytorch-optimizer": DialectInfo(
+        "lamb", PYTORCH_OPTIMIZER_VERSION, "pytorch_optimizer.Lamb",
+        "pytorch_optimizer/optimizer/lamb.py; pytorch_optimizer/base/optimizer.py (apply_weight_decay_foreach, "
+        "apply_adam_debias)",
+        {"lr": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "eps": "eps", "weight_decay": "weight_decay",
+         "weight_decouple": "weight_decouple", "fixed_decay": "fixed_decay", "grad_averaging": "grad_averaging",
+         "adam": "adam", "adam_debias": "adam_debias (a **kwargs group option)"},
+        ("t is counted per parameter group (group['step'], advanced at every step() whether or not the parameter "
+         "has a gradient); the dialect counts per parameter, the same while every parameter has a gradient at "
+         "every step.",
+         "Not covered: rectify, degenerated_to_sgd, n_sma_threshold, pre_norm, max_grad_norm, adanorm, maximize "
+         "(one flag per optimizer, negating p.grad in place).")),
     "adan@adan-pytorch": DialectInfo(
         "adan", ADAN_PYTORCH_VERSION, "adan_pytorch.Adan", "adan_pytorch/adan.py",
         {"lr": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "beta3": "betas[2]", "eps": "eps",
@@ -1111,6 +1287,10 @@ INFO: dict = {
                                    "schedule is read at count_m2, the number of earlier steps, where the "
                                    "reference code's warm-ups read the step t = count_m2 + 1.",
                                    "Not covered: mu_dtype, mask.")),
+    "lamb@optax": DialectInfo("lamb", OPTAX_VERSION, "optax.lamb", "optax/_src/alias.py; optax/_src/transform.py "
+                              "(scale_by_adam, scale_by_trust_ratio); optax/_src/numerics.py (safe_norm); "
+                              "optax/transforms/_adding.py (add_decayed_weights)", _args(LAMB_OPTAX, _OPTAX_ARGS),
+                              ("Not covered: mask, schedules as learning rate or weight decay.",)),
     "schedulefree_adamw@optax": DialectInfo(
         "schedulefree_adamw", OPTAX_VERSION, "optax.contrib.schedule_free_adamw",
         "optax/contrib/_schedule_free.py (schedule_free, schedule_free_adamw); optax/_src/transform.py (scale_by_rms)",

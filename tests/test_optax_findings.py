@@ -161,3 +161,15 @@ def test_optax_schedule_free_warm_up_learning_rate_is_float32():
     value = sched(jnp.asarray(1, jnp.int32))
     assert value.dtype == jnp.float32 and float(value) != 0.05 / 3
     assert float(sched(jnp.asarray(5, jnp.int32))) == float(np.float32(0.05)) != 0.05  # after the warm-up too
+
+
+def test_optax_lamb_float16_bias_correction_reciprocal_reaches_the_whole_tensor():
+    """optax-float16-bias-correction-reciprocal in optax.lamb: b2 = 0.99999 gives 1 − b2 = 1e-5 < 2⁻¹⁶ at the first
+    step.  One element with v = 0 (g = 0) has v̂ = 0·inf = NaN, and through ‖u‖ every element of the tensor turns
+    NaN; with v > 0 everywhere v̂ = inf, u = 0 and θ does not move.  The spec (lamb@optax) moves θ by lr·r·u."""
+    theta = jnp.asarray(np.array([1.0, -2.0], np.float16))
+    tx = optax.lamb(0.1, b2=0.99999)
+    updates, _ = tx.update(jnp.asarray(np.array([0.5, 0.0], np.float16)), tx.init(theta), theta)
+    assert np.all(np.isnan(np.asarray(optax.apply_updates(theta, updates), dtype=np.float64)))
+    updates, _ = tx.update(jnp.asarray(np.array([0.5, 0.25], np.float16)), tx.init(theta), theta)
+    assert np.asarray(optax.apply_updates(theta, updates), dtype=np.float64).tolist() == [1.0, -2.0]

@@ -551,3 +551,97 @@ def test_adamax_default_lr_is_half_torchs():
     p = torch.nn.Parameter(torch.ones(1))
     assert ADAMAX.complete({})["lr"] == 2e-3
     assert po.AdaMax([p]).defaults["lr"] == 1e-3
+
+
+# --------------------------------------------------------------------------- pytorch-optimizer 4.1.0: Lamb
+
+LAMB = spec.get("lamb")
+
+
+def _exact_lamb(hyper: dict, theta0: list, grads: list) -> np.ndarray:
+    """The spec's θ (spec/lamb.py, the paper's Algorithm 2) after ``grads``, exact, rounded to float64."""
+    rows = trajectory(LAMB, LAMB.complete(hyper), np.array(theta0),
+                      [None if g is None else np.array(g) for g in grads], formats=("float64",))
+    return rows[-1].rounded("theta", "float64")
+
+
+@pytest.mark.parametrize("foreach", [None, False])
+def test_pytorch_optimizer_lamb_scales_the_trust_ratio_step_by_the_first_bias_correction(foreach):
+    """Finding 50: the step is lr/(1 − β₁ᵗ)·r·u with u = m/(√v + ε): the first moment's bias correction multiplies
+    the step after the trust ratio, which therefore does not cancel it, so the first step is 1/(1 − β₁) = 10 times
+    the paper's (whose m̂ sits inside u, under the ratio) and the docstring's ("without bias correction").
+    θ₀ = [3, 4] (‖θ‖ = 5), g = [1, 1], lr = 0.01: the spec moves θ by lr·‖θ‖ = 0.05 in norm, to
+    [2.96464, 3.96464]; pytorch-optimizer by 0.5, to [2.64645, 3.64645]; adam_debias=True gives the paper's."""
+    theta = torch.nn.Parameter(torch.tensor([3.0, 4.0], dtype=torch.float64))
+    opt = po.Lamb([theta], lr=0.01, foreach=foreach)
+    theta.grad = torch.ones(2, dtype=torch.float64)
+    opt.step()
+    exact = _exact_lamb({"lr": 0.01}, [3.0, 4.0], [[1.0, 1.0]])
+    np.testing.assert_allclose(exact, np.array([3.0, 4.0]) - 0.01 * 5 / math.sqrt(2), rtol=1e-15)  # r·u = 5/√2 each
+    moved, paper = np.linalg.norm(theta.detach().numpy() - [3, 4]), np.linalg.norm(exact - [3, 4])
+    assert abs(paper - 0.05) < 1e-6 and abs(moved / paper - 10) < 1e-4
+    fixed = torch.nn.Parameter(torch.tensor([3.0, 4.0], dtype=torch.float64))
+    opt = po.Lamb([fixed], lr=0.01, foreach=foreach, adam_debias=True)
+    fixed.grad = torch.ones(2, dtype=torch.float64)
+    opt.step()
+    np.testing.assert_allclose(fixed.detach().numpy(), exact, rtol=1e-8)
+
+
+def test_pytorch_optimizer_lamb_bias_corrects_with_its_groups_step_count():
+    """Finding 53 (known deviation pytorch-optimizer-lamb-counts-steps-per-group): a parameter whose first gradient
+    comes at the group's second step is scaled by lr/(1 − β₁²) (t = 2) where its own t = 1 gives lr/(1 − β₁)."""
+    a, b = (torch.nn.Parameter(torch.tensor([3.0, 4.0], dtype=torch.float64)) for _ in range(2))
+    opt = po.Lamb([a, b], lr=0.01)
+    a.grad = torch.ones(2, dtype=torch.float64)
+    opt.step()
+    b.grad = torch.ones(2, dtype=torch.float64)
+    opt.step()
+    moved = np.linalg.norm(b.detach().numpy() - [3, 4])
+    # r·u has the norm of θ (5, up to ε); the step size is lr/(1 − β₁ᵗ)
+    assert abs(moved - 0.01 / (1 - 0.9 ** 2) * 5) < 1e-5 and abs(moved - 0.01 / (1 - 0.9) * 5) > 0.2
+
+
+def test_pytorch_optimizer_lamb_float16_fails_where_the_step_size_passes_65504():
+    """Finding 54 (known deviation pytorch-optimizer-lamb-float16-step-size-raises): lr = 0.01, β₁ = 1 − 1e-7,
+    θ = 1e-3 (float16), g = 1: s = lr/(1 − β₁) = 83,886 exceeds float16's 65,504, though the step s·r·u is about
+    76 (its dialect's exact θ₁ = −76.0038, −76 in float16).  The foreach path (the default on the CPU) passes −s
+    as torch._foreach_add_'s alpha, which must fit the dtype: RuntimeError.  The per-parameter path forms
+    −s·r (r ≈ 208) as a float16 tensor first: −inf, so θ₁ = −inf."""
+    dialect = spec.get("lamb@pytorch-optimizer")
+    hyper = dialect.complete({"lr": 0.01, "beta1": 1 - 1e-7})
+    rows = trajectory(dialect, hyper, np.array([float(np.float16(1e-3))]), [np.array([1.0])],
+                      formats=("float16",))
+    assert rows[-1].rounded("theta", "float16")[0] == -76.0
+
+    def step(foreach):
+        p = torch.nn.Parameter(torch.tensor([1e-3], dtype=torch.float16))
+        opt = po.Lamb([p], lr=0.01, betas=(1 - 1e-7, 0.999), foreach=foreach)
+        p.grad = torch.ones(1, dtype=torch.float16)
+        opt.step()
+        return p.item()
+
+    with pytest.raises(RuntimeError, match="cannot be converted to type c10::Half without overflow"):
+        step(None)
+    assert step(False) == -math.inf
+
+
+@pytest.mark.parametrize("foreach", [None, False])
+def test_pytorch_optimizer_lamb_maximize_is_per_optimizer_and_writes_into_the_gradient(foreach):
+    """Finding 55: as its AdaMax and Lion (findings 8, 11, 15, 16): a group's maximize=True is ignored, the
+    optimizer's negates the caller's p.grad in place, and pre_norm scales p.grad in place."""
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    opt = po.Lamb([{"params": [p], "maximize": True}], lr=0.01, foreach=foreach)
+    p.grad = torch.tensor([1.0, -3.0], dtype=torch.float64)
+    opt.step()
+    assert p[0].item() < 1 and p[1].item() > 2  # descended: the group's maximize was not read
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    opt = po.Lamb([p], lr=0.01, maximize=True, foreach=foreach)
+    p.grad = torch.tensor([1.0, -3.0], dtype=torch.float64)
+    opt.step()
+    assert p.grad.tolist() == [-1.0, 3.0]
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    opt = po.Lamb([p], lr=0.01, pre_norm=True, foreach=foreach)
+    p.grad = torch.tensor([1.0, -3.0], dtype=torch.float64)
+    opt.step()
+    # scaled by max_grad_norm/(‖g‖ + ε), a float32 factor
+    np.testing.assert_allclose(p.grad.numpy(), np.array([1.0, -3.0]) / (math.sqrt(10) + 1e-6), rtol=1e-6)

@@ -50,7 +50,8 @@ if keras.backend.backend() != "torch":  # pragma: no cover - keras was imported 
     raise ImportError(f"Keras runs on the {keras.backend.backend()!r} backend; set KERAS_BACKEND=torch before "
                       "importing keras")
 
-__all__ = ["Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adamax", "Nadam", "Adadelta", "KerasOptimizer"]
+__all__ = ["Adam", "AdamW", "SGD", "RMSprop", "Adagrad", "Adamax", "Nadam", "Adadelta", "Lamb", "Lion",
+           "KerasOptimizer"]
 
 _DTYPES = {torch.float16: "float16", torch.bfloat16: "bfloat16", torch.float32: "float32", torch.float64: "float64"}
 
@@ -85,6 +86,13 @@ class KerasOptimizer(torch.optim.Optimizer):
     def conformance_implementation(cls) -> tuple:
         """(qualified name, version) of what this adapter runs, for the known deviations of Keras."""
         return f"keras.optimizers.{cls.keras_class}", keras.__version__
+
+    def add_param_group(self, param_group):
+        super().add_param_group(param_group)
+        # Keras checks its arguments when an optimizer is constructed; the per-parameter ones are built at the first
+        # gradient, so construct one here too, that a group Keras refuses is refused at once, as torch.optim does
+        group = self.param_groups[-1]
+        getattr(keras.optimizers, self.keras_class)(learning_rate=float(group["lr"]), **self.keras_kwargs(group))
 
     # -- subclass hooks ---------------------------------------------------
     def _validate(self, group: dict) -> None:
@@ -267,3 +275,27 @@ class Adadelta(KerasOptimizer):
 
     def keras_kwargs(self, group):
         return dict(rho=float(group["rho"]), epsilon=float(group["eps"]), weight_decay=_wd(group))
+
+
+class Lamb(KerasOptimizer):
+    """keras.optimizers.Lamb; spec ``lamb@keras``."""
+
+    keras_class = "Lamb"
+    hyper_defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-7, weight_decay=0.0)
+    state_names = {"_momentums": "exp_avg", "_velocities": "exp_avg_sq"}
+
+    def keras_kwargs(self, group):
+        b1, b2 = group["betas"]
+        return dict(beta_1=float(b1), beta_2=float(b2), epsilon=float(group["eps"]), weight_decay=_wd(group))
+
+
+class Lion(KerasOptimizer):
+    """keras.optimizers.Lion; spec ``lion@keras``."""
+
+    keras_class = "Lion"
+    hyper_defaults = dict(lr=1e-3, betas=(0.9, 0.99), weight_decay=0.0)
+    state_names = {"_momentums": "exp_avg"}
+
+    def keras_kwargs(self, group):
+        b1, b2 = group["betas"]
+        return dict(beta_1=float(b1), beta_2=float(b2), weight_decay=_wd(group))

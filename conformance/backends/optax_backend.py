@@ -82,6 +82,8 @@ ARGS = {
     "ademamix@optax": (optax.contrib.ademamix, {"lr": "learning_rate", "beta1": "b1", "beta2": "b2", "beta3": "b3",
                                                 "alpha": "alpha", "eps": "eps", "eps_root": "eps_root",
                                                 "weight_decay": "weight_decay"}),
+    "lamb@optax": (optax.lamb, {"lr": "learning_rate", "beta1": "b1", "beta2": "b2", "eps": "eps",
+                                "eps_root": "eps_root", "weight_decay": "weight_decay"}),
     "schedulefree_adamw@optax": (optax.contrib.schedule_free_adamw, {
         "lr": "learning_rate", "beta1": "b1", "beta2": "b2", "eps": "eps", "weight_decay": "weight_decay",
         "warmup_steps": "warmup_steps"}),
@@ -106,6 +108,7 @@ STATE = {
     "lion@optax": {"mu": "exp_avg"},
     "adan@optax": {"t": "step", "m": "exp_avg", "v": "exp_avg_diff", "n": "exp_avg_sq", "g": "prev_grad"},
     "ademamix@optax": {"count": "step", "m1": "exp_avg_fast", "m2": "exp_avg_slow", "nu": "exp_avg_sq"},
+    "lamb@optax": {"count": "step", "mu": "exp_avg", "nu": "exp_avg_sq"},
     "schedulefree_adamw@optax": {"z": "z", "nu": "exp_avg_sq"},  # weight_sum, max_lr: one scalar per state
 }
 

@@ -60,7 +60,7 @@ from mpmath import libmp
 from spec import OptimizerSpec
 from . import arith
 from .driver import creation_hyper
-from .fast_round import round_exact
+from .fast_round import next_toward, round_exact
 from .formats import FORMATS, get_format
 from .program import compile_rule
 from .step import hyper_schedule, initial_state, trajectory
@@ -166,6 +166,13 @@ class FastInterval(NoTensorRule):
         v = self._t(v)
         return v if np.shape(v.x) == (n,) else T(np.broadcast_to(v.x, (n,)), np.broadcast_to(v.r, (n,)))
 
+    def shaped(self, v, n: int) -> T:
+        """``as_tensor(v, n)``, or ``v`` as a value of shape () where every element has that one value (a state
+        still at its initial value, Adam's max_exp_avg_sq without amsgrad): what is done with it then is done
+        once, and broadcast where it is stored."""
+        t = self._t(v)
+        return t if np.ndim(t.x) == 0 and np.ndim(t.r) == 0 else self.as_tensor(t, n)
+
     @staticmethod
     def value(v: T) -> T:
         return v
@@ -215,18 +222,22 @@ class FastInterval(NoTensorRule):
         if self._all_scalar(xs):
             return self._scalar("add", *xs)
         ts = [self._t(x) for x in xs]
+        # A sum of exact values that binary64 holds exactly is exact (Rprop's θ ∓ Δ at its first steps): radius
+        # 0, so that a tie of the target format (a binary64 midpoint) is certified by rounding it, not left open.
+        # Where some term has no exact element (a radius > 0 throughout: most sums), none is, unchecked.
+        maybe_exact = all((t.r == 0).any() for t in ts)
         s, r, err = ts[0].x, ts[0].r, 0.0
         exact = ts[0].r == 0
         for t in ts[1:]:
             total = s + t.x
-            back = total - s  # TwoSum: (s − (total − back)) + (t.x − back) is the rounding error of s + t.x
-            exact = exact & (t.r == 0) & ((s - (total - back)) + (t.x - back) == 0) & np.isfinite(total)
+            if maybe_exact:
+                back = total - s  # TwoSum: (s − (total − back)) + (t.x − back) is the rounding error of s + t.x
+                exact = exact & (t.r == 0) & ((s - (total - back)) + (t.x - back) == 0) & np.isfinite(total)
             s = total
             r = r + t.r
             err = err + np.abs(s)
-        # A sum of exact values that binary64 holds exactly is exact (Rprop's θ ∓ Δ at its first steps): radius
-        # 0, so that a tie of the target format (a binary64 midpoint) is certified by rounding it, not left open.
-        return T(s, np.where(exact, 0.0, _up(r + U * err)))
+        r = _up(r + U * err)
+        return T(s, np.where(exact, 0.0, r) if maybe_exact else r)
 
     def sub(self, a, b):
         if self._all_scalar((a, b)):
@@ -248,8 +259,8 @@ class FastInterval(NoTensorRule):
             p = p * t.x
             r = _up(prop + U * np.abs(p) + TINY)
         # An exact 0 times finite values is exactly 0 (Rprop's g·g_prev at its first step), and stays decidable.
-        zero = functools.reduce(np.logical_or, [(t.x == 0) & (t.r == 0) for t in ts])
-        if np.any(zero):
+        if any((t.x == 0).any() for t in ts):
+            zero = functools.reduce(np.logical_or, [(t.x == 0) & (t.r == 0) for t in ts])
             finite = functools.reduce(np.logical_and, [np.isfinite(t.x) & np.isfinite(t.r) for t in ts])
             r = np.where(zero & finite, 0.0, r)
         return T(p, r)
@@ -448,12 +459,12 @@ def _initial_tensors(O, pb: "_Problem") -> dict:
 
 def _certify(t: T, fmt) -> tuple:
     """(rounded values as float64, certified mask) of a tensor value in ``fmt``."""
-    lo = np.nextafter(t.x - t.r, -np.inf)
-    hi = np.nextafter(t.x + t.r, np.inf)
+    lo = next_toward(t.x - t.r, up=False)
+    hi = next_toward(t.x + t.r, up=True)
     rl = round_exact(lo, fmt)
     ok = (rl == round_exact(hi, fmt)) & np.isfinite(t.r) & np.isfinite(t.x)
     exact = (t.r == 0) & np.isfinite(t.x)  # x is the exact value: its correct rounding, ties included
-    if np.any(exact & ~ok):
+    if (exact & ~ok).any():
         rl = np.where(exact, round_exact(np.asarray(t.x, dtype=np.float64), fmt), rl)
         ok = ok | exact
     return rl, ok
@@ -535,8 +546,8 @@ def _phase1(pb: _Problem, formats: tuple, bound_fmt=None, scalars="float32"):
     bound_ok = np.ones(n, dtype=bool)
     with np.errstate(all="ignore"):  # inf and NaN are expected: they mark elements phase 1 does not certify
         _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok)
-        todo = np.flatnonzero(~certified & _finite_inputs(pb))
-        if todo.size and formats:
+        todo = np.flatnonzero(~certified & _finite_inputs(pb)) if formats and not certified.all() else ()
+        if len(todo):
             _dd_tier(pb, todo, formats, x, r, rounded, certified)
     return x, r, rounded, certified, e, bound_ok
 
@@ -571,12 +582,12 @@ def _dd_tier(pb: _Problem, todo: np.ndarray, formats, x, r, rounded, certified):
                 current = {k: O.as_tensor(v, m) for k, v in out.items()}
             row = {}
             for k in names:
-                v = O.as_tensor(current[k], m)  # a state still at its initial scalar (no gradient yet)
+                v = O.shaped(current[k], m)  # a state still at its initial scalar (no gradient yet): shape ()
                 for f in formats:
                     rl, good = certify(v, FORMATS[f])
-                    row[f, k] = rl
+                    row[f, k] = np.broadcast_to(rl, (m,))
                     ok &= good
-                row["x", k], row["r", k] = v.h, _up(np.abs(v.l) + v.r)
+                row["x", k], row["r", k] = np.broadcast_to(v.h, (m,)), np.broadcast_to(_up(np.abs(v.l) + v.r), (m,))
             rows.append(row)
         done = idx[ok]
         for s, row in enumerate(rows):
@@ -609,7 +620,7 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
                 # charged its conversion); it is made a tensor only to be recorded.
                 current = program(O, {**current, "g": O.tensor(gr[lo:hi]), **scalars[s]})
             for k in names:
-                current_k = O.as_tensor(current[k], hi - lo)
+                current_k = O.shaped(current[k], hi - lo)
                 t = O.value(current_k)
                 x[s][k][lo:hi] = t.x
                 r[s][k][lo:hi] = t.r

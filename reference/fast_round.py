@@ -29,6 +29,22 @@ def round_array(x, fmt) -> np.ndarray:
     return round_exact(x, fmt).astype(fmt.dtype)  # exact: every value is already one of fmt's
 
 
+def next_toward(x: np.ndarray, up: bool) -> np.ndarray:
+    """``np.nextafter(x, ±inf)`` bit for bit (float64 array; ``up``: toward +inf), about 4× faster on finite values.
+
+    A finite non-zero float64's neighbour away from or toward zero is its bit pattern, read as an integer, plus or
+    minus 1; ±0, ±inf and NaN (where that is wrong) are left to ``np.nextafter`` itself.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    i = x.view(np.int64)
+    step = (i >> 63) | 1  # −1 for a negative value, 1 otherwise: away from zero for +1
+    y = (i + step if up else i - step).view(np.float64)
+    odd = ~np.isfinite(x) | (x == 0)
+    if odd.any():
+        y = np.where(odd, np.nextafter(x, np.inf if up else -np.inf), y)
+    return y
+
+
 def round_exact(x: np.ndarray, fmt: Format) -> np.ndarray:
     """``round_array`` as float64 values (each exactly a value of ``fmt``, or ±inf/NaN)."""
     if fmt.precision == 53:

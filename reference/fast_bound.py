@@ -42,7 +42,7 @@ from mpmath import libmp
 
 from .bound import Bound, Cond
 from .fast import TINY, FastInterval, NoTensorRule, T, _up
-from .fast_round import round_exact
+from .fast_round import has_zero, round_exact, some
 from .formats import Format
 
 
@@ -148,7 +148,7 @@ class FastBound(NoTensorRule):
         v = self.tensor(x)
         x = v.t.x
         off = np.isfinite(x) & (round_exact(x, self.fmt) != x)
-        if np.any(off):
+        if some(off):
             v.e = np.where(off, np.nextafter(self.u * np.abs(x) + self.eta, np.inf), 0.0)
         return v
 
@@ -239,12 +239,12 @@ class FastBound(NoTensorRule):
     @staticmethod
     def _vabs(t: T):
         """An upper bound of |exact value|."""
-        return np.abs(t.x) + t.r
+        return t.ax + t.r
 
     @staticmethod
     def _low(t: T):
         """|x| − r: a lower bound of |exact value| where it is ≥ 0 (``_rounding_lo``, ``_overflow``)."""
-        return np.abs(t.x) - t.r
+        return t.ax - t.r
 
     def _rounding_lo(self, t: T, low=None):
         """A lower bound of ``Bound._round``'s own term c·(u·(|v| + e) + η) for a result enclosed by ``t``
@@ -256,13 +256,13 @@ class FastBound(NoTensorRule):
         """(mask, reasons): elements whose ``arg`` (a divisor, a √ argument) is, for sure, within ``Bound``'s
         error of zero: its magnitude's upper bound ``mag_hi`` at most the error's lower bound ``arg.elo``."""
         mask = (np.asarray(arg.elo) > 0) & (mag_hi <= arg.elo)
-        return mask, ((reason,) if mask.any() else ())
+        return mask, ((reason,) if some(mask) else ())
 
     def _overflow(self, t: T, lim, why, low=None):
         """``(lim, why)`` with the elements whose result ``t`` certainly exceeds the largest finite value added
         (``Bound._round`` finds |v| + e above it: limited); ``low``: ``_low(t)``, when the caller has it."""
         over = (self._low(t) if low is None else low) > self.max_finite
-        if not over.any():
+        if not some(over):
             return lim, why
         return lim | over, tuple(dict.fromkeys((*why, f"overflow: a value exceeds the largest {self.fmt.name} "
                                                       f"(decided in bulk)")))
@@ -301,7 +301,7 @@ class FastBound(NoTensorRule):
     @staticmethod
     def _has_zero(xs) -> bool:
         """Whether some operand has an element 0 (only those can be exact zeros, ``_zero``)."""
-        return any((x.t.x == 0).any() for x in xs)
+        return any(has_zero(x.t.x) for x in xs)
 
     # -- arithmetic -------------------------------------------------------------------
     def add(self, *xs):
@@ -340,7 +340,7 @@ class FastBound(NoTensorRule):
     def abs(self, a):
         if self._is_scalar(a):
             return self._scalar("abs", a)
-        return TB(T(np.abs(a.t.x), a.t.r), a.e, a.esc, a.lim, a.why, elo=a.elo)
+        return TB(T(a.t.ax, a.t.r), a.e, a.esc, a.lim, a.why, elo=a.elo)
 
     def mul(self, *xs):
         if all(map(self._is_scalar, xs)):
@@ -356,13 +356,13 @@ class FastBound(NoTensorRule):
         if self._has_zero(ops):
             finite = functools.reduce(np.logical_and, [np.isfinite(x.e) for x in ops])
             zero = self._any(*(self._zero(x) for x in ops)) & finite
-        ones = [np.abs(x.t.x) == 1 for x in ops]
+        ones = [x.t.ax == 1 for x in ops]
         units = None  # no exact factor ±1, which Bound.mul skips (none has an element ±1)
-        if len(ops) >= 3 or any(o.any() for o in ones):
+        if len(ops) >= 3 or any(some(o) for o in ones):
             units = [(x.e == 0) & o for x, o in zip(ops, ones)]
         # The product chain of Bound.mul.  Where no factor is ±1 (the common case) every factor enters it, without
         # the per-element choice of which to skip.
-        chain = units is None or not any(u.any() for u in units)
+        chain = units is None or not any(some(u) for u in units)
         if chain:
             acc_v, acc_e = self._vabs(ops[0].t), ops[0].e
             for x in ops[1:]:
@@ -429,7 +429,7 @@ class FastBound(NoTensorRule):
         S = _up(va + vb + a_.e + b_.e)
         diff = _up(np.abs(b_.t.x - a_.t.x) + a_.t.r + b_.t.r)
         over = diff + a_.e + b_.e > self.max_finite
-        aw = np.abs(w_.t.x) + w_.t.r
+        aw = w_.t.ax + w_.t.r
         a1w = _up(np.abs(1 - w_.t.x) + w_.t.r)
         W = _up(np.maximum(aw, a1w) + w_.e)
         e = _up(a1w * a_.e + aw * b_.e + w_.e * S + 2 * c * (u * W * S * (1 + c * u) + self.eta) + c * u * a1w * S)
@@ -438,7 +438,7 @@ class FastBound(NoTensorRule):
         e, esc_r = self._round(self._vabs(value), e, esc | (over & finite))
         # a + 0·(b − a) = a exactly (a's error, no rounding), when b's error is finite
         keep = w_zero & np.isfinite(bv.e)
-        if not keep.any():
+        if not some(keep):
             return TB(value, e, esc_r, *_lim(a_, b_, w_))
         av = self._view(a)
         return TB(T(np.where(keep, av.t.x, value.x), np.where(keep, av.t.r, value.r)),
@@ -451,7 +451,7 @@ class FastBound(NoTensorRule):
         a, b = self._operands((a, b))
         value = self.fi.div(a.t, b.t)
         esc = a.esc | b.esc
-        d = _down(np.abs(b.t.x) - b.t.r - b.e)  # a lower bound of |b| − e_b
+        d = _down(b.t.ax - b.t.r - b.e)  # a lower bound of |b| − e_b
         esc = esc | ~(d > 0)  # Bound: a division by 0, or by a value within its error of 0 (unbounded)
         lim, why = _lim(a, b)
         near0, reason = self._certainly_limited(b, self._vabs(b.t), f"underflow: a divisor is within its error "

@@ -29,7 +29,7 @@ from mpmath import libmp
 
 from . import arith
 from .fast import TC, TINY, FastInterval, _float_toward, _up
-from .fast_round import next_toward, round_exact
+from .fast_round import has_zero, next_toward, round_exact
 
 REL = 2.0 ** -97
 _SPLIT = 134217729.0  # 2^27 + 1
@@ -138,7 +138,7 @@ class FastDD(FastInterval):
         w = tl + vl
         zh, zl = _fast_two_sum(vh, w)
         r = _up(a.r + b.r + REL * np.abs(zh) + TINY)
-        if not (_exact(a).any() and _exact(b).any()):  # no element of both exact: none is exact (below)
+        if not (has_zero(a.r) and has_zero(b.r)):  # no element of both exact: none is exact (below)
             return D(zh, zl, r)
         # Exact operands whose sum the algorithm forms without error: the two TwoSums are error-free, and so are
         # the FastTwoSums when u = sl + th and w = tl + vl are exact and each FastTwoSum's first argument is the
@@ -165,7 +165,7 @@ class FastDD(FastInterval):
         zh, zl = _fast_two_sum(ch, cl3)
         ma, mb = _mag(a), _mag(b)
         r = _up(ma * b.r + mb * a.r + a.r * b.r + REL * np.abs(zh) + TINY)
-        if not (_exact(a).any() or _exact(b).any()):  # no exact operand: no exact product (below)
+        if not (has_zero(a.r) or has_zero(b.r)):  # no exact operand: no exact product (below)
             return D(zh, zl, r)
         # An exact 0 times a finite value is exactly 0 (Rprop's g·g_prev at its first step), and stays decidable.
         zero = ((_exact(a) & (a.h == 0) & np.isfinite(b.h) & np.isfinite(b.r))

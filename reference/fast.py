@@ -618,9 +618,9 @@ def _dd_tier(pb: _Problem, todo: np.ndarray, formats, x, r, rounded, certified):
                 v = O.shaped(current[k], m)  # a state still at its initial scalar (no gradient yet): shape ()
                 for f in formats:
                     rl, good = certify(v, FORMATS[f])
-                    row[f, k] = np.broadcast_to(rl, (m,))
+                    row[f, k] = _full(rl, m)
                     ok &= good
-                row["x", k], row["r", k] = np.broadcast_to(v.h, (m,)), np.broadcast_to(_up(np.abs(v.l) + v.r), (m,))
+                row["x", k], row["r", k] = _full(v.h, m), _full(_up(np.abs(v.l) + v.r), m)
             rows.append(row)
         done = idx[ok]
         for s, row in enumerate(rows):
@@ -629,6 +629,11 @@ def _dd_tier(pb: _Problem, todo: np.ndarray, formats, x, r, rounded, certified):
                 for f in formats:
                     rounded[s][f][k][done] = row[f, k][ok]
         certified[done] = True
+
+
+def _full(a, n: int) -> np.ndarray:
+    """``a`` as an array of ``n`` elements (broadcast when of shape ())."""
+    return a if np.shape(a) == (n,) else np.broadcast_to(a, (n,))
 
 
 def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok):

@@ -139,8 +139,9 @@ class FastBound(NoTensorRule):
         return self._cache[key]
 
     def tensor(self, x) -> TB:
-        t = self.fi.tensor(x)
-        return TB(t, np.zeros(np.shape(t.x)), ~np.isfinite(t.x), np.bool_(False), ())
+        x = np.asarray(x, dtype=np.float64)
+        finite = np.isfinite(x)
+        return TB(T(x, np.where(finite, 0.0, np.inf)), np.zeros(np.shape(x)), ~finite, np.bool_(False), ())
 
     def given(self, x) -> TB:
         """Given state (``Bound.initial``'s rule, per element): exact where a value of the format, else charged
@@ -183,7 +184,7 @@ class FastBound(NoTensorRule):
         A limited element is settled whatever else phase 1 could not decide about it: with finite inputs
         (the caller's to check) ``Bound`` gives it a reason (``why``, or one like them), and a check
         accepts any value of a limited element."""
-        limited = np.broadcast_to(v.lim, np.shape(v.e))
+        limited = v.lim if np.shape(v.lim) == np.shape(v.e) else np.broadcast_to(v.lim, np.shape(v.e))
         settled = (~v.esc & np.isfinite(v.e)) | limited
         return np.where(np.isnan(v.e), np.inf, v.e), settled, limited, v.why
 

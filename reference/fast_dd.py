@@ -273,8 +273,10 @@ def certify(v: D, fmt) -> tuple:
         # of h's binary64 neighbours (whose ties may go either way): each candidate y is certified when the
         # enclosure lies strictly between the midpoints to y's neighbours (binary64 values).
         out, good = np.zeros_like(v.h), np.zeros(np.shape(v.h), dtype=bool)
-        for z in (v.h, next_toward(v.h, up=False), next_toward(v.h, up=True)):
-            y, ok = _inside(v, round_exact(z, fmt), fmt)
+        # The three candidates at once (one row each, in this order: a later certified one is taken)
+        ys, oks = _inside(v, round_exact(np.stack([v.h, next_toward(v.h, up=False), next_toward(v.h, up=True)]),
+                                         fmt), fmt)
+        for y, ok in zip(ys, oks):
             out = np.where(ok, y, out)
             good |= ok
         exact = (v.r == 0) & (v.l == 0)  # exactly the binary64 value h: its correct rounding, ties included

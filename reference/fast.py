@@ -480,8 +480,8 @@ def _certify(t: T, fmt) -> tuple:
     """(rounded values as float64, certified mask) of a tensor value in ``fmt``."""
     lo = next_toward(t.x - t.r, up=False)
     hi = next_toward(t.x + t.r, up=True)
-    rl = round_exact(lo, fmt)
-    ok = (rl == round_exact(hi, fmt)) & np.isfinite(t.r) & np.isfinite(t.x)
+    rl = round_exact(lo, fmt, quiet=True)  # under _phase1's np.errstate
+    ok = (rl == round_exact(hi, fmt, quiet=True)) & np.isfinite(t.r) & np.isfinite(t.x)
     exact = (t.r == 0) & np.isfinite(t.x)  # x is the exact value: its correct rounding, ties included
     if some(exact & ~ok):
         rl = np.where(exact, round_exact(np.asarray(t.x, dtype=np.float64), fmt), rl)

@@ -274,8 +274,8 @@ def certify(v: D, fmt) -> tuple:
         # enclosure lies strictly between the midpoints to y's neighbours (binary64 values).
         out, good = np.zeros_like(v.h), np.zeros(np.shape(v.h), dtype=bool)
         # The three candidates at once (one row each, in this order: a later certified one is taken)
-        ys, oks = _inside(v, round_exact(np.stack([v.h, next_toward(v.h, up=False), next_toward(v.h, up=True)]),
-                                         fmt), fmt)
+        candidates = np.stack([v.h, next_toward(v.h, up=False), next_toward(v.h, up=True)])
+        ys, oks = _inside(v, round_exact(candidates, fmt, quiet=True), fmt)  # under fast._phase1's np.errstate
         for y, ok in zip(ys, oks):
             out = np.where(ok, y, out)
             good |= ok

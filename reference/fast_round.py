@@ -60,11 +60,16 @@ def next_toward(x: np.ndarray, up: bool) -> np.ndarray:
     return y
 
 
-def round_exact(x: np.ndarray, fmt: Format) -> np.ndarray:
-    """``round_array`` as float64 values (each exactly a value of ``fmt``, or ±inf/NaN)."""
+def round_exact(x: np.ndarray, fmt: Format, quiet: bool = False) -> np.ndarray:
+    """``round_array`` as float64 values (each exactly a value of ``fmt``, or ±inf/NaN).
+
+    ``quiet``: the caller has already silenced NumPy's overflow warnings (``np.errstate``), which then costs
+    more than a float32 rounding of a small array to enter again."""
     if fmt.precision == 53:
         return np.array(x, dtype=np.float64)
     if fmt.name == "float32":  # IEEE's float64 → float32 conversion is one correct rounding (and 4× faster)
+        if quiet:
+            return x.astype(np.float32).astype(np.float64)
         with np.errstate(over="ignore"):
             return x.astype(np.float32).astype(np.float64)
     _, e = np.frexp(x)  # |x| = m·2^e with ½ ≤ m < 1, so the binade is 2^(e−1); 0 for 0, inf, nan

@@ -54,7 +54,7 @@ from reference.fast import U, _up, fast_reference_and_bounds_many, fast_verdicts
 from reference.driver import hyper_schedule
 from reference.formats import exact, get_format, to_hex
 from reference.program import state_read
-from reference.step import Unstable, trajectory
+from reference.step import Snapshot, Unstable, trajectory
 from reference.ulp import ulp_error
 
 from .backend import Case
@@ -653,7 +653,7 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
     report.exact_left -= min(limit, len(undecided))
     exact_idx = set(undecided[:limit]) | set(sorted(failing)[:DESCRIBED_FAILURES]) | set(first_fail.values())
     order = sorted(exact_idx)
-    refs, bnd_rows = exact_rows(np.array(order, dtype=np.intp)) if order else (None, None)
+    refs, bnd_rows = _exact_rows_reusing(order, snaps, bnds, exact_rows) if order else (None, None)
     pos = {f: n for n, f in enumerate(order)}
     b = best[1] if best[1] is not None and best[1] not in pos else None
     best_bulk = []  # (Bulk, lost) of each value of element b counted in bulk
@@ -710,6 +710,38 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                     report.findings.append(_exact_finding(s, i, j, name, got, prev, b, refs1[k], bnds1[k][name], 0,
                                                           shape, fmt))
         report.best.append((best[0], compare_best))
+
+
+def _exact_rows_reusing(order, snaps, bnds, exact_rows):
+    """``exact_rows(order)`` (per snapshot, reference rows with ``theta``/``state`` and bound rows by name, element
+    p of each for flat element ``order[p]``), taking the elements the fast reference already ran through
+    ``reference.step`` and ``reference.bound`` in its phase 2 (``elements`` of every step's snapshot and bounds,
+    for every output) from there: the same functions on the same inputs, which the exact comparison would run a
+    second time."""
+    names = list(snaps[0].value)
+    known = [f for f in order if all(f in sn.elements.get(name, ()) for sn in snaps for name in names)
+             and all(f in b.elements.get(name, ()) for b in bnds for name in names)]
+    if not known:
+        return exact_rows(np.array(order, dtype=np.intp))
+    reused = set(known)
+    rest = [f for f in order if f not in reused]
+    refs, bnd_rows = exact_rows(np.array(rest, dtype=np.intp)) if rest else (None, None)
+    at = {f: p for p, f in enumerate(rest)}
+    out_refs, out_bnds = [], []
+    for k, (sn, b) in enumerate(zip(snaps, bnds)):
+        row, brow = {}, {}
+        for name in names:
+            els, ebs = np.empty(len(order), dtype=object), np.empty(len(order), dtype=object)
+            for p, f in enumerate(order):
+                if f in at:
+                    els[p] = (refs[k].theta if name == "theta" else refs[k].state[name]).reshape(-1)[at[f]]
+                    ebs[p] = bnd_rows[k][name].reshape(-1)[at[f]]
+                else:
+                    els[p], ebs[p] = sn.elements[name][f], b.elements[name][f]
+            row[name], brow[name] = els, ebs
+        out_refs.append(Snapshot(t=sn.t, theta=row.pop("theta"), state=row, stepped=sn.stepped))
+        out_bnds.append(brow)
+    return out_refs, out_bnds
 
 
 def _exact_finding(s, i, j, name, got, prev, f, ref_row, bnd_arr, p, shape, fmt) -> Finding:

@@ -60,7 +60,7 @@ from mpmath import libmp
 from spec import OptimizerSpec
 from . import arith
 from .driver import creation_hyper
-from .fast_round import round_exact
+from .fast_round import has_zero, next_toward, round_exact, some
 from .formats import FORMATS, get_format
 from .program import compile_rule
 from .step import hyper_schedule, initial_state, trajectory
@@ -87,10 +87,23 @@ def _up(r):
 
 @dataclass
 class T:
-    """A tensor value: |exact − x| ≤ r elementwise (r = inf or NaN: no enclosure, not certified)."""
+    """A tensor value: |exact − x| ≤ r elementwise (r = inf or NaN: no enclosure, not certified).
+
+    ``ax`` is |x|, computed once (the interval and the bound arithmetic each need it)."""
 
     x: np.ndarray
     r: np.ndarray
+
+    @functools.cached_property
+    def ax(self):
+        return np.abs(self.x)
+
+    @staticmethod
+    def with_abs(x, r, ax) -> "T":
+        """``T(x, r)`` whose |x| (``ax``) the caller has already computed."""
+        t = T(x, r)
+        t.__dict__["ax"] = ax
+        return t
 
 
 @dataclass
@@ -166,6 +179,13 @@ class FastInterval(NoTensorRule):
         v = self._t(v)
         return v if np.shape(v.x) == (n,) else T(np.broadcast_to(v.x, (n,)), np.broadcast_to(v.r, (n,)))
 
+    def shaped(self, v, n: int) -> T:
+        """``as_tensor(v, n)``, or ``v`` as a value of shape () where every element has that one value (a state
+        still at its initial value, Adam's max_exp_avg_sq without amsgrad): what is done with it then is done
+        once, and broadcast where it is stored."""
+        t = self._t(v)
+        return t if np.ndim(t.x) == 0 and np.ndim(t.r) == 0 else self.as_tensor(t, n)
+
     @staticmethod
     def value(v: T) -> T:
         return v
@@ -215,18 +235,24 @@ class FastInterval(NoTensorRule):
         if self._all_scalar(xs):
             return self._scalar("add", *xs)
         ts = [self._t(x) for x in xs]
-        s, r, err = ts[0].x, ts[0].r, 0.0
+        # A sum of exact values that binary64 holds exactly is exact (Rprop's θ ∓ Δ at its first steps): radius
+        # 0, so that a tie of the target format (a binary64 midpoint) is certified by rounding it, not left open.
+        # Where some term has no exact element (a radius > 0 throughout: most sums), none is, unchecked.
+        maybe_exact = all(has_zero(t.r) for t in ts)
+        s, r, err, a = ts[0].x, ts[0].r, 0.0, None
         exact = ts[0].r == 0
         for t in ts[1:]:
             total = s + t.x
-            back = total - s  # TwoSum: (s − (total − back)) + (t.x − back) is the rounding error of s + t.x
-            exact = exact & (t.r == 0) & ((s - (total - back)) + (t.x - back) == 0) & np.isfinite(total)
+            if maybe_exact:
+                back = total - s  # TwoSum: (s − (total − back)) + (t.x − back) is the rounding error of s + t.x
+                exact = exact & (t.r == 0) & ((s - (total - back)) + (t.x - back) == 0) & np.isfinite(total)
             s = total
             r = r + t.r
-            err = err + np.abs(s)
-        # A sum of exact values that binary64 holds exactly is exact (Rprop's θ ∓ Δ at its first steps): radius
-        # 0, so that a tie of the target format (a binary64 midpoint) is certified by rounding it, not left open.
-        return T(s, np.where(exact, 0.0, _up(r + U * err)))
+            a = np.abs(s)
+            err = err + a
+        r = _up(r + U * err)
+        r = np.where(exact, 0.0, r) if maybe_exact else r
+        return T(s, r) if a is None else T.with_abs(s, r, a)
 
     def sub(self, a, b):
         if self._all_scalar((a, b)):
@@ -242,17 +268,18 @@ class FastInterval(NoTensorRule):
         if self._all_scalar(xs):
             return self._scalar("mul", *xs)
         ts = [self._t(x) for x in xs]
-        p, r = ts[0].x, ts[0].r
+        p, r, a = ts[0].x, ts[0].r, ts[0].ax
         for t in ts[1:]:
-            prop = np.abs(p) * t.r + np.abs(t.x) * r + r * t.r
+            prop = a * t.r + t.ax * r + r * t.r
             p = p * t.x
-            r = _up(prop + U * np.abs(p) + TINY)
+            a = np.abs(p)
+            r = _up(prop + U * a + TINY)
         # An exact 0 times finite values is exactly 0 (Rprop's g·g_prev at its first step), and stays decidable.
-        zero = functools.reduce(np.logical_or, [(t.x == 0) & (t.r == 0) for t in ts])
-        if np.any(zero):
+        if any(has_zero(t.x) for t in ts):
+            zero = functools.reduce(np.logical_or, [(t.x == 0) & (t.r == 0) for t in ts])
             finite = functools.reduce(np.logical_and, [np.isfinite(t.x) & np.isfinite(t.r) for t in ts])
             r = np.where(zero & finite, 0.0, r)
-        return T(p, r)
+        return T.with_abs(p, r, a)
 
     def lerp(self, a, b, w):
         """``a + w·(b − a)``, as ``arith.Interval`` evaluates it (exact values: every form is the same)."""
@@ -263,11 +290,12 @@ class FastInterval(NoTensorRule):
             return self._scalar("div", a, b)
         a, b = self._t(a), self._t(b)
         q = a.x / b.x
-        d = (np.abs(b.x) - b.r) * (1 - 2.0 ** -50)  # a lower bound of min |b| over its interval
-        aq = np.abs(q) * (1 + 2.0 ** -50) + TINY  # an upper bound of |a.x / b.x|
-        r = _up((a.r + aq * b.r) / d + U * np.abs(q) + TINY)
+        d = (b.ax - b.r) * (1 - 2.0 ** -50)  # a lower bound of min |b| over its interval
+        abs_q = np.abs(q)
+        aq = abs_q * (1 + 2.0 ** -50) + TINY  # an upper bound of |a.x / b.x|
+        r = _up((a.r + aq * b.r) / d + U * abs_q + TINY)
         r = np.where(d > 0, r, np.inf)
-        return T(q, r)
+        return T.with_abs(q, r, abs_q)
 
     def sqrt(self, a):
         if self._is_scalar(a):
@@ -281,7 +309,7 @@ class FastInterval(NoTensorRule):
     def abs(self, a):
         if self._is_scalar(a):
             return self._scalar("abs", a)
-        return T(np.abs(a.x), a.r)
+        return T(a.ax, a.r)
 
     def max(self, *xs):
         if self._all_scalar(xs):
@@ -440,20 +468,22 @@ def _step_scalars(O, pb: "_Problem") -> list:
 def _initial_tensors(O, pb: "_Problem") -> dict:
     """The initial values of the states not given, as values of ``O``, computed once per spec and hyperparameters."""
     created = creation_hyper(pb.hyper, pb.in_force, pb.grads)
-    key = ("initial", pb.spec, tuple(sorted(created.items())))
-    if key not in O._steps:
-        O._steps[key] = {name: O.initial(_scalar_state(pb.spec, created, name)) for name in pb.program.outputs[1:]}
-    return {k: v for k, v in O._steps[key].items() if k not in pb.state}
+    key = ("initial", id(pb.spec), tuple(sorted(created.items())))  # id: a spec's own hash walks all its fields
+    hit = O._steps.get(key)
+    if hit is None or hit[0] is not pb.spec:  # the spec is kept with its values, so its id stays its own
+        hit = O._steps[key] = (pb.spec, {name: O.initial(_scalar_state(pb.spec, created, name))
+                                         for name in pb.program.outputs[1:]})
+    return {k: v for k, v in hit[1].items() if k not in pb.state}
 
 
 def _certify(t: T, fmt) -> tuple:
     """(rounded values as float64, certified mask) of a tensor value in ``fmt``."""
-    lo = np.nextafter(t.x - t.r, -np.inf)
-    hi = np.nextafter(t.x + t.r, np.inf)
-    rl = round_exact(lo, fmt)
-    ok = (rl == round_exact(hi, fmt)) & np.isfinite(t.r) & np.isfinite(t.x)
+    lo = next_toward(t.x - t.r, up=False)
+    hi = next_toward(t.x + t.r, up=True)
+    rl = round_exact(lo, fmt, quiet=True)  # under _phase1's np.errstate
+    ok = (rl == round_exact(hi, fmt, quiet=True)) & np.isfinite(t.r) & np.isfinite(t.x)
     exact = (t.r == 0) & np.isfinite(t.x)  # x is the exact value: its correct rounding, ties included
-    if np.any(exact & ~ok):
+    if some(exact & ~ok):
         rl = np.where(exact, round_exact(np.asarray(t.x, dtype=np.float64), fmt), rl)
         ok = ok | exact
     return rl, ok
@@ -482,10 +512,24 @@ class _Problem:
         return self.param.size
 
 
+_PROGRAMS = {}  # (id(spec), flags) → (spec, program): compile_rule's own cache hashes the spec, all its fields
+
+
+def _program(spec, hyper) -> object:
+    """``compile_rule(spec, hyper)``, looked up by the spec's identity."""
+    key = (id(spec), tuple(sorted((h.name, bool(hyper.get(h.name, h.default))) for h in spec.flags)))
+    hit = _PROGRAMS.get(key)
+    if hit is None or hit[0] is not spec:  # the spec is kept with its program, so its id stays its own
+        if len(_PROGRAMS) > 256:  # specs made on the fly (tests) are not kept forever
+            _PROGRAMS.clear()
+        hit = _PROGRAMS[key] = (spec, compile_rule(spec, hyper))
+    return hit[1]
+
+
 def _problem(spec, hyper, param, grads, state, step, lrs, hypers, validate) -> _Problem:
     hyper = spec.complete(hyper)
     in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers, validate=validate)
-    program = compile_rule(spec, hyper)
+    program = _program(spec, hyper)
     param = np.asarray(param)
     shape = param.shape
     for s, gr in enumerate(grads):
@@ -535,8 +579,8 @@ def _phase1(pb: _Problem, formats: tuple, bound_fmt=None, scalars="float32"):
     bound_ok = np.ones(n, dtype=bool)
     with np.errstate(all="ignore"):  # inf and NaN are expected: they mark elements phase 1 does not certify
         _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok)
-        todo = np.flatnonzero(~certified & _finite_inputs(pb))
-        if todo.size and formats:
+        todo = np.flatnonzero(~certified & _finite_inputs(pb)) if formats and not certified.all() else ()
+        if len(todo):
             _dd_tier(pb, todo, formats, x, r, rounded, certified)
     return x, r, rounded, certified, e, bound_ok
 
@@ -571,12 +615,12 @@ def _dd_tier(pb: _Problem, todo: np.ndarray, formats, x, r, rounded, certified):
                 current = {k: O.as_tensor(v, m) for k, v in out.items()}
             row = {}
             for k in names:
-                v = O.as_tensor(current[k], m)  # a state still at its initial scalar (no gradient yet)
+                v = O.shaped(current[k], m)  # a state still at its initial scalar (no gradient yet): shape ()
                 for f in formats:
                     rl, good = certify(v, FORMATS[f])
-                    row[f, k] = rl
+                    row[f, k] = _full(rl, m)
                     ok &= good
-                row["x", k], row["r", k] = v.h, _up(np.abs(v.l) + v.r)
+                row["x", k], row["r", k] = _full(v.h, m), _full(_up(np.abs(v.l) + v.r), m)
             rows.append(row)
         done = idx[ok]
         for s, row in enumerate(rows):
@@ -585,6 +629,11 @@ def _dd_tier(pb: _Problem, todo: np.ndarray, formats, x, r, rounded, certified):
                 for f in formats:
                     rounded[s][f][k][done] = row[f, k][ok]
         certified[done] = True
+
+
+def _full(a, n: int) -> np.ndarray:
+    """``a`` as an array of ``n`` elements (broadcast when of shape ())."""
+    return a if np.shape(a) == (n,) else np.broadcast_to(a, (n,))
 
 
 def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok):
@@ -609,7 +658,7 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
                 # charged its conversion); it is made a tensor only to be recorded.
                 current = program(O, {**current, "g": O.tensor(gr[lo:hi]), **scalars[s]})
             for k in names:
-                current_k = O.as_tensor(current[k], hi - lo)
+                current_k = O.shaped(current[k], hi - lo)
                 t = O.value(current_k)
                 x[s][k][lo:hi] = t.x
                 r[s][k][lo:hi] = t.r
@@ -627,7 +676,7 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
                     bound_ok[lo:hi] &= settled
                     limited = limited & finite  # Bound compares the classes of elements with non-finite inputs
                     e[s]["limited", k][lo:hi] = limited
-                    if limited.any():
+                    if some(limited):
                         e[s]["why", k].update(dict.fromkeys(why))
 
 

@@ -42,7 +42,7 @@ from mpmath import libmp
 
 from .bound import Bound, Cond
 from .fast import TINY, FastInterval, NoTensorRule, T, _up
-from .fast_round import round_exact
+from .fast_round import has_zero, round_exact, some
 from .formats import Format
 
 
@@ -139,8 +139,9 @@ class FastBound(NoTensorRule):
         return self._cache[key]
 
     def tensor(self, x) -> TB:
-        t = self.fi.tensor(x)
-        return TB(t, np.zeros(np.shape(t.x)), ~np.isfinite(t.x), np.bool_(False), ())
+        x = np.asarray(x, dtype=np.float64)
+        finite = np.isfinite(x)
+        return TB(T(x, np.where(finite, 0.0, np.inf)), np.zeros(np.shape(x)), ~finite, np.bool_(False), ())
 
     def given(self, x) -> TB:
         """Given state (``Bound.initial``'s rule, per element): exact where a value of the format, else charged
@@ -148,7 +149,7 @@ class FastBound(NoTensorRule):
         v = self.tensor(x)
         x = v.t.x
         off = np.isfinite(x) & (round_exact(x, self.fmt) != x)
-        if np.any(off):
+        if some(off):
             v.e = np.where(off, np.nextafter(self.u * np.abs(x) + self.eta, np.inf), 0.0)
         return v
 
@@ -164,6 +165,13 @@ class FastBound(NoTensorRule):
         return TB(T(np.broadcast_to(v.t.x, shape), np.broadcast_to(v.t.r, shape)), np.broadcast_to(v.e, shape),
                   np.broadcast_to(v.esc, shape), np.broadcast_to(v.lim, shape), v.why)
 
+    def shaped(self, v, n: int) -> TB:
+        """``as_tensor(v, n)``, or ``v`` of shape () where every element has that one value (``FastInterval.shaped``)."""
+        v = self._view(v)
+        if all(np.ndim(a) == 0 for a in (v.t.x, v.t.r, v.e, v.esc, v.lim)):
+            return v
+        return self.as_tensor(v, n)
+
     @staticmethod
     def value(v: TB) -> T:
         return v.t
@@ -176,7 +184,7 @@ class FastBound(NoTensorRule):
         A limited element is settled whatever else phase 1 could not decide about it: with finite inputs
         (the caller's to check) ``Bound`` gives it a reason (``why``, or one like them), and a check
         accepts any value of a limited element."""
-        limited = np.broadcast_to(v.lim, np.shape(v.e))
+        limited = v.lim if np.shape(v.lim) == np.shape(v.e) else np.broadcast_to(v.lim, np.shape(v.e))
         settled = (~v.esc & np.isfinite(v.e)) | limited
         return np.where(np.isnan(v.e), np.inf, v.e), settled, limited, v.why
 
@@ -232,33 +240,40 @@ class FastBound(NoTensorRule):
     @staticmethod
     def _vabs(t: T):
         """An upper bound of |exact value|."""
-        return np.abs(t.x) + t.r
+        return t.ax + t.r
 
-    def _rounding_lo(self, t: T):
-        """A lower bound of ``Bound._round``'s own term c·(u·(|v| + e) + η) for a result enclosed by ``t``."""
-        vlo = np.maximum(np.abs(t.x) - t.r, 0.0)
+    @staticmethod
+    def _low(t: T):
+        """|x| − r: a lower bound of |exact value| where it is ≥ 0 (``_rounding_lo``, ``_overflow``)."""
+        return t.ax - t.r
+
+    def _rounding_lo(self, t: T, low=None):
+        """A lower bound of ``Bound._round``'s own term c·(u·(|v| + e) + η) for a result enclosed by ``t``
+        (``low``: ``_low(t)``, when the caller has it)."""
+        vlo = np.maximum(self._low(t) if low is None else low, 0.0)
         return _down(self.c * (self.u * vlo + self.eta))
 
     def _certainly_limited(self, arg: TB, mag_hi, reason: str):
         """(mask, reasons): elements whose ``arg`` (a divisor, a √ argument) is, for sure, within ``Bound``'s
         error of zero: its magnitude's upper bound ``mag_hi`` at most the error's lower bound ``arg.elo``."""
         mask = (np.asarray(arg.elo) > 0) & (mag_hi <= arg.elo)
-        return mask, ((reason,) if mask.any() else ())
+        return mask, ((reason,) if some(mask) else ())
 
-    def _overflow(self, t: T, lim, why):
+    def _overflow(self, t: T, lim, why, low=None):
         """``(lim, why)`` with the elements whose result ``t`` certainly exceeds the largest finite value added
-        (``Bound._round`` finds |v| + e above it: limited)."""
-        over = np.abs(t.x) - t.r > self.max_finite
-        if not over.any():
+        (``Bound._round`` finds |v| + e above it: limited); ``low``: ``_low(t)``, when the caller has it."""
+        over = (self._low(t) if low is None else low) > self.max_finite
+        if not some(over):
             return lim, why
         return lim | over, tuple(dict.fromkeys((*why, f"overflow: a value exceeds the largest {self.fmt.name} "
                                                       f"(decided in bulk)")))
 
     def _round(self, vabs, e, esc):
         """``Bound._round`` for tensors: (bound with the result's own rounding, escalated elements)."""
-        over = vabs + e > self.max_finite  # Bound may find an overflow here: let it say so
+        total = vabs + e
+        over = total > self.max_finite  # Bound may find an overflow here: let it say so
         # NaN (from 0·inf) stands for inf: unbounded, as in Bound (``error`` settles neither)
-        return _up(e + self.c * (self.u * (vabs + e) + self.eta)), esc | over
+        return _up(e + self.c * (self.u * total + self.eta)), esc | over
 
     @staticmethod
     def _exact_zero_scalar(v) -> bool:
@@ -276,23 +291,42 @@ class FastBound(NoTensorRule):
             out = out | m
         return out
 
+    @staticmethod
+    def _sum(xs):
+        """x₀ + x₁ + … in order (``sum`` without its leading 0 + x₀, an array operation of its own)."""
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+
+    @staticmethod
+    def _has_zero(xs) -> bool:
+        """Whether some operand has an element 0 (only those can be exact zeros, ``_zero``)."""
+        return any(has_zero(x.t.x) for x in xs)
+
     # -- arithmetic -------------------------------------------------------------------
     def add(self, *xs):
         if all(map(self._is_scalar, xs)):
             return self._scalar("add", *xs)
         xs = self._operands(xs)
         value = self.fi.add(*(x.t for x in xs))
-        nonzero = sum((~self._zero(x)).astype(np.int8) for x in xs)
-        esum = sum(x.e for x in xs)  # exact where at most one term is not an exact zero (the others add 0)
+        # Without an element 0 in any term, every element has len(xs) terms that are not exact zeros (and rounds)
+        nonzero = self._sum([(~self._zero(x)).astype(np.int8) for x in xs]) if self._has_zero(xs) else len(xs)
+        esum = self._sum([x.e for x in xs])  # exact where at most one term is not an exact zero (the others add 0)
         esc = self._any(*(x.esc for x in xs))
         e, esc_r = self._round(self._vabs(value), esum, esc)
         if len(xs) > 2:  # n terms take n − 1 roundings, each at most c·(u·partial + η)
-            partial = _up(sum(self._vabs(x.t) for x in xs) + esum)
+            partial = _up(self._sum([self._vabs(x.t) for x in xs]) + esum)
             e = _up(e + np.maximum(nonzero - 2, 0) * self.c * (self.u * partial + self.eta))
+        elo = _down(self._sum([np.asarray(x.elo, dtype=np.float64) for x in xs]))  # Bound adds the terms' errors
+        low = self._low(value)
+        lim, why = self._overflow(value, *_lim(*xs), low=low)
+        elo_r = _down(elo + self._rounding_lo(value, low))
         rounds = nonzero >= 2
-        elo = _down(sum(np.asarray(x.elo, dtype=np.float64) for x in xs))  # Bound adds the terms' errors
-        return TB(value, np.where(rounds, e, esum), np.where(rounds, esc_r, esc), *self._overflow(value, *_lim(*xs)),
-                  elo=np.where(rounds, _down(elo + self._rounding_lo(value)), elo))
+        if isinstance(nonzero, int):  # every element the same way
+            return TB(value, e, esc_r, lim, why, elo=elo_r) if rounds else TB(value, esum, esc, lim, why, elo=elo)
+        return TB(value, np.where(rounds, e, esum), np.where(rounds, esc_r, esc), lim, why,
+                  elo=np.where(rounds, elo_r, elo))
 
     def sub(self, a, b):
         if self._is_scalar(a) and self._is_scalar(b):
@@ -307,7 +341,7 @@ class FastBound(NoTensorRule):
     def abs(self, a):
         if self._is_scalar(a):
             return self._scalar("abs", a)
-        return TB(T(np.abs(a.t.x), a.t.r), a.e, a.esc, a.lim, a.why, elo=a.elo)
+        return TB(T(a.t.ax, a.t.r), a.e, a.esc, a.lim, a.why, elo=a.elo)
 
     def mul(self, *xs):
         if all(map(self._is_scalar, xs)):
@@ -319,12 +353,18 @@ class FastBound(NoTensorRule):
         ops = self._operands(xs)
         value = self.fi.mul(*(x.t for x in ops))
         esc = self._any(*(x.esc for x in ops))
-        finite = functools.reduce(np.logical_and, [np.isfinite(x.e) for x in ops])
-        zero = self._any(*(self._zero(x) for x in ops)) & finite
-        units = [(x.e == 0) & (np.abs(x.t.x) == 1) for x in ops]  # exact factors ±1, which Bound.mul skips
+        zero = None  # no exact zero among the factors (none has an element 0)
+        if self._has_zero(ops):
+            finite = functools.reduce(np.logical_and, [np.isfinite(x.e) for x in ops])
+            zero = self._any(*(self._zero(x) for x in ops)) & finite
+        ones = [x.t.ax == 1 for x in ops]
+        units = None  # no exact factor ±1, which Bound.mul skips (none has an element ±1)
+        if len(ops) >= 3 or any(some(o) for o in ones):
+            units = [(x.e == 0) & o for x, o in zip(ops, ones)]
         # The product chain of Bound.mul.  Where no factor is ±1 (the common case) every factor enters it, without
         # the per-element choice of which to skip.
-        if not any(u.any() for u in units):
+        chain = units is None or not any(some(u) for u in units)
+        if chain:
             acc_v, acc_e = self._vabs(ops[0].t), ops[0].e
             for x in ops[1:]:
                 acc_v, acc_e, esc = self._chain_step(acc_v, acc_e, self._vabs(x.t), x.e, esc, quot)
@@ -344,7 +384,10 @@ class FastBound(NoTensorRule):
                 esc = np.where(prod, esc_p, esc)
                 products |= prod
                 has |= ~unit
-        e = np.where(zero | ~has, 0.0, acc_e)
+        plain = chain and zero is None  # every element a product of all its factors, none an exact zero
+        if zero is None:
+            zero = np.False_
+        e = acc_e if plain else np.where(zero | ~has, 0.0, acc_e)
         if len(ops) >= 3:  # Bound._association: another order's intermediate underflows, amplified
             k = sum((~u).astype(np.int64) for u in units)
             big = np.sort(np.stack([np.broadcast_to(np.where(u, 1.0, np.maximum(1.0, _up(self._vabs(x.t) + x.e))),
@@ -354,11 +397,13 @@ class FastBound(NoTensorRule):
             amp = np.prod(np.where(rank >= n - (k - 2), big, 1.0), axis=0)
             extra = _up(np.maximum(k - 2, 0) * self.c * self.eta * amp)
             e = np.where(zero | ~has, e, _up(e + np.where(k >= 3, extra, 0.0)))
-        out = TB(value, e, esc, *self._overflow(value, *_lim(*ops)),
-                 elo=np.where(zero | ~products, 0.0, self._rounding_lo(value)))
+        low = self._low(value)
+        elo = self._rounding_lo(value, low)
+        out = TB(value, e, esc, *self._overflow(value, *_lim(*ops), low=low),
+                 elo=elo if plain else np.where(zero | ~products, 0.0, elo))
         if scaling:
             scale = _upf(abs(s_.b.v) + s_.b.e)
-            out.scale = np.where(products & ~zero & np.isfinite(e), scale, np.nan)
+            out.scale = np.where(np.isfinite(e) if plain else products & ~zero & np.isfinite(e), scale, np.nan)
         return out
 
     def _chain_step(self, acc_v, acc_e, vabs, e, esc, quot):
@@ -385,7 +430,7 @@ class FastBound(NoTensorRule):
         S = _up(va + vb + a_.e + b_.e)
         diff = _up(np.abs(b_.t.x - a_.t.x) + a_.t.r + b_.t.r)
         over = diff + a_.e + b_.e > self.max_finite
-        aw = np.abs(w_.t.x) + w_.t.r
+        aw = w_.t.ax + w_.t.r
         a1w = _up(np.abs(1 - w_.t.x) + w_.t.r)
         W = _up(np.maximum(aw, a1w) + w_.e)
         e = _up(a1w * a_.e + aw * b_.e + w_.e * S + 2 * c * (u * W * S * (1 + c * u) + self.eta) + c * u * a1w * S)
@@ -394,6 +439,8 @@ class FastBound(NoTensorRule):
         e, esc_r = self._round(self._vabs(value), e, esc | (over & finite))
         # a + 0·(b − a) = a exactly (a's error, no rounding), when b's error is finite
         keep = w_zero & np.isfinite(bv.e)
+        if not some(keep):
+            return TB(value, e, esc_r, *_lim(a_, b_, w_))
         av = self._view(a)
         return TB(T(np.where(keep, av.t.x, value.x), np.where(keep, av.t.r, value.r)),
                   np.where(keep, av.e, e), np.where(keep, av.esc, esc_r), *_lim(a_, b_, w_))
@@ -405,40 +452,46 @@ class FastBound(NoTensorRule):
         a, b = self._operands((a, b))
         value = self.fi.div(a.t, b.t)
         esc = a.esc | b.esc
-        d = _down(np.abs(b.t.x) - b.t.r - b.e)  # a lower bound of |b| − e_b
+        d = _down(b.t.ax - b.t.r - b.e)  # a lower bound of |b| − e_b
         esc = esc | ~(d > 0)  # Bound: a division by 0, or by a value within its error of 0 (unbounded)
         lim, why = _lim(a, b)
         near0, reason = self._certainly_limited(b, self._vabs(b.t), f"underflow: a divisor is within its error "
                                                                   f"of zero in {self.fmt.name} (decided in bulk)")
-        a_zero = self._zero(a)
+        a_zero = self._zero(a) if self._has_zero((a,)) else None  # None: no exact zero
         vabs = self._vabs(value)
         e = _up((a.e + vabs * b.e) / d)
         if tensor_quotient and a.scale is not None:  # (s·x)/d computed as s·(x/d): x/d's underflow, times |s|
             e = np.where(np.isnan(a.scale), e, _up(e + self.c * self.eta * a.scale))
         e, esc = self._round(vabs, e, esc)
-        out = TB(value, np.where(a_zero, 0.0, e), esc,
-                 *self._overflow(value, lim | near0, tuple(dict.fromkeys((*why, *reason)))),
-                 elo=np.where(a_zero, 0.0, self._rounding_lo(value)))
+        low = self._low(value)
+        elo = self._rounding_lo(value, low)
+        lim, why = self._overflow(value, lim | near0, tuple(dict.fromkeys((*why, *reason))), low=low)
+        if a_zero is None:
+            out = TB(value, e, esc, lim, why, elo=elo)
+        else:
+            out = TB(value, np.where(a_zero, 0.0, e), esc, lim, why, elo=np.where(a_zero, 0.0, elo))
         if tensor_quotient:
-            out.quot = np.where(a_zero, np.nan, d)
+            out.quot = d if a_zero is None else np.where(a_zero, np.nan, d)
         return out
 
     def sqrt(self, a):
         if self._is_scalar(a):
             return self._scalar("sqrt", a)
         value = self.fi.sqrt(a.t)
-        zero = self._zero(a)
+        zero = self._zero(a) if self._has_zero((a,)) else None  # None: no exact zero
         lo = _down(a.t.x - a.t.r)  # a lower bound of the argument
         exact_arg = a.e == 0
         # Bound: √ of a negative value, or of one within its error of 0, is unbounded: escalate those
-        esc = a.esc | (~zero & ~(lo > a.e))
+        esc = a.esc | (~(lo > a.e) if zero is None else ~zero & ~(lo > a.e))
         e = _up(a.e / (np.sqrt(np.maximum(lo, 0)) + np.sqrt(np.maximum(_down(lo - a.e), 0))))
         e = np.where(exact_arg, 0.0, e)
         e, esc = self._round(_up(np.sqrt(a.t.x + a.t.r)), e, esc)
         near0, reason = self._certainly_limited(a, a.t.x + a.t.r, "underflow/cancellation: a square-root argument "
                                                                    "is within its error of zero (decided in bulk)")
-        return TB(value, np.where(zero, 0.0, e), esc, a.lim | near0, tuple(dict.fromkeys((*a.why, *reason))),
-                  elo=np.where(zero, 0.0, self._rounding_lo(value)))
+        why = tuple(dict.fromkeys((*a.why, *reason)))
+        if zero is None:
+            return TB(value, e, esc, a.lim | near0, why, elo=self._rounding_lo(value))
+        return TB(value, np.where(zero, 0.0, e), esc, a.lim | near0, why, elo=np.where(zero, 0.0, self._rounding_lo(value)))
 
     def _extremum(self, name, xs):
         """max or min: exact, so ``Bound``'s error is the largest of the operands' (and at least the largest

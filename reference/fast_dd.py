@@ -29,7 +29,7 @@ from mpmath import libmp
 
 from . import arith
 from .fast import TC, TINY, FastInterval, _float_toward, _up
-from .fast_round import round_exact
+from .fast_round import has_zero, next_toward, round_exact
 
 REL = 2.0 ** -97
 _SPLIT = 134217729.0  # 2^27 + 1
@@ -106,6 +106,10 @@ class FastDD(FastInterval):
             return v
         return D(*(np.broadcast_to(a, (n,)) for a in (v.h, v.l, v.r)))
 
+    def shaped(self, v, n: int) -> D:
+        t = self._t(v)
+        return t if np.ndim(t.h) == 0 and np.ndim(t.l) == 0 and np.ndim(t.r) == 0 else self.as_tensor(t, n)
+
     @staticmethod
     def _to_tensor(v) -> D:
         if isinstance(v, arith._NotRealValue):
@@ -134,6 +138,8 @@ class FastDD(FastInterval):
         w = tl + vl
         zh, zl = _fast_two_sum(vh, w)
         r = _up(a.r + b.r + REL * np.abs(zh) + TINY)
+        if not (has_zero(a.r) and has_zero(b.r)):  # no element of both exact: none is exact (below)
+            return D(zh, zl, r)
         # Exact operands whose sum the algorithm forms without error: the two TwoSums are error-free, and so are
         # the FastTwoSums when u = sl + th and w = tl + vl are exact and each FastTwoSum's first argument is the
         # larger.  Then zh + zl is the exact sum and zh = fl(vh + w) its correct rounding (a tie included): radius
@@ -159,6 +165,8 @@ class FastDD(FastInterval):
         zh, zl = _fast_two_sum(ch, cl3)
         ma, mb = _mag(a), _mag(b)
         r = _up(ma * b.r + mb * a.r + a.r * b.r + REL * np.abs(zh) + TINY)
+        if not (has_zero(a.r) or has_zero(b.r)):  # no exact operand: no exact product (below)
+            return D(zh, zl, r)
         # An exact 0 times a finite value is exactly 0 (Rprop's g·g_prev at its first step), and stays decidable.
         zero = ((_exact(a) & (a.h == 0) & np.isfinite(b.h) & np.isfinite(b.r))
                 | (_exact(b) & (b.h == 0) & np.isfinite(a.h) & np.isfinite(a.r)))
@@ -265,17 +273,19 @@ def certify(v: D, fmt) -> tuple:
         # of h's binary64 neighbours (whose ties may go either way): each candidate y is certified when the
         # enclosure lies strictly between the midpoints to y's neighbours (binary64 values).
         out, good = np.zeros_like(v.h), np.zeros(np.shape(v.h), dtype=bool)
-        for z in (v.h, np.nextafter(v.h, -np.inf), np.nextafter(v.h, np.inf)):
-            y, ok = _inside(v, round_exact(z, fmt), fmt)
+        # The three candidates at once (one row each, in this order: a later certified one is taken)
+        candidates = np.stack([v.h, next_toward(v.h, up=False), next_toward(v.h, up=True)])
+        ys, oks = _inside(v, round_exact(candidates, fmt, quiet=True), fmt)  # under fast._phase1's np.errstate
+        for y, ok in zip(ys, oks):
             out = np.where(ok, y, out)
             good |= ok
         exact = (v.r == 0) & (v.l == 0)  # exactly the binary64 value h: its correct rounding, ties included
         out = np.where(exact & ~good, round_exact(v.h, fmt), out)
         good |= exact
         return np.where(good, out, round_exact(v.h, fmt)), good & finite
-    half_up = (np.nextafter(v.h, np.inf) - v.h) * 0.5
-    half_dn = (v.h - np.nextafter(v.h, -np.inf)) * 0.5
-    inside = (np.nextafter(half_dn + v.l, -np.inf) > v.r) & (np.nextafter(half_up - v.l, -np.inf) > v.r)
+    half_up = (next_toward(v.h, up=True) - v.h) * 0.5
+    half_dn = (v.h - next_toward(v.h, up=False)) * 0.5
+    inside = (next_toward(half_dn + v.l, up=False) > v.r) & (next_toward(half_up - v.l, up=False) > v.r)
     normal = (np.abs(v.h) >= 2.0 ** -1020) & (np.abs(v.h) < 2.0 ** 1023)  # half an ulp is exact; no overflow
     zero = (v.h == 0) & (v.l == 0) & (v.r == 0)
     # Radius 0: h + l is exact and every operation that leaves it so (inputs, exact sums and zero products,
@@ -294,7 +304,7 @@ def _inside(v: D, y, fmt) -> tuple:
     gap_up, gap_dn = ulp, np.where(power, ulp / 2, ulp)  # away from zero, toward zero
     m_hi = np.where(y > 0, y + gap_up / 2, np.where(y < 0, y + gap_dn / 2, ulp / 2))
     m_lo = np.where(y > 0, y - gap_dn / 2, np.where(y < 0, y - gap_up / 2, -ulp / 2))
-    d_lo = np.nextafter(v.h - m_lo, -np.inf)  # lower bounds of the distances from h to the midpoints
-    d_hi = np.nextafter(m_hi - v.h, -np.inf)
-    inside = (np.nextafter(d_lo + v.l, -np.inf) > v.r) & (np.nextafter(d_hi - v.l, -np.inf) > v.r)
+    d_lo = next_toward(v.h - m_lo, up=False)  # lower bounds of the distances from h to the midpoints
+    d_hi = next_toward(m_hi - v.h, up=False)
+    inside = (next_toward(d_lo + v.l, up=False) > v.r) & (next_toward(d_hi - v.l, up=False) > v.r)
     return y, inside & np.isfinite(y)

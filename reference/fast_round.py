@@ -15,6 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
+try:  # np.count_nonzero without its Python wrapper, which costs as much as the count on small arrays
+    from numpy._core.multiarray import count_nonzero as _count_nonzero
+except ImportError:  # pragma: no cover - other NumPy layouts
+    _count_nonzero = np.count_nonzero
+
 from .formats import Format, get_format
 
 
@@ -29,11 +34,42 @@ def round_array(x, fmt) -> np.ndarray:
     return round_exact(x, fmt).astype(fmt.dtype)  # exact: every value is already one of fmt's
 
 
-def round_exact(x: np.ndarray, fmt: Format) -> np.ndarray:
-    """``round_array`` as float64 values (each exactly a value of ``fmt``, or ±inf/NaN)."""
+def some(mask) -> bool:
+    """``mask.any()`` (a bool array, or one bool): ``np.count_nonzero``, which is cheaper on small arrays."""
+    return _count_nonzero(mask) != 0
+
+
+def has_zero(x) -> bool:
+    """``(x == 0).any()`` for a float array (NaN is not 0), without the temporary mask."""
+    return _count_nonzero(x) != np.size(x)
+
+
+def next_toward(x: np.ndarray, up: bool) -> np.ndarray:
+    """``np.nextafter(x, ±inf)`` bit for bit (float64 array; ``up``: toward +inf), about 4× faster on finite values.
+
+    A finite non-zero float64's neighbour away from or toward zero is its bit pattern, read as an integer, plus or
+    minus 1; ±0, ±inf and NaN (where that is wrong) are left to ``np.nextafter`` itself.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    i = x.view(np.int64)
+    step = (i >> 63) | 1  # −1 for a negative value, 1 otherwise: away from zero for +1
+    y = (i + step if up else i - step).view(np.float64)
+    odd = ~np.isfinite(x) | (x == 0)
+    if some(odd):
+        y = np.where(odd, np.nextafter(x, np.inf if up else -np.inf), y)
+    return y
+
+
+def round_exact(x: np.ndarray, fmt: Format, quiet: bool = False) -> np.ndarray:
+    """``round_array`` as float64 values (each exactly a value of ``fmt``, or ±inf/NaN).
+
+    ``quiet``: the caller has already silenced NumPy's overflow warnings (``np.errstate``), which then costs
+    more than a float32 rounding of a small array to enter again."""
     if fmt.precision == 53:
         return np.array(x, dtype=np.float64)
     if fmt.name == "float32":  # IEEE's float64 → float32 conversion is one correct rounding (and 4× faster)
+        if quiet:
+            return x.astype(np.float32).astype(np.float64)
         with np.errstate(over="ignore"):
             return x.astype(np.float32).astype(np.float64)
     _, e = np.frexp(x)  # |x| = m·2^e with ½ ≤ m < 1, so the binade is 2^(e−1); 0 for 0, inf, nan

@@ -25,6 +25,7 @@ import spec
 from reference.bound import trajectory_bounds
 from reference.fast import fast_reference_and_bounds, fast_trajectory, fast_verdicts
 from reference.formats import FORMATS
+from reference.program import compile_rule
 from reference.step import trajectory
 
 SMALL = 360
@@ -242,3 +243,48 @@ def test_changed_hyperparameters_and_missing_gradients():
             for out in fs.rounded[fmt]:
                 assert _same(fs.rounded[fmt][out], rs.rounded(out, fmt)).all(), (fmt, rs.t, out)
                 assert all(mpmath.mpf(got) >= el.error for got, el in zip(fb.error[out], rb[out]))
+
+
+def _arrays(result) -> list:
+    """Every array of a ``fast_reference_and_bounds`` result, in a fixed order, as raw bytes (±0 and NaNs told apart)."""
+    snaps, bounds = result
+    out = []
+    for sn, b in zip(snaps, bounds):
+        for d in (*sn.rounded.values(), sn.value, sn.radius, sn.exact, b.error, b.limited):
+            out += [(k, np.asarray(d[k]).tobytes()) for k in sorted(d)]
+        out += [sn.phase2.tobytes(), b.phase2.tobytes(), sorted(b.why.items())]
+    return out
+
+
+def test_caches_across_calls_hold_no_stale_state():
+    """The fast reference keeps programs, per-step scalars and initial states across calls (``reference.fast``'s
+    ``_PROGRAMS`` and ``_ARITHMETICS``): calls for other optimizers, flags, formats, hyperparameters and step counts
+    in between leave a result bit for bit what it is with every cache emptied first; a program cached for a spec
+    object no longer alive is not handed to another that has its id."""
+    import copy
+
+    import reference.fast as fast
+
+    rng = np.random.default_rng(3)
+    calls = [("adam", {}, "float32", {}), ("adam", {"amsgrad": True, "weight_decay": 0.1}, "bfloat16", {}),
+             ("sgd", {"momentum": 0.9}, "float32", {"step": 4}), ("rmsprop", {"centered": True}, "float64", {}),
+             ("adam", {"beta1": 0.5, "lr": 0.25}, "float32", {}), ("adam", {}, "float32", {"step": 7}), ("adam", {}, "float64", {})]
+    data = [(hard_values(rng, fmt, 96), [hard_values(rng, fmt, 96), hard_values(rng, fmt, 96)]) for _, _, fmt, _ in calls]
+
+    def run(k):
+        name, hyper, fmt, kw = calls[k]
+        return _arrays(fast_reference_and_bounds(spec.OPTIMIZERS[name], hyper, data[k][0], data[k][1], fmt, **kw))
+
+    in_sequence = [run(k) for k in range(len(calls))] + [run(0)]
+    alone = []
+    for k in [*range(len(calls)), 0]:
+        fast._PROGRAMS.clear()
+        fast._ARITHMETICS.clear()
+        alone.append(run(k))
+    assert in_sequence == alone
+
+    s = spec.OPTIMIZERS["adam"]
+    twin = copy.copy(s)  # an equal spec, another object
+    flags = tuple(sorted((h.name, False) for h in s.flags))
+    fast._PROGRAMS[id(twin), flags] = (s, "a program cached for another spec object")
+    assert fast._program(twin, s.complete({})) is compile_rule(twin, s.complete({}))

@@ -243,8 +243,8 @@ class _Printer:
             return f"O.any_({', '.join(self(a) for a in e.args)})"
         if isinstance(e, Lerp):
             return f"O.lerp({', '.join(self(a) for a in e.args)})"
-        if isinstance(e, Reduction):  # one value for the whole tensor (``reference.tensor.Lifted``)
-            return f"O.{e.op}({self(e.args[0])})"
+        if isinstance(e, Reduction):  # one value per tensor or per fiber of an axis (``reference.tensor.Lifted``)
+            return f"O.{e.op}({', '.join([self(e.args[0]), *(str(int(a)) for a in e.args[1:])])})"
         if isinstance(e, sp.Mod):
             return f"O.mod({self(e.args[0])}, {self(e.args[1])})"
         for cls, op in _FUNCTIONS.items():

@@ -243,7 +243,7 @@ def _unknown_state(spec, hyper, lr, state, count, grad) -> frozenset:
     (``count`` = 0: its state is then the spec's initial value, which torch creates lazily) or at a step without a
     gradient (nothing is read); otherwise those that ``reference.program.state_read`` finds the step reads to
     compute θ and the state variables the backend reports, for the hyperparameters in force (``lr``: this step's
-    list, as ``trajectory`` takes it) at step counter ``count`` + 1."""
+    list, as ``trajectory`` takes it) at step counter ``count`` + 1, for a parameter of ``grad``'s shape."""
     if count == 0 or grad is None:
         return frozenset()
     names = {st.name for st in spec.state if st.name != "step"}
@@ -251,7 +251,7 @@ def _unknown_state(spec, hyper, lr, state, count, grad) -> frozenset:
     if reported == names:
         return frozenset()
     in_force = hyper_schedule(spec, hyper, 1, lrs=lr, validate=False)[0]
-    return state_read(spec, in_force, ["theta", *sorted(reported)], count + 1) - reported
+    return state_read(spec, in_force, ["theta", *sorted(reported)], count + 1, np.shape(grad)) - reported
 
 
 def _not_checked(report, s, i, j, out, names, missing, state) -> None:

@@ -176,9 +176,9 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
     """The exact inputs of a trajectory (see ``reference.step.trajectory`` for the arguments)."""
     hyper = spec.complete(hyper)
     in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers, validate=validate)
-    program = compile_rule(spec, hyper)
     theta0 = _exact_array(param)
     shape = theta0.shape
+    program = compile_rule(spec, hyper, shape)
     state0 = initial_state(spec, creation_hyper(hyper, in_force, grads), shape)
     for name, arr in (state or {}).items():
         if name == "step":

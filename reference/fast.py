@@ -485,7 +485,7 @@ class _Problem:
 def _problem(spec, hyper, param, grads, state, step, lrs, hypers, validate) -> _Problem:
     hyper = spec.complete(hyper)
     in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers, validate=validate)
-    program = compile_rule(spec, hyper)
+    program = compile_rule(spec, hyper, np.shape(param))
     param = np.asarray(param)
     shape = param.shape
     for s, gr in enumerate(grads):

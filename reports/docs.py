@@ -260,13 +260,17 @@ def _state_table(spec: OptimizerSpec) -> str:
 
 def _update_section(spec: OptimizerSpec) -> str:
     out = []
-    combos = spec.flag_combinations()
+    combos = spec.flag_combinations(tensor=True)
     default = {h.name: h.default for h in spec.flags}
+    tensor_docs = {f.name: f.doc for f in spec.tensor_flags}
     for flags in combos:
         statements = spec.rule(flags)
-        if spec.flags:
+        if spec.flags or spec.tensor_flags:
             label = ", ".join(f"`{k}={v}`" for k, v in flags.items())
-            out.append(f"### {label}" + (" (the defaults)" if flags == default else "") + "\n")
+            defaults = {k: v for k, v in flags.items() if k not in tensor_docs} == default
+            out.append(f"### {label}" + (" (the defaults)" if defaults else "") + "\n")
+            for name, doc in tensor_docs.items():  # a tensor flag: which tensors take this program
+                out.append(f"`{name}={flags[name]}`: {doc if flags[name] else 'not ' + doc}.\n")
         out.append(_statements_block(statements))
         out.append(_table(["#", "assigns", "why"],
                           [[str(i + 1), f"${_latex(s.target)}$", s.doc] for i, s in enumerate(statements)]))
@@ -278,7 +282,7 @@ def _weight_decay_form(spec: OptimizerSpec) -> str:
     if "weight_decay" not in names:
         return "None: this dialect has no weight decay."
     forms = []
-    for flags in spec.flag_combinations():
+    for flags in spec.flag_combinations(tensor=True):
         for s in spec.rule(flags):
             if "decay" in s.doc.lower() or "decayed" in s.doc.lower():
                 forms.append(f"${_latex(s.target)} \\leftarrow {_latex(s.expr)}$ ({s.doc})")

@@ -123,6 +123,21 @@ class State:
 
 
 @dataclass(frozen=True)
+class TensorFlag:
+    """A flag of the rule that the parameter tensor decides, not a hyperparameter: ``holds(shape)``.
+
+    torch's Adafactor factors the second moment of a tensor with two or more dimensions and keeps it whole for a
+    vector: the same optimizer, two programs.  The rule receives the flag beside the hyperparameter flags
+    (``rule({..., "factored": True})``), both programs are compiled, and the reference picks one per tensor from
+    its shape (``OptimizerSpec.tensor_flag_values``).  ``doc`` says when it holds, for the docs.
+    """
+
+    name: str
+    doc: str
+    holds: Callable[[tuple], bool]
+
+
+@dataclass(frozen=True)
 class Assign:
     """``target ← expr``: one statement of an update, with why it is there."""
 
@@ -184,6 +199,7 @@ class OptimizerSpec(HyperparameterLookup):
     group_steps: bool = False
     paths_doc: str = ""
     edge_doc: str = ""
+    tensor_flags: tuple = ()  # ``TensorFlag``s: rule flags the tensor's shape decides (Adafactor's "factored")
 
     # -- lookups -----------------------------------------------------------
     @property
@@ -199,12 +215,23 @@ class OptimizerSpec(HyperparameterLookup):
         """Some statement, for some flags, reduces over the whole tensor (``spec.reductions``): the update is
         computed tensor by tensor, not element by element."""
         from .reductions import reduces
-        return any(reduces(s.expr) for f in self.flag_combinations() for s in self.rule(f))
+        return any(reduces(s.expr) for f in self.flag_combinations(tensor=True) for s in self.rule(f))
 
-    def flag_combinations(self) -> list:
-        """Every combination of the flag hyperparameters, as dicts name → bool (all False first)."""
-        names = [h.name for h in self.flags]
+    def flag_combinations(self, tensor: bool = False) -> list:
+        """Every combination of the flag hyperparameters, as dicts name → bool (all False first); with ``tensor``,
+        of the tensor flags too (``TensorFlag``: every program the rule has)."""
+        names = [h.name for h in self.flags] + ([f.name for f in self.tensor_flags] if tensor else [])
         return [dict(zip(names, bits)) for bits in itertools.product((False, True), repeat=len(names))]
+
+    def tensor_flag_values(self, shape) -> dict:
+        """The tensor flags (name → bool) for a parameter of ``shape``; a clear error where the spec has some and
+        no shape is given (the rule cannot be chosen without it)."""
+        if not self.tensor_flags:
+            return {}
+        if shape is None:
+            raise ValueError(f"{self.name}: the rule depends on the tensor's shape "
+                             f"({', '.join(f.name for f in self.tensor_flags)}); give the parameter's shape")
+        return {f.name: bool(f.holds(tuple(shape))) for f in self.tensor_flags}
 
     @property
     def defaults(self) -> dict:
@@ -234,9 +261,13 @@ class OptimizerSpec(HyperparameterLookup):
                 raise InvalidHyperparameter(f"{self.name}: {c.doc} (got {_show(full)})")
         return full
 
-    def statements(self, hyper: dict) -> list:
-        """The ordered update for these hyperparameters' flags."""
-        return self.rule({h.name: bool(hyper.get(h.name, h.default)) for h in self.flags})
+    def statements(self, hyper: dict, shape=None) -> list:
+        """The ordered update for these hyperparameters' flags (and a tensor of ``shape``'s, where the spec has
+        tensor flags; a flag given in ``hyper`` by name is taken as it is)."""
+        tensor = {f.name: bool(hyper[f.name]) for f in self.tensor_flags if f.name in hyper}
+        if len(tensor) < len(self.tensor_flags):
+            tensor = self.tensor_flag_values(shape)
+        return self.rule({**{h.name: bool(hyper.get(h.name, h.default)) for h in self.flags}, **tensor})
 
     def variant(self, name: str, *, dialect: str, title: str = "", rule=None, defaults: Optional[dict] = None,
                 doc: str = "", hyperparameters: Optional[Sequence] = None, **changes) -> "OptimizerSpec":

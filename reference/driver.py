@@ -185,6 +185,7 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
             continue
         if name not in state0:
             raise KeyError(f"{spec.name} has no state variable {name!r}")
+        _state_named(spec, name).check_shape(np.shape(arr), shape, f"{spec.name}: ")
         state0[name] = _exact_array(np.broadcast_to(arr, shape))
     for s, gr in enumerate(grads):
         if gr is not None and np.shape(gr) != shape:
@@ -199,6 +200,10 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
         ts.append(t)
     given = frozenset(k for k in (state or {}) if k != "step")
     return Run(program, shape, theta0, state0, given, grads_exact, hyper_steps, ts)
+
+
+def _state_named(spec: OptimizerSpec, name: str):
+    return next(st for st in spec.state if st.name == name)
 
 
 def steps(advance: Callable, emit: Callable, current, grads: list, hypers: list, ts: list) -> list:

@@ -103,7 +103,8 @@ class Hyperparameter:
 
 @dataclass(frozen=True)
 class State:
-    """A per-element state variable, its initial value and torch's name for it.
+    """A per-element state variable, its initial value and torch's name for it (``reduced_axis``: kept per row or
+    column by the dialect).
 
     ``init`` is a SymPy expression in the hyperparameters (``0`` for most;
     Adagrad's ``initial_accumulator_value``).  ``when`` names the condition under
@@ -116,10 +117,41 @@ class State:
     doc: str = ""
     latex: Optional[str] = None
     when: str = ""
+    # The dialect keeps one value per fiber of this axis (−1: per row, −2: per column), in the parameter's shape with
+    # that axis of length 1 (torch's keepdim tensors: Adafactor's row_var (…, R, 1) and col_var (…, 1, C)).  The spec
+    # keeps it per element, constant along the axis; a backend reports the dialect's tensor as it is, and the
+    # reference broadcasts it (a given state) while the harness compares it with the reference's values at index 0
+    # of the axis (``dialect_shape``).
+    reduced_axis: Optional[int] = None
 
     @property
     def symbol(self) -> sp.Symbol:
         return sp.Symbol(self.latex or self.name, real=True)
+
+    def dialect_shape(self, param_shape: tuple) -> tuple:
+        """The shape the dialect keeps this variable in for a parameter of ``param_shape``."""
+        shape = tuple(param_shape)
+        if self.reduced_axis is None:
+            return shape
+        if len(shape) < -self.reduced_axis:
+            raise ValueError(f"state {self.name!r} is kept per fiber of axis {self.reduced_axis}, which a parameter "
+                             f"of shape {shape} lacks")
+        axis = self.reduced_axis % len(shape)
+        return shape[:axis] + (1,) + shape[axis + 1:]
+
+    def check_shape(self, value_shape: tuple, param_shape: tuple, who: str = "") -> None:
+        """A clear error unless ``value_shape`` is 0-d (one value for every element) or the dialect's shape."""
+        value_shape = tuple(value_shape)
+        if value_shape == () or value_shape == tuple(param_shape):
+            return
+        try:
+            want = self.dialect_shape(param_shape)
+        except ValueError:
+            want = None
+        if value_shape != want:
+            kept = "" if self.reduced_axis is None else f" or {want} (one value per fiber of axis {self.reduced_axis})"
+            raise ValueError(f"{who}state {self.name!r} has shape {value_shape}; for a parameter of shape "
+                             f"{tuple(param_shape)} it must be () or {tuple(param_shape)}{kept}")
 
 
 @dataclass(frozen=True)

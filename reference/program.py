@@ -64,8 +64,7 @@ def state_read(spec: OptimizerSpec, hyper: dict, outputs, t: int, shape=None) ->
     taken branch alone (SGD's μ ≠ 0 guard: with μ = 0 the momentum buffer is not read, and torch keeps none).
     A state output that the rule leaves alone (Adam's max_exp_avg_sq without amsgrad) reads itself.  ``shape``: the
     parameter's, where the spec has tensor flags (``spec.core.TensorFlag``)."""
-    flags = tuple(sorted([(h.name, bool(hyper[h.name])) for h in spec.flags]
-                         + list(spec.tensor_flag_values(shape).items())))
+    flags = tuple(sorted(spec.rule_flags(hyper, shape).items()))
     values = tuple((h.name, hyper[h.name]) for h in spec.numeric)
     return _state_read(spec.name, flags, values, t, tuple(outputs), spec)
 
@@ -75,7 +74,8 @@ def _state_read(spec_name: str, flags: tuple, values: tuple, t: int, outputs: tu
     expressions = final_expressions(spec, dict(flags))
     symbols = spec.symbols()
     state = {s.symbol: s.name for s in spec.state if s.name != "step"}
-    known = {symbols[name]: sp.Rational(Fraction(value)) for name, value in values}
+    known = {symbols[name]: sp.Rational(Fraction(value)) for name, value in values
+             if value is not None}  # None: a per-tensor value (the dtype's ε), left undecided here
     known[symbols["t"]] = sp.Integer(t)
     seen, read = set(), set()
 
@@ -197,8 +197,7 @@ def _compile_cached(spec_name: str, flags: tuple, spec: OptimizerSpec) -> Progra
 def compile_rule(spec: OptimizerSpec, hyper: dict, shape=None) -> Program:
     """The program of ``spec`` for the flags in ``hyper`` and, where the spec has tensor flags
     (``spec.core.TensorFlag``), for a parameter of ``shape`` (cached per flag combination)."""
-    flags = tuple(sorted([(h.name, bool(hyper.get(h.name, h.default))) for h in spec.flags]
-                         + list(spec.tensor_flag_values(shape).items())))
+    flags = tuple(sorted(spec.rule_flags(hyper, shape).items()))
     return _compile_cached(spec.name, flags, spec)
 
 

@@ -270,7 +270,8 @@ def _update_section(spec: OptimizerSpec) -> str:
             defaults = {k: v for k, v in flags.items() if k not in tensor_docs} == default
             out.append(f"### {label}" + (" (the defaults)" if defaults else "") + "\n")
             for name, doc in tensor_docs.items():  # a tensor flag: which tensors take this program
-                out.append(f"`{name}={flags[name]}`: {doc if flags[name] else 'not ' + doc}.\n")
+                out.append(f"`{name}={flags[name]}`: the program of "
+                           + (f"{doc}.\n" if flags[name] else f"every other tensor (not {doc}).\n"))
         out.append(_statements_block(statements))
         out.append(_table(["#", "assigns", "why"],
                           [[str(i + 1), f"${_latex(s.target)}$", s.doc] for i, s in enumerate(statements)]))
@@ -438,7 +439,9 @@ def _dialects_of(spec: OptimizerSpec, results) -> str:
 
 def _branches_section(spec: OptimizerSpec) -> str:
     """The comparisons of the rule and how ``conformance/test_branches.py`` draws inputs on both sides."""
-    rows = [[f"`{b.text}`", b.kind, _cell(b.note)] for b in branches.boundaries(spec.name)]
+    # one row per comparison as written (a spec with tensor flags has some in both programs)
+    rows = [list(r) for r in dict.fromkeys((f"`{b.text}`", b.kind, _cell(b.note))
+                                           for b in branches.boundaries(spec.name))]
     if not rows:
         return "The rule compares nothing.\n"
     return ("Each comparison of the rule, derived by `conformance/branches.py`; `test_branches` draws inputs "

@@ -86,6 +86,9 @@ class Hyperparameter:
     fuzz_why: str = ""
     zero_means_none: bool = False  # 0 stands for the dialect's None (an optional warm-up: off); classes get None
     integer: bool = False  # only whole numbers of the domain (a step count: Schedule-Free's warmup_steps)
+    # None is a value of its own: the machine epsilon of the parameter's dtype, torch.finfo(dtype).eps (Adafactor's
+    # eps1).  The spec keeps None (a tensor of each dtype has its own); the reference resolves it per tensor.
+    none_means_eps: bool = False
 
     @property
     def is_flag(self) -> bool:
@@ -98,6 +101,8 @@ class Hyperparameter:
     def accepts(self, value) -> bool:
         if self.is_flag:
             return isinstance(value, bool)
+        if value is None:
+            return self.none_means_eps
         return value in self.domain and (not self.integer or float(value).is_integer())
 
 
@@ -161,7 +166,7 @@ class TensorFlag:
     torch's Adafactor factors the second moment of a tensor with two or more dimensions and keeps it whole for a
     vector: the same optimizer, two programs.  The rule receives the flag beside the hyperparameter flags
     (``rule({..., "factored": True})``), both programs are compiled, and the reference picks one per tensor from
-    its shape (``OptimizerSpec.tensor_flag_values``).  ``doc`` says when it holds, for the docs.
+    its shape (``OptimizerSpec.tensor_flag_values``).  ``doc`` names the tensors it holds for, for the docs.
     """
 
     name: str
@@ -286,20 +291,26 @@ class OptimizerSpec(HyperparameterLookup):
         for h in self.hyperparameters:
             if not h.accepts(full[h.name]):
                 want = ("a bool" if h.is_flag else
-                        f"a finite {'whole number' if h.integer else 'real'} in {h.domain.describe()}")
+                        f"a finite {'whole number' if h.integer else 'real'} in {h.domain.describe()}"
+                        + (" or None (the dtype's machine epsilon)" if h.none_means_eps else ""))
                 raise InvalidHyperparameter(f"{self.name}: {h.name}={full[h.name]!r} is invalid; expected {want}")
         for c in self.constraints:
             if not c.holds(full):
                 raise InvalidHyperparameter(f"{self.name}: {c.doc} (got {_show(full)})")
         return full
 
-    def statements(self, hyper: dict, shape=None) -> list:
-        """The ordered update for these hyperparameters' flags (and a tensor of ``shape``'s, where the spec has
-        tensor flags; a flag given in ``hyper`` by name is taken as it is)."""
+    def rule_flags(self, hyper: dict, shape=None) -> dict:
+        """The flags the rule receives: the flag hyperparameters of ``hyper`` (defaults filled in) and, where the
+        spec has tensor flags, those of a tensor of ``shape`` (or, all of them given in ``hyper`` by name, those:
+        one program of ``flag_combinations(tensor=True)``)."""
         tensor = {f.name: bool(hyper[f.name]) for f in self.tensor_flags if f.name in hyper}
         if len(tensor) < len(self.tensor_flags):
             tensor = self.tensor_flag_values(shape)
-        return self.rule({**{h.name: bool(hyper.get(h.name, h.default)) for h in self.flags}, **tensor})
+        return {**{h.name: bool(hyper.get(h.name, h.default)) for h in self.flags}, **tensor}
+
+    def statements(self, hyper: dict, shape=None) -> list:
+        """The ordered update for these hyperparameters' flags (and the tensor flags: ``rule_flags``)."""
+        return self.rule(self.rule_flags(hyper, shape))
 
     def variant(self, name: str, *, dialect: str, title: str = "", rule=None, defaults: Optional[dict] = None,
                 doc: str = "", hyperparameters: Optional[Sequence] = None, **changes) -> "OptimizerSpec":

@@ -77,7 +77,8 @@ FACTORED = TensorFlag("factored", "tensors with two or more dimensions, torch's 
 def rule(f: dict) -> list:
     out = [
         *common.maximize(f),
-        Assign(rho, sp.Min(eta, 1 / sp.sqrt(t)), "relative step size ρ_t = min(lr, 1/√t) (binary64)"),
+        Assign(rho, when(1 / sp.sqrt(t) < eta, 1 / sp.sqrt(t), eta),
+               "relative step size ρ_t = min(lr, 1/√t) with Python's min: lr unless 1/√t < lr (binary64)"),
         Assign(rms, Norm(theta) / sp.sqrt(Numel(theta)), "RMS(θ) = ‖θ‖₂/√numel of θ as the step receives it "
                "(``param.norm(2).item() / (param.numel() ** 0.5)``)"),
         Assign(alpha, when(rms > eps2, rms, eps2) * rho,

@@ -25,6 +25,10 @@ comparison (after ``maximize`` and coupled weight decay; all specs here assign `
   both signs, and g_prev starts at 0, so every trajectory has both sides and the root itself; nothing to place.
 * ``other``: recorded, not drawn (Rprop's clamps of Δ·factor, which SymPy cannot solve for G, and its tests
   of the kept gradient, a Piecewise in G).
+* ``reduced``: involves G in a spec that reduces (Adafactor's floors max(V̂, ε₁²), max(mean R, ε₁) and its clip):
+  recorded, not drawn, as placing G reads the elementwise fast reference.  A spec with tensor flags
+  (``spec.core.TensorFlag``) is walked in every program; a boundary lists the flag hyperparameters under which
+  some program has it.
 
 Where ``>`` and ``≥`` differ at all (``Boundary.note`` says it for each):
 
@@ -177,7 +181,11 @@ def _hyper_roots(spec: OptimizerSpec, f) -> tuple:
                 continue  # not polynomial: left unsolved (Boundary.note says so)
             if poly.degree() < 1:
                 continue  # constant at this t: no boundary
-            for r in dict.fromkeys(poly.real_roots()):
+            try:
+                real_roots = poly.real_roots()
+            except NotImplementedError:  # irrational coefficients (Adafactor's lr = 1/√t): solved symbolically
+                real_roots = [r for r in sp.solve(num, h.symbol) if r.is_real]
+            for r in dict.fromkeys(real_roots):
                 x = float(r.evalf(30))
                 if x not in box or den.subs(h.symbol, r) == 0:
                     continue
@@ -198,6 +206,9 @@ def _note(b_kind, text, roots, f=sp.Integer(0)) -> str:
         return ("involves G only through a conditional expression (Rprop's clamp of Δ times its sign factor, "
                 "its kept gradient): no closed form of G, not drawn; its sides are met as the sign's are"
                 if G in f.free_symbols else "depends on state or θ without G: not drawn")
+    if b_kind == "reduced":
+        return ("involves G in a spec that reduces over the tensor: G is not placed (placing reads the elementwise "
+                "fast reference); drawn gradients meet its sides as they fall")
     if b_kind == "sign":
         return ("the sign of a product with G: its root is G = 0 (or a zero state), where > and ≥ differ; "
                 "drawn tensors hold ±0 and both signs, and the state starts at 0, so every trajectory meets "
@@ -231,8 +242,10 @@ def boundaries(name: str) -> tuple:
     """The ``Boundary``s of the spec called ``name``, deduplicated over its flag combinations."""
     spec = spec_pkg.get(name)
     seen = {}
-    for flags in spec.flag_combinations():
-        for text, f, chain in _walk(spec, flags):
+    hyper_flags = {h.name for h in spec.flags}
+    for program in spec.flag_combinations(tensor=True):  # every program; a tensor flag is the drawn shape's
+        flags = {k: v for k, v in program.items() if k in hyper_flags}
+        for text, f, chain in _walk(spec, program):
             key = (text, sp.srepr(f))
             if key not in seen:
                 seen[key] = {"text": text, "f": f, "flags": [], "chains": []}
@@ -246,6 +259,8 @@ def boundaries(name: str) -> tuple:
         roots, sols, inverses = (), (), ()
         if kind == "hyper":
             roots = _hyper_roots(spec, f)
+        elif kind == "grad" and spec.reduces:
+            kind = "reduced"  # placing G needs the elementwise fast reference (fast_trajectory), which has no reductions
         elif kind == "grad":
             try:
                 # G inside a branch (Rprop's factor and kept gradient): solve ignores the conditions

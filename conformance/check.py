@@ -253,7 +253,7 @@ def _unknown_state(spec, hyper, lr, state, count, grad) -> frozenset:
     (``count`` = 0: its state is then the spec's initial value, which torch creates lazily) or at a step without a
     gradient (nothing is read); otherwise those that ``reference.program.state_read`` finds the step reads to
     compute θ and the state variables the backend reports, for the hyperparameters in force (``lr``: this step's
-    list, as ``trajectory`` takes it) at step counter ``count`` + 1."""
+    list, as ``trajectory`` takes it) at step counter ``count`` + 1, for a parameter of ``grad``'s shape."""
     if count == 0 or grad is None:
         return frozenset()
     names = {st.name for st in spec.state if st.name != "step"}
@@ -261,7 +261,7 @@ def _unknown_state(spec, hyper, lr, state, count, grad) -> frozenset:
     if reported == names:
         return frozenset()
     in_force = hyper_schedule(spec, hyper, 1, lrs=lr, validate=False)[0]
-    return state_read(spec, in_force, ["theta", *sorted(reported)], count + 1) - reported
+    return state_read(spec, in_force, ["theta", *sorted(reported)], count + 1, np.shape(grad)) - reported
 
 
 def _not_checked(report, s, i, j, out, names, missing, state) -> None:
@@ -366,6 +366,7 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
     if spec.reduces or spec.sparse_gradients:  # the fast engine is elementwise and dense: a spec that reduces is
         engine = "interval"  # checked tensor by tensor, a sparse gradient's index set element by element, exactly
     fmt = get_format(data.dtype)
+    _state_shapes(spec, data, outputs)
     report = Report(data.optimizer, data.dtype, mode, exact_left=exact_limit)
     for i, (hyper, params) in enumerate(data.groups):
         all_grads = [[data.grads[s][i][j] for s in range(len(data.grads))] for j in range(len(params))]
@@ -394,6 +395,21 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
         report.best.clear()
     report.findings.sort(key=lambda f: (f.group, f.param))  # stable: each parameter's steps in order, as found
     return report
+
+
+def _state_shapes(spec, data: Case, outputs: list) -> None:
+    """A clear error for a reported state value whose shape is neither 0-d, nor the parameter's, nor the dialect's
+    per-row or per-column shape (``spec.core.State.reduced_axis``).  A per-row or per-column value is compared with
+    the reference's at index 0 of its reduced axis (the spec keeps it per element, constant along that axis)."""
+    states = {st.name: st for st in spec.state if st.name != "step"}
+    for s, out in enumerate(outputs):
+        for i, (group, case_group) in enumerate(zip(out.state or (), data.groups)):
+            for j, (entries, param) in enumerate(zip(group, case_group.params)):
+                shape = np.shape(param)
+                for name, value in (entries or {}).items():
+                    if name in states:
+                        states[name].check_shape(np.shape(value), shape,
+                                                 f"{data.optimizer}: step {s + 1}, group {i}, param {j}: the backend's ")
 
 
 def _undecided(report, s_range, i, j, out_steps, names, why: Unstable) -> None:
@@ -511,7 +527,7 @@ def _quantities(findings, s, i, j, out, names, t) -> list:
     quantities = [("theta", got)]
     if out.state is not None:
         for name, arr in out.state[i][j].items():
-            if name in names and np.ndim(arr) == got.ndim:
+            if name in names and np.ndim(arr) == got.ndim:  # the param's shape or the dialect's (_state_shapes)
                 quantities.append((name, np.asarray(arr)))
             elif name in names and np.ndim(arr) == 0:
                 quantities.append((name, np.broadcast_to(np.asarray(arr), got.shape)))

@@ -150,6 +150,31 @@ def _constructor_lr_is_zero(data) -> bool:
     return bool(data.groups) and data.groups[0][0].get("lr") == 0
 
 
+def _adafactor_eps1_none_with_mixed_dtypes(data) -> bool:
+    """A group with eps1 = None (the dtype's machine epsilon) that holds tensors of two dtypes (the mixed_dtype
+    case axis): torch's Adafactor takes every tensor's ε₁ from the first tensor (or dtype group) it steps."""
+    return bool(getattr(data, "mixed_dtype", False)) and any(h.get("eps1", 0.0) is None for h, _ in data.groups)
+
+
+def _adafactor_tensor_lr_mixes_scalar_types(data) -> bool:
+    """A Tensor lr (the lr_tensor axis) and a group whose tensors with a gradient at some step have step counters
+    on both sides of lr = 1/√t: foreach Adafactor's ρ_t = min(lr, 1/√t) is then the lr tensor for some and a
+    Python float for others, and ``_foreach_mul_`` refuses the mixed list (TypeError)."""
+    if not getattr(data, "lr_tensor", False):
+        return False
+    for i, (h, params) in enumerate(data.groups):
+        counts, lr = [0] * len(params), h["lr"]
+        for s, row in enumerate(data.grads):
+            if data.lrs is not None and data.lrs[s][i] is not None:
+                lr = data.lrs[s][i]
+            stepped = [j for j, gr in enumerate(row[i]) if gr is not None]
+            for j in stepped:
+                counts[j] += 1
+            if len({1 / counts[j] ** 0.5 < lr for j in stepped}) > 1:
+                return True
+    return False
+
+
 def _gradient_missing_before_a_later_one(data) -> bool:
     """Some parameter has no gradient at a step and a gradient at a later one: there a counter of the group's
     steps (advanced at every step()) is ahead of the parameter's own count t."""

@@ -426,6 +426,17 @@ KNOWN_DEVIATIONS = (
         effect="domain", reproduced_by="tests/test_optax_findings.py",
         reason="jnp.sign(NaN) is NaN: a NaN direction makes theta NaN where torch.sign (the reference code's) gives "
                "0; dialect lion@optax states it."),
+    KnownDeviation(  # finding 60
+        id="adafactor-eps1-default-from-another-dtype", implementation=torch_optim("Adafactor"), versions=TORCH,
+        spec="adafactor", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._adafactor_eps1_none_with_mixed_dtypes,
+        reason="Adafactor resolves eps1=None to finfo(dtype).eps once per group and step, from the first tensor "
+               "(for-loop) or dtype group (foreach): tensors of another dtype in that group step with its eps."),
+    KnownDeviation(  # finding 61
+        id="adafactor-foreach-tensor-lr-mixed-steps", implementation=torch_optim("Adafactor"), versions=TORCH,
+        spec="adafactor", path="foreach", tests=VALUE_TESTS + PROPERTY_RUNS,
+        applies=p._adafactor_tensor_lr_mixes_scalar_types,
+        reason="foreach Adafactor with a Tensor lr raises TypeError where a group's tensors are at steps on both "
+               "sides of lr = 1/sqrt(t): min(lr, 1/sqrt(t)) mixes tensors and floats."),
     KnownDeviation(
         id="radam-foreach-nan-before-rectification", implementation=torch_optim("RAdam"), versions=TORCH,
         spec="radam", path="*foreach", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._radam_adaptive_term_not_finite,

@@ -25,11 +25,11 @@ __all__ = ["CAPTURABLE", "FUSED", "Invalid", "OptimizerInfo", "OPTIMIZERS", "TOR
 FUSED, CAPTURABLE = "fused", "capturable"
 
 #: torch.optim's tuple arguments, and the spec's names of their entries (Adam's betas, Rprop's etas and
-#: step_sizes; Adan's and AdEMAMix's betas have a third, beta3): the torch backend and the tests that construct
+#: step_sizes; Adafactor's eps, (eps1, eps2); Adan's and AdEMAMix's betas have a third, beta3): the torch backend and the tests that construct
 #: torch's classes map them with this.  A spec's tuple is the leading entries it has (Adam: (β₁, β₂); Adan:
 #: (β₁, β₂, β₃)).
 TORCH_PAIRS = MappingProxyType({"betas": ("beta1", "beta2", "beta3"), "etas": ("etaminus", "etaplus"),
-                                "step_sizes": ("step_size_min", "step_size_max")})
+                                "step_sizes": ("step_size_min", "step_size_max"), "eps": ("eps1", "eps2")})
 
 
 def tuple_entries(entries: tuple, hyper) -> tuple:
@@ -374,6 +374,20 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
             Invalid({"beta2": -0.1}), Invalid({"lr": float("nan")}),
         ),
         edge=({"beta1": 0.0, "beta2": 0.0}, {"eps": 1e-30}),
+    ),
+    OptimizerInfo(  # reduces over the tensor and along its last two axes (spec/adafactor.py): the exact engine
+        "adafactor",
+        hyper=dict(lr=0.05, beta2_decay=-0.8, eps1=1e-30, eps2=1e-3, d=1.0, weight_decay=0.01),
+        branches=(dict(weight_decay=0.0), dict(eps1=None), dict(d=100.0)),
+        group_pairs=(
+            ({}, {"beta2_decay": -0.5, "d": 2.0}),
+            ({"weight_decay": 0.5, "eps1": None}, {"lr": 0.1, "eps2": 0.0, "weight_decay": 0.0, "maximize": True}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"beta2_decay": 0.5}), Invalid({"eps1": -1.0}), Invalid({"eps2": -1.0}),
+            Invalid({"d": 0.5}), Invalid({"weight_decay": -1.0}), Invalid({"lr": float("nan")}),
+        ),
+        edge=({"beta2_decay": 0.0}, {"lr": 0.0}, {"eps1": 0.0, "eps2": 0.0}, {"d": 1.0}),
     ),
 )})
 

@@ -73,6 +73,9 @@ def hyperparameters(draw, spec: OptimizerSpec, lr_scale: float = 1.0) -> dict:
             out[h.name] = draw(st.booleans())
         elif h.name == "lr":
             out[h.name] = draw(learning_rate())
+        elif h.none_means_eps:  # None (the dtype's machine epsilon, the default) the simplest, else a number
+            value = draw(st.one_of(st.just(None), hyper_value(h)))
+            out[h.name] = None if value is None else float(value)
         else:
             out[h.name] = float(draw(hyper_value(h)))
     if out.get("nesterov"):
@@ -122,6 +125,12 @@ def array(dtype: str, shape: tuple) -> st.SearchStrategy:
 SHAPES = [(), (1,), (3,), (2, 2), (4,)]
 SIMD_LENGTHS = [7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 127, 129]
 MULTI_SHAPES = [(3, 5), (2, 3, 7), (4, 17), (2, 2, 2, 9)]
+#: A spec that reduces (LAMB, Adafactor) is checked by the exact (interval) engine, tensor by tensor, at about a
+#: millisecond per element and step: its realistic cases keep the kinds of shapes (vectors on both sides of 8- and
+#: 16-lane bodies; 2-, 3- and 4-D tensors) at sizes that engine checks in seconds, and at most
+#: ``REDUCING_MAX_PARAMS`` tensors a group
+REDUCING_SHAPES = [(7,), (9,), (17,), (3, 5), (2, 3, 4), (2, 2, 2, 3)]
+REDUCING_MAX_PARAMS = 4
 LARGE = 1 << 16  # CUDA's multi-tensor kernels work in chunks of 2^16 elements: a large tensor has more
 SMALL = 4  # tensors up to this size are drawn element by element; larger ones are bulk_arrays
 
@@ -211,9 +220,12 @@ def realistic_shape() -> st.SearchStrategy:
 
 
 @st.composite
-def group_shapes(draw, max_params: int, realistic: bool, large: bool) -> list:
+def group_shapes(draw, max_params: int, realistic: bool, large: bool, reduces: bool = False) -> list:
     if not realistic:
         return draw(st.lists(st.sampled_from(SHAPES), min_size=1, max_size=max_params))
+    if reduces:  # the exact engine's sizes (REDUCING_SHAPES)
+        shape = st.one_of(st.sampled_from(SHAPES), st.sampled_from(REDUCING_SHAPES))
+        return draw(st.lists(shape, min_size=1, max_size=max(max_params, REDUCING_MAX_PARAMS)))
     shapes = draw(st.lists(realistic_shape(), min_size=1, max_size=max(max_params, 12)))
     if large:  # past one chunk, by a drawn few (the simplest: one element past it)
         shapes.insert(draw(st.integers(0, len(shapes))), (LARGE + draw(st.integers(1, 64)),))
@@ -232,8 +244,8 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     (``backend.CASE_AXES``) the backend offers for this optimizer, path and dtype, each drawn (off the simplest)
     after everything else."""
     # A spec that reduces is checked by the exact engine, tensor by tensor (``conformance.check``), and so is one
-    # with sparse gradients: no tensor past LARGE, which would take minutes there; SIMD lengths and
-    # multi-dimensional shapes stay.
+    # with sparse gradients: no tensor past LARGE, which would take minutes there; a spec that reduces draws the
+    # smaller REDUCING_SHAPES too.
     large = realistic and not (spec.reduces or spec.sparse_gradients) and draw(st.integers(0, 7)) == 0
     allow_none = allow_none and not spec.group_steps  # its scalars are the group's: None not described
     none_pick = 9 if realistic else 0
@@ -245,7 +257,7 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
         hyper = draw(hyperparameters(spec))
         if large and g == 0 and hyper.get("lr") == 0:  # the simplest lr is 0: let the large case move θ
             hyper = {**hyper, "lr": 1e-3}
-        shapes = draw(group_shapes(max_params, realistic, large and g == 0))
+        shapes = draw(group_shapes(max_params, realistic, large and g == 0, spec.reduces))
         groups.append(Group(hyper, [draw(tensor(dtype, s)) for s in shapes]))
     grads = []
     for _ in range(steps):

@@ -24,7 +24,7 @@ import sympy as sp
 
 from spec import OptimizerSpec
 from . import arith
-from .formats import FORMATS, exact as exact_value, round_to_format
+from .formats import FORMATS, exact as exact_value, get_format, round_to_format
 from .program import Program, compile_rule
 
 START_PREC = 128
@@ -102,7 +102,8 @@ def hyper_schedule(spec: OptimizerSpec, hyper: dict, steps: int, *, lrs: Optiona
 def initial_state(spec: OptimizerSpec, hyper: dict, shape) -> dict:
     """State name → object array of exact initial values (SymPy ``init`` evaluated exactly)."""
     out = {}
-    symbols = {h.symbol: _rational(Fraction(hyper[h.name])) for h in spec.numeric}
+    symbols = {h.symbol: _rational(Fraction(hyper[h.name])) for h in spec.numeric
+               if hyper[h.name] is not None}  # None: a per-tensor value no initial value reads (Adafactor's ε₁)
     for s in spec.state:
         if s.name == "step":
             continue
@@ -179,15 +180,16 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
     """The exact inputs of a trajectory (see ``reference.step.trajectory`` for the arguments)."""
     hyper = spec.complete(hyper)
     in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers, validate=validate)
-    program = compile_rule(spec, hyper)
     theta0 = _exact_array(param)
     shape = theta0.shape
+    program = compile_rule(spec, hyper, shape)
     state0 = initial_state(spec, creation_hyper(hyper, in_force, grads), shape)
     for name, arr in (state or {}).items():
         if name == "step":
             continue
         if name not in state0:
             raise KeyError(f"{spec.name} has no state variable {name!r}")
+        _state_named(spec, name).check_shape(np.shape(arr), shape, f"{spec.name}: ")
         state0[name] = _exact_array(np.broadcast_to(arr, shape))
     for s, gr in enumerate(grads):
         if gr is not None and np.shape(gr) != shape:
@@ -196,7 +198,7 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
             raise ValueError(f"grad of step {s} is sparse (a masked array), but {spec.name} takes dense gradients")
     grads_exact = [None if gr is None else _exact_array(gr) for gr in grads]
     numeric = tuple(h.name for h in spec.numeric)
-    hyper_steps = [{k: Fraction(h[k]) for k in numeric} for h in in_force]
+    hyper_steps = [{k: resolve_none(spec, k, h[k], param) for k in numeric} for h in in_force]
     ts, t = [], step  # the counter advances only on steps with a gradient
     for gr in grads:
         if gr is not None:
@@ -204,6 +206,22 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
         ts.append(t)
     given = frozenset(k for k in (state or {}) if k != "step")
     return Run(program, shape, theta0, state0, given, grads_exact, hyper_steps, ts)
+
+
+def resolve_none(spec: OptimizerSpec, name: str, value, param) -> Fraction:
+    """A hyperparameter's exact value for a parameter like ``param`` (an array of a binary format): None, where the
+    spec lets it stand for the dtype's machine epsilon (``Hyperparameter.none_means_eps``: Adafactor's eps1), is
+    2^(1 − p) of ``param``'s format, as torch.finfo(param.dtype).eps."""
+    if value is None:
+        if not spec.hyper(name).none_means_eps:
+            raise ValueError(f"{spec.name}: {name}=None, which only a hyperparameter whose None means the dtype's "
+                             f"machine epsilon may be")
+        return Fraction(1, 1 << (get_format(np.asarray(param).dtype).precision - 1))
+    return Fraction(value)
+
+
+def _state_named(spec: OptimizerSpec, name: str):
+    return next(st for st in spec.state if st.name == name)
 
 
 def steps(advance: Callable, emit: Callable, current, grads: list, hypers: list, ts: list) -> list:

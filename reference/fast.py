@@ -515,21 +515,21 @@ class _Problem:
 _PROGRAMS = {}  # (id(spec), flags) → (spec, program): compile_rule's own cache hashes the spec, all its fields
 
 
-def _program(spec, hyper) -> object:
-    """``compile_rule(spec, hyper)``, looked up by the spec's identity."""
-    key = (id(spec), tuple(sorted((h.name, bool(hyper.get(h.name, h.default))) for h in spec.flags)))
+def _program(spec, hyper, shape) -> object:
+    """``compile_rule(spec, hyper, shape)``, looked up by the spec's identity (and the flags, tensor flags too)."""
+    key = (id(spec), tuple(sorted(spec.rule_flags(hyper, shape).items())))
     hit = _PROGRAMS.get(key)
     if hit is None or hit[0] is not spec:  # the spec is kept with its program, so its id stays its own
         if len(_PROGRAMS) > 256:  # specs made on the fly (tests) are not kept forever
             _PROGRAMS.clear()
-        hit = _PROGRAMS[key] = (spec, compile_rule(spec, hyper))
+        hit = _PROGRAMS[key] = (spec, compile_rule(spec, hyper, shape))
     return hit[1]
 
 
 def _problem(spec, hyper, param, grads, state, step, lrs, hypers, validate) -> _Problem:
     hyper = spec.complete(hyper)
     in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers, validate=validate)
-    program = _program(spec, hyper)
+    program = _program(spec, hyper, np.shape(param))
     param = np.asarray(param)
     shape = param.shape
     for s, gr in enumerate(grads):

@@ -56,14 +56,15 @@ def final_expressions(spec: OptimizerSpec, flags: dict) -> dict:
     return out
 
 
-def state_read(spec: OptimizerSpec, hyper: dict, outputs, t: int) -> frozenset:
+def state_read(spec: OptimizerSpec, hyper: dict, outputs, t: int, shape=None) -> frozenset:
     """The state variables (names; ``step`` is ``t``, not state) that one step of ``spec`` reads to compute
     ``outputs`` (output names: "theta" and state names, as ``final_expressions``) with the complete hyperparameters
     ``hyper`` at step counter ``t`` (after incrementing): the free symbols of those outputs' expressions for
     ``hyper``'s flags, where a ``Piecewise`` whose condition the hyperparameters and ``t`` decide contributes its
     taken branch alone (SGD's μ ≠ 0 guard: with μ = 0 the momentum buffer is not read, and torch keeps none).
-    A state output that the rule leaves alone (Adam's max_exp_avg_sq without amsgrad) reads itself."""
-    flags = tuple(sorted((h.name, bool(hyper[h.name])) for h in spec.flags))
+    A state output that the rule leaves alone (Adam's max_exp_avg_sq without amsgrad) reads itself.  ``shape``: the
+    parameter's, where the spec has tensor flags (``spec.core.TensorFlag``)."""
+    flags = tuple(sorted(spec.rule_flags(hyper, shape).items()))
     values = tuple((h.name, hyper[h.name]) for h in spec.numeric)
     return _state_read(spec.name, flags, values, t, tuple(outputs), spec)
 
@@ -73,7 +74,8 @@ def _state_read(spec_name: str, flags: tuple, values: tuple, t: int, outputs: tu
     expressions = final_expressions(spec, dict(flags))
     symbols = spec.symbols()
     state = {s.symbol: s.name for s in spec.state if s.name != "step"}
-    known = {symbols[name]: sp.Rational(Fraction(value)) for name, value in values}
+    known = {symbols[name]: sp.Rational(Fraction(value)) for name, value in values
+             if value is not None}  # None: a per-tensor value (the dtype's ε), left undecided here
     known[symbols["t"]] = sp.Integer(t)
     seen, read = set(), set()
 
@@ -192,9 +194,10 @@ def _compile_cached(spec_name: str, flags: tuple, spec: OptimizerSpec) -> Progra
     return Program(spec_name, flags, tuple(inputs), tuple(outputs), source, namespace["step"])
 
 
-def compile_rule(spec: OptimizerSpec, hyper: dict) -> Program:
-    """The program of ``spec`` for the flags in ``hyper`` (cached per flag combination)."""
-    flags = tuple(sorted((h.name, bool(hyper.get(h.name, h.default))) for h in spec.flags))
+def compile_rule(spec: OptimizerSpec, hyper: dict, shape=None) -> Program:
+    """The program of ``spec`` for the flags in ``hyper`` and, where the spec has tensor flags
+    (``spec.core.TensorFlag``), for a parameter of ``shape`` (cached per flag combination)."""
+    flags = tuple(sorted(spec.rule_flags(hyper, shape).items()))
     return _compile_cached(spec.name, flags, spec)
 
 
@@ -243,8 +246,8 @@ class _Printer:
             return f"O.any_({', '.join(self(a) for a in e.args)})"
         if isinstance(e, Lerp):
             return f"O.lerp({', '.join(self(a) for a in e.args)})"
-        if isinstance(e, Reduction):  # one value for the whole tensor (``reference.tensor.Lifted``)
-            return f"O.{e.op}({self(e.args[0])})"
+        if isinstance(e, Reduction):  # one value per tensor or per fiber of an axis (``reference.tensor.Lifted``)
+            return f"O.{e.op}({', '.join([self(e.args[0]), *(str(int(a)) for a in e.args[1:])])})"
         if isinstance(e, sp.Mod):
             return f"O.mod({self(e.args[0])}, {self(e.args[1])})"
         for cls, op in _FUNCTIONS.items():

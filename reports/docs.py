@@ -260,13 +260,18 @@ def _state_table(spec: OptimizerSpec) -> str:
 
 def _update_section(spec: OptimizerSpec) -> str:
     out = []
-    combos = spec.flag_combinations()
+    combos = spec.flag_combinations(tensor=True)
     default = {h.name: h.default for h in spec.flags}
+    tensor_docs = {f.name: f.doc for f in spec.tensor_flags}
     for flags in combos:
         statements = spec.rule(flags)
-        if spec.flags:
+        if spec.flags or spec.tensor_flags:
             label = ", ".join(f"`{k}={v}`" for k, v in flags.items())
-            out.append(f"### {label}" + (" (the defaults)" if flags == default else "") + "\n")
+            defaults = {k: v for k, v in flags.items() if k not in tensor_docs} == default
+            out.append(f"### {label}" + (" (the defaults)" if defaults else "") + "\n")
+            for name, doc in tensor_docs.items():  # a tensor flag: which tensors take this program
+                out.append(f"`{name}={flags[name]}`: the program of "
+                           + (f"{doc}.\n" if flags[name] else f"every other tensor (not {doc}).\n"))
         out.append(_statements_block(statements))
         out.append(_table(["#", "assigns", "why"],
                           [[str(i + 1), f"${_latex(s.target)}$", s.doc] for i, s in enumerate(statements)]))
@@ -278,7 +283,7 @@ def _weight_decay_form(spec: OptimizerSpec) -> str:
     if "weight_decay" not in names:
         return "None: this dialect has no weight decay."
     forms = []
-    for flags in spec.flag_combinations():
+    for flags in spec.flag_combinations(tensor=True):
         for s in spec.rule(flags):
             if "decay" in s.doc.lower() or "decayed" in s.doc.lower():
                 forms.append(f"${_latex(s.target)} \\leftarrow {_latex(s.expr)}$ ({s.doc})")
@@ -434,7 +439,9 @@ def _dialects_of(spec: OptimizerSpec, results) -> str:
 
 def _branches_section(spec: OptimizerSpec) -> str:
     """The comparisons of the rule and how ``conformance/test_branches.py`` draws inputs on both sides."""
-    rows = [[f"`{b.text}`", b.kind, _cell(b.note)] for b in branches.boundaries(spec.name)]
+    # one row per comparison as written (a spec with tensor flags has some in both programs)
+    rows = [list(r) for r in dict.fromkeys((f"`{b.text}`", b.kind, _cell(b.note))
+                                           for b in branches.boundaries(spec.name))]
     if not rows:
         return "The rule compares nothing.\n"
     return ("Each comparison of the rule, derived by `conformance/branches.py`; `test_branches` draws inputs "

@@ -4,6 +4,7 @@
 test strategies and the docs are all derived from these objects.
 """
 from .adadelta import ADADELTA
+from .adafactor import ADAFACTOR
 from .adagrad import ADAGRAD
 from .adam import ADAM, ADAMW
 from .adamax import ADAMAX
@@ -26,7 +27,7 @@ from .schedules import SCHEDULES
 
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
                                   ASGD, LION, ADAN, ADEMAMIX, SCHEDULEFREE_ADAMW, SCHEDULEFREE_SGD,
-                                  LAMB, SPARSE_ADAM)}
+                                  LAMB, SPARSE_ADAM, ADAFACTOR)}
 
 
 def get(name: str) -> OptimizerSpec:

@@ -86,6 +86,9 @@ class Hyperparameter:
     fuzz_why: str = ""
     zero_means_none: bool = False  # 0 stands for the dialect's None (an optional warm-up: off); classes get None
     integer: bool = False  # only whole numbers of the domain (a step count: Schedule-Free's warmup_steps)
+    # None is a value of its own: the machine epsilon of the parameter's dtype, torch.finfo(dtype).eps (Adafactor's
+    # eps1).  The spec keeps None (a tensor of each dtype has its own); the reference resolves it per tensor.
+    none_means_eps: bool = False
 
     @property
     def is_flag(self) -> bool:
@@ -98,12 +101,15 @@ class Hyperparameter:
     def accepts(self, value) -> bool:
         if self.is_flag:
             return isinstance(value, bool)
+        if value is None:
+            return self.none_means_eps
         return value in self.domain and (not self.integer or float(value).is_integer())
 
 
 @dataclass(frozen=True)
 class State:
-    """A per-element state variable, its initial value and torch's name for it.
+    """A per-element state variable, its initial value and torch's name for it (``reduced_axis``: kept per row or
+    column by the dialect).
 
     ``init`` is a SymPy expression in the hyperparameters (``0`` for most;
     Adagrad's ``initial_accumulator_value``).  ``when`` names the condition under
@@ -116,10 +122,56 @@ class State:
     doc: str = ""
     latex: Optional[str] = None
     when: str = ""
+    # The dialect keeps one value per fiber of this axis (−1: per row, −2: per column), in the parameter's shape with
+    # that axis of length 1 (torch's keepdim tensors: Adafactor's row_var (…, R, 1) and col_var (…, 1, C)).  The spec
+    # keeps it per element, constant along the axis; a backend reports the dialect's tensor as it is, and the
+    # reference broadcasts it (a given state) while the harness compares it with the reference's values at index 0
+    # of the axis (``dialect_shape``).
+    reduced_axis: Optional[int] = None
 
     @property
     def symbol(self) -> sp.Symbol:
         return sp.Symbol(self.latex or self.name, real=True)
+
+    def dialect_shape(self, param_shape: tuple) -> tuple:
+        """The shape the dialect keeps this variable in for a parameter of ``param_shape``."""
+        shape = tuple(param_shape)
+        if self.reduced_axis is None:
+            return shape
+        if len(shape) < -self.reduced_axis:
+            raise ValueError(f"state {self.name!r} is kept per fiber of axis {self.reduced_axis}, which a parameter "
+                             f"of shape {shape} lacks")
+        axis = self.reduced_axis % len(shape)
+        return shape[:axis] + (1,) + shape[axis + 1:]
+
+    def check_shape(self, value_shape: tuple, param_shape: tuple, who: str = "") -> None:
+        """A clear error unless ``value_shape`` is 0-d (one value for every element) or the dialect's shape."""
+        value_shape = tuple(value_shape)
+        if value_shape == () or value_shape == tuple(param_shape):
+            return
+        try:
+            want = self.dialect_shape(param_shape)
+        except ValueError:
+            want = None
+        if value_shape != want:
+            kept = "" if self.reduced_axis is None else f" or {want} (one value per fiber of axis {self.reduced_axis})"
+            raise ValueError(f"{who}state {self.name!r} has shape {value_shape}; for a parameter of shape "
+                             f"{tuple(param_shape)} it must be () or {tuple(param_shape)}{kept}")
+
+
+@dataclass(frozen=True)
+class TensorFlag:
+    """A flag of the rule that the parameter tensor decides, not a hyperparameter: ``holds(shape)``.
+
+    torch's Adafactor factors the second moment of a tensor with two or more dimensions and keeps it whole for a
+    vector: the same optimizer, two programs.  The rule receives the flag beside the hyperparameter flags
+    (``rule({..., "factored": True})``), both programs are compiled, and the reference picks one per tensor from
+    its shape (``OptimizerSpec.tensor_flag_values``).  ``doc`` names the tensors it holds for, for the docs.
+    """
+
+    name: str
+    doc: str
+    holds: Callable[[tuple], bool]
 
 
 @dataclass(frozen=True)
@@ -189,6 +241,7 @@ class OptimizerSpec(HyperparameterLookup):
     sparse_gradients: bool = False
     paths_doc: str = ""
     edge_doc: str = ""
+    tensor_flags: tuple = ()  # ``TensorFlag``s: rule flags the tensor's shape decides (Adafactor's "factored")
 
     # -- lookups -----------------------------------------------------------
     @property
@@ -204,12 +257,23 @@ class OptimizerSpec(HyperparameterLookup):
         """Some statement, for some flags, reduces over the whole tensor (``spec.reductions``): the update is
         computed tensor by tensor, not element by element."""
         from .reductions import reduces
-        return any(reduces(s.expr) for f in self.flag_combinations() for s in self.rule(f))
+        return any(reduces(s.expr) for f in self.flag_combinations(tensor=True) for s in self.rule(f))
 
-    def flag_combinations(self) -> list:
-        """Every combination of the flag hyperparameters, as dicts name → bool (all False first)."""
-        names = [h.name for h in self.flags]
+    def flag_combinations(self, tensor: bool = False) -> list:
+        """Every combination of the flag hyperparameters, as dicts name → bool (all False first); with ``tensor``,
+        of the tensor flags too (``TensorFlag``: every program the rule has)."""
+        names = [h.name for h in self.flags] + ([f.name for f in self.tensor_flags] if tensor else [])
         return [dict(zip(names, bits)) for bits in itertools.product((False, True), repeat=len(names))]
+
+    def tensor_flag_values(self, shape) -> dict:
+        """The tensor flags (name → bool) for a parameter of ``shape``; a clear error where the spec has some and
+        no shape is given (the rule cannot be chosen without it)."""
+        if not self.tensor_flags:
+            return {}
+        if shape is None:
+            raise ValueError(f"{self.name}: the rule depends on the tensor's shape "
+                             f"({', '.join(f.name for f in self.tensor_flags)}); give the parameter's shape")
+        return {f.name: bool(f.holds(tuple(shape))) for f in self.tensor_flags}
 
     @property
     def defaults(self) -> dict:
@@ -232,16 +296,26 @@ class OptimizerSpec(HyperparameterLookup):
         for h in self.hyperparameters:
             if not h.accepts(full[h.name]):
                 want = ("a bool" if h.is_flag else
-                        f"a finite {'whole number' if h.integer else 'real'} in {h.domain.describe()}")
+                        f"a finite {'whole number' if h.integer else 'real'} in {h.domain.describe()}"
+                        + (" or None (the dtype's machine epsilon)" if h.none_means_eps else ""))
                 raise InvalidHyperparameter(f"{self.name}: {h.name}={full[h.name]!r} is invalid; expected {want}")
         for c in self.constraints:
             if not c.holds(full):
                 raise InvalidHyperparameter(f"{self.name}: {c.doc} (got {_show(full)})")
         return full
 
-    def statements(self, hyper: dict) -> list:
-        """The ordered update for these hyperparameters' flags."""
-        return self.rule({h.name: bool(hyper.get(h.name, h.default)) for h in self.flags})
+    def rule_flags(self, hyper: dict, shape=None) -> dict:
+        """The flags the rule receives: the flag hyperparameters of ``hyper`` (defaults filled in) and, where the
+        spec has tensor flags, those of a tensor of ``shape`` (or, all of them given in ``hyper`` by name, those:
+        one program of ``flag_combinations(tensor=True)``)."""
+        tensor = {f.name: bool(hyper[f.name]) for f in self.tensor_flags if f.name in hyper}
+        if len(tensor) < len(self.tensor_flags):
+            tensor = self.tensor_flag_values(shape)
+        return {**{h.name: bool(hyper.get(h.name, h.default)) for h in self.flags}, **tensor}
+
+    def statements(self, hyper: dict, shape=None) -> list:
+        """The ordered update for these hyperparameters' flags (and the tensor flags: ``rule_flags``)."""
+        return self.rule(self.rule_flags(hyper, shape))
 
     def variant(self, name: str, *, dialect: str, title: str = "", rule=None, defaults: Optional[dict] = None,
                 doc: str = "", hyperparameters: Optional[Sequence] = None, **changes) -> "OptimizerSpec":

@@ -34,6 +34,9 @@ COMPLEX = {
     "rmsprop": f"{_PER_PART} The square average is per part (g_re², g_im², not |g|²). "
                f"{_WD_FIRST.format(name='rmsprop')}",
     "rprop": f"{_PER_PART} The step sizes start at `complex(lr, lr)`: each part has its own, and its own sign test.",
+    "adafactor": ("Not specified: torch.optim.Adafactor refuses complex parameters at the first step "
+                  "(\"Adafactor does not support complex parameters\"); the torch backend refuses the complex axis "
+                  "with that reason."),
     "sgd": ("Not specified: torch.optim.SGD has no `view_as_real` and steps a complex parameter in complex "
             "arithmetic, where a real scalar multiplies as (c + 0i), so an infinite or NaN part turns the other "
             "part NaN (inf·0) in weight decay, momentum and the step; for finite values that is the per-part update. "
@@ -51,6 +54,9 @@ _TENSOR_ADAM = (
     "`{name}-tensor-beta1-rounded-to-parameter-dtype`; Tensor betas are not drawn).")
 TENSOR_LR["adam"], TENSOR_LR["adamw"] = _TENSOR_ADAM.format(name="adam"), _TENSOR_ADAM.format(name="adamw")
 TENSOR_LR["sgd"] = f"{_TENSOR_LR} weight_decay may be a Tensor too (not drawn)."
+TENSOR_LR["adafactor"] = ("lr may be a 1-element Tensor, on both paths (no foreach refusal): `_to_scalar` keeps a 0-d "
+                          "tensor, and ρ_t = min(lr, 1/√t), α, 1 − lr·λ and −α/clip become 0-d tensors of lr's "
+                          "dtype where lr enters them; a float64 lr holds the same binary64 values as a Python float.")
 TENSOR_LR["adagrad"] = f"{_TENSOR_LR} The decayed clr = lr/(1 + (t − 1)·lr_decay) is then a tensor of lr's dtype."
 
 _SAME = "the same values as the for-loop"
@@ -71,6 +77,8 @@ DIFFERENTIABLE = {
     "rprop": f"g·g_prev with a clone of g_prev: {_SAME}.",
     "sgd": "no branch of its own in the step (a Tensor lr or λ that requires grad takes addcmul): the for-loop's code.",
 }
+DIFFERENTIABLE["adafactor"] = ("not an argument of torch.optim.Adafactor (nor fused or capturable): only the for-loop "
+                               "and foreach paths exist.")
 DIFFERENTIABLE["adamw"] = DIFFERENTIABLE["adam"].replace("adam-capturable", "adamw-capturable")
 
 CHECKED = ("The torch backend runs `differentiable=True, foreach=False` as the path `differentiable` of every "

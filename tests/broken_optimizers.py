@@ -6,7 +6,8 @@ They exist to show that the conformance harness catches real bugs
 
 The faithful classes (``FaithfulSGD``, ``FaithfulAdam``, ``FaithfulAdamW``,
 ``FaithfulRMSprop``, ``FaithfulAdagrad``, ``FaithfulNAdam``, ``FaithfulRAdam``,
-``FaithfulAdamax``, ``FaithfulRprop``, ``FaithfulASGD``, ``FaithfulLion``, ``FaithfulAdEMAMix``) re-implement
+``FaithfulAdamax``, ``FaithfulRprop``, ``FaithfulASGD``, ``FaithfulLion``, ``FaithfulAdEMAMix``,
+``FaithfulAdafactor``) re-implement
 torch's for-loop (``_single_tensor_*``; for Lion and AdEMAMix, which torch lacks, the
 authors' reference code) update statement for statement: the
 same constructor checks and defaults, the same state names (``step`` a 0-d
@@ -52,6 +53,8 @@ __all__ = [
     "FaithfulScheduleFreeAdamW", "EpsBeforeBiasCorrectionScheduleFree", "NoLrWeightingScheduleFree",
     "DecayAtZScheduleFree", "AverageBeforeStepScheduleFree", "FaithfulScheduleFreeSGD", "SwappedMomentumScheduleFreeSGD",
     "FaithfulSparseAdam", "DenseSparseAdam", "OwnCountSparseAdam",
+    "FaithfulAdafactor", "WrongAxisMeanAdafactor", "SwappedSizeAdafactor", "UnsquaredEps1Adafactor",
+    "InverseClipAdafactor", "DecayedRmsAdafactor",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
 ]
 
@@ -1355,6 +1358,116 @@ class OwnCountSparseAdam(FaithfulSparseAdam):
         beta1, beta2 = group["betas"]
         t = held.to(torch.float64)
         return (group["lr"] * (1 - beta2 ** t).sqrt() / (1 - beta1 ** t)).to(like.dtype)
+# =========================================================================== Adafactor
+
+class FaithfulAdafactor(_ForLoop):
+    """torch 2.13's ``_single_tensor_adafactor`` statement for statement (spec/adafactor.py), with its constructor's
+    checks and defaults; ``step`` a 0-d float32 tensor, ``row_var``/``col_var`` in torch's keepdim shapes."""
+
+    def __init__(self, params, lr=1e-2, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0, *,
+                 foreach=None, maximize=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Learning rate should be >= 0 but is: {lr}")
+        if not 0.0 >= beta2_decay:
+            raise ValueError(f"beta2_decay should be <= 0 but is: {beta2_decay}")
+        if eps[0] is not None and not 0.0 <= eps[0]:
+            raise ValueError(f"epsilon1 should be >= 0 but is: {eps[0]}")
+        if not 0.0 <= eps[1]:
+            raise ValueError(f"epsilon2 should be >= 0 but is: {eps[1]}")
+        if not 1.0 <= d:
+            raise ValueError(f"Clipping threshold d should be >= 1 but is: {d}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"weight_decay should be >= 0 but is: {weight_decay}")
+        super().__init__(params, dict(lr=lr, beta2_decay=beta2_decay, eps=eps, d=d, weight_decay=weight_decay,
+                                      foreach=foreach, maximize=maximize))
+
+    def _row_mean_divisor(self, p):  # the factors' means: norm² / the length of the reduced axis
+        return p.grad.size(-1)
+
+    def _normaliser(self, row_var):
+        return row_var.mean(dim=-2, keepdim=True)
+
+    def _floor(self, eps1):
+        return eps1 * eps1
+
+    def _clip(self, update, d):
+        return max(1.0, update.norm(2).item() / ((update.numel() ** 0.5) * d))
+
+    def _rms_source(self, p_before, p_after):
+        return p_before
+
+    def _update(self, p, grad, state, group):
+        if torch.is_complex(p):
+            raise RuntimeError("Adafactor does not support complex parameters")
+        grad = grad if not group["maximize"] else -grad
+        lr, wd, (eps1, eps2) = group["lr"], group["weight_decay"], group["eps"]
+        if len(state) == 0:
+            state["step"] = torch.tensor(0.0, dtype=_scalar_dtype())
+            if grad.dim() > 1:
+                state["row_var"] = grad.new_zeros(grad.shape[:-1] + (1,))
+                state["col_var"] = grad.new_zeros(grad.shape[:-2] + (1,) + grad.shape[-1:])
+            else:
+                state["variance"] = torch.zeros_like(grad, memory_format=torch.preserve_format)
+        if eps1 is None:
+            eps1 = torch.finfo(p.dtype).eps
+        state["step"] += 1
+        step = state["step"].item()
+        one_minus_beta2_t = step ** group["beta2_decay"]
+        rho_t = min(lr, 1 / (step ** 0.5))
+        before = p.clone()
+        if wd != 0:
+            p.mul_(1 - lr * wd)
+        alpha = max(eps2, self._rms_source(before, p).norm(2).item() / (p.numel() ** 0.5)) * rho_t
+        if grad.dim() > 1:
+            row_var, col_var = state["row_var"], state["col_var"]
+            row_var.lerp_(torch.norm(grad, dim=-1, keepdim=True).square_().div_(self._row_mean_divisor(p)),
+                          one_minus_beta2_t)
+            col_var.lerp_(torch.norm(grad, dim=-2, keepdim=True).square_().div_(grad.size(-2)), one_minus_beta2_t)
+            var_estimate = row_var @ col_var
+            var_estimate.div_(self._normaliser(row_var).clamp_(min=eps1))
+        else:
+            state["variance"].lerp_(grad * grad, one_minus_beta2_t)
+            var_estimate = state["variance"].clone()
+        update = var_estimate.clamp_(min=self._floor(eps1)).rsqrt_()
+        update.mul_(grad)
+        p.add_(update, alpha=-alpha / self._clip(update, group["d"]))
+
+
+class WrongAxisMeanAdafactor(FaithfulAdafactor):
+    """BROKEN: the row factors' mean over the last dimension (``mean(dim=-1)``, of length 1) instead of over the
+    rows: each element divides by its own row factor, so the estimate is the column factor alone."""
+
+    def _normaliser(self, row_var):
+        return row_var.mean(dim=-1, keepdim=True)
+
+
+class SwappedSizeAdafactor(FaithfulAdafactor):
+    """BROKEN: the rows' mean of g² divided by the number of rows, size(-2), where torch divides by the row's
+    length, size(-1) (a row/column slip in the factor's statistics); right for square matrices and vectors."""
+
+    def _row_mean_divisor(self, p):
+        return p.grad.size(-2)
+
+
+class UnsquaredEps1Adafactor(FaithfulAdafactor):
+    """BROKEN: the estimate floored at ε₁ instead of ε₁² before the inverse square root."""
+
+    def _floor(self, eps1):
+        return eps1
+
+
+class InverseClipAdafactor(FaithfulAdafactor):
+    """BROKEN: the clip max(1, RMS(U)·d), dividing by 1/d instead of by d; the same as torch's for d = 1."""
+
+    def _clip(self, update, d):
+        return max(1.0, update.norm(2).item() / ((update.numel() ** 0.5) / d))
+
+
+class DecayedRmsAdafactor(FaithfulAdafactor):
+    """BROKEN: α from RMS(θ) after the decoupled decay, where torch takes θ before it; the same for λ = 0."""
+
+    def _rms_source(self, p_before, p_after):
+        return p_after
 
 
 # =========================================================================== the catalogue
@@ -1377,6 +1490,7 @@ FAITHFUL = {
     "FaithfulAdEMAMix": "ademamix",
     "FaithfulScheduleFreeAdamW": "schedulefree_adamw",
     "FaithfulScheduleFreeSGD": "schedulefree_sgd",
+    "FaithfulAdafactor": "adafactor",
 }
 
 #: class name -> spec it claims to implement (and gets wrong)
@@ -1422,6 +1536,11 @@ BROKEN = {
     "SwappedMomentumScheduleFreeSGD": "schedulefree_sgd",
     "DenseSparseAdam": "sparse_adam",
     "OwnCountSparseAdam": "sparse_adam",
+    "WrongAxisMeanAdafactor": "adafactor",
+    "SwappedSizeAdafactor": "adafactor",
+    "UnsquaredEps1Adafactor": "adafactor",
+    "InverseClipAdafactor": "adafactor",
+    "DecayedRmsAdafactor": "adafactor",
 }
 
 #: class name -> spec: the broken classes of BROKEN that are faithful on small cases, wrong only at realistic sizes

@@ -52,7 +52,12 @@ EXPECTED = {
                          ("other", "Max(gamma_max, gamma_t)"), ("other", "Eq(W_sum, 0)")},
     # the trust ratio's ‖θ‖ > 0 and ‖u‖ > 0 compare reductions over the tensor: recorded, not placed
     # (tests/test_lamb.py steps zero tensors through the r = 1 side)
-    "lamb": {LAMBDA, ("other", "q > 0"), ("other", "w > 0")},
+    "lamb": {LAMBDA, ("reduced", "q > 0"), ("other", "w > 0")},
+    # ρ_t = min(lr, 1/√t) (Python's min, a comparison): lr = 1/√t at each t (float roots at t = 1 and 4); α's floor compares ‖θ‖ (not placed);
+    # the floors of V̂ and of the rows' mean and the clip involve G through reductions (recorded, not placed)
+    "adafactor": {LAMBDA, ("hyper", "eta > 1/sqrt(t)"), ("other", "epsilon_2 < r"),
+                  ("reduced", "Max(\\hat{V}, epsilon_1**2)"), ("reduced", "q > 1"),
+                  ("reduced", "Max(epsilon_1, AxisMean(R, -2))")},
 }
 #: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory.
 NOTHING_TO_PLACE = {"rprop"}

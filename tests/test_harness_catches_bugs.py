@@ -62,6 +62,9 @@ FAITHFUL = {
     # test_trajectory in float64 only, for CI's budget (with test_single_steps and float32 too it passes as well,
     # 52 s here under load)
     "FaithfulSparseAdam": ("sparse_adam", "test_trajectory and float64"),
+    # Adafactor: test_trajectory in float64 (about 20 s a run on the loaded 2-core machine; torch's own class is
+    # run the same way below, and its whole suite by the torch-cpu conformance job)
+    "FaithfulAdafactor": ("adafactor", "test_trajectory and float64"),
 }
 
 #: class -> (spec, -k selection); every one must be caught
@@ -125,6 +128,12 @@ BROKEN = {
     # one held at step 1 and not at step 2, departs)
     "DenseSparseAdam": ("sparse_adam", "test_trajectory and float64"),
     "OwnCountSparseAdam": ("sparse_adam", "test_trajectory and float64"),
+    # Adafactor (measured under ci-noshrink: each caught by test_trajectory in float64, by 1e7–1e14 times the bound)
+    "WrongAxisMeanAdafactor": ("adafactor", "test_trajectory and float64"),
+    "SwappedSizeAdafactor": ("adafactor", "test_trajectory and float64"),
+    "UnsquaredEps1Adafactor": ("adafactor", "test_trajectory and float64"),
+    "InverseClipAdafactor": ("adafactor", "test_trajectory and float64"),
+    "DecayedRmsAdafactor": ("adafactor", "test_trajectory and float64"),
 }
 
 
@@ -164,3 +173,12 @@ def test_broken_optimizer_is_caught(cls):
     assert "Reproduce with" in proc.stdout, f"{cls}: the failure carries no reproduction\n{_tail(proc)}"
     assert "FAILED conformance/test_conformance.py::" in proc.stdout or "FAILED conformance/test_branches.py::" \
         in proc.stdout, f"{cls}: the failure is not a conformance test's\n{_tail(proc)}"
+
+
+def test_torchs_own_adafactor_passes_as_a_class():
+    """torch.optim.Adafactor given with --optimizer, as the broken classes are: the harness passes it (the same
+    selection as FaithfulAdafactor's), so what catches the broken ones is their slip, not the harness's route."""
+    proc = run_pytest(["conformance", "--backend=torch-cpu", "--optimizer", "adafactor=torch.optim:Adafactor",
+                       "--spec", "adafactor", "-k", "test_trajectory and float64", "-q", "-x"])
+    assert proc.returncode == 0, f"torch.optim.Adafactor: exit {proc.returncode}\n{_tail(proc)}"
+    assert " passed" in proc.stdout, _tail(proc)

@@ -553,3 +553,43 @@ def test_cpu_dense_add_of_an_element_sparse_tensor_adds_the_storage_offset_twice
     p.grad = torch.sparse_coo_tensor(torch.tensor([[0]]), torch.tensor([1.0], dtype=torch.float64), (1,))
     opt.step()
     assert p.item() == 0.0 and buf[2].item() == pytest.approx(-0.1)  # fixed: p = −0.1, buf[2] = 0
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_adafactor_default_eps1_comes_from_another_dtype_in_a_mixed_group(foreach):
+    """eps=(None, 1e-3): each tensor's ε₁ should be its own dtype's machine epsilon; torch takes the first
+    tensor's (for-loop) or the first dtype group's (foreach) for the whole group (finding 60)."""
+    def run(params):
+        opt = torch.optim.Adafactor(params, lr=0.01, foreach=foreach)
+        for q, g in zip(params, (1e-6, 1e-12) if params[0].dtype == torch.float16 else (1e-12, 1e-6)):
+            q.grad = torch.full_like(q, g)
+        opt.step()
+        return [q.item() for q in params]
+
+    def pair():
+        return torch.ones(1, dtype=torch.float16), torch.ones(1, dtype=torch.float64)
+
+    half_alone, double_alone = run([pair()[0]])[0], run([pair()[1]])[0]
+    assert (half_alone, double_alone) == (1.0, float.fromhex("0x1.fae147ae147aep-1"))  # the spec's values
+    h, d = pair()
+    mixed = run([h, d]) + run(list(reversed(pair())))  # [f16, f64] then [f64, f16]
+    got = {"f16 first": (mixed[0], mixed[1]), "f64 first": (mixed[3], mixed[2])}  # (f16 θ, f64 θ)
+    departs = [k for k, (half, double) in got.items() if not (half == half_alone and double == double_alone)]
+    assert departs, got  # fails once torch resolves eps1 per tensor
+    assert any(math.isnan(half) for half, _ in got.values())  # float64's ε₁² rounds to 0 in float16: rsqrt(0)
+
+
+def test_adafactor_foreach_tensor_lr_fails_when_a_groups_steps_straddle_it():
+    """lr a 0-d tensor, one tensor a step behind: ρ_t = min(lr, 1/√t) is a tensor for one and a float for the
+    other, and foreach's _foreach_mul_ refuses the mix (finding 61); the for-loop steps."""
+    def run(foreach):
+        a, b = torch.ones(2), torch.ones(2)
+        opt = torch.optim.Adafactor([a, b], lr=torch.tensor(0.6, dtype=torch.float64), foreach=foreach)
+        for s in range(3):  # t = 3 and 2 at the third step: 1/√3 < 0.6 ≤ 1/√2
+            a.grad, b.grad = torch.full_like(a, 0.5), None if s == 0 else torch.full_like(b, 0.5)
+            opt.step()
+        return a
+
+    run(foreach=False)
+    with pytest.raises(TypeError, match="expected Tensor as element"):
+        run(foreach=True)

@@ -361,13 +361,20 @@ def _flag_combinations(s):
 
 
 def _all_sources() -> dict:
-    return {(s.name, tuple(sorted((k, v) for k, v in h.items() if isinstance(v, bool)))): compile_rule(s, h).source
-            for s in SPECS for h in _flag_combinations(s)}
+    """Every program: each flag combination and, for a spec with tensor flags, each of theirs (given by name)."""
+    out = {}
+    for s in SPECS:
+        for h in _flag_combinations(s):
+            for bits in itertools.product((False, True), repeat=len(s.tensor_flags)):
+                t = {f.name: b for f, b in zip(s.tensor_flags, bits)}
+                key = (s.name, tuple(sorted((k, v) for k, v in {**h, **t}.items() if isinstance(v, bool))))
+                out[key] = compile_rule(s, {**h, **t}).source
+    return out
 
 
 def test_compiled_source_has_no_float_literals():
     sources = _all_sources()
-    assert len(sources) == sum(2 ** len(s.flags) for s in SPECS)  # SGD's nesterov ones with momentum 0.9
+    assert len(sources) == sum(2 ** (len(s.flags) + len(s.tensor_flags)) for s in SPECS)  # SGD's nesterov ones with momentum 0.9
     for key, source in sources.items():
         tree = ast.parse(source)
         floats = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, (float, complex))]

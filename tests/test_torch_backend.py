@@ -13,6 +13,7 @@ from conformance.optimizers import FUSED, OPTIMIZERS
 BF16 = np.dtype(ml_dtypes.bfloat16)
 ALL = tuple(name for name, info in OPTIMIZERS.items() if info.torch)
 FUSED_ON_CPU = {name for name in ALL if FUSED in OPTIMIZERS[name].torch_paths}  # torch 2.13 has CPU fused kernels
+NOT_DIFFERENTIABLE = {"adafactor", "sparse_adam"}  # torch.optim.Adafactor and SparseAdam have no differentiable argument
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +40,9 @@ def test_paths_and_dtypes_probed_on_cpu(cpu):
     assert cpu.skip_reason is None
     for opt in ALL:
         paths = cpu.paths(opt)
-        expected = (("for-loop", "foreach", "differentiable") if OPTIMIZERS[opt].foreach else ("for-loop",)) + (
-            ("fused",) if opt in FUSED_ON_CPU else ())  # SparseAdam: no foreach, no differentiable argument
+        expected = (("for-loop",) + (("foreach",) if OPTIMIZERS[opt].foreach else ())  # SparseAdam has no foreach
+                    + (() if opt in NOT_DIFFERENTIABLE else ("differentiable",))
+                    + (("fused",) if opt in FUSED_ON_CPU else ()))
         assert paths == expected, opt
         for path in paths:
             assert cpu.dtypes(opt, path) == DTYPES, (opt, path)

@@ -112,6 +112,8 @@ DEFAULTS = {
     # not torch's: the LAMB paper's (You et al. 2020, Algorithm 2), λ = 0
     "lamb": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0),
     "sparse_adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, maximize=False),
+    # torch.optim.Adafactor's eps=(None, 1e-3), under the spec's names
+    "adafactor": dict(lr=1e-2, beta2_decay=-0.8, eps1=None, eps2=1e-3, d=1.0, weight_decay=0.0, maximize=False),
 }
 
 
@@ -151,6 +153,18 @@ def validate(optimizer: str, hyper: dict) -> dict:
 
     if not 0.0 <= h["lr"]:
         raise ValueError(f"Invalid learning rate: {h['lr']}")
+    if optimizer == "adafactor":  # torch's checks, in its order
+        if not 0.0 >= h["beta2_decay"]:
+            raise ValueError(f"beta2_decay should be <= 0 but is: {h['beta2_decay']}")
+        if h["eps1"] is not None and not 0.0 <= h["eps1"]:
+            raise ValueError(f"epsilon1 should be >= 0 but is: {h['eps1']}")
+        if not 0.0 <= h["eps2"]:
+            raise ValueError(f"epsilon2 should be >= 0 but is: {h['eps2']}")
+        if not 1.0 <= h["d"]:
+            raise ValueError(f"Clipping threshold d should be >= 1 but is: {h['d']}")
+        if not 0.0 <= h["weight_decay"]:
+            raise ValueError(f"weight_decay should be >= 0 but is: {h['weight_decay']}")
+        return h
     if optimizer == "adagrad":
         if not 0.0 <= h["lr_decay"]:
             raise ValueError(f"Invalid lr_decay value: {h['lr_decay']}")
@@ -309,6 +323,19 @@ class _Ops:
         first (``Scalar.to<scalar_t>()``), so hi wins when lo > hi."""
         lo, hi = (self.ct(np.asarray(x, dtype=np.float64).astype(self.dtype)) for x in (lo, hi))
         return self._out(np.minimum(np.maximum(self._in(a), lo), hi))
+
+    def rsqrt(self, a):
+        return self._out(self.ct(1) / np.sqrt(self._in(a)))
+
+    def norm_axis(self, a, axis: int):
+        """``torch.norm(a, dim=axis, keepdim=True)``: the sum of squares in the compute type, its root rounded once."""
+        x = self._in(a)
+        return self._out(np.sqrt(np.sum(x * x, axis=axis, keepdims=True)))
+
+    def mean_axis(self, a, axis: int):
+        """``a.mean(dim=axis, keepdim=True)``: the sum in the compute type divided by the length, rounded once."""
+        x = self._in(a)
+        return self._out(np.sum(x, axis=axis, keepdims=True) / self.ct(x.shape[axis]))
 
     def fill(self, like, x: float):
         """A tensor of ``like``'s shape holding the Python scalar ``x`` in the dtype (``torch.full_like``)."""
@@ -696,6 +723,33 @@ def _sparse_adam(k, p, g, st, h, _):
 #: The ports whose gradients are sparse (``OptimizerSpec.sparse_gradients``): they take a MaskedArray.
 _SPARSE = ("sparse_adam",)
 
+def _adafactor(k, p, g, st, h, _):
+    # torch's _single_tensor_adafactor, statement for statement
+    grad = k.neg(g) if h["maximize"] else g
+    lr, wd, d = h["lr"], h["weight_decay"], h["d"]
+    eps1 = h["eps1"] if h["eps1"] is not None else float(ml_dtypes.finfo(k.dtype).eps)  # torch.finfo(dtype).eps
+    st["step"] += 1
+    step = st["step"]
+    one_minus_beta2_t = step ** h["beta2_decay"]
+    rho_t = min(lr, 1 / (step ** 0.5))
+    alpha = max(h["eps2"], float(_norm(k, p)) / (p.size ** 0.5)) * rho_t
+    if wd != 0:
+        p = k.mul(p, 1 - lr * wd)
+    if grad.ndim > 1:
+        row_norm = k.norm_axis(grad, -1)
+        st["row_var"] = k.lerp(st["row_var"], k.div(k.mul(row_norm, row_norm), grad.shape[-1]), one_minus_beta2_t)
+        col_norm = k.norm_axis(grad, -2)
+        st["col_var"] = k.lerp(st["col_var"], k.div(k.mul(col_norm, col_norm), grad.shape[-2]), one_minus_beta2_t)
+        var_estimate = k.mul(st["row_var"], st["col_var"])  # row_var @ col_var: one product per element
+        var_estimate = k.div(var_estimate, k.clamp(k.mean_axis(st["row_var"], -2), eps1, math.inf))
+    else:
+        st["variance"] = k.lerp(st["variance"], k.mul(grad, grad), one_minus_beta2_t)
+        var_estimate = st["variance"].copy()
+    update = k.mul(k.rsqrt(k.clamp(var_estimate, eps1 * eps1, math.inf)), grad)
+    denom = max(1.0, float(_norm(k, update)) / ((update.size ** 0.5) * d))
+    return k.add(p, update, -alpha / denom)
+
+
 _STEPS = {
     "sgd": _sgd,
     "adagrad": _adagrad,
@@ -715,6 +769,7 @@ _STEPS = {
     "schedulefree_sgd": _schedulefree_sgd,
     "lamb": _lamb,
     "sparse_adam": _sparse_adam,
+    "adafactor": _adafactor,
 }
 
 
@@ -765,6 +820,11 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> d
         return st
     if optimizer in ("lamb", "sparse_adam"):
         return {"step": 0.0, "exp_avg": _zeros(p), "exp_avg_sq": _zeros(p)}
+    if optimizer == "adafactor":  # factored over the last two dimensions (torch's keepdim shapes), else whole
+        if p.ndim > 1:
+            return {"step": 0.0, "row_var": np.zeros(p.shape[:-1] + (1,), p.dtype),
+                    "col_var": np.zeros(p.shape[:-2] + (1,) + p.shape[-1:], p.dtype)}
+        return {"step": 0.0, "variance": _zeros(p)}
     if optimizer == "schedulefree_adamw":  # z and x: copies of the parameter (y) at its first step
         return {"step": 0.0, "z": p.copy(), "x": p.copy(), "exp_avg_sq": _zeros(p), "weight_sum": 0.0,
                 "lr_max": -1.0}

@@ -508,7 +508,7 @@ def _add_resolution(report, name, ref_arr, bnd_arr, before, skip) -> None:
     value and a finite bound of finite inputs, as the fast engine counts them (format-limited, non-finite and
     set-aside values are left out)."""
     bounds, values, prevs = [], [], []
-    for idx in np.ndindex(*ref_arr.shape):
+    for idx in np.ndindex(*before.shape):  # the compared shape: a keepdim state's (State.reduced_axis) is smaller
         elem, b = ref_arr[idx], bnd_arr[idx]
         if (skip is not None and skip[0][idx]) or not (elem.exact and b.finite_inputs) or b.limited:
             continue

@@ -53,14 +53,16 @@ EXPECTED = {
     # the trust ratio's ‖θ‖ > 0 and ‖u‖ > 0 compare reductions over the tensor: recorded, not placed
     # (tests/test_lamb.py steps zero tensors through the r = 1 side)
     "lamb": {LAMBDA, ("reduced", "q > 0"), ("other", "w > 0")},
+    "sparse_adam": set(),
     # ρ_t = min(lr, 1/√t) (Python's min, a comparison): lr = 1/√t at each t (float roots at t = 1 and 4); α's floor compares ‖θ‖ (not placed);
     # the floors of V̂ and of the rows' mean and the clip involve G through reductions (recorded, not placed)
     "adafactor": {LAMBDA, ("hyper", "eta > 1/sqrt(t)"), ("other", "epsilon_2 < r"),
                   ("reduced", "Max(\\hat{V}, epsilon_1**2)"), ("reduced", "q > 1"),
                   ("reduced", "Max(epsilon_1, AxisMean(R, -2))")},
 }
-#: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory.
-NOTHING_TO_PLACE = {"rprop"}
+#: Specs whose comparisons need nothing placed: Rprop's are signs at G = 0, met by every drawn trajectory;
+#: SparseAdam has no comparison at all (no weight decay, no branch: its index set is an input, drawn as such).
+NOTHING_TO_PLACE = {"rprop", "sparse_adam"}
 
 ONCE = settings(max_examples=2, derandomize=True, database=None, deadline=None,
                 phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
@@ -74,7 +76,7 @@ def _by_text(name: str) -> dict:
 def test_derived_boundaries_are_the_specs_comparisons(name):
     assert {(b.kind, b.text) for b in boundaries(name)} == EXPECTED[name]
     assert bool(drawn(name)) == (name not in NOTHING_TO_PLACE), \
-        f"{name}: every spec here but Rprop has at least the λ ≠ 0 guard to draw at"
+        f"{name}: every spec here but those of NOTHING_TO_PLACE has at least the λ ≠ 0 guard to draw at"
 
 
 def test_boundary_functions_are_in_the_inputs():

@@ -287,4 +287,4 @@ def test_caches_across_calls_hold_no_stale_state():
     twin = copy.copy(s)  # an equal spec, another object
     flags = tuple(sorted((h.name, False) for h in s.flags))
     fast._PROGRAMS[id(twin), flags] = (s, "a program cached for another spec object")
-    assert fast._program(twin, s.complete({})) is compile_rule(twin, s.complete({}))
+    assert fast._program(twin, s.complete({}), (3,)) is compile_rule(twin, s.complete({}), (3,))

@@ -134,7 +134,8 @@ def _torch_run(name: str, hyper: dict, p0: np.ndarray, grads: list, lrs: list) -
     """torch's trajectory: per step, (θ as float64 array, state dict of numpy arrays / floats)."""
     cls = getattr(torch.optim, get(name).torch)
     kw = torch_kwargs(hyper)
-    kw["foreach"] = False
+    if get(name).foreach:  # SparseAdam has one loop and no foreach argument
+        kw["foreach"] = False
     if "fused" in inspect.signature(cls.__init__).parameters:
         kw["fused"] = False
     p = torch.tensor(p0, dtype=torch.float64)
@@ -144,6 +145,9 @@ def _torch_run(name: str, hyper: dict, p0: np.ndarray, grads: list, lrs: list) -
         if lr is not None:
             opt.param_groups[0]["lr"] = lr
         p.grad = torch.tensor(g, dtype=torch.float64)
+        if spec.OPTIMIZERS[name].sparse_gradients:  # every element held, as the dense gradient the reference reads
+            index = torch.arange(p.numel()).reshape(1, -1)
+            p.grad = torch.sparse_coo_tensor(index, p.grad.reshape(-1), tuple(p.shape), check_invariants=True)
         opt.step()
         state = {}
         for key, value in opt.state[p].items():

@@ -91,6 +91,8 @@ class _ForLoop(Optimizer):
     #: The per-step scalars (bias corrections, step sizes, ρ_t) are Python floats, as in torch's for-loop: the
     #: tolerance charges them binary64's rounding (``TorchBackend.scalar_precision``).
     conformance_scalar_precision = "float64"
+    #: The gradients it takes: dense (every torch.optim class but SparseAdam) or sparse; the other kind raises.
+    sparse_gradients = False
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -102,8 +104,9 @@ class _ForLoop(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                if p.grad.is_sparse:
-                    raise RuntimeError(f"{type(self).__name__} does not support sparse gradients")
+                if p.grad.is_sparse != self.sparse_gradients:
+                    kind = "dense" if self.sparse_gradients else "sparse"
+                    raise RuntimeError(f"{type(self).__name__} does not support {kind} gradients")
                 self._update(p, p.grad, self.state[p], group)
         return loss
 
@@ -1259,13 +1262,13 @@ class SwappedMomentumScheduleFreeSGD(FaithfulScheduleFreeSGD):
 
 # =========================================================================== SparseAdam
 
-class FaithfulSparseAdam(Optimizer):
+class FaithfulSparseAdam(_ForLoop):
     """torch.optim.SparseAdam (``torch/optim/_functional.py``'s ``sparse_adam``), statement for statement: the step
     counter per parameter advanced whenever it has a gradient, the moments and θ changed at the coalesced indices
     only.  θ's update goes through ``index_put_`` rather than ``add_`` of a sparse tensor (the same one rounding):
     see ``step``."""
 
-    conformance_scalar_precision = "float64"
+    sparse_gradients = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, maximize=False):
         if not 0.0 < lr:
@@ -1282,57 +1285,44 @@ class FaithfulSparseAdam(Optimizer):
         t = state["step"]
         return group["lr"] * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if not p.grad.is_sparse:
-                    raise RuntimeError("SparseAdam does not support dense gradients, please consider Adam instead")
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                    state["held"] = torch.zeros_like(p, dtype=torch.int64)  # per element: steps it was held
-                state["step"] += 1
-                grad = p.grad if not group["maximize"] else -p.grad
-                grad = grad.coalesce()
-                indices, values = grad._indices(), grad._values()
-                mask = torch.sparse_coo_tensor(indices, torch.ones_like(values, dtype=torch.int64), grad.size())
-                state["held"].add_(mask)
-                if values.numel() == 0:
-                    continue
+    def _update(self, p, grad, state, group):
+        beta1, beta2 = group["betas"]
+        if len(state) == 0:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["held"] = torch.zeros_like(p, dtype=torch.int64)  # per element: steps it was held
+        state["step"] += 1
+        grad = grad if not group["maximize"] else -grad
+        grad = grad.coalesce()
+        indices, values = grad._indices(), grad._values()
+        mask = torch.sparse_coo_tensor(indices, torch.ones_like(values, dtype=torch.int64), grad.size())
+        state["held"].add_(mask)
+        if values.numel() == 0:
+            return
 
-                def make_sparse(v):
-                    return torch.sparse_coo_tensor(indices, v, grad.size())
+        def make_sparse(v):
+            return torch.sparse_coo_tensor(indices, v, grad.size())
 
-                exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-                old_exp_avg_values = exp_avg.sparse_mask(grad)._values()
-                exp_avg_update_values = values.sub(old_exp_avg_values).mul_(1 - beta1)
-                exp_avg.add_(make_sparse(exp_avg_update_values))
-                old_exp_avg_sq_values = exp_avg_sq.sparse_mask(grad)._values()
-                exp_avg_sq_update_values = values.pow(2).sub_(old_exp_avg_sq_values).mul_(1 - beta2)
-                exp_avg_sq.add_(make_sparse(exp_avg_sq_update_values))
-                numer = exp_avg_update_values.add_(old_exp_avg_values)
-                exp_avg_sq_update_values.add_(old_exp_avg_sq_values)
-                denom = exp_avg_sq_update_values.sqrt_().add_(group["eps"])
-                step_size = self._step_size(group, state, state["held"].sparse_mask(grad)._values(), numer)
-                # torch's p.add_(make_sparse(...)), but through index_put_: its CPU dense += sparse kernel writes
-                # a view at a storage offset to the wrong place (known deviation
-                # sparse-adam-add-sparse-doubles-storage-offset), which this faithful port must not copy
-                update = -step_size * numer.div_(denom)
-                if p.dim():
-                    p.index_put_(tuple(indices), update, accumulate=True)
-                else:  # a 0-d tensor has no index to put at; the harness gives it storage offset 0
-                    p.add_(make_sparse(update))
-        return loss
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        old_exp_avg_values = exp_avg.sparse_mask(grad)._values()
+        exp_avg_update_values = values.sub(old_exp_avg_values).mul_(1 - beta1)
+        exp_avg.add_(make_sparse(exp_avg_update_values))
+        old_exp_avg_sq_values = exp_avg_sq.sparse_mask(grad)._values()
+        exp_avg_sq_update_values = values.pow(2).sub_(old_exp_avg_sq_values).mul_(1 - beta2)
+        exp_avg_sq.add_(make_sparse(exp_avg_sq_update_values))
+        numer = exp_avg_update_values.add_(old_exp_avg_values)
+        exp_avg_sq_update_values.add_(old_exp_avg_sq_values)
+        denom = exp_avg_sq_update_values.sqrt_().add_(group["eps"])
+        step_size = self._step_size(group, state, state["held"].sparse_mask(grad)._values(), numer)
+        # torch's p.add_(make_sparse(...)), but through index_put_: its CPU dense += sparse kernel writes
+        # a view at a storage offset to the wrong place (known deviation
+        # sparse-adam-add-sparse-doubles-storage-offset), which this faithful port must not copy
+        update = -step_size * numer.div_(denom)
+        if p.dim():
+            p.index_put_(tuple(indices), update, accumulate=True)
+        else:  # a 0-d tensor has no index to put at; the harness gives it storage offset 0
+            p.add_(make_sparse(update))
 
 
 class DenseSparseAdam(FaithfulSparseAdam):

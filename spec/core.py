@@ -103,7 +103,9 @@ class Hyperparameter:
             return isinstance(value, bool)
         if value is None and self.none_means_eps:
             return True
-        return value in self.domain  # a schedule's domain may hold None of its own (CyclicLR's step_size_down) and (not self.integer or float(value).is_integer())
+        if value is None:  # a schedule's domain may hold None of its own (CyclicLR's step_size_down)
+            return value in self.domain
+        return value in self.domain and (not self.integer or float(value).is_integer())
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,8 @@ def test_implementation_names_the_class_that_runs():
 
 
 def test_keras_adapter_names_keras():
+    import os
+    os.environ.setdefault("KERAS_BACKEND", "torch")  # the adapter's backend; Keras's default (TensorFlow) is absent
     pytest.importorskip("keras")
     from conformance.adapters import keras_torch
     name, version = keras_torch.Adam.conformance_implementation()

@@ -175,6 +175,29 @@ def _adafactor_tensor_lr_mixes_scalar_types(data) -> bool:
     return False
 
 
+def _sparse_adam_tensor_step_size_overflows(data) -> bool:
+    """A Tensor lr (the lr_tensor axis) and some step whose step size s = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) (binary64, the
+    tensor's count t) exceeds the dtype's largest finite value: SparseAdam's ``-step_size * numer`` then takes s as
+    a 0-d float64 tensor, converted to the parameter's dtype (±inf) before the product."""
+    if not getattr(data, "lr_tensor", False):
+        return False
+    top = float(get_format(data.dtype).max_finite)
+    for i, (h, params) in enumerate(data.groups):
+        counts, lr = [0] * len(params), h["lr"]
+        b1, b2 = h["beta1"], h["beta2"]
+        for s, row in enumerate(data.grads):
+            if data.lrs is not None and data.lrs[s][i] is not None:
+                lr = data.lrs[s][i]
+            for j, gr in enumerate(row[i]):
+                if gr is None:
+                    continue
+                counts[j] += 1
+                t = counts[j]
+                if 1 - b1 ** t != 0 and lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) >= top:
+                    return True
+    return False
+
+
 def _gradient_missing_before_a_later_one(data) -> bool:
     """Some parameter has no gradient at a step and a gradient at a later one: there a counter of the group's
     steps (advanced at every step()) is ahead of the parameter's own count t."""

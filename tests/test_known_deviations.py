@@ -593,3 +593,19 @@ def test_adafactor_foreach_tensor_lr_fails_when_a_groups_steps_straddle_it():
     run(foreach=False)
     with pytest.raises(TypeError, match="expected Tensor as element"):
         run(foreach=True)
+
+
+def test_sparse_adam_tensor_lr_step_size_is_converted_to_the_parameter_dtype():
+    """Known deviation sparse-adam-tensor-lr-step-size-in-parameter-dtype: with lr a 0-d tensor, ``_to_scalar`` keeps
+    it a tensor, so step_size = lr·√bc₂/bc₁ is a 0-d float64 tensor, and ``-step_size * numer`` (a float16 tensor)
+    converts it to float16 first; a Python-float lr stays a float32 scalar in the kernel.  β₁ = 1 − 2⁻²⁴, lr = 0.1:
+    s ≈ 2.1e5 > 65504."""
+    def step(lr):
+        p = torch.tensor([0.5], dtype=torch.float16)
+        opt = torch.optim.SparseAdam([p], lr=lr, betas=(1 - 2 ** -24, 0.984375), eps=0.99609375)
+        p.grad = torch.sparse_coo_tensor(torch.tensor([[0]]), torch.tensor([1.0], dtype=torch.float16), (1,))
+        opt.step()
+        return p.item()
+
+    assert step(0.1) == pytest.approx(0.4875, abs=1e-3)  # the spec's value, finite
+    assert step(torch.tensor(0.1, dtype=torch.float64)) == -math.inf  # fixed: the same 0.4875

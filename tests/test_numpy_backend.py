@@ -10,6 +10,7 @@ import torch
 
 from conformance.backend import DTYPES, Case, Group, check_output
 from conformance.backends.numpy_backend import DEFAULTS, NumpyBackend, backend
+from conformance.backends.torch_backend import sparse_coo
 from conformance.optimizers import get, names, torch_kwargs
 from spec import get as spec_get
 
@@ -58,10 +59,7 @@ def torch_run(case: Case, to_numpy=lambda t: t.detach().numpy().copy()):
 
     def as_tensor(a):
         if isinstance(a, np.ma.MaskedArray):  # a sparse gradient: its unmasked elements, as torch's COO tensor
-            index = torch.as_tensor(np.argwhere(~np.ma.getmaskarray(a)).T, dtype=torch.long)
-            dense = as_tensor(np.ma.getdata(a))
-            return torch.sparse_coo_tensor(index, dense[tuple(index)] if dense.dim() else dense.reshape(1)[
-                :index.shape[1]], tuple(dense.shape), check_invariants=True)
+            return sparse_coo(as_tensor(np.ma.getdata(a)), ~np.ma.getmaskarray(a))
         return a.clone() if torch.is_tensor(a) else torch.tensor(a)
 
     params = [[as_tensor(p).requires_grad_() for p in g.params] for g in case.groups]
@@ -177,10 +175,7 @@ def _torch_lowp(case):
     tdt = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}[case.dtype]
     def to_t(a):  # exact; a sparse gradient stays sparse
         if isinstance(a, np.ma.MaskedArray):
-            index = torch.as_tensor(np.argwhere(~np.ma.getmaskarray(a)).T, dtype=torch.long)
-            dense = to_t(np.ma.getdata(a))
-            values = dense[tuple(index)] if dense.dim() else dense.reshape(1)[:index.shape[1]]
-            return torch.sparse_coo_tensor(index, values, tuple(dense.shape), check_invariants=True)
+            return sparse_coo(to_t(np.ma.getdata(a)), ~np.ma.getmaskarray(a))
         return torch.tensor(np.asarray(a, dtype=np.float64)).to(tdt)
 
     lowp = replace(case, dtype="float64", groups=[Group(g.hyper, [to_t(p) for p in g.params]) for g in case.groups],

@@ -121,6 +121,20 @@ def _to_torch(array, device) -> "torch.Tensor":
     return t.to(device)
 
 
+def sparse_coo(dense: "torch.Tensor", held: np.ndarray) -> "torch.Tensor":
+    """The elements of ``dense`` where ``held`` is True as torch's sparse COO tensor, explicit zeros included (a
+    sparse gradient's index set).  An index set made of whole rows of the first dimension (every element of a row
+    held or none) goes as row indices with dense rows (``sparse_dim`` 1, what ``nn.Embedding(sparse=True)`` gives);
+    any other one element by element (``sparse_dim`` = ndim, a 0-d tensor too)."""
+    flat = held.reshape(held.shape[0], -1) if held.ndim >= 2 else None
+    if flat is not None and bool((flat.all(axis=1) | ~flat.any(axis=1)).all()):
+        index = torch.as_tensor(np.nonzero(flat.any(axis=1))[0], dtype=torch.long, device=dense.device)
+        return torch.sparse_coo_tensor(index.reshape(1, -1), dense[index], tuple(dense.shape), check_invariants=True)
+    index = torch.as_tensor(np.argwhere(held).T, dtype=torch.long, device=dense.device)  # (ndim, nnz)
+    return torch.sparse_coo_tensor(index, dense[torch.as_tensor(held, device=dense.device)], tuple(dense.shape),
+                                   check_invariants=True)
+
+
 def _laid_out(t: "torch.Tensor", layout: str) -> "torch.Tensor":
     """``t``'s values in memory ``layout`` on ``t``'s device: ``conformance.backend.lay_out``'s definition, the same
     strides (in elements) and offset, built on the device so that a non-contiguous tensor reaches the optimizer."""
@@ -607,28 +621,14 @@ class TorchBackend:
 
     def _sparse_tensors(self, g, case: Case) -> list:
         """A sparse gradient (a MaskedArray: masked outside its index set) as torch's sparse COO tensors, as
-        ``_tensors`` makes dense ones (a companion in a ``mixed_dtype`` case).  An index set made of whole rows of
-        the first dimension (every element of a row held or none) goes as row indices with dense rows
-        (``sparse_dim`` 1, what ``nn.Embedding(sparse=True)`` gives); any other one element by element."""
+        ``_tensors`` makes dense ones (a companion in a ``mixed_dtype`` case), by rows or by elements
+        (``sparse_coo``)."""
         held = ~np.ma.getmaskarray(g)
         values = [np.ma.getdata(g)]
         if case.mixed_dtype:
             with np.errstate(over="ignore"):
                 values.append(values[0].astype(COMPANION_DTYPE[case.dtype]))
-        flat = held.reshape(held.shape[0], -1) if held.ndim >= 2 else None
-        rows = flat is not None and bool((flat.all(axis=1) | ~flat.any(axis=1)).all())
-        out = []
-        for a in values:
-            dense = _to_torch(a, self.device)
-            if rows:
-                idx = np.nonzero(flat.any(axis=1))[0]
-                index = torch.as_tensor(idx, dtype=torch.long, device=self.device).reshape(1, -1)
-                out.append(torch.sparse_coo_tensor(index, dense[index[0]], tuple(dense.shape), check_invariants=True))
-            else:
-                index = torch.as_tensor(np.argwhere(held).T, dtype=torch.long, device=self.device)  # (ndim, nnz); 0-d too
-                out.append(torch.sparse_coo_tensor(index, dense[torch.as_tensor(held, device=self.device)],
-                                                   tuple(dense.shape), check_invariants=True))
-        return out
+        return [sparse_coo(_to_torch(a, self.device), held) for a in values]
 
     def _step(self, opt, label: str, s: int) -> None:
         """``opt.step()``, finished on the device; an exception becomes a ``BackendError`` naming the step."""

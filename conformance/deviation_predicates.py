@@ -156,23 +156,27 @@ def _adafactor_eps1_none_with_mixed_dtypes(data) -> bool:
     return bool(getattr(data, "mixed_dtype", False)) and any(h.get("eps1", 0.0) is None for h, _ in data.groups)
 
 
+def _group_steps(data, i: int):
+    """Per step of group ``i``: (the lr in force, as ``data.lrs`` sets it; [(j, t)] for each tensor j with a
+    gradient at that step, t its own step counter after it)."""
+    counts, lr = [0] * len(data.groups[i][1]), data.groups[i][0]["lr"]
+    for s, row in enumerate(data.grads):
+        if data.lrs is not None and data.lrs[s][i] is not None:
+            lr = data.lrs[s][i]
+        stepped = [j for j, gr in enumerate(row[i]) if gr is not None]
+        for j in stepped:
+            counts[j] += 1
+        yield lr, [(j, counts[j]) for j in stepped]
+
+
 def _adafactor_tensor_lr_mixes_scalar_types(data) -> bool:
     """A Tensor lr (the lr_tensor axis) and a group whose tensors with a gradient at some step have step counters
     on both sides of lr = 1/√t: foreach Adafactor's ρ_t = min(lr, 1/√t) is then the lr tensor for some and a
     Python float for others, and ``_foreach_mul_`` refuses the mixed list (TypeError)."""
     if not getattr(data, "lr_tensor", False):
         return False
-    for i, (h, params) in enumerate(data.groups):
-        counts, lr = [0] * len(params), h["lr"]
-        for s, row in enumerate(data.grads):
-            if data.lrs is not None and data.lrs[s][i] is not None:
-                lr = data.lrs[s][i]
-            stepped = [j for j, gr in enumerate(row[i]) if gr is not None]
-            for j in stepped:
-                counts[j] += 1
-            if len({1 / counts[j] ** 0.5 < lr for j in stepped}) > 1:
-                return True
-    return False
+    return any(len({1 / t ** 0.5 < lr for _, t in stepped}) > 1
+               for i in range(len(data.groups)) for lr, stepped in _group_steps(data, i))
 
 
 def _sparse_adam_tensor_step_size_overflows(data) -> bool:
@@ -182,19 +186,11 @@ def _sparse_adam_tensor_step_size_overflows(data) -> bool:
     if not getattr(data, "lr_tensor", False):
         return False
     top = float(get_format(data.dtype).max_finite)
-    for i, (h, params) in enumerate(data.groups):
-        counts, lr = [0] * len(params), h["lr"]
+    for i, (h, _) in enumerate(data.groups):
         b1, b2 = h["beta1"], h["beta2"]
-        for s, row in enumerate(data.grads):
-            if data.lrs is not None and data.lrs[s][i] is not None:
-                lr = data.lrs[s][i]
-            for j, gr in enumerate(row[i]):
-                if gr is None:
-                    continue
-                counts[j] += 1
-                t = counts[j]
-                if 1 - b1 ** t != 0 and lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) >= top:
-                    return True
+        for lr, stepped in _group_steps(data, i):
+            if any(1 - b1 ** t != 0 and lr * math.sqrt(1 - b2 ** t) / (1 - b1 ** t) >= top for _, t in stepped):
+                return True
     return False
 
 

@@ -55,6 +55,7 @@ PO_ADEMAMIX = ("pytorch_optimizer.optimizer.ademamix:AdEMAMix",)
 PO_ADAMAX = "pytorch_optimizer.optimizer.adamax:AdaMax"
 PO_LION = "pytorch_optimizer.optimizer.lion:Lion"
 PO_ADAN = "pytorch_optimizer.optimizer.adan:Adan"
+PO_LAMB = "pytorch_optimizer.optimizer.lamb:Lamb"
 SCHEDULEFREE = "==1.4.1"  # schedulefree (facebookresearch/schedule_free), measured at this version only
 
 
@@ -260,13 +261,13 @@ KNOWN_DEVIATIONS = (
         reason="with weight_decouple=False, Lion and AdEMAMix add lambda*theta to the caller's p.grad in place (both "
                "paths): after step() p.grad is g + lambda*theta (findings 16, 30)."),
     KnownDeviation(
-        id="pytorch-optimizer-lamb-counts-steps-per-group", implementation=("pytorch_optimizer.optimizer.lamb:Lamb",),
+        id="pytorch-optimizer-lamb-counts-steps-per-group", implementation=(PO_LAMB,),
         versions=PYTORCH_OPTIMIZER, spec=("lamb", "lamb@pytorch-optimizer"), path="custom", tests=VALUE_TESTS,
         applies=p._gradient_missing_before_a_later_one, reproduced_by="tests/test_third_party_findings.py",
         reason="pytorch-optimizer's Lamb scales its step by 1/(1 - beta1**t) with the group's step count "
                "(group['step']): a parameter whose gradient was missing at an earlier step gets t too large."),
     KnownDeviation(
-        id="pytorch-optimizer-lamb-float16-step-size-raises", implementation=("pytorch_optimizer.optimizer.lamb:Lamb",),
+        id="pytorch-optimizer-lamb-float16-step-size-raises", implementation=(PO_LAMB,),
         versions=PYTORCH_OPTIMIZER, spec=("lamb", "lamb@pytorch-optimizer"), path="custom", dtype="float16",
         tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._pytorch_optimizer_lamb_alpha_overflows,
         reproduced_by="tests/test_third_party_findings.py",

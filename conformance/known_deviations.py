@@ -499,8 +499,8 @@ KNOWN_DEVIATIONS = (
 ) + (
     KnownDeviation(
         id="sparse-adam-tensor-lr-step-size-in-parameter-dtype", implementation=torch_optim("SparseAdam"),
-        versions=">=2.13,<2.14", spec="sparse_adam", dtype=("float16", "bfloat16"), tests=VALUE_TESTS,
-        applies=p._sparse_adam_tensor_step_size_overflows,
+        versions=">=2.13,<2.14", spec="sparse_adam", dtype=("float16", "bfloat16"), backend="torch-cpu",
+        tests=VALUE_TESTS, applies=p._sparse_adam_tensor_step_size_overflows,  # measured on the CPU only
         reason="with a Tensor lr the step size lr*sqrt(bc2)/bc1 is a 0-d float64 tensor that -step_size * numer "
                "converts to the parameter's dtype: +-inf where it exceeds the dtype's range (a float lr: finite)."),
     KnownDeviation(

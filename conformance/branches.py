@@ -62,7 +62,7 @@ from spec.core import InvalidHyperparameter, OptimizerSpec, g, t, theta
 from spec.schedules import REQUIRED
 
 from .backend import Case, Group
-from .strategies import MAX_STEPS, SHAPES, hyperparameters, tensor
+from .strategies import HELD, MAX_STEPS, SHAPES, hyperparameters, tensor
 
 OFFSETS = (2.0 ** -50, 2.0 ** -30, 2.0 ** -20, 2.0 ** -10, 2.0 ** -4)  # relative; absolute for a root at 0
 G = sp.Symbol("G", real=True)  # the gradient as it stands at a comparison
@@ -414,8 +414,13 @@ def boundary_cases(draw, spec: OptimizerSpec, dtype: str) -> Case:
     with ε above every β₂u, or a tiny G* beside a large λθ) is placed with the spec's default numbers instead.
     ``hypothesis.event`` names each boundary drawn."""
     groups, places = [], []
+    held = HELD.get(spec.name, {})
     for b in drawn(spec.name):
-        flags = draw(st.sampled_from(b.flags))
+        usable = [f for f in b.flags if all(held.get(k, v) == v for k, v in f.items())]
+        if not usable or (b.kind == "hyper" and any(r.hyper in held for r in b.roots)):
+            event(f"boundary {b.text}: not drawn, the --optimizer class's --hold excludes it")
+            continue
+        flags = draw(st.sampled_from(usable))
         if b.kind == "hyper":
             for r in b.roots:
                 values = r.values

@@ -163,7 +163,8 @@ def run_and_check(request, backend, data, path, mode):
     if not report.ok:
         note(report.summary())
         repro = reproduction(data, request.config.getoption("--backend"), path, mode,
-                             getattr(request.config, "_conformance_overrides", None))
+                             getattr(request.config, "_conformance_overrides", None),
+                             **getattr(request.config, "_conformance_mapping", {}))
         expected = expected_by_known_deviation(request)
         if expected:
             raise KnownDeviationMet(f"{expected}\n{report.summary()}\n\nReproduce with:\n{repro}")

@@ -3,7 +3,8 @@
     pytest --pyargs conformance --backend=numpy|torch-cpu|torch-cuda|module:attr      (installed package)
     pytest conformance --backend=...                                                (from a checkout)
                        [--spec NAME]... [--optimizer SPEC=module:Class]...
-                       [--hyper-map SPEC:ours=theirs]... [--hypothesis-profile=ci|default|hunt]
+                       [--hyper-map SPEC:ours=theirs]... [--hold SPEC:name=value]...
+                       [--hypothesis-profile=ci|default|hunt]
                        [--drift-report=PATH.json]
 
 Loaded once, under its module's name ``conformance.plugin``, by either of two
@@ -32,7 +33,7 @@ import spec as spec_pkg
 # (``ci`` where it detects CI, ``default`` elsewhere) decides; see conformance/profiles.py.
 from . import profiles  # noqa: F401
 from . import backends as backend_registry
-from . import known_deviations
+from . import known_deviations, strategies
 from .environment import target_environment
 from .run_report import DriftCollector
 
@@ -46,6 +47,9 @@ def pytest_addoption(parser):
                     help="audit a third-party class with torch.optim's API as SPEC (repeatable); only those run")
     group.addoption("--hyper-map", action="append", default=[], metavar="SPEC:ours=theirs",
                     help="rename a hyperparameter for an --optimizer class (repeatable)")
+    group.addoption("--hold", action="append", default=[], metavar="SPEC:name=value",
+                    help="an --optimizer class has no keyword for this hyperparameter: draw it only at value "
+                         "(true, false or a number: what the class's code does) and do not pass it (repeatable)")
     group.addoption("--drift-report", default=None, metavar="PATH.json",
                     help="write the drift report (per optimizer × path × dtype error statistics, worst inputs, "
                          "execution target) as JSON to PATH")
@@ -76,6 +80,35 @@ def _hyper_map(config) -> dict:
             raise pytest.UsageError(f"--hyper-map {item!r}: {name} has no hyperparameter {ours!r}; "
                                     f"known: {', '.join(known)}")
         out.setdefault(name, {})[ours] = theirs
+    return out
+
+
+def _holds(config) -> dict:
+    """``--hold SPEC:name=value`` -> {spec: {name: value}}, each checked against the spec's hyperparameter."""
+    out = {}
+    for item in config.getoption("--hold"):
+        name, _, pair = item.partition(":")
+        hname, _, text = pair.partition("=")
+        if not (name and hname and text):
+            raise pytest.UsageError(f"--hold {item!r}: expected SPEC:name=value")
+        spec = _known_spec(name, f"--hold {item!r}")
+        known = {h.name: h for h in spec.hyperparameters}
+        if hname not in known:
+            raise pytest.UsageError(f"--hold {item!r}: {name} has no hyperparameter {hname!r}; "
+                                    f"known: {', '.join(known)}")
+        h = known[hname]
+        if h.is_flag:
+            if text.lower() not in ("true", "false"):
+                raise pytest.UsageError(f"--hold {item!r}: {hname} is a flag: true or false")
+            value = text.lower() == "true"
+        else:
+            try:
+                value = float(text)
+            except ValueError:
+                raise pytest.UsageError(f"--hold {item!r}: {text!r} is not a number") from None
+            if not h.accepts(value):
+                raise pytest.UsageError(f"--hold {item!r}: {value!r} is outside {hname}'s domain {h.domain}")
+        out.setdefault(name, {})[hname] = value
     return out
 
 
@@ -111,15 +144,25 @@ def pytest_configure(config):
             classes[name] = backend_registry.load_class(target)
         except ValueError as e:
             raise pytest.UsageError(f"--optimizer {name}={target}: {e}")
+    holds = _holds(config)
+    if holds and not overrides:
+        raise pytest.UsageError("--hold applies to an --optimizer class (SPEC=module:Class); none was given")
+    for name in holds:
+        if name not in overrides:
+            raise pytest.UsageError(f"--hold {name}:...: no --optimizer {name}=module:Class to hold it for")
+    strategies.HELD.clear()
+    strategies.HELD.update(holds)
     try:
         config._conformance_backend = backend_registry.load(
-            config.getoption("--backend"), overrides=classes or None, hyper_map=_hyper_map(config) or None)
+            config.getoption("--backend"), overrides=classes or None, hyper_map=_hyper_map(config) or None,
+            holds=holds or None)
     except ValueError as e:
         raise pytest.UsageError(str(e))
     config._conformance_overrides = overrides
+    config._conformance_mapping = {"hyper_map": _hyper_map(config), "holds": holds}
     workerinput = getattr(config, "workerinput", None)  # set by pytest-xdist on its workers only
     config._drift_collector = DriftCollector(
-        backend_obj=config._conformance_backend, overrides=overrides,
+        backend_obj=config._conformance_backend, overrides=overrides, mapping=config._conformance_mapping,
         worker=None if workerinput is None else workerinput.get("workerid"),
         run=_run_info(config))
 

@@ -47,14 +47,18 @@ def decode_array(d: dict, dtype: str) -> np.ndarray:
     return a
 
 
-def reproduction(data: Case, backend: str, path: str, mode: str, overrides: dict | None = None) -> str:
-    """Python source that replays ``data`` on ``backend`` and prints the comparison."""
+def reproduction(data: Case, backend: str, path: str, mode: str, overrides: dict | None = None,
+                 hyper_map: dict | None = None, holds: dict | None = None) -> str:
+    """Python source that replays ``data`` on ``backend`` and prints the comparison (with the ``--optimizer``
+    classes' ``--hyper-map`` and ``--hold``, where there are any)."""
     groups = [(h, [encode_array(p) for p in ps]) for h, ps in data.groups]
     grads = [[[None if g is None else encode_array(g) for g in row] for row in step] for step in data.grads]
     return (
         "from conformance.replay import replay\n"
         f"replay(backend={backend!r}, optimizer={data.optimizer!r}, path={path!r}, dtype={data.dtype!r}, "
         f"mode={mode!r},\n       overrides={overrides or {}!r},\n"
+        + (f"       hyper_map={hyper_map!r},\n" if hyper_map else "")
+        + (f"       holds={holds!r},\n" if holds else "") +
         f"       groups={groups!r},\n       grads={grads!r},\n       lrs={data.lrs!r}, layout={data.layout!r}"
         + "".join(f", {axis}=True" for axis in CASE_AXES if getattr(data, axis)) + ")\n"
     )
@@ -71,10 +75,10 @@ def decode(optimizer: str, dtype: str, groups, grads, lrs, layout: str = "contig
 
 def replay(backend: str, optimizer: str, path: str, dtype: str, mode: str, groups, grads, lrs=None,
            overrides=None, quiet: bool = False, layout: str = "contiguous", lr_tensor: bool = False,
-           complex: bool = False, mixed_dtype: bool = False):
+           complex: bool = False, mixed_dtype: bool = False, hyper_map=None, holds=None):
     """Re-run a printed case and return its ``check.Report`` (printed unless ``quiet``)."""
     classes = {k: backends.load_class(v) for k, v in (overrides or {}).items()}
-    impl = backends.load(backend, overrides=classes or None)
+    impl = backends.load(backend, overrides=classes or None, hyper_map=hyper_map or None, holds=holds or None)
     data = decode(optimizer, dtype, groups, grads, lrs, layout, lr_tensor=lr_tensor, complex=complex,
                   mixed_dtype=mixed_dtype)
     case = for_backend(data, path)

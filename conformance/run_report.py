@@ -348,14 +348,15 @@ class DriftCollector:
     saw (the xdist worker id).
     """
 
-    def __init__(self, *, backend_obj=None, overrides: Optional[dict] = None, worker: Optional[str] = None,
-                 run: Optional[dict] = None):
+    def __init__(self, *, backend_obj=None, overrides: Optional[dict] = None, mapping: Optional[dict] = None,
+                 worker: Optional[str] = None, run: Optional[dict] = None):
         self.entries: dict = {}
         self.targets: dict = {}  # backend name -> environment dict
         self.run: dict = dict(run or {})
         self.sources: list = []  # workers / reports merged in
         self._backend_obj = backend_obj
         self._overrides = dict(overrides or {})
+        self._mapping = dict(mapping or {})  # hyper_map and holds of the --optimizer classes, for reproductions
         self._worker = worker
         self._node_keys: dict = {}  # nodeid -> {entry keys it added cases to}, for outcomes
         self._functions: set = set()  # test functions (nodeid without its parameters) that added cases
@@ -448,7 +449,8 @@ class DriftCollector:
             if e.worst is None or _worse(candidate, e.worst):
                 from .replay import reproduction
                 candidate["finding"] = worst.describe(report.dtype)
-                candidate["reproduction"] = reproduction(data, backend, path, report.mode, self._overrides or None)
+                candidate["reproduction"] = reproduction(data, backend, path, report.mode, self._overrides or None,
+                                                           **self._mapping)
                 e.worst = candidate
 
     def add_schedule(self, nodeid: str, backend: str, report, reproduction: str = "",

@@ -64,12 +64,20 @@ def hyper_value(h: Hyperparameter) -> st.SearchStrategy:
     return st.one_of(st.sampled_from(picks), magnitudes, near_one, uniform).filter(lambda x: _in(box, x))
 
 
+#: spec name -> {hyperparameter: value} drawn only at that value: ``--hold`` (conformance/plugin.py), for an
+#: ``--optimizer`` class that has no keyword for it.  Set once per run, before any draw.
+HELD: dict = {}
+
+
 @st.composite
 def hyperparameters(draw, spec: OptimizerSpec, lr_scale: float = 1.0) -> dict:
-    """A complete, valid hyperparameter dict of ``spec`` (flags included)."""
+    """A complete, valid hyperparameter dict of ``spec`` (flags included; ``HELD`` values as held)."""
     out = {}
+    held = HELD.get(spec.name, {})
     for h in spec.hyperparameters:
-        if h.is_flag:
+        if h.name in held:
+            out[h.name] = held[h.name]
+        elif h.is_flag:
             out[h.name] = draw(st.booleans())
         elif h.name == "lr":
             out[h.name] = draw(learning_rate())

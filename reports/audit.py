@@ -1,7 +1,7 @@
 """``python -m conformance audit``: run the conformance suite for one class (or backend), verdict per concern.
 
     python -m conformance audit mypkg.optim:Lion --as lion [--backend torch-cpu] [--dtype float32]...
-                                [--path PATH]... [--profile default|ci|hunt|triage] [--hyper-map ours=theirs]...
+                                [--path PATH]... [--profile default|ci|hunt|triage] [--hyper-map ours=theirs]... [--hold name=value]...
                                 [--schedules] [--report DIR]
     python -m conformance audit --backend mypkg.backend:obj [--spec NAME]... [same options]
 
@@ -321,6 +321,8 @@ def parse(argv: list) -> argparse.Namespace:
                     help="Hypothesis profile: ci, default, hunt, triage (ci without shrinking) (default: default)")
     ap.add_argument("--hyper-map", action="append", default=[], metavar="ours=theirs",
                     help="the class names a spec hyperparameter differently (repeatable)")
+    ap.add_argument("--hold", action="append", default=[], metavar="name=value",
+                    help="the class has no keyword for a spec hyperparameter: draw it only at value (repeatable)")
     ap.add_argument("--schedules", action="store_true", help="also check the backend's learning-rate schedules")
     ap.add_argument("--report", metavar="DIR", help="write DIR/report.html, DIR/audit.json and DIR/drift.json")
     ap.add_argument("--drift-steps", type=int, default=100,
@@ -364,6 +366,7 @@ def pytest_args(args, drift_json: str) -> list:
     if args.target:
         out += ["--optimizer", f"{args.as_spec}={args.target}", "--spec", args.as_spec]
         out += [x for m in args.hyper_map for x in ("--hyper-map", f"{args.as_spec}:{m}")]
+        out += [x for m in args.hold for x in ("--hold", f"{args.as_spec}:{m}")]
     for s in args.spec:
         out += ["--spec", s]
     return out + list(args.pytest_arg)
@@ -375,8 +378,13 @@ def _backend_object(args):
         return None
     from conformance import backends
     hyper = dict(m.split("=", 1) for m in args.hyper_map)
+    holds = {}
+    for m in args.hold:
+        name, _, text = m.partition("=")
+        holds[name] = text.lower() == "true" if text.lower() in ("true", "false") else float(text)
     return backends.load(args.backend, overrides={args.as_spec: backends.load_class(args.target)},
-                         hyper_map={args.as_spec: hyper} if hyper else None)
+                         hyper_map={args.as_spec: hyper} if hyper else None,
+                         holds={args.as_spec: holds} if holds else None)
 
 
 def main(argv: list | None = None) -> int:

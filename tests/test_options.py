@@ -48,6 +48,12 @@ USAGE_ERRORS = {
     "unknown --hyper-map spec": (["--backend=torch-cpu", "--optimizer", "adam=torch.optim:Adam",
                                   "--hyper-map", "bogus:lr=learning_rate"],
                                  "--hyper-map 'bogus:lr=learning_rate': no optimizer spec named 'bogus'; " + KNOWN),
+    "--hold unknown hyperparameter": (["--backend=torch-cpu", "--optimizer", "adam=torch.optim:Adam",
+                                       "--hold", "adam:bogus=1"],
+                                      "--hold 'adam:bogus=1': adam has no hyperparameter 'bogus'; known: lr, "),
+    "--hold flag not a bool": (["--backend=torch-cpu", "--optimizer", "adam=torch.optim:Adam",
+                                "--hold", "adam:maximize=1"],
+                               "--hold 'adam:maximize=1': maximize is a flag: true or false"),
     "unknown --hyper-map hyperparameter": (["--backend=torch-cpu", "--optimizer", "adam=torch.optim:Adam",
                                             "--hyper-map", "adam:epsilon=eps"],
                                            "--hyper-map 'adam:epsilon=eps': adam has no hyperparameter 'epsilon'; "

@@ -274,6 +274,16 @@ def test_hyper_map_renames():
     assert tb.TorchBackend("cpu").map_hyper("adam", adam_hyper())["betas"] == (0.9, 0.999)
 
 
+def test_hold_drops_the_keyword_and_refuses_another_value():
+    """``holds``: a hyperparameter the class has no keyword for is not passed; a case asking for another value
+    than the held one is a clear BackendError, not a TypeError from the class."""
+    backend = tb.TorchBackend("cpu", overrides={"adam": RecordingSGD}, holds={"adam": {"maximize": False}})
+    assert "maximize" not in backend.map_hyper("adam", {"lr": 0.1, "maximize": False})
+    with pytest.raises(BackendError, match=r"no keyword for maximize \(held at False by --hold\); this case asks "
+                                           r"for maximize=True"):
+        backend.map_hyper("adam", {"lr": 0.1, "maximize": True})
+
+
 # --------------------------------------------------------------------------- cuda, helpers
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import importlib
 
 
-def load(name: str, overrides: dict | None = None, hyper_map: dict | None = None):
-    """The backend called ``name``; ``overrides`` (spec → class) apply to the torch backends.
+def load(name: str, overrides: dict | None = None, hyper_map: dict | None = None, holds: dict | None = None):
+    """The backend called ``name``; ``overrides`` (spec → class), and their ``hyper_map`` and ``holds``
+    (``TorchBackend``), apply to the torch backends.
 
     A ValueError when it cannot run here (``torch-cuda`` without a CUDA device, torch not importable):
     a run that asked for it by name must not turn into a run of skipped tests.
@@ -30,7 +31,8 @@ def load(name: str, overrides: dict | None = None, hyper_map: dict | None = None
         return optax_backend
     if name in ("torch-cpu", "torch-cuda"):
         from .torch_backend import TorchBackend  # here: importing torch costs seconds, and a numpy run needs none
-        impl = TorchBackend("cpu" if name == "torch-cpu" else "cuda", overrides=overrides, hyper_map=hyper_map)
+        impl = TorchBackend("cpu" if name == "torch-cpu" else "cuda", overrides=overrides, hyper_map=hyper_map,
+                            holds=holds)
         if impl.skip_reason is not None:  # asked for by name: skipping every test would read as a pass
             raise ValueError(f"--backend={name} cannot run here: {impl.skip_reason}")
         return impl

@@ -308,10 +308,13 @@ class TorchBackend:
     # the for-loop's code: only the value tests run it (``conformance.plugin.combos``).
     value_only_paths = ("differentiable",)
 
-    def __init__(self, device: str = "cpu", overrides: Optional[dict] = None, hyper_map: Optional[dict] = None):
+    def __init__(self, device: str = "cpu", overrides: Optional[dict] = None, hyper_map: Optional[dict] = None,
+                 holds: Optional[dict] = None):
         self.device_spec = str(device)
         self.overrides = dict(overrides or {})
         self.hyper_map = {k: dict(v) for k, v in (hyper_map or {}).items()}
+        # spec -> {hyperparameter: value}: the class has no keyword for it and its code does ``value``
+        self.holds = {k: dict(v) for k, v in (holds or {}).items()}
         self.skip_reason: Optional[str] = None
         if torch is None:
             self.device = None
@@ -395,6 +398,12 @@ class TorchBackend:
         """Spec hyperparameters -> the class's keyword arguments (0 as None where the spec says 0 is the class's
         None: ``Hyperparameter.zero_means_none``)."""
         names = self.hyper_map.get(optimizer, {})
+        held = self.holds.get(optimizer, {})
+        for key, value in held.items():
+            if key in hyper and hyper[key] != value:
+                raise BackendError(f"{_class_label(self.overrides[optimizer])} has no keyword for {key} (held at "
+                                   f"{value!r} by --hold); this case asks for {key}={hyper[key]!r}")
+        hyper = {k: v for k, v in hyper.items() if k not in held}
         out = {}
         zero_none = _zero_means_none(optimizer)
         hyper = {k: None if k in zero_none and v == 0 else v for k, v in hyper.items()}

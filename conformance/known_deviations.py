@@ -57,6 +57,8 @@ PO_LION = "pytorch_optimizer.optimizer.lion:Lion"
 PO_ADAN = "pytorch_optimizer.optimizer.adan:Adan"
 PO_LAMB = "pytorch_optimizer.optimizer.lamb:Lamb"
 SCHEDULEFREE = "==1.4.1"  # schedulefree (facebookresearch/schedule_free), measured at this version only
+TIMM = "==1.0.29"  # timm's optimizers (conformance/adapters/timm_optim.py loads them), measured at this version only
+BITSANDBYTES = "==0.50.2"  # bitsandbytes' 32-bit optimizers on the CPU (its default backend), this version only
 
 
 @dataclass(frozen=True)
@@ -384,6 +386,28 @@ KNOWN_DEVIATIONS = (
         reproduced_by="tests/test_third_party_findings.py",
         reason="adan-pytorch validates no hyperparameter (only len(betas) == 3): a negative lr, eps or "
                "weight_decay, or a beta outside (0, 1], is taken as given."),
+    KnownDeviation(
+        id="timm-lion-adan-accept-negative-weight-decay", implementation=("timm.optim.lion:Lion",
+                                                                            "timm.optim.adan:Adan"),
+        versions=TIMM, spec=("lion", "adan"), tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reproduced_by="tests/test_timm_findings.py",
+        reason="timm's Lion checks lr and its betas, its Adan lr, eps and betas, neither weight_decay: a negative "
+               "one is taken as given (finding 81)."),
+    KnownDeviation(
+        id="timm-adan-counts-steps-per-group", implementation=("timm.optim.adan:Adan",), versions=TIMM,
+        spec="adan", path="custom", tests=VALUE_TESTS, applies=p._gradient_missing_before_a_later_one,
+        reproduced_by="tests/test_timm_findings.py",
+        reason="timm's Adan bias-corrects with the group's step count (group['step']), as the reference code "
+               "does: a parameter whose gradient was missing at an earlier step gets t too large (finding 82)."),
+    KnownDeviation(
+        id="bitsandbytes-float64-stepped-in-float32", implementation=tuple(
+            f"bitsandbytes.optim.{m}:{c}" for m, c in (("adam", "Adam"), ("adamw", "AdamW"), ("lion", "Lion"),
+                                                       ("ademamix", "AdEMAMix"), ("rmsprop", "RMSprop"),
+                                                       ("adagrad", "Adagrad"), ("sgd", "SGD"))),
+        versions=BITSANDBYTES, spec="*", path="custom", dtype="float64", tests=VALUE_TESTS,
+        reproduced_by="tests/test_bitsandbytes_findings.py",
+        reason="bitsandbytes' CPU kernel steps a float64 parameter in float32 (p.float(), float32 state): float32's "
+               "rounding, and a gradient whose square overflows float32 leaves θ unchanged (finding 79)."),
     KnownDeviation(
         id="optax-float16-bias-correction-reciprocal", implementation=(
             "optax.adam", "optax.adamw", "optax.nadam", "optax.adamax", "optax.adan", "optax.contrib.ademamix",

@@ -387,12 +387,18 @@ KNOWN_DEVIATIONS = (
         reason="adan-pytorch validates no hyperparameter (only len(betas) == 3): a negative lr, eps or "
                "weight_decay, or a beta outside (0, 1], is taken as given."),
     KnownDeviation(
-        id="timm-lion-adan-accept-negative-weight-decay", implementation=("timm.optim.lion:Lion",
-                                                                            "timm.optim.adan:Adan"),
-        versions=TIMM, spec=("lion", "adan"), tests=("test_out_of_domain_hyperparameters_are_refused",),
+        id="timm-accepts-negative-weight-decay", implementation=("timm.optim.lion:Lion", "timm.optim.adan:Adan",
+                                                                   "timm.optim.adamw:AdamWLegacy"),
+        versions=TIMM, spec=("lion", "adan", "adamw"), tests=("test_out_of_domain_hyperparameters_are_refused",),
         reproduced_by="tests/test_timm_findings.py",
-        reason="timm's Lion checks lr and its betas, its Adan lr, eps and betas, neither weight_decay: a negative "
-               "one is taken as given (finding 81)."),
+        reason="timm's Lion, Adan and AdamWLegacy check lr, eps and the betas but not weight_decay: a negative one "
+               "is taken as given (finding 81)."),
+    KnownDeviation(
+        id="timm-adamw-legacy-foreach-folds-the-step-size-into-the-denominator",
+        implementation=("timm.optim.adamw:AdamWLegacy",), versions=TIMM, spec="adamw", path="custom",
+        dtype="float16", tests=VALUE_TESTS, reproduced_by="tests/test_timm_findings.py",
+        reason="timm's foreach AdamWLegacy divides the denominator by -lr/bc1: float16 rounds once more than the "
+               "bound charges, and overflows to -inf, losing the update, for |g| above ~65504*lr (finding 83)."),
     KnownDeviation(
         id="timm-adan-counts-steps-per-group", implementation=("timm.optim.adan:Adan",), versions=TIMM,
         spec="adan", path="custom", tests=VALUE_TESTS, applies=p._gradient_missing_before_a_later_one,

@@ -1,4 +1,4 @@
-"""Reproductions of what the suite found in timm's optimizers (docs/measured/third-party.md, findings 81-82).
+"""Reproductions of what the suite found in timm's optimizers (docs/measured/third-party.md, findings 81-83).
 
 timm 1.0.29's optimizer modules are loaded by ``conformance.adapters.timm_optim`` (``import timm`` needs
 torchvision).  Each test states the finding against the spec's exact value (``reference.step``) or the spec's
@@ -29,13 +29,11 @@ def _pinned():
         "(docs/measured/third-party.md) and update the pin")
 
 
-def test_lion_and_adan_accept_a_negative_weight_decay():
-    """Finding 81: the spec's domains refuse λ < 0; timm's constructors check lr and the betas, not λ."""
-    assert not spec.get("lion").hyper("weight_decay").accepts(-1.0)
-    assert not spec.get("adan").hyper("weight_decay").accepts(-1.0)
-    p = torch.nn.Parameter(torch.zeros(1))
-    timm_optim.Lion([p], weight_decay=-1.0)
-    timm_optim.Adan([p], weight_decay=-1.0)
+@pytest.mark.parametrize("name, cls", [("lion", "Lion"), ("adan", "Adan"), ("adamw", "AdamWLegacy")])
+def test_a_negative_weight_decay_is_accepted(name, cls):
+    """Finding 81: the spec's domains refuse λ < 0; timm's constructors check lr, ε and the betas, not λ."""
+    assert not spec.get(name).hyper("weight_decay").accepts(-1.0)
+    getattr(timm_optim, cls)([torch.nn.Parameter(torch.zeros(1))], weight_decay=-1.0)
 
 
 def test_adan_bias_corrects_a_parameter_with_its_groups_step_count():
@@ -52,3 +50,24 @@ def test_adan_bias_corrects_a_parameter_with_its_groups_step_count():
     exact = float(rows[-1].rounded("theta", "float64")[0])  # b's own first step: t = 1
     assert abs(exact + 0.1) < 1e-6
     assert abs(b.item() - exact) > 1e-3
+
+
+def test_adamw_legacy_foreach_loses_a_float16_update_where_the_folded_denominator_overflows():
+    """Finding 83: the foreach path divides the denominator by the step size (−lr/bc₁) before dividing m by it;
+    in float16 (√v̂ + ε)·bc₁/lr passes 65504 for |g| above about 65504·lr, the denominator becomes −inf and θ
+    does not move.  θ = 1.342e-4, g = 89.56, lr = 1e-3, β = (0.1, 0.1719), ε = 7.8e-6: the exact θ₁ is
+    θ − lr·m̂/(√v̂ + ε) ≈ −8.66e-4."""
+    hyper = {"lr": 1e-3, "beta1": 0.1, "beta2": 0.17191619610427036, "eps": 7.844820954254994e-06,
+             "weight_decay": 0.0}
+    theta0, g = float(np.float16(1.342e-4)), float(np.float16(89.56))
+    s = spec.get("adamw")
+    rows = trajectory(s, s.complete(hyper), np.array([theta0]), [np.array([g])], formats=("float64",))
+    exact = float(rows[-1].rounded("theta", "float64")[0])
+    assert abs(exact + 8.66e-4) < 1e-6
+    for foreach, moves in ((False, True), (True, False)):
+        p = torch.nn.Parameter(torch.tensor([theta0], dtype=torch.float16))
+        opt = timm_optim.AdamWLegacy([p], lr=hyper["lr"], betas=(hyper["beta1"], hyper["beta2"]), eps=hyper["eps"],
+                                     weight_decay=0.0, foreach=foreach)
+        p.grad = torch.tensor([g], dtype=torch.float16)
+        opt.step()
+        assert (abs(p.item() - exact) < 1e-6) == moves and (p.item() == theta0) != moves, (foreach, p.item())

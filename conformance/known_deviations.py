@@ -400,6 +400,11 @@ KNOWN_DEVIATIONS = (
         reason="timm's foreach AdamWLegacy divides the denominator by -lr/bc1: float16 rounds once more than the "
                "bound charges, and overflows to -inf, losing the update, for |g| above ~65504*lr (finding 83)."),
     KnownDeviation(
+        id="timm-rmsproptf-has-a-default-lr", implementation=("timm.optim.rmsprop_tf:RMSpropTF",), versions=TIMM,
+        spec="rmsprop@tf", tests=("test_defaults_are_the_specs",), reproduced_by="tests/test_timm_findings.py",
+        reason="timm's RMSpropTF gives lr a default, 0.01; TF1's RMSPropOptimizer (the dialect) requires it "
+               "(finding 84, a documented difference: the signature)."),
+    KnownDeviation(
         id="timm-adan-counts-steps-per-group", implementation=("timm.optim.adan:Adan",), versions=TIMM,
         spec="adan", path="custom", tests=VALUE_TESTS, applies=p._gradient_missing_before_a_later_one,
         reproduced_by="tests/test_timm_findings.py",

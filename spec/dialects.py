@@ -185,12 +185,18 @@ EPS_INSIDE = common.eps(1e-7, "added to the average inside the square root")
 KERAS_RMS_MOMENTUM = _hp(_rmsprop.MOMENTUM, doc="momentum factor; the buffer holds lr-scaled steps")
 
 
-def _rms_average(f: dict, eps_inside: bool) -> list:
-    """v, optionally ḡ, and the denominator a, with ε inside (√(v + ε)) or outside (√v + ε) the root."""
+def _rms_average(f: dict, eps_inside: bool, increment: bool = False) -> list:
+    """v, optionally ḡ, and the denominator a, with ε inside (√(v + ε)) or outside (√v + ε) the root;
+    ``increment``: the averages as TF1's kernels compute them, v + (g² − v)(1 − ρ), not ρv + (1 − ρ)g² (the two
+    round differently: in float16 with ρ = 0, v = 1 and g² = 7e-5, g² − v rounds to −1 and v to 0)."""
     v, gbar, avg, alpha, eps = _rmsprop.v, _rmsprop.gbar, _rmsprop.avg, _rmsprop.alpha, _rmsprop.eps
-    out = [Assign(v, alpha * v + (1 - alpha) * g * g, "running average of g²")]
+    if increment:
+        out = [Assign(v, v + (g * g - v) * (1 - alpha), "running average of g², as an increment")]
+    else:
+        out = [Assign(v, alpha * v + (1 - alpha) * g * g, "running average of g²")]
     if f["centered"]:
-        out.append(Assign(gbar, alpha * gbar + (1 - alpha) * g, "running average of g"))
+        out.append(Assign(gbar, gbar + (g - gbar) * (1 - alpha) if increment else alpha * gbar + (1 - alpha) * g,
+                          "running average of g"))
         var = v - gbar ** 2
         out.append(Assign(avg, sp.sqrt(var + eps) if eps_inside else sp.sqrt(var) + eps,
                           "centered root, ε " + ("inside" if eps_inside else "outside")))
@@ -230,7 +236,7 @@ RMSPROP_KERAS = _rmsprop.RMSPROP.variant(
 def tf1_rmsprop_rule(f: dict) -> list:
     b, mu, eta, avg = _rmsprop.b, _rmsprop.mu, _rmsprop.eta, _rmsprop.avg
     return [
-        *_rms_average(f, eps_inside=True),
+        *_rms_average(f, eps_inside=True, increment=True),
         Assign(b, mu * b + eta * g / avg, "mom ← μ·mom + lr·g/√(ms + ε), also when μ = 0"),
         Assign(theta, theta - b, "var ← var − mom"),
     ]

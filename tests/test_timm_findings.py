@@ -1,4 +1,4 @@
-"""Reproductions of what the suite found in timm's optimizers (docs/measured/third-party.md, findings 81-83).
+"""Reproductions of what the suite found in timm's optimizers (docs/measured/third-party.md, findings 81-84).
 
 timm 1.0.29's optimizer modules are loaded by ``conformance.adapters.timm_optim`` (``import timm`` needs
 torchvision).  Each test states the finding against the spec's exact value (``reference.step``) or the spec's
@@ -71,3 +71,10 @@ def test_adamw_legacy_foreach_loses_a_float16_update_where_the_folded_denominato
         p.grad = torch.tensor([g], dtype=torch.float16)
         opt.step()
         assert (abs(p.item() - exact) < 1e-6) == moves and (p.item() == theta0) != moves, (foreach, p.item())
+
+
+def test_rmsproptf_has_a_default_lr():
+    """Finding 84: TF1's RMSPropOptimizer (the dialect rmsprop@tf) has no default lr; timm's RMSpropTF has 0.01."""
+    import inspect
+    assert not isinstance(spec.get("rmsprop@tf").hyper("lr").default, float)
+    assert inspect.signature(timm_optim.RMSpropTF).parameters["lr"].default == 0.01

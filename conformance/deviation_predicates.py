@@ -228,6 +228,11 @@ def _ademamix_beta3_schedule_overflows(data) -> bool:
     return False
 
 
+def _beta3_warmup_in_force(data) -> bool:
+    """Some group has a β₃ warm-up that is in force at its first step (``beta3_warmup`` > 1: t/T < 1 at t = 1)."""
+    return any(h.get("beta3_warmup", 0.0) > 1 for h, _ in data.groups)
+
+
 def _groups_differ_in(name):
     return lambda data: len({h.get(name) for h, _ in data.groups}) > 1
 

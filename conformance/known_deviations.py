@@ -420,6 +420,13 @@ KNOWN_DEVIATIONS = (
         reason="bitsandbytes' CPU kernel steps a float64 parameter in float32 (p.float(), float32 state): float32's "
                "rounding, and a gradient whose square overflows float32 leaves θ unchanged (finding 79)."),
     KnownDeviation(
+        id="bitsandbytes-ademamix-beta3-warmup-is-the-papers-closed-form",
+        implementation=("bitsandbytes.optim.ademamix:AdEMAMix",), versions=BITSANDBYTES, spec="ademamix",
+        path="custom", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._beta3_warmup_in_force,
+        reproduced_by="tests/test_bitsandbytes_findings.py",
+        reason="bitsandbytes' AdEMAMix warms beta3 up by the paper's min(exp(ln b1 ln b3/D), b3), not the "
+               "reference code's half-life interpolation: they differ for b3 < b1, and beta1 = 0 raises (finding 85)."),
+    KnownDeviation(
         id="optax-float16-bias-correction-reciprocal", implementation=(
             "optax.adam", "optax.adamw", "optax.nadam", "optax.adamax", "optax.adan", "optax.contrib.ademamix",
             "optax.contrib.schedule_free_adamw", "optax.lamb"),

@@ -1,5 +1,5 @@
 """Reproductions of what the suite found in bitsandbytes' 32-bit optimizers on the CPU (docs/measured/third-party.md,
-findings 75-79).
+findings 75-80, 85).
 
 bitsandbytes 0.50.2 steps CPU tensors with the ``default`` backend's ``_optimizer_update_32bit``
 (bitsandbytes/backends/default/ops.py).  Each test states the finding against the spec's exact value
@@ -103,3 +103,18 @@ def test_lamb_is_not_lambs_trust_ratio():
     adam = exact("adam", {"lr": 0.1, "eps": 1e-6}, theta, grads)
     assert abs(lamb[0] - 0.8418) < 1e-4 and abs(adam[0] - 0.9) < 1e-6
     assert close(got, np.array([0.95, -2.05]), 1e-5) and not close(got, lamb, 1e-2)
+
+
+def test_ademamix_warms_beta3_up_by_the_papers_closed_form():
+    """Finding 85: with β₃ < β₁ and a β₃ warm-up, the first step's β₃ is the paper's min(…, β₃) = β₃, not the
+    reference code's (the spec's) half-life interpolation, 0.791 here; β₁ = 0 with a warm-up raises."""
+    hyper = {"lr": 0.1, "beta1": 0.875, "beta2": 0.5, "beta3": 0.005, "alpha": 1.0, "beta3_warmup": 2.27,
+             "weight_decay": 0.0}
+    got = stepped(bnb.optim.AdEMAMix, THETA, GRADS[:1], lr=0.1, betas=(0.875, 0.5, 0.005), alpha=1.0,
+                  t_beta3=2.27, weight_decay=0.0)
+    spec_value = exact("ademamix", hyper, THETA, GRADS[:1])
+    paper = exact("ademamix", {**hyper, "beta3_warmup": 0.0}, THETA, GRADS[:1])  # β₃ itself from step 1
+    assert not close(spec_value, paper, 1e-3)
+    assert close(got, paper) and not close(got, spec_value, 1e-3)
+    with pytest.raises(ValueError):
+        stepped(bnb.optim.AdEMAMix, THETA, GRADS[:1], betas=(0.0, 0.5, 0.9999), t_beta3=10)

@@ -7,24 +7,20 @@ bitsandbytes 0.50.2 steps CPU tensors with the ``default`` backend's ``_optimize
 pin, the record and this file.  Without bitsandbytes installed (CI does not install it) the tests skip."""
 from __future__ import annotations
 
-from importlib import metadata
 
 import numpy as np
 import pytest
 
 import spec
 from reference.step import trajectory
+from tests.library_pin import pinned
 
 torch = pytest.importorskip("torch")
 bnb = pytest.importorskip("bitsandbytes")
 PINNED = "0.50.2"
 
 
-@pytest.fixture(autouse=True)
-def _pinned():
-    assert metadata.version("bitsandbytes") == PINNED, (
-        f"bitsandbytes {metadata.version('bitsandbytes')} installed; these findings were measured on {PINNED}: "
-        "rerun the audit (docs/measured/third-party.md) and update the pin")
+_pinned = pinned("bitsandbytes", PINNED)
 
 
 def exact(name: str, hyper: dict, theta0: list, grads: list) -> np.ndarray:

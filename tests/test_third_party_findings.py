@@ -14,17 +14,14 @@ import pytest
 
 import spec
 from reference.step import trajectory
+from tests.library_pin import pinned
 
 torch = pytest.importorskip("torch")
 po = pytest.importorskip("pytorch_optimizer")
 PINNED = "4.1.0"
 
 
-@pytest.fixture(autouse=True)
-def _pinned():
-    assert metadata.version("pytorch_optimizer") == PINNED, (
-        f"pytorch-optimizer {metadata.version('pytorch_optimizer')} installed; these findings were measured on "
-        f"{PINNED}: rerun the audit (docs/measured/third-party.md) and update the pin")
+_pinned = pinned("pytorch_optimizer", PINNED, "pytorch-optimizer")
 
 
 ADAMAX = spec.OPTIMIZERS["adamax"]

@@ -7,13 +7,13 @@ Without timm installed (CI does not install it) the tests skip."""
 from __future__ import annotations
 
 import importlib.util
-from importlib import metadata
 
 import numpy as np
 import pytest
 
 import spec
 from reference.step import trajectory
+from tests.library_pin import pinned
 
 torch = pytest.importorskip("torch")
 if importlib.util.find_spec("timm") is None:
@@ -22,11 +22,7 @@ from conformance.adapters import timm_optim  # noqa: E402  (loads timm's optimiz
 PINNED = "1.0.29"
 
 
-@pytest.fixture(autouse=True)
-def _pinned():
-    assert metadata.version("timm") == PINNED, (
-        f"timm {metadata.version('timm')} installed; these findings were measured on {PINNED}: rerun the audit "
-        "(docs/measured/third-party.md) and update the pin")
+_pinned = pinned("timm", PINNED)
 
 
 @pytest.mark.parametrize("name, cls", [("lion", "Lion"), ("adan", "Adan"), ("adamw", "AdamWLegacy")])

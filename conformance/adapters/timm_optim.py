@@ -32,7 +32,7 @@ CLASSES = {
     "Adafactor": ("adafactor", "Adafactor"),
 }
 
-__all__ = sorted(CLASSES) + ["TIMM_VERSION"]
+__all__ = sorted(CLASSES)
 
 
 def _package(name: str, path: Path) -> None:

@@ -145,3 +145,24 @@ def max_closure_calls(max_iter: int, max_eval: int, line_search: bool) -> int:
     if line_search:
         return max(max_eval, 1) + 1
     return min(max_iter, max(max_eval, 2))
+
+
+@dataclass(frozen=True)
+class ClosureSpec:
+    """An optimizer whose ``step`` takes a closure and whose update is no element-wise rule: what the registry,
+    ``--spec``/``--optimizer`` and the docs need of it.  ``checked_by`` names the tests that check it instead of
+    the trajectory tests; ``why`` is the reason those show when asked to run it."""
+
+    name: str
+    title: str
+    torch_class: str
+    hyperparameters: tuple
+    checked_by: str
+    why: str
+
+
+LBFGS = ClosureSpec(
+    name="lbfgs", title="L-BFGS (closure-driven, optional strong-Wolfe line search)", torch_class="LBFGS",
+    hyperparameters=HYPERPARAMETERS, checked_by="conformance/test_lbfgs.py",
+    why="lbfgs is closure-driven (whole-vector dot products, data-dependent control flow), so it has no "
+        "element-wise trajectory to compare: conformance/test_lbfgs.py checks it by properties")

@@ -166,3 +166,87 @@ LBFGS = ClosureSpec(
     hyperparameters=HYPERPARAMETERS, checked_by="conformance/test_lbfgs.py",
     why="lbfgs is closure-driven (whole-vector dot products, data-dependent control flow), so it has no "
         "element-wise trajectory to compare: conformance/test_lbfgs.py checks it by properties")
+
+
+# --------------------------------------------------------------------------- what the docs say (reports/docs.py)
+
+#: How torch computes what the statements leave open.
+NOTES = (
+    "**One vector.** Every gradient is flattened (`p.grad.view(-1)`; a missing gradient is zeros, a sparse one "
+    "densified, a complex one its real view: re, im interleaved) and concatenated in parameter order; every dot "
+    "product, norm and max is over that vector.  One parameter group only: a second raises ValueError in the "
+    "constructor.  The state is global, kept in `state[params[0]]`.",
+    "**The first step** is the first iteration ever (state n_iter = 1), not the first of each `step()`: later "
+    "calls go on with the stored history, d and t.",
+    "**Curvature test.** yᵀs > 1e-10, an absolute threshold in the gradient's dtype whatever the problem's "
+    "scale: a pair that fails it is dropped, H and γ stay as they were.",
+    "**Returned loss.** `step()` returns the closure's first value (before any iteration), not the last.",
+    "**No line search.** θ ← θ + t·d with t = lr (the first step's t above); the closure is called again after "
+    "each iteration but the last of a `step()` (the last one's loss and gradient are left to the next call).",
+    "**Strong Wolfe** (`_strong_wolfe`, a port of minFunc's lswolfe; c₁ = 1e-4, c₂ = 0.9, its own "
+    "tolerance_change = 1e-9, max_ls = max_eval − calls so far): tries t, extrapolates by cubic interpolation "
+    "(`_cubic_interpolate` of two points with values and slopes, clamped to [t + 0.01(t − t_prev), 10t]) until "
+    "the Armijo test fails, the slope turns non-negative or |gᵀd| ≤ −c₂·g₀ᵀd; then zooms in the bracket by the "
+    "same interpolation (a trial within 10% of the bracket's width from an end is moved to that 10% mark when the "
+    "previous trial was too close as well, or when it lies at or outside an end).  The "
+    "NumPy port runs it statement for statement; it has no exact statement here (the interpolation takes a "
+    "square root), so it is checked through its effects only (see below).",
+    "**Counting.** state func_evals counts closure calls, n_iter iterations, over all `step()` calls.  A step "
+    "ends after an iteration when n = max_iter, calls ≥ max_eval, max|g| ≤ tolerance_grad, max|t·d| ≤ "
+    "tolerance_change or |Δloss| < tolerance_change; before moving when gᵀd > −tolerance_change; and before "
+    "any iteration when the first call's max|g| ≤ tolerance_grad (θ and the state but func_evals unchanged).",
+)
+
+#: Where torch's docstring and its code differ.
+DOCSTRING_VS_CODE = (
+    "`max_eval` \"maximal number of function evaluations per optimization step\": the code checks it only "
+    "after an iteration, so max_eval = 1 still gives 2 calls without a line search, and with strong Wolfe the "
+    "line search's first trial comes on top of its max_ls = max_eval − calls: up to max_eval + 1 calls "
+    "(`max_closure_calls`; `tests/test_lbfgs_spec.py` reaches both).",
+    "`max_eval` \"default: max_iter * 1.25\": the code takes ⌊5·max_iter/4⌋ (`max_iter * 5 // 4`): 3, not "
+    "3.75, for max_iter = 3.",
+    "\"Parameters must be real\": complex parameters are accepted and stepped as their real views.",
+    "`tolerance_grad` \"termination tolerance on first order optimality\": it is max|gᵢ| ≤ tolerance_grad "
+    "(`abs().max()`, inclusive); `tolerance_change` is used three ways (gᵀd > −tol before moving, max|t·d| ≤ tol, "
+    "|Δloss| < tol, the last strict).",
+    "Not in the docstring at all: the first step's scaling min(1, 1/‖g‖₁)·lr with the L1 norm, the curvature "
+    "threshold 1e-10, the scaling γ = yᵀs/yᵀy, that the loss returned is the first call's, that the state "
+    "persists across `step()` calls, and that the strong-Wolfe constants are fixed.",
+)
+
+#: What conformance/test_lbfgs.py checks (binary64 parameters; the backend's class: torch.optim.LBFGS, the
+#: NumPy port, or an --optimizer class) and tests/test_lbfgs_spec.py proves on the spec.
+CHECKED = (
+    "the first step: d = −g bit for bit, t = min(1, 1/‖g‖₁)·lr and θ₁ = θ₀ + t·d within the bound of any binary64 "
+    "evaluation (in any summation order), one call, no pair stored;",
+    "after every `step()`, both line-search modes, max_iter up to 5: state d = −H·prev_flat_grad through the "
+    "two-loop recursion of the stored pairs in torch's order, ρᵢ = 1/yᵢᵀsᵢ and γ of the newest pair, within that "
+    "bound; prev_flat_grad is a gradient the closure returned, bit for bit;",
+    "the pairs: y = g − g_prev and s = t·d bit for bit, stored iff yᵀs > 1e-10 (either way within the bound of "
+    "yᵀs), the oldest dropped beyond history_size; the threshold itself with yᵀs = k·2⁻⁵³ on both sides of 1e-10;",
+    "the secant equation H·yₖ = sₖ for the newest pair through the implementation's own recursion (a step with "
+    "lr = 0, then a closure that returns yₖ as the gradient), within the bound;",
+    "stopping: max|g| ≤ tolerance_grad (and just above it) at the first call, gᵀd > −tolerance_change before "
+    "moving, the closure calls per `step()` against `max_closure_calls`, func_evals and n_iter, the loss "
+    "returned;",
+    "one vector: a complex, a (2, 2) and a (1,) tensor step bit for bit as the one 9-element vector;",
+    "on the spec, exactly (rationals): with an exact line search the iteration reaches the minimum of an "
+    "n-dimensional quadratic in n iterations for any memory m ≥ 1, and H·y = s holds for every newest pair.",
+)
+
+NOT_CHECKED = (
+    "**n-step termination on an implementation.** It holds for an exact line search (the two-loop direction is "
+    "then a multiple of the conjugate-gradient direction whatever m ≥ 1 and γ).  torch's steps are not exact "
+    "line searches: without one t = lr, and strong Wolfe accepts the first point that meets c₁ = 1e-4, "
+    "c₂ = 0.9 (on a quadratic any t within [0.1, 1.9] of the minimiser's).  It is proved on the spec; on an "
+    "implementation, the per-step checks above stand for it.  No derived bound on how binary64 rounding "
+    "delays termination is given.",
+    "**The strong-Wolfe step length** is not compared with an exact value: its decisions compare rounded "
+    "function values and its interpolation takes a square root.  Its effects are checked (counts, the two-loop "
+    "invariant and the pairs after it).",
+    "**Trajectories over many steps** against an exact run: not compared (data-dependent control flow; each "
+    "step's direction is checked from the implementation's own state instead).",
+    "**tolerance_change's** max|t·d| and |Δloss| exits are stated, not tested on their boundaries.",
+    "**Other dtypes** (float32, the half formats), CUDA, sparse and missing gradients: not drawn.  All checks "
+    "are in binary64 with contiguous parameters (finding 65 is why).",
+)

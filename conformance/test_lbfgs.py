@@ -175,7 +175,7 @@ def test_pairs_are_stored_and_dropped_as_stated(make, problem, history_size, lin
         prev = (g, _read(st_, "d"), _read(st_, "t"))
 
 
-def test_the_curvature_threshold_is_1e_10():
+def test_the_threshold_cases_lie_on_both_sides_of_1e_10():
     """Not an implementation check (see the one below): the two values it uses lie on both sides of 1e-10."""
     assert 900719 * 2.0 ** -53 < 1e-10 < 900720 * 2.0 ** -53
 

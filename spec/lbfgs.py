@@ -36,7 +36,7 @@ HYPERPARAMETERS = (
     LBFGSHyper("tolerance_grad", 1e-7, "not checked", "stop when max|g| ≤ tolerance_grad"),
     LBFGSHyper("tolerance_change", 1e-9, "not checked",
                "stop when gᵀd > −tol, max|t·d| ≤ tol or |Δloss| < tol"),
-    LBFGSHyper("history_size", 100, "not checked; 0 raises IndexError at the second stored pair (finding 66)",
+    LBFGSHyper("history_size", 100, "not checked; 0 raises IndexError at the first pair stored (finding 66)",
                "pairs kept, oldest dropped first"),
     LBFGSHyper("line_search_fn", None, "None or 'strong_wolfe' (anything else raises RuntimeError in `step`)",
                "None: fixed step t; 'strong_wolfe': `_strong_wolfe`, c₁ = 1e-4, c₂ = 0.9, at most "

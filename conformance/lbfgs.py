@@ -174,8 +174,8 @@ class TorchRunner:
 
     def flat_x(self) -> np.ndarray:
         t = self.torch
-        return join([t.view_as_real(p.detach()).cpu().numpy().view(np.complex128)[..., 0] if p.is_complex()
-                     else p.detach().cpu().numpy() for p in self.params])
+        return join([(t.view_as_real(p.detach()) if p.is_complex() else p.detach()).cpu().numpy()
+                     for p in self.params])
 
     def step(self, fn):
         t = self.torch

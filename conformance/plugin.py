@@ -202,7 +202,21 @@ def selected_specs(config) -> list:
         names = [n for n in names if n in overrides]
     for n in names:
         spec_pkg.get(n)  # a clear error for an unknown name
-    return names
+    return [n for n in names if n not in spec_pkg.CLOSURE_OPTIMIZERS]
+
+
+def closure_specs_asked_for(config) -> list:
+    """The closure-driven specs (L-BFGS) that ``--spec`` or ``--optimizer`` named: the element-wise tests list
+    each as not applicable, with the reason.  A run that names none checks them by their own tests only."""
+    asked = list(config.getoption("--spec")) or list(getattr(config, "_conformance_overrides", {}))
+    return [n for n in asked if n in spec_pkg.CLOSURE_OPTIMIZERS]
+
+
+def closure_spec_selected(config, name: str) -> bool:
+    """Whether this run checks closure-driven spec ``name``: named by ``--spec``/``--optimizer``, or neither
+    option given."""
+    named = list(config.getoption("--spec")) or list(getattr(config, "_conformance_overrides", {}))
+    return not named or name in named
 
 
 def combos(config, value_test: bool = True):
@@ -211,7 +225,8 @@ def combos(config, value_test: bool = True):
     the paths the backend names in ``value_only_paths``."""
     impl = config._conformance_backend
     name = config.getoption("--backend")
-    out = []
+    out = [pytest.param(opt, "-", "-", marks=pytest.mark.skip(reason=spec_pkg.CLOSURE_OPTIMIZERS[opt].why), id=opt)
+           for opt in closure_specs_asked_for(config)]
     for opt in selected_specs(config):
         paths = list(impl.paths(opt))
         if not value_test:
@@ -273,6 +288,7 @@ def pytest_collection_modifyitems(session, config, items):
     impl = getattr(config, "_conformance_backend", None)
     if impl is None:
         return
+    _deselect_unselected_closure_specs(config, items)
     name = config.getoption("--backend")
     targets, offered, matched, possible = {}, {}, set(), set()
     for item in items:
@@ -303,6 +319,17 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 @pytest.hookimpl(tryfirst=True)
+def _deselect_unselected_closure_specs(config, items) -> None:
+    """Leave out the tests of a closure-driven spec (``conformance/test_lbfgs.py``) that ``--spec`` or
+    ``--optimizer`` did not select, as the element-wise tests of an unselected spec are never generated."""
+    dropped = [item for item in items for name, info in spec_pkg.CLOSURE_OPTIMIZERS.items()
+               if _ours(getattr(item, "function", None)) and str(item.path).endswith(info.checked_by.split("/")[-1])
+               and not closure_spec_selected(config, name)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
 def pytest_runtest_call(item):
     """Each parametrization of a Hypothesis test gets its own example-database key, from its node id.
 

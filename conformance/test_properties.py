@@ -37,7 +37,7 @@ from . import optimizers
 from .backend import Case, Group, check_output, for_backend
 from .replay import reproduction
 from .harness import set_aside_known
-from .plugin import selected_specs
+from .plugin import closure_specs_asked_for, selected_specs
 from .strategies import HELD, SHAPES, array, cases, sparse_gradient
 
 MAX_STEPS = 4
@@ -51,7 +51,9 @@ CONSTRAINT_VIOLATIONS = {name: info.constraint_violations for name, info in opti
 def pytest_generate_tests(metafunc):
     """``spec_name``: one test per selected spec (for tests that do not depend on path or dtype)."""
     if "spec_name" in metafunc.fixturenames:
-        metafunc.parametrize("spec_name", selected_specs(metafunc.config))
+        not_applicable = [pytest.param(n, marks=pytest.mark.skip(reason=spec_pkg.CLOSURE_OPTIMIZERS[n].why), id=n)
+                          for n in closure_specs_asked_for(metafunc.config)]
+        metafunc.parametrize("spec_name", [*selected_specs(metafunc.config), *not_applicable])
 
 
 # --------------------------------------------------------------------------- helpers

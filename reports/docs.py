@@ -9,6 +9,8 @@ Writes (default ``docs/`` next to this package):
   initialisation, step counting, edge semantics, implementation paths, known
   deviations, identities, dialects and the drift measured here
   (``docs/drift/drift.json``, when present);
+* ``optimizers/lbfgs.md``: L-BFGS, closure-driven (``spec/lbfgs.py``): its statements, notes on torch's code,
+  what its property tests check and what they do not;
 * ``schedules/<name>.md``: one page per learning-rate schedule;
 * ``dialects.md``: ``reference.compare``'s verdicts, mappings and witnesses, and the
   measured third-party section (``docs/measured/third-party.md``, hand-written
@@ -36,7 +38,7 @@ from sympy.printing.precedence import PRECEDENCE
 from conformance import branches
 from conformance.known_deviations import KNOWN_DEVIATIONS, matches_pattern
 from reference import compare
-from spec import OPTIMIZERS, dialects, identities, torch_flags
+from spec import CLOSURE_OPTIMIZERS, OPTIMIZERS, dialects, identities, lbfgs, torch_flags
 from spec.core import Hyperparameter, OptimizerSpec, py_float
 from spec.schedules import REQUIRED, SCHEDULES, ScheduleSpec
 
@@ -511,6 +513,47 @@ def optimizer_page(spec: OptimizerSpec, results, drift) -> str:
     return "\n".join(out)
 
 
+# --------------------------------------------------------------------------- closure-driven optimizers
+
+def lbfgs_page() -> str:
+    """The L-BFGS page, from ``spec/lbfgs.py``: no element-wise rule, so its own layout."""
+    s = lbfgs.LBFGS
+    out = [HEADER, f"# {s.title} — `{s.name}`\n",
+           f"`torch.optim.{s.torch_class}` (PyTorch 2.13), read in `torch/optim/lbfgs.py`'s code.  {s.why}; "
+           "this page says what is checked and what is not.\n",
+           "## One iteration\n",
+           "$g$ is the flattened gradient, $\\mathcal{H}$ the stored pairs $(y_i, s_i, \\rho_i)$, oldest first, "
+           "$m$ = history_size, $\\gamma$ = H_diag.\n"]
+    for title, lines in lbfgs.STATEMENTS:
+        out.append(f"**{title}**\n\n" + _math(["&" + line for line in lines]))
+    out.append("\n" + "\n".join(f"- {n}" for n in lbfgs.NOTES) + "\n")
+    out.append("## Hyperparameters\n")
+    out.append(_table(["name", "default", "accepted by torch", "meaning"],
+                      [[f"`{h.name}`", f"`{h.default}`", h.domain, h.doc] for h in s.hyperparameters]))
+    out.append("## State\n")
+    out.append(_table(["name", "meaning"], [[f"`{k}`", v] for k, v in lbfgs.STATE]))
+    out.append("## Docstring and code\n")
+    out.append("\n".join(f"- {n}" for n in lbfgs.DOCSTRING_VS_CODE) + "\n")
+    out.append("## Implementations\n")
+    out.append("torch has one path (no foreach, fused or capturable form).  The NumPy port "
+               "(`conformance/backends/numpy_lbfgs.py`, `--backend=numpy`) is a transliteration of torch's code, "
+               "strong Wolfe included; it is a class with torch's `step(closure)` rather than the element-wise "
+               "backend protocol, which L-BFGS does not fit.  Another class: `--backend=torch-cpu --optimizer "
+               "lbfgs=module:Class` (torch's API and state names; a subclass of the NumPy port runs as one).  "
+               "`tests/broken_lbfgs.py`: the first step scaled by ‖g‖₂ and the two-loop recursion's loops in the "
+               "wrong order, each caught (`tests/test_lbfgs_broken.py`).\n")
+    out.append("## What is checked\n")
+    out.append(f"By `{s.checked_by}` (properties on quadratics f = ½xᵀAx − bᵀx, A = I + MᵀM/n) and "
+               "`tests/test_lbfgs_spec.py`:\n")
+    out.append("\n".join(f"- {n}" for n in lbfgs.CHECKED) + "\n")
+    out.append("## What is not checked\n")
+    out.append("\n".join(f"- {n}" for n in lbfgs.NOT_CHECKED) + "\n")
+    out.append("## Known deviations\n")
+    rows = _deviations_of(s.name)
+    out.append("\n".join(f"- {_deviation_line(d)}" for d in rows) + "\n" if rows else "None recorded.\n")
+    return "\n".join(out)
+
+
 # --------------------------------------------------------------------------- schedule pages
 
 _EXAMPLES = {"milestones": (30, 80)}
@@ -657,6 +700,8 @@ def index_page(results, source: Path = DOCS) -> str:
            "hyperparameters, state, edge semantics and the tolerance model's view of it.  Regenerate with "
            "`python -m reports.docs`.\n", "## PyTorch optimizers\n"]
     out += [f"- [`{n}`](optimizers/{_page_name(n)}): {OPTIMIZERS[n].title}" for n in sorted(OPTIMIZERS)]
+    out += [f"- [`{n}`](optimizers/{_page_name(n)}): {c.title}; checked by properties" for n, c in
+            sorted(CLOSURE_OPTIMIZERS.items())]
     out.append("\n## Other frameworks' dialects\n")
     out.append("- [Comparison with the torch specs: verdicts, mappings, witnesses](dialects.md)")
     out += [f"- [`{n}`](optimizers/{_page_name(n)}): {dialects.DIALECTS[n].title}" for n in sorted(dialects.DIALECTS)]
@@ -680,6 +725,7 @@ def generate(source: Path = DOCS) -> dict:
     files = {"index.md": index_page(results, source), "dialects.md": dialects_page(results, source)}
     for name, spec in sorted({**OPTIMIZERS, **dialects.DIALECTS}.items()):
         files[f"optimizers/{_page_name(name)}"] = optimizer_page(spec, results, drift)
+    files[f"optimizers/{_page_name(lbfgs.LBFGS.name)}"] = lbfgs_page()
     for name, s in sorted(SCHEDULES.items()):
         files[f"schedules/{_page_name(name)}"] = schedule_page(s)
     return {k: v.rstrip() + "\n" for k, v in sorted(files.items())}

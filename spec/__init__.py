@@ -13,6 +13,7 @@ from .ademamix import ADEMAMIX
 from .asgd import ASGD
 from .core import Assign, Hyperparameter, InvalidHyperparameter, OptimizerSpec, State, g, t, theta
 from .lamb import LAMB
+from .lbfgs import LBFGS
 from .lion import LION
 from .nadam import NADAM
 from .radam import RADAM
@@ -28,24 +29,27 @@ from .schedules import SCHEDULES
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
                                   ASGD, LION, ADAN, ADEMAMIX, SCHEDULEFREE_ADAMW, SCHEDULEFREE_SGD,
                                   LAMB, SPARSE_ADAM, ADAFACTOR)}
+#: Closure-driven optimizers (``spec.lbfgs.ClosureSpec``): no element-wise rule, checked by their own properties.
+CLOSURE_OPTIMIZERS = {s.name: s for s in (LBFGS,)}
 
 
 def get(name: str) -> OptimizerSpec:
-    """The spec called ``name``: a torch spec, else another framework's dialect (``spec.dialects.DIALECTS``,
-    names like ``"adam@keras"``); a clear error listing the known names otherwise."""
-    try:
-        return OPTIMIZERS[name]
-    except KeyError:
-        pass
+    """The spec called ``name``: a torch spec, a closure-driven one (``CLOSURE_OPTIMIZERS``: a ``ClosureSpec``),
+    else another framework's dialect (``spec.dialects.DIALECTS``, names like ``"adam@keras"``); a clear error
+    listing the known names otherwise."""
+    for registry in (OPTIMIZERS, CLOSURE_OPTIMIZERS):
+        if name in registry:
+            return registry[name]
     # Imported here, not at the top: spec.dialects imports this package (its ``get``) and its modules, a cycle.
     from .dialects import DIALECTS
     try:
         return DIALECTS[name]
     except KeyError:
-        raise KeyError(f"no optimizer spec named {name!r}; known: {', '.join(OPTIMIZERS)}; "
+        known = ", ".join([*OPTIMIZERS, *CLOSURE_OPTIMIZERS])
+        raise KeyError(f"no optimizer spec named {name!r}; known: {known}; "
                        f"dialects: {', '.join(DIALECTS)}") from None
 
 
 #: the package's public names: the registry, its lookup, and the core types and symbols re-exported from spec.core
-__all__ = ["OPTIMIZERS", "SCHEDULES", "get", "Assign", "Hyperparameter", "InvalidHyperparameter", "OptimizerSpec",
-           "State", "g", "t", "theta"]
+__all__ = ["OPTIMIZERS", "CLOSURE_OPTIMIZERS", "SCHEDULES", "get", "Assign", "Hyperparameter", "InvalidHyperparameter",
+           "OptimizerSpec", "State", "g", "t", "theta"]

@@ -609,3 +609,33 @@ def test_sparse_adam_tensor_lr_step_size_is_converted_to_the_parameter_dtype():
 
     assert step(0.1) == pytest.approx(0.4875, abs=1e-3)  # the spec's value, finite
     assert step(torch.tensor(0.1, dtype=torch.float64)) == -math.inf  # fixed: the same 0.4875
+
+
+def _lbfgs_step(param, **kw):
+    opt = torch.optim.LBFGS([param], **kw)
+
+    def closure():
+        opt.zero_grad()
+        loss = (param ** 2).sum()
+        loss.backward()
+        return loss
+    return opt.step(closure)
+
+
+def test_lbfgs_raises_for_a_non_contiguous_parameter():
+    """lbfgs-non-contiguous-parameter (finding 65): p.grad.view(-1) of a gradient with a transposed leaf's strides."""
+    p = torch.nn.Parameter(torch.arange(12., dtype=torch.float64).reshape(3, 4).t())
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        _lbfgs_step(p)
+    q = torch.nn.Parameter(p.detach().contiguous())  # the same values, contiguous: steps
+    _lbfgs_step(q, max_iter=1)
+    assert not torch.equal(q, p.detach())
+
+
+def test_lbfgs_fails_late_on_arguments_it_does_not_validate():
+    """lbfgs-unvalidated-arguments (finding 66): the constructor accepts them, step() fails deep inside."""
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float64))
+    with pytest.raises(UnboundLocalError):
+        _lbfgs_step(p, max_eval=0, line_search_fn="strong_wolfe")
+    with pytest.raises(IndexError):
+        _lbfgs_step(p, history_size=0)

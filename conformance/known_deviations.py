@@ -57,6 +57,8 @@ PO_LION = "pytorch_optimizer.optimizer.lion:Lion"
 PO_ADAN = "pytorch_optimizer.optimizer.adan:Adan"
 PO_LAMB = "pytorch_optimizer.optimizer.lamb:Lamb"
 SCHEDULEFREE = "==1.4.1"  # schedulefree (facebookresearch/schedule_free), measured at this version only
+TRANSFORMERS = "==5.18.0"  # Hugging Face transformers, measured at this version only
+HF_ADAFACTOR = "transformers.optimization:Adafactor"
 
 
 @dataclass(frozen=True)
@@ -378,6 +380,13 @@ KNOWN_DEVIATIONS = (
         reproduced_by="tests/test_keras_findings.py",
         reason="keras.optimizers.Lamb checks none of its arguments, Lion only beta_1: beta_2 outside [0, 1), a "
                "negative epsilon or weight_decay (and Lamb's beta_1) are taken as given."),
+    KnownDeviation(
+        id="transformers-adafactor-unchecked-hyperparameters", implementation=(HF_ADAFACTOR,), versions=TRANSFORMERS,
+        spec="adafactor@transformers", tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reproduced_by="tests/test_transformers_findings.py",
+        reason="transformers' Adafactor checks only lr against relative_step and warmup_init against relative_step: "
+               "a negative lr, eps, clip_threshold below 1 (or negative), decay_rate > 0, beta1 outside [0, 1) or a "
+               "negative weight_decay is taken as given."),
     KnownDeviation(
         id="adan-pytorch-accepts-any-hyperparameter", implementation=("adan_pytorch.adan:Adan",),
         versions=ADAN_PYTORCH, spec="adan@adan-pytorch", tests=("test_out_of_domain_hyperparameters_are_refused",),

@@ -92,3 +92,28 @@ def test_the_adapter_passes_lr_as_the_spec_reads_it():
     q.grad = torch.ones(2)
     opt.step()
     assert torch.equal(q.detach(), torch.ones(2))  # lr = 0: θ unchanged
+
+
+def test_transformers_adafactor_resume_rounds_its_float32_state_to_float16():
+    """Finding 73 (transformers-adafactor-resume-rounds-float32-state): a float16 parameter's factors are float32
+    (the step runs in float32), and torch's load_state_dict casts floating-point state to the parameter's dtype,
+    so a save/restore between two steps changes the statistics: the resumed factor is not the uninterrupted one.
+    Fixed (e.g. an override of Optimizer._process_value_according_to_param_policy keeping float32): equal."""
+    grads = [torch.tensor([[0.1, 0.2], [0.3, 0.7]]), torch.tensor([[0.3, -0.1], [0.2, 0.5]])]
+
+    def run(resume: bool):
+        p = torch.nn.Parameter(torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float16))
+        opt = HFAdafactor([p])
+        for i, g in enumerate(grads):
+            if resume and i == 1:
+                saved = opt.state_dict()
+                opt = HFAdafactor([p])
+                opt.load_state_dict(saved)
+                assert opt.state[p]["exp_avg_sq_row"].dtype == torch.float16  # fixed: float32, as it was saved
+            p.grad = g.half()
+            opt.step()
+        return opt.state[p]["exp_avg_sq_row"]
+
+    uninterrupted, resumed = run(False), run(True)
+    assert uninterrupted.dtype == torch.float32
+    assert not torch.equal(uninterrupted, resumed.float())  # fixed: equal (0.2068 vs 0.2067 here)

@@ -27,7 +27,7 @@ import torch
 try:
     from transformers.optimization import Adafactor as _Adafactor
 except ImportError as exc:  # pragma: no cover - only without transformers
-    raise ImportError(f"conformance.adapters.transformers needs transformers (pip install transformers): {exc}") \
+    raise ImportError(f"conformance.adapters.transformers needs transformers (pip install -e '.[transformers]': transformers==5.18.0, the version audited): {exc}") \
         from exc
 
 __all__ = ["Adafactor"]

@@ -1142,7 +1142,8 @@ HF_CLIP = _hp(_adafactor.D, name="clip_threshold", domain=Interval(0.0, None, Fa
               fuzz=Interval(0.1, 100.0, True, True), fuzz_why="past RMS(U) (about 1) it never clips",
               doc="d: the update is divided by max(1, RMS(U)/d) (torch.clamp: a NaN RMS gives NaN); any d > 0 "
                   "(torch's Adafactor requires d ≥ 1)")
-HF_DECAY = _hp(_adafactor.BETA2_DECAY, name="decay_rate", doc="τ: β̂₂ₜ = 1 − t^τ (``1.0 - math.pow(step, decay_rate)``)")
+HF_DECAY = _hp(_adafactor.BETA2_DECAY, name="decay_rate",
+               doc="τ: β̂₂ₜ = 1 − t^τ (``1.0 - math.pow(step, decay_rate)``)")
 HF_BETA1 = Hyperparameter("beta1", 0.0, Interval(0.0, 1.0, True, False), "β₁ of the optional first moment of the "
                           "scaled update; 0 here is transformers' None (the default: no first moment)",
                           latex="beta_1", zero_means_none=True)

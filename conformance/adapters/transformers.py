@@ -27,8 +27,8 @@ import torch
 try:
     from transformers.optimization import Adafactor as _Adafactor
 except ImportError as exc:  # pragma: no cover - only without transformers
-    raise ImportError(f"conformance.adapters.transformers needs transformers (pip install -e '.[transformers]': transformers==5.18.0, the version audited): {exc}") \
-        from exc
+    raise ImportError("conformance.adapters.transformers needs transformers==5.18.0, the version audited "
+                      f"(pip install -e '.[transformers]'): {exc}") from exc
 
 __all__ = ["Adafactor"]
 

@@ -384,17 +384,14 @@ KNOWN_DEVIATIONS = (
         id="transformers-adafactor-unchecked-hyperparameters", implementation=(HF_ADAFACTOR,), versions=TRANSFORMERS,
         spec="adafactor@transformers", tests=("test_out_of_domain_hyperparameters_are_refused",),
         reproduced_by="tests/test_transformers_findings.py",
-        reason="transformers' Adafactor checks only lr against relative_step and warmup_init against relative_step: "
-               "a negative lr, eps, clip_threshold below 1 (or negative), decay_rate > 0, beta1 outside [0, 1) or a "
-               "negative weight_decay is taken as given."),
+        reason="transformers' Adafactor checks only lr and warmup_init against relative_step: a negative lr or eps, "
+               "clip_threshold <= 0, decay_rate > 0, beta1 outside [0, 1), weight_decay < 0 are taken."),
     KnownDeviation(
         id="transformers-adafactor-resume-rounds-float32-state", implementation=(HF_ADAFACTOR,),
         versions=TRANSFORMERS, spec="adafactor@transformers", dtype=("float16", "bfloat16"), tests=(RESUME,),
         reproduced_by="tests/test_transformers_findings.py",
-        reason="Adafactor keeps float32 state (factors, second moment, first moment, RMS) for float16 and bfloat16 "
-               "parameters, and torch's Optimizer.load_state_dict casts floating-point state to the parameter's "
-               "dtype: a checkpoint round trip rounds the statistics to half precision and the resumed trajectory "
-               "departs from the uninterrupted one."),
+        reason="Adafactor keeps float32 state for float16/bfloat16 parameters and torch's load_state_dict casts it "
+               "to the parameter's dtype: a resumed run continues from statistics rounded to half precision."),
     KnownDeviation(
         id="adan-pytorch-accepts-any-hyperparameter", implementation=("adan_pytorch.adan:Adan",),
         versions=ADAN_PYTORCH, spec="adan@adan-pytorch", tests=("test_out_of_domain_hyperparameters_are_refused",),

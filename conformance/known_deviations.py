@@ -59,6 +59,8 @@ PO_LAMB = "pytorch_optimizer.optimizer.lamb:Lamb"
 SCHEDULEFREE = "==1.4.1"  # schedulefree (facebookresearch/schedule_free), measured at this version only
 TIMM = "==1.0.29"  # timm's optimizers (conformance/adapters/timm_optim.py loads them), measured at this version only
 BITSANDBYTES = "==0.50.2"  # bitsandbytes' 32-bit optimizers on the CPU (its default backend), this version only
+TRANSFORMERS = "==5.18.0"  # Hugging Face transformers, measured at this version only
+HF_ADAFACTOR = "transformers.optimization:Adafactor"
 
 
 @dataclass(frozen=True)
@@ -380,6 +382,18 @@ KNOWN_DEVIATIONS = (
         reproduced_by="tests/test_keras_findings.py",
         reason="keras.optimizers.Lamb checks none of its arguments, Lion only beta_1: beta_2 outside [0, 1), a "
                "negative epsilon or weight_decay (and Lamb's beta_1) are taken as given."),
+    KnownDeviation(
+        id="transformers-adafactor-unchecked-hyperparameters", implementation=(HF_ADAFACTOR,), versions=TRANSFORMERS,
+        spec="adafactor@transformers", tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reproduced_by="tests/test_transformers_findings.py",
+        reason="transformers' Adafactor checks only lr and warmup_init against relative_step: a negative lr or eps, "
+               "clip_threshold <= 0, decay_rate > 0, beta1 outside [0, 1), weight_decay < 0 are taken."),
+    KnownDeviation(
+        id="transformers-adafactor-resume-rounds-float32-state", implementation=(HF_ADAFACTOR,),
+        versions=TRANSFORMERS, spec="adafactor@transformers", dtype=("float16", "bfloat16"), tests=(RESUME,),
+        reproduced_by="tests/test_transformers_findings.py",
+        reason="Adafactor keeps float32 state for float16/bfloat16 parameters and torch's load_state_dict casts it "
+               "to the parameter's dtype: a resumed run continues from statistics rounded to half precision."),
     KnownDeviation(
         id="adan-pytorch-accepts-any-hyperparameter", implementation=("adan_pytorch.adan:Adan",),
         versions=ADAN_PYTORCH, spec="adan@adan-pytorch", tests=("test_out_of_domain_hyperparameters_are_refused",),

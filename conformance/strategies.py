@@ -91,6 +91,8 @@ def hyperparameters(draw, spec: OptimizerSpec, lr_scale: float = 1.0) -> dict:
         out["dampening"] = 0.0
         if out.get("momentum", 0) <= 0:
             out["momentum"] = draw(st.sampled_from([0.5, 0.9, 0.99]))
+    if out.get("warmup_init") and not out.get("relative_step"):  # transformers' Adafactor refuses it (a constraint)
+        out["warmup_init"] = False
     try:
         return spec.complete(out)
     except InvalidHyperparameter:

@@ -60,7 +60,7 @@ from spec import dialects as _dialects
 from spec import get as _get
 from spec.core import UNIT, Assign, OptimizerSpec, py_float, t, theta
 from spec.identities import Undecided, is_zero, run_symbolic
-from spec.reductions import REDUCTIONS, MaxAbs, Norm, SumSq
+from spec.reductions import REDUCTIONS, AxisMean, AxisNorm, Length, MaxAbs, Norm, Numel, SumSq
 from .step import trajectory
 
 EQUAL = "equal"
@@ -144,10 +144,13 @@ def _value(x):
 
 
 def _flags(spec: OptimizerSpec, given: dict) -> dict:
-    unknown = set(given) - {h.name for h in spec.flags}
+    """The rule's flags: hyperparameter flags (defaults, maximize off) and tensor flags (``spec.core.TensorFlag``:
+    Adafactor's ``factored``, off unless given: a vector's program)."""
+    unknown = set(given) - {h.name for h in spec.flags} - {f.name for f in spec.tensor_flags}
     if unknown:
         raise KeyError(f"{spec.name}: no flag(s) {sorted(unknown)}")
-    return {h.name: bool(given.get(h.name, False if h.name == "maximize" else h.default)) for h in spec.flags}
+    out = {h.name: bool(given.get(h.name, False if h.name == "maximize" else h.default)) for h in spec.flags}
+    return {**out, **{f.name: bool(given.get(f.name, False)) for f in spec.tensor_flags}}
 
 
 def _subs(spec: OptimizerSpec, fixed: dict) -> dict:
@@ -205,7 +208,9 @@ def _opaque_reductions(expr: sp.Expr, decays: set) -> sp.Expr:
     found = sorted(expr.atoms(*REDUCTIONS), key=sp.default_sort_key)
     classes: list = []  # [(representative, symbol)]
     repl = {}
-    for r in found:
+    for k, r in enumerate(x for x in found if isinstance(x, (Numel, Length))):  # sizes: positive, never split
+        repl[r] = sp.Symbol(f"N_{{{k}}}", positive=True)
+    for r in (x for x in found if not isinstance(x, (Numel, Length))):
         same = next((sym for rep, sym in classes
                      if type(rep) is type(r) and _equal_plain(rep.args[0] - r.args[0], decays)), None)
         if same is None:
@@ -218,8 +223,10 @@ def _opaque_reductions(expr: sp.Expr, decays: set) -> sp.Expr:
 def _one_element(expr: sp.Expr) -> sp.Expr:
     """A reduction's value on a one-element tensor (‖x‖ = max|x| = |x|, Σx² = x²): what the screen evaluates.  A
     one-element tensor is a tensor, so a difference found there is a difference; an agreement proves nothing."""
-    return sp.sympify(expr).replace(lambda e: isinstance(e, (Norm, MaxAbs)), lambda e: sp.Abs(e.args[0])).replace(
-        lambda e: isinstance(e, SumSq), lambda e: e.args[0] ** 2)
+    return sp.sympify(expr).replace(lambda e: isinstance(e, (Norm, MaxAbs, AxisNorm)), lambda e: sp.Abs(e.args[0])
+                                    ).replace(lambda e: isinstance(e, SumSq), lambda e: e.args[0] ** 2).replace(
+        lambda e: isinstance(e, AxisMean), lambda e: e.args[0]).replace(
+        lambda e: isinstance(e, (Numel, Length)), lambda e: sp.Integer(1))
 
 
 def _equal(a: sp.Expr, b: sp.Expr, decays: set) -> bool:
@@ -305,7 +312,7 @@ def _kept(state, flags: dict, fixed: dict) -> bool:
         names[k] = 0.5 if isinstance(v, sp.Symbol) else float(v)  # a positive symbol (μ, λ) is some x > 0
     try:
         return bool(eval(state.when, {"__builtins__": {}}, names))  # noqa: S307 - the spec's own condition text
-    except NameError:
+    except (NameError, SyntaxError):  # a condition in words ("the tensor has ≥ 2 dimensions"): kept
         return True
 
 
@@ -366,10 +373,12 @@ def _witness_hyper(spec: OptimizerSpec, fixed: dict, extra: dict) -> dict:
     return out
 
 
-def _exact_thetas(spec, hyper, lrs) -> list:
-    snaps = trajectory(spec, hyper, np.array([WITNESS_PARAM]), [np.array([x]) for x in WITNESS_GRADS],
+def _exact_thetas(spec, hyper, lrs, shape=(1,)) -> list:
+    """The exact θ of a one-element tensor of ``shape`` ((1, 1) for a matrix's program: Adafactor's factored one)."""
+    snaps = trajectory(spec, hyper, np.full(shape, WITNESS_PARAM), [np.full(shape, x) for x in WITNESS_GRADS],
                        lrs=None if lrs is None else list(lrs))
-    return [(mpmath.nstr(s.theta[0].value, 17), float(s.theta[0].rounded["float64"])) for s in snaps]
+    first = [np.asarray(s.theta, dtype=object).reshape(-1)[0] for s in snaps]
+    return [(mpmath.nstr(x.value, 17), float(x.rounded["float64"])) for x in first]
 
 
 def witness(pair: Pair, case: Case, verdict: str) -> Witness:
@@ -380,8 +389,12 @@ def witness(pair: Pair, case: Case, verdict: str) -> Witness:
     for name in th:  # the same value for every hyperparameter the two share
         if name in dh and name not in case.dialect_witness and not isinstance(dh[name], bool):
             dh[name] = th[name]
+    for f in (*T.tensor_flags, *D.tensor_flags):  # the tensor decides these: a flag asks for a shape that holds it
+        th.pop(f.name, None), dh.pop(f.name, None)
+    shape = (1, 1) if case.torch_flags.get("factored") else (1,)
     lrs = WITNESS_LRS if verdict == CONSTANT_LR else None
-    w = Witness(th, dh, WITNESS_PARAM, WITNESS_GRADS, lrs, _exact_thetas(T, th, lrs), _exact_thetas(D, dh, lrs))
+    w = Witness(th, dh, WITNESS_PARAM, WITNESS_GRADS, lrs, _exact_thetas(T, th, lrs, shape),
+                _exact_thetas(D, dh, lrs, shape))
     if verdict == CONSTANT_LR:
         w.constant_lr_theta = (_exact_thetas(T, th, None)[-1], _exact_thetas(D, dh, None)[-1])
         if w.constant_lr_theta[0][0] != w.constant_lr_theta[1][0]:
@@ -447,6 +460,11 @@ _adan_paper_betas = {b: 1 - _ADAN.hyper(b).symbol for b in ("beta1", "beta2", "b
 _ADAN_PAPER_DOC = "β′ᵢ = 1 − βᵢ (adan-pytorch's betas are the paper's: the weight of the new term)"
 _ADAN_WITNESS = {"beta1": 0.75, "beta2": 0.75, "beta3": 0.75}  # exact complements in binary64, so that
 _ADAN_PAPER_WITNESS = {"beta1": 0.25, "beta2": 0.25, "beta3": 0.25}  # both sides' witnesses are the same β
+
+_HF_TORCH = {"lr": 0.01, "weight_decay": 0.0}  # torch's ρ = min(lr, 1/√t) at transformers' relative-step cap
+_HF_FIXED = {"weight_decay": 0.0, "beta1": 0.0}  # beta1 = 0: transformers' None, no first moment
+_HF_WITNESS = {"eps1": 0.1, "lr": 0.01}
+_adafactor_tau = _get("adafactor").hyper("beta2_decay").symbol
 
 PAIRS: tuple = (
     Pair("adam", "adam@keras", (
@@ -642,6 +660,32 @@ PAIRS: tuple = (
              dialect_fixed={"weight_decay": LAM, "eps_root": 0.0}),
     ), note="The proofs keep each norm as a non-negative unknown and split it into = 0 and > 0: they hold for "
             "tensors of any size.  Over the reals only: at a NaN norm Optax's trust ratio is NaN, the spec's 1."),
+    Pair("adafactor", "adafactor@transformers", (
+        Case("a vector's whole second moment (relative step, parameter scale, λ = 0, no β₁): ε₁ added to g² "
+             "against torch's floor max(V̂, ε₁²)", torch_fixed=_HF_TORCH, dialect_fixed=_HF_FIXED,
+             witness=_HF_WITNESS, dialect_witness={"eps1": _HF_WITNESS["eps1"]}),
+        Case("a matrix's factored moment (the same options): rsqrt(R/mean R)·rsqrt(C) of g² + ε₁ against "
+             "rsqrt(max(R·C/max(mean R, ε₁), ε₁²))", {"factored": True}, {"factored": True}, _HF_TORCH,
+             _HF_FIXED, witness=_HF_WITNESS, dialect_witness={"eps1": _HF_WITNESS["eps1"]}),
+        Case("decay λ > 0: θ − λ·α·θ after the update is formed, α the scaled step, against θ·(1 − lr·λ) first",
+             torch_fixed={**_HF_TORCH, "weight_decay": LAM}, dialect_fixed={**_HF_FIXED, "weight_decay": LAM},
+             witness={"eps1": 0.0, "lr": 0.01}, dialect_witness={"eps1": 0.0}),
+    ), note="torch's Adafactor on the left (spec/adafactor.py).  With relative_step and scale_parameter (the "
+            "defaults) transformers' step size max(ε₂, RMS(θ))·min(10⁻², 1/√t) is torch's with lr = 10⁻²; ε₁ "
+            "enters differently (added to every g² by transformers, a floor of the estimate in torch), the clip's "
+            "max is torch.clamp (NaN kept) against Python's max (NaN dropped), and the decay scales by α, not lr.  "
+            "The witnesses take ε₁ = 0.1 on both sides, where the two uses of ε₁ part visibly (at transformers' "
+            "default 10⁻³⁰ the exact θ agree to 17 digits)."),
+    Pair("adafactor", "adafactor@optax", (
+        Case("a vector's whole second moment (λ = 0, no momentum, lr = 10⁻², c = −τ): ε added to g², lr a plain "
+             "factor (no 1/√t cap), the parameter scale max(RMS(θ), 10⁻³) after the clip",
+             torch_fixed=_HF_TORCH, dialect_fixed={"weight_decay": 0.0, "momentum": 0.0, "lr": 0.01},
+             mapping={"decay_rate": -_adafactor_tau}, mapping_doc="decay_rate = −τ",
+             witness=_HF_WITNESS, dialect_witness={"eps": _HF_WITNESS["eps1"], "lr": 0.01, "decay_rate": 0.8}),
+    ), note="torch's Adafactor on the left.  Optax's is transformers' with relative_step=False (lr fixed), its "
+            "decay exponent's sign flipped (decay_rate = 0.8 for transformers' −0.8), NaN kept by the parameter "
+            "scale's floor, λ·θ not scaled by lr, and factoring only where a matrix's two largest dimensions are "
+            "both ≥ 128 (docs/measured/third-party.md)."),
     Pair("schedulefree_adamw@schedulefree", "schedulefree_adamw@optax", (
         Case("core update (lr > 0, λ = 0, no warm-up, r = 0)",
              torch_fixed={"lr": ETA, **_NO_WD, "warmup_steps": 0.0, "r": 0.0},

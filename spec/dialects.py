@@ -40,6 +40,7 @@ import sympy as sp
 
 from . import adadelta as _adadelta
 from . import adagrad as _adagrad
+from . import adafactor as _adafactor
 from . import adam as _adam
 from . import ademamix as _ademamix
 from . import adamax as _adamax
@@ -54,9 +55,9 @@ from . import rmsprop as _rmsprop
 from . import schedulefree as _sf
 from . import schedulefree_sgd as _sfsgd
 from . import sgd as _sgd
-from .reductions import Norm
-from .core import (CLOSED_UNIT, NONNEGATIVE, STEP, Assign, Hyperparameter, Interval, OptimizerSpec, State, g,
-                   py_float, t, theta, unless_zero, when)
+from .reductions import AxisMean, Norm, Numel, SumSq
+from .core import (CLOSED_UNIT, NONNEGATIVE, STEP, Assign, Constraint, Hyperparameter, Interval, OptimizerSpec, State,
+                   TensorFlag, g, py_float, t, theta, unless_zero, when)
 from .schedules import REQUIRED
 
 KERAS = "keras"
@@ -71,6 +72,8 @@ ADAN_PYTORCH = "adan-pytorch"
 ADAN_PYTORCH_VERSION = "adan-pytorch 0.1.0"
 SCHEDULEFREE = "schedulefree"
 SCHEDULEFREE_VERSION = "schedulefree 1.4.1"
+TRANSFORMERS = "transformers"
+TRANSFORMERS_VERSION = "transformers 5.18.0"
 TF1_VERSION = "TensorFlow 1.x API (tf.compat.v1, kernel ApplyRMSProp in training_ops.cc)"
 
 
@@ -1131,6 +1134,213 @@ LAMB_OPTAX = _lamb.LAMB.variant(
     torch_class="", paths_doc="", edge_doc="")
 
 
+# --------------------------------------------------------------------------- Hugging Face transformers: Adafactor
+
+#: transformers' relative step: min(1e-2, 1/√t), or min(1e-6·t, 1/√t) with warmup_init (``Adafactor._get_lr``)
+HF_STEP_CAP = py_float(1e-2)
+HF_WARMUP_SLOPE = py_float(1e-6)
+HF_LR = _hp(_adafactor.LR, default=0.0, zero_means_none=True,
+            doc="the external step size, read only with relative_step=False (transformers' default None, which "
+                "relative_step requires, reads 0 here)")
+HF_EPS1 = Hyperparameter("eps1", 1e-30, NONNEGATIVE, "ε₁ (eps[0]): added to every g² before the statistics (not a "
+                         "floor, as torch's)", latex="epsilon_1")
+HF_CLIP = _hp(_adafactor.D, name="clip_threshold", domain=Interval(0.0, None, False),
+              fuzz=Interval(0.1, 100.0, True, True), fuzz_why="past RMS(U) (about 1) it never clips",
+              doc="d: the update is divided by max(1, RMS(U)/d) (torch.clamp: a NaN RMS gives NaN); any d > 0 "
+                  "(torch's Adafactor requires d ≥ 1)")
+HF_DECAY = _hp(_adafactor.BETA2_DECAY, name="decay_rate",
+               doc="τ: β̂₂ₜ = 1 − t^τ (``1.0 - math.pow(step, decay_rate)``)")
+HF_BETA1 = Hyperparameter("beta1", 0.0, Interval(0.0, 1.0, True, False), "β₁ of the optional first moment of the "
+                          "scaled update; 0 here is transformers' None (the default: no first moment)",
+                          latex="beta_1", zero_means_none=True)
+HF_WD = common.weight_decay(0.0, "decoupled decay θ ← θ − λ·α·θ with α the step size of this step (after the relative "
+                                 "step and parameter scale), applied after the update is formed")
+HF_SCALE_PARAMETER = common.flag("scale_parameter", "α = max(ε₂, RMS(θ))·ρ (the default); False: α = ρ", default=True)
+HF_RELATIVE_STEP = common.flag("relative_step", "ρ = min(1e-2, 1/√t) (the default); False: ρ = lr", default=True)
+HF_WARMUP_INIT = common.flag("warmup_init", "with relative_step, ρ = min(1e-6·t, 1/√t)")
+_hf_m = sp.Symbol("m", real=True)  # exp_avg: the first moment of the scaled, clipped update
+_hf_b = sp.Symbol(r"\hat{\beta}_2", real=True)  # β̂₂ₜ = 1 − t^τ, a Python float
+_hf_sq = sp.Symbol("G", real=True)  # g² + ε₁
+_hf_a = _adafactor  # the torch spec's symbols: R, C, V, U, ρ, α, RMS(θ) are shared, so compare.py relates them
+
+
+def transformers_adafactor_rule(f: dict) -> list:
+    """transformers.optimization.Adafactor.step (5.18.0) for one parameter, in its order; half-precision parameters
+    and gradients are computed in float32 and θ copied back (``p_data_fp32``): the spec's per-operation roundings
+    are those of the parameter's dtype, which the float32 arithmetic only improves on."""
+    a = _hf_a
+    eps1, eps2, d, tau, eta = HF_EPS1.symbol, _adafactor.EPS2.symbol, HF_CLIP.symbol, HF_DECAY.symbol, HF_LR.symbol
+    beta1, lam = HF_BETA1.symbol, HF_WD.symbol
+    if f["relative_step"]:
+        cap = HF_WARMUP_SLOPE * t if f["warmup_init"] else HF_STEP_CAP
+        rho = [Assign(a.rho, when(1 / sp.sqrt(t) < cap, 1 / sp.sqrt(t), cap),
+                      "min(1e-6·t if warmup_init else 1e-2, 1/√t) with Python's min: the cap unless 1/√t < it")]
+    else:
+        rho = [Assign(a.rho, eta, "the group's lr")]
+    alpha = (when(a.rms > eps2, a.rms, eps2) * a.rho) if f["scale_parameter"] else a.rho
+    out = [
+        Assign(a.rms, Norm(theta) / sp.sqrt(Numel(theta)), "state['RMS'] = ‖θ‖₂/√numel, a tensor in the compute dtype"),
+        *rho,
+        Assign(a.alpha, alpha, "α = max(ε₂, RMS)·ρ with Python's max (ε₂ unless RMS > ε₂: a NaN RMS gives ε₂); "
+               "scale_parameter=False: ρ"),
+        Assign(_hf_b, 1 - t ** tau, "beta2t = 1.0 − math.pow(step, decay_rate) (binary64)"),
+        Assign(_hf_sq, g * g + eps1, "update = grad**2 + eps[0]: ε₁ added, not a floor"),
+    ]
+    if f["factored"]:
+        out += [
+            Assign(a.R, a.R * _hf_b + (1 - _hf_b) * AxisMean(_hf_sq, -1),
+                   "exp_avg_sq_row·β̂₂ₜ + (1 − β̂₂ₜ)·(row mean of g² + ε₁) (mul_, then add_ with alpha)"),
+            Assign(a.C, a.C * _hf_b + (1 - _hf_b) * AxisMean(_hf_sq, -2),
+                   "exp_avg_sq_col likewise with the column mean"),
+            Assign(a.u, (1 / sp.sqrt(a.R / AxisMean(a.R, -2))) * (1 / sp.sqrt(a.C)),
+                   "_approx_sq_grad: rsqrt(R/mean of R over the rows) · rsqrt(C), no floor"),
+            Assign(a.u, a.u * g, "update.mul_(grad)"),
+        ]
+    else:
+        out += [
+            Assign(a.V, a.V * _hf_b + (1 - _hf_b) * _hf_sq, "exp_avg_sq·β̂₂ₜ + (1 − β̂₂ₜ)·(g² + ε₁)"),
+            Assign(a.u, (1 / sp.sqrt(a.V)) * g, "exp_avg_sq.rsqrt().mul_(grad)"),
+        ]
+    out += [
+        Assign(a.q, Norm(a.u) / sp.sqrt(Numel(a.u)) / d, "RMS(U)/clip_threshold"),
+        Assign(a.clip, sp.Max(a.q, 1), "clamp_(min=1.0): NaN stays NaN (torch's max(1, ·) is Python's, which drops "
+               "it)"),
+        Assign(a.u, a.u / a.clip, "update.div_(...)"),
+        Assign(a.u, a.u * a.alpha, "update.mul_(lr), lr being α"),
+    ]
+    out += [
+        Assign(_hf_m, unless_zero(beta1, _hf_m * beta1 + (1 - beta1) * a.u, _hf_m),
+               "exp_avg·β₁ + (1 − β₁)·update where beta1 is not None (0 here): it averages lr-scaled updates"),
+        Assign(a.u, unless_zero(beta1, _hf_m, a.u), "update = exp_avg"),
+        Assign(theta, unless_zero(lam, theta + theta * (-lam * a.alpha), theta),
+               "p.add_(p, alpha=−λ·α) where λ ≠ 0: the decay uses α, the scaled step, not lr"),
+        Assign(theta, theta - a.u, "p.add_(−update)"),
+    ]
+    return out
+
+
+ADAFACTOR_TRANSFORMERS = _adafactor.ADAFACTOR.variant(
+    "adafactor@transformers", dialect=TRANSFORMERS, title="Adafactor (transformers)", rule=transformers_adafactor_rule,
+    hyperparameters=(HF_LR, HF_EPS1, _adafactor.EPS2, HF_CLIP, HF_DECAY, HF_BETA1, HF_WD, HF_SCALE_PARAMETER,
+                     HF_RELATIVE_STEP, HF_WARMUP_INIT),
+    state=(STEP,
+           State("exp_avg_sq_row", sp.Integer(0), "row factor R (transformers: shape (…, R); reported (…, R, 1))",
+                 latex="R", when="the tensor has ≥ 2 dimensions", reduced_axis=-1),
+           State("exp_avg_sq_col", sp.Integer(0), "column factor C (transformers: shape (…, C); reported (…, 1, C))",
+                 latex="C", when="the tensor has ≥ 2 dimensions", reduced_axis=-2),
+           State("exp_avg_sq", sp.Integer(0), "the whole second moment of a vector or 0-d tensor", latex="V",
+                 when="the tensor has < 2 dimensions"),
+           State("exp_avg", sp.Integer(0), "first moment of the scaled update", latex="m", when="beta1 is not None")),
+    # relative_step takes lr=None (transformers raises ValueError for a number) and never reads the group's lr, and
+    # lr=None without it fails at the first step (TypeError): not a constraint of the spec, which reads lr only
+    # without relative_step; conformance.adapters.transformers passes lr to the class as the spec reads it
+    constraints=(Constraint("warmup_init requires relative_step (ValueError)",
+                            lambda h: h["relative_step"] or not h["warmup_init"]),),
+    doc="transformers.optimization.Adafactor (5.18.0; fairseq's Adafactor): ε₁ is added to g² before the row, "
+        "column or whole averages (torch floors the estimate instead); β̂₂ₜ = 1 − t^τ applied as mul_ then add_; "
+        "the factored estimate is rsqrt(R/mean(R))·rsqrt(C) with no floor; the update is divided by "
+        "max(1, RMS(U)/d) with torch.clamp (NaN stays NaN) and multiplied by α; an optional first moment (beta1) "
+        "averages these scaled updates; the decay θ − λ·α·θ uses α, not lr, and comes after the update is formed; "
+        "then θ − U.  α = max(ε₂, RMS(θ))·ρ (scale_parameter) with ρ = min(1e-2, 1/√t) (relative_step), "
+        "min(1e-6·t, 1/√t) (warmup_init) or lr.  Factored: tensors with ≥ 2 dimensions, over the last two.  "
+        "float16 and bfloat16 parameters are computed in float32 (gradient and state too) and θ is copied back; "
+        "state lives in float32 for them.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
+# --------------------------------------------------------------------------- Optax: Adafactor
+
+#: optax.adafactor's ``min_dim_size_to_factor`` default and scale_by_param_block_rms's ``min_scale`` (not exposed)
+OPTAX_MIN_DIM_TO_FACTOR = 128
+OPTAX_MIN_SCALE = py_float(1e-3)
+OPTAX_AF_LR = _hp(_adafactor.LR, default=1.0, doc="scale_by_learning_rate(lr) after the clip; Optax's None (its "
+                  "default) scales by nothing, which is lr = 1 here")
+OPTAX_AF_EPS = _hp(HF_EPS1, name="eps", doc="ε added to every g² (Optax: eps, 1e-30)")
+OPTAX_AF_DECAY = Hyperparameter("decay_rate", 0.8, NONNEGATIVE, "c: β̂ₜ = 1 − t^(−c), t the count + 1, computed in "
+                                "float32 (``_decay_rate_pow``)", latex="c", fuzz=Interval(0.0, 2.0, True, True),
+                                fuzz_why="t^(−c) for t ≤ 6 steps: past 2 the new statistics' weight is all that varies")
+OPTAX_AF_CLIP = _hp(HF_CLIP, default=1.0, domain=NONNEGATIVE, zero_means_none=True,
+                    doc="d of clip_by_block_rms: U/max(1, RMS(U)/d) (jnp.maximum: NaN kept); 0 here is Optax's None, "
+                        "no clip")
+OPTAX_AF_MOMENTUM = _hp(HF_BETA1, name="momentum", doc="μ of ema(μ, debias=False), its accumulator in float32: "
+                        "m ← (1 − μ)·U + μ·m of the scaled update; 0 here is Optax's None (the default)")
+OPTAX_AF_WD = common.weight_decay(0.0, "weight_decay_rate: λ·θ added to the scaled update (not scaled by lr); 0 "
+                                       "here is Optax's None")
+OPTAX_AF_PARAM_SCALE = common.flag("multiply_by_parameter_scale", "U·max(RMS(θ), 1e-3) after lr (the default)",
+                                   default=True)
+OPTAX_AF_FACTORED = common.flag("factored", "factor the second moment of a large matrix (the default)", default=True)
+LARGE_MATRIX = TensorFlag("large_matrix", f"tensors whose two largest dimensions are both ≥ {OPTAX_MIN_DIM_TO_FACTOR} "
+                          "(``_factored_dims``); the spec factors over the last two, which must be those",
+                          lambda shape: len(shape) >= 2 and sorted(shape)[-2] >= OPTAX_MIN_DIM_TO_FACTOR)
+_ox_b = sp.Symbol(r"\hat{\beta}_t", real=True)  # 1 − t^(−c), a float32 scalar
+
+
+def optax_adafactor_rule(f: dict) -> list:
+    """optax.adafactor = chain(scale_by_factored_rms, clip_by_block_rms, scale_by_learning_rate,
+    scale_by_param_block_rms, ema, add_decayed_weights, scale(−1)), each present as its argument says."""
+    a = _hf_a
+    eps, d, c, eta = OPTAX_AF_EPS.symbol, OPTAX_AF_CLIP.symbol, OPTAX_AF_DECAY.symbol, OPTAX_AF_LR.symbol
+    mu, lam = OPTAX_AF_MOMENTUM.symbol, OPTAX_AF_WD.symbol
+    out = [
+        Assign(_ox_b, 1 - t ** (-c), "decay_rate_t = 1 − (count + 1)^(−decay_rate), in float32"),
+        Assign(_hf_sq, g * g + eps, "grad_sqr = abs_sq(grad) + epsilon"),
+    ]
+    if f["factored"] and f["large_matrix"]:
+        out += [
+            Assign(a.R, _ox_b * a.R + (1 - _ox_b) * AxisMean(_hf_sq, -1), "v_row: the mean over the largest axis"),
+            Assign(a.C, _ox_b * a.C + (1 - _ox_b) * AxisMean(_hf_sq, -2), "v_col: over the second largest"),
+            Assign(a.u, g * (1 / sp.sqrt(a.R / AxisMean(a.R, -2))) * (1 / sp.sqrt(a.C)),
+                   "grad·(v_row/mean(v_row))^(−½)·v_col^(−½)"),
+        ]
+    else:
+        out += [
+            Assign(a.V, _ox_b * a.V + (1 - _ox_b) * _hf_sq, "v = decay_rate_t·v + (1 − decay_rate_t)·grad_sqr"),
+            Assign(a.u, g * (1 / sp.sqrt(a.V)), "grad·v^(−½)"),
+        ]
+    out += [
+        Assign(a.q, sp.sqrt(SumSq(a.u) / Numel(a.u)) / d, "clip_by_block_rms: √mean(U²)/d"),
+        Assign(a.u, unless_zero(d, a.u / sp.Max(a.q, 1), a.u), "U/jnp.maximum(1, ·) (NaN kept); None: no clip"),
+        Assign(a.u, a.u * eta, "scale_by_learning_rate(lr, flip_sign=False)"),
+    ]
+    if f["multiply_by_parameter_scale"]:
+        out += [
+            Assign(a.rms, sp.sqrt(SumSq(theta) / Numel(theta)), "√mean(θ²)"),
+            Assign(a.u, a.u * when(a.rms <= OPTAX_MIN_SCALE, OPTAX_MIN_SCALE, a.rms),
+                   "safe_root_mean_squares(θ, 1e-3): where(rms ≤ 1e-3, 1e-3, rms), so a NaN RMS stays NaN"),
+        ]
+    return out + [
+        Assign(_hf_m, unless_zero(mu, (1 - mu) * a.u + mu * _hf_m, _hf_m), "ema: (1 − μ)·U + μ·m"),
+        Assign(a.u, unless_zero(mu, _hf_m, a.u), "the update is the average"),
+        Assign(a.u, unless_zero(lam, a.u + lam * theta, a.u), "add_decayed_weights: U + λ·θ"),
+        Assign(theta, theta - a.u, "scale(−1), then apply_updates"),
+    ]
+
+
+ADAFACTOR_OPTAX = _adafactor.ADAFACTOR.variant(
+    "adafactor@optax", dialect=OPTAX, title="Adafactor (Optax)", rule=optax_adafactor_rule,
+    hyperparameters=(OPTAX_AF_LR, OPTAX_AF_EPS, OPTAX_AF_CLIP, OPTAX_AF_DECAY, OPTAX_AF_MOMENTUM, OPTAX_AF_WD,
+                     OPTAX_AF_PARAM_SCALE, OPTAX_AF_FACTORED),
+    state=(STEP,
+           State("v_row", sp.Integer(0), "row factor R (Optax: the largest axis removed)", latex="R",
+                 when="factored, a large matrix", reduced_axis=-1),
+           State("v_col", sp.Integer(0), "column factor C (the second largest axis removed)", latex="C",
+                 when="factored, a large matrix", reduced_axis=-2),
+           State("v", sp.Integer(0), "the whole second moment", latex="V", when="not factored"),
+           State("ema", sp.Integer(0), "the momentum's average of the scaled update (float32)", latex="m",
+                 when="momentum is not None")),
+    tensor_flags=(LARGE_MATRIX,),
+    doc="optax.adafactor (0.2.8) = chain(scale_by_factored_rms(factored, decay_rate, decay_offset=0, "
+        "min_dim_size_to_factor=128, eps), clip_by_block_rms(d), scale_by_learning_rate(lr), "
+        "scale_by_param_block_rms(1e-3), ema(momentum), add_decayed_weights(λ), scale(−1)).  As transformers': ε "
+        "added to g², rsqrt(R/mean R)·rsqrt(C), the clip by RMS(U)/d.  Unlike it: β̂ₜ = 1 − t^(−c) with c = 0.8 "
+        "positive (transformers' decay_rate is −0.8) in float32; a matrix is factored only when its two largest "
+        "dimensions are both ≥ 128 (a 100 × 1000 matrix keeps a whole second moment); lr is a plain factor (no "
+        "relative step); the parameter scale's floor and the clip keep a NaN RMS; λ·θ is added unscaled by lr; "
+        "the momentum keeps float32.  Not covered: a large matrix whose two largest dimensions are not its last "
+        "two (Optax factors over those two), min_dim_size_to_factor other than 128, decay_offset, schedules.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
 # --------------------------------------------------------------------------- the tables
 
 _KERAS_ARGS = {"lr": "learning_rate", "beta1": "beta_1", "beta2": "beta_2", "eps": "epsilon", "alpha": "rho",
@@ -1154,7 +1364,8 @@ DIALECTS: dict = {s.name: s for s in (
     ADAM_OPTAX, ADAMW_OPTAX, SGD_OPTAX, RMSPROP_OPTAX, ADAGRAD_OPTAX, ADAMAX_OPTAX, NADAM_OPTAX, ADADELTA_OPTAX,
     LION_PYTORCH_OPTIMIZER, ADAN_PYTORCH_OPTIMIZER, LAMB_PYTORCH_OPTIMIZER, ADAN_ADAN_PYTORCH, ADEMAMIX_PYTORCH_OPTIMIZER,
     SCHEDULEFREE_ADAMW_Y, SCHEDULEFREE_ADAMW_PYTORCH_OPTIMIZER, SCHEDULEFREE_SGD_Y,
-    LION_OPTAX, ADAN_OPTAX, ADEMAMIX_OPTAX, SCHEDULEFREE_ADAMW_OPTAX, LAMB_OPTAX,
+    LION_OPTAX, ADAN_OPTAX, ADEMAMIX_OPTAX, SCHEDULEFREE_ADAMW_OPTAX, LAMB_OPTAX, ADAFACTOR_TRANSFORMERS,
+    ADAFACTOR_OPTAX,
 )}
 
 _KERAS_COUNTER = ("Keras counts `iterations` per optimizer, not per variable: a variable without a gradient in "
@@ -1304,6 +1515,26 @@ INFO: dict = {
          "warmup_steps": "warmup_steps (0 → None)"},
         ("Optax counts per optimizer state (the backend keeps one per parameter).  schedule_free_eval_params "
          "(x for evaluation) is not a step: not checked.  Not covered: weight_lr_power ≠ 2, state_dtype.",)),
+    "adafactor@optax": DialectInfo(
+        "adafactor", OPTAX_VERSION, "optax.adafactor", "optax/_src/alias.py; optax/_src/factorized.py "
+        "(scale_by_factored_rms, _factored_dims, _decay_rate_pow); optax/transforms/_clipping.py (clip_by_block_rms); "
+        "optax/_src/transform.py (scale_by_param_block_rms); optax/_src/numerics.py (safe_root_mean_squares)",
+        {"lr": "learning_rate (1 → None)", "eps": "eps", "clip_threshold": "clipping_threshold (0 → None)",
+         "decay_rate": "decay_rate", "momentum": "momentum (0 → None)", "weight_decay": "weight_decay_rate (0 → None)",
+         "multiply_by_parameter_scale": "multiply_by_parameter_scale", "factored": "factored"},
+        ("Specified from the code and checked directly (tests/test_optax_findings.py); not run through "
+         "--backend=optax yet.",)),
+    "adafactor@transformers": DialectInfo(
+        "adafactor", TRANSFORMERS_VERSION, "transformers.optimization.Adafactor", "transformers/optimization.py "
+        "(Adafactor._get_lr, _approx_sq_grad, step)",
+        {"lr": "lr (0 → None)", "eps1": "eps[0]", "eps2": "eps[1]", "clip_threshold": "clip_threshold",
+         "decay_rate": "decay_rate", "beta1": "beta1 (0 → None)", "weight_decay": "weight_decay",
+         "scale_parameter": "scale_parameter", "relative_step": "relative_step", "warmup_init": "warmup_init"},
+        ("Its row and column factors have shapes (…, R) and (…, C); conformance.adapters.transformers reports them "
+         "in torch's keepdim shapes (…, R, 1) and (…, 1, C).",
+         "float16 and bfloat16 parameters are stepped in float32 (p_data_fp32) with float32 state, then copied "
+         "back: one rounding to the parameter's dtype per step.",
+         "It validates no hyperparameter.  Not covered: sparse gradients (RuntimeError), AdafactorSchedule.")),
 }
 
 assert INFO.keys() == DIALECTS.keys()

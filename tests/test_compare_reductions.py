@@ -43,3 +43,28 @@ def test_lamb_pairs():
     core = next(r for (d, _), r in verdicts.items() if d == "lamb@pytorch-optimizer")
     # θ₀ = 0.5, g = 1, lr = 0.1: the paper moves θ by lr·‖θ‖ = 0.05; pytorch-optimizer by lr/(1 − β₁)·r·u ≈ 0.498
     assert core.witness.torch_theta[0][1] == 0.45 and core.witness.dialect_theta[0][1] < 0.01
+
+
+def test_adafactor_transformers_pairs():
+    """transformers' Adafactor against torch's: ε₁ added to g² (not a floor) on a vector's and a matrix's program,
+    and the decay by the scaled step α after the update; each witness (the matrix's on a 1×1 tensor) moves θ
+    differently from the first step."""
+    rs = [compare.decide(p, c) for p in compare.PAIRS if p.dialect == "adafactor@transformers" for c in p.cases]
+    assert [r.verdict for r in rs] == [compare.DIFFERENT] * 3
+    vector, matrix, decay = (r.witness for r in rs)
+    # θ₀ = 0.5, g = 1, ε₁ = 0.1, α = 0.5·0.01: torch's U = 1/√max(1, ε₁²) = 1, transformers' 1/√(1 + ε₁)
+    assert vector.torch_theta[0][1] == 0.495 and abs(vector.dialect_theta[0][1] - (0.5 - 0.005 / 1.1 ** 0.5)) < 1e-15
+    assert matrix.dialect_theta == vector.dialect_theta  # a 1×1 matrix: R·C/mean R = V
+    # torch: θ·(1 − lr·λ) − α = 0.4995 − 0.005; transformers: θ − λ·α·θ − α = 0.5 − 0.00025 − 0.005
+    assert decay.torch_theta[0][1] == 0.4945 and decay.dialect_theta[0][1] == 0.49475
+
+
+def test_adafactor_optax_pair_moves_as_transformers_does():
+    """Optax's Adafactor against torch's: different, and on the witness (t ≤ 3, where 1/√t > 10⁻², so
+    transformers' relative step is lr = 10⁻²) its exact θ is transformers' exactly: the two share ε added to g²,
+    the clip and the parameter scale."""
+    (pair_o,) = [p for p in compare.PAIRS if p.dialect == "adafactor@optax"]
+    (pair_t,) = [p for p in compare.PAIRS if p.dialect == "adafactor@transformers"]
+    optax_r = compare.decide(pair_o, pair_o.cases[0])
+    assert optax_r.verdict == compare.DIFFERENT
+    assert optax_r.witness.dialect_theta == compare.decide(pair_t, pair_t.cases[0]).witness.dialect_theta

@@ -173,3 +173,67 @@ def test_optax_lamb_float16_bias_correction_reciprocal_reaches_the_whole_tensor(
     assert np.all(np.isnan(np.asarray(optax.apply_updates(theta, updates), dtype=np.float64)))
     updates, _ = tx.update(jnp.asarray(np.array([0.5, 0.25], np.float16)), tx.init(theta), theta)
     assert np.asarray(optax.apply_updates(theta, updates), dtype=np.float64).tolist() == [1.0, -2.0]
+
+
+# --------------------------------------------------------------------------- Adafactor (adafactor@optax)
+
+def _optax_adafactor(theta, grads, dtype=jnp.float64, **kwargs):
+    p = jnp.asarray(np.asarray(theta), dtype)
+    tx = optax.adafactor(**kwargs)
+    state = tx.init(p)
+    for g in grads:
+        updates, state = tx.update(jnp.asarray(np.asarray(g), dtype), state, p)
+        p = optax.apply_updates(p, updates)
+    return np.asarray(p, np.float64).reshape(-1), state
+
+
+def _exact_adafactor(hyper, theta, grads, shape) -> np.ndarray:
+    import spec
+    from reference.step import trajectory
+    snaps = trajectory(spec.get("adafactor@optax"), hyper, np.asarray(theta, np.float64).reshape(shape),
+                       [np.asarray(g, np.float64).reshape(shape) for g in grads])
+    return np.array([float(x.rounded["float64"]) for x in np.asarray(snaps[-1].theta, dtype=object).reshape(-1)])
+
+
+@pytest.mark.parametrize("kwargs, hyper", [
+    (dict(learning_rate=0.1, decay_rate=1.0), dict(lr=0.1, decay_rate=1.0)),
+    (dict(learning_rate=0.1, decay_rate=1.0, momentum=0.9, weight_decay_rate=0.01, clipping_threshold=0.5,
+          multiply_by_parameter_scale=False, dtype_momentum=jnp.float64),  # its default, float32: a dialect
+     dict(lr=0.1, decay_rate=1.0, momentum=0.9, weight_decay=0.01, clip_threshold=0.5,
+          multiply_by_parameter_scale=False)),
+])
+@pytest.mark.parametrize("shape", [(3,), (128, 130)])
+def test_adafactor_optax_is_its_dialect(kwargs, hyper, shape):
+    """float64, two steps at c = 1 (β̂ₜ = 1 − 1/t, exact in float32, so finding 69 stays out): Optax's θ within a
+    few ulps of the dialect's exact θ, a vector's whole moment and a 128 × 130 matrix's factored one."""
+    rng = np.random.default_rng(0)
+    theta = rng.standard_normal(shape)
+    grads = [rng.standard_normal(shape) for _ in range(2)]
+    got, _ = _optax_adafactor(theta, grads, **kwargs)
+    np.testing.assert_allclose(got, _exact_adafactor(hyper, theta, grads, shape), rtol=1e-12, atol=1e-300)
+
+
+def test_optax_adafactor_float16_zero_gradient_is_nan_everywhere():
+    """Finding 68: ε = 1e-30 rounds to 0 in float16, so an element with
+    g = 0 gets 0·0^(−½) = NaN, and the block RMS clip spreads it to every element of the tensor.  In float32 (and
+    the dialect's exact arithmetic) the zero gradient leaves the element and the rest steps."""
+    got, state = _optax_adafactor([1.0, 2.0], [[0.0, 1.0]], jnp.float16, learning_rate=0.01)
+    assert np.isnan(got).all()  # fixed: [1.0, 1.99...]
+    assert np.asarray(state[0].v, np.float64)[0] == 0.0  # the statistic g² + ε of g = 0: 0 in float16
+    right, _ = _optax_adafactor([1.0, 2.0], [[0.0, 1.0]], jnp.float32, learning_rate=0.01)
+    assert right[0] == 1.0 and right[1] < 2.0
+    one = np.zeros((128, 128))
+    one[0, 0] = 1.0  # rows and columns 1–127 get only zeros: their factor R or C is 0 in float16
+    big, _ = _optax_adafactor(np.ones((128, 128)), [one], jnp.float16, learning_rate=0.01)  # factored too
+    assert np.isnan(big).all()
+
+
+def test_optax_adafactor_float64_decay_is_float32():
+    """Finding 69: _decay_rate_pow casts t to float32, so a float64 second moment is averaged with
+    β̂₂ = 1 − 2^(−0.8) rounded to float32: 1.8e-8 relative off at step 2, 1.1·10⁸ float64 ulps."""
+    _, state = _optax_adafactor([1.0], [[1.0], [3.0]], jnp.float64, learning_rate=0.01)
+    v = float(np.asarray(state[0].v)[0])
+    exact = 1 + (1 - (1 - 2.0 ** -0.8)) * 8  # β̂·1 + (1 − β̂)·9 with β̂ = 1 − 2^(−0.8)
+    b32 = float(np.float32(1) - np.float32(2.0) ** np.float32(-0.8))
+    assert v == b32 * (1 + 1e-30) + (1 - b32) * (9 + 1e-30)  # fixed: v == exact within an ulp or two
+    assert abs(v - exact) > 1e6 * np.spacing(exact)

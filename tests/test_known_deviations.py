@@ -609,3 +609,39 @@ def test_sparse_adam_tensor_lr_step_size_is_converted_to_the_parameter_dtype():
 
     assert step(0.1) == pytest.approx(0.4875, abs=1e-3)  # the spec's value, finite
     assert step(torch.tensor(0.1, dtype=torch.float64)) == -math.inf  # fixed: the same 0.4875
+
+
+# ------------------------------------------------------------------ Muon (tests/test_muon.py checks it; not yet an
+# entry of conformance/known_deviations.py, since the conformance harness does not run Muon)
+
+
+def test_muon_bfloat16_without_nesterov_normalises_its_momentum_buffer():
+    """Finding 62: NS's ``grad.bfloat16()`` is the buffer itself for a bfloat16 parameter, and ``div_`` divides it
+    in place by its Frobenius norm; the spec's buffer after one step with μ = 0 is g itself."""
+    p = torch.tensor([[3.0, 4.0]], dtype=torch.bfloat16)
+    p.grad = torch.tensor([[3.0, 4.0]], dtype=torch.bfloat16)
+    opt = torch.optim.Muon([p], lr=0.0, momentum=0.0, nesterov=False, weight_decay=0.0)
+    opt.step()
+    assert opt.state[p]["momentum_buffer"].tolist() == [[0.6015625, 0.80078125]]  # the spec: [[3, 4]]
+
+
+def test_muon_accepts_ns_steps_of_100_until_step():
+    """Finding 63: the constructor accepts ns_steps ≥ 100 (and ns_coefficients of any length); ``step()`` refuses
+    it from inside ``_zeropower_via_newtonschulz``."""
+    p = torch.zeros(2, 2)
+    opt = torch.optim.Muon([p], ns_steps=100)  # the spec's domain is [0, 100)
+    p.grad = torch.ones(2, 2)
+    with pytest.raises(ValueError, match="less than 100"):
+        opt.step()
+
+
+def test_muon_add_param_group_skips_the_two_d_check():
+    """Finding 64: only the constructor refuses a non-2-D parameter; one added by ``add_param_group`` gets a
+    momentum buffer and then makes ``step()`` raise from ``_single_tensor_muon``."""
+    opt = torch.optim.Muon([torch.zeros(2, 2)])
+    b = torch.zeros(3)
+    opt.add_param_group({"params": [b]})  # the constructor refuses torch.zeros(3) with ValueError
+    b.grad = torch.ones(3)
+    with pytest.raises(ValueError, match="must be a 2D matrix"):
+        opt.step()
+    assert "momentum_buffer" in opt.state[b]

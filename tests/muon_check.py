@@ -121,6 +121,13 @@ def check_newton_schulz(u: torch.Tensor, o: torch.Tensor, a: float, b: float, c:
         failures.append(f"O is not the bfloat16 sequence's output (dtype {o.dtype}; "
                         f"max |ΔO| {float((o.float() - again.float()).abs().max()):.3g})")
         return failures
+    return check_enclosures(x0, iterates, a, b, c, eps)
+
+
+def check_enclosures(x0, iterates, a: float, b: float, c: float, eps: float) -> list:
+    """Failures (strings): the normalised iterate's and each later iterate's singular values outside their derived
+    enclosures (``reference.newton_schulz``); arrays or tensors of bfloat16 values, oriented m ≤ n."""
+    failures = []
     try:
         enclosures = [nsr.normalisation_enclosure(_f64(x0), eps)]
     except ValueError:  # ‖X‖ at or below 2ε: the enclosure does not model the clamp
@@ -133,8 +140,8 @@ def check_newton_schulz(u: torch.Tensor, o: torch.Tensor, a: float, b: float, c:
     return failures
 
 
-def _f64(x: torch.Tensor) -> np.ndarray:
-    return x.double().numpy()
+def _f64(x) -> np.ndarray:
+    return x.double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
 
 
 # ------------------------------------------------------------------------ re-implementations, faithful and broken

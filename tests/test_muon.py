@@ -21,6 +21,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conformance.backends import numpy_muon  # noqa: E402
 from reference import newton_schulz as nsr  # noqa: E402
 from spec.muon import MUON  # noqa: E402
 from tests import muon_check as mc  # noqa: E402
@@ -65,6 +66,18 @@ def test_torch_muon_conforms_element_by_element(dtype, nesterov, match):
             u = torch.tensor(np.asarray(row["update"], dtype=np.float64), dtype=mc.DTYPES[dtype])
             o = torch.tensor(row["ortho"]).bfloat16()
             assert not mc.check_newton_schulz(u, o, *COEFFS, 5, 1e-7)
+
+
+@pytest.mark.parametrize("dtype", list(mc.DTYPES))
+def test_the_numpy_port_conforms_element_by_element_and_its_iterates_stay_in_the_enclosures(dtype):
+    hyper = dict(lr=0.05, weight_decay=0.3, momentum=0.9, nesterov=dtype != "float32", match_rms_adamw=True)
+    for k, shape in enumerate(SHAPES):
+        p0, grads = _case(10 + k, shape, dtype)
+        np_dtype = mc._to_numpy(torch.zeros(1, dtype=mc.DTYPES[dtype])).dtype
+        rows = numpy_muon.run(MUON.complete(hyper), p0.astype(np_dtype), [g.astype(np_dtype) for g in grads])
+        assert not mc.check_steps(hyper, p0.astype(np_dtype), grads, rows, dtype)
+        for row in rows:
+            assert not mc.check_enclosures(row["x0"], row["iterates"], *COEFFS, 1e-7)
 
 
 def test_the_faithful_rewrite_passes_and_each_broken_version_is_caught():

@@ -18,10 +18,10 @@ the step** (the state variable ``ortho``, which the rule reads and leaves alone)
 applied at this step, and ``update`` is the U it fed to NS.  Both are observed from outside the optimizer by
 wrapping torch's module-level ``_zeropower_via_newtonschulz`` (``tests/test_muon.py``).  "Conforms" for Muon
 means: B_t, U and θ agree element by element with this rule, within the derived bound of the tolerance model,
-given the O the implementation applied; and O itself is the bfloat16 Newton–Schulz image of U, which
-``reference.newton_schulz`` checks by properties (bit-for-bit agreement with a re-execution of the same
-bfloat16 operation sequence, singular values against the exact polynomial image of U's, invariances), not
-element by element.
+given the O the implementation applied; and O itself is the bfloat16 Newton–Schulz image of U, checked by
+properties, not element by element (``tests/muon_check.py``: bit-for-bit agreement with a re-execution of the same
+bfloat16 operation sequence, each iterate's singular values within ``reference.newton_schulz``'s derived
+enclosure of the previous iterate's, invariances; docs/measured/muon.md).
 
 **Docstring versus code.**  torch's docstring writes B_t = μB_{t−1} + g_t and the Nesterov input g_t + μB_t; the
 code computes the EMA μB + (1 − μ)g and the lerp (1 − μ)g + μB_t, a factor 1 − μ (0.05 with the defaults)
@@ -57,7 +57,7 @@ NS_C = Hyperparameter("ns_c", 2.0315, REALS, "c of ns_coefficients (NS only)", l
 EPS = Hyperparameter("eps", 1e-7, REALS, "floors ‖bfloat16(U)‖_F in NS (``clamp(min=eps)``; any float: torch "
                      "checks none)", latex="epsilon")
 NS_STEPS = Hyperparameter("ns_steps", 5, Interval(0.0, 100.0, True, False), "k: NS iterations; torch refuses "
-                          "k ≥ 100, but only at step() (finding 62)", latex="k", integer=True)
+                          "k ≥ 100, but only at step() (finding 63)", latex="k", integer=True)
 
 buf = sp.Symbol("B", real=True)
 upd = sp.Symbol("U", real=True)

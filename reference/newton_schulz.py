@@ -5,21 +5,23 @@ In exact arithmetic NS maps the normalised input X̂ = X/‖X‖_F (X = bfloat16
 applied to each singular value with the singular vectors kept (``polynomial_image``).  A bfloat16 run departs from
 it by design.  How far one step may depart is bounded, without tuning, from a model of each operation:
 
-* a bfloat16 rounding of a matrix M costs at most u·‖M‖_F (u = 2⁻⁸: elementwise relative error), and
-  ‖M‖_F ≤ √m·‖M‖₂ for M of rank ≤ m;
-* a product accumulated in float32 over n terms costs at most γₙ·‖|A||B|‖_F ≤ γₙ·m·‖A‖₂‖B‖₂
+* a bfloat16 rounding costs each element at most u times its magnitude (u = 2⁻⁸);
+* a product accumulated in float32 over n terms costs element (i, j) at most γₙ·(|A||B|)ᵢⱼ
   (γₙ = n·2⁻²⁴/(1 − n·2⁻²⁴)); ``addmm(C, A, B, beta, alpha)`` is charged that and three bfloat16 roundings (the
   product, its scaling, the sum), whichever of them the kernel actually rounds;
 * the norm ‖X‖_F is charged u + γ_{mn} relatively, the division u per element.
 
+Since each iterate X is known exactly (bfloat16 values), these per-element bounds are evaluated on it, and the
+spectral norm of the resulting nonnegative error matrix bounds the iteration's error (``_iteration_error``).
 By Weyl's inequality a perturbation E moves the i-th largest singular value by at most ‖E‖₂, so one iteration
 from an iterate with singular values σᵢ yields singular values within e of the sorted |p(σᵢ)|
 (``iteration_enclosure``), and the normalisation within its own error of σᵢ/‖X‖_F (``normalisation_enclosure``).
 These are worst-case bounds: the intermediate terms aσ, bσ³, cσ⁵ are about 4, 7 and 4 times the result, so e is
-about 0.1–0.3 while measured departures are about 0.01.  Compounded over five iterations (each interval's image
-under |p| for the next) they exceed any useful size, since p is steep (|p'| up to ≈ 3.9 on [0, 1.2]): a
-whole-run enclosure derived this way says nothing, which is the issue's "amplify by orders of magnitude".  So
-each iteration is checked from the iterate before it.  Singular values are computed in binary64 by LAPACK and
+about 0.05–0.5 while measured departures are below 0.013 (docs/measured/muon.md).  Compounded over five
+iterations (each interval's image under |p| for the next) they exceed any useful size, since p is steep (|p'| up
+to ≈ 3.9 on [0, 1.2]): a whole-run enclosure derived this way says nothing, which is what "five iterations
+amplify bfloat16 rounding by orders of magnitude" means.  So each iteration is checked from the iterate before
+it, as the harness's single-step test checks each optimizer step.  Singular values are computed in binary64 by LAPACK and
 allowed 512·m·n·2⁻⁵³ of the norm, far below any bfloat16 term.
 """
 from __future__ import annotations
@@ -53,18 +55,25 @@ def polynomial_image(sigmas, a: float, b: float, c: float, steps: int) -> list:
         return out
 
 
-def _iteration_error(s, m: int, n: int, a, b, c):
-    """e_j: a bound on ‖computed X_{j+1} − p(X_j)‖₂ for ‖X_j‖₂ ≤ s, X_j m×n (m ≤ n), by the module's model: a
-    rounding of a matrix M of rank ≤ m costs u·‖M‖_F ≤ u·√m·‖M‖₂, an accumulation γ·‖|A||B|‖_F ≤ γ·m·‖A‖₂‖B‖₂."""
-    u, rm = U_BF16, mpmath.sqrt(m)
-    e_g = (u * rm + (1 + u) * _gamma(n) * m) * s * s  # G = X·Xᵀ, n terms, rounded to bfloat16
-    g = s * s + e_g
-    # H = addmm(G, G, G, beta=b, alpha=c): the error carried in from G, the accumulation, three roundings
-    e_h = (abs(b) * e_g + abs(c) * (2 * s * s * e_g + e_g * e_g) + _gamma(m) * m * abs(c) * g * g
-           + u * rm * (2 * abs(c) * g * g + abs(b) * g + abs(c) * g * g))
-    h = abs(b) * g + abs(c) * g * g + e_h
-    # X' = addmm(X, H, X, beta=a): the error carried in from H, the accumulation, three roundings
-    return e_h * s + _gamma(m) * m * h * s + u * rm * (2 * h * s + abs(a) * s + h * s)
+def _iteration_error(x: np.ndarray, a: float, b: float, c: float) -> float:
+    """e: a bound on ‖computed X' − p(X)‖₂ for the m×n bfloat16 iterate ``x`` (m ≤ n), by the module's model, per
+    element: with |·| elementwise, G* = XXᵀ, the computed G is within E_G = γₙ(1 + u)|X||X|ᵀ + u|G*| of G*; H, from
+    the computed G, within E_H of H* = bG* + cG*² (E_G carried through, γₘ for the product, three roundings); X'
+    within E = E_H|X| + γₘ|H||X| + three roundings of p(X)'s terms.  ‖E‖₂ bounds ‖X' − p(X)‖₂ (the spectral norm
+    is monotone on nonnegative matrices).  Binary64 evaluates these sums of nonnegative terms, each rounded
+    relatively by at most 2⁻⁵³ per operation: the result is scaled by 1 + 2⁻³⁰, far above that."""
+    u, gm, gn = float(U_BF16), float(_gamma(x.shape[0])), float(_gamma(x.shape[1]))
+    ax = np.abs(x)
+    g = x @ x.T
+    e_g = gn * (1 + u) * (ax @ ax.T) + u * np.abs(g) + 2.0 ** -50 * (ax @ ax.T)  # binary64's own G* error too
+    gb = np.abs(g) + e_g
+    ab, ac = abs(b), abs(c)
+    e_h = (ab * e_g + ac * (np.abs(g) @ e_g + e_g @ np.abs(g) + e_g @ e_g) + gm * ac * (gb @ gb)
+           + u * (1 + u) ** 2 * (2 * ac * (gb @ gb) + ab * gb + ac * (gb @ gb)))
+    hb = np.abs(b * g + c * (g @ g)) + e_h + 2.0 ** -50 * (ab * gb + ac * (gb @ gb))
+    e = (e_h @ ax + gm * (hb @ ax) + u * (1 + u) ** 2 * (3 * (hb @ ax) + abs(a) * ax)
+         + 2.0 ** -50 * (abs(a) * ax + hb @ ax))
+    return float(np.linalg.norm(e, 2)) * (1 + 2.0 ** -30)
 
 
 def _svd_allowance(m: int, n: int):
@@ -108,7 +117,7 @@ def iteration_enclosure(x, a: float, b: float, c: float) -> list:
         a, b, c = mpmath.mpf(a), mpmath.mpf(b), mpmath.mpf(c)
         sig = [mpmath.mpf(s) for s in singular_values(x)]
         err = _svd_allowance(m, n) * (sig[0] if sig else 0)
-        e = _iteration_error(sig[0] + err if sig else mpmath.mpf(0), m, n, a, b, c)
+        e = mpmath.mpf(_iteration_error(x, float(a), float(b), float(c)))
         images = sorted((abs(p(s, a, b, c)) for s in sig), reverse=True)
         # a perturbation of σ by err moves |p(σ)| by at most max|p'|·err over [0, σ + err]
         slope = abs(a) + 3 * abs(b) * (sig[0] + err) ** 2 + 5 * abs(c) * (sig[0] + err) ** 4 if sig else 0

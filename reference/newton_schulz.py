@@ -95,6 +95,9 @@ def normalisation_enclosure(x, eps: float) -> list:
         fro = mpmath.sqrt(mpmath.fsum(mpmath.mpf(float(v)) ** 2 for v in x.flat))
         if fro <= 2 * mpmath.mpf(eps):
             raise ValueError("‖x‖_F is near ε: NS divides by max(‖x‖_F, ε), which this enclosure does not model")
+        if fro >= mpmath.mpf(2) ** 63:  # Σx² near float32's overflow: torch's norm is then inf and O = 0 (finding 64)
+            raise ValueError("‖x‖_F ≥ 2⁶³: the norm's float32 sum of squares may overflow, which this enclosure does "
+                             "not model")
         u, err = U_BF16, _svd_allowance(m, n)
         rel = u + _gamma(m * n)
         q_lo, q_hi = 1 / (1 + rel), 1 / (1 - rel)  # ‖x‖_F over the norm bfloat16 divides by

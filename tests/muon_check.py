@@ -130,7 +130,7 @@ def check_enclosures(x0, iterates, a: float, b: float, c: float, eps: float) -> 
     failures = []
     try:
         enclosures = [nsr.normalisation_enclosure(_f64(x0), eps)]
-    except ValueError:  # ‖X‖ at or below 2ε: the enclosure does not model the clamp
+    except ValueError:  # ‖X‖ at or below 2ε (the clamp), or ≥ 2⁶³ (the norm's overflow): not modelled
         return failures
     enclosures += [nsr.iteration_enclosure(_f64(x), a, b, c) for x in iterates[:-1]]
     for j, (enc, x) in enumerate(zip(enclosures, iterates)):

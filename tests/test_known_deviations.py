@@ -636,7 +636,7 @@ def test_muon_accepts_ns_steps_of_100_until_step():
 
 
 def test_muon_add_param_group_skips_the_two_d_check():
-    """Finding 64: only the constructor refuses a non-2-D parameter; one added by ``add_param_group`` gets a
+    """Finding 63 too: only the constructor refuses a non-2-D parameter; one added by ``add_param_group`` gets a
     momentum buffer and then makes ``step()`` raise from ``_single_tensor_muon``."""
     opt = torch.optim.Muon([torch.zeros(2, 2)])
     b = torch.zeros(3)
@@ -645,3 +645,15 @@ def test_muon_add_param_group_skips_the_two_d_check():
     with pytest.raises(ValueError, match="must be a 2D matrix"):
         opt.step()
     assert "momentum_buffer" in opt.state[b]
+
+
+def test_muon_newton_schulz_zeroes_the_update_past_two_to_the_64():
+    """Finding 64: NS divides by ``ortho_grad.norm()`` of the bfloat16 matrix, whose float32 sum of squares
+    overflows once ‖U‖_F ≥ 2⁶⁴ (a value bfloat16 holds): the norm is inf, X/inf = 0, and O = 0, where the spec's
+    normalised X = [[0, 1], [0, 0]] gives O ≈ [[0, 0.69], [0, 0]] (as torch gives for 2⁶³)."""
+    from torch.optim._muon import _zeropower_via_newtonschulz
+    coefficients = (3.4445, -4.7750, 2.0315)
+    below = _zeropower_via_newtonschulz(torch.tensor([[0.0, 2.0 ** 63], [0.0, 0.0]]), coefficients, 5, 1e-7)
+    at = _zeropower_via_newtonschulz(torch.tensor([[0.0, 2.0 ** 64], [0.0, 0.0]]), coefficients, 5, 1e-7)
+    assert below[0, 1].item() == 0.6875
+    assert at.abs().max().item() == 0.0  # the spec: 0.6875 too (NS is invariant under scaling by 2^k)

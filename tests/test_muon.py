@@ -5,7 +5,9 @@ What is checked (docs/measured/muon.md says it for readers):
 * **element-wise** (``muon_check.check_steps``): each step's momentum buffer, NS input U and θ against the exact
   reference within the derived bound (reference/bound.py, binary64 scalars), from the implementation's own θ and
   buffer before the step and the O it applied, in all four dtypes, nesterov on and off, both ``adjust_lr_fn``s,
-  square, wide and tall shapes, with decay;
+  square, wide and tall shapes, with decay; fixed cases, and 40 drawn ones (Hypothesis, derandomized) whose
+  elements span 2⁻¹⁵⁰…2¹²⁷ with ±0, ±inf and NaN; torch's class and the NumPy port
+  (conformance/backends/numpy_muon.py) alike;
 * **NS** (``muon_check.check_newton_schulz``): every applied O is bit for bit the bfloat16 operation sequence
   re-executed on the observed U, and each iterate's singular values lie within the derived enclosure
   (reference/newton_schulz.py) of the previous iterate's; invariances: scaling U by 2^k and transposing a
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -171,3 +174,38 @@ def test_ns_steps_domain_and_two_d_only():
     with pytest.raises(RuntimeError, match="Foreach is not supported"):
         torch.optim._muon.muon([], [], [], foreach=True, lr=0.1, weight_decay=0.0, momentum=0.9, nesterov=True,
                                ns_coefficients=COEFFS, ns_steps=5, eps=1e-7, adjust_lr_fn=None, has_complex=False)
+
+
+@st.composite
+def _drawn(draw):
+    """A dtype, hyperparameters (momentum up to 1, lr up to 3, decay up to 2) and a 1–3-step trajectory of 2-D
+    tensors whose elements span 2⁻¹⁵⁰…2¹²⁷ with ±0, ±inf and NaN, rounded to the dtype."""
+    dtype = draw(st.sampled_from(list(mc.DTYPES)))
+    shape = (draw(st.integers(1, 4)), draw(st.integers(1, 5)))
+    n = shape[0] * shape[1]
+
+    def array():
+        element = st.one_of(st.just(0.0), st.sampled_from([float("inf"), -float("inf"), float("nan")]),
+                            st.builds(lambda m, e: m * 2.0 ** e, st.floats(-2, 2), st.integers(-150, 127)))
+        a = np.array(draw(st.lists(element, min_size=n, max_size=n))).reshape(shape)
+        return torch.tensor(a, dtype=mc.DTYPES[dtype]).double().numpy()
+
+    hyper = dict(lr=draw(st.sampled_from([0.0, 1e-6, 0.01, 0.5, 3.0])),
+                 weight_decay=draw(st.sampled_from([0.0, 0.1, 2.0])),
+                 momentum=draw(st.sampled_from([0.0, 0.5, 0.9, 0.999, 1.0])), nesterov=draw(st.booleans()),
+                 match_rms_adamw=draw(st.booleans()))
+    return dtype, hyper, array(), [array() for _ in range(draw(st.integers(1, 3)))]
+
+
+@settings(max_examples=40, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_drawn())
+def test_drawn_trajectories_conform(case):
+    """The element-wise check and NS's properties on drawn inputs, non-finite ones included (NS is then only
+    checked where U is finite)."""
+    dtype, hyper, p0, grads = case
+    rows = mc.run(torch.optim.Muon, hyper, p0, grads, dtype)
+    assert not _known(mc.check_steps(hyper, p0.astype(rows[0]["theta"].dtype), grads, rows, dtype), hyper, dtype)
+    for row in rows:
+        u = torch.tensor(np.asarray(row["update"], dtype=np.float64), dtype=mc.DTYPES[dtype])
+        if torch.isfinite(u).all():
+            assert not mc.check_newton_schulz(u, torch.tensor(row["ortho"]).bfloat16(), *COEFFS, 5, 1e-7)

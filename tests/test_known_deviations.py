@@ -639,3 +639,51 @@ def test_lbfgs_fails_late_on_arguments_it_does_not_validate():
         _lbfgs_step(p, max_eval=0, line_search_fn="strong_wolfe")
     with pytest.raises(IndexError):
         _lbfgs_step(p, history_size=0)
+
+
+# ------------------------------------------------------------------ Muon (tests/test_muon.py checks it; not yet an
+# entry of conformance/known_deviations.py, since the conformance harness does not run Muon)
+
+
+def test_muon_bfloat16_without_nesterov_normalises_its_momentum_buffer():
+    """Finding 62: NS's ``grad.bfloat16()`` is the buffer itself for a bfloat16 parameter, and ``div_`` divides it
+    in place by its Frobenius norm; the spec's buffer after one step with μ = 0 is g itself."""
+    p = torch.tensor([[3.0, 4.0]], dtype=torch.bfloat16)
+    p.grad = torch.tensor([[3.0, 4.0]], dtype=torch.bfloat16)
+    opt = torch.optim.Muon([p], lr=0.0, momentum=0.0, nesterov=False, weight_decay=0.0)
+    opt.step()
+    assert opt.state[p]["momentum_buffer"].tolist() == [[0.6015625, 0.80078125]]  # the spec: [[3, 4]]
+
+
+def test_muon_accepts_ns_steps_of_100_until_step():
+    """Finding 63: the constructor accepts ns_steps ≥ 100 (and ns_coefficients of any length); ``step()`` refuses
+    it from inside ``_zeropower_via_newtonschulz``."""
+    p = torch.zeros(2, 2)
+    opt = torch.optim.Muon([p], ns_steps=100)  # the spec's domain is [0, 100)
+    p.grad = torch.ones(2, 2)
+    with pytest.raises(ValueError, match="less than 100"):
+        opt.step()
+
+
+def test_muon_add_param_group_skips_the_two_d_check():
+    """Finding 63 too: only the constructor refuses a non-2-D parameter; one added by ``add_param_group`` gets a
+    momentum buffer and then makes ``step()`` raise from ``_single_tensor_muon``."""
+    opt = torch.optim.Muon([torch.zeros(2, 2)])
+    b = torch.zeros(3)
+    opt.add_param_group({"params": [b]})  # the constructor refuses torch.zeros(3) with ValueError
+    b.grad = torch.ones(3)
+    with pytest.raises(ValueError, match="must be a 2D matrix"):
+        opt.step()
+    assert "momentum_buffer" in opt.state[b]
+
+
+def test_muon_newton_schulz_zeroes_the_update_past_two_to_the_64():
+    """Finding 64: NS divides by ``ortho_grad.norm()`` of the bfloat16 matrix, whose float32 sum of squares
+    overflows once ‖U‖_F ≥ 2⁶⁴ (a value bfloat16 holds): the norm is inf, X/inf = 0, and O = 0, where the spec's
+    normalised X = [[0, 1], [0, 0]] gives O ≈ [[0, 0.69], [0, 0]] (as torch gives for 2⁶³)."""
+    from torch.optim._muon import _zeropower_via_newtonschulz
+    coefficients = (3.4445, -4.7750, 2.0315)
+    below = _zeropower_via_newtonschulz(torch.tensor([[0.0, 2.0 ** 63], [0.0, 0.0]]), coefficients, 5, 1e-7)
+    at = _zeropower_via_newtonschulz(torch.tensor([[0.0, 2.0 ** 64], [0.0, 0.0]]), coefficients, 5, 1e-7)
+    assert below[0, 1].item() == 0.6875
+    assert at.abs().max().item() == 0.0  # the spec: 0.6875 too (NS is invariant under scaling by 2^k)

@@ -1,0 +1,194 @@
+"""Muon (spec/muon.py) against a torch.optim.Muon-like class: what "conforms" means for Muon, as code.
+
+``observe`` wraps torch's module-level ``_zeropower_via_newtonschulz`` (which ``_single_tensor_muon`` calls by
+name), so that each step's NS input U and output O become observable; ``run`` steps a class with torch.optim.Muon's
+API and reports θ, the momentum buffer, U and O per step.  ``check_steps`` checks each step element by element
+from the implementation's previous θ and buffer, with the O it applied, against the spec (the exact interval
+reference and the derived bound of reference/bound.py, as the harness's single-step test does);
+``check_newton_schulz`` checks each O by properties (tests/test_muon.py says which).
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+import torch.optim._muon as muon_module
+
+from conformance.backends.torch_backend import _to_numpy
+from conformance.check import _compare
+from reference import newton_schulz as nsr
+from reference.bound import trajectory_bounds
+from reference.formats import get_format
+from reference.step import trajectory
+from spec.muon import MUON
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
+
+
+@contextlib.contextmanager
+def observe():
+    """Record (input U, output O) of every NS call while active, in call order."""
+    calls = []
+    original = muon_module._zeropower_via_newtonschulz
+
+    def recording(grad, ns_coefficients, ns_steps, eps):
+        before = grad.detach().clone()  # NS may divide its input in place (bfloat16: finding 62)
+        out = original(grad, ns_coefficients, ns_steps, eps)
+        calls.append((before, out.detach().clone()))
+        return out
+
+    muon_module._zeropower_via_newtonschulz = recording
+    try:
+        yield calls
+    finally:
+        muon_module._zeropower_via_newtonschulz = original
+
+
+def torch_hyper(hyper: dict) -> dict:
+    """The spec's hyperparameters as torch.optim.Muon's keyword arguments."""
+    h = dict(hyper)
+    kw = {k: h.pop(k) for k in ("lr", "weight_decay", "momentum", "nesterov", "eps", "ns_steps")}
+    kw["ns_coefficients"] = (h.pop("ns_a"), h.pop("ns_b"), h.pop("ns_c"))
+    kw["adjust_lr_fn"] = "match_rms_adamw" if h.pop("match_rms_adamw") else None
+    assert not h, h
+    return kw
+
+
+def run(cls, hyper: dict, param: np.ndarray, grads: list, dtype: str) -> list:
+    """Per step: dict theta, momentum_buffer, update (U), ortho (O, bfloat16 values as float32) as NumPy arrays."""
+    p = torch.tensor(np.asarray(param, dtype=np.float64), dtype=DTYPES[dtype])
+    opt = cls([p], **torch_hyper(MUON.complete(hyper)))
+    rows = []
+    for gr in grads:
+        p.grad = torch.tensor(np.asarray(gr, dtype=np.float64), dtype=DTYPES[dtype])
+        with observe() as calls:
+            opt.step()
+        assert len(calls) == 1, f"{len(calls)} NS calls for one tensor"
+        u, o = calls[0]
+        rows.append({"theta": _to_numpy(p), "momentum_buffer": _to_numpy(opt.state[p]["momentum_buffer"]),
+                     "update": _to_numpy(u), "ortho": o.float().numpy().copy()})
+    return rows
+
+
+def check_steps(hyper: dict, param, grads: list, rows: list, dtype: str) -> list:
+    """Failures (strings) of each step's θ, buffer and U against the spec, from the implementation's previous θ
+    and buffer, with the O it applied (binary64 scalars: torch's Python floats)."""
+    fmt = get_format(dtype)
+    hyper = MUON.complete(hyper)
+    failures = []
+    prev = {"theta": np.asarray(param), "momentum_buffer": np.zeros(np.shape(param), dtype=rows[0]["theta"].dtype)}
+    for s, row in enumerate(rows):
+        given = {"momentum_buffer": prev["momentum_buffer"], "ortho": row["ortho"]}
+        g = np.asarray(grads[s]).astype(row["theta"].dtype)
+        ref = trajectory(MUON, hyper, prev["theta"], [g], state=given, formats=(fmt.name,))[0]
+        bnd = trajectory_bounds(MUON, hyper, prev["theta"], [g], fmt, state=given, scalars="float64")[0]
+        for name in ("theta", "momentum_buffer", "update"):
+            exact = ref.theta if name == "theta" else ref.state[name]
+            for idx in np.ndindex(*np.shape(param)):
+                verdict, ulp, ratio, why = _compare(row[name][idx], exact[idx], bnd[name][idx], fmt)
+                if verdict == "fail":
+                    failures.append(f"step {s + 1} {name}{list(idx)}: got {float(row[name][idx])!r}, exact "
+                                    f"{float(exact[idx].value)!r}, {ratio:.3g}× the bound {why}")
+        prev = row
+    return failures
+
+
+def rerun_newton_schulz(u: torch.Tensor, a: float, b: float, c: float, steps: int, eps: float):
+    """torch's bfloat16 operation sequence, statement for statement, written out again: (X = bfloat16(U) oriented
+    m ≤ n, the iterates from the normalised one on, the output in U's orientation)."""
+    x = u.bfloat16()
+    tall = x.size(0) > x.size(1)
+    if tall:
+        x = x.T
+    x0 = x.clone()
+    x = x / x.norm().clamp(min=eps)
+    iterates = [x]
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+        iterates.append(x)
+    return x0, iterates, (x.T if tall else x)
+
+
+def check_newton_schulz(u: torch.Tensor, o: torch.Tensor, a: float, b: float, c: float, steps: int,
+                        eps: float) -> list:
+    """Failures (strings) of one NS output ``o`` for input ``u``: bit-for-bit the re-executed sequence, and each
+    step's singular values within their derived enclosures (reference.newton_schulz)."""
+    x0, iterates, again = rerun_newton_schulz(u, a, b, c, steps, eps)
+    failures = []
+    if o.dtype != torch.bfloat16 or not torch.equal(o, again):
+        failures.append(f"O is not the bfloat16 sequence's output (dtype {o.dtype}; "
+                        f"max |ΔO| {float((o.float() - again.float()).abs().max()):.3g})")
+        return failures
+    return check_enclosures(x0, iterates, a, b, c, eps)
+
+
+def check_enclosures(x0, iterates, a: float, b: float, c: float, eps: float) -> list:
+    """Failures (strings): the normalised iterate's and each later iterate's singular values outside their derived
+    enclosures (``reference.newton_schulz``); arrays or tensors of bfloat16 values, oriented m ≤ n."""
+    failures = []
+    try:
+        enclosures = [nsr.normalisation_enclosure(_f64(x0), eps)]
+    except ValueError:  # ‖X‖ at or below 2ε (the clamp), or ≥ 2⁶³ (the norm's overflow): not modelled
+        return failures
+    enclosures += [nsr.iteration_enclosure(_f64(x), a, b, c) for x in iterates[:-1]]
+    for j, (enc, x) in enumerate(zip(enclosures, iterates)):
+        for i, ((lo, hi), sv) in enumerate(zip(enc, nsr.singular_values(_f64(x)))):
+            if not lo <= sv <= hi:
+                failures.append(f"iterate {j}: σ{i} = {sv!r} outside its enclosure [{lo!r}, {hi!r}]")
+    return failures
+
+
+def _f64(x) -> np.ndarray:
+    return x.double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+
+
+# ------------------------------------------------------------------------ re-implementations, faithful and broken
+
+
+class FaithfulMuon(torch.optim.Muon):
+    """torch.optim.Muon's ``_single_tensor_muon``, statement for statement (NS called through the module, so that
+    ``observe`` sees it): the control that the broken versions below differ from in one statement each."""
+
+    def _momentum(self, buf, grad, group):
+        buf.lerp_(grad, 1 - group["momentum"])
+        return grad.lerp(buf, group["momentum"]) if group["nesterov"] else buf
+
+    def _decay_lr(self, lr, adjusted_lr):
+        return lr
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if "momentum_buffer" not in state:
+                    state["momentum_buffer"] = torch.zeros_like(p.grad)
+                update = self._momentum(state["momentum_buffer"], p.grad, group)
+                update = muon_module._zeropower_via_newtonschulz(update, group["ns_coefficients"],
+                                                                 group["ns_steps"], group["eps"])
+                adjusted_lr = muon_module._adjust_lr(group["lr"], group["adjust_lr_fn"], p.shape)
+                p.mul_(1 - self._decay_lr(group["lr"], adjusted_lr) * group["weight_decay"])
+                p.add_(update, alpha=-adjusted_lr)
+
+
+class DocstringMomentumMuon(FaithfulMuon):
+    """The momentum of torch's docstring: B = μB + g and the Nesterov input g + μB (the code's EMA is (1 − μ) of
+    that)."""
+
+    def _momentum(self, buf, grad, group):
+        buf.mul_(group["momentum"]).add_(grad)
+        return grad.add(buf, alpha=group["momentum"]) if group["nesterov"] else buf
+
+
+class AdjustedDecayMuon(FaithfulMuon):
+    """Decays θ with the shape-adjusted lr η' where torch uses the lr itself."""
+
+    def _decay_lr(self, lr, adjusted_lr):
+        return adjusted_lr
+
+
+BROKEN = (DocstringMomentumMuon, AdjustedDecayMuon)

@@ -45,7 +45,8 @@ def test_one_record_per_spec_and_one_spec_per_record():
 
 
 #: torch.optim classes with no spec yet, and why; a class that gets one must leave this list
-NOT_SPECIFIED = {"Muon": "not specified yet (issue 14)"}
+NOT_SPECIFIED = {"Muon": "spec/muon.py, checked by tests/test_muon.py; not yet in the element-wise harness, which would "
+                          "need O as an observed input of the step (docs/measured/muon.md)"}
 
 
 def test_every_torch_optimizer_has_a_spec_or_a_stated_reason():

@@ -66,14 +66,20 @@ def _overrides(config) -> dict:
     return out
 
 
+def _spec_items(config, option: str, form: str):
+    """Each ``SPEC:key=value`` given to ``option``: (item, spec name, spec, key, value text), the spec checked."""
+    for item in config.getoption(option):
+        name, _, pair = item.partition(":")
+        key, _, text = pair.partition("=")
+        if not (name and key and text):
+            raise pytest.UsageError(f"{option} {item!r}: expected {form}")
+        yield item, name, _known_spec(name, f"{option} {item!r}"), key, text
+
+
 def _hyper_map(config) -> dict:
     out = {}
-    for item in config.getoption("--hyper-map"):
-        name, _, pair = item.partition(":")
-        ours, _, theirs = pair.partition("=")
-        if not (name and ours and theirs):
-            raise pytest.UsageError(f"--hyper-map {item!r}: expected SPEC:ours=theirs")
-        known = [h.name for h in _known_spec(name, f"--hyper-map {item!r}").hyperparameters]
+    for item, name, spec, ours, theirs in _spec_items(config, "--hyper-map", "SPEC:ours=theirs"):
+        known = [h.name for h in spec.hyperparameters]
         if {"beta1", "beta2"} <= set(known):
             known.append("betas")  # torch passes (β₁, β₂) as one keyword
         if ours not in known:
@@ -86,12 +92,7 @@ def _hyper_map(config) -> dict:
 def _holds(config) -> dict:
     """``--hold SPEC:name=value`` -> {spec: {name: value}}, each checked against the spec's hyperparameter."""
     out = {}
-    for item in config.getoption("--hold"):
-        name, _, pair = item.partition(":")
-        hname, _, text = pair.partition("=")
-        if not (name and hname and text):
-            raise pytest.UsageError(f"--hold {item!r}: expected SPEC:name=value")
-        spec = _known_spec(name, f"--hold {item!r}")
+    for item, name, spec, hname, text in _spec_items(config, "--hold", "SPEC:name=value"):
         known = {h.name: h for h in spec.hyperparameters}
         if hname not in known:
             raise pytest.UsageError(f"--hold {item!r}: {name} has no hyperparameter {hname!r}; "

@@ -233,6 +233,13 @@ def _beta3_warmup_in_force(data) -> bool:
     return any(h.get("beta3_warmup", 0.0) > 1 for h, _ in data.groups)
 
 
+def _bitsandbytes_rmsprop_alpha(data) -> bool:
+    """bitsandbytes' RMSprop reads α from the constructor's betas (group 0's here): a later group's own α is
+    ignored; and its constructor refuses α = 0 (NotImplementedError) and α = 1 (ValueError)."""
+    alphas = [h.get("alpha", 0.99) for h, _ in data.groups]
+    return len(set(alphas)) > 1 or (bool(alphas) and alphas[0] in (0.0, 1.0))
+
+
 def _groups_differ_in(name):
     return lambda data: len({h.get(name) for h, _ in data.groups}) > 1
 

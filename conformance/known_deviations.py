@@ -435,6 +435,12 @@ KNOWN_DEVIATIONS = (
         reason="bitsandbytes' CPU kernel steps a float64 parameter in float32 (p.float(), float32 state): float32's "
                "rounding, and a gradient whose square overflows float32 leaves θ unchanged (finding 79)."),
     KnownDeviation(
+        id="bitsandbytes-rmsprop-group-alpha-ignored", implementation=("bitsandbytes.optim.rmsprop:RMSprop",),
+        versions=BITSANDBYTES, spec="rmsprop", path="custom", tests=VALUE_TESTS + PROPERTY_RUNS,
+        applies=p._bitsandbytes_rmsprop_alpha, reproduced_by="tests/test_bitsandbytes_findings.py",
+        reason="bitsandbytes' RMSprop steps every group with the constructor's alpha (stored as betas); a group's "
+               "own alpha is ignored, and alpha = 0 or 1 is refused (finding 88)."),
+    KnownDeviation(
         id="bitsandbytes-ademamix-beta3-warmup-is-the-papers-closed-form",
         implementation=("bitsandbytes.optim.ademamix:AdEMAMix",), versions=BITSANDBYTES, spec="ademamix",
         path="custom", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._beta3_warmup_in_force,

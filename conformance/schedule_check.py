@@ -43,6 +43,7 @@ from .backend import for_backend
 from .check import Report, Verdicts, _compare_step
 from .replay import decode, encode_array
 from .schedule_strategies import ScheduleCase
+from .strategies import HELD
 
 _CTX = mpmath.MPContext()
 _CTX.prec = 300
@@ -225,7 +226,8 @@ def check_scheduled(data, schedule: str, hyper: dict, run) -> tuple:
         sched = check_values(case, [float(u["lr"]) for u in used],
                              [float(u[cycled]) for u in used] if cycled else None)
         for name in ("momentum", "beta1"):
-            if name in h and name != cycled:  # untouched by the schedule: exactly the group's value
+            # untouched by the schedule: exactly the group's value (a --hold one is no key of the class's groups)
+            if name in h and name != cycled and name not in HELD.get(data.optimizer, {}):
                 fixed = Element(Fraction(h[name]), {"float64": np.float64(h[name])})
                 sched.findings += [_finding(s, name, float(u.get(name, math.nan)), fixed, _CTX.zero)
                                    for s, u in enumerate(used)]

@@ -1,5 +1,5 @@
 """Reproductions of what the suite found in bitsandbytes' 32-bit optimizers on the CPU (docs/measured/third-party.md,
-findings 75-80, 85).
+findings 75-80, 85, 88).
 
 bitsandbytes 0.50.2 steps CPU tensors with the ``default`` backend's ``_optimizer_update_32bit``
 (bitsandbytes/backends/default/ops.py).  Each test states the finding against the spec's exact value
@@ -114,3 +114,24 @@ def test_ademamix_warms_beta3_up_by_the_papers_closed_form():
     assert close(got, paper) and not close(got, spec_value, 1e-3)
     with pytest.raises(ValueError):
         stepped(bnb.optim.AdEMAMix, THETA, GRADS[:1], betas=(0.0, 0.5, 0.9999), t_beta3=10)
+
+
+def test_rmsprop_and_sgd_ignore_a_groups_own_alpha_and_momentum():
+    """Finding 88: the classes pass (alpha, momentum) and (momentum, dampening) to the base class as the
+    constructor's ``betas``, and every group steps with ``group['betas']``: a group's own alpha (RMSprop) or
+    momentum (SGD) is never read.  A group with alpha = 0 under the default 0.99 steps 10× too far (√(0.01 g²))."""
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = bnb.optim.RMSprop([{"params": [p], "alpha": 0.0}], lr=1e-3)
+    p.grad = torch.ones(1)
+    opt.step()
+    own = exact("rmsprop", {"lr": 1e-3, "alpha": 0.0}, [0.0], [[1.0]])
+    constructors = exact("rmsprop", {"lr": 1e-3, "alpha": 0.99}, [0.0], [[1.0]])
+    assert close(p.detach().double().numpy(), constructors) and not close(p.detach().double().numpy(), own, 1e-2)
+    q = torch.nn.Parameter(torch.zeros(1))
+    sgd = bnb.optim.SGD([{"params": [q], "momentum": 0.5}], lr=0.1, momentum=0.9)
+    for _ in range(2):
+        q.grad = torch.ones(1)
+        sgd.step()
+    own = exact("sgd", {"lr": 0.1, "momentum": 0.5}, [0.0], [[1.0], [1.0]])
+    constructors = exact("sgd", {"lr": 0.1, "momentum": 0.9}, [0.0], [[1.0], [1.0]])
+    assert close(q.detach().double().numpy(), constructors) and not close(q.detach().double().numpy(), own, 1e-2)

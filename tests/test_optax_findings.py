@@ -248,7 +248,7 @@ def _adafactor_case(shape, steps, dtype="float16", seed=0, **hyper):
     from conformance.backend import Case, Group
     from conformance.strategies import bulk_array
     h = {x.name: x.default for x in spec.get("adafactor@optax").hyperparameters}
-    h.update(lr=0.01, **hyper)
+    h.update({"lr": 0.01, **hyper})
     p = bulk_array(dtype, shape, seed, ())
     grads = [[[bulk_array(dtype, shape, seed + 1 + s, ())]] for s in range(steps)]
     return Case("adafactor@optax", dtype, [Group(h, [p])], grads)
@@ -272,6 +272,20 @@ def test_optax_backend_reports_adafactor_state_in_the_dialects_shapes(shape, kep
         np.testing.assert_allclose(state["v_col"], np.mean(g * g, axis=-2, keepdims=True), rtol=1e-5)
     factored = backend.run(_adafactor_case(shape, 1, "float32", factored=False))[0].state[0][0]
     assert set(factored) == {"step", "v"}
+
+
+def test_optax_backend_adafactor_lr_1_then_another():
+    """lr = 1 is Optax's default None (no scaling); the backend passes 1.0, the same values, so that a case changing
+    lr between steps keeps a chain of the same structure (None drops scale_by_learning_rate: Optax's chain then
+    refuses the state).  Found by the conformance run: "The number of updates and states has to be the same"."""
+    import dataclasses
+    case = dataclasses.replace(_adafactor_case((3,), 2, "float32", lr=1.0), lrs=[[None], [0.5]])
+    got = backend.run(case)
+    p = jnp.asarray(case.groups[0].params[0])
+    tx = optax.adafactor()  # learning_rate=None
+    updates, _ = tx.update(jnp.asarray(case.grads[0][0][0]), tx.init(p), p)
+    assert np.array_equal(got[0].params[0][0], np.asarray(optax.apply_updates(p, updates)))
+    assert np.all(np.isfinite(got[1].params[0][0]))
 
 
 def test_optax_backend_adafactor_factored_case_conforms():

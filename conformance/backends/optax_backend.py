@@ -31,8 +31,9 @@ What the backend decides, and why:
   contiguous one.
 * ``momentum = 0`` is passed as Optax's ``None`` (no trace), as the spec's ``sgd@optax`` and
   ``rmsprop@optax`` say; so is Schedule-Free's ``warmup_steps = 0`` (Optax's 0 is a constant lr of 0, its None
-  no warm-up), and Adafactor's ``lr = 1``, ``clip_threshold = 0`` and ``weight_decay = 0`` (its None: no
-  scaling, no clip, no decay; ``NONE_MEANS``).
+  no warm-up), and Adafactor's ``clip_threshold = 0`` and ``weight_decay = 0`` (its None: no clip, no decay;
+  ``NONE_MEANS``).  Adafactor's default ``learning_rate=None`` (no scaling) is the spec's lr = 1, which the backend
+  passes as 1.0 (the same values, and a chain of the same structure when the case changes lr).
 * **Adafactor's state** keeps v_row, v_col and v for every parameter, the unused ones as ``(1,)`` placeholders:
   those are left out, and a factored tensor's v_row and v_col (its largest and second largest axis removed) are
   reported in the spec's keepdim shapes (``_factored_as_the_spec``).  Factoring needs both of the two largest
@@ -107,8 +108,8 @@ NAMES = {"ademamix@optax": "optax.contrib.ademamix", "schedulefree_adamw@optax":
 
 #: hyperparameters whose value here the alias spells None (off): passed as None, and a None default read as it
 NONE_MEANS = {"momentum": 0, "warmup_steps": 0}
-#: the same, per spec, beyond NONE_MEANS: adafactor's None learning rate scales by nothing (lr = 1), its None clip
-#: and weight decay are none (0)
+#: the same, per spec, beyond NONE_MEANS: adafactor's None clip and weight decay are none (0); its None learning
+#: rate scales by nothing, the spec's lr = 1 (a default read so; lr itself is always passed as a float)
 NONE_MEANS_OF = {"adafactor@optax": {"lr": 1.0, "clip_threshold": 0, "weight_decay": 0}}
 
 #: Optax state fields → the spec's state names, per spec (fields not listed are not reported)
@@ -183,10 +184,12 @@ class OptaxBackend:
     def transformation(self, optimizer: str, hyper: dict, lr: float):
         alias, names = ARGS[optimizer]
         kwargs = {names[k]: v for k, v in hyper.items() if k in names and k != "lr"}
-        kwargs[names["lr"]] = float(lr)
         for name, value in _none_means(optimizer).items():
             if name in names and kwargs.get(names[name], None) == value:
                 kwargs[names[name]] = None
+        # lr always as a float, 1 included (× 1.0 is exact): a case that changes lr (lrs) rebuilds the alias, whose
+        # chain must keep the state's structure, and adafactor's None would drop scale_by_learning_rate from it
+        kwargs[names["lr"]] = float(lr)
         if kwargs.get("warmup_steps") is not None:
             kwargs["warmup_steps"] = int(kwargs["warmup_steps"])
         return alias(**kwargs)

@@ -677,3 +677,29 @@ def _optax_float16_bias_correction_reciprocal_overflows(data) -> bool:
 def _optax_schedule_free_has_warmup(data) -> bool:
     """Some group of the case has a warm-up (Optax then computes its learning rates through a float32 schedule)."""
     return any(h.get("warmup_steps", 0) for h, _ in data.groups)
+
+
+def _optax_adafactor_float16_square_is_zero(data) -> bool:
+    """Some gradient element of the case whose square rounds to 0 in float16 (|g| ≤ 2^−12.5, zero included):
+    Optax's ε = 1e-30 is 0 in float16, and only such an element can make a second-moment statistic 0 (v, or a row
+    or column factor, is a weighted mean of the float16 squares, no smaller than the least of them), where
+    g·0^(−½) is NaN or ±inf and the block RMS clip spreads it over the tensor."""
+    for row in data.grads:
+        for group in row:
+            for g in group:
+                if g is None:
+                    continue
+                g = np.asarray(g, dtype=np.float64)  # exact: float16 values, whose squares float64 holds exactly
+                if np.any(np.asarray(g * g, dtype=np.float16) == 0):
+                    return True
+    return False
+
+
+def _optax_adafactor_decay_rate_inexact_in_float32(data) -> bool:
+    """Some tensor takes a second step (its own count t ≥ 2) in a group with decay_rate c ≠ 0: Optax computes
+    β̂ₜ = 1 − t^(−c) in float32 (at t = 1, or c = 0, it is 0 exactly), so a float64 second moment is averaged with
+    a float32-rounded weight (coarse: c = 1 at t = 2 or 4 is exact too)."""
+    for i, (h, _) in enumerate(data.groups):
+        if h.get("decay_rate", 0.8) != 0 and any(t >= 2 for _, stepped in _group_steps(data, i) for _, t in stepped):
+            return True
+    return False

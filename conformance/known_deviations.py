@@ -370,7 +370,7 @@ KNOWN_DEVIATIONS = (
     KnownDeviation(
         id="optax-accepts-any-hyperparameter", implementation=tuple(f"optax.{n}" for n in (
             "adam", "adamw", "nadam", "adamax", "sgd", "rmsprop", "adagrad", "adadelta", "lion", "adan",
-            "contrib.ademamix", "contrib.schedule_free_adamw", "lamb")),
+            "contrib.ademamix", "contrib.schedule_free_adamw", "lamb", "adafactor")),
         versions=OPTAX, spec="*@optax", tests=("test_out_of_domain_hyperparameters_are_refused",),
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax validates no hyperparameter: a negative lr, beta outside [0, 1) or a negative eps is "
@@ -469,6 +469,18 @@ KNOWN_DEVIATIONS = (
         applies=p._optax_schedule_free_has_warmup, reproduced_by="tests/test_optax_findings.py",
         reason="with warmup_steps, Optax's learning rates come from linear_schedule, which computes in float32 "
                "(int32 count / W): float64 parameters step with float32-rounded lr, even after the warm-up."),
+    KnownDeviation(  # finding 68
+        id="optax-adafactor-float16-zero-square-nan", implementation=("optax.adafactor",), versions=OPTAX,
+        spec="adafactor@optax", dtype="float16", tests=VALUE_TESTS,
+        applies=p._optax_adafactor_float16_square_is_zero, reproduced_by="tests/test_optax_findings.py",
+        reason="eps = 1e-30 is 0 in float16: a gradient element whose square rounds to 0 can make v (or a factor) 0, "
+               "g*0**-0.5 is NaN or inf, and the block RMS clip spreads it to every element."),
+    KnownDeviation(  # finding 69
+        id="optax-adafactor-float64-decay-rate-in-float32", implementation=("optax.adafactor",), versions=OPTAX,
+        spec="adafactor@optax", dtype="float64", tests=VALUE_TESTS,
+        applies=p._optax_adafactor_decay_rate_inexact_in_float32, reproduced_by="tests/test_optax_findings.py",
+        reason="_decay_rate_pow computes 1 - (count + 1)**-decay_rate from a float32 count: float64 second moments "
+               "are averaged with a float32-rounded weight from the second step on."),
     KnownDeviation(
         id="optax-adan-difference-weight", implementation=("optax.adan",), versions=OPTAX, spec="adan",
         tests=VALUE_TESTS, effect="domain", reproduced_by="tests/test_optax_findings.py",

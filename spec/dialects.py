@@ -1522,8 +1522,11 @@ INFO: dict = {
         {"lr": "learning_rate (1 → None)", "eps": "eps", "clip_threshold": "clipping_threshold (0 → None)",
          "decay_rate": "decay_rate", "momentum": "momentum (0 → None)", "weight_decay": "weight_decay_rate (0 → None)",
          "multiply_by_parameter_scale": "multiply_by_parameter_scale", "factored": "factored"},
-        ("Specified from the code and checked directly (tests/test_optax_findings.py); not run through "
-         "--backend=optax yet.",)),
+        ("Specified from the code, checked directly (tests/test_optax_findings.py) and run through --backend=optax "
+         "(one Optax state per parameter; v_row and v_col reported in the keepdim shapes, the unused factors' (1,) "
+         "placeholders left out).  The suite's drawn shapes are never factored (both of the two largest "
+         "dimensions ≥ 128): a factored case is checked by tests/test_optax_findings.py.  Not covered: "
+         "dtype_momentum, min_dim_size_to_factor, decay_offset, weight_decay_mask, schedules.",)),
     "adafactor@transformers": DialectInfo(
         "adafactor", TRANSFORMERS_VERSION, "transformers.optimization.Adafactor", "transformers/optimization.py "
         "(Adafactor._get_lr, _approx_sq_grad, step)",

@@ -47,6 +47,9 @@ def test_optax_accepts_out_of_domain_hyperparameters():
     tx = optax.adam(-1.0, b1=1.5, eps=-1.0)
     updates, _ = tx.update(theta, tx.init(theta), theta)
     assert float(optax.apply_updates(theta, updates)[0]) > 1.0  # up the gradient
+    tx = optax.adafactor(-1.0, decay_rate=-0.5, clipping_threshold=-1.0, eps=-1e-3)  # adafactor too
+    updates, _ = tx.update(theta, tx.init(theta), theta)
+    assert np.isfinite(float(optax.apply_updates(theta, updates)[0]))
 
 
 # --------------------------------------------------------------------------- Lion, Adan, AdEMAMix, Schedule-Free
@@ -69,7 +72,8 @@ def _optax_run(tx, theta: float, grads: list) -> list:
     return out
 
 
-@pytest.mark.parametrize("name", ["lion@optax", "adan@optax", "ademamix@optax", "schedulefree_adamw@optax"])
+@pytest.mark.parametrize("name", ["lion@optax", "adan@optax", "ademamix@optax", "schedulefree_adamw@optax",
+                                  "adafactor@optax"])
 def test_optax_defaults_are_the_dialect_specs(name):
     """The alias's own keyword defaults (read from its signature) equal the dialect spec's."""
     import spec
@@ -237,3 +241,70 @@ def test_optax_adafactor_float64_decay_is_float32():
     b32 = float(np.float32(1) - np.float32(2.0) ** np.float32(-0.8))
     assert v == b32 * (1 + 1e-30) + (1 - b32) * (9 + 1e-30)  # fixed: v == exact within an ulp or two
     assert abs(v - exact) > 1e6 * np.spacing(exact)
+
+
+def _adafactor_case(shape, steps, dtype="float16", seed=0, **hyper):
+    import spec
+    from conformance.backend import Case, Group
+    from conformance.strategies import bulk_array
+    h = {x.name: x.default for x in spec.get("adafactor@optax").hyperparameters}
+    h.update({"lr": 0.01, **hyper})
+    p = bulk_array(dtype, shape, seed, ())
+    grads = [[[bulk_array(dtype, shape, seed + 1 + s, ())]] for s in range(steps)]
+    return Case("adafactor@optax", dtype, [Group(h, [p])], grads)
+
+
+@pytest.mark.parametrize("shape, kept", [
+    ((3,), {"v": (3,)}),
+    ((4, 5), {"v": (4, 5)}),  # a matrix too small to factor keeps the whole moment
+    ((128, 130), {"v_row": (128, 1), "v_col": (1, 130)}),
+    ((130, 128), {"v_row": (130, 1), "v_col": (1, 128)}),  # the largest axis second-to-last: Optax's v_row is v_col
+])
+def test_optax_backend_reports_adafactor_state_in_the_dialects_shapes(shape, kept):
+    """The backend leaves out Optax's (1,) placeholders and reports v_row (the mean of g² + ε over the last axis)
+    and v_col (over the second-to-last) in the spec's keepdim shapes, whichever of the two is Optax's largest."""
+    case = _adafactor_case(shape, 1, "float32")
+    state = backend.run(case)[0].state[0][0]
+    assert {k: np.shape(v) for k, v in state.items() if k != "step"} == kept and state["step"] == 1.0
+    g = np.asarray(case.grads[0][0][0], np.float64)
+    if "v_row" in kept:  # one step: β̂₁ = 0, each factor is its mean
+        np.testing.assert_allclose(state["v_row"], np.mean(g * g, axis=-1, keepdims=True), rtol=1e-5)
+        np.testing.assert_allclose(state["v_col"], np.mean(g * g, axis=-2, keepdims=True), rtol=1e-5)
+    factored = backend.run(_adafactor_case(shape, 1, "float32", factored=False))[0].state[0][0]
+    assert set(factored) == {"step", "v"}
+
+
+def test_optax_backend_adafactor_lr_1_then_another():
+    """lr = 1 is Optax's default None (no scaling); the backend passes 1.0, the same values, so that a case changing
+    lr between steps keeps a chain of the same structure (None drops scale_by_learning_rate: Optax's chain then
+    refuses the state).  Found by the conformance run: "The number of updates and states has to be the same"."""
+    import dataclasses
+    case = dataclasses.replace(_adafactor_case((3,), 2, "float32", lr=1.0), lrs=[[None], [0.5]])
+    got = backend.run(case)
+    p = jnp.asarray(case.groups[0].params[0])
+    tx = optax.adafactor()  # learning_rate=None
+    updates, _ = tx.update(jnp.asarray(case.grads[0][0][0]), tx.init(p), p)
+    assert np.array_equal(got[0].params[0][0], np.asarray(optax.apply_updates(p, updates)))
+    assert np.all(np.isfinite(got[1].params[0][0]))
+
+
+def test_optax_backend_adafactor_factored_case_conforms():
+    """The suite's drawn shapes are never factored (both of the two largest dimensions must be ≥ 128; a spec that
+    reduces draws small tensors for the exact engine): one float16 128 × 128 case of two steps, with momentum, run
+    through the backend and checked, θ and the factored state, against the dialect."""
+    from conformance.check import check
+    case = _adafactor_case((128, 128), 2, momentum=0.9)
+    report = check(case, backend.run(case), "trajectory")
+    assert report.ok, report.summary()
+
+
+def test_optax_adafactor_predicates():
+    """The two entries' predicates: finding 68 covers a float16 gradient element whose square rounds to 0, finding
+    69 a second step with decay_rate ≠ 0."""
+    from conformance.deviation_predicates import (_optax_adafactor_decay_rate_inexact_in_float32 as float32_decay,
+                                                  _optax_adafactor_float16_square_is_zero as zero_square)
+    case = _adafactor_case((3,), 2)
+    assert not zero_square(case) and float32_decay(case)
+    case.grads[1][0][0][1] = np.float16(2.0 ** -13)  # g² = 2⁻²⁶ rounds to 0
+    assert zero_square(case)
+    assert not float32_decay(_adafactor_case((3,), 1)) and not float32_decay(_adafactor_case((3,), 2, decay_rate=0.0))

@@ -3,7 +3,8 @@
     python -m pytest conformance --backend=optax --hypothesis-profile=ci
 
 Each ``@optax`` spec (``spec.dialects``) names the Optax alias it follows (``optax.adam``, ``optax.sgd``, ...,
-``optax.lion``, ``optax.adan``, ``optax.contrib.ademamix``, ``optax.contrib.schedule_free_adamw``);
+``optax.lion``, ``optax.adan``, ``optax.contrib.ademamix``, ``optax.contrib.schedule_free_adamw``,
+``optax.lamb``, ``optax.adafactor``);
 ``run`` builds that alias from the case's hyperparameters (``ARGS``: the spec's names to Optax's) and calls its
 ``update`` and ``optax.apply_updates``, step by step, in JAX arrays of the case's dtype.
 
@@ -30,7 +31,14 @@ What the backend decides, and why:
   contiguous one.
 * ``momentum = 0`` is passed as Optax's ``None`` (no trace), as the spec's ``sgd@optax`` and
   ``rmsprop@optax`` say; so is Schedule-Free's ``warmup_steps = 0`` (Optax's 0 is a constant lr of 0, its None
-  no warm-up).
+  no warm-up), and Adafactor's ``clip_threshold = 0`` and ``weight_decay = 0`` (its None: no clip, no decay;
+  ``NONE_MEANS``).  Adafactor's default ``learning_rate=None`` (no scaling) is the spec's lr = 1, which the backend
+  passes as 1.0 (the same values, and a chain of the same structure when the case changes lr).
+* **Adafactor's state** keeps v_row, v_col and v for every parameter, the unused ones as ``(1,)`` placeholders:
+  those are left out, and a factored tensor's v_row and v_col (its largest and second largest axis removed) are
+  reported in the spec's keepdim shapes (``_factored_as_the_spec``).  Factoring needs both of the two largest
+  dimensions ≥ 128, which the suite's drawn shapes never have (a spec that reduces draws small tensors for the
+  exact engine): ``tests/test_optax_findings.py`` runs a factored case through this backend and the check.
 * **Schedule-Free** keeps ``max_lr``, ``weight_sum`` and its weights as scalars of the parameters' dtype (not
   Python floats, as schedulefree does): in float16 (and bfloat16 under ``all_dtypes``) that is a known deviation
   (``optax-schedule-free-scalars-in-parameter-dtype``), so the default float16 run marks its value tests xfail;
@@ -56,6 +64,8 @@ except ImportError as exc:  # pragma: no cover - only without JAX
     raise ImportError(f"--backend=optax needs JAX and Optax (pip install -e '.[optax]'): {exc}") from exc
 
 jax.config.update("jax_enable_x64", True)
+
+from spec.dialects import OPTAX_MIN_DIM_TO_FACTOR  # noqa: E402
 
 from ..backend import Case, StepOutput  # noqa: E402
 
@@ -87,13 +97,20 @@ ARGS = {
     "schedulefree_adamw@optax": (optax.contrib.schedule_free_adamw, {
         "lr": "learning_rate", "beta1": "b1", "beta2": "b2", "eps": "eps", "weight_decay": "weight_decay",
         "warmup_steps": "warmup_steps"}),
+    "adafactor@optax": (optax.adafactor, {
+        "lr": "learning_rate", "eps": "eps", "clip_threshold": "clipping_threshold", "decay_rate": "decay_rate",
+        "momentum": "momentum", "weight_decay": "weight_decay_rate",
+        "multiply_by_parameter_scale": "multiply_by_parameter_scale", "factored": "factored"}),
 }
 
 #: the public name of each spec's alias, where it is not ``optax.<spec's base name>``
 NAMES = {"ademamix@optax": "optax.contrib.ademamix", "schedulefree_adamw@optax": "optax.contrib.schedule_free_adamw"}
 
-#: hyperparameters whose 0 the alias spells None (off): passed as None, and a None default read as 0
-NONE_FOR_ZERO = {"momentum", "warmup_steps"}
+#: hyperparameters whose value here the alias spells None (off): passed as None, and a None default read as it
+NONE_MEANS = {"momentum": 0, "warmup_steps": 0}
+#: the same, per spec, beyond NONE_MEANS: adafactor's None clip and weight decay are none (0); its None learning
+#: rate scales by nothing, the spec's lr = 1 (a default read so; lr itself is always passed as a float)
+NONE_MEANS_OF = {"adafactor@optax": {"lr": 1.0, "clip_threshold": 0, "weight_decay": 0}}
 
 #: Optax state fields → the spec's state names, per spec (fields not listed are not reported)
 STATE = {
@@ -110,6 +127,7 @@ STATE = {
     "ademamix@optax": {"count": "step", "m1": "exp_avg_fast", "m2": "exp_avg_slow", "nu": "exp_avg_sq"},
     "lamb@optax": {"count": "step", "mu": "exp_avg", "nu": "exp_avg_sq"},
     "schedulefree_adamw@optax": {"z": "z", "nu": "exp_avg_sq"},  # weight_sum, max_lr: one scalar per state
+    "adafactor@optax": {"count": "step", "v_row": "v_row", "v_col": "v_col", "v": "v", "ema": "ema"},
 }
 
 #: state fields that are step counts, reported as a float
@@ -147,29 +165,34 @@ class OptaxBackend:
         return NAMES.get(name, f"optax.{name.split('@')[0]}"), optax.__version__  # the alias's public name
 
     def defaults(self, optimizer: str) -> dict:
-        """The alias's own keyword defaults under the spec's names (``momentum=None`` and ``warmup_steps=None`` as
-        0; no lr where the alias requires one)."""
+        """The alias's own keyword defaults under the spec's names (a None default as the value it stands for,
+        ``NONE_MEANS``: ``momentum=None`` as 0, adafactor's ``learning_rate=None`` as 1; no lr where the alias
+        requires one)."""
         import inspect
 
         alias, names = ARGS[optimizer]
         params = inspect.signature(alias).parameters
+        none_means = _none_means(optimizer)
         out = {}
         for name, optax_name in names.items():
             p = params.get(optax_name)
             if p is None or p.default is inspect.Parameter.empty:
                 continue
-            out[name] = 0 if name in NONE_FOR_ZERO and p.default is None else p.default
+            out[name] = none_means[name] if name in none_means and p.default is None else p.default
         return out
 
     def transformation(self, optimizer: str, hyper: dict, lr: float):
         alias, names = ARGS[optimizer]
         kwargs = {names[k]: v for k, v in hyper.items() if k in names and k != "lr"}
-        for name in NONE_FOR_ZERO & set(hyper):
-            if hyper[name] == 0:
+        for name, value in _none_means(optimizer).items():
+            if name in names and kwargs.get(names[name], None) == value:
                 kwargs[names[name]] = None
+        # lr always as a float, 1 included (× 1.0 is exact): a case that changes lr (lrs) rebuilds the alias, whose
+        # chain must keep the state's structure, and adafactor's None would drop scale_by_learning_rate from it
+        kwargs[names["lr"]] = float(lr)
         if kwargs.get("warmup_steps") is not None:
             kwargs["warmup_steps"] = int(kwargs["warmup_steps"])
-        return alias(**{names["lr"]: float(lr)}, **kwargs)
+        return alias(**kwargs)
 
     def run(self, case: Case) -> list:
         dtype = _JNP[case.dtype]
@@ -192,10 +215,11 @@ class OptaxBackend:
                     ps[j] = optax.apply_updates(ps[j], updates)
             outputs.append(StepOutput(
                 params=[[_numpy(p, case.dtype) for p in ps] for _, ps, _ in groups],
-                state=[[self._state(case.optimizer, st, case.dtype) for st in states] for _, _, states in groups]))
+                state=[[self._state(case.optimizer, st, case.dtype, hyper, p.shape) for st, p in zip(states, ps)]
+                       for hyper, ps, states in groups]))
         return outputs
 
-    def _state(self, optimizer: str, state, dtype: str) -> dict:
+    def _state(self, optimizer: str, state, dtype: str, hyper: dict, shape: tuple) -> dict:
         names = STATE[optimizer]
         out = {}
 
@@ -212,7 +236,40 @@ class OptaxBackend:
                     walk(item)
 
         walk(state)
+        if optimizer == "adafactor@optax":
+            _factored_as_the_spec(out, tuple(shape), bool(hyper.get("factored", True)))
         return out
+
+
+def _none_means(optimizer: str) -> dict:
+    return {**NONE_MEANS, **NONE_MEANS_OF.get(optimizer, {})}
+
+
+def _factored_as_the_spec(out: dict, shape: tuple, factored: bool) -> None:
+    """``optax.adafactor``'s state in the dialect's terms, in place.  ``scale_by_factored_rms`` keeps all three of
+    v_row, v_col and v for every parameter, the unused ones as ``(1,)`` placeholders: those are left out.  A factored
+    tensor's v_row is the mean over its largest axis d0 with that axis removed, v_col over the second largest d1
+    (``_factored_dims``); the spec's v_row is the mean over the last axis, kept as length 1 (``State.reduced_axis``
+    −1), its v_col over the second-to-last (−2).  Where d0 is the last axis they are Optax's, reshaped; where d0 is
+    the second-to-last (a 130 × 128 matrix) Optax's v_row is the spec's v_col and the other way round.  Two largest
+    axes elsewhere the dialect does not describe: a clear error."""
+    from optax._src.factorized import _factored_dims
+
+    dims = _factored_dims(shape, factored, OPTAX_MIN_DIM_TO_FACTOR)
+    if dims is None:
+        del out["v_row"], out["v_col"]
+        return
+    del out["v"]
+    n = len(shape)
+    d1, d0 = dims
+    if (d1, d0) == (n - 2, n - 1):
+        row, col = out["v_row"], out["v_col"]
+    elif (d1, d0) == (n - 1, n - 2):
+        row, col = out["v_col"], out["v_row"]
+    else:
+        raise ValueError(f"adafactor@optax: a parameter of shape {shape} is factored over axes {d1} and {d0}; the "
+                         "dialect describes factoring over the last two only")
+    out["v_row"], out["v_col"] = np.expand_dims(row, -1), np.expand_dims(col, -2)
 
 
 def _numpy(a, dtype: str) -> np.ndarray:

@@ -93,24 +93,31 @@ def _holds(config) -> dict:
     """``--hold SPEC:name=value`` -> {spec: {name: value}}, each checked against the spec's hyperparameter."""
     out = {}
     for item, name, spec, hname, text in _spec_items(config, "--hold", "SPEC:name=value"):
-        known = {h.name: h for h in spec.hyperparameters}
-        if hname not in known:
-            raise pytest.UsageError(f"--hold {item!r}: {name} has no hyperparameter {hname!r}; "
-                                    f"known: {', '.join(known)}")
-        h = known[hname]
-        if h.is_flag:
-            if text.lower() not in ("true", "false"):
-                raise pytest.UsageError(f"--hold {item!r}: {hname} is a flag: true or false")
-            value = text.lower() == "true"
-        else:
-            try:
-                value = float(text)
-            except ValueError:
-                raise pytest.UsageError(f"--hold {item!r}: {text!r} is not a number") from None
-            if not h.accepts(value):
-                raise pytest.UsageError(f"--hold {item!r}: {value!r} is outside {hname}'s domain {h.domain}")
-        out.setdefault(name, {})[hname] = value
+        try:
+            out.setdefault(name, {})[hname] = hold_value(spec, hname, text)
+        except ValueError as e:
+            raise pytest.UsageError(f"--hold {item!r}: {e}") from None
     return out
+
+
+def hold_value(spec, hname: str, text: str):
+    """The value ``text`` holds ``spec``'s hyperparameter ``hname`` at (a flag: true or false; else a number in its
+    domain), or a ValueError that says why not."""
+    known = {h.name: h for h in spec.hyperparameters}
+    if hname not in known:
+        raise ValueError(f"{spec.name} has no hyperparameter {hname!r}; known: {', '.join(known)}")
+    h = known[hname]
+    if h.is_flag:
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"{hname} is a flag: true or false")
+        return text.lower() == "true"
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not h.accepts(value):
+        raise ValueError(f"{value!r} is outside {hname}'s domain {h.domain}")
+    return value
 
 
 def _known_spec(name: str, option: str):

@@ -378,10 +378,10 @@ def _backend_object(args):
         return None
     from conformance import backends
     hyper = dict(m.split("=", 1) for m in args.hyper_map)
-    holds = {}
-    for m in args.hold:
-        name, _, text = m.partition("=")
-        holds[name] = text.lower() == "true" if text.lower() in ("true", "false") else float(text)
+    from conformance.plugin import hold_value
+    import spec as spec_pkg
+    spec = spec_pkg.get(args.as_spec)
+    holds = {name: hold_value(spec, name, text) for name, _, text in (m.partition("=") for m in args.hold)}
     return backends.load(args.backend, overrides={args.as_spec: backends.load_class(args.target)},
                          hyper_map={args.as_spec: hyper} if hyper else None,
                          holds={args.as_spec: holds} if holds else None)

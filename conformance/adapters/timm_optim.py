@@ -15,7 +15,6 @@ import importlib
 import importlib.util
 import sys
 import types
-from importlib import metadata
 from pathlib import Path
 
 #: the class name exported here -> timm's module under timm/optim and its class name there
@@ -55,8 +54,6 @@ def _load(module: str, cls: str) -> type:
 
 
 def __getattr__(name: str):
-    if name == "TIMM_VERSION":
-        return metadata.version("timm")
     if name not in CLASSES:
         raise AttributeError(f"conformance.adapters.timm_optim has no {name!r}; it exports {', '.join(sorted(CLASSES))}")
     cls = _load(*CLASSES[name])

@@ -419,6 +419,24 @@ KNOWN_DEVIATIONS = (
         reason="timm's RMSpropTF gives lr a default, 0.01; TF1's RMSPropOptimizer (the dialect) requires it "
                "(finding 84, a documented difference: the signature)."),
     KnownDeviation(
+        id="timm-lamb-accepts-betas-outside-0-1", implementation=("timm.optim.lamb:Lamb",), versions=TIMM,
+        spec="lamb@timm", tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reproduced_by="tests/test_timm_findings.py",
+        reason="timm's Lamb checks lr, eps and weight_decay but not the betas: beta1 or beta2 outside [0, 1) is "
+               "taken as given (finding 105)."),
+    KnownDeviation(
+        id="timm-lamb-counts-steps-per-group", implementation=("timm.optim.lamb:Lamb",), versions=TIMM,
+        spec="lamb@timm", path="custom", tests=VALUE_TESTS, applies=p._gradient_missing_before_a_later_one,
+        reproduced_by="tests/test_timm_findings.py",
+        reason="timm's Lamb bias-corrects with the group's step count, advanced at every step() call: a parameter "
+               "whose gradient was missing at an earlier step gets t too large (finding 106)."),
+    KnownDeviation(
+        id="timm-lamb-clips-p-grad-in-place", implementation=("timm.optim.lamb:Lamb",), versions=TIMM,
+        spec="lamb@timm", path="custom", tests=VALUE_TESTS, effect="domain",
+        reproduced_by="tests/test_timm_findings.py",
+        reason="with max_grad_norm (default 1.0; the audit runs None) timm's Lamb divides each p.grad in place by "
+               "the global clip factor: after step() the caller's gradient is the clipped one (finding 107)."),
+    KnownDeviation(
         id="timm-adan-counts-steps-per-group", implementation=("timm.optim.adan:Adan",), versions=TIMM,
         spec="adan", path="custom", tests=VALUE_TESTS, applies=p._gradient_missing_before_a_later_one,
         reproduced_by="tests/test_timm_findings.py",

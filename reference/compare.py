@@ -643,6 +643,14 @@ PAIRS: tuple = (
     ), note="LAMB has no torch.optim class: the left column is the spec of the paper's Algorithm 2 with bias "
             "correction (spec/lamb.py).  pytorch-optimizer also clamps ‖θ‖ at 10 (not reached by the witness) and, "
             "by default, decays θ·(1 − lr·λ) before the norms, outside the trust ratio."),
+    Pair("lamb", "lamb@timm", (
+        Case("core update (λ = 0): timm skips the trust ratio (always_adapt=False, its default)", torch_fixed=_NO_WD,
+             dialect_fixed=_NO_WD),
+        Case("its default λ > 0 inside u: (m/bc₁)/(√v/√bc₂ + ε) + λθ against (m/bc₁)/(√(v/bc₂) + ε) + λθ",
+             torch_fixed={"weight_decay": LAM}, dialect_fixed={"weight_decay": LAM}),
+        Case("λ = 0 with always_adapt=True", {}, {"always_adapt": True}, _NO_WD, _NO_WD),
+    ), note="timm's Lamb (NVIDIA's FusedLAMB form) is audited with max_grad_norm=None; its default 1.0 clips every "
+            "gradient by the global norm over all groups first, which no spec here states."),
     Pair("lamb", "lamb@keras", (
         Case("core update (λ = 0; m + (g − m)·(1 − β₁), likewise v)", torch_fixed=_NO_WD, dialect_fixed=_NO_WD),
         Case("weight decay λ > 0: inside u under the trust ratio against Keras's θ·(1 − λ·lr) before the step",

@@ -74,6 +74,8 @@ SCHEDULEFREE = "schedulefree"
 SCHEDULEFREE_VERSION = "schedulefree 1.4.1"
 TRANSFORMERS = "transformers"
 TRANSFORMERS_VERSION = "transformers 5.18.0"
+TIMM = "timm"
+TIMM_VERSION = "timm 1.0.29"
 TF1_VERSION = "TensorFlow 1.x API (tf.compat.v1, kernel ApplyRMSProp in training_ops.cc)"
 
 
@@ -736,6 +738,71 @@ LAMB_PYTORCH_OPTIMIZER = _lamb.LAMB.variant(
     torch_class="", paths_doc="", edge_doc="")
 
 
+# --------------------------------------------------------------------------- timm: LAMB (NVIDIA's FusedLAMB form)
+
+TIMM_BIAS_CORRECTION = common.flag("bias_correction", "m/(1 − β₁ᵗ) and √v/√(1 − β₂ᵗ) (the default); False: "
+                                   "neither", default=True)
+TRUST_CLIP = common.flag("trust_clip", "LAMBC: the trust ratio clamped to at most 1 (torch.clamp: NaN stays NaN)")
+ALWAYS_ADAPT = common.flag("always_adapt", "the trust ratio also where λ = 0 (by default a tensor with λ = 0 takes "
+                           "the plain Adam step)")
+DECOUPLED_DECAY = common.flag("decoupled_decay", "θ ← θ + (−lr·λ)·θ before ‖θ‖ is taken, outside the trust ratio; "
+                              "False (the default): λ·θ added to u, inside it (the paper's and the spec's form)")
+_tu = sp.Symbol("d_timm", real=True)  # the denominator √v/√(1 − β₂ᵗ) + ε, a tensor of its own
+
+
+def timm_lamb_rule(f: dict) -> list:
+    """timm.optim.Lamb.step (1.0.29) with max_grad_norm=None, statement for statement: the moments, the
+    denominator √v/√bc₂ + ε, u = (m/bc₁)/denominator, λ·θ into u (or θ decayed first), and the trust ratio only
+    where λ ≠ 0 or always_adapt."""
+    la = _lamb
+    eta, lam = la.eta, la.lam
+    bc1, bc2 = (_bias(la.beta1), _bias(la.beta2)) if f["bias_correction"] else (1, 1)
+    weight = 1 - la.beta1 if f["grad_averaging"] else 1
+    if f["decoupled_decay"]:
+        decay = [Assign(theta, unless_zero(lam, theta + (-eta * lam) * theta, theta),
+                        "_add_scaled_(p, p, −lr·λ): θ + (−lr·λ)·θ, for λ ≠ 0")]
+        l2 = []
+    else:
+        decay = []
+        l2 = [Assign(la.u, unless_zero(lam, la.u + lam * theta, la.u), "update.add_(p, alpha=λ), for λ ≠ 0")]
+    both = sp.And(la.w > 0, la.q > 0, la.w <= la.q) if f["trust_clip"] else sp.And(la.w > 0, la.q > 0)
+    trust = [
+        Assign(la.w, Norm(theta), "p.norm(2.0), after a decoupled decay"),
+        Assign(la.q, Norm(la.u), "update.norm(2.0)"),
+        Assign(la.r, sp.Piecewise((la.w / la.q, both), (1, True)),
+               "where(w > 0, where(q > 0, w/q, 1), 1)" + (
+                   "; trust_clip: clamp(max=1.0), written as w ≤ q (the same values: w/q ≥ 1 exactly where w ≥ q, "
+                   "and ∞/∞ is NaN either way)" if f["trust_clip"] else "")),
+        Assign(la.u, la.r * la.u if f["always_adapt"] else unless_zero(lam, la.r * la.u, la.u),
+               "update.mul_(trust_ratio)" + ("" if f["always_adapt"] else ", ``if weight_decay != 0``")),
+    ]
+    return [
+        Assign(la.m, la.beta1 * la.m + weight * g, "exp_avg.mul_(β₁).add_(grad, alpha=β₃): β₃ = 1 − β₁ or 1"),
+        Assign(la.v, la.beta2 * la.v + (1 - la.beta2) * g * g, "exp_avg_sq.mul_(β₂).addcmul_(grad, grad, 1 − β₂)"),
+        Assign(_tu, sp.sqrt(la.v) / sp.sqrt(bc2) + la.eps, "(exp_avg_sq.sqrt() / bc₂**0.5).add_(eps)"),
+        Assign(la.u, (la.m / bc1) / _tu, "(exp_avg / bc₁).div_(denom)"),
+        *decay,
+        *l2,
+        *trust,
+        Assign(theta, theta + (-eta) * la.u, "_add_scaled_(p, update, −lr)"),
+    ]
+
+
+LAMB_TIMM = _lamb.LAMB.variant(
+    "lamb@timm", dialect=TIMM, title="LAMB (timm)", rule=timm_lamb_rule,
+    hyperparameters=(_lamb.LR, _lamb.BETA1, _lamb.BETA2, _lamb.EPS,
+                     _hp(_lamb.WD, default=0.01, doc="λ: λ·θ added to u (or, decoupled_decay, θ decayed by lr·λ); "
+                         "λ = 0 also turns the trust ratio off unless always_adapt"),
+                     TIMM_BIAS_CORRECTION, GRAD_AVERAGING, TRUST_CLIP, ALWAYS_ADAPT, DECOUPLED_DECAY),
+    doc="timm.optim.Lamb (1.0.29), NVIDIA's FusedLAMB form, with max_grad_norm=None: the moments with bias "
+        "correction of both, u = (m/bc₁)/(√v/√bc₂ + ε) + λθ, the trust ratio ‖θ‖/‖u‖ (1 where either is 0) only "
+        "where λ ≠ 0 or always_adapt, θ ← θ − lr·(r·u).  With its default λ = 0.01 it is the spec's statements in "
+        "another evaluation order; with λ = 0 the trust ratio is skipped (the plain Adam step), where the paper "
+        "and the spec apply it.  Not covered: max_grad_norm (default 1.0: every gradient divided, in place, by "
+        "max(1, ‖g‖/max_grad_norm) over all groups; audited with None), caution, corrected_weight_decay.",
+    torch_class="", paths_doc="", edge_doc="")
+
+
 # --------------------------------------------------------------------------- adan-pytorch (lucidrains): Adan
 
 # adan-pytorch's temporaries: its bias-correction factors, lr/(…) as reciprocal and product, the update's two terms;
@@ -1365,7 +1432,7 @@ DIALECTS: dict = {s.name: s for s in (
     LION_PYTORCH_OPTIMIZER, ADAN_PYTORCH_OPTIMIZER, LAMB_PYTORCH_OPTIMIZER, ADAN_ADAN_PYTORCH, ADEMAMIX_PYTORCH_OPTIMIZER,
     SCHEDULEFREE_ADAMW_Y, SCHEDULEFREE_ADAMW_PYTORCH_OPTIMIZER, SCHEDULEFREE_SGD_Y,
     LION_OPTAX, ADAN_OPTAX, ADEMAMIX_OPTAX, SCHEDULEFREE_ADAMW_OPTAX, LAMB_OPTAX, ADAFACTOR_TRANSFORMERS,
-    ADAFACTOR_OPTAX,
+    ADAFACTOR_OPTAX, LAMB_TIMM,
 )}
 
 _KERAS_COUNTER = ("Keras counts `iterations` per optimizer, not per variable: a variable without a gradient in "
@@ -1448,6 +1515,18 @@ INFO: dict = {
          "every step.",
          "Not covered: rectify, degenerated_to_sgd, n_sma_threshold, pre_norm, max_grad_norm, adanorm, maximize "
          "(one flag per optimizer, negating p.grad in place).")),
+    "lamb@timm": DialectInfo(
+        "lamb", TIMM_VERSION, "timm.optim.Lamb", "timm/optim/lamb.py; timm/optim/_helpers.py (_add_scaled_)",
+        {"lr": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "eps": "eps", "weight_decay": "weight_decay",
+         "bias_correction": "bias_correction", "grad_averaging": "grad_averaging", "trust_clip": "trust_clip",
+         "always_adapt": "always_adapt", "decoupled_decay": "decoupled_decay"},
+        ("t is counted per parameter group (group['step'], advanced at every step() whether or not any parameter "
+         "has a gradient); the dialect counts per parameter, the same while every parameter has a gradient at "
+         "every step.",
+         "Audited with max_grad_norm=None (conformance.adapters.timm_optim:LambUnclipped): its default 1.0 "
+         "divides every gradient by max(1, ‖g‖/1) over all groups, a reduction the element-wise spec does not "
+         "state, and does so in place on p.grad.",
+         "Not covered: caution, corrected_weight_decay (lr²/max_lr).")),
     "adan@adan-pytorch": DialectInfo(
         "adan", ADAN_PYTORCH_VERSION, "adan_pytorch.Adan", "adan_pytorch/adan.py",
         {"lr": "lr", "beta1": "betas[0]", "beta2": "betas[1]", "beta3": "betas[2]", "eps": "eps",

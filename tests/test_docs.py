@@ -94,7 +94,7 @@ def test_headline_verdicts(generated):
         "lion@optax": compare.EQUAL, "adan@optax": compare.DIFFERENT, "ademamix@optax": compare.EQUAL,
         "schedulefree_adamw@optax": compare.EQUAL,
         "lamb@pytorch-optimizer": compare.DIFFERENT, "lamb@optax": compare.EQUAL, "lamb@keras": compare.EQUAL,
-        "lion@keras": compare.EQUAL,
+        "lamb@timm": compare.DIFFERENT, "lion@keras": compare.EQUAL,
     }
     for name, verdict in expected.items():
         row = next(line for line in page.splitlines() if f"[`{name}`]" in line and line.startswith("|"))

@@ -1,4 +1,4 @@
-"""Reproductions of what the suite found in timm's optimizers (docs/measured/third-party.md, findings 81-84).
+"""Reproductions of what the suite found in timm's optimizers (docs/measured/third-party.md, findings 81-84 and 105-107).
 
 timm 1.0.29's optimizer modules are loaded by ``conformance.adapters.timm_optim`` (``import timm`` needs
 torchvision).  Each test states the finding against the spec's exact value (``reference.step``) or the spec's
@@ -74,3 +74,40 @@ def test_rmsproptf_has_a_default_lr():
     import inspect
     assert not isinstance(spec.get("rmsprop@tf").hyper("lr").default, float)
     assert inspect.signature(timm_optim.RMSpropTF).parameters["lr"].default == 0.01
+
+
+@pytest.mark.parametrize("betas", [(-0.1, 0.999), (0.9, 1.0), (1.5, 0.999)])
+def test_lamb_accepts_betas_outside_the_unit_interval(betas):
+    """Finding 105: timm's Lamb checks lr, ε and λ (``_validate_scalar``) but not the betas, which the spec's
+    domain (and timm's own NAdamW, Adan, Lion) confine to [0, 1)."""
+    s = spec.get("lamb@timm")
+    assert not (s.hyper("beta1").accepts(betas[0]) and s.hyper("beta2").accepts(betas[1]))
+    timm_optim.Lamb([torch.nn.Parameter(torch.zeros(1))], betas=betas)
+
+
+def test_lamb_bias_corrects_a_parameter_with_its_groups_step_count():
+    """Finding 106: ``group['step']`` advances at every ``step()`` (before the check that any parameter has a
+    gradient), so a parameter whose first gradient comes at the second call is corrected with t = 2."""
+    a, b = (torch.nn.Parameter(torch.ones(1, dtype=torch.float64)) for _ in range(2))
+    hyper = {"lr": 0.1, "weight_decay": 0.0}
+    opt = timm_optim.LambUnclipped([a, b], **hyper)
+    a.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    a.grad = b.grad = torch.ones(1, dtype=torch.float64)
+    opt.step()
+    s = spec.get("lamb@timm")
+    rows = trajectory(s, s.complete(hyper), np.ones(1), [None, np.ones(1)], formats=("float64",))
+    exact = float(rows[-1].rounded("theta", "float64")[0])  # b's own first step, t = 1: 1 − 0.1·1/(1 + 1e-6)
+    assert abs(exact - 0.9) < 1e-6
+    assert abs(b.item() - exact) > 1e-3, b.item()
+
+
+def test_lamb_clips_the_callers_gradient_in_place():
+    """Finding 107: with max_grad_norm (default 1.0) ``step()`` divides each ``p.grad`` in place by
+    max(1, ‖g‖/max_grad_norm) over all groups: the caller's gradient after the step is not the one it set."""
+    p = torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))
+    opt = timm_optim.Lamb([p])
+    assert opt.defaults["max_grad_norm"] == 1.0
+    p.grad = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    opt.step()
+    assert torch.equal(p.grad, torch.tensor([3.0, 4.0], dtype=torch.float64) / 5), p.grad

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import sys
 import types
 from pathlib import Path
@@ -31,7 +32,15 @@ CLASSES = {
     "Adafactor": ("adafactor", "Adafactor"),
 }
 
-__all__ = sorted(CLASSES)
+#: timm's classes with another default, for a keyword the spec has no statement for (the class is subclassed,
+#: its code untouched; it reports itself as timm's class, so timm's known deviations apply to it)
+CONFIGURED = {
+    # max_grad_norm (default 1.0) divides every gradient, in place, by max(1, global norm/max_grad_norm) over all
+    # groups before the step: a cross-group reduction that spec lamb@timm does not state (docs/measured/third-party.md)
+    "LambUnclipped": ("Lamb", {"max_grad_norm": None}),
+}
+
+__all__ = sorted([*CLASSES, *CONFIGURED])
 
 
 def _package(name: str, path: Path) -> None:
@@ -53,7 +62,33 @@ def _load(module: str, cls: str) -> type:
     return getattr(importlib.import_module(f"timm.optim.{module}"), cls)
 
 
+def _configured(name: str) -> type:
+    base_name, fixed = CONFIGURED[name]
+    base = _load(*CLASSES[base_name])
+    module, _ = CLASSES[base_name]
+
+    def __init__(self, params, **kwargs):
+        base.__init__(self, params, **{**fixed, **kwargs})
+
+    signature = inspect.signature(base.__init__)  # the defaults test reads the class's own, with these changed
+    __init__.__signature__ = signature.replace(parameters=[
+        q.replace(default=fixed[q.name]) if q.name in fixed else q for q in signature.parameters.values()])
+
+    def conformance_implementation(cls):
+        from importlib.metadata import version
+        return f"timm.optim.{module}:{base_name}", version("timm")
+
+    shown = ", ".join(f"{k}={v!r}" for k, v in fixed.items())
+    return type(name, (base,), {"__init__": __init__, "__module__": __name__,
+                                "conformance_implementation": classmethod(conformance_implementation),
+                                "__doc__": f"timm's {base_name} with {shown} by default; its code unchanged."})
+
+
 def __getattr__(name: str):
+    if name in CONFIGURED:
+        cls = _configured(name)
+        globals()[name] = cls
+        return cls
     if name not in CLASSES:
         raise AttributeError(f"conformance.adapters.timm_optim has no {name!r}; it exports {', '.join(sorted(CLASSES))}")
     cls = _load(*CLASSES[name])

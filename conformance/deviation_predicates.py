@@ -680,18 +680,29 @@ def _optax_schedule_free_has_warmup(data) -> bool:
 
 
 def _optax_adafactor_float16_square_is_zero(data) -> bool:
-    """Some gradient element of the case whose square rounds to 0 in float16 (|g| ≤ 2^−12.5, zero included):
-    Optax's ε = 1e-30 is 0 in float16, and only such an element can make a second-moment statistic 0 (v, or a row
-    or column factor, is a weighted mean of the float16 squares, no smaller than the least of them), where
-    g·0^(−½) is NaN or ±inf and the block RMS clip spreads it over the tensor."""
-    for row in data.grads:
-        for group in row:
-            for g in group:
-                if g is None:
-                    continue
-                g = np.asarray(g, dtype=np.float64)  # exact: float16 values, whose squares float64 holds exactly
-                if np.any(np.asarray(g * g, dtype=np.float16) == 0):
+    """Some tensor's step can meet a second-moment statistic of 0 in float16: Optax's ε = 1e-30 is 0 there, and
+    g·0^(−½) is NaN or ±inf, which the block RMS clip spreads over the tensor.  An element's statistic
+    v_t = β̂ₜ·v_{t−1} + (1 − β̂ₜ)·g_t² (β̂ₜ = 1 − t^(−c), 0 at the tensor's first step) is 0 only where its float16
+    g_t² is 0 and β̂ₜ·v_{t−1} may underflow: v_{t−1}, a weighted mean of the element's earlier squares (weights
+    summing to 1), is at least the least of them up to its roundings, so the case is covered where β̂ₜ times that
+    least square is below float16's smallest subnormal 2⁻²⁴ (a product that rounds to 0 is at most 2⁻²⁵; the factor
+    2 covers v_{t−1}'s and the product's roundings), the first step (β̂₁ = 0) included.  A factored tensor
+    (Optax: both of its two largest dimensions ≥ 128; its row and column factors mix elements) is covered on any
+    zero square."""
+    tiny = 2.0 ** -24
+    for i, (h, params) in enumerate(data.groups):
+        c = h.get("decay_rate", 0.8)
+        least = [np.full(np.shape(q), np.inf) for q in params]  # per element: the least earlier float16 square
+        for s, (_, stepped) in enumerate(_group_steps(data, i)):
+            for j, t in stepped:
+                g = np.asarray(data.grads[s][i][j], dtype=np.float64)  # float16 values: exact squares
+                square = np.asarray(np.asarray(g * g, dtype=np.float16), dtype=np.float64)
+                zero = square == 0
+                factored = len(np.shape(g)) >= 2 and sorted(np.shape(g))[-2] >= 128
+                if zero.any() and (factored or t == 1 or c == 0
+                                   or np.any(zero & ((1 - float(t) ** -c) * least[j] < tiny))):
                     return True
+                least[j] = np.minimum(least[j], square)
     return False
 
 

@@ -299,12 +299,25 @@ def test_optax_backend_adafactor_factored_case_conforms():
 
 
 def test_optax_adafactor_predicates():
-    """The two entries' predicates: finding 68 covers a float16 gradient element whose square rounds to 0, finding
-    69 a second step with decay_rate ≠ 0."""
+    """The two entries' predicates: finding 68 covers a float16 zero square that can meet a zero statistic (the
+    tensor's first step, or a decay that lets β̂ₜ·v underflow), finding 69 a second step with decay_rate ≠ 0."""
+    from dataclasses import replace
+    from conformance.backend import Group
     from conformance.deviation_predicates import (_optax_adafactor_decay_rate_inexact_in_float32 as float32_decay,
                                                   _optax_adafactor_float16_square_is_zero as zero_square)
     case = _adafactor_case((3,), 2)
     assert not zero_square(case) and float32_decay(case)
-    case.grads[1][0][0][1] = np.float16(2.0 ** -13)  # g² = 2⁻²⁶ rounds to 0
+    case.grads[0][0][0][1] = np.float16(2.0 ** -13)  # g² = 2⁻²⁶ rounds to 0 at the first step: v₁ = 0
     assert zero_square(case)
+    assert not np.isfinite(np.asarray(backend.run(case)[0].params[0][0], np.float64)).all()  # what Optax gives
+    later = _adafactor_case((3,), 2)
+    later.grads[0][0][0][1] = np.float16(1.0)
+    later.grads[1][0][0][1] = np.float16(2.0 ** -13)  # a zero square after v₁ = 1: v₂ = β̂₂ > 0, no NaN
+    assert not zero_square(later)
+    assert np.isfinite(np.asarray(backend.run(later)[-1].params[0][0], np.float64)).all()
+    later.grads[0][0][0][1] = np.float16(2.0 ** -12)  # v₁ = 2⁻²⁴, the least subnormal: β̂₂·v₁ rounds to 0
+    assert zero_square(later)
+    later.grads[0][0][0][1] = np.float16(1.0)
+    assert zero_square(replace(later, groups=[Group({**later.groups[0].hyper, "decay_rate": 0.0},
+                                                    later.groups[0].params)]))  # β̂ₜ = 0 at every step
     assert not float32_decay(_adafactor_case((3,), 1)) and not float32_decay(_adafactor_case((3,), 2, decay_rate=0.0))

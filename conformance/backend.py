@@ -138,7 +138,9 @@ class Case:
     converted likewise; the backend reports the case's tensors only.  It checks that a tensor is stepped as in a
     one-dtype group when its group mixes dtypes (torch's foreach and fused paths split a group by dtype,
     ``_group_tensors_by_device_and_dtype``, and must keep each tensor's state with it); the companions' own values
-    are not checked.  None of the axes changes the exact values the case is checked against.
+    are not checked.  ``betas_tensor``: every group's betas (``beta1``, ``beta2``, ...; torch's ``betas``) reach the
+    optimizer as 0-d tensors holding the same values (torch: float64, exact).  None of the axes changes the exact
+    values the case is checked against.
 
     Frozen: derive variants with ``dataclasses.replace`` (``replace(case,
     resume_at=2)``).  The lists and arrays inside are not copied by that;
@@ -156,6 +158,7 @@ class Case:
     lr_tensor: bool = False
     complex: bool = False
     mixed_dtype: bool = False
+    betas_tensor: bool = False
 
     @property
     def steps(self) -> int:
@@ -163,7 +166,7 @@ class Case:
 
 
 #: Optional case axes a backend may offer (``case_axes``): see ``Case``.
-CASE_AXES = ("lr_tensor", "complex", "mixed_dtype")
+CASE_AXES = ("lr_tensor", "complex", "mixed_dtype", "betas_tensor")
 
 #: The dtype of a ``mixed_dtype`` case's companion tensors: one that holds the case dtype's values exactly, except
 #: for float64, whose companions are float32 roundings (their values are not checked).

@@ -668,11 +668,19 @@ KNOWN_DEVIATIONS = (
 ) + tuple(
     KnownDeviation(
         id=f"{name}-tensor-beta1-rounded-to-parameter-dtype", implementation=torch_optim(cls), versions=">=2.13,<2.14",
-        spec=name, path=("for-loop", "differentiable"), tests=VALUE_TESTS, effect="domain",
+        spec=name, path=("for-loop", "differentiable"), tests=VALUE_TESTS, effect="drift",
         reproduced_by="tests/test_known_deviations.py::test_tensor_beta1_is_rounded_to_the_parameter_dtype",
-        reason="with betas given as Tensors the single-tensor path rounds beta1 to the parameter's dtype before "
-               "lerp(g, 1 - beta1): bfloat16 m = 0.1016 for 0.1.")
+        reason="with betas given as Tensors (the betas_tensor axis) the single-tensor path rounds beta1 to the "
+               "parameter's dtype before lerp(g, 1 - beta1): bfloat16 m = 0.1016 for 0.1.")
     for name, cls in (("adam", "Adam"), ("adamw", "AdamW"))
+) + (
+    KnownDeviation(  # finding 108
+        id="foreach-tensor-betas-fail-at-the-first-step",
+        implementation=torch_optim("Adamax", "NAdam", "RAdam"), versions=TORCH,
+        spec=("adamax", "nadam", "radam"), path="foreach", tests=VALUE_TESTS, effect="domain",
+        reproduced_by="tests/test_known_deviations.py::test_foreach_tensor_betas_fail_at_the_first_step",
+        reason="the constructors accept Tensor betas with foreach=True, and step() then raises from inside a "
+               "_foreach op (Adam and AdamW refuse them at construction); the betas_tensor axis is refused there."),
 ) + tuple(
     KnownDeviation(
         id=f"{name}-capturable-cuda-factors-rounded", implementation=torch_optim(cls), versions=TORCH, spec=name,

@@ -4,7 +4,7 @@ Arrays travel as hex floats (exact in every format), or, when drawn by
 ``strategies.bulk_arrays``, as their recipe (a numpy seed and the drawn values
 as hex, ``strategies.bulk_array``), which rebuilds them bit for bit;
 hyperparameters travel as Python float literals (``repr`` is exact), and the
-memory layout (``Case.layout``) by name, and the case axes (``Case.lr_tensor``, ``Case.complex``, ``Case.mixed_dtype``) where set, so the printed call replays the very
+memory layout (``Case.layout``) by name, and the case axes (``Case.lr_tensor``, ``Case.complex``, ``Case.mixed_dtype``, ``Case.betas_tensor``) where set, so the printed call replays the very
 inputs that failed, laid out as they were, on any machine.
 """
 from __future__ import annotations
@@ -75,12 +75,12 @@ def decode(optimizer: str, dtype: str, groups, grads, lrs, layout: str = "contig
 
 def replay(backend: str, optimizer: str, path: str, dtype: str, mode: str, groups, grads, lrs=None,
            overrides=None, quiet: bool = False, layout: str = "contiguous", lr_tensor: bool = False,
-           complex: bool = False, mixed_dtype: bool = False, hyper_map=None, holds=None):
+           complex: bool = False, mixed_dtype: bool = False, betas_tensor: bool = False, hyper_map=None, holds=None):
     """Re-run a printed case and return its ``check.Report`` (printed unless ``quiet``)."""
     classes = {k: backends.load_class(v) for k, v in (overrides or {}).items()}
     impl = backends.load(backend, overrides=classes or None, hyper_map=hyper_map or None, holds=holds or None)
     data = decode(optimizer, dtype, groups, grads, lrs, layout, lr_tensor=lr_tensor, complex=complex,
-                  mixed_dtype=mixed_dtype)
+                  mixed_dtype=mixed_dtype, betas_tensor=betas_tensor)
     case = for_backend(data, path)
     outputs = impl.run(case)
     check_output(case, outputs)

@@ -51,7 +51,7 @@ _TENSOR_ADAM = (
     f"{_TENSOR_LR} foreach refuses it (\"lr as a Tensor is not supported for capturable=False and foreach=True\"). "
     "betas may be Tensors too (both or neither; the same foreach refusal), and then the single-tensor "
     "path rounds β₁ to the parameter's dtype before lerp(g, 1 − β₁) (known deviation "
-    "`{name}-tensor-beta1-rounded-to-parameter-dtype`; Tensor betas are not drawn).")
+    "`{name}-tensor-beta1-rounded-to-parameter-dtype`, within the tolerance: the `betas_tensor` axis draws them).")
 TENSOR_LR["adam"], TENSOR_LR["adamw"] = _TENSOR_ADAM.format(name="adam"), _TENSOR_ADAM.format(name="adamw")
 TENSOR_LR["sgd"] = f"{_TENSOR_LR} weight_decay may be a Tensor too (not drawn)."
 TENSOR_LR["adafactor"] = ("lr may be a 1-element Tensor, on both paths (no foreach refusal): `_to_scalar` keeps a 0-d "
@@ -84,7 +84,7 @@ DIFFERENTIABLE["adamw"] = DIFFERENTIABLE["adam"].replace("adam-capturable", "ada
 CHECKED = ("The torch backend runs `differentiable=True, foreach=False` as the path `differentiable` of every "
            "optimizer (the value tests run it like any path; its scalar precision is the for-loop's, float32 for "
            "Adam, AdamW and NAdam; fused refuses the flag, \"`fused` does not support `differentiable`\", and foreach "
-           "raises \"_foreach ops don't support autograd\", SGD's excepted).  Three case axes are drawn in "
+           "raises \"_foreach ops don't support autograd\", SGD's excepted).  Four case axes are drawn in "
            "`test_trajectory` and `test_single_steps` where the backend offers them (`case_axes`): `lr_tensor`, each "
            "group's lr a float64 0-d tensor (exact) changed with `fill_`; `complex`, every tensor with an even last "
            "dimension stepped as the complex tensor of its pairs (float16 as complex32; bfloat16 has no complex "
@@ -92,5 +92,7 @@ CHECKED = ("The torch backend runs `differentiable=True, foreach=False` as the p
            "of another dtype (float32 for float16, bfloat16 and float64 tensors, float64 for float32 ones) holding "
            "its values, which torch's foreach and fused paths put in a dtype group of their own "
            "(`_group_tensors_by_device_and_dtype`): the case's tensors are checked, the companions' values are "
-           "not.  Where the backend refuses an axis, the run's summary lists it with "
+           "not; and, for the optimizers with betas, `betas_tensor`, each group's betas float64 0-d tensors (exact; "
+           "foreach Adam and AdamW refuse them with a ValueError, foreach Adamax, NAdam and RAdam accept them and "
+           "fail at the first step, finding 108).  Where the backend refuses an axis, the run's summary lists it with "
            "the reason (torch's exception, or the reason above).")

@@ -4,6 +4,7 @@ These tests assert that the deviation is still there: when torch fixes one, its 
 in conformance/known_deviations.py must go (the harness then checks those inputs again).
 """
 import math
+import re
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -496,6 +497,25 @@ def test_tensor_beta1_is_rounded_to_the_parameter_dtype(name, dtype, plain, roun
 
     assert first_moment((0.9, 0.999)) == plain
     assert first_moment((torch.tensor(0.9, dtype=torch.float64), torch.tensor(0.999, dtype=torch.float64))) == rounded
+
+
+@pytest.mark.parametrize("name, error, message", [
+    ("Adamax", TypeError, "_foreach_addcdiv_() received an invalid combination of arguments"),
+    ("NAdam", RuntimeError, "Expected packed scalar Tensor to be of dimension 1"),
+    ("RAdam", RuntimeError, "Expected packed scalar Tensor to be of dimension 1"),
+])
+def test_foreach_tensor_betas_fail_at_the_first_step(name, error, message):
+    """Finding 108: Adam and AdamW refuse Tensor betas with foreach=True in the constructor (ValueError "betas[0] as a
+    Tensor is not supported for capturable=False and foreach=True"); Adamax, NAdam and RAdam build the optimizer and
+    fail at the first step, from inside a _foreach op."""
+    betas = (torch.tensor(0.9, dtype=torch.float64), torch.tensor(0.999, dtype=torch.float64))
+    with pytest.raises(ValueError, match=re.escape("betas[0] as a Tensor is not supported")):
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)], betas=betas, foreach=True)
+    p = torch.zeros(2, requires_grad=True)
+    opt = getattr(torch.optim, name)([p], betas=betas, foreach=True)
+    p.grad = torch.ones(2)
+    with pytest.raises(error, match=re.escape(message)):
+        opt.step()
 
 
 def test_denominator_predicate_over_arrays_agrees_with_the_exact_path():

@@ -43,7 +43,11 @@ def test_refused_axes_carry_the_reason(backend):
     assert "lr as a Tensor is not supported for capturable=False and foreach=True" in \
         backend.case_axes("adam", "foreach", "float32")["lr_tensor"]
     assert backend.case_axes("adam", "for-loop", "float32") == {"lr_tensor": None, "complex": None,
-                                                                "mixed_dtype": None}
+                                                                "mixed_dtype": None, "betas_tensor": None}
+    assert "betas[0] as a Tensor is not supported for capturable=False and foreach=True" in \
+        backend.case_axes("adam", "foreach", "float32")["betas_tensor"]
+    assert "packed scalar Tensor" in backend.case_axes("nadam", "foreach", "float32")["betas_tensor"]  # finding 108
+    assert "betas_tensor" not in backend.case_axes("sgd", "for-loop", "float32")  # no betas: no axis
     assert "requires all the params to be floating point" in backend.case_axes("adam", "fused", "float32")["complex"]
     assert "no view_as_real" in backend.case_axes("sgd", "for-loop", "float64")["complex"]
     assert "bfloat16" in backend.case_axes("rmsprop", "foreach", "bfloat16")["complex"]

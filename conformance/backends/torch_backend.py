@@ -24,7 +24,7 @@ probing: one construction and two steps on a 2-element tensor per (path,
 dtype), cached per backend.  What failed, and why, is kept for reporting
 (``unsupported`` and ``unsupported_paths``).
 
-Case axes (``case_axes``; ``Case.lr_tensor``, ``Case.complex``): ``lr_tensor`` passes each group's lr as a
+Case axes (``case_axes``; ``Case.lr_tensor``, ``Case.complex``, ``Case.betas_tensor``): ``lr_tensor`` passes each group's lr as a
 0-d float64 tensor (exact; changed with ``fill_``), offered where a construction and two steps with one work
 (foreach Adam/AdamW refuse it with torch's ``ValueError``).  ``complex`` steps every tensor whose last
 dimension is even as ``torch.view_as_complex`` of its (…, k, 2) pairs and reports ``torch.view_as_real`` of
@@ -32,7 +32,9 @@ parameters and state; offered where torch's code views complex tensors as real p
 and the probe say where it does not), for float16 (complex32), float32 and float64.  ``mixed_dtype`` puts a
 companion tensor of ``COMPANION_DTYPE`` after each tensor of a group, steps them together and reports the case's
 tensors only; offered where a construction and two steps of such a group work, to ``--optimizer`` classes too
-(the only axis they get).
+(the only axis they get).  ``betas_tensor`` passes each group's betas as 0-d float64 tensors, for the optimizers
+that have betas, offered where a construction and two steps with them work (foreach Adam/AdamW refuse them with
+torch's ``ValueError``).
 
 Learning-rate schedules (``schedulers``, ``run_schedule``, ``run_scheduled``:
 the optional part of ``conformance.backend``'s protocol) run
@@ -202,6 +204,11 @@ def _state_value(key, value, param: "torch.Tensor"):
 # --------------------------------------------------------------------------
 # class loading
 # --------------------------------------------------------------------------
+
+def _betas(optimizer: str, hyper: dict) -> dict:
+    """The entries of ``hyper`` that torch's ``betas`` tuple holds for ``optimizer`` (beta1, beta2[, beta3]), or {}."""
+    return {k: hyper[k] for k in optimizers.tuple_entries(optimizers.TORCH_PAIRS["betas"], hyper)}
+
 
 def _sparse(optimizer: str) -> bool:
     """The spec's gradients are sparse (``OptimizerSpec.sparse_gradients``: torch's SparseAdam)."""
@@ -467,6 +474,10 @@ class TorchBackend:
 
     # ---- probing -----------------------------------------------------------
 
+    def _tensor64(self, x: float) -> "torch.Tensor":
+        """``x`` as a 0-d float64 tensor on the device: exact for any drawn float."""
+        return torch.tensor(x, dtype=torch.float64, device=self.device)
+
     def _probe_one(self, cls, flags: dict, dtype: str, complex_: bool = False, mixed: bool = False,
                    sparse: bool = False) -> Optional[str]:
         """None when two steps on a 2-element tensor (``complex_``: one complex element; ``mixed``: and a
@@ -513,6 +524,10 @@ class TorchBackend:
                                                                           sparse=sparse)
             self._axes[key] = {"lr_tensor": lr, "complex": cplx,
                                "mixed_dtype": self._probe_one(cls, flags, dtype, mixed=True, sparse=sparse)}
+            betas = _betas(optimizer, {h.name: h.default for h in spec_get(optimizer).hyperparameters})
+            if betas:  # only an optimizer with betas has the axis (nothing to refuse elsewhere)
+                self._axes[key]["betas_tensor"] = self._probe_one(
+                    cls, {**flags, "betas": tuple(self._tensor64(x) for x in betas.values())}, dtype, sparse=sparse)
         return dict(self._axes[key])
 
     def _override_axes(self, cls, dtype: str, sparse: bool = False) -> dict:
@@ -653,7 +668,9 @@ class TorchBackend:
         def hyper(h: dict) -> dict:
             h = dict(h)
             if case.lr_tensor:  # float64: the tensor holds the drawn lr exactly
-                h["lr"] = torch.tensor(h["lr"], dtype=torch.float64, device=self.device)
+                h["lr"] = self._tensor64(h["lr"])
+            if case.betas_tensor:
+                h.update({k: self._tensor64(v) for k, v in _betas(case.optimizer, h).items()})
             return self.map_hyper(case.optimizer, h)
 
         param_groups = []

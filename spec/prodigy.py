@@ -44,7 +44,8 @@ otherwise); β₃ = ``math.sqrt(β₂)`` when ``beta3`` is None)::
         θ = θ + (−dlr)·m/den  if β₁ > 0,  else  θ + (−dlr·d)·g/den      (the new d again)
     every group: k ← k + 1
 
-**Against the paper** (Mishchenko & Defazio 2023, arXiv:2306.06101, Algorithm 3, the Adam version: m, v, then
+**Against the paper** (Mishchenko & Defazio 2023, arXiv:2306.06101, the Adam version of Section 5, Algorithm 3 or 4
+depending on the arXiv version; as we read it: m, v, then
 r_{k+1} = √β₂·r_k + (1 − √β₂)·γ_k·d_k²·⟨g_k, x₀ − x_k⟩, s_{k+1} = √β₂·s_k + (1 − √β₂)·γ_k·d_k²·g_k,
 d̂_{k+1} = r_{k+1}/‖s_{k+1}‖₁, d_{k+1} = max(d_k, d̂_{k+1}), x_{k+1} = x_k − γ_k·d_k·m_{k+1}/(√v_{k+1} + d_k·ε)):
 the code drops the common factor (1 − √β₂) of r and s and scales both by 1/d0 (equal ratio in exact arithmetic);

@@ -19,6 +19,7 @@ BROKEN = {
     "beta3_is_beta2": "β₃ defaults to β₂ instead of √β₂",
     "dot_sign": "d_numerator accumulates dot(g, θ − p0): the wrong sign",
     "bias_k": "bias correction with k instead of k + 1",
+    "eps_old_d": "ε's factor is the d before the step (the paper's d_k·ε), not the new d",
 }
 
 
@@ -48,6 +49,7 @@ def run(hyper: dict, groups: list, grads: list, group_lrs=None, broken: str = ""
     rows = []
     for step_grads in grads:
         k, d, d_max = sc["k"], sc["d"], sc["d_max"]
+        sc_d_before = d
         kk = k if broken == "bias_k" else k + 1
         bias = ((1 - b2 ** kk) ** 0.5) / (1 - b1 ** kk) if h["use_bias_correction"] and kk > 0 else 1
         dlr = d * lr * bias
@@ -96,10 +98,11 @@ def run(hyper: dict, groups: list, grads: list, group_lrs=None, broken: str = ""
             d_max = max(d_max, d_hat)
             d = min(d_max, d * h["growth_rate"])
         sc = {"d": d, "d_max": d_max, "d_numerator": numerator, "k": k + 1, "d_hat": d_hat, "d_denom": denom}
+        d_eps = sc_d_before if broken == "eps_old_d" else d
         for gi, pi, g in used:
             p, st = params[gi][pi], state[gi][pi]
             dt, om = p.dtype, _opmath(p.dtype)
-            den = (np.sqrt(st["exp_avg_sq"].astype(om)).astype(dt).astype(om) + om.type(d * h["eps"])).astype(dt)
+            den = (np.sqrt(st["exp_avg_sq"].astype(om)).astype(dt).astype(om) + om.type(d_eps * h["eps"])).astype(dt)
             if h["weight_decay"] != 0 and h["decouple"]:
                 p = (p.astype(om) + om.type(-h["weight_decay"] * dlr) * p.astype(om)).astype(dt)
             num, value = (st["exp_avg"], -dlr) if b1 > 0 else (g, -dlr * d)

@@ -55,8 +55,8 @@ not d_k·ε; with β₁ = 0 its numerator is dlr·d_{k+1}·g where the paper's m
 d_{k+1}/d_k times the paper's).  A growth limit has one exception: while d is still d0, d jumps to d̂ at once.
 
 **Not in this spec**: slice_p > 1 (the rule is the same; only the reductions read every slice_p-th element,
-which ``group_scalars`` takes as given), fsdp_in_use (torch.distributed), groups with lr = 0 beside groups with
-lr > 0 (flag ``lr_zero`` states what the code does to them: finding 89).
+which ``group_scalars`` takes as given), fsdp_in_use (torch.distributed).  A group with lr = 0 beside groups with
+lr > 0 is in it: flag ``lr_zero`` states what the code does to it (finding 89).
 """
 from __future__ import annotations
 

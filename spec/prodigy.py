@@ -156,7 +156,7 @@ def resolve(hyper: dict) -> dict:
 GROUP_DEFAULTS = {"d_coef": 1.0, "growth_rate": float("inf")}
 
 
-def group_scalars(O, h: dict, before: dict, tensors: list):
+def group_scalars(O, h: dict, before: dict, tensors: list, bias_divides: bool = False):
     """The group scalars of one step in the arithmetic ``O`` (``reference.bound.Bound``: exact value and error
     bound), in prodigyopt's order of operations.
 
@@ -164,15 +164,22 @@ def group_scalars(O, h: dict, before: dict, tensors: list):
     d_numerator, k before the step, and d0 (of the last group); ``tensors``: per tensor of a group with lr > 0,
     ``dot`` (an ``O`` value: dot(g, p0 − θ) as its dtype computes it, converted exactly by ``.item()``) and
     ``l1`` (an ``O`` value: Σ|s| of the new s).  ``O.hyper`` values are binary64 Python floats.
-    Returns N, D (``O`` values) and a function d̂ ↦ (d_max, d): the exact binary64 logic of the observed d̂.
+    The stored d_numerator enters as a value of ``O``'s format (a Python float, or pytorch-optimizer's float32
+    tensor), so that β₃·N is charged as that format computes it.  ``bias_divides``: pytorch-optimizer's
+    d·lr/((1 − β₁ᵗ)/√(1 − β₂ᵗ)) in place of prodigyopt's d·lr·(√(1 − β₂ᵗ)/(1 − β₁ᵗ)).
+    Returns N and D (``O`` values); d̂ = d_coef·N/D, and ``next_d`` gives d_max and d from the observed d̂.
     """
     H = O.hyper
     k1 = O.step_counter(before["k"] + 1)
-    bias = (O.div(O.sqrt(O.sub(H(1.0), O.pow(H(h["beta2"]), k1))), O.sub(H(1.0), O.pow(H(h["beta1"]), k1)))
-            if h["use_bias_correction"] else H(1.0))
-    dlr_ = O.mul(O.mul(H(before["d"]), H(h["lr"])), bias)
+    if not h["use_bias_correction"]:
+        dlr_ = O.mul(H(before["d"]), H(h["lr"]))
+    else:
+        root = O.sqrt(O.sub(H(1.0), O.pow(H(h["beta2"]), k1)))
+        first = O.sub(H(1.0), O.pow(H(h["beta1"]), k1))
+        dlr_ = (O.div(O.mul(H(before["d"]), H(h["lr"])), O.div(first, root)) if bias_divides else
+                O.mul(O.mul(H(before["d"]), H(h["lr"])), O.div(root, first)))
     coef = O.mul(O.div(H(before["d"]), H(before["d0"])), dlr_)
-    numerator = O.mul(H(h["beta3"]), H(before["d_numerator"]))
+    numerator = O.mul(H(h["beta3"]), O.input(before["d_numerator"]))
     delta, denom = H(0.0), H(0.0)
     for x in tensors:
         delta = O.add(delta, O.mul(coef, x["dot"]))
@@ -194,7 +201,13 @@ def _rule_pytorch_optimizer(f: dict) -> list:
     is dlr·d·g/den with the *old* d, the paper's), and the decoupled decay is ``p.mul_(1 − λ·dlr)``.  Coupled decay
     is stated as its docstring means it (λθ added to g before the moments); the code adds it after them, where it
     changes nothing (finding 91)."""
-    out = [s_ for s_ in rule({**f, "lr_zero": False}) if s_.target not in (theta, den)]
+    out = [s_ for s_ in rule({**f, "lr_zero": False}) if s_.target not in (theta, den, bc, dlr)]
+    at = 0 if f["decouple"] else 1  # after the coupled decay of g
+    out[at:at] = [
+        Assign(bc, (1 - b1 ** t) / sp.sqrt(1 - b2 ** t) if f["use_bias_correction"] else sp.Integer(1),
+               "``debias(β₁, step) / √debias(β₂, step)`` (binary64, ``math.pow``)"),
+        Assign(dlr, d * eta / bc, "``d_lr = d·lr/bias_correction``"),
+    ]
     if f["decouple"]:
         out.append(Assign(theta, unless_zero(lam, theta * (1 - lam * dlr), theta), "``p.mul_(1 − λ·dlr)``"))
     return out + [

@@ -151,7 +151,7 @@ def check_steps(library: str, hyper: dict, groups: list, grads: list, rows: list
                 if obs[name] != expect[name]:
                     failures.append(f"{where} (D = 0) {name}: got {obs[name]!r}, expected {expect[name]!r}")
         else:
-            N, D = group_scalars(Oa, h, before, reductions)
+            N, D = group_scalars(Oa, h, before, reductions, bias_divides=library == "pytorch_optimizer")
             d_hat = Oa.div(Oa.mul(Oa.hyper(h["d_coef"]), N), D)
             failures += _within(obs["d_numerator"], N, "d_numerator", where)
             failures += _within(obs["d_denom"], D, "d_denom", where)

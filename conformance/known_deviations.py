@@ -720,8 +720,8 @@ KNOWN_DEVIATIONS = (
          "is ignored without an error (finding 92)."),
         ("pytorch-optimizer-prodigy-d0-zero-accepted", "pytorch_optimizer.optimizer.prodigy:Prodigy",
          PYTORCH_OPTIMIZER, "prodigy@pytorch_optimizer",
-         "pytorch-optimizer's Prodigy accepts d0 = 0 (ZeroDivisionError inside step), lr = NaN and eps = 0 "
-         "(finding 93)."),
+         "pytorch-optimizer's Prodigy accepts d0 = 0 (ZeroDivisionError inside step), lr = NaN, eps = 0 and any "
+         "keyword, prodigyopt's names too (finding 93)."),
     )
 )
 

@@ -72,9 +72,10 @@ def test_92_pytorch_optimizer_ignores_every_groups_lr_but_the_first():
     assert torch.equal(b, b2)  # lr 0 and lr 5 for the second group: the same θ
 
 
-def test_93_pytorch_optimizer_accepts_d0_zero_and_nan_lr():
+def test_93_pytorch_optimizer_accepts_d0_zero_nan_lr_and_any_keyword():
     """d0 = 0 passes the constructor and fails inside step (ZeroDivisionError in d/d0); lr = NaN and ε = 0 pass
-    too (prodigyopt refuses all three)."""
+    too (prodigyopt refuses all three); and ``**kwargs`` swallows any keyword, prodigyopt's own names included:
+    ``use_bias_correction=True`` (its name: bias_correction) leaves bias correction off, without a word."""
     p = torch.tensor([1.0, 2.0])
     opt = pytorch_optimizer.Prodigy([p], d0=0.0)
     p.grad = torch.ones(2)
@@ -82,3 +83,5 @@ def test_93_pytorch_optimizer_accepts_d0_zero_and_nan_lr():
         opt.step()
     pytorch_optimizer.Prodigy([p], lr=float("nan"))
     pytorch_optimizer.Prodigy([p], eps=0.0)
+    opt = pytorch_optimizer.Prodigy([p], use_bias_correction=True, decouple=False, slice_p=11)
+    assert opt.param_groups[0]["bias_correction"] is False and opt.param_groups[0]["weight_decouple"] is True

@@ -54,8 +54,9 @@ rule), bias correction, safeguard_warmup (γ_k left out of s), weight decay, sli
 not d_k·ε; with β₁ = 0 its numerator is dlr·d_{k+1}·g where the paper's m_{k+1} = d_k·g gives dlr·d_k·g (a step
 d_{k+1}/d_k times the paper's).  A growth limit has one exception: while d is still d0, d jumps to d̂ at once.
 
-**Not in this spec**: slice_p > 1 (the rule is the same; only the reductions read every slice_p-th element,
-which ``group_scalars`` takes as given), fsdp_in_use (torch.distributed).  A group with lr = 0 beside groups with
+**slice_p** > 1: s and p0 exist for every slice_p-th element of the flattened tensor only; the rule of s is the
+same there, and the reductions read those elements only (``group_scalars`` takes them as given).
+**Not in this spec**: fsdp_in_use (torch.distributed).  A group with lr = 0 beside groups with
 lr > 0 is in it: flag ``lr_zero`` states what the code does to it (finding 89).
 """
 from __future__ import annotations
@@ -152,8 +153,9 @@ def resolve(hyper: dict) -> dict:
 
 # ---------------------------------------------------------------------------------------- the group scalars
 
-#: d_coef and growth_rate enter the group scalars only; prodigyopt checks neither (finding 90).
-GROUP_DEFAULTS = {"d_coef": 1.0, "growth_rate": float("inf")}
+#: d_coef and growth_rate enter the group scalars only, and slice_p which elements they read (s and p0 are kept for
+#: every slice_p-th element of the flattened tensor only); prodigyopt checks none of them (finding 90).
+GROUP_DEFAULTS = {"d_coef": 1.0, "growth_rate": float("inf"), "slice_p": 1}
 
 
 def group_scalars(O, h: dict, before: dict, tensors: list, bias_divides: bool = False):

@@ -47,7 +47,10 @@ def torch_kwargs(library: str, h: dict) -> dict:
               weight_decay=h["weight_decay"], safeguard_warmup=h["safeguard_warmup"], d0=h["d0"],
               d_coef=h["d_coef"], growth_rate=h["growth_rate"])
     if library == "prodigyopt":
-        return {**kw, "decouple": h["decouple"], "use_bias_correction": h["use_bias_correction"]}
+        return {**kw, "decouple": h["decouple"], "use_bias_correction": h["use_bias_correction"],
+                "slice_p": h["slice_p"]}
+    if h["slice_p"] != 1:
+        raise ValueError("pytorch-optimizer's Prodigy has no slice_p (it would swallow the keyword: finding 93)")
     return {**kw, "weight_decouple": h["decouple"], "bias_correction": h["use_bias_correction"], "foreach": False}
 
 
@@ -78,10 +81,18 @@ def run(cls, library: str, hyper: dict, groups: list, grads: list, dtype: str, g
             for p in ps:
                 st = opt.state[p]
                 tensors[-1].append({"theta": _to_numpy(p), **{n: _to_numpy(st[n]).reshape(p.shape) for n in
-                                                              ("exp_avg", "exp_avg_sq", "s") if n in st},
+                                                              ("exp_avg", "exp_avg_sq") if n in st},
+                                    **({"s": unslice(_to_numpy(st["s"]), p.shape, h["slice_p"])} if "s" in st else {}),
                                     **({"p0": _to_numpy(st["p0"])} if "p0" in st else {})})
         rows.append({"scalars": scalars, "tensors": tensors})
     return rows
+
+
+def unslice(s: np.ndarray, shape: tuple, slice_p: int) -> np.ndarray:
+    """prodigyopt's s (every slice_p-th element of the flattened tensor) in the parameter's shape, 0 elsewhere."""
+    full = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=s.dtype)
+    full[::slice_p] = np.ravel(s)
+    return full.reshape(shape)
 
 
 def _within(got, value: B, name: str, where: str) -> list:
@@ -125,9 +136,10 @@ def check_steps(library: str, hyper: dict, groups: list, grads: list, rows: list
                 gr = grads[s][gi][pi]
                 if gr is None or lrs[gi] == 0.0:
                     continue
-                theta0 = prev[gi][pi]["theta"].astype(np.float64).ravel()
-                p0 = np.asarray(groups[gi][pi], dtype=np.float64).ravel()
-                g = np.asarray(gr, dtype=np.float64).ravel()
+                sl = slice(None, None, h["slice_p"])  # the elements the reductions read
+                theta0 = prev[gi][pi]["theta"].astype(np.float64).ravel()[sl]
+                p0 = np.asarray(groups[gi][pi], dtype=np.float64).ravel()[sl]
+                g = np.asarray(gr, dtype=np.float64).ravel()[sl]
                 terms = []
                 for gv, pv, tv in zip(g, p0, theta0):
                     ge = Ob.input(float(gv))
@@ -135,7 +147,7 @@ def check_steps(library: str, hyper: dict, groups: list, grads: list, rows: list
                         ge = Ob.add(ge, Ob.mul(Ob.hyper(h["weight_decay"]), Ob.input(float(tv))))
                     terms.append(Ob.mul(ge, Ob.sub(Ob.input(float(pv)), Ob.input(float(tv)))))
                 dot = _sum(Ob, terms)
-                new_s = cur["s"].astype(np.float64).ravel()
+                new_s = cur["s"].astype(np.float64).ravel()[sl]
                 zero = zero and not new_s.any()
                 l1 = _sum(Ob, [Ob.abs(Ob.input(float(x))) for x in new_s])
                 reductions.append({"dot": B(dot.v, dot.e), "l1": B(l1.v, l1.e)})
@@ -163,14 +175,15 @@ def check_steps(library: str, hyper: dict, groups: list, grads: list, rows: list
                                     f"{obs['d_hat']!r} exactly {(d_max, d)!r}")
             if obs["k"] != before["k"] + 1:
                 failures.append(f"{where} k: got {obs['k']}, expected {before['k'] + 1}")
-        failures += _check_tensors(spec, spec_h, before, obs, prev, row, grads[s], lrs, fmt, where, early)
+        failures += _check_tensors(spec, spec_h, before, obs, prev, row, grads[s], lrs, fmt, where, early,
+                                   h["slice_p"])
         before = {"d": obs["d"], "d_max": obs["d_max"], "d_numerator": obs["d_numerator"], "k": obs["k"],
                   "d0": h["d0"]}
         prev = row["tensors"]
     return failures
 
 
-def _check_tensors(spec, spec_h, before, obs, prev, row, step_grads, lrs, fmt, where, early) -> list:
+def _check_tensors(spec, spec_h, before, obs, prev, row, step_grads, lrs, fmt, where, early, slice_p) -> list:
     failures = []
     for gi, grp in enumerate(row["tensors"]):
         for pi, cur in enumerate(grp):
@@ -193,7 +206,9 @@ def _check_tensors(spec, spec_h, before, obs, prev, row, step_grads, lrs, fmt, w
                 names.insert(0, "theta")
             for name in names:
                 exact = ref.theta if name == "theta" else ref.state[name]
-                for idx in np.ndindex(*np.shape(cur["theta"])):
+                for k, idx in enumerate(np.ndindex(*np.shape(cur["theta"]))):
+                    if name == "s" and k % slice_p:
+                        continue  # no s there (slice_p)
                     verdict, _, ratio, why = _compare(cur[name][idx], exact[idx], bnd[name][idx], fmt)
                     if verdict == "fail":
                         failures.append(f"{where} tensor {gi}.{pi} {name}{list(idx)}: got {float(cur[name][idx])!r}, "

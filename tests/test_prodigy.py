@@ -83,6 +83,18 @@ def test_fixed_cases_conform(library, dtype):
             assert rows[-1]["scalars"]["d"] > rows[0]["scalars"]["d"], "d never grew: the case checks too little"
 
 
+@pytest.mark.parametrize("library", ["prodigyopt", "numpy"])
+def test_slice_p_reads_every_pth_element(library):
+    """slice_p = 3: s and p0 are kept for elements 0, 3, 6, … of the flattened tensor only, and the reductions read
+    those; the check follows (pytorch-optimizer has no slice_p: finding 93)."""
+    hyper = dict(slice_p=3, use_bias_correction=True)
+    groups, grads = _case(6, "float32", 4, shapes=[[(7,), (2, 4)], [(5,)]])
+    rows = _run(library, hyper, groups, grads, "float32")
+    assert not pc.check_steps(library, hyper, groups, grads, rows, "float32")
+    assert rows[-1]["scalars"]["d"] > rows[0]["scalars"]["d"]
+    assert pc.check_steps(library, {**hyper, "slice_p": 1}, groups, grads, rows, "float32"), "slice_p unseen"
+
+
 def test_p0_is_the_initial_parameter_and_a_zero_scalar_for_a_zero_tensor():
     a, z = torch.tensor([1.0, -2.0]), torch.zeros(3)
     opt = prodigyopt.Prodigy([a, z])

@@ -44,7 +44,7 @@ def run(hyper: dict, groups: list, grads: list, group_lrs=None, broken: str = ""
                            "values of 0")
     params = [[np.array(p, copy=True) for p in grp] for grp in groups]
     state = [[None] * len(grp) for grp in groups]
-    d0 = h["d0"]
+    d0, sp = h["d0"], h.get("slice_p", 1)
     sc = {"d": d0, "d_max": d0, "d_numerator": 0.0, "k": 0, "d_hat": None, "d_denom": None}
     rows = []
     for step_grads in grads:
@@ -66,16 +66,17 @@ def run(hyper: dict, groups: list, grads: list, group_lrs=None, broken: str = ""
                 if h["weight_decay"] != 0 and not h["decouple"]:
                     g = (g.astype(om) + om.type(h["weight_decay"]) * p.astype(om)).astype(dt)
                 if state[gi][pi] is None:
+                    flat = p.ravel()[::sp]
                     state[gi][pi] = {"exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p),
-                                     "s": np.zeros_like(p), "p0": p.copy() if p.any() else np.zeros((), dt)}
+                                     "s": np.zeros_like(flat), "p0": flat.copy() if p.any() else np.zeros((), dt)}
                 st = state[gi][pi]
                 used.append((gi, pi, g))
                 if gl > 0.0:
-                    diff = (st["p0"].astype(om) - p.astype(om)).astype(dt)
+                    g_sl = g.ravel()[::sp]
+                    diff = (st["p0"].astype(om) - p.ravel()[::sp].astype(om)).astype(dt)
                     if broken == "dot_sign":
                         diff = -diff
-                    dot = float(np.dot(g.astype(om).ravel(), np.broadcast_to(diff, p.shape).astype(om).ravel())
-                                .astype(dt))
+                    dot = float(np.dot(g_sl.astype(om), diff.astype(om)).astype(dt))
                     delta += (d / d0) * dlr * dot
                     st["exp_avg"] = ((st["exp_avg"].astype(om) * om.type(b1)).astype(dt).astype(om)
                                      + om.type(d * (1 - b1)) * g.astype(om)).astype(dt)
@@ -83,10 +84,10 @@ def run(hyper: dict, groups: list, grads: list, group_lrs=None, broken: str = ""
                                         + om.type(d * d * (1 - b2)) * g.astype(om) * g.astype(om)).astype(dt)
                     alpha = (d / d0) * (d if h["safeguard_warmup"] else dlr)
                     st["s"] = ((st["s"].astype(om) * om.type(b3)).astype(dt).astype(om)
-                               + om.type(alpha) * g.astype(om)).astype(dt)
+                               + om.type(alpha) * g_sl.astype(om)).astype(dt)
                     denom += float(np.sum(np.abs(st["s"].astype(om))).astype(dt))
         if denom == 0:
-            rows.append(_row(sc, params, state))
+            rows.append(_row(sc, params, state, sp))
             continue
         numerator = numerator + delta
         d_hat = h["d_coef"] * numerator / denom
@@ -108,11 +109,20 @@ def run(hyper: dict, groups: list, grads: list, group_lrs=None, broken: str = ""
             num, value = (st["exp_avg"], -dlr) if b1 > 0 else (g, -dlr * d)
             p = (p.astype(om) + om.type(value) * num.astype(om) / den.astype(om)).astype(dt)
             params[gi][pi] = p
-        rows.append(_row(sc, params, state))
+        rows.append(_row(sc, params, state, sp))
     return rows
 
 
-def _row(sc: dict, params: list, state: list) -> dict:
-    return {"scalars": dict(sc), "tensors": [[{"theta": p.copy(), **{k: v.copy() for k, v in (st or {}).items()}}
-                                              for p, st in zip(grp, sts)] for grp, sts in zip(params, state)]}
+def _row(sc: dict, params: list, state: list, sp: int) -> dict:
+    """The step's row; s (every sp-th element, flattened, as prodigyopt keeps it) in the parameter's shape, 0
+    elsewhere, as ``tests/prodigy_check.run`` reports prodigyopt's."""
+    def tensor(p, st):
+        out = {"theta": p.copy(), **{k: v.copy() for k, v in (st or {}).items()}}
+        if st:
+            full = np.zeros(p.size, dtype=p.dtype)
+            full[::sp] = st["s"]
+            out["s"] = full.reshape(p.shape)
+        return out
+    return {"scalars": dict(sc), "tensors": [[tensor(p, st) for p, st in zip(grp, sts)]
+                                             for grp, sts in zip(params, state)]}
 

@@ -95,6 +95,21 @@ def test_slice_p_reads_every_pth_element(library):
     assert pc.check_steps(library, {**hyper, "slice_p": 1}, groups, grads, rows, "float32"), "slice_p unseen"
 
 
+def test_a_nan_gradient_freezes_d():
+    """One NaN element at step 2: N and d̂ are NaN from then on, max(d_max, NaN) keeps d_max, so d stops adapting;
+    the other elements step on, and the check (NaN where the exact IEEE rules give NaN) passes."""
+    groups, grads = _case(1, "float32", 4)
+    grads[1][0][0] = grads[1][0][0].copy()
+    grads[1][0][0][1] = float("nan")
+    for library in ("prodigyopt", "pytorch_optimizer", "numpy"):
+        with np.errstate(invalid="ignore"):
+            rows = _run(library, {}, groups, grads, "float32")
+        assert not pc.check_steps(library, {}, groups, grads, rows, "float32"), library
+        assert all(np.isnan(r["scalars"]["d_hat"]) for r in rows[1:])
+        assert len({r["scalars"]["d"] for r in rows[1:]}) == 1
+        assert np.isfinite(rows[-1]["tensors"][1][0]["theta"]).all()
+
+
 def test_p0_is_the_initial_parameter_and_a_zero_scalar_for_a_zero_tensor():
     a, z = torch.tensor([1.0, -2.0]), torch.zeros(3)
     opt = prodigyopt.Prodigy([a, z])

@@ -42,7 +42,7 @@ def complete(hyper: dict) -> dict:
     return {**h, **extra}
 
 
-def torch_kwargs(library: str, h: dict) -> dict:
+def torch_kwargs(library: str, h: dict, foreach: bool = False) -> dict:
     kw = dict(lr=h["lr"], betas=(h["beta1"], h["beta2"]), beta3=h["beta3"], eps=h["eps"],
               weight_decay=h["weight_decay"], safeguard_warmup=h["safeguard_warmup"], d0=h["d0"],
               d_coef=h["d_coef"], growth_rate=h["growth_rate"])
@@ -51,20 +51,22 @@ def torch_kwargs(library: str, h: dict) -> dict:
                 "slice_p": h["slice_p"]}
     if h["slice_p"] != 1:
         raise ValueError("pytorch-optimizer's Prodigy has no slice_p (it would swallow the keyword: finding 93)")
-    return {**kw, "weight_decouple": h["decouple"], "bias_correction": h["use_bias_correction"], "foreach": False}
+    return {**kw, "weight_decouple": h["decouple"], "bias_correction": h["use_bias_correction"], "foreach": foreach}
 
 
 def _f(x):
     return None if x is None else float(x.item() if isinstance(x, torch.Tensor) else x)
 
 
-def run(cls, library: str, hyper: dict, groups: list, grads: list, dtype: str, group_lrs=None) -> list:
+def run(cls, library: str, hyper: dict, groups: list, grads: list, dtype: str, group_lrs=None,
+        foreach: bool = False) -> list:
     """Per step: ``scalars`` and ``tensors`` (the NumPy port's row format) of a torch class stepped over
-    ``groups`` (lists of float64 arrays holding ``dtype`` values) with ``grads[step][group][tensor]``."""
+    ``groups`` (lists of float64 arrays holding ``dtype`` values) with ``grads[step][group][tensor]``;
+    ``foreach``: pytorch-optimizer's foreach path (its default on CUDA; asked for, it runs on the CPU too)."""
     h = complete(hyper)
     params = [[torch.tensor(np.asarray(a, dtype=np.float64), dtype=DTYPES[dtype]) for a in grp] for grp in groups]
     lrs = group_lrs or [h["lr"]] * len(groups)
-    opt = cls([{"params": ps, "lr": lr} for ps, lr in zip(params, lrs)], **torch_kwargs(library, h))
+    opt = cls([{"params": ps, "lr": lr} for ps, lr in zip(params, lrs)], **torch_kwargs(library, h, foreach))
     rows = []
     for step_grads in grads:
         for ps, gs in zip(params, step_grads):

@@ -110,6 +110,16 @@ def test_a_nan_gradient_freezes_d():
         assert np.isfinite(rows[-1]["tensors"][1][0]["theta"]).all()
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_pytorch_optimizers_foreach_path_conforms(dtype):
+    """pytorch-optimizer's foreach path (``_step_foreach``, ``_apply_update_foreach``), asked for on the CPU."""
+    for k, hyper in enumerate(FIXED[:2]):
+        hyper = {**hyper, **(HALF if dtype in HALVES else {})}
+        groups, grads = _case(k, dtype, 4)
+        rows = pc.run(pytorch_optimizer.Prodigy, "pytorch_optimizer", hyper, groups, grads, dtype, foreach=True)
+        assert not pc.check_steps("pytorch_optimizer", hyper, groups, grads, rows, dtype)
+
+
 def test_p0_is_the_initial_parameter_and_a_zero_scalar_for_a_zero_tensor():
     a, z = torch.tensor([1.0, -2.0]), torch.zeros(3)
     opt = prodigyopt.Prodigy([a, z])

@@ -80,7 +80,7 @@ BETA3 = Hyperparameter("beta3", math.sqrt(0.999), REALS, "decay of s and of d_nu
 EPS = Hyperparameter("eps", 1e-8, POSITIVE, "added to √v, times the new d (prodigyopt refuses ε ≤ 0)",
                      latex="epsilon")
 WD = Hyperparameter("weight_decay", 0.0, REALS, "λ; prodigyopt checks no value (a negative λ grows θ)",
-                    latex="lambda", fuzz=Interval(0.0, 2.0), fuzz_why="negative λ is accepted but no decay")
+                    latex="lambda", fuzz=Interval(0.0, 2.0), fuzz_why="a negative λ (accepted: finding 90) grows θ")
 D0 = Hyperparameter("d0", 1e-6, POSITIVE, "initial d; s and d_numerator are scaled by d/d0", latex="d_0")
 D = Hyperparameter("d", 1e-6, REALS, "observed: the group's d before this step (checked by group_scalars)",
                    latex="d")

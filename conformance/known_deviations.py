@@ -724,6 +724,31 @@ KNOWN_DEVIATIONS = (
         issue="https://github.com/pytorch/pytorch/issues/185872 (fixed by PR 185986, in torch 2.13)",
         reason="before torch 2.13 SequentialLR with a milestone <= 0 starts with the first scheduler's lr: the "
                "decay runs from eta0*start_factor."),
+) + tuple(
+    # ---- Prodigy (spec/prodigy.py): outside the harness, checked by tests/test_prodigy.py, hence "domain" ---------
+    KnownDeviation(id=key, implementation=(cls,), versions=versions, spec=spec, effect="domain", reason=reason,
+                   tests=("test_fixed_cases_conform", "test_drawn_cases_conform"),
+                   reproduced_by="tests/test_prodigy_findings.py")
+    for key, cls, versions, spec, reason in (
+        ("prodigyopt-lr-zero-group-still-steps", "prodigyopt.prodigy:Prodigy", "==1.1.2", "prodigy",
+         "prodigyopt steps a group with lr = 0 with the global dlr: decoupled decay, and with beta1 = 0 a step of "
+         "-dlr*g/eps (finding 89)."),
+        ("prodigyopt-accepts-growth-rate-and-d-coef-unchecked", "prodigyopt.prodigy:Prodigy", "==1.1.2", "prodigy",
+         "prodigyopt accepts growth_rate <= 0 (d <= 0: frozen or ascending), d_coef <= 0, weight_decay < 0, any "
+         "beta3 and slice_p < 1 (finding 90)."),
+        ("pytorch-optimizer-prodigy-coupled-decay-ignored", "pytorch_optimizer.optimizer.prodigy:Prodigy",
+         PYTORCH_OPTIMIZER, "prodigy@pytorch_optimizer",
+         "pytorch-optimizer's Prodigy adds weight_decay*p to the gradient after the moments used it: "
+         "weight_decouple=False changes nothing (finding 91)."),
+        ("pytorch-optimizer-prodigy-first-groups-lr-for-all", "pytorch_optimizer.optimizer.prodigy:Prodigy",
+         PYTORCH_OPTIMIZER, "prodigy@pytorch_optimizer",
+         "pytorch-optimizer's Prodigy steps every group with param_groups[0]'s lr; a group's own lr, 0 included, "
+         "is ignored without an error (finding 92)."),
+        ("pytorch-optimizer-prodigy-d0-zero-accepted", "pytorch_optimizer.optimizer.prodigy:Prodigy",
+         PYTORCH_OPTIMIZER, "prodigy@pytorch_optimizer",
+         "pytorch-optimizer's Prodigy accepts d0 = 0 (ZeroDivisionError inside step), lr = NaN, eps = 0 and any "
+         "keyword, prodigyopt's names too (finding 93)."),
+    )
 )
 
 

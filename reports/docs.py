@@ -11,6 +11,8 @@ Writes (default ``docs/`` next to this package):
   (``docs/drift/drift.json``, when present);
 * ``optimizers/lbfgs.md``: L-BFGS, closure-driven (``spec/lbfgs.py``): its statements, notes on torch's code,
   what its property tests check and what they do not;
+* ``optimizers/prodigy.md`` and ``optimizers/prodigy@pytorch_optimizer.md``: Prodigy (``spec/prodigy.py``), whose
+  element-wise rule takes the group's d as given; checked outside the harness (docs/measured/prodigy.md);
 * ``schedules/<name>.md``: one page per learning-rate schedule;
 * ``dialects.md``: ``reference.compare``'s verdicts, mappings and witnesses, and the
   measured third-party section (``docs/measured/third-party.md``, hand-written
@@ -38,7 +40,7 @@ from sympy.printing.precedence import PRECEDENCE
 from conformance import branches
 from conformance.known_deviations import KNOWN_DEVIATIONS, matches_pattern
 from reference import compare
-from spec import CLOSURE_OPTIMIZERS, OPTIMIZERS, dialects, identities, lbfgs, torch_flags
+from spec import CLOSURE_OPTIMIZERS, OPTIMIZERS, dialects, identities, lbfgs, prodigy, torch_flags
 from spec.core import Hyperparameter, OptimizerSpec, py_float
 from spec.schedules import REQUIRED, SCHEDULES, ScheduleSpec
 
@@ -513,6 +515,48 @@ def optimizer_page(spec: OptimizerSpec, results, drift) -> str:
     return "\n".join(out)
 
 
+# --------------------------------------------------------------------------- Prodigy (outside the harness)
+
+def _doc_with_literal_blocks(doc: str) -> str:
+    """``_doc_text``, but a paragraph after one ending in ``::`` (reST's literal block) stays as written, fenced."""
+    import textwrap
+    out, literal = [], False
+    for p in (doc or "").strip().split("\n\n"):
+        if not p.strip():
+            continue
+        out.append("```text\n" + textwrap.dedent(p).strip("\n") + "\n```" if literal else " ".join(p.split()))
+        literal = p.rstrip().endswith("::")
+    return "\n\n".join(out) + "\n"
+
+
+def prodigy_page(spec: OptimizerSpec) -> str:
+    """A Prodigy page (``spec/prodigy.py``): the element-wise rule, given the group's d, as the other pages show
+    theirs; the group scalars and what is checked are in the module's text and docs/measured/prodigy.md."""
+    out = [HEADER, f"# {spec.title} — `{spec.name}`\n",
+           f"`{spec.torch_class}` (dialect **{spec.dialect}**).  Checked outside the conformance harness, by "
+           "`tests/test_prodigy.py`: what is and is not checked, [docs/measured/prodigy.md](../measured/prodigy.md).\n",
+           _doc_with_literal_blocks(spec.doc), "## Update (element-wise, given d and d_next)\n",
+           "Each block is the ordered rule for one combination of the flags; $d$ and $d'$ are the group's d before "
+           "and after this step, observed (the group scalars above say how they are checked).\n"]
+    _literals_note()
+    out.append(_update_section(spec))
+    literals_at = len(out)
+    out += ["## Hyperparameters\n", _hyper_table(spec),
+            "\nd_coef (default 1.0) and growth_rate (default ∞) enter the group scalars only "
+            "(`spec.prodigy.GROUP_DEFAULTS`).\n",
+            "## State and its initialisation\n", _state_table(spec),
+            "\np0 = θ at the tensor's first step (a 0-d zero when θ is all zero), read by the group scalars only.\n",
+            "## Step counting\n",
+            "$t$ = k + 1, k the group's count of completed steps (group 0's `k` in prodigyopt, `step` − 1 in "
+            "pytorch-optimizer); a step that returns early (D = 0) does not count in prodigyopt.\n",
+            "## Implementation paths\n", (spec.paths_doc or "No other paths specified.") + "\n",
+            "## Known deviations\n", _known_deviations(spec)]
+    note = _literals_note()
+    if note:
+        out.insert(literals_at, note)
+    return "\n".join(out)
+
+
 # --------------------------------------------------------------------------- closure-driven optimizers
 
 def lbfgs_page() -> str:
@@ -702,6 +746,8 @@ def index_page(results, source: Path = DOCS) -> str:
     out += [f"- [`{n}`](optimizers/{_page_name(n)}): {OPTIMIZERS[n].title}" for n in sorted(OPTIMIZERS)]
     out += [f"- [`{n}`](optimizers/{_page_name(n)}): {c.title}; checked by properties" for n, c in
             sorted(CLOSURE_OPTIMIZERS.items())]
+    out += [f"- [`{p.name}`](optimizers/{_page_name(p.name)}): {p.title}; checked outside the harness" for p in
+            (prodigy.PRODIGY, prodigy.PRODIGY_PYTORCH_OPTIMIZER)]
     out.append("\n## Other frameworks' dialects\n")
     out.append("- [Comparison with the torch specs: verdicts, mappings, witnesses](dialects.md)")
     out += [f"- [`{n}`](optimizers/{_page_name(n)}): {dialects.DIALECTS[n].title}" for n in sorted(dialects.DIALECTS)]
@@ -726,6 +772,8 @@ def generate(source: Path = DOCS) -> dict:
     for name, spec in sorted({**OPTIMIZERS, **dialects.DIALECTS}.items()):
         files[f"optimizers/{_page_name(name)}"] = optimizer_page(spec, results, drift)
     files[f"optimizers/{_page_name(lbfgs.LBFGS.name)}"] = lbfgs_page()
+    for p in (prodigy.PRODIGY, prodigy.PRODIGY_PYTORCH_OPTIMIZER):
+        files[f"optimizers/{_page_name(p.name)}"] = prodigy_page(p)
     for name, s in sorted(SCHEDULES.items()):
         files[f"schedules/{_page_name(name)}"] = schedule_page(s)
     return {k: v.rstrip() + "\n" for k, v in sorted(files.items())}

@@ -737,15 +737,15 @@ KNOWN_DEVIATIONS = (
          "prodigyopt accepts growth_rate <= 0 (d <= 0: frozen or ascending), d_coef <= 0, weight_decay < 0, any "
          "beta3 and slice_p < 1 (finding 90)."),
         ("pytorch-optimizer-prodigy-coupled-decay-ignored", "pytorch_optimizer.optimizer.prodigy:Prodigy",
-         PYTORCH_OPTIMIZER, "prodigy@pytorch_optimizer",
+         PYTORCH_OPTIMIZER, "prodigy@pytorch-optimizer",
          "pytorch-optimizer's Prodigy adds weight_decay*p to the gradient after the moments used it: "
          "weight_decouple=False changes nothing (finding 91)."),
         ("pytorch-optimizer-prodigy-first-groups-lr-for-all", "pytorch_optimizer.optimizer.prodigy:Prodigy",
-         PYTORCH_OPTIMIZER, "prodigy@pytorch_optimizer",
+         PYTORCH_OPTIMIZER, "prodigy@pytorch-optimizer",
          "pytorch-optimizer's Prodigy steps every group with param_groups[0]'s lr; a group's own lr, 0 included, "
          "is ignored without an error (finding 92)."),
         ("pytorch-optimizer-prodigy-d0-zero-accepted", "pytorch_optimizer.optimizer.prodigy:Prodigy",
-         PYTORCH_OPTIMIZER, "prodigy@pytorch_optimizer",
+         PYTORCH_OPTIMIZER, "prodigy@pytorch-optimizer",
          "pytorch-optimizer's Prodigy accepts d0 = 0 (ZeroDivisionError inside step), lr = NaN, eps = 0 and any "
          "keyword, prodigyopt's names too (finding 93)."),
     )

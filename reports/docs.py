@@ -11,7 +11,7 @@ Writes (default ``docs/`` next to this package):
   (``docs/drift/drift.json``, when present);
 * ``optimizers/lbfgs.md``: L-BFGS, closure-driven (``spec/lbfgs.py``): its statements, notes on torch's code,
   what its property tests check and what they do not;
-* ``optimizers/prodigy.md`` and ``optimizers/prodigy@pytorch_optimizer.md``: Prodigy (``spec/prodigy.py``), whose
+* ``optimizers/prodigy.md`` and ``optimizers/prodigy@pytorch-optimizer.md``: Prodigy (``spec/prodigy.py``), whose
   element-wise rule takes the group's d as given; checked outside the harness (docs/measured/prodigy.md);
 * ``schedules/<name>.md``: one page per learning-rate schedule;
 * ``dialects.md``: ``reference.compare``'s verdicts, mappings and witnesses, and the

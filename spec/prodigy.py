@@ -219,7 +219,7 @@ def _rule_pytorch_optimizer(f: dict) -> list:
 
 
 PRODIGY_PYTORCH_OPTIMIZER = PRODIGY.variant(
-    "prodigy@pytorch_optimizer", dialect="pytorch_optimizer", title="Prodigy (pytorch-optimizer 4.1.0)",
+    "prodigy@pytorch-optimizer", dialect="pytorch-optimizer", title="Prodigy (pytorch-optimizer 4.1.0)",
     rule=_rule_pytorch_optimizer,
     hyperparameters=tuple(h for h in PRODIGY.hyperparameters if h.name != "lr_zero"),
     torch_class="pytorch_optimizer.Prodigy",

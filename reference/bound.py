@@ -517,7 +517,7 @@ class ElementBound:
 
 
 def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=None, step: int = 0, lrs=None,
-                      hypers=None, validate: bool = True, scalars: str = "float32") -> list:
+                      hypers=None, validate: bool = True, scalars: str = "float32", observed=None) -> list:
     """Per step, a dict output name → object array of ``ElementBound``, for the spec run in ``fmt``.
 
     Mirrors ``reference.step.trajectory`` (the same driver, ``reference.driver``):
@@ -531,9 +531,11 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
     ASGD's η and μ in float32 whatever the parameter's dtype, and a float16
     step rounds them (ASGD's ``add_(grad, alpha=-η)``).
     ``scalars``: the format the implementation computes per-step scalars in
-    (``SCALAR_PRECISIONS``).
+    (``SCALAR_PRECISIONS``).  ``observed``: each step's observed state (``State.observed``), as in
+    ``reference.step.trajectory``; a value the implementation reported, charged like given state (``initial``).
     """
-    run = prepare(spec, hyper, param, grads, state=state, step=step, lrs=lrs, hypers=hypers, validate=validate)
+    run = prepare(spec, hyper, param, grads, state=state, step=step, lrs=lrs, hypers=hypers, validate=validate,
+                  observed=observed)
     program = run.program
 
     O = Bound(fmt, scalars=scalars)  # one for every element: its scalar operations are computed once
@@ -586,4 +588,9 @@ def _tensor_bounds(run, O: "Bound") -> list:
         return {n: L.each(lambda b: ElementBound(b.e, b.why), object_array(current[n], shape))
                 for n in program.outputs}
 
-    return steps(advance, row, current, run.grads, run.hypers, run.ts)
+    def observe(current, values):  # an observed value of the step: like given state (exact, or one rounding)
+        if current is None or not all_finite(values.values()):
+            return None
+        return {**current, **{k: L.each(O.initial, v) for k, v in values.items()}}
+
+    return steps(advance, row, current, run.grads, run.hypers, run.ts, run.observed, observe)

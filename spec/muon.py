@@ -94,11 +94,12 @@ MUON = OptimizerSpec(
     state=(State("momentum_buffer", sp.Integer(0), "B: the EMA of the gradients", latex="B"),
            State("update", sp.Integer(0), "U: NS's input at this step (not torch state: observed)", latex="U"),
            State("ortho", sp.Integer(0), "O = NS(U) that this step applied (not torch state: observed, an input "
-                 "of the step the rule reads and leaves alone)", latex="O")),
+                 "of the step the rule reads and leaves alone)", latex="O", observed=True)),
     rule=rule,
     torch_class="torch.optim.Muon",
     doc=__doc__,
     counts_steps=False,
+    ndims=(2,),
     paths_doc=("One path: torch's `_single_tensor_muon`; `muon(..., foreach=True)` raises RuntimeError "
                "(\"Foreach is not supported for Muon yet\") and the class has no foreach, fused or capturable "
                "argument."),

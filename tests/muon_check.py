@@ -79,10 +79,11 @@ def check_steps(hyper: dict, param, grads: list, rows: list, dtype: str) -> list
     failures = []
     prev = {"theta": np.asarray(param), "momentum_buffer": np.zeros(np.shape(param), dtype=rows[0]["theta"].dtype)}
     for s, row in enumerate(rows):
-        given = {"momentum_buffer": prev["momentum_buffer"], "ortho": row["ortho"]}
+        given, seen = {"momentum_buffer": prev["momentum_buffer"]}, [{"ortho": row["ortho"]}]
         g = np.asarray(grads[s]).astype(row["theta"].dtype)
-        ref = trajectory(MUON, hyper, prev["theta"], [g], state=given, formats=(fmt.name,))[0]
-        bnd = trajectory_bounds(MUON, hyper, prev["theta"], [g], fmt, state=given, scalars="float64")[0]
+        ref = trajectory(MUON, hyper, prev["theta"], [g], state=given, formats=(fmt.name,), observed=seen)[0]
+        bnd = trajectory_bounds(MUON, hyper, prev["theta"], [g], fmt, state=given, scalars="float64",
+                                observed=seen)[0]
         for name in ("theta", "momentum_buffer", "update"):
             exact = ref.theta if name == "theta" else ref.state[name]
             for idx in np.ndindex(*np.shape(param)):

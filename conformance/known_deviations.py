@@ -530,6 +530,11 @@ KNOWN_DEVIATIONS = (
         reason="foreach RAdam forms D = (sqrt(v) + eps)*bc1/(sqrt(bc2)*lr*r_t) in the parameter's dtype and steps "
                "by m/D: wrong rectified steps where D leaves its range."),
     KnownDeviation(
+        id="muon-validation-only-at-step", implementation=torch_optim("Muon"), versions=">=2.13,<2.14", spec="muon",
+        tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reason="torch.optim.Muon's constructor does not check ns_steps: ns_steps >= 100 (or a fraction, which "
+               "range() refuses) is refused only by a step() with a gradient (finding 63)."),
+    KnownDeviation(
         id="muon-bfloat16-buffer-normalised-in-place", implementation=torch_optim("Muon"), versions=">=2.13,<2.14",
         spec="muon", path="for-loop", dtype="bfloat16", tests=VALUE_TESTS,
         applies=p._any_group(lambda h: not h.get("nesterov", True)),

@@ -13,9 +13,14 @@ Five bfloat16 iterations amplify rounding by design, so no exact value of O is w
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from reference import newton_schulz as nsr
+
+BF16_MAX = 3.3895313892515355e38  # bfloat16's largest finite value, (2 − 2⁻⁷)·2¹²⁷
+BF16_TINY = 2.0 ** -126  # its smallest normal value
 
 
 def rerun_torch(u, a: float, b: float, c: float, steps: int, eps: float):
@@ -48,15 +53,29 @@ def _f64(x) -> np.ndarray:
 def check_enclosures(x0, iterates, a: float, b: float, c: float, eps: float) -> list:
     """Failures (strings): the normalised iterate's and each later iterate's singular values outside their derived
     enclosures (``reference.newton_schulz``); arrays or tensors of bfloat16 values, oriented m ≤ n.  None where
-    ‖X‖ is at or below the clamp 2ε, or ≥ 2⁶³ (the norm's overflow, finding 64): not modelled."""
+    ‖X‖ is at or below the clamp 2ε, or ≥ 2⁶³ (the norm's overflow, finding 64): not modelled; nor from the
+    first iterate whose enclosure reaches bfloat16's overflow threshold (coefficients and step counts drawn from
+    the spec's whole domain can make NS diverge), nor a singular value whose enclosure lies below bfloat16's
+    normal range (underflow: tiny coefficients).  The enclosures of the iterates are computed as they are
+    checked."""
     failures = []
     try:
         enclosures = [nsr.normalisation_enclosure(_f64(x0), eps)]
     except ValueError:
         return failures
-    enclosures += [nsr.iteration_enclosure(_f64(x), a, b, c) for x in iterates[:-1]]
-    for j, (enc, x) in enumerate(zip(enclosures, iterates)):
+    for j, x in enumerate(iterates):
+        if j:
+            prev = _f64(iterates[j - 1])
+            if not np.isfinite(prev).all():
+                break
+            enc = nsr.iteration_enclosure(prev, a, b, c)
+        else:
+            enc = enclosures[0]
+        if not all(math.isfinite(hi) and hi < BF16_MAX for _, hi in enc):
+            break  # the iterate may overflow bfloat16 (drawn coefficients, many steps): the format's limit, not modelled
         for i, ((lo, hi), sv) in enumerate(zip(enc, nsr.singular_values(_f64(x)))):
+            if hi < BF16_TINY:  # below bfloat16's normal range: underflow, which the enclosure does not model
+                continue
             if not lo <= sv <= hi:
                 failures.append(f"iterate {j}: σ{i} = {sv!r} outside its enclosure [{lo!r}, {hi!r}]")
     return failures

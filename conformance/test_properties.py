@@ -38,7 +38,7 @@ from reference.formats import to_hex
 from . import newton_schulz as ns, optimizers
 from .backend import Case, Group, check_output, for_backend
 from .replay import reproduction
-from .harness import set_aside_known
+from .harness import KnownDeviationMet, expected_by_known_deviation, set_aside_known
 from .plugin import closure_specs_asked_for, selected_specs
 from .strategies import HELD, SHAPES, array, cases, sparse_gradient
 
@@ -73,6 +73,9 @@ def _fail(request, path: str, message: str, *labelled_cases) -> None:
     """Fail with ``message`` and the reproduction of each (label, Case)."""
     repros = "\n".join(_repro(request, case, path, label) for label, case in labelled_cases)
     note(message)
+    expected = expected_by_known_deviation(request)
+    if expected:  # a whole-test known deviation: end at once, as harness.run_and_check does, without shrinking
+        raise KnownDeviationMet(f"{expected}\n{message}\n\nReproduce with:\n{repros}")
     raise AssertionError(f"{message}\n\nReproduce with:\n{repros}")
 
 
@@ -415,7 +418,7 @@ def test_newton_schulz_output_is_the_sequence_and_within_its_enclosures(req, bac
         pytest.skip(f"backend {req.config.getoption('--backend')} has no newton_schulz(optimizer, path): the NS "
                     "sequence it runs is not known, so O is checked by nothing")
     sequence = how(optimizer, path)
-    case = data.draw(cases(spec, dtype, max_steps=MAX_STEPS), label="case")
+    case = data.draw(cases(spec, dtype, max_steps=2), label="case")  # two steps: a buffer with history, CI's time
     outputs = _run(req, backend, case, path, "run")
     problems = []
     for s, out in enumerate(outputs):
@@ -432,7 +435,8 @@ def test_newton_schulz_output_is_the_sequence_and_within_its_enclosures(req, bac
                 where = f"step {s + 1}, group {i}, param {j}"
                 problems += [f"{where}: {f}" for f in ns.check_applied(sequence, st_["update"], st_["ortho"],
                                                                        *coeffs)]
-                problems += [f"{where}: {f}" for f in ns.invariance_failures(sequence, st_["update"], *coeffs)]
+                if s == 0:  # the invariances once per tensor (four more runs of the sequence each)
+                    problems += [f"{where}: {f}" for f in ns.invariance_failures(sequence, st_["update"], *coeffs)]
     if problems:
         _fail(req, path, f"{optimizer} {path} {dtype}: the applied Newton–Schulz output departs:\n"
               f"{_describe(problems)}", ("run", case))

@@ -169,10 +169,17 @@ class Bound:
         return B(self._mpf(x), self.ctx.zero)
 
     def initial(self, x) -> B:
-        """A state's initial value (from a hyperparameter) stored in the format: one rounding."""
+        """A state's initial value (from a hyperparameter) stored in the format: one rounding.  A value past the
+        format's largest (Muon's observed O, bfloat16, meeting a float16 parameter) is format-limited: what is
+        computed from it may overflow there without another operation to round (θ·0 + (−1)·O)."""
         v = self._mpf(x)
         if self._representable(x, self.fmt):
             return B(v, self.ctx.zero)
+        if abs(v) > self.max_finite:
+            why = (f"overflow: a given value near {mpmath.nstr(v, 5)} exceeds the largest {self.fmt.name} "
+                   f"{mpmath.nstr(self.max_finite, 5)}",)
+            self.limited.append(why[0])
+            return B(v, self.u * abs(v) + self.eta, why=why)
         return B(v, self.u * abs(v) + self.eta)
 
     def hyper(self, x) -> B:

@@ -73,12 +73,25 @@ def check_enclosures(x0, iterates, a: float, b: float, c: float, eps: float) -> 
             enc = enclosures[0]
         if not all(math.isfinite(hi) and hi < BF16_MAX for _, hi in enc):
             break  # the iterate may overflow bfloat16 (drawn coefficients, many steps): the format's limit, not modelled
+        if not np.isfinite(_f64(x)).all():
+            if j and _intermediates_may_overflow(_f64(iterates[j - 1]), a, b, c):
+                break  # G·G or (bG + cG²)·X past bfloat16's range inside the iteration: not modelled either
+            failures.append(f"iterate {j} is not finite where its enclosure and the iteration's products are")
+            break
         for i, ((lo, hi), sv) in enumerate(zip(enc, nsr.singular_values(_f64(x)))):
             if hi < BF16_TINY:  # below bfloat16's normal range: underflow, which the enclosure does not model
                 continue
             if not lo <= sv <= hi:
                 failures.append(f"iterate {j}: σ{i} = {sv!r} outside its enclosure [{lo!r}, {hi!r}]")
     return failures
+
+
+def _intermediates_may_overflow(x: np.ndarray, a: float, b: float, c: float) -> bool:
+    """Whether an intermediate of one iteration from ``x`` (G = XXᵀ, G·G, bG + cG², that times X, aX) may reach
+    half of bfloat16's largest value: bounds from ‖X‖₂ (its largest singular value, ‖G‖₂ = ‖X‖₂²)."""
+    n = float(np.linalg.norm(x, 2)) if x.size else 0.0
+    h = abs(b) * n * n + abs(c) * n ** 4
+    return max(n * n, n ** 4, abs(b) * n * n, abs(c) * n ** 4, h, h * n, abs(a) * n) > BF16_MAX / 2
 
 
 def _same(x, y) -> bool:

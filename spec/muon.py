@@ -16,12 +16,14 @@ every matrix product by orders of magnitude, by design, so no exact-arithmetic v
 implementation computes, and O is no state torch keeps.  The spec therefore takes O as an **observed input of
 the step** (the state variable ``ortho``, which the rule reads and leaves alone): the value the implementation
 applied at this step, and ``update`` is the U it fed to NS.  Both are observed from outside the optimizer by
-wrapping torch's module-level ``_zeropower_via_newtonschulz`` (``tests/test_muon.py``).  "Conforms" for Muon
+wrapping torch's module-level ``_zeropower_via_newtonschulz`` (the torch backend; ``State.observed``: the harness
+takes each step's O from the backend's output of that step and never compares it).  "Conforms" for Muon
 means: B_t, U and θ agree element by element with this rule, within the derived bound of the tolerance model,
 given the O the implementation applied; and O itself is the bfloat16 Newton–Schulz image of U, checked by
-properties, not element by element (``tests/muon_check.py``: bit-for-bit agreement with a re-execution of the same
-bfloat16 operation sequence, each iterate's singular values within ``reference.newton_schulz``'s derived
-enclosure of the previous iterate's, invariances; docs/measured/muon.md).
+properties, not element by element (``conformance/newton_schulz.py``, run by the harness's property test and
+tests/test_muon.py: bit-for-bit agreement with a re-execution of the same bfloat16 operation sequence, each
+iterate's singular values within ``reference.newton_schulz``'s derived enclosure of the previous iterate's,
+invariances; docs/measured/muon.md).
 
 **Docstring versus code.**  torch's docstring writes B_t = μB_{t−1} + g_t and the Nesterov input g_t + μB_t; the
 code computes the EMA μB + (1 − μ)g and the lerp (1 − μ)g + μB_t, a factor 1 − μ (0.05 with the defaults)

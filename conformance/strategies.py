@@ -86,8 +86,9 @@ def hyperparameters(draw, spec: OptimizerSpec, lr_scale: float = 1.0) -> dict:
             out[h.name] = None if value is None else float(value)
         else:
             out[h.name] = float(draw(hyper_value(h)))
-    if out.get("nesterov"):
-        # The constructor rejects Nesterov without momentum or with dampening; draw a valid pair instead.
+    if out.get("nesterov") and "dampening" in out:
+        # SGD's constructor rejects Nesterov without momentum or with dampening; draw a valid pair instead.  (Muon
+        # has no dampening and takes Nesterov with any momentum.)
         out["dampening"] = 0.0
         if out.get("momentum", 0) <= 0:
             out["momentum"] = draw(st.sampled_from([0.5, 0.9, 0.99]))

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import mpmath
@@ -256,12 +256,13 @@ def _unknown_state(spec, hyper, lr, state, count, grad) -> frozenset:
     list, as ``trajectory`` takes it) at step counter ``count`` + 1, for a parameter of ``grad``'s shape."""
     if count == 0 or grad is None:
         return frozenset()
-    names = {st.name for st in spec.state if st.name != "step"}
+    names = {st.name for st in spec.state if st.name != "step" and not st.observed}  # observed: the step's own
     reported = names & set(state or ())
     if reported == names:
         return frozenset()
     in_force = hyper_schedule(spec, hyper, 1, lrs=lr, validate=False)[0]
-    return state_read(spec, in_force, ["theta", *sorted(reported)], count + 1, np.shape(grad)) - reported
+    return state_read(spec, in_force, ["theta", *sorted(reported)], count + 1, np.shape(grad)) - reported \
+        - set(spec.observed)
 
 
 def _not_checked(report, s, i, j, out, names, missing, state) -> None:
@@ -367,6 +368,11 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
         engine = "interval"  # checked tensor by tensor, a sparse gradient's index set element by element, exactly
     fmt = get_format(data.dtype)
     _state_shapes(spec, data, outputs)
+    observed = _observed(spec, data, outputs)
+    if observed is not None:  # inputs of each step, not outputs: never compared
+        outputs = [replace(out, state=None if out.state is None else [
+            [{k: v for k, v in entries.items() if k not in spec.observed} for entries in group]
+            for group in out.state]) for out in outputs]
     report = Report(data.optimizer, data.dtype, mode, exact_left=exact_limit)
     for i, (hyper, params) in enumerate(data.groups):
         all_grads = [[data.grads[s][i][j] for s in range(len(data.grads))] for j in range(len(params))]
@@ -379,13 +385,14 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
         for j, p0 in enumerate(params):
             grads = all_grads[j]
             skip = aside.get((i, j))
+            seen = None if observed is None else observed[i][j]
             if mode == "trajectory" and engine == "interval":
-                _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip)
+                _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip, seen)
             elif mode == "trajectory":
                 _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast[j], scalars,
                                        skip)
             elif engine == "interval":
-                _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip)
+                _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip, seen)
         if mode == "step" and engine == "fast":
             _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outputs, scalars,
                               [aside.get((i, j)) for j in range(len(params))])
@@ -395,6 +402,37 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
         report.best.clear()
     report.findings.sort(key=lambda f: (f.group, f.param))  # stable: each parameter's steps in order, as found
     return report
+
+
+def _observed(spec, data: Case, outputs: list) -> Optional[list]:
+    """``[i][j]``: per step, the observed state (``State.observed``: Muon's O) the backend reported for parameter
+    ``j`` of group ``i`` at that step (None at a step without a gradient); None for a spec without observed state.
+    A clear error where a step with a gradient lacks one: the rule reads it, and nothing else supplies it."""
+    names = spec.observed
+    if not names:
+        return None
+    if not (spec.reduces or spec.sparse_gradients):  # the fast engine takes no observed values
+        raise ValueError(f"{spec.name}: observed state is checked by the interval engine, for a spec that reduces")
+    out = []
+    for i, (_, params) in enumerate(data.groups):
+        row = []
+        for j in range(len(params)):
+            per_step = []
+            for s, step_out in enumerate(outputs):
+                if data.grads[s][i][j] is None:
+                    per_step.append(None)
+                    continue
+                entries = {} if step_out.state is None else step_out.state[i][j]
+                missing = [n for n in names if n not in entries]
+                if missing:
+                    raise ValueError(
+                        f"{data.optimizer}: step {s + 1}, group {i}, param {j}: the backend reported no "
+                        f"{', '.join(missing)}, a value of the step the spec reads (State.observed) and that only "
+                        f"the implementation knows: a backend must report it to be checked")
+                per_step.append({n: np.asarray(entries[n]) for n in names})
+            row.append(per_step)
+        out.append(row)
+    return out
 
 
 def _state_shapes(spec, data: Case, outputs: list) -> None:
@@ -424,15 +462,15 @@ def _undecided(report, s_range, i, j, out_steps, names, why: Unstable) -> None:
                         f"reference cannot settle a tie ({str(why).split(': ')[-1][:200]})")
 
 
-def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip=None):
+def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip=None, observed=None):
     try:
-        ref = trajectory(spec, hyper, p0, grads, lrs=lrs, formats=(fmt.name,))
+        ref = trajectory(spec, hyper, p0, grads, lrs=lrs, formats=(fmt.name,), observed=observed)
     except Unstable as why:
         if not spec.reduces:
             raise  # an elementwise spec settles every tie (reference.exact): this is a bug of the reference
         return _undecided(report, list(range(len(outputs))), i, j, outputs, {st.name for st in spec.state},
                           why)
-    bnd = trajectory_bounds(spec, hyper, p0, grads, fmt, lrs=lrs, scalars=scalars)
+    bnd = trajectory_bounds(spec, hyper, p0, grads, fmt, lrs=lrs, scalars=scalars, observed=observed)
     for s, out in enumerate(outputs):
         prev = p0 if s == 0 else outputs[s - 1].params[i][j]
         prev_state = None if s == 0 or outputs[s - 1].state is None else outputs[s - 1].state[i][j]
@@ -474,7 +512,7 @@ def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outpu
         counts = [c + (g[s] is not None) for c, g in zip(counts, all_grads)]
 
 
-def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip=None):
+def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip=None, observed=None):
     count = 0
     names = {st.name for st in spec.state}
     for s, out in enumerate(outputs):
@@ -487,9 +525,10 @@ def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalar
             count += 1
             continue
         given = {k: np.asarray(v) for k, v in (state or {}).items() if k in names and k != "step"}
+        seen = None if observed is None else [observed[s]]  # this step's own observed values
         try:
             ref = trajectory(spec, hyper, prev_params, [grads[s]], state=given, step=count, lrs=lr,
-                             formats=(fmt.name,))[0]
+                             formats=(fmt.name,), observed=seen)[0]
         except Unstable as why:
             if not spec.reduces:
                 raise  # as in _check_trajectory
@@ -497,7 +536,7 @@ def _check_steps(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalar
             count += grads[s] is not None
             continue
         bnd = trajectory_bounds(spec, hyper, prev_params, [grads[s]], fmt, state=given, step=count, lrs=lr,
-                                scalars=scalars)[0]
+                                scalars=scalars, observed=seen)[0]
         _compare_step(report, s, i, j, ref, bnd, out, fmt, prev_params, skip, state or None)
         if grads[s] is not None:
             count += 1

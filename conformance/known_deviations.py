@@ -548,6 +548,17 @@ KNOWN_DEVIATIONS = (
         reason="foreach RAdam forms D = (sqrt(v) + eps)*bc1/(sqrt(bc2)*lr*r_t) in the parameter's dtype and steps "
                "by m/D: wrong rectified steps where D leaves its range."),
     KnownDeviation(
+        id="muon-validation-only-at-step", implementation=torch_optim("Muon"), versions=">=2.13,<2.14", spec="muon",
+        tests=("test_out_of_domain_hyperparameters_are_refused",),
+        reason="torch.optim.Muon's constructor does not check ns_steps: ns_steps >= 100 (or a fraction, which "
+               "range() refuses) is refused only by a step() with a gradient (finding 63)."),
+    KnownDeviation(
+        id="muon-bfloat16-buffer-normalised-in-place", implementation=torch_optim("Muon"), versions=">=2.13,<2.14",
+        spec="muon", path="for-loop", dtype="bfloat16", tests=VALUE_TESTS,
+        applies=p._any_group(lambda h: not h.get("nesterov", True)),
+        reason="bfloat16 without Nesterov: NS divides the momentum buffer itself by its norm (grad.bfloat16() is "
+               "the tensor), so the buffer, and from it the next steps' U, are not the EMA (finding 62)."),
+    KnownDeviation(
         id="rprop-etaminus-rounds-to-0-or-1", implementation=torch_optim("Rprop"), versions=">=2.13,<2.14", spec="rprop",
         tests=VALUE_TESTS, applies=p._rprop_etaminus_rounds_to_0_or_1,
         reason="Rprop finds sign flips by comparing its factor tensor with etaminus: wrong where etaminus rounds "

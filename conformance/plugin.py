@@ -204,7 +204,8 @@ def _run_info(config) -> dict:
 def selected_specs(config) -> list:
     overrides = getattr(config, "_conformance_overrides", {})
     # a backend of another framework's dialects names its own (``specs``: the optax backend's @optax specs)
-    default = getattr(getattr(config, "_conformance_backend", None), "specs", None) or spec_pkg.OPTIMIZERS
+    default = getattr(getattr(config, "_conformance_backend", None), "specs", None) \
+        or [*spec_pkg.OPTIMIZERS, *spec_pkg.OBSERVED_OPTIMIZERS]
     names = list(config.getoption("--spec")) or (list(overrides) if overrides else list(default))
     if overrides:
         names = [n for n in names if n in overrides]

@@ -86,8 +86,9 @@ def hyperparameters(draw, spec: OptimizerSpec, lr_scale: float = 1.0) -> dict:
             out[h.name] = None if value is None else float(value)
         else:
             out[h.name] = float(draw(hyper_value(h)))
-    if out.get("nesterov"):
-        # The constructor rejects Nesterov without momentum or with dampening; draw a valid pair instead.
+    if out.get("nesterov") and "dampening" in out:
+        # SGD's constructor rejects Nesterov without momentum or with dampening; draw a valid pair instead.  (Muon
+        # has no dampening and takes Nesterov with any momentum.)
         out["dampening"] = 0.0
         if out.get("momentum", 0) <= 0:
             out["momentum"] = draw(st.sampled_from([0.5, 0.9, 0.99]))
@@ -141,6 +142,10 @@ MULTI_SHAPES = [(3, 5), (2, 3, 7), (4, 17), (2, 2, 2, 9)]
 #: ``REDUCING_MAX_PARAMS`` tensors a group
 REDUCING_SHAPES = [(7,), (9,), (17,), (3, 5), (2, 3, 4), (2, 2, 2, 3)]
 REDUCING_MAX_PARAMS = 4
+#: A spec for matrices only (``OptimizerSpec.ndims`` (2,): Muon) draws these, at most ``max_params`` a group:
+#: square, wide and tall, a row and a column (no SIMD sizes: it reduces, and the exact engine checks it element by
+#: element; NS runs on each tensor, and the property test re-runs it: small matrices keep CI's time)
+MATRIX_SHAPES = [(2, 2), (1, 3), (3, 1), (2, 3), (4, 2), (3, 3)]
 LARGE = 1 << 16  # CUDA's multi-tensor kernels work in chunks of 2^16 elements: a large tensor has more
 SMALL = 4  # tensors up to this size are drawn element by element; larger ones are bulk_arrays
 
@@ -230,7 +235,11 @@ def realistic_shape() -> st.SearchStrategy:
 
 
 @st.composite
-def group_shapes(draw, max_params: int, realistic: bool, large: bool, reduces: bool = False) -> list:
+def group_shapes(draw, max_params: int, realistic: bool, large: bool, reduces: bool = False,
+                 ndims: tuple = ()) -> list:
+    if ndims:  # only shapes of these ranks (``OptimizerSpec.ndims``)
+        pool = [sh for sh in SHAPES + (MATRIX_SHAPES if realistic else []) if len(sh) in ndims]
+        return draw(st.lists(st.sampled_from(sorted(set(pool), key=pool.index)), min_size=1, max_size=max_params))
     if not realistic:
         return draw(st.lists(st.sampled_from(SHAPES), min_size=1, max_size=max_params))
     if reduces:  # the exact engine's sizes (REDUCING_SHAPES)
@@ -267,7 +276,7 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
         hyper = draw(hyperparameters(spec))
         if large and g == 0 and hyper.get("lr") == 0:  # the simplest lr is 0: let the large case move θ
             hyper = {**hyper, "lr": 1e-3}
-        shapes = draw(group_shapes(max_params, realistic, large and g == 0, spec.reduces))
+        shapes = draw(group_shapes(max_params, realistic, large and g == 0, spec.reduces, spec.ndims))
         groups.append(Group(hyper, [draw(tensor(dtype, s)) for s in shapes]))
     grads = []
     for _ in range(steps):

@@ -169,10 +169,17 @@ class Bound:
         return B(self._mpf(x), self.ctx.zero)
 
     def initial(self, x) -> B:
-        """A state's initial value (from a hyperparameter) stored in the format: one rounding."""
+        """A state's initial value (from a hyperparameter) stored in the format: one rounding.  A value past the
+        format's largest (Muon's observed O, bfloat16, meeting a float16 parameter) is format-limited: what is
+        computed from it may overflow there without another operation to round (θ·0 + (−1)·O)."""
         v = self._mpf(x)
         if self._representable(x, self.fmt):
             return B(v, self.ctx.zero)
+        if abs(v) > self.max_finite:
+            why = (f"overflow: a given value near {mpmath.nstr(v, 5)} exceeds the largest {self.fmt.name} "
+                   f"{mpmath.nstr(self.max_finite, 5)}",)
+            self.limited.append(why[0])
+            return B(v, self.u * abs(v) + self.eta, why=why)
         return B(v, self.u * abs(v) + self.eta)
 
     def hyper(self, x) -> B:
@@ -517,7 +524,7 @@ class ElementBound:
 
 
 def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=None, step: int = 0, lrs=None,
-                      hypers=None, validate: bool = True, scalars: str = "float32") -> list:
+                      hypers=None, validate: bool = True, scalars: str = "float32", observed=None) -> list:
     """Per step, a dict output name → object array of ``ElementBound``, for the spec run in ``fmt``.
 
     Mirrors ``reference.step.trajectory`` (the same driver, ``reference.driver``):
@@ -531,9 +538,11 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
     ASGD's η and μ in float32 whatever the parameter's dtype, and a float16
     step rounds them (ASGD's ``add_(grad, alpha=-η)``).
     ``scalars``: the format the implementation computes per-step scalars in
-    (``SCALAR_PRECISIONS``).
+    (``SCALAR_PRECISIONS``).  ``observed``: each step's observed state (``State.observed``), as in
+    ``reference.step.trajectory``; a value the implementation reported, charged like given state (``initial``).
     """
-    run = prepare(spec, hyper, param, grads, state=state, step=step, lrs=lrs, hypers=hypers, validate=validate)
+    run = prepare(spec, hyper, param, grads, state=state, step=step, lrs=lrs, hypers=hypers, validate=validate,
+                  observed=observed)
     program = run.program
 
     O = Bound(fmt, scalars=scalars)  # one for every element: its scalar operations are computed once
@@ -586,4 +595,9 @@ def _tensor_bounds(run, O: "Bound") -> list:
         return {n: L.each(lambda b: ElementBound(b.e, b.why), object_array(current[n], shape))
                 for n in program.outputs}
 
-    return steps(advance, row, current, run.grads, run.hypers, run.ts)
+    def observe(current, values):  # an observed value of the step: like given state (exact, or one rounding)
+        if current is None or not all_finite(values.values()):
+            return None
+        return {**current, **{k: L.each(O.initial, v) for k, v in values.items()}}
+
+    return steps(advance, row, current, run.grads, run.hypers, run.ts, run.observed, observe)

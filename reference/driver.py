@@ -155,6 +155,9 @@ class Run:
     grads: list
     hypers: list
     ts: list
+    # per step, state name → object array of exact values: the step's observed values (``State.observed``), which
+    # replace the state's before the step; None where none are given
+    observed: Optional[list] = None
 
     def per_element(self, element_trajectory: Callable) -> list:
         """Per step, output name → object array of ``element_trajectory(start, grads)``'s rows.
@@ -176,8 +179,13 @@ class Run:
 
 def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: Optional[dict] = None,
             step: int = 0, lrs: Optional[Sequence] = None, hypers: Optional[Sequence] = None,
-            validate: bool = True) -> Run:
-    """The exact inputs of a trajectory (see ``reference.step.trajectory`` for the arguments)."""
+            validate: bool = True, observed: Optional[Sequence] = None) -> Run:
+    """The exact inputs of a trajectory (see ``reference.step.trajectory`` for the arguments).
+
+    ``observed[s]``: the observed state (``State.observed``, name → array like the parameter) the implementation
+    reported for step ``s``, or None (a step without a gradient reads none).  Every step with a gradient must have
+    every observed variable: the rule reads it and no exact value of it exists.  Only for a spec that reduces,
+    whose tensors the reference steps whole (Muon's)."""
     hyper = spec.complete(hyper)
     in_force = hyper_schedule(spec, hyper, len(grads), lrs=lrs, hypers=hypers, validate=validate)
     theta0 = _exact_array(param)
@@ -205,7 +213,37 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
             t += 1
         ts.append(t)
     given = frozenset(k for k in (state or {}) if k != "step")
-    return Run(program, shape, theta0, state0, given, grads_exact, hyper_steps, ts)
+    return Run(program, shape, theta0, state0, given, grads_exact, hyper_steps, ts,
+               _observed(spec, observed, grads, shape))
+
+
+def _observed(spec: OptimizerSpec, observed: Optional[Sequence], grads: Sequence, shape) -> Optional[list]:
+    """``prepare``'s ``observed`` checked and made exact (None where the spec has no observed state)."""
+    names = set(spec.observed)
+    if not names:
+        if observed is not None and any(observed):
+            raise ValueError(f"{spec.name} has no observed state; got observed values")
+        return None
+    if not spec.reduces:
+        raise ValueError(f"{spec.name}: observed state is supported for a spec that reduces (stepped whole) only")
+    if observed is None or len(observed) != len(grads):
+        raise ValueError(f"{spec.name}: the observed values {', '.join(sorted(names))} of each of the {len(grads)} "
+                         f"steps are needed (the rule reads them; no exact value of them exists)")
+    out = []
+    for s, (values, gr) in enumerate(zip(observed, grads)):
+        if gr is None:
+            out.append(None)
+            continue
+        missing = names - set(values or {})
+        if missing:
+            raise ValueError(f"{spec.name}: step {s} has a gradient but no observed {', '.join(sorted(missing))}")
+        for name, arr in values.items():
+            if name not in names:
+                raise KeyError(f"{spec.name} has no observed state variable {name!r}")
+            if np.shape(arr) != tuple(shape):
+                raise ValueError(f"observed {name} of step {s} has shape {np.shape(arr)}, the parameter {shape}")
+        out.append({name: _exact_array(values[name]) for name in sorted(names)})
+    return out
 
 
 def resolve_none(spec: OptimizerSpec, name: str, value, param) -> Fraction:
@@ -224,18 +262,22 @@ def _state_named(spec: OptimizerSpec, name: str):
     return next(st for st in spec.state if st.name == name)
 
 
-def steps(advance: Callable, emit: Callable, current, grads: list, hypers: list, ts: list) -> list:
+def steps(advance: Callable, emit: Callable, current, grads: list, hypers: list, ts: list,
+          observed: Optional[list] = None, observe: Optional[Callable] = None) -> list:
     """The rows ``emit(current)`` after each step of one element's trajectory.
 
     A step with gradient ``g`` sets ``current = advance(current, g, t, h)``
     (``t`` the step counter, ``h`` the hyperparameters in force); a step without
     one (``None``) changes nothing and repeats the last row.  ``emit`` is also
     applied to the start, so a start that cannot be rounded fails the same way.
+    ``observed[s]`` (``Run.observed``), where given, enters first: ``current = observe(current, observed[s])``.
     """
     last = emit(current)
     rows = []
-    for g, h, t in zip(grads, hypers, ts):
+    for s, (g, h, t) in enumerate(zip(grads, hypers, ts)):
         if g is not None:
+            if observed is not None:
+                current = observe(current, observed[s])
             current = advance(current, g, t, h)
             last = emit(current)
         rows.append(last)

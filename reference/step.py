@@ -72,7 +72,8 @@ class Snapshot:
 
 def trajectory(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: Optional[dict] = None,
                step: int = 0, lrs: Optional[Sequence] = None, hypers: Optional[Sequence] = None,
-               formats: Sequence[str] = ("float64",), validate: bool = True) -> list:
+               formats: Sequence[str] = ("float64",), validate: bool = True,
+               observed: Optional[Sequence] = None) -> list:
     """The exact trajectory: one ``Snapshot`` per gradient.
 
     ``param`` is an array of a binary format; ``grads[s]`` an array of the same
@@ -83,9 +84,11 @@ def trajectory(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, stat
     stays in force for later steps until the next entry that is not ``None``
     (torch: setting ``group["lr"]``); ``hypers[s]`` does the same for any
     numeric hyperparameters (a schedule cycling ``momentum`` or ``beta1``),
-    see ``hyper_schedule`` (and its ``validate``).
+    see ``hyper_schedule`` (and its ``validate``).  ``observed[s]``: the values of the spec's observed state
+    (``State.observed``) at step ``s``, as the implementation reported them (``reference.driver.prepare``).
     """
-    run = prepare(spec, hyper, param, grads, state=state, step=step, lrs=lrs, hypers=hypers, validate=validate)
+    run = prepare(spec, hyper, param, grads, state=state, step=step, lrs=lrs, hypers=hypers, validate=validate,
+                  observed=observed)
     formats = tuple(get_format(f).name for f in formats)
     if spec.reduces:  # the elements depend on each other: the whole tensor escalates together
         per_step = escalate(lambda prec: _run_tensor(run, formats, prec),
@@ -184,7 +187,7 @@ def _run_tensor(run, formats, prec, exact=False) -> list:
     around 0 (``conformance.check`` reports such a tensor as unchecked)."""
     a = _TensorArithmetic(run, ExactInterval(prec) if exact else arith.Interval(prec), formats)
     start = {"theta": run.theta, **run.state}
-    return steps(a.advance, a.row, a.start(start), run.grads, run.hypers, run.ts)
+    return steps(a.advance, a.row, a.start(start), run.grads, run.hypers, run.ts, run.observed, a.observe)
 
 
 class _TensorArithmetic(_Arithmetic):
@@ -222,6 +225,17 @@ class _TensorArithmetic(_Arithmetic):
         L = Lifted(S, self.shape)
         values = {**current, "g": L.each(S.input, g), "t": S.input(t), **{k: S.input(v) for k, v in h.items()}}
         return self.program(L, values)
+
+    def observe(self, current: dict, values: dict) -> dict:
+        """``current`` with the step's observed values (exact inputs); a non-finite one switches to IEEE's rules, as
+        a non-finite gradient does."""
+        if self.S is None and not all_finite(values.values()):
+            self._special()
+            L = Lifted(self.S, self.shape)
+            current = {k: L.each(lambda x: self.S.input(self._fraction(x)), v) for k, v in current.items()}
+        A = self.O if self.S is None else self.S
+        L = Lifted(A, self.shape)
+        return {**current, **{k: L.each(A.input, v) for k, v in values.items()}}
 
     def _fraction(self, x) -> Fraction:
         """An exact value, or the midpoint of its enclosure, as a Fraction (where IEEE's rules take over)."""

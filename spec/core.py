@@ -130,6 +130,11 @@ class State:
     # reference broadcasts it (a given state) while the harness compares it with the reference's values at index 0
     # of the axis (``dialect_shape``).
     reduced_axis: Optional[int] = None
+    # A value of the step that the implementation reports, not state it keeps (Muon's O = NS(U), which no exact
+    # rule computes: spec/muon.py): the rule reads it and leaves it alone.  The reference takes each step's value
+    # from the backend's output of that step (``reference.driver.prepare``'s ``observed``), the harness never
+    # compares it, and a backend that does not report it cannot be checked.
+    observed: bool = False
 
     @property
     def symbol(self) -> sp.Symbol:
@@ -244,6 +249,9 @@ class OptimizerSpec(HyperparameterLookup):
     paths_doc: str = ""
     edge_doc: str = ""
     tensor_flags: tuple = ()  # ``TensorFlag``s: rule flags the tensor's shape decides (Adafactor's "factored")
+    # The numbers of dimensions a parameter may have, where the dialect refuses others (Muon: (2,)); () for any.
+    # The strategies draw only such shapes, and the backends probe with one.
+    ndims: tuple = ()
 
     # -- lookups -----------------------------------------------------------
     @property
@@ -276,6 +284,11 @@ class OptimizerSpec(HyperparameterLookup):
             raise ValueError(f"{self.name}: the rule depends on the tensor's shape "
                              f"({', '.join(f.name for f in self.tensor_flags)}); give the parameter's shape")
         return {f.name: bool(f.holds(tuple(shape))) for f in self.tensor_flags}
+
+    @property
+    def observed(self) -> tuple:
+        """The names of the state variables that are observed values of the step (``State.observed``)."""
+        return tuple(s.name for s in self.state if s.observed)
 
     @property
     def defaults(self) -> dict:

@@ -16,12 +16,14 @@ every matrix product by orders of magnitude, by design, so no exact-arithmetic v
 implementation computes, and O is no state torch keeps.  The spec therefore takes O as an **observed input of
 the step** (the state variable ``ortho``, which the rule reads and leaves alone): the value the implementation
 applied at this step, and ``update`` is the U it fed to NS.  Both are observed from outside the optimizer by
-wrapping torch's module-level ``_zeropower_via_newtonschulz`` (``tests/test_muon.py``).  "Conforms" for Muon
+wrapping torch's module-level ``_zeropower_via_newtonschulz`` (the torch backend; ``State.observed``: the harness
+takes each step's O from the backend's output of that step and never compares it).  "Conforms" for Muon
 means: B_t, U and θ agree element by element with this rule, within the derived bound of the tolerance model,
 given the O the implementation applied; and O itself is the bfloat16 Newton–Schulz image of U, checked by
-properties, not element by element (``tests/muon_check.py``: bit-for-bit agreement with a re-execution of the same
-bfloat16 operation sequence, each iterate's singular values within ``reference.newton_schulz``'s derived
-enclosure of the previous iterate's, invariances; docs/measured/muon.md).
+properties, not element by element (``conformance/newton_schulz.py``, run by the harness's property test and
+tests/test_muon.py: bit-for-bit agreement with a re-execution of the same bfloat16 operation sequence, each
+iterate's singular values within ``reference.newton_schulz``'s derived enclosure of the previous iterate's,
+invariances; docs/measured/muon.md).
 
 **Docstring versus code.**  torch's docstring writes B_t = μB_{t−1} + g_t and the Nesterov input g_t + μB_t; the
 code computes the EMA μB + (1 − μ)g and the lerp (1 − μ)g + μB_t, a factor 1 − μ (0.05 with the defaults)
@@ -57,7 +59,10 @@ NS_C = Hyperparameter("ns_c", 2.0315, REALS, "c of ns_coefficients (NS only)", l
 EPS = Hyperparameter("eps", 1e-7, REALS, "floors ‖bfloat16(U)‖_F in NS (``clamp(min=eps)``; any float: torch "
                      "checks none)", latex="epsilon")
 NS_STEPS = Hyperparameter("ns_steps", 5, Interval(0.0, 100.0, True, False), "k: NS iterations; torch refuses "
-                          "k ≥ 100, but only at step() (finding 63)", latex="k", integer=True)
+                          "k ≥ 100, but only at step() (finding 63)", latex="k", integer=True,
+                          fuzz=Interval(0.0, 12.0, True, True),
+                          fuzz_why="each iteration is three bfloat16 matrix products, checked by properties at "
+                                   "every iterate; 0–12 covers none, the default 5 and past it (CI's time)")
 
 buf = sp.Symbol("B", real=True)
 upd = sp.Symbol("U", real=True)
@@ -94,11 +99,12 @@ MUON = OptimizerSpec(
     state=(State("momentum_buffer", sp.Integer(0), "B: the EMA of the gradients", latex="B"),
            State("update", sp.Integer(0), "U: NS's input at this step (not torch state: observed)", latex="U"),
            State("ortho", sp.Integer(0), "O = NS(U) that this step applied (not torch state: observed, an input "
-                 "of the step the rule reads and leaves alone)", latex="O")),
+                 "of the step the rule reads and leaves alone)", latex="O", observed=True)),
     rule=rule,
     torch_class="torch.optim.Muon",
     doc=__doc__,
     counts_steps=False,
+    ndims=(2,),
     paths_doc=("One path: torch's `_single_tensor_muon`; `muon(..., foreach=True)` raises RuntimeError "
                "(\"Foreach is not supported for Muon yet\") and the class has no foreach, fused or capturable "
                "argument."),

@@ -37,6 +37,8 @@ COMPLEX = {
     "adafactor": ("Not specified: torch.optim.Adafactor refuses complex parameters at the first step "
                   "(\"Adafactor does not support complex parameters\"); the torch backend refuses the complex axis "
                   "with that reason."),
+    "muon": ("Not specified: torch.optim.Muon refuses complex parameters at the first step (\"Muon does not "
+             "support complex parameters\"); the torch backend's probe refuses the complex axis with that reason."),
     "sgd": ("Not specified: torch.optim.SGD has no `view_as_real` and steps a complex parameter in complex "
             "arithmetic, where a real scalar multiplies as (c + 0i), so an infinite or NaN part turns the other "
             "part NaN (inf·0) in weight decay, momentum and the step; for finite values that is the per-part update. "
@@ -57,6 +59,9 @@ TENSOR_LR["sgd"] = f"{_TENSOR_LR} weight_decay may be a Tensor too (not drawn)."
 TENSOR_LR["adafactor"] = ("lr may be a 1-element Tensor, on both paths (no foreach refusal): `_to_scalar` keeps a 0-d "
                           "tensor, and ρ_t = min(lr, 1/√t), α, 1 − lr·λ and −α/clip become 0-d tensors of lr's "
                           "dtype where lr enters them; a float64 lr holds the same binary64 values as a Python float.")
+TENSOR_LR["muon"] = ("lr may be a 0-d Tensor: `_adjust_lr` returns lr·ratio, a 0-d tensor of lr's dtype, and "
+                     "`mul_(1 - lr * weight_decay)` and `add_(update, alpha=-adjusted_lr)` take 0-d tensors; a "
+                     "float64 lr holds the same binary64 values as a Python float (drawn: `lr_tensor`).")
 TENSOR_LR["adagrad"] = f"{_TENSOR_LR} The decayed clr = lr/(1 + (t − 1)·lr_decay) is then a tensor of lr's dtype."
 
 _SAME = "the same values as the for-loop"
@@ -79,6 +84,10 @@ DIFFERENTIABLE = {
 }
 DIFFERENTIABLE["adafactor"] = ("not an argument of torch.optim.Adafactor (nor fused or capturable): only the for-loop "
                                "and foreach paths exist.")
+DIFFERENTIABLE["muon"] = ("not an argument of torch.optim.Muon, nor foreach, fused or capturable: its one path is "
+                          "`_single_tensor_muon`, and `muon(..., foreach=True)` raises RuntimeError \"Foreach is not "
+                          "supported for Muon yet\" (the torch backend lists each path as refused: the class has no "
+                          "such argument).")
 DIFFERENTIABLE["adamw"] = DIFFERENTIABLE["adam"].replace("adam-capturable", "adamw-capturable")
 
 CHECKED = ("The torch backend runs `differentiable=True, foreach=False` as the path `differentiable` of every "

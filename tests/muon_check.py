@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.optim._muon as muon_module
 
+from conformance import newton_schulz as ns
 from conformance.backends.torch_backend import _to_numpy
 from conformance.check import _compare
-from reference import newton_schulz as nsr
 from reference.bound import trajectory_bounds
 from reference.formats import get_format
 from reference.step import trajectory
@@ -79,10 +79,11 @@ def check_steps(hyper: dict, param, grads: list, rows: list, dtype: str) -> list
     failures = []
     prev = {"theta": np.asarray(param), "momentum_buffer": np.zeros(np.shape(param), dtype=rows[0]["theta"].dtype)}
     for s, row in enumerate(rows):
-        given = {"momentum_buffer": prev["momentum_buffer"], "ortho": row["ortho"]}
+        given, seen = {"momentum_buffer": prev["momentum_buffer"]}, [{"ortho": row["ortho"]}]
         g = np.asarray(grads[s]).astype(row["theta"].dtype)
-        ref = trajectory(MUON, hyper, prev["theta"], [g], state=given, formats=(fmt.name,))[0]
-        bnd = trajectory_bounds(MUON, hyper, prev["theta"], [g], fmt, state=given, scalars="float64")[0]
+        ref = trajectory(MUON, hyper, prev["theta"], [g], state=given, formats=(fmt.name,), observed=seen)[0]
+        bnd = trajectory_bounds(MUON, hyper, prev["theta"], [g], fmt, state=given, scalars="float64",
+                                observed=seen)[0]
         for name in ("theta", "momentum_buffer", "update"):
             exact = ref.theta if name == "theta" else ref.state[name]
             for idx in np.ndindex(*np.shape(param)):
@@ -94,54 +95,19 @@ def check_steps(hyper: dict, param, grads: list, rows: list, dtype: str) -> list
     return failures
 
 
-def rerun_newton_schulz(u: torch.Tensor, a: float, b: float, c: float, steps: int, eps: float):
-    """torch's bfloat16 operation sequence, statement for statement, written out again: (X = bfloat16(U) oriented
-    m ≤ n, the iterates from the normalised one on, the output in U's orientation)."""
-    x = u.bfloat16()
-    tall = x.size(0) > x.size(1)
-    if tall:
-        x = x.T
-    x0 = x.clone()
-    x = x / x.norm().clamp(min=eps)
-    iterates = [x]
-    for _ in range(steps):
-        gram = x @ x.T
-        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
-        iterates.append(x)
-    return x0, iterates, (x.T if tall else x)
+#: torch's bfloat16 operation sequence written out again (conformance/newton_schulz.py, which the harness's NS
+#: property test uses too): (X = bfloat16(U) oriented m ≤ n, the iterates from the normalised one on, O)
+rerun_newton_schulz = ns.rerun_torch
+check_enclosures = ns.check_enclosures
 
 
 def check_newton_schulz(u: torch.Tensor, o: torch.Tensor, a: float, b: float, c: float, steps: int,
                         eps: float) -> list:
-    """Failures (strings) of one NS output ``o`` for input ``u``: bit-for-bit the re-executed sequence, and each
-    step's singular values within their derived enclosures (reference.newton_schulz)."""
-    x0, iterates, again = rerun_newton_schulz(u, a, b, c, steps, eps)
-    failures = []
-    if o.dtype != torch.bfloat16 or not torch.equal(o, again):
-        failures.append(f"O is not the bfloat16 sequence's output (dtype {o.dtype}; "
-                        f"max |ΔO| {float((o.float() - again.float()).abs().max()):.3g})")
-        return failures
-    return check_enclosures(x0, iterates, a, b, c, eps)
-
-
-def check_enclosures(x0, iterates, a: float, b: float, c: float, eps: float) -> list:
-    """Failures (strings): the normalised iterate's and each later iterate's singular values outside their derived
-    enclosures (``reference.newton_schulz``); arrays or tensors of bfloat16 values, oriented m ≤ n."""
-    failures = []
-    try:
-        enclosures = [nsr.normalisation_enclosure(_f64(x0), eps)]
-    except ValueError:  # ‖X‖ at or below 2ε (the clamp), or ≥ 2⁶³ (the norm's overflow): not modelled
-        return failures
-    enclosures += [nsr.iteration_enclosure(_f64(x), a, b, c) for x in iterates[:-1]]
-    for j, (enc, x) in enumerate(zip(enclosures, iterates)):
-        for i, ((lo, hi), sv) in enumerate(zip(enc, nsr.singular_values(_f64(x)))):
-            if not lo <= sv <= hi:
-                failures.append(f"iterate {j}: σ{i} = {sv!r} outside its enclosure [{lo!r}, {hi!r}]")
-    return failures
-
-
-def _f64(x) -> np.ndarray:
-    return x.double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+    """Failures (strings) of one NS output ``o`` for input ``u``: a bfloat16 tensor, bit for bit the re-executed
+    sequence, and each step's singular values within their derived enclosures (reference.newton_schulz)."""
+    if o.dtype != torch.bfloat16:
+        return [f"O has dtype {o.dtype}, not bfloat16"]
+    return ns.check_applied(rerun_newton_schulz, u, o, a, b, c, steps, eps)
 
 
 # ------------------------------------------------------------------------ re-implementations, faithful and broken

@@ -661,8 +661,9 @@ def test_lbfgs_fails_late_on_arguments_it_does_not_validate():
         _lbfgs_step(p, history_size=0)
 
 
-# ------------------------------------------------------------------ Muon (tests/test_muon.py checks it; not yet an
-# entry of conformance/known_deviations.py, since the conformance harness does not run Muon)
+# ------------------------------------------------------------------ Muon (findings 62 and 63 are entries of
+# conformance/known_deviations.py, muon-bfloat16-buffer-normalised-in-place and muon-validation-only-at-step; 64 is
+# not: the element-wise check takes O as applied, and the NS property test does not model ‖U‖ ≥ 2⁶³)
 
 
 def test_muon_bfloat16_without_nesterov_normalises_its_momentum_buffer():

@@ -209,3 +209,23 @@ def test_drawn_trajectories_conform(case):
         u = torch.tensor(np.asarray(row["update"], dtype=np.float64), dtype=mc.DTYPES[dtype])
         if torch.isfinite(u).all():
             assert not mc.check_newton_schulz(u, torch.tensor(row["ortho"]).bfloat16(), *COEFFS, 5, 1e-7)
+
+
+#: -k selection of the harness runs below: single steps in float64 (the tightest bound; each step from the class's
+#: own state, where both slips show at the first step with decay or momentum)
+HARNESS_SELECTION = "test_single_steps and float64"
+
+
+@pytest.mark.parametrize("cls", [c.__name__ for c in mc.BROKEN])
+def test_the_harness_catches_each_broken_muon(cls):
+    """``--optimizer muon=tests.muon_check:Class`` through the conformance harness's command line, as
+    tests/test_harness_catches_bugs.py does for the other optimizers: each broken re-implementation fails with a
+    reproduction (``ci-noshrink``: ``ci``'s examples, no minimising).  The faithful one and torch's own class pass
+    the same harness: tests/test_muon.py's element-wise tests and the torch-cpu conformance job."""
+    from tests.harness_profiles import run_pytest
+
+    proc = run_pytest(["conformance", "--backend=torch-cpu", "--optimizer", f"muon=tests.muon_check:{cls}",
+                       "--spec", "muon", "-k", HARNESS_SELECTION, "-q", "-x"], "ci-noshrink")
+    tail = (proc.stdout + proc.stderr)[-3000:]
+    assert proc.returncode == 1, f"{cls}: exit {proc.returncode}, expected 1 (a failure)\n{tail}"
+    assert "Reproduce with" in proc.stdout and "FAILED conformance/test_conformance.py::" in proc.stdout, tail

@@ -14,9 +14,9 @@ import torch
 import spec
 from conformance import optimizers
 from conformance.backends.numpy_backend import backend as numpy_backend
-from conformance.optimizers import CAPTURABLE, FUSED, OPTIMIZERS, torch_kwargs
+from conformance.optimizers import ALL as OPTIMIZERS, CAPTURABLE, FUSED, torch_kwargs
 
-NAMES = tuple(OPTIMIZERS)
+NAMES = tuple(OPTIMIZERS)  # every record: the element-wise ones and those with observed state (Muon)
 TORCH_NAMES = tuple(n for n in NAMES if OPTIMIZERS[n].torch)
 
 
@@ -25,12 +25,16 @@ def _torch_class(name):
 
 
 def _torch_kwargs(name, hyper: dict) -> dict:
-    """The spec's defaults updated by ``hyper``, as torch's keyword arguments (``betas=(β₁, β₂)``, ``etas``, ...)."""
-    return torch_kwargs({**spec.OPTIMIZERS[name].defaults, **hyper})
+    """The spec's defaults updated by ``hyper``, as torch's keyword arguments (``betas=(β₁, β₂)``, ``etas``, ...,
+    and the record's own ``torch_args``: Muon's adjust_lr_fn)."""
+    kw = torch_kwargs({**spec.get(name).defaults, **hyper})
+    convert = OPTIMIZERS[name].torch_args
+    return convert(kw) if convert else kw
 
 
 def _construct(name, hyper: dict):
-    p = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    nd = spec.get(name).ndims[0] if spec.get(name).ndims else 1  # Muon: a matrix
+    p = torch.zeros((1,) * (nd - 1) + (2,), dtype=torch.float64, requires_grad=True)
     return _torch_class(name)([p], **_torch_kwargs(name, hyper))
 
 
@@ -39,14 +43,18 @@ def _show(hyper) -> str:
 
 
 def test_one_record_per_spec_and_one_spec_per_record():
-    assert set(OPTIMIZERS) == set(spec.OPTIMIZERS)
+    assert set(optimizers.OPTIMIZERS) == set(spec.OPTIMIZERS)
+    assert set(optimizers.OBSERVED) == set(spec.OBSERVED_OPTIMIZERS)
+    assert set(OPTIMIZERS) == set(spec.OPTIMIZERS) | set(spec.OBSERVED_OPTIMIZERS)
     assert all(info.name == key for key, info in OPTIMIZERS.items())
-    assert optimizers.names() == NAMES
+    assert optimizers.names() == tuple(optimizers.OPTIMIZERS)
+    assert all(spec.get(n).observed for n in spec.OBSERVED_OPTIMIZERS)
+    assert not any(spec.get(n).observed for n in spec.OPTIMIZERS)
 
 
-#: torch.optim classes with no spec yet, and why; a class that gets one must leave this list
-NOT_SPECIFIED = {"Muon": "spec/muon.py, checked by tests/test_muon.py; not yet in the element-wise harness, which would "
-                          "need O as an observed input of the step (docs/measured/muon.md)"}
+#: torch.optim classes with no spec yet, and why; a class that gets one must leave this list (Muon left it: its record
+#: is in conformance.optimizers.OBSERVED, its spec in spec.OBSERVED_OPTIMIZERS)
+NOT_SPECIFIED: dict = {}
 
 
 def test_every_torch_optimizer_has_a_spec_or_a_stated_reason():
@@ -71,7 +79,7 @@ def test_get_names_the_known_optimizers():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_example_hyperparameters_are_valid(name):
-    info, s = OPTIMIZERS[name], spec.OPTIMIZERS[name]
+    info, s = OPTIMIZERS[name], spec.get(name)
     examples = [info.hyper, *({**info.hyper, **b} for b in info.branches), *info.edge, info.drift_hyper]
     examples += [h for pair in info.group_pairs for h in pair]
     for hyper in examples:
@@ -82,7 +90,7 @@ def test_example_hyperparameters_are_valid(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_invalid_examples_are_refused_by_the_spec(name):
-    info, s = OPTIMIZERS[name], spec.OPTIMIZERS[name]
+    info, s = OPTIMIZERS[name], spec.get(name)
     for invalid in info.invalid:
         with pytest.raises(spec.InvalidHyperparameter):
             s.complete(dict(invalid.hyper))
@@ -101,7 +109,7 @@ def test_invalid_examples_are_refused_by_the_spec(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_scheduled_optimizers_have_a_momentum_to_cycle(name):
-    info, s = OPTIMIZERS[name], spec.OPTIMIZERS[name]
+    info, s = OPTIMIZERS[name], spec.get(name)
     if info.scheduled:  # CyclicLR/OneCycleLR cycle `momentum` or `betas[0]`
         assert {"momentum", "beta1"} & {h.name for h in s.hyperparameters}
 

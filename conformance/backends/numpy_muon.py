@@ -1,10 +1,10 @@
 """A NumPy port of torch.optim.Muon (spec/muon.py), with Newton–Schulz in bfloat16 through ``ml_dtypes``.
 
-Until Muon joins the conformance harness (it needs an observed per-step input, the applied O, which the harness's
-protocol lacks), ``tests/test_muon.py`` checks this port as it checks torch's class: element by element given the
-O the port applied, and its NS iterates by the derived singular-value enclosures.  It is not bit-for-bit torch's
-NS: its float32 products accumulate in NumPy's order, which is why only the enclosures, not the bit-for-bit
-comparison, apply to it.
+The NumPy backend runs Muon with it (``numpy_backend._muon``: ``--backend=numpy --spec muon``, reporting U and the
+applied O as the observed state ``update`` and ``ortho``), and ``tests/test_muon.py`` checks it as it checks
+torch's class: element by element given the O the port applied, and its NS iterates by the derived singular-value
+enclosures.  It is not bit-for-bit torch's NS: its float32 products accumulate in NumPy's order, which is why only
+the enclosures, not a bit-for-bit comparison with torch's sequence, relate it to torch's.
 
 Element-wise statements compute in the parameter's dtype, float32 for float16 and bfloat16 (torch's opmath), and
 round once; a lerp follows torch's two-branch formula.  The state is the momentum buffer, a copy of its own (no

@@ -48,6 +48,7 @@ Usage::
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import importlib
@@ -215,6 +216,12 @@ def _sparse(optimizer: str) -> bool:
     return spec_get(optimizer).sparse_gradients
 
 
+def _probe_ndim(optimizer: str) -> int:
+    """The number of dimensions of the probe's tensor: 1, or the spec's first allowed (``OptimizerSpec.ndims``)."""
+    ndims = spec_get(optimizer).ndims
+    return 1 if not ndims or 1 in ndims else ndims[0]
+
+
 def load_class(spec: str) -> type:
     """Import ``"package.module:Attr"`` (``Attr`` may be dotted: ``Outer.Inner``)."""
     if not isinstance(spec, str) or spec.count(":") != 1:
@@ -349,7 +356,7 @@ class TorchBackend:
         """The class run for a spec name, or None when there is none."""
         if optimizer in self.overrides:
             return self.overrides[optimizer]
-        info = optimizers.OPTIMIZERS.get(optimizer)
+        info = optimizers.ALL.get(optimizer)
         if info is None or info.torch is None or torch is None:
             return None
         return getattr(torch.optim, info.torch, None)
@@ -369,7 +376,7 @@ class TorchBackend:
         cls = self.optimizer_class(name)
         if cls is None:
             return None
-        if any(cls is getattr(torch.optim, info.torch, None) for info in optimizers.OPTIMIZERS.values() if info.torch):
+        if any(cls is getattr(torch.optim, info.torch, None) for info in optimizers.ALL.values() if info.torch):
             return f"torch.optim.{cls.__name__}", torch.__version__
         declared = getattr(cls, "conformance_implementation", None)
         if callable(declared):
@@ -377,6 +384,14 @@ class TorchBackend:
         top = cls.__module__.partition(".")[0]
         return f"{cls.__module__}:{cls.__qualname__}", getattr(sys.modules.get(top), "__version__", None) \
             or _distribution_version(top)
+
+    def newton_schulz(self, optimizer: str, path: str):
+        """The NS sequence whose output O a step of ``optimizer`` applies (``State.observed`` ``ortho``): torch's
+        bfloat16 statements re-executed with torch's kernels (``conformance.newton_schulz.rerun_torch``), for
+        torch.optim.Muon and an ``--optimizer`` class alike (whose O is observed through torch's function)."""
+        from conformance.newton_schulz import rerun_torch
+
+        return rerun_torch
 
     def scalar_precision(self, optimizer: str, path: str) -> str:
         """The format torch computes the per-step scalars of ``optimizer`` on ``path`` in (bias corrections,
@@ -411,6 +426,9 @@ class TorchBackend:
                 raise BackendError(f"{_class_label(self.overrides[optimizer])} has no keyword for {key} (held at "
                                    f"{value!r} by --hold); this case asks for {key}={hyper[key]!r}")
         hyper = {k: v for k, v in hyper.items() if k not in held}
+        info = optimizers.ALL.get(optimizer)
+        if info is not None and info.torch_args is not None:  # the class's own keywords (Muon's adjust_lr_fn)
+            hyper = info.torch_args(hyper)
         out = {}
         zero_none = _zero_means_none(optimizer)
         hyper = {k: None if k in zero_none and v == 0 else v for k, v in hyper.items()}
@@ -479,14 +497,16 @@ class TorchBackend:
         return torch.tensor(x, dtype=torch.float64, device=self.device)
 
     def _probe_one(self, cls, flags: dict, dtype: str, complex_: bool = False, mixed: bool = False,
-                   sparse: bool = False) -> Optional[str]:
+                   sparse: bool = False, ndim: int = 1) -> Optional[str]:
         """None when two steps on a 2-element tensor (``complex_``: one complex element; ``mixed``: and a
         companion of ``COMPANION_DTYPE`` in the same group) work, else the reason.  ``sparse``: the optimizer takes
-        sparse gradients (``OptimizerSpec.sparse_gradients``), and the probe gives it those."""
+        sparse gradients (``OptimizerSpec.sparse_gradients``), and the probe gives it those.  ``ndim``: the tensor's
+        number of dimensions (``_probe_ndim``: 2 for Muon, which refuses others), its leading ones of length 1."""
         try:
-            p = torch.tensor([0.5, -0.25], dtype=_torch_dtypes()[dtype], device=self.device)
+            p = torch.tensor([0.5, -0.25], dtype=_torch_dtypes()[dtype], device=self.device).reshape(
+                (1,) * (ndim - 1) + (2,))
             if complex_:
-                p = torch.view_as_complex(p.reshape(1, 2))
+                p = torch.view_as_complex(p.reshape(*p.shape[:-1], 1, 2))
             ps = [p, p.detach().to(_torch_dtypes()[COMPANION_DTYPE[dtype]])] if mixed else [p]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -511,32 +531,36 @@ class TorchBackend:
             return {}
         key = (optimizer, path, dtype)
         if key not in self._axes and optimizer in self.overrides:
-            self._axes[key] = self._override_axes(self.optimizer_class(optimizer), dtype, _sparse(optimizer))
+            self._axes[key] = self._override_axes(self.optimizer_class(optimizer), dtype, _sparse(optimizer),
+                                                  _probe_ndim(optimizer))
         if key not in self._axes:
             cls, flags = self.optimizer_class(optimizer), self._path_flags(optimizer, path)
             sparse = _sparse(optimizer)
+            nd = _probe_ndim(optimizer)
             lr = self._probe_one(cls, {**flags, "lr": torch.tensor(1e-3, dtype=torch.float64, device=self.device)},
-                                 dtype, sparse=sparse)
+                                 dtype, sparse=sparse, ndim=nd)
             if dtype == "bfloat16":
                 cplx = "torch has no complex dtype of bfloat16 pairs"
             else:
                 cplx = _COMPLEX_REFUSED.get(optimizer) or self._probe_one(cls, flags, dtype, complex_=True,
-                                                                          sparse=sparse)
+                                                                          sparse=sparse, ndim=nd)
             self._axes[key] = {"lr_tensor": lr, "complex": cplx,
-                               "mixed_dtype": self._probe_one(cls, flags, dtype, mixed=True, sparse=sparse)}
+                               "mixed_dtype": self._probe_one(cls, flags, dtype, mixed=True, sparse=sparse,
+                                                              ndim=nd)}
             betas = _betas(optimizer, {h.name: h.default for h in spec_get(optimizer).hyperparameters})
             if betas:  # only an optimizer with betas has the axis (nothing to refuse elsewhere)
                 self._axes[key]["betas_tensor"] = self._probe_one(
-                    cls, {**flags, "betas": tuple(self._tensor64(x) for x in betas.values())}, dtype, sparse=sparse)
+                    cls, {**flags, "betas": tuple(self._tensor64(x) for x in betas.values())}, dtype, sparse=sparse,
+                    ndim=nd)
         return dict(self._axes[key])
 
-    def _override_axes(self, cls, dtype: str, sparse: bool = False) -> dict:
+    def _override_axes(self, cls, dtype: str, sparse: bool = False, ndim: int = 1) -> dict:
         """The case axes of an ``--optimizer`` class: ``mixed_dtype``, probed as for torch.optim's classes (with
         the class's own defaults).  Not ``lr_tensor`` nor ``complex``: what a third-party class does with a Tensor
         lr or a complex tensor is its own (``_COMPLEX_REFUSED`` knows torch's classes only), and nothing here
         says which of its values are then the spec's."""
-        mixed = self._probe_one(cls, {}, dtype, mixed=True, sparse=sparse)
-        if mixed is not None and self._probe_one(cls, {}, dtype, sparse=sparse) is not None:
+        mixed = self._probe_one(cls, {}, dtype, mixed=True, sparse=sparse, ndim=ndim)
+        if mixed is not None and self._probe_one(cls, {}, dtype, sparse=sparse, ndim=ndim) is not None:
             mixed = f"the probe could not step {cls.__name__} with its defaults in a one-dtype group either: {mixed}"
         return {"mixed_dtype": mixed}
 
@@ -551,7 +575,8 @@ class TorchBackend:
             elif cls is not None:
                 for path in self._candidate_paths(optimizer):
                     flags = self._path_flags(optimizer, path)
-                    per_dtype = {d: self._probe_one(cls, flags, d, sparse=_sparse(optimizer)) for d in DTYPES}
+                    per_dtype = {d: self._probe_one(cls, flags, d, sparse=_sparse(optimizer),
+                                                    ndim=_probe_ndim(optimizer)) for d in DTYPES}
                     if any(r is None for r in per_dtype.values()):
                         result[path] = per_dtype
                     else:
@@ -603,6 +628,11 @@ class TorchBackend:
             raise BackendError(f"resume_at={resume_at} is not a step of this {case.steps}-step case")
 
         outputs = []
+        observer = _OBSERVERS.get(case.optimizer) if spec_get(case.optimizer).observed else None
+        if spec_get(case.optimizer).observed and observer is None:
+            raise BackendError(f"{self.name}: no way to observe {', '.join(spec_get(case.optimizer).observed)} of "
+                               f"{case.optimizer} (State.observed): it cannot be checked")
+        seen: dict = {}  # (group, param) -> the observed values of its last step with a gradient
         for s in range(case.steps):
             if s == resume_at:
                 opt, groups_params = self._resume(opt, cls, case, groups_params, flags, label)
@@ -614,8 +644,16 @@ class TorchBackend:
                             opt.param_groups[i]["lr"].fill_(lr)  # as torch's schedulers change a Tensor lr
                         else:
                             opt.param_groups[i]["lr"] = lr
-            self._step(opt, label, s)
-            outputs.append(self._snapshot(opt, _own(groups_params, case), label))
+            if observer is None:
+                self._step(opt, label, s)
+            else:
+                with observer() as calls:
+                    self._step(opt, label, s)
+                seen.update(_assign_observed(calls, groups_params, case, label, s))
+            out = self._snapshot(opt, _own(groups_params, case), label)
+            for (i, j), values in seen.items():
+                out.state[i][j].update(values)
+            outputs.append(out)
         return outputs
 
     def _tensor(self, a, case: Case) -> "torch.Tensor":
@@ -817,6 +855,54 @@ class TorchBackend:
                     raise BackendError(f"torch {schedule} scheduler raised {type(exc).__name__} at step {s}: "
                                        f"{exc}") from exc
         return ScheduledRun(outputs, used)
+
+
+@contextlib.contextmanager
+def _observe_newton_schulz():
+    """Muon's observed values: (U, O) of every call of torch's module-level ``_zeropower_via_newtonschulz`` while
+    active, in call order.  ``_single_tensor_muon`` (and any class that calls it through the module, as
+    tests/muon_check.py's re-implementations do) calls it by name, once per tensor with a gradient; U is cloned
+    before the call, which may divide it in place (bfloat16 without Nesterov: finding 62)."""
+    import torch.optim._muon as muon_module
+
+    calls, original = [], muon_module._zeropower_via_newtonschulz
+
+    def recording(grad, *args, **kwargs):
+        before = grad.detach().clone()
+        out = original(grad, *args, **kwargs)
+        calls.append((before, out.detach().clone()))
+        return out
+
+    muon_module._zeropower_via_newtonschulz = recording
+    try:
+        yield calls
+    finally:
+        muon_module._zeropower_via_newtonschulz = original
+
+
+#: spec name -> a context manager yielding the list of (update, ortho) pairs of a step's calls (State.observed)
+_OBSERVERS = {"muon": _observe_newton_schulz}
+
+
+def _assign_observed(calls: list, groups_params: list, case: Case, label: str, s: int) -> dict:
+    """(group, param) of the case -> {"update": U, "ortho": O} of step ``s``: the k-th call belongs to the k-th
+    tensor with a gradient, groups and tensors in order (companions of a ``mixed_dtype`` case counted, not
+    reported), as torch's for-loop steps them.  A clear error where the calls do not match those tensors."""
+    stepped = [(i, k, p) for i, params in enumerate(groups_params) for k, p in enumerate(params) if p.grad is not None]
+    if len(calls) != len(stepped):
+        raise BackendError(f"{label}.step() at step {s}: {len(calls)} calls of torch.optim._muon."
+                           f"_zeropower_via_newtonschulz for {len(stepped)} tensors with a gradient: its update "
+                           f"and orthogonalisation cannot be observed (a class must call it through the module, "
+                           f"once per tensor)")
+    per = 2 if case.mixed_dtype else 1
+    out = {}
+    for (i, k, p), (u, o) in zip(stepped, calls):
+        if tuple(u.shape) != tuple(p.shape):
+            raise BackendError(f"{label}.step() at step {s}: a call of _zeropower_via_newtonschulz on shape "
+                               f"{tuple(u.shape)} where the tensor stepped in that order has shape {tuple(p.shape)}")
+        if k % per == 0:
+            out[(i, k // per)] = {"update": _to_numpy(u), "ortho": _to_numpy(o)}
+    return out
 
 
 def _hyper_in_use(group: dict) -> dict:

@@ -375,6 +375,15 @@ KNOWN_DEVIATIONS = (
         reproduced_by="tests/test_optax_findings.py",
         reason="Optax validates no hyperparameter: a negative lr, beta outside [0, 1) or a negative eps is "
                "taken as given (a documented difference: its aliases are plain functions of their arguments)."),
+    KnownDeviation(  # finding 109
+        id="keras-unchecked-hyperparameters",
+        implementation=tuple(f"keras.optimizers.{c}" for c in ("Adam", "AdamW", "SGD", "RMSprop", "Adagrad",
+                                                                 "Adamax", "Nadam", "Adadelta")),
+        versions=KERAS, spec=("adam@keras", "adamw@keras", "sgd@keras", "rmsprop@keras", "adagrad@keras",
+                              "adamax@keras", "nadam@keras", "adadelta@keras"),
+        tests=("test_out_of_domain_hyperparameters_are_refused",), reproduced_by="tests/test_keras_findings.py",
+        reason="Keras's optimizers check no decay rate, epsilon, weight_decay or initial accumulator (SGD checks only "
+               "momentum): a negative or >= 1 value is taken as given (finding 109)."),
     KnownDeviation(
         id="keras-lamb-lion-unchecked-hyperparameters", implementation=("keras.optimizers.Lamb",
                                                                          "keras.optimizers.Lion"),

@@ -108,3 +108,24 @@ def test_keras_lion_checks_only_beta1(hyper):
     opt = keras_torch.Lion([p], lr=0.01, **hyper)
     p.grad = torch.tensor([1.0, -1.0], dtype=torch.float32)
     opt.step()
+
+
+@pytest.mark.parametrize("cls, hyper", [
+    ("Adam", dict(betas=(1.5, 0.999))), ("Adam", dict(eps=-0.001)), ("AdamW", dict(weight_decay=-0.001)),
+    ("SGD", dict(weight_decay=-0.001)), ("RMSprop", dict(alpha=-0.001)), ("RMSprop", dict(momentum=-0.001)),
+    ("Adagrad", dict(initial_accumulator_value=-0.001)), ("Adamax", dict(betas=(0.9, 1.5))),
+    ("Nadam", dict(eps=-0.001)), ("Adadelta", dict(rho=1.5)),
+])
+def test_keras_optimizers_accept_out_of_domain_hyperparameters(cls, hyper):
+    """keras-unchecked-hyperparameters (finding 109): the spec's domains are β, ρ in [0, 1), ε, λ, momentum and the
+    initial accumulator ≥ 0; Keras's constructors and first step take these values (SGD checks its momentum)."""
+    for name, value in hyper.items():
+        values = value if isinstance(value, tuple) else (value,)
+        names = ("beta1", "beta2") if name == "betas" else (name,)
+        assert not all(spec.get(f"{cls.lower()}@keras").hyper(n).accepts(v) for n, v in zip(names, values))
+    p = torch.nn.Parameter(torch.tensor([1.0, 2.0], dtype=torch.float32))
+    opt = getattr(keras_torch, cls)([p], lr=0.01, **hyper)
+    p.grad = torch.tensor([1.0, -1.0], dtype=torch.float32)
+    opt.step()  # builds the Keras optimizer and steps, no error
+    with pytest.raises(ValueError):
+        keras_torch.SGD([p], lr=0.01, momentum=-0.5)  # the one check: SGD's momentum

@@ -19,7 +19,7 @@ What the adapter decides, and why:
   gradient would still see its step counter advance; the spec (and torch)
   count per parameter.  Per-parameter optimizers make the two agree whenever
   the dialect itself is well defined.
-* ``weight_decay = 0`` is passed as Keras's ``None`` (off).
+* ``weight_decay = 0`` is passed as Keras's ``None`` (off); to AdamW, which refuses None, as 0.0 (θ·(1 − 0) = θ).
 * The learning rate: by default (``KERAS_ADAPTER_LR=variable``) as Keras
   keeps a float learning rate, in a ``keras.Variable`` of
   ``keras.config.floatx()`` (float32 unless changed), assigned from
@@ -200,9 +200,8 @@ class AdamW(Adam):
 
     def keras_kwargs(self, group):
         out = super().keras_kwargs(group)
-        out["weight_decay"] = float(group["weight_decay"])  # AdamW's default is not None
-        if group["weight_decay"] == 0:
-            out["weight_decay"] = None
+        # AdamW refuses None ("Argument `weight_decay` must be a float"); 0.0 decays by θ·(1 − 0·lr) = θ exactly
+        out["weight_decay"] = float(group["weight_decay"])
         return out
 
 

@@ -85,6 +85,8 @@ from typing import NamedTuple, Optional, Protocol, Sequence
 
 import numpy as np
 
+from reference.sparse import Uncoalesced, uncoalesced
+
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -195,6 +197,9 @@ def lay_out(a, layout: str) -> np.ndarray:
     Where the layout changes no stride that matters (one element; transposed with a last or next-to-last
     dimension of 1) the result is contiguous, as numpy's flags and torch's ``is_contiguous`` say.  A sparse gradient
     (a ``numpy.ma.MaskedArray``, ``OptimizerSpec.sparse_gradients``) stays one: its mask is laid out alike."""
+    if isinstance(a, Uncoalesced):  # duplicate indices: the second values and where they are, laid out alike
+        return uncoalesced(lay_out(np.ma.getdata(a), layout), lay_out(~np.ma.getmaskarray(a), layout),
+                           lay_out(a.twice, layout), lay_out(a.second, layout))
     if isinstance(a, np.ma.MaskedArray):
         return np.ma.MaskedArray(lay_out(np.ma.getdata(a), layout), mask=lay_out(np.ma.getmaskarray(a), layout))
     a = np.asarray(a)

@@ -299,7 +299,8 @@ KNOWN_DEVIATIONS = (
                "overflows (OverflowError); β₁ or β₃ = 0 with a warm-up: math.log(0) raises ValueError."),
     KnownDeviation(
         id="adagrad-per-group-initial-accumulator", implementation=torch_optim("Adagrad"), versions=TORCH,
-        spec="adagrad", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._groups_differ_in("initial_accumulator_value"),
+        spec=("adagrad", "adagrad_sparse"), tests=VALUE_TESTS + PROPERTY_RUNS,
+        applies=p._groups_differ_in("initial_accumulator_value"),
         reason="Adagrad ignores a per-group initial_accumulator_value: every group starts at the constructor's."),
     KnownDeviation(
         id="schedulefree-accepts-any-hyperparameter",

@@ -241,6 +241,11 @@ class OptimizerSpec(HyperparameterLookup):
     # an empty index set too.  The reference reads a sparse gradient as a ``numpy.ma.MaskedArray`` whose mask marks
     # the elements outside the index set (``reference.driver.prepare``).
     sparse_gradients: bool = False
+    # With sparse gradients: the dialect coalesces each gradient before the update (torch's ``grad.coalesce()``), so
+    # an index held twice steps once, with its two values summed in the parameter's dtype
+    # (``reference.sparse.coalesce``); the strategies draw such duplicates.  False where the dialect does not
+    # (torch's SGD adds the entries one by one): duplicates are then not specified, and not drawn.
+    coalesces: bool = False
     paths_doc: str = ""
     edge_doc: str = ""
     tensor_flags: tuple = ()  # ``TensorFlag``s: rule flags the tensor's shape decides (Adafactor's "factored")

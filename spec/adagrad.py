@@ -79,7 +79,7 @@ def sparse_rule(f: dict) -> list:
 ADAGRAD_SPARSE = ADAGRAD.variant(
     "adagrad_sparse", dialect="torch", title="AdaGrad, sparse gradients",
     hyperparameters=(LR, LR_DECAY, INIT, EPS, common.MAXIMIZE), rule=sparse_rule,
-    sparse_gradients=True, coalesces=True,
+    sparse_gradients=True, coalesces=True, fixed_keywords=(("weight_decay", "torch raises with sparse gradients"),),
     paths_doc=("for-loop, and foreach, which hands a dtype group with a sparse gradient to the for-loop's code. "
                "fused refuses sparse gradients (RuntimeError: `fused` does not support sparse grad or complex "
                "param)."),

@@ -246,6 +246,9 @@ class OptimizerSpec(HyperparameterLookup):
     # (``reference.sparse.coalesce``); the strategies draw such duplicates.  False where the dialect does not
     # (torch's SGD adds the entries one by one): duplicates are then not specified, and not drawn.
     coalesces: bool = False
+    # The dialect class's keywords that this spec leaves at the class's defaults, each with why (a variant for one
+    # kind of input: weight decay, which torch refuses with sparse gradients): (keyword, reason) pairs.
+    fixed_keywords: tuple = ()
     paths_doc: str = ""
     edge_doc: str = ""
     tensor_flags: tuple = ()  # ``TensorFlag``s: rule flags the tensor's shape decides (Adafactor's "factored")

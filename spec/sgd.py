@@ -84,6 +84,9 @@ SGD_SPARSE = SGD.variant(
     hyperparameters=(LR, common.MAXIMIZE),
     rule=lambda f: [*common.maximize(f), Assign(theta, theta + (-eta) * g, "param.add_(grad, alpha=−lr)")],
     constraints=(), sparse_gradients=True, coalesces=False, state=(),
+    fixed_keywords=(("weight_decay", "torch raises with sparse gradients"),
+                    ("momentum", "accepted by torch, not specified yet"),
+                    ("dampening", "acts through momentum only"), ("nesterov", "needs momentum")),
     paths_doc=("for-loop, and foreach, which adds a sparse gradient tensor by tensor.  fused refuses sparse "
                "gradients (RuntimeError: `_fused_sgd` does not support sparse gradients)."),
     edge_doc=("An element outside a gradient's index set keeps θ.  weight_decay ≠ 0 raises at step() "

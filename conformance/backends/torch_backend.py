@@ -273,6 +273,11 @@ _COMPLEX_REFUSED = {
     "sgd": "torch.optim.SGD has no view_as_real: it steps a complex parameter in complex arithmetic, where a real "
            "scalar multiplies as (c + 0i), so an infinite or NaN part turns the other part NaN (inf*0); the spec's "
            "per-part statements do not hold",
+    "sgd_sparse": "torch.optim.SGD has no view_as_real, with sparse gradients too: it steps a complex parameter in "
+                  "complex arithmetic; the spec's per-part statements do not hold",
+    "adagrad_sparse": "torch.optim.Adagrad's sparse branch has no view_as_real: grad_values.pow(2) and sqrt_ are "
+                      "complex operations (the sum gains g² of the complex g, not the squares of its parts); the "
+                      "spec's per-part statements do not hold",
 }
 
 _BUILTIN_PATH_FLAGS = {

@@ -113,9 +113,11 @@ class Case:
     ``p.grad is None``; it must be left untouched and its state must not
     advance).  ``lrs[s][i]``, when given, is the learning rate of group ``i``
     set just before step ``s`` (a schedule or a user changing ``group["lr"]``).
-    For a spec with sparse gradients (``OptimizerSpec.sparse_gradients``: SparseAdam) every gradient is a
-    ``numpy.ma.MaskedArray`` masked outside its index set; a backend hands it to the implementation as a sparse
-    tensor (torch: a COO tensor holding exactly the unmasked elements, explicit zeros included).
+    For a spec with sparse gradients (``OptimizerSpec.sparse_gradients``: SparseAdam, sgd_sparse, adagrad_sparse)
+    every gradient is a ``numpy.ma.MaskedArray`` masked outside its index set; a backend hands it to the
+    implementation as a sparse tensor (torch: a COO tensor holding exactly the unmasked elements, explicit zeros
+    included).  A ``reference.sparse.Uncoalesced`` one (a spec that coalesces) holds some indices twice: the
+    backend hands both entries, uncoalesced.
 
     ``path`` is the implementation path to run, ``None`` while the case is not
     yet bound to one; a backend always receives a case with ``path`` set

@@ -46,8 +46,9 @@ def coalesce(g):
     if not isinstance(g, Uncoalesced):
         return g
     data = np.ma.getdata(g)
-    wide = data.astype(np.float64) + g.second.astype(np.float64)
-    summed = np.where(g.twice, wide.astype(data.dtype), data)
+    with np.errstate(all="ignore"):  # inf + (−inf) = NaN and overflow to ±inf are the sum's own values
+        wide = data.astype(np.float64) + g.second.astype(np.float64)
+        summed = np.where(g.twice, wide.astype(data.dtype), data)
     return np.ma.MaskedArray(summed, mask=np.ma.getmaskarray(g).copy())
 
 

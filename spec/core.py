@@ -236,7 +236,8 @@ class OptimizerSpec(HyperparameterLookup):
     # or not a parameter has a gradient (Schedule-Free): the spec keeps them per parameter, which agrees only
     # while every parameter has a gradient at every step, so the strategies draw no None gradient for it
     group_steps: bool = False
-    # True where gradients are sparse (torch.optim.SparseAdam): a gradient holds values for an index set, an element
+    # True where gradients are sparse (torch.optim.SparseAdam; the variants sgd_sparse and adagrad_sparse, torch's SGD
+    # and Adagrad given sparse gradients): a gradient holds values for an index set, an element
     # outside it is not stepped (θ and its state unchanged), and the step counter counts the tensor's steps, with
     # an empty index set too.  The reference reads a sparse gradient as a ``numpy.ma.MaskedArray`` whose mask marks
     # the elements outside the index set (``reference.driver.prepare``).

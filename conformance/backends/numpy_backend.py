@@ -729,13 +729,20 @@ def _sparse_adam(k, p, g, st, h, _):
     return np.where(held, new_p, p)
 
 
+def _add_sparse(k, p, values, alpha: float):
+    """torch's CPU ``dense.add_(sparse, alpha=alpha)`` at the held elements: alpha cast to the dtype
+    (``Scalar.to<scalar_t>()``), each entry's product rounded to the dtype, then added (``r += cast_value * value``
+    in ``add_dense_sparse_worker_*``: two roundings, where a dense ``add`` rounds once)."""
+    return k.add(p, k.mul(values, k.s_add(alpha)))
+
+
 def _sgd_sparse(k, p, g, st, h, _):
     # torch's _single_tensor_sgd on a sparse gradient: -grad negates the values, param.add_(grad, alpha=-lr) adds
     # them at the index set alone
     held = ~np.ma.getmaskarray(g)
     values = np.ma.getdata(g)
     grad = k.neg(values) if h["maximize"] else values
-    return np.where(held, k.add(p, grad, -h["lr"]), p)
+    return np.where(held, _add_sparse(k, p, grad, -h["lr"]), p)
 
 
 def _adagrad_sparse(k, p, g, st, h, _):
@@ -749,7 +756,7 @@ def _adagrad_sparse(k, p, g, st, h, _):
     total = k.add(st["sum"], k.mul(grad, grad))  # state_sum.add_(sparse(grad_values.pow(2)))
     std = k.add(k.sqrt(total), h["eps"])  # state_sum.sparse_mask(grad)._values().sqrt_().add_(eps)
     st["sum"] = np.where(held, total, st["sum"])
-    return np.where(held, k.add(p, k.div(grad, std), -clr), p)  # param.add_(sparse(grad / std), alpha=-clr)
+    return np.where(held, _add_sparse(k, p, k.div(grad, std), -clr), p)  # param.add_(sparse(grad/std), alpha=-clr)
 
 
 #: The ports whose gradients are sparse (``OptimizerSpec.sparse_gradients``): they take a MaskedArray.

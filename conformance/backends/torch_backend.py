@@ -219,7 +219,7 @@ def _state_value(key, value, param: "torch.Tensor"):
 # --------------------------------------------------------------------------
 
 def _sparse(optimizer: str) -> bool:
-    """The spec's gradients are sparse (``OptimizerSpec.sparse_gradients``: torch's SparseAdam)."""
+    """The spec's gradients are sparse (``OptimizerSpec.sparse_gradients``: SparseAdam, sgd_sparse, adagrad_sparse)."""
     return spec_get(optimizer).sparse_gradients
 
 

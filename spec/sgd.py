@@ -9,7 +9,8 @@ has one optimizer, and the gradient is an input.
 its own: ``_single_tensor_sgd`` runs the same statements on the sparse tensor, and the operations decide.
 
 * ``grad = -grad`` (maximize) negates the values; ``param.add_(grad, alpha=-lr)`` touches the index set only: an
-  element outside it keeps θ exactly.  SGD keeps no step counter.
+  element outside it keeps θ exactly.  SGD keeps no step counter.  The dense step on the densified gradient (zeros
+  outside the index set) gives the same values but at θ = −0 under maximize, where −0 + (−lr)·(−0) = +0.
 * ``weight_decay != 0``: ``grad.add(param, alpha=weight_decay)`` raises ``RuntimeError: add(sparse, dense) is not
   supported. Use add(dense, sparse) instead.`` at ``step()`` (no message of the optimizer's own).
 * ``momentum != 0`` is accepted: the buffer is a sparse tensor (``grad.detach().clone()``), ``buf.mul_(μ).add_(g,

@@ -85,6 +85,8 @@ from typing import NamedTuple, Optional, Protocol, Sequence
 
 import numpy as np
 
+from reference.sparse import Uncoalesced, uncoalesced
+
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 
 
@@ -111,9 +113,11 @@ class Case:
     ``p.grad is None``; it must be left untouched and its state must not
     advance).  ``lrs[s][i]``, when given, is the learning rate of group ``i``
     set just before step ``s`` (a schedule or a user changing ``group["lr"]``).
-    For a spec with sparse gradients (``OptimizerSpec.sparse_gradients``: SparseAdam) every gradient is a
-    ``numpy.ma.MaskedArray`` masked outside its index set; a backend hands it to the implementation as a sparse
-    tensor (torch: a COO tensor holding exactly the unmasked elements, explicit zeros included).
+    For a spec with sparse gradients (``OptimizerSpec.sparse_gradients``: SparseAdam, sgd_sparse, adagrad_sparse)
+    every gradient is a ``numpy.ma.MaskedArray`` masked outside its index set; a backend hands it to the
+    implementation as a sparse tensor (torch: a COO tensor holding exactly the unmasked elements, explicit zeros
+    included).  A ``reference.sparse.Uncoalesced`` one (a spec that coalesces) holds some indices twice: the
+    backend hands both entries, uncoalesced.
 
     ``path`` is the implementation path to run, ``None`` while the case is not
     yet bound to one; a backend always receives a case with ``path`` set
@@ -198,6 +202,9 @@ def lay_out(a, layout: str) -> np.ndarray:
     Where the layout changes no stride that matters (one element; transposed with a last or next-to-last
     dimension of 1) the result is contiguous, as numpy's flags and torch's ``is_contiguous`` say.  A sparse gradient
     (a ``numpy.ma.MaskedArray``, ``OptimizerSpec.sparse_gradients``) stays one: its mask is laid out alike."""
+    if isinstance(a, Uncoalesced):  # duplicate indices: the second values and where they are, laid out alike
+        return uncoalesced(lay_out(np.ma.getdata(a), layout), lay_out(~np.ma.getmaskarray(a), layout),
+                           lay_out(a.twice, layout), lay_out(a.second, layout))
     if isinstance(a, np.ma.MaskedArray):
         return np.ma.MaskedArray(lay_out(np.ma.getdata(a), layout), mask=lay_out(np.ma.getmaskarray(a), layout))
     a = np.asarray(a)

@@ -299,7 +299,8 @@ KNOWN_DEVIATIONS = (
                "overflows (OverflowError); β₁ or β₃ = 0 with a warm-up: math.log(0) raises ValueError."),
     KnownDeviation(
         id="adagrad-per-group-initial-accumulator", implementation=torch_optim("Adagrad"), versions=TORCH,
-        spec="adagrad", tests=VALUE_TESTS + PROPERTY_RUNS, applies=p._groups_differ_in("initial_accumulator_value"),
+        spec=("adagrad", "adagrad_sparse"), tests=VALUE_TESTS + PROPERTY_RUNS,
+        applies=p._groups_differ_in("initial_accumulator_value"),
         reason="Adagrad ignores a per-group initial_accumulator_value: every group starts at the constructor's."),
     KnownDeviation(
         id="schedulefree-accepts-any-hyperparameter",
@@ -616,13 +617,16 @@ KNOWN_DEVIATIONS = (
         tests=VALUE_TESTS, applies=p._sparse_adam_tensor_step_size_overflows,  # measured on the CPU only
         reason="with a Tensor lr the step size lr*sqrt(bc2)/bc1 is a 0-d float64 tensor that -step_size * numer "
                "converts to the parameter's dtype: +-inf where it exceeds the dtype's range (a float lr: finite)."),
+) + tuple(
     KnownDeviation(
         # measured on torch 2.13.0 (CPU); the kernel line is the same in earlier releases, not run here
-        id="sparse-adam-add-sparse-doubles-storage-offset", implementation=torch_optim("SparseAdam"),
-        versions=">=2.13,<2.14", spec="sparse_adam", backend="torch-cpu", tests=VALUE_TESTS,
+        id=f"{prefix}-add-sparse-doubles-storage-offset", implementation=torch_optim(cls),
+        versions=">=2.13,<2.14", spec=name, backend="torch-cpu", tests=VALUE_TESTS,
         applies=p._offset_view_with_element_sparse_gradient, elements=p._all_elements,
         reason="CPU dense.add_(sparse) with sparse_dim == dim on a contiguous tensor at a storage offset writes at "
-               "2*offset + index: SparseAdam's theta update of such a view lands outside it."),
+               f"2*offset + index: {cls}'s theta update of such a view lands outside it.")
+    for prefix, name, cls in (("sparse-adam", "sparse_adam", "SparseAdam"), ("sgd-sparse", "sgd_sparse", "SGD"),
+                              ("adagrad-sparse", "adagrad_sparse", "Adagrad"))
 ) + (
     # ---- property tests only ---------------------------------------------------------------------------
     # LBFGS (spec.lbfgs, closure-driven; conformance/test_lbfgs.py never draws these inputs, hence "domain")

@@ -381,6 +381,27 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
         ),
         edge=({"beta1": 0.0, "beta2": 0.0}, {"eps": 1e-30}),
     ),
+    OptimizerInfo(  # torch.optim.SGD given sparse gradients (spec/sgd.py's SGD_SPARSE): the exact engine; fused is
+        # probed so that its refusal of sparse gradients is listed with torch's reason
+        "sgd_sparse", torch_paths=(FUSED,),
+        hyper=dict(lr=0.05),
+        group_pairs=(({}, {"lr": 0.1}), ({"maximize": True}, {"lr": 0.5})),
+        invalid=(Invalid({"lr": -1.0}), Invalid({"lr": float("nan")}, None)),
+        edge=({"lr": 0.0},),
+    ),
+    OptimizerInfo(  # torch.optim.Adagrad given sparse gradients (spec/adagrad.py's ADAGRAD_SPARSE): the exact engine
+        "adagrad_sparse", torch_paths=(FUSED,),
+        hyper=dict(lr=0.05, lr_decay=0.01, initial_accumulator_value=0.1, eps=1e-10),
+        group_pairs=(  # one initial_accumulator_value for both groups: torch takes the constructor's (as adagrad's)
+            ({}, {"lr": 0.1, "lr_decay": 0.05}),
+            ({"initial_accumulator_value": 0.3}, {"initial_accumulator_value": 0.3, "maximize": True, "eps": 1e-3}),
+        ),
+        invalid=(
+            Invalid({"lr": -1.0}), Invalid({"lr_decay": -1.0}), Invalid({"initial_accumulator_value": -0.1}),
+            Invalid({"eps": -1e-10}), Invalid({"lr": float("nan")}),
+        ),
+        edge=({"lr": 0.0}, {"eps": 0.0}),
+    ),
     OptimizerInfo(  # reduces over the tensor and along its last two axes (spec/adafactor.py): the exact engine
         "adafactor",
         hyper=dict(lr=0.05, beta2_decay=-0.8, eps1=1e-30, eps2=1e-3, d=1.0, weight_decay=0.01),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from reference.formats import from_hex, get_format, to_hex
+from reference.sparse import Uncoalesced, uncoalesced
 
 from . import backends
 from .backend import CASE_AXES, Case, Group, check_output, for_backend, scalar_precision
@@ -20,8 +21,13 @@ from .strategies import bulk_array, recipe_of
 
 
 def encode_array(a) -> dict:
-    """A sparse gradient (a MaskedArray) carries ``"outside"``: the flat indices of its masked elements."""
+    """A sparse gradient (a MaskedArray) carries ``"outside"``: the flat indices of its masked elements; one with
+    duplicate indices (``reference.sparse.Uncoalesced``) ``"twice"`` too (the flat indices held twice) and
+    ``"second"`` (their second values, as an array)."""
     outside = None
+    if isinstance(a, Uncoalesced):
+        return {**encode_array(np.ma.MaskedArray(np.ma.getdata(a), mask=np.ma.getmaskarray(a))),
+                "twice": np.flatnonzero(a.twice).tolist(), "second": encode_array(a.second)}
     if isinstance(a, np.ma.MaskedArray):
         outside = np.flatnonzero(np.ma.getmaskarray(a)).tolist()
         a = np.ma.getdata(a)
@@ -43,6 +49,10 @@ def decode_array(d: dict, dtype: str) -> np.ndarray:
     if "outside" in d:
         mask = np.zeros(a.size, dtype=bool)
         mask[d["outside"]] = True
+        if "twice" in d:
+            twice = np.zeros(a.size, dtype=bool)
+            twice[d["twice"]] = True
+            return uncoalesced(a, ~mask.reshape(a.shape), twice.reshape(a.shape), decode_array(d["second"], dtype))
         return np.ma.MaskedArray(a, mask=mask.reshape(a.shape))
     return a
 

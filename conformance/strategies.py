@@ -35,6 +35,7 @@ from hypothesis import event, reject, strategies as st
 
 from reference.fast_round import round_array
 from reference.formats import from_hex, get_format, round_to_format, to_hex
+from reference.sparse import uncoalesced
 from spec.core import Hyperparameter, Interval, InvalidHyperparameter, OptimizerSpec
 
 from .backend import LAYOUTS, Case, Group
@@ -208,22 +209,40 @@ def tensor(dtype: str, shape: tuple) -> st.SearchStrategy:
 
 
 @st.composite
-def sparse_gradient(draw, dtype: str, shape: tuple) -> np.ma.MaskedArray:
+def sparse_gradient(draw, dtype: str, shape: tuple, duplicates: bool = False) -> np.ma.MaskedArray:
     """A sparse gradient (``OptimizerSpec.sparse_gradients``): values of ``dtype`` and ``shape``, masked outside the
     index set: every element held (the simplest), whole rows of the first dimension held or not (what
     ``nn.Embedding(sparse=True)`` gives), elements held one by one, or none (an empty gradient, which still
-    counts a step)."""
+    counts a step).  Some draws hold explicit zeros (the index set is what the tensor holds, not where it is
+    non-zero).  ``duplicates`` (a spec that coalesces: ``OptimizerSpec.coalesces``): some draws hold part of the
+    index set twice (``reference.sparse.Uncoalesced``; whole rows where the index set is rows), the second values
+    drawn like the first, so that coalescing must sum them."""
     values = draw(tensor(dtype, shape))
     kind = draw(st.sampled_from(["all", "rows", "elements", "none"]))
-    if kind == "rows" and len(shape) >= 2:
-        rows = np.array(draw(st.lists(st.booleans(), min_size=shape[0], max_size=shape[0])), dtype=bool)
-        held = np.broadcast_to(rows.reshape((-1,) + (1,) * (len(shape) - 1)), shape).copy()
-    elif kind in ("rows", "elements"):
-        n = int(np.prod(shape)) if shape else 1
-        held = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool).reshape(shape)
+    rows = kind == "rows" and len(shape) >= 2
+    n = int(np.prod(shape)) if shape else 1
+
+    def subset(within: np.ndarray) -> np.ndarray:  # a drawn part of ``within``, by rows where the set is rows
+        if rows:
+            pick = np.array(draw(st.lists(st.booleans(), min_size=shape[0], max_size=shape[0])), dtype=bool)
+            return within & np.broadcast_to(pick.reshape((-1,) + (1,) * (len(shape) - 1)), shape)
+        return within & np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)), dtype=bool).reshape(shape)
+
+    if kind in ("rows", "elements"):
+        held = subset(np.ones(shape, dtype=bool))
     else:
         held = np.full(shape, kind == "all", dtype=bool)
     event(f"sparse gradient: {kind}")
+    if held.any() and draw(st.integers(0, 3)) == 0:  # explicit zeros: held, with value ±0
+        zeros = subset(held)
+        values = np.where(zeros, np.zeros_like(values), values) if draw(st.booleans()) else \
+            np.where(zeros, -np.zeros_like(values), values)
+        event("sparse gradient: explicit zeros")
+    if duplicates and held.any() and draw(st.integers(0, 2)) == 0:
+        twice = subset(held)
+        if twice.any():
+            event("sparse gradient: duplicate indices")
+            return uncoalesced(values, held, twice, draw(tensor(dtype, shape)))
     return np.ma.MaskedArray(values, mask=~held)
 
 
@@ -263,8 +282,8 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     (``backend.CASE_AXES``) the backend offers for this optimizer, path and dtype, each drawn (off the simplest)
     after everything else."""
     # A spec that reduces is checked by the exact engine, tensor by tensor (``conformance.check``), and so is one
-    # with sparse gradients: no tensor past LARGE, which would take minutes there; a spec that reduces draws the
-    # smaller REDUCING_SHAPES too.
+    # with sparse gradients: no tensor past LARGE, which would take minutes there, and the exact engine's smaller
+    # REDUCING_SHAPES, at most REDUCING_MAX_PARAMS tensors a group (CI's budget: three sparse specs since issue 14).
     large = realistic and not (spec.reduces or spec.sparse_gradients) and draw(st.integers(0, 7)) == 0
     allow_none = allow_none and not spec.group_steps  # its scalars are the group's: None not described
     none_pick = 9 if realistic else 0
@@ -276,14 +295,16 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
         hyper = draw(hyperparameters(spec))
         if large and g == 0 and hyper.get("lr") == 0:  # the simplest lr is 0: let the large case move θ
             hyper = {**hyper, "lr": 1e-3}
-        shapes = draw(group_shapes(max_params, realistic, large and g == 0, spec.reduces, spec.ndims))
+        shapes = draw(group_shapes(max_params, realistic, large and g == 0, spec.reduces or spec.sparse_gradients,
+                                   spec.ndims))
         groups.append(Group(hyper, [draw(tensor(dtype, s)) for s in shapes]))
     grads = []
     for _ in range(steps):
         row = []
         for _, params in groups:
             # realistic: 9, not 0, so that the simplest draw (the large case's) has every gradient
-            grad = sparse_gradient if spec.sparse_gradients else tensor
+            grad = functools.partial(sparse_gradient, duplicates=spec.coalesces) if spec.sparse_gradients \
+                else tensor
             row.append([None if allow_none and draw(st.integers(0, 9)) == none_pick else draw(grad(dtype, p.shape))
                         for p in params])
         grads.append(row)

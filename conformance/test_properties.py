@@ -34,6 +34,7 @@ from hypothesis import given, note, strategies as st
 import spec as spec_pkg
 from spec.schedules import REQUIRED
 from reference.formats import to_hex
+from reference.sparse import Uncoalesced, uncoalesced
 
 from . import newton_schulz as ns, optimizers
 from .backend import Case, Group, check_output, for_backend
@@ -183,6 +184,8 @@ def _negate(g):
     """``-g`` exactly: the sign bit flipped (as torch's ``neg``), NaN and zeros included."""
     if g is None:
         return None
+    if isinstance(g, Uncoalesced):  # duplicate indices: both values negated (−a + −b = −(a + b) in any rounding)
+        return uncoalesced(_negate(np.ma.getdata(g)), ~np.ma.getmaskarray(g), g.twice.copy(), _negate(g.second))
     if isinstance(g, np.ma.MaskedArray):  # a sparse gradient: its values negated, the same index set
         return np.ma.MaskedArray(_negate(np.ma.getdata(g)), mask=np.ma.getmaskarray(g).copy())
     a = np.array(g, order="C")  # a copy; 0-d stays 0-d
@@ -207,8 +210,9 @@ def _add_param(draw, data: Case, i: int, *, with_grads: bool) -> tuple:
     grads = []
     for row in data.grads:
         row = list(row)
-        sparse = spec_pkg.get(data.optimizer).sparse_gradients
-        g = None if not with_grads else draw(sparse_gradient(data.dtype, shape) if sparse else array(data.dtype, shape))
+        spec = spec_pkg.get(data.optimizer)
+        g = None if not with_grads else draw(sparse_gradient(data.dtype, shape, spec.coalesces)
+                                             if spec.sparse_gradients else array(data.dtype, shape))
         row[i] = list(row[i][:j]) + [g] + list(row[i][j:])
         grads.append(row)
     return replace(data, groups=groups, grads=grads), j

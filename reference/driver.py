@@ -25,6 +25,7 @@ import sympy as sp
 from spec import OptimizerSpec
 from . import arith
 from .formats import FORMATS, exact as exact_value, get_format, round_to_format
+from .sparse import coalesce, duplicates
 from .program import Program, compile_rule
 
 START_PREC = 128
@@ -204,7 +205,11 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
             raise ValueError(f"grad of step {s} has shape {np.shape(gr)}, the parameter {shape}")
         if isinstance(gr, np.ma.MaskedArray) and not spec.sparse_gradients:
             raise ValueError(f"grad of step {s} is sparse (a masked array), but {spec.name} takes dense gradients")
-    grads_exact = [None if gr is None else _exact_array(gr) for gr in grads]
+        if duplicates(gr) and not spec.coalesces:
+            raise ValueError(f"grad of step {s} holds duplicate indices, which {spec.name} does not coalesce: "
+                             f"not specified")
+    # duplicate indices: summed in the dtype first (torch's coalesce()), then stepped once
+    grads_exact = [None if gr is None else _exact_array(coalesce(gr)) for gr in grads]
     numeric = tuple(h.name for h in spec.numeric)
     hyper_steps = [{k: resolve_none(spec, k, h[k], param) for k in numeric} for h in in_force]
     ts, t = [], step  # the counter advances only on steps with a gradient

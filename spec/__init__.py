@@ -5,7 +5,7 @@ test strategies and the docs are all derived from these objects.
 """
 from .adadelta import ADADELTA
 from .adafactor import ADAFACTOR
-from .adagrad import ADAGRAD
+from .adagrad import ADAGRAD, ADAGRAD_SPARSE
 from .adam import ADAM, ADAMW
 from .adamax import ADAMAX
 from .adan import ADAN
@@ -22,14 +22,14 @@ from .rmsprop import RMSPROP
 from .rprop import RPROP
 from .schedulefree import SCHEDULEFREE_ADAMW
 from .schedulefree_sgd import SCHEDULEFREE_SGD
-from .sgd import SGD
+from .sgd import SGD, SGD_SPARSE
 from .sparse_adam import SPARSE_ADAM
 
 from .schedules import SCHEDULES
 
 OPTIMIZERS = {s.name: s for s in (SGD, ADAGRAD, RMSPROP, ADADELTA, ADAM, ADAMW, ADAMAX, NADAM, RADAM, RPROP,
                                   ASGD, LION, ADAN, ADEMAMIX, SCHEDULEFREE_ADAMW, SCHEDULEFREE_SGD,
-                                  LAMB, SPARSE_ADAM, ADAFACTOR)}
+                                  LAMB, SPARSE_ADAM, SGD_SPARSE, ADAGRAD_SPARSE, ADAFACTOR)}
 #: Closure-driven optimizers (``spec.lbfgs.ClosureSpec``): no element-wise rule, checked by their own properties.
 CLOSURE_OPTIMIZERS = {s.name: s for s in (LBFGS,)}
 #: Element-wise given a value of each step that the implementation reports (``State.observed``: Muon's O = NS(U),

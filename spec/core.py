@@ -241,11 +241,20 @@ class OptimizerSpec(HyperparameterLookup):
     # or not a parameter has a gradient (Schedule-Free): the spec keeps them per parameter, which agrees only
     # while every parameter has a gradient at every step, so the strategies draw no None gradient for it
     group_steps: bool = False
-    # True where gradients are sparse (torch.optim.SparseAdam): a gradient holds values for an index set, an element
+    # True where gradients are sparse (torch.optim.SparseAdam; the variants sgd_sparse and adagrad_sparse, torch's SGD
+    # and Adagrad given sparse gradients): a gradient holds values for an index set, an element
     # outside it is not stepped (θ and its state unchanged), and the step counter counts the tensor's steps, with
     # an empty index set too.  The reference reads a sparse gradient as a ``numpy.ma.MaskedArray`` whose mask marks
     # the elements outside the index set (``reference.driver.prepare``).
     sparse_gradients: bool = False
+    # With sparse gradients: the dialect coalesces each gradient before the update (torch's ``grad.coalesce()``), so
+    # an index held twice steps once, with its two values summed in the parameter's dtype
+    # (``reference.sparse.coalesce``); the strategies draw such duplicates.  False where the dialect does not
+    # (torch's SGD adds the entries one by one): duplicates are then not specified, and not drawn.
+    coalesces: bool = False
+    # The dialect class's keywords that this spec leaves at the class's defaults, each with why (a variant for one
+    # kind of input: weight decay, which torch refuses with sparse gradients): (keyword, reason) pairs.
+    fixed_keywords: tuple = ()
     paths_doc: str = ""
     edge_doc: str = ""
     tensor_flags: tuple = ()  # ``TensorFlag``s: rule flags the tensor's shape decides (Adafactor's "factored")

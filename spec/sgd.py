@@ -4,6 +4,26 @@ Full-batch gradient descent, stochastic gradient descent and mini-batch SGD
 are one update rule: they differ only in the gradient fed to it (of the whole
 training loss, of one example, or of a mini-batch mean).  The spec therefore
 has one optimizer, and the gradient is an input.
+
+``SGD_SPARSE`` is the same class given sparse gradients, which torch 2.13's ``sgd.py`` takes without a branch of
+its own: ``_single_tensor_sgd`` runs the same statements on the sparse tensor, and the operations decide.
+
+* ``grad = -grad`` (maximize) negates the values; ``param.add_(grad, alpha=-lr)`` touches the index set only: an
+  element outside it keeps θ exactly.  SGD keeps no step counter.  The dense step on the densified gradient (zeros
+  outside the index set) gives the same values but at θ = −0 under maximize, where −0 + (−lr)·(−0) = +0.
+* ``weight_decay != 0``: ``grad.add(param, alpha=weight_decay)`` raises ``RuntimeError: add(sparse, dense) is not
+  supported. Use add(dense, sparse) instead.`` at ``step()`` (no message of the optimizer's own).
+* ``momentum != 0`` is accepted: the buffer is a sparse tensor (``grad.detach().clone()``), ``buf.mul_(μ).add_(g,
+  alpha=1 − τ)`` appends the new entries without coalescing, and θ moves wherever the buffer holds an entry, so an
+  element once held keeps moving.  In exact arithmetic that is the dense rule on the densified gradients (zeros
+  outside the index sets), but every entry is scaled and added on its own: not specified yet, not drawn.
+* Duplicate indices are not coalesced: on a contiguous θ, ``add_dense_sparse_worker_non_coalesced_cpu`` adds each
+  entry on its own, θ + (−lr)·g₁ + (−lr)·g₂, two roundings; on a non-contiguous θ the slow path coalesces first,
+  θ + (−lr)·fl(g₁ + g₂).  SparseAdam and Adagrad coalesce first on every layout.  The two differ in rounding only:
+  not specified, not drawn (``coalesces=False``).
+* ``fused=True`` raises ``RuntimeError: `_fused_sgd` does not support sparse gradients``; ``foreach=True`` adds
+  a dtype group with a sparse gradient tensor by tensor (``# foreach APIs don't support sparse``): the for-loop's
+  arithmetic.
 """
 from __future__ import annotations
 
@@ -54,5 +74,25 @@ SGD = OptimizerSpec(
     edge_doc="torch keeps no step counter for SGD; 'first step' means the buffer does not exist yet.  "
              "Not modelled: torch creates the buffer at the first step with μ ≠ 0, the spec at step 1, so a "
              "momentum that is 0 at step 1 and later non-zero (a momentum schedule starting at 0) differs from "
-             "the spec from then on (torch: b = g at that step; spec: b = μ·b + (1 − τ)·g with b = step 1's g).",
+             "the spec from then on (torch: b = g at that step; spec: b = μ·b + (1 − τ)·g with b = step 1's g).  "
+             "Sparse gradients: `sgd_sparse` (elements outside the index set keep θ; weight decay refused; "
+             "momentum and duplicate indices not specified yet).",
+)
+
+
+SGD_SPARSE = SGD.variant(
+    "sgd_sparse", dialect="torch", title="SGD, sparse gradients",
+    hyperparameters=(LR, common.MAXIMIZE),
+    rule=lambda f: [*common.maximize(f), Assign(theta, theta + (-eta) * g, "param.add_(grad, alpha=−lr)")],
+    constraints=(), sparse_gradients=True, coalesces=False, state=(),
+    fixed_keywords=(("weight_decay", "torch raises with sparse gradients"),
+                    ("momentum", "accepted by torch, not specified yet"),
+                    ("dampening", "acts through momentum only"), ("nesterov", "needs momentum")),
+    paths_doc=("for-loop, and foreach, which adds a sparse gradient tensor by tensor.  fused refuses sparse "
+               "gradients (RuntimeError: `_fused_sgd` does not support sparse gradients)."),
+    edge_doc=("An element outside a gradient's index set keeps θ.  weight_decay ≠ 0 raises at step() "
+              "(RuntimeError: add(sparse, dense) is not supported. Use add(dense, sparse) instead.); momentum, "
+              "dampening and nesterov are accepted by torch (a sparse buffer of uncoalesced entries) but not "
+              "specified here, and not drawn; duplicate indices are added entry by entry on a contiguous "
+              "parameter (not coalesced): not drawn."),
 )

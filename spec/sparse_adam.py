@@ -21,8 +21,12 @@ torch's code (``torch/optim/_functional.py``, ``sparse_adam``), which the spec f
   θ ← θ + (−s)·(m/(√v + ε)).
 
 * ``maximize`` negates the gradient's values.  The constructor refuses lr ≤ 0, ε ≤ 0 and β outside [0, 1), and
-  complex or sparse parameters; a dense gradient raises at ``step()``.  Duplicate indices (summed by
-  ``coalesce`` in the parameter's dtype) are not part of the spec: every index appears once.
+  complex or sparse parameters; a dense gradient raises at ``step()``.
+
+* Duplicate indices (an uncoalesced gradient holding an index twice, as two lookups of one embedding row give):
+  ``coalesce()`` sums their values in the parameter's dtype before anything else, so the index steps once, with
+  the rounded sum (``reference.sparse.coalesce``; torch's Adagrad does the same, its SGD does not).  Drawn with two
+  values per index, whose sum is one correctly rounded addition in any order.
 """
 from __future__ import annotations
 
@@ -73,8 +77,9 @@ SPARSE_ADAM = OptimizerSpec(
     rule=rule,
     torch_class="torch.optim.SparseAdam",
     doc=__doc__,
-    sparse_gradients=True,
+    sparse_gradients=True, coalesces=True,
     paths_doc="One path: torch.optim.SparseAdam has no foreach, fused or capturable argument.",
     edge_doc=("An element outside a gradient's index set keeps θ, m and v; the tensor's step counter advances "
-              "whenever it has a gradient, an empty one included."),
+              "whenever it has a gradient, an empty one included.  An index held twice is summed first, in the "
+              "parameter's dtype (coalesce())."),
 )

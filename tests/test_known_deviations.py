@@ -575,6 +575,22 @@ def test_cpu_dense_add_of_an_element_sparse_tensor_adds_the_storage_offset_twice
     assert p.item() == 0.0 and buf[2].item() == pytest.approx(-0.1)  # fixed: p = −0.1, buf[2] = 0
 
 
+@pytest.mark.parametrize("cls", ["SGD", "Adagrad"])
+def test_sgd_and_adagrad_sparse_steps_add_the_storage_offset_twice(cls):
+    """Known deviations sgd-sparse-add-sparse-doubles-storage-offset and adagrad-sparse-add-sparse-doubles-storage-
+    offset (finding 100): the same kernel as SparseAdam's, through ``param.add_(sparse, alpha=-lr)`` (SGD: a
+    one-entry gradient counts as coalesced) and Adagrad's ``param.add_(sparse(g/std), alpha=-clr)`` after
+    ``coalesce()``; Adagrad's sum is a fresh tensor at offset 0 and is right."""
+    buf = torch.zeros(3, dtype=torch.float64)
+    p = buf[1:2]
+    opt = getattr(torch.optim, cls)([p], lr=0.1)
+    p.grad = torch.sparse_coo_tensor(torch.tensor([[0]]), torch.tensor([1.0], dtype=torch.float64), (1,))
+    opt.step()
+    assert p.item() == 0.0 and buf[2].item() == pytest.approx(-0.1)  # fixed: p = −0.1, buf[2] = 0
+    if cls == "Adagrad":
+        assert opt.state[p]["sum"].tolist() == [1.0]
+
+
 @pytest.mark.parametrize("foreach", [False, True])
 def test_adafactor_default_eps1_comes_from_another_dtype_in_a_mixed_group(foreach):
     """eps=(None, 1e-3): each tensor's ε₁ should be its own dtype's machine epsilon; torch takes the first

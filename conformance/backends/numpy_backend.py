@@ -65,6 +65,8 @@ import numpy as np
 
 from conformance.backend import DTYPES, Case, StepOutput, lay_out
 from conformance.backends import numpy_muon
+from reference.sparse import Uncoalesced
+from spec import get as spec_get
 
 __all__ = ["NumpyBackend", "backend", "DEFAULTS", "validate"]
 
@@ -113,6 +115,9 @@ DEFAULTS = {
     # not torch's: the LAMB paper's (You et al. 2020, Algorithm 2), λ = 0
     "lamb": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0),
     "sparse_adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, maximize=False),
+    # torch's SGD and Adagrad given sparse gradients: the hyperparameters torch steps sparse gradients with
+    "sgd_sparse": dict(lr=1e-3, maximize=False),
+    "adagrad_sparse": dict(lr=1e-2, lr_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, maximize=False),
     # torch.optim.Adafactor's eps=(None, 1e-3), under the spec's names
     "adafactor": dict(lr=1e-2, beta2_decay=-0.8, eps1=None, eps2=1e-3, d=1.0, weight_decay=0.0, maximize=False),
     # torch.optim.Muon's, under the spec's names (ns_coefficients split, adjust_lr_fn=None as the flag False)
@@ -144,6 +149,10 @@ def validate(optimizer: str, hyper: dict) -> dict:
                          f"known: {', '.join(DEFAULTS[optimizer])}")
     h = {**DEFAULTS[optimizer], **hyper}
 
+    if optimizer == "sgd_sparse":
+        if h["lr"] < 0.0:
+            raise ValueError(f"Invalid learning rate: {h['lr']}")
+        return h
     if optimizer == "sgd":
         if h["lr"] < 0.0:
             raise ValueError(f"Invalid learning rate: {h['lr']}")
@@ -169,10 +178,10 @@ def validate(optimizer: str, hyper: dict) -> dict:
         if not 0.0 <= h["weight_decay"]:
             raise ValueError(f"weight_decay should be >= 0 but is: {h['weight_decay']}")
         return h
-    if optimizer == "adagrad":
+    if optimizer in ("adagrad", "adagrad_sparse"):
         if not 0.0 <= h["lr_decay"]:
             raise ValueError(f"Invalid lr_decay value: {h['lr_decay']}")
-        if not 0.0 <= h["weight_decay"]:
+        if not 0.0 <= h.get("weight_decay", 0.0):
             raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
         if not 0.0 <= h["initial_accumulator_value"]:
             raise ValueError(f"Invalid initial_accumulator_value value: {h['initial_accumulator_value']}")
@@ -732,8 +741,38 @@ def _sparse_adam(k, p, g, st, h, _):
     return np.where(held, new_p, p)
 
 
+def _add_sparse(k, p, values, alpha: float):
+    """torch's CPU ``dense.add_(sparse, alpha=alpha)`` at the held elements: alpha cast to the dtype
+    (``Scalar.to<scalar_t>()``), each entry's product rounded to the dtype, then added (``r += cast_value * value``
+    in ``add_dense_sparse_worker_*``: two roundings, where a dense ``add`` rounds once)."""
+    return k.add(p, k.mul(values, k.s_add(alpha)))
+
+
+def _sgd_sparse(k, p, g, st, h, _):
+    # torch's _single_tensor_sgd on a sparse gradient: -grad negates the values, param.add_(grad, alpha=-lr) adds
+    # them at the index set alone
+    held = ~np.ma.getmaskarray(g)
+    values = np.ma.getdata(g)
+    grad = k.neg(values) if h["maximize"] else values
+    return np.where(held, _add_sparse(k, p, grad, -h["lr"]), p)
+
+
+def _adagrad_sparse(k, p, g, st, h, _):
+    # torch's _single_tensor_adagrad, sparse branch (g coalesced by the caller): the step counter first, then the
+    # sum and θ at the index set alone
+    st["step"] += 1
+    held = ~np.ma.getmaskarray(g)
+    values = np.ma.getdata(g)
+    grad = k.neg(values) if h["maximize"] else values
+    clr = h["lr"] / (1 + (st["step"] - 1) * h["lr_decay"])
+    total = k.add(st["sum"], k.mul(grad, grad))  # state_sum.add_(sparse(grad_values.pow(2)))
+    std = k.add(k.sqrt(total), h["eps"])  # state_sum.sparse_mask(grad)._values().sqrt_().add_(eps)
+    st["sum"] = np.where(held, total, st["sum"])
+    return np.where(held, _add_sparse(k, p, k.div(grad, std), -clr), p)  # param.add_(sparse(grad/std), alpha=-clr)
+
+
 #: The ports whose gradients are sparse (``OptimizerSpec.sparse_gradients``): they take a MaskedArray.
-_SPARSE = ("sparse_adam",)
+_SPARSE = ("sparse_adam", "sgd_sparse", "adagrad_sparse")
 
 def _adafactor(k, p, g, st, h, _):
     # torch's _single_tensor_adafactor, statement for statement
@@ -800,6 +839,8 @@ _STEPS = {
     "schedulefree_sgd": _schedulefree_sgd,
     "lamb": _lamb,
     "sparse_adam": _sparse_adam,
+    "sgd_sparse": _sgd_sparse,
+    "adagrad_sparse": _adagrad_sparse,
     "adafactor": _adafactor,
     "muon": _muon,
 }
@@ -812,9 +853,9 @@ def _zeros(p):
 def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> dict:
     """The state torch's ``_init_group`` creates on a parameter's first step (0-d scalar state rounded by
     ``scalar_round``)."""
-    if optimizer == "sgd":
+    if optimizer in ("sgd", "sgd_sparse"):
         return {}  # momentum_buffer appears after the first step, as a copy of the gradient
-    if optimizer == "adagrad":
+    if optimizer in ("adagrad", "adagrad_sparse"):
         return {"step": 0.0, "sum": np.full(p.shape, h["initial_accumulator_value"]).astype(p.dtype)}
     if optimizer == "rmsprop":
         st = {"step": 0.0, "square_avg": _zeros(p)}
@@ -931,7 +972,7 @@ class NumpyBackend:
         hypers = [validate(opt, group.hyper) for group in case.groups]
         # In ``case.layout`` (``lay_out``): each step reads these views and writes its result back into them.
         params = [[lay_out(np.asarray(p, dtype=dtype), case.layout) for p in group.params] for group in case.groups]
-        if opt == "adagrad":  # torch's Adagrad fills its state in __init__
+        if opt in ("adagrad", "adagrad_sparse"):  # torch's Adagrad fills its state in __init__
             states = [[_init_state(opt, p, h) for p in ps] for ps, h in zip(params, hypers)]
         else:
             states = [[None] * len(ps) for ps in params]
@@ -955,6 +996,12 @@ class NumpyBackend:
                         g = case.grads[s][i][j]
                         if g is None:
                             continue
+                        if isinstance(g, Uncoalesced):  # duplicate indices: coalesce() sums them in the dtype
+                            if not spec_get(opt).coalesces:
+                                raise ValueError(f"step {s}, group {i}, param {j}: {opt} does not coalesce "
+                                                 f"duplicate indices (not specified)")
+                            g = np.ma.MaskedArray(np.where(g.twice, k.add(np.ma.getdata(g), g.second),
+                                                           np.ma.getdata(g)), mask=np.ma.getmaskarray(g))
                         held = None if not isinstance(g, np.ma.MaskedArray) else ~np.ma.getmaskarray(g)
                         g = lay_out(np.asarray(g, dtype=dtype), case.layout)
                         if g.shape != p.shape:

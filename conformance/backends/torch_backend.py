@@ -66,6 +66,7 @@ from conformance import optimizers
 from conformance.backend import (COMPANION_DTYPE, DTYPES, LAYOUTS, BackendError, Case, ScheduledRun,
                                   ScheduleOutput, StepOutput, complex_shape)
 from conformance.environment import cpu_name
+from reference.sparse import Uncoalesced
 from spec import get as spec_get
 from spec.schedules import SCHEDULES
 
@@ -124,18 +125,32 @@ def _to_torch(array, device) -> "torch.Tensor":
     return t.to(device)
 
 
-def sparse_coo(dense: "torch.Tensor", held: np.ndarray) -> "torch.Tensor":
+def sparse_coo(dense: "torch.Tensor", held: np.ndarray, twice: Optional[np.ndarray] = None,
+               second: Optional["torch.Tensor"] = None) -> "torch.Tensor":
     """The elements of ``dense`` where ``held`` is True as torch's sparse COO tensor, explicit zeros included (a
     sparse gradient's index set).  An index set made of whole rows of the first dimension (every element of a row
     held or none) goes as row indices with dense rows (``sparse_dim`` 1, what ``nn.Embedding(sparse=True)`` gives);
-    any other one element by element (``sparse_dim`` = ndim, a 0-d tensor too)."""
-    flat = held.reshape(held.shape[0], -1) if held.ndim >= 2 else None
-    if flat is not None and bool((flat.all(axis=1) | ~flat.any(axis=1)).all()):
-        index = torch.as_tensor(np.nonzero(flat.any(axis=1))[0], dtype=torch.long, device=dense.device)
-        return torch.sparse_coo_tensor(index.reshape(1, -1), dense[index], tuple(dense.shape), check_invariants=True)
-    index = torch.as_tensor(np.argwhere(held).T, dtype=torch.long, device=dense.device)  # (ndim, nnz)
-    return torch.sparse_coo_tensor(index, dense[torch.as_tensor(held, device=dense.device)], tuple(dense.shape),
-                                   check_invariants=True)
+    any other one element by element (``sparse_dim`` = ndim, a 0-d tensor too).  ``twice`` (inside ``held``) and
+    ``second``: duplicate indices (``reference.sparse.Uncoalesced``), appended as more entries holding the values
+    of ``second`` there, uncoalesced (rows where both sets are rows)."""
+    twice = np.zeros_like(held) if twice is None else twice
+
+    def rows(mask):  # the rows of a whole-row mask, else None
+        flat = mask.reshape(mask.shape[0], -1) if mask.ndim >= 2 else None
+        if flat is not None and bool((flat.all(axis=1) | ~flat.any(axis=1)).all()):
+            return torch.as_tensor(np.nonzero(flat.any(axis=1))[0], dtype=torch.long, device=dense.device)
+        return None
+
+    first, again = rows(held), rows(twice)
+    if first is not None and again is not None:
+        index = torch.cat([first, again]).reshape(1, -1)
+        values = torch.cat([dense[first], second[again]]) if len(again) else dense[first]
+        return torch.sparse_coo_tensor(index, values, tuple(dense.shape), check_invariants=True)
+    entries = [(held, dense)] + ([(twice, second)] if twice.any() else [])
+    index = torch.cat([torch.as_tensor(np.argwhere(m).T, dtype=torch.long, device=dense.device) for m, _ in entries],
+                      dim=1)  # (ndim, nnz)
+    values = torch.cat([v[torch.as_tensor(m, device=dense.device)].reshape(-1) for m, v in entries])
+    return torch.sparse_coo_tensor(index, values, tuple(dense.shape), check_invariants=True)
 
 
 def _laid_out(t: "torch.Tensor", layout: str) -> "torch.Tensor":
@@ -212,7 +227,7 @@ def _betas(optimizer: str, hyper: dict) -> dict:
 
 
 def _sparse(optimizer: str) -> bool:
-    """The spec's gradients are sparse (``OptimizerSpec.sparse_gradients``: torch's SparseAdam)."""
+    """The spec's gradients are sparse (``OptimizerSpec.sparse_gradients``: SparseAdam, sgd_sparse, adagrad_sparse)."""
     return spec_get(optimizer).sparse_gradients
 
 
@@ -272,6 +287,11 @@ _COMPLEX_REFUSED = {
     "sgd": "torch.optim.SGD has no view_as_real: it steps a complex parameter in complex arithmetic, where a real "
            "scalar multiplies as (c + 0i), so an infinite or NaN part turns the other part NaN (inf*0); the spec's "
            "per-part statements do not hold",
+    "sgd_sparse": "torch.optim.SGD has no view_as_real, with sparse gradients too: it steps a complex parameter in "
+                  "complex arithmetic; the spec's per-part statements do not hold",
+    "adagrad_sparse": "torch.optim.Adagrad's sparse branch has no view_as_real: grad_values.pow(2) and sqrt_ are "
+                      "complex operations (the sum gains g² of the complex g, not the squares of its parts); the "
+                      "spec's per-part statements do not hold",
 }
 
 _BUILTIN_PATH_FLAGS = {
@@ -686,11 +706,12 @@ class TorchBackend:
         ``_tensors`` makes dense ones (a companion in a ``mixed_dtype`` case), by rows or by elements
         (``sparse_coo``)."""
         held = ~np.ma.getmaskarray(g)
-        values = [np.ma.getdata(g)]
+        twice, second = (g.twice, g.second) if isinstance(g, Uncoalesced) else (None, np.ma.getdata(g))
+        values = [(np.ma.getdata(g), second)]
         if case.mixed_dtype:
             with np.errstate(over="ignore"):
-                values.append(values[0].astype(COMPANION_DTYPE[case.dtype]))
-        return [sparse_coo(_to_torch(a, self.device), held) for a in values]
+                values.append(tuple(v.astype(COMPANION_DTYPE[case.dtype]) for v in values[0]))
+        return [sparse_coo(_to_torch(a, self.device), held, twice, _to_torch(b, self.device)) for a, b in values]
 
     def _step(self, opt, label: str, s: int) -> None:
         """``opt.step()``, finished on the device; an exception becomes a ``BackendError`` naming the step."""

@@ -16,7 +16,7 @@ import spec
 from conformance.backends.torch_backend import cuda_available
 
 ROOT = Path(__file__).resolve().parents[1]
-KNOWN = f"known: {', '.join([*spec.OPTIMIZERS, *spec.CLOSURE_OPTIMIZERS])}; dialects: adam@keras"  # registry order
+KNOWN = f"known: {', '.join([*spec.OPTIMIZERS, *spec.OBSERVED_OPTIMIZERS, *spec.CLOSURE_OPTIMIZERS])}; dialects: adam@keras"  # registry order
 
 try:  # the variables Hypothesis reads to detect CI; each must be unset for a run "outside CI"
     from hypothesis._settings import _CI_VARS

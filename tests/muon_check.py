@@ -9,7 +9,6 @@ reference and the derived bound of reference/bound.py, as the harness's single-s
 """
 from __future__ import annotations
 
-import contextlib
 
 import numpy as np
 import torch
@@ -17,6 +16,7 @@ import torch.optim._muon as muon_module
 
 from conformance import newton_schulz as ns
 from conformance.backends.torch_backend import _to_numpy
+from conformance.backends.torch_backend import observe_newton_schulz
 from conformance.check import _compare
 from reference.bound import trajectory_bounds
 from reference.formats import get_format
@@ -26,23 +26,8 @@ from spec.muon import MUON
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32, "float64": torch.float64}
 
 
-@contextlib.contextmanager
-def observe():
-    """Record (input U, output O) of every NS call while active, in call order."""
-    calls = []
-    original = muon_module._zeropower_via_newtonschulz
-
-    def recording(grad, ns_coefficients, ns_steps, eps):
-        before = grad.detach().clone()  # NS may divide its input in place (bfloat16: finding 62)
-        out = original(grad, ns_coefficients, ns_steps, eps)
-        calls.append((before, out.detach().clone()))
-        return out
-
-    muon_module._zeropower_via_newtonschulz = recording
-    try:
-        yield calls
-    finally:
-        muon_module._zeropower_via_newtonschulz = original
+#: Record (input U, output O) of every NS call while active, in call order: the torch backend's own observer
+observe = observe_newton_schulz
 
 
 def torch_hyper(hyper: dict) -> dict:

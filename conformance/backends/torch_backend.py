@@ -879,7 +879,7 @@ class TorchBackend:
 
 
 @contextlib.contextmanager
-def _observe_newton_schulz():
+def observe_newton_schulz():
     """Muon's observed values: (U, O) of every call of torch's module-level ``_zeropower_via_newtonschulz`` while
     active, in call order.  ``_single_tensor_muon`` (and any class that calls it through the module, as
     tests/muon_check.py's re-implementations do) calls it by name, once per tensor with a gradient; U is cloned
@@ -902,7 +902,7 @@ def _observe_newton_schulz():
 
 
 #: spec name -> a context manager yielding the list of (update, ortho) pairs of a step's calls (State.observed)
-_OBSERVERS = {"muon": _observe_newton_schulz}
+_OBSERVERS = {"muon": observe_newton_schulz}
 
 
 def _assign_observed(calls: list, groups_params: list, case: Case, label: str, s: int) -> dict:

@@ -724,3 +724,22 @@ def test_muon_newton_schulz_zeroes_the_update_past_two_to_the_64():
     at = _zeropower_via_newtonschulz(torch.tensor([[0.0, 2.0 ** 64], [0.0, 0.0]]), coefficients, 5, 1e-7)
     assert below[0, 1].item() == 0.6875
     assert at.abs().max().item() == 0.0  # the spec: 0.6875 too (NS is invariant under scaling by 2^k)
+
+
+def test_sparse_adam_tensor_betas_round_factors_to_the_dtype():
+    """Finding 110: SparseAdam's step size s = lr·√(1 − β₂)/(1 − β₁) at t = 1 is 0.01/2⁻³⁰ ≈ 1.07e7, past float16's
+    largest.  With float betas it is a Python float, a float32 operand of the float16 multiply, and θ moves by a
+    finite −s·m/(√v + ε); with Tensor betas it is a 0-d float64 Tensor, which the multiply casts to float16 first:
+    inf, and θ becomes inf or NaN."""
+    beta1 = 1 - 2.0 ** -30
+
+    def theta(betas):
+        p = torch.zeros(2, dtype=torch.float16, requires_grad=True)
+        opt = torch.optim.SparseAdam([p], lr=0.01, betas=betas)
+        p.grad = torch.sparse_coo_tensor([[0, 1]], torch.tensor([0.5, -2.0], dtype=torch.float16), (2,))
+        opt.step()
+        return p.detach()
+
+    assert torch.isfinite(theta((beta1, 0.999))).all()
+    assert not torch.isfinite(theta((torch.tensor(beta1, dtype=torch.float64),
+                                     torch.tensor(0.999, dtype=torch.float64)))).any()

@@ -707,8 +707,8 @@ KNOWN_DEVIATIONS = (
                "_foreach op (Adam and AdamW refuse them at construction); the betas_tensor axis is refused there."),
     KnownDeviation(  # finding 110
         id="sparse-adam-tensor-betas-factors-in-parameter-dtype", implementation=torch_optim("SparseAdam"),
-        versions=">=2.13,<2.14", spec="sparse_adam", dtype=("float16", "bfloat16"), tests=VALUE_TESTS,
-        applies=p._sparse_adam_tensor_factor_leaves_range,
+        versions=">=2.13,<2.14", spec="sparse_adam", dtype=("float16", "bfloat16"), backend="torch-cpu",
+        tests=VALUE_TESTS, applies=p._sparse_adam_tensor_factor_leaves_range,  # measured on the CPU only
         reproduced_by="tests/test_known_deviations.py::test_sparse_adam_tensor_betas_round_factors_to_the_dtype",
         reason="with Tensor betas, 1 - beta1, 1 - beta2 and the step size are 0-d float64 Tensors that the multiply "
                "casts to the half dtype (a Python float stays float32): inf or 0 where they leave its range."),

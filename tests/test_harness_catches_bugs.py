@@ -3,10 +3,12 @@
 Every case runs the real command line in a subprocess::
 
     python -m pytest conformance --backend=torch-cpu --optimizer SPEC=tests.broken_optimizers:Class
-                     --spec SPEC -k SELECTION --hypothesis-profile=ci -q -x -p no:cacheprovider
+                     --spec SPEC -k SELECTION --hypothesis-profile=ci -q -p no:cacheprovider
 
-The faithful classes (``tests/broken_optimizers.py``) must pass (exit 0); each
-broken one must fail (exit 1) with a ``Reproduce with:`` block.  Broken classes
+several classes of different specs to one subprocess (``batches``: one ``--optimizer`` per spec, each class's
+SELECTION scoped to its spec's tests by ``[SPEC-``), since starting one costs about 9 s of CI's time; the JUnit
+report says which test of which spec failed.  The faithful classes (``tests/broken_optimizers.py``) must pass
+(every test of theirs); each broken one must fail a value test with a ``Reproduce with:`` block.  Broken classes
 run under ``ci-noshrink`` (``tests/harness_profiles.py``): ``ci``'s examples,
 without minimising the failing one, which would take most of the time.
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -142,6 +146,47 @@ def harness(spec: str, cls: str, selection: str, profile: str = "ci") -> subproc
                        "-k", selection, "-q", "-x"], profile)
 
 
+#: at most this many classes a subprocess (its time stays well inside run_pytest's 600 s limit)
+BATCH = 6
+
+
+def batches(catalogue: dict) -> list:
+    """The classes of ``catalogue`` in groups of at most ``BATCH`` with no two of the same spec (the command line
+    takes one ``--optimizer`` a spec), in catalogue order, each class in the first group that can take it."""
+    out = []
+    for cls, (spec, selection) in catalogue.items():
+        group = next((g for g in out if len(g) < BATCH and spec not in {sp for sp, _ in g.values()}), None)
+        if group is None:
+            group = {}
+            out.append(group)
+        group[cls] = (spec, selection)
+    return out
+
+
+def run_batch(group: dict, profile: str) -> tuple:
+    """(the subprocess, spec -> [(test id, failure text or None)]) for one group of ``batches``: each class's
+    selection and'ed with ``[SPEC-`` (the spec's tests only: ``[adam-`` is not ``[adamw-``), or'ed together."""
+    args = ["conformance", "--backend=torch-cpu"]
+    for cls, (spec, _) in group.items():
+        args += ["--optimizer", f"{spec}={MODULE}:{cls}", "--spec", spec]
+    selection = " or ".join(f"(({sel}) and [{spec}-)" for spec, sel in group.values())
+    with tempfile.TemporaryDirectory() as tmp:
+        xml = Path(tmp) / "report.xml"
+        proc = run_pytest([*args, "-k", selection, "-q", f"--junitxml={xml}"], profile)
+        results: dict = {spec: [] for spec, _ in group.values()}
+        cases = ET.parse(xml).iter("testcase") if xml.exists() else ()
+        for case in cases:
+            if case.find("skipped") is not None:
+                continue
+            test = case.get("name", "")
+            bad = case.find("failure") if case.find("failure") is not None else case.find("error")
+            text = None if bad is None else f"{bad.get('message', '')}\n{bad.text or ''}"
+            for spec in results:
+                if f"[{spec}-" in test:
+                    results[spec].append((f"{case.get('classname', '').replace('.', '/')}.py::{test}", text))
+    return proc, results
+
+
 def _tail(proc: subprocess.CompletedProcess, n: int = 4000) -> str:
     return (proc.stdout + proc.stderr)[-n:]
 
@@ -157,22 +202,32 @@ def test_catalogue_is_complete():
     assert {k: v for k, (v, _) in BROKEN.items()} == mod.BROKEN
 
 
-@pytest.mark.parametrize("cls", list(FAITHFUL))
-def test_faithful_optimizer_passes(cls):
-    spec, selection = FAITHFUL[cls]
-    proc = harness(spec, cls, selection)
-    assert proc.returncode == 0, f"{cls} as {spec}: exit {proc.returncode}, expected 0 (all pass)\n{_tail(proc)}"
-    assert " passed" in proc.stdout, _tail(proc)
+def _ids(groups: list) -> list:
+    return ["+".join(g) for g in groups]
 
 
-@pytest.mark.parametrize("cls", list(BROKEN))
-def test_broken_optimizer_is_caught(cls):
-    spec, selection = BROKEN[cls]
-    proc = harness(spec, cls, selection, profile="ci-noshrink")
-    assert proc.returncode == 1, f"{cls} as {spec}: exit {proc.returncode}, expected 1 (a failure)\n{_tail(proc)}"
-    assert "Reproduce with" in proc.stdout, f"{cls}: the failure carries no reproduction\n{_tail(proc)}"
-    assert "FAILED conformance/test_conformance.py::" in proc.stdout or "FAILED conformance/test_branches.py::" \
-        in proc.stdout, f"{cls}: the failure is not a conformance test's\n{_tail(proc)}"
+@pytest.mark.parametrize("group", batches(FAITHFUL), ids=_ids(batches(FAITHFUL)))
+def test_faithful_optimizers_pass(group):
+    proc, results = run_batch(group, "ci")
+    for cls, (spec, _) in group.items():
+        ran = results[spec]
+        assert ran, f"{cls} as {spec}: no test ran\n{_tail(proc)}"
+        failed = [(name, text) for name, text in ran if text is not None]
+        assert not failed, f"{cls} as {spec}: {failed[0][0]} failed, expected all to pass\n{failed[0][1][-3000:]}"
+    assert proc.returncode == 0, f"exit {proc.returncode}, expected 0 (all pass)\n{_tail(proc)}"
+
+
+@pytest.mark.parametrize("group", batches(BROKEN), ids=_ids(batches(BROKEN)))
+def test_broken_optimizers_are_caught(group):
+    proc, results = run_batch(group, "ci-noshrink")
+    assert proc.returncode == 1, f"exit {proc.returncode}, expected 1 (failures)\n{_tail(proc)}"
+    for cls, (spec, _) in group.items():
+        failed = [(name, text) for name, text in results[spec] if text is not None]
+        assert failed, f"{cls} as {spec}: every test passed, expected a failure\n{_tail(proc)}"
+        assert any(name.startswith(("conformance/test_conformance.py::", "conformance/test_branches.py::"))
+                   for name, _ in failed), f"{cls}: the failure is not a conformance test's: {failed[0][0]}"
+        assert any("Reproduce with" in text for _, text in failed), \
+            f"{cls}: the failure carries no reproduction\n{failed[0][1][-3000:]}"
 
 
 def test_torchs_own_adafactor_passes_as_a_class():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import math
 from fractions import Fraction
+from typing import Callable
 
 import mpmath
 import numpy as np
@@ -539,33 +540,10 @@ def _capturable_factors(optimizer: str, h: dict, t: int) -> list:
     return [lr / bc1] if rect is None else [math.sqrt(bc2) * lr * float(rect) / bc1]
 
 
-def _capturable_factor_leaves_range(data) -> bool:
-    """Some nonzero factor of ``_capturable_factors`` (lr in force, step count t of each parameter) is outside
-    [2·smallest normal, largest finite/2] of the dtype, where rounding it to the dtype overflows or underflows."""
-    fmt = get_format(data.dtype)
-    low, high = 2 * 2.0 ** fmt.emin, float(fmt.max_finite) / 2
-    spec = spec_pkg.get(data.optimizer)
-    for i, (h, params) in enumerate(data.groups):
-        _, in_force = _in_force(spec, data, i)
-        for j in range(len(params)):
-            t = 0
-            for s, row in enumerate(data.grads):
-                if row[i][j] is None:
-                    continue
-                t += 1
-                if any(f != 0 and not low <= f <= high for f in _capturable_factors(data.optimizer, in_force[s], t)):
-                    return True
-    return False
-
-
-def _sparse_adam_tensor_factor_leaves_range(data) -> bool:
-    """A ``betas_tensor`` case of SparseAdam in float16 or bfloat16 where a nonzero factor that torch's
-    ``sparse_adam`` multiplies by as a 0-d float64 Tensor (1 − β₁, 1 − β₂, and s = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) at the
-    step count t of each tensor) is outside [2·smallest normal, largest finite/2] of the dtype: the multiply casts a
-    0-d Tensor to the parameter's dtype (a Python float stays a float32 operand), which overflows to inf or
-    underflows there."""
-    if not getattr(data, "betas_tensor", False) or data.dtype not in ("float16", "bfloat16"):
-        return False
+def _some_factor_leaves_range(data, factors: Callable) -> bool:
+    """Some nonzero ``factors(h, t)`` (h the hyperparameters in force at a step, t the step count of each parameter
+    there) is outside [2·smallest normal, largest finite/2] of the dtype, where rounding it to the dtype overflows
+    or underflows."""
     fmt = get_format(data.dtype)
     low, high = 2 * 2.0 ** fmt.emin, float(fmt.max_finite) / 2
     spec = spec_pkg.get(data.optimizer)
@@ -577,12 +555,27 @@ def _sparse_adam_tensor_factor_leaves_range(data) -> bool:
                 if row[i][j] is None:
                     continue
                 t += 1
-                h = in_force[s]
-                b1, b2 = h["beta1"], h["beta2"]
-                factors = (1 - b1, 1 - b2, h["lr"] * math.sqrt(1 - b2 ** t) / (1 - b1 ** t))
-                if any(f != 0 and not low <= abs(f) <= high for f in factors):
+                if any(f != 0 and not low <= abs(f) <= high for f in factors(in_force[s], t)):
                     return True
     return False
+
+
+def _capturable_factor_leaves_range(data) -> bool:
+    """Some nonzero factor of ``_capturable_factors`` (lr in force, step count t of each parameter) is outside
+    [2·smallest normal, largest finite/2] of the dtype, where rounding it to the dtype overflows or underflows."""
+    return _some_factor_leaves_range(data, lambda h, t: _capturable_factors(data.optimizer, h, t))
+
+
+def _sparse_adam_tensor_factor_leaves_range(data) -> bool:
+    """A ``betas_tensor`` case of SparseAdam in float16 or bfloat16 where a nonzero factor that torch's
+    ``sparse_adam`` multiplies by as a 0-d float64 Tensor (1 − β₁, 1 − β₂, and s = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ) at the
+    step count t of each tensor) is outside [2·smallest normal, largest finite/2] of the dtype: the multiply casts a
+    0-d Tensor to the parameter's dtype (a Python float stays a float32 operand), which overflows to inf or
+    underflows there."""
+    if not getattr(data, "betas_tensor", False) or data.dtype not in ("float16", "bfloat16"):
+        return False
+    return _some_factor_leaves_range(data, lambda h, t: (
+        1 - h["beta1"], 1 - h["beta2"], h["lr"] * math.sqrt(1 - h["beta2"] ** t) / (1 - h["beta1"] ** t)))
 
 
 def _complex_weight_decay_meets_non_finite(data) -> bool:

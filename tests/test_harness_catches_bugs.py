@@ -141,11 +141,6 @@ BROKEN = {
 }
 
 
-def harness(spec: str, cls: str, selection: str, profile: str = "ci") -> subprocess.CompletedProcess:
-    return run_pytest(["conformance", "--backend=torch-cpu", "--optimizer", f"{spec}={MODULE}:{cls}", "--spec", spec,
-                       "-k", selection, "-q", "-x"], profile)
-
-
 #: at most this many classes a subprocess (its time stays well inside run_pytest's 600 s limit)
 BATCH = 6
 

@@ -197,11 +197,14 @@ def test_catalogue_is_complete():
     assert {k: v for k, (v, _) in BROKEN.items()} == mod.BROKEN
 
 
+FAITHFUL_BATCHES, BROKEN_BATCHES = batches(FAITHFUL), batches(BROKEN)
+
+
 def _ids(groups: list) -> list:
     return ["+".join(g) for g in groups]
 
 
-@pytest.mark.parametrize("group", batches(FAITHFUL), ids=_ids(batches(FAITHFUL)))
+@pytest.mark.parametrize("group", FAITHFUL_BATCHES, ids=_ids(FAITHFUL_BATCHES))
 def test_faithful_optimizers_pass(group):
     proc, results = run_batch(group, "ci")
     for cls, (spec, _) in group.items():
@@ -212,7 +215,7 @@ def test_faithful_optimizers_pass(group):
     assert proc.returncode == 0, f"exit {proc.returncode}, expected 0 (all pass)\n{_tail(proc)}"
 
 
-@pytest.mark.parametrize("group", batches(BROKEN), ids=_ids(batches(BROKEN)))
+@pytest.mark.parametrize("group", BROKEN_BATCHES, ids=_ids(BROKEN_BATCHES))
 def test_broken_optimizers_are_caught(group):
     proc, results = run_batch(group, "ci-noshrink")
     assert proc.returncode == 1, f"exit {proc.returncode}, expected 1 (failures)\n{_tail(proc)}"

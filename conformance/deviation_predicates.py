@@ -641,7 +641,9 @@ def _radam_adaptive_term_not_finite_at(data) -> np.ndarray:
       ≥ 0, so the computed v_t is at least the computed chain of one term (1 − β₂)·β₂^(t−s)·g_s² alone; that
       chain takes at most 3(t − s + 1) roundings, each off by at most half the smallest subnormal or a relative
       2^−p, so v_t > 0 where the exact term exceeds 2(t − s + 1) smallest subnormals times (1 − 2^−p)^−3(t−s+1).
-      With coupled weight decay (g + λθ may cancel) every element counts as covered."""
+      With coupled weight decay (g + λθ may cancel) every element counts as covered.  The decay factor is the
+      smaller of β₂ and β₂ rounded to the dtype: CPU ``_foreach_mul_`` rounds its scalar to the tensor's dtype
+      first (β₂ = 1e-8 is 0 in float16, so v_t is the step's term alone), a for-loop ``mul_`` does not."""
     (h, (p0,)), grads = data.groups[0], [row[0][0] for row in data.grads]
     fmt = get_format(data.dtype)
     shape = np.shape(p0)
@@ -660,6 +662,7 @@ def _radam_adaptive_term_not_finite_at(data) -> np.ndarray:
     if lam != 0 and not h.get("decoupled_weight_decay", False):
         return np.ones(shape, dtype=bool)
     sub, rel = float(fmt.min_subnormal), 2.0 ** -fmt.precision
+    decay = min(beta2, float(round_to_format(Fraction(beta2), fmt)))
     terms = []  # (step count s, g_s²) of the steps with a gradient so far
     t = 0
     with np.errstate(all="ignore"):
@@ -674,7 +677,7 @@ def _radam_adaptive_term_not_finite_at(data) -> np.ndarray:
             for s, g2 in terms:
                 n = t - s + 1
                 need = 2 * n * sub / (1 - rel) ** (3 * n)
-                positive |= (1 - beta2) * beta2 ** (t - s) * g2 > need
+                positive |= (1 - beta2) * decay ** (t - s) * g2 > need
             covered |= ~positive
     return covered
 

@@ -324,11 +324,34 @@ def test_cpu_fused_kernels_ignore_the_strides_of_a_non_dense_tensor(name):
     assert torch.equal(fused[11::2], torch.arange(6.0, 10.0))  # p[5:] left alone
 
 
-@pytest.mark.parametrize("beta2", [0.999, 0.5])
+def test_radam_foreach_nan_where_beta2_rounds_to_zero_in_the_dtype():
+    """float16, β₂ = 1e-8 (0 in float16), ε = 1e-8 (0 too), g = 8 then 0: the spec's v₂ = β₂·64 > 0 and θ moves
+    by the unrectified step; CPU ``_foreach_mul_(v, β₂)`` rounds β₂ to float16 first, so foreach's v₂ is 0 and
+    √v + ε = 0 gives 0/0 = NaN before rect = 0 multiplies it.  The element predicate names that element (found by
+    the ci profile's draws in session 15, when it still used the unrounded β₂)."""
+    import numpy as np
+    from conformance.deviation_predicates import _radam_adaptive_term_not_finite_at
+
+    out = {}
+    for foreach in (False, True):
+        p = torch.ones(1, dtype=torch.float16)
+        opt = torch.optim.RAdam([p], lr=1e-3, betas=(0.9, 1e-8), eps=1e-8, foreach=foreach)
+        for g in (8.0, 0.0):
+            p.grad = torch.tensor([g], dtype=torch.float16)
+            opt.step()
+        out[foreach] = p.item()
+    assert math.isfinite(out[False])  # the for-loop's mul_ keeps β₂ = 1e-8: v₂ = 6.4e-7 rounds to a subnormal
+    assert math.isnan(out[True])
+    data = _case("radam", "float16", dict(lr=1e-3, beta1=0.9, beta2=1e-8, eps=1e-8), 1.0, [8.0, 0.0])
+    assert np.array_equal(_radam_adaptive_term_not_finite_at(data), [True])
+
+
+@pytest.mark.parametrize("beta2", [0.999, 0.5, 1e-4, 1e-8])
 def test_radam_foreach_nan_before_rectification_stays_within_the_elements_its_entry_names(beta2):
     """The element predicate of radam-foreach-nan-before-rectification covers every element foreach RAdam turns
     to NaN (float16, ε = 1e-8 is 0 there; zero, subnormal and tiny gradients), and no element whose gradient
-    keeps v well away from 0: the rest of such a tensor is still checked."""
+    keeps v well away from 0: the rest of such a tensor is still checked (β₂ = 1e-8: 0 in float16, as the test
+    above)."""
     import numpy as np
     from conformance.deviation_predicates import _radam_adaptive_term_not_finite_at
 

@@ -113,8 +113,9 @@ def check_applied(sequence, u, o, a: float, b: float, c: float, steps: int, eps:
 
 
 def invariance_failures(sequence, u, a: float, b: float, c: float, steps: int, eps: float) -> list:
-    """Failures (strings) of the exact invariances of ``sequence`` at ``u``: U·2ᵏ (k = ±3, where bfloat16(U)·2ᵏ is
-    exact, its values normal, and the norm stays within the clamp and float32's range), Uᵀ (non-square) and sign
+    """Failures (strings) of the exact invariances of ``sequence`` at ``u``: U·2ᵏ (k = ±3, where bfloat16(U·2ᵏ) is
+    bfloat16(U)·2ᵏ, U's non-zero values being normal both ways (a subnormal of float32 that bfloat16 flushes to 0
+    need not flush at 8 times its size), and the norm stays within the clamp and float32's range), Uᵀ (non-square) and sign
     flips of alternate rows and columns give O·1, Oᵀ and the same flips of O, bit for bit."""
     u = _f64(u)
     if not np.isfinite(u).all():
@@ -123,7 +124,7 @@ def invariance_failures(sequence, u, a: float, b: float, c: float, steps: int, e
     failures = []
     x = _f64(rerun_bf16(u))
     norm = float(np.sqrt(np.sum(x * x)))
-    small = np.abs(x[x != 0]).min() if np.any(x != 0) else 0.0
+    small = np.abs(u[u != 0]).min() if np.any(u != 0) else 0.0
     if 2.0 ** -60 < norm < 2.0 ** 60 and small >= 2.0 ** -120 and norm > 16 * eps:
         for k in (-3, 3):
             if not _same(sequence(u * 2.0 ** k, a, b, c, steps, eps)[2], o):

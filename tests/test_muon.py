@@ -229,3 +229,31 @@ def test_the_harness_catches_each_broken_muon(cls):
     tail = (proc.stdout + proc.stderr)[-3000:]
     assert proc.returncode == 1, f"{cls}: exit {proc.returncode}, expected 1 (a failure)\n{tail}"
     assert "Reproduce with" in proc.stdout and "FAILED conformance/test_conformance.py::" in proc.stdout, tail
+
+
+def test_the_invariances_are_not_claimed_where_bfloat16_flushes_a_subnormal_of_u():
+    """U holding float32 subnormals that bfloat16 flushes to 0 at their size but not at 8 times it (a ci draw of
+    session 15): bfloat16(U·8) is not bfloat16(U)·8, so NS(U·8) = NS(U) is no invariance there and is not checked;
+    the same U scaled into the normal range is checked, and passes."""
+    from conformance import newton_schulz as cns
+    tiny = np.array([[float.fromhex(x) for x in row] for row in (("-0x1.cccccp-3", "-0x1p-149"),
+                                                                   ("-0x1.cccccp-1", "-0x1.c598p-135"))],
+                    dtype=np.float32)  # U = 0.9·g of that draw's first step
+    assert cns.rerun_bf16(tiny)[1, 1] == 0 and cns.rerun_bf16(tiny * 8)[1, 1] != 0
+    assert not np.array_equal(_f64(cns.rerun_torch(tiny * 8, *COEFFS, 0, 1e-7)[2]),
+                              _f64(cns.rerun_torch(tiny, *COEFFS, 0, 1e-7)[2]))  # no invariance to claim
+    assert not cns.invariance_failures(cns.rerun_torch, tiny, *COEFFS, 0, 1e-7)
+    normal = tiny * np.float32(2.0 ** 100)
+    assert not cns.invariance_failures(cns.rerun_torch, normal, *COEFFS, 0, 1e-7)
+
+
+def test_the_normalisation_enclosure_refuses_a_zero_matrix_whatever_eps():
+    """X = 0 with ε ≤ 0 (torch checks no ε): NS computes 0/max(0, ε), which the enclosure does not model; it says
+    so (ValueError, which the harness takes as "not checked") instead of dividing by ‖X‖ = 0."""
+    for eps in (-1.0, 0.0, 1e-7):
+        with pytest.raises(ValueError, match="not model"):
+            nsr.normalisation_enclosure(np.zeros((2, 2)), eps)
+
+
+def _f64(x):
+    return x.double().numpy() if hasattr(x, "double") else np.asarray(x, dtype=np.float64)

@@ -340,11 +340,11 @@ def _round(x: float, fmt):
     return round_to_format(Fraction(x), fmt) if math.isfinite(x) else fmt.dtype.type(x)
 
 
-def place(spec: OptimizerSpec, b: Boundary, hyper: dict, param: np.ndarray, grads: list, dtype: str) -> set:
+def place(spec: OptimizerSpec, b: Boundary, hyper: dict, param: np.ndarray, grads: list, dtype: str) -> dict:
     """Overwrite gradient elements of one parameter so that G sits at G*·(1 ± δ) at each step (module
-    docstring); ``grads[s]`` are that parameter's arrays, changed in place.  Returns the signs of f (by the
-    float64 midpoints) of the placed elements whose G came within 2⁻³·|G*| of G*: where the dtype cannot
-    resolve G near G* (G* far below λθ, which the raw gradient must cancel) an element lands elsewhere.
+    docstring); ``grads[s]`` are that parameter's arrays, changed in place.  Returns, per sign of f (by the
+    float64 midpoints), how many placed elements have it whose G came within 2⁻³·|G*| of G*: where the dtype
+    cannot resolve G near G* (G* far below λθ, which the raw gradient must cancel) an element lands elsewhere.
 
     Element e is placed at most once, at step k = 1 + e // per_step, so the state each placement reads (after
     k − 1 steps) is that of the drawn gradients: one trajectory serves every step."""
@@ -354,7 +354,7 @@ def place(spec: OptimizerSpec, b: Boundary, hyper: dict, param: np.ndarray, grad
     slots = [(j, s, d) for j in range(len(b.solutions)) for s in (-1, 1) for d in grad_offsets(dtype)]
     snaps = fast_trajectory(spec, hyper, param, grads, formats=(dtype,))
     flat_grads = [gr.reshape(-1) for gr in grads]
-    sides = set()
+    sides = {}
     for k in range(1, len(grads) + 1):
         vals = _state_before(spec, hyper, param, snaps, k)
         stars = [np.broadcast_to(_eval(sol, vals), (param.size,)) for sol in b.solutions]
@@ -376,7 +376,8 @@ def place(spec: OptimizerSpec, b: Boundary, hyper: dict, param: np.ndarray, grad
             flat_grads[k - 1][e] = x
             got = float(_eval(chain, {**at, g: float(x)}))
             if abs(got - star) <= abs(star) / 8:
-                sides.add(int(np.sign(_eval(b.f, {**at, G: got}))))
+                side = int(np.sign(_eval(b.f, {**at, G: got})))
+                sides[side] = sides.get(side, 0) + 1
     return sides
 
 
@@ -403,18 +404,31 @@ def _below_square_root_of_range(a: np.ndarray, dtype: str) -> np.ndarray:
     return np.ldexp(x, -e.astype(int)).astype(a.dtype)
 
 
+PER_SIDE = 2  # placed elements a gradient boundary needs on each side; fewer: the defaults' numbers instead
+
+
+def _both_sides(sides: dict) -> bool:
+    return min(sides.get(-1, 0), sides.get(1, 0)) >= PER_SIDE
+
+
 @st.composite
 def boundary_cases(draw, spec: OptimizerSpec, dtype: str) -> Case:
     """A ``MAX_STEPS``-step case with a group per value of each hyperparameter boundary (one small tensor
     each), and per gradient boundary a group whose one tensor has elements placed at G*·(1 ± δ) at every step.
 
-    Every group draws its other hyperparameters as ``cases`` does, with flags under which its boundary
+    Every group draws its other hyperparameters as ``cases`` does (a later one keeping each of the first group's
+    unless drawn to differ), with flags under which its boundary
     exists; the gradient group's values are kept below √(largest finite)/4 (``_below_square_root_of_range``);
-    a gradient boundary whose both sides its drawn hyperparameters do not let ``place`` reach (Adamax
-    with ε above every β₂u, or a tiny G* beside a large λθ) is placed with the spec's default numbers instead.
+    a gradient boundary whose both sides its drawn hyperparameters do not let ``place`` reach, each at least
+    ``PER_SIDE`` times (Adamax with ε above nearly every β₂u, or a tiny G* beside a large λθ), is placed with the
+    spec's default numbers instead.
     ``hypothesis.event`` names each boundary drawn."""
     groups, places = [], []
     held = HELD.get(spec.name, {})
+
+    def group_hyper(flags):  # a later group keeps each of the first's values unless drawn to differ
+        return {**draw(hyperparameters(spec, like=groups[0].hyper if groups else None)), **flags}
+
     for b in drawn(spec.name):
         usable = [f for f in b.flags if all(held.get(k, v) == v for k, v in f.items())]
         if not usable or (b.kind == "hyper" and any(r.hyper in held for r in b.roots)):
@@ -431,13 +445,13 @@ def boundary_cases(draw, spec: OptimizerSpec, dtype: str) -> Case:
                                    [draw(st.sampled_from([v for v in values if v[1] == side]))
                                     for side in (-1, 1) if any(v[1] == side for v in values)])
                 for value, side in values:
-                    hyper = _complete(spec, {**draw(hyperparameters(spec)), **flags}, r.hyper, value)
+                    hyper = _complete(spec, group_hyper(flags), r.hyper, value)
                     if hyper is None:
                         continue
                     groups.append(Group(hyper, [draw(tensor(dtype, draw(st.sampled_from(SHAPES))))]))
                     event(f"boundary {b.text}: {r.hyper} on side {side:+d}")
         else:
-            hyper = spec.complete({**draw(hyperparameters(spec)), **flags})
+            hyper = spec.complete(group_hyper(flags))
             n = MAX_STEPS * slots_per_step(b, dtype)
             groups.append(Group(hyper, [_below_square_root_of_range(draw(tensor(dtype, (n,))), dtype)]))
             places.append((len(groups) - 1, b))
@@ -448,13 +462,13 @@ def boundary_cases(draw, spec: OptimizerSpec, dtype: str) -> Case:
     for i, b in places:
         hyper, (param,) = groups[i]
         mine = [grads[s][i][0] for s in range(MAX_STEPS)]
-        if not {-1, 1} <= place(spec, b, hyper, param, mine, dtype):
+        if not _both_sides(place(spec, b, hyper, param, mine, dtype)):
             # the defaults, with the drawn flags; a hyperparameter without a default (Optax's lr) keeps its draw
             fallback = spec.complete({**{k: v for k, v in spec.defaults.items() if v is not REQUIRED},
                                       **{h.name: hyper[h.name] for h in spec.flags},
                                       **{k: hyper[k] for k, v in spec.defaults.items() if v is REQUIRED}})
             groups[i] = Group(fallback, [param])
-            if not {-1, 1} <= place(spec, b, fallback, param, mine, dtype):
+            if not _both_sides(place(spec, b, fallback, param, mine, dtype)):
                 raise AssertionError(f"{spec.name}: could not place gradients on both sides of {b.text}")
         event(f"boundary {b.text}: gradients placed")
     return Case(spec.name, dtype, groups, grads)

@@ -29,6 +29,7 @@ import functools
 import hashlib
 import math
 from fractions import Fraction
+from typing import Optional
 
 import numpy as np
 from hypothesis import event, reject, strategies as st
@@ -71,13 +72,20 @@ HELD: dict = {}
 
 
 @st.composite
-def hyperparameters(draw, spec: OptimizerSpec, lr_scale: float = 1.0) -> dict:
-    """A complete, valid hyperparameter dict of ``spec`` (flags included; ``HELD`` values as held)."""
+def hyperparameters(draw, spec: OptimizerSpec, like: Optional[dict] = None) -> dict:
+    """A complete, valid hyperparameter dict of ``spec`` (flags included; ``HELD`` values as held).
+
+    ``like``: another group's dict, whose value each hyperparameter keeps unless drawn to differ (the simplest:
+    all kept).  Real parameter groups mostly differ in one or two values (lr, weight_decay); and where an
+    implementation reads a value from the constructor only (torch's Adagrad and its initial_accumulator_value, a
+    known deviation), groups drawn wholly apart would nearly all be set aside."""
     out = {}
     held = HELD.get(spec.name, {})
     for h in spec.hyperparameters:
         if h.name in held:
             out[h.name] = held[h.name]
+        elif like is not None and not draw(st.booleans()):
+            out[h.name] = like[h.name]
         elif h.is_flag:
             out[h.name] = draw(st.booleans())
         elif h.name == "lr":
@@ -274,7 +282,8 @@ def group_shapes(draw, max_params: int, realistic: bool, large: bool, reduces: b
 def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, min_steps: int = 1,
           max_groups: int = 2, max_params: int = 2, vary_lr: bool = True, allow_none: bool = True,
           realistic: bool = False, axes: tuple = ()) -> Case:
-    """A whole trajectory: 1–2 groups of 1–2 params of small shapes, gradients per step, lrs per step.
+    """A whole trajectory: 1–2 groups of 1–2 params of small shapes, gradients per step, lrs per step.  A later
+    group keeps each of the first group's hyperparameters unless drawn to differ (``hyperparameters(like=)``).
 
     ``realistic``: groups of 1–12 params of the sizes above, and (the simplest draw, and one in 8 of the
     others) one tensor past ``LARGE`` elements in the first group; a drawn memory layout (``LAYOUTS``,
@@ -292,7 +301,7 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     steps = draw(st.integers(min_steps, max_steps))
     groups = []
     for g in range(draw(st.integers(1, max_groups))):
-        hyper = draw(hyperparameters(spec))
+        hyper = draw(hyperparameters(spec, like=groups[0].hyper if groups else None))
         if large and g == 0 and hyper.get("lr") == 0:  # the simplest lr is 0: let the large case move θ
             hyper = {**hyper, "lr": 1e-3}
         shapes = draw(group_shapes(max_params, realistic, large and g == 0, spec.reduces or spec.sparse_gradients,

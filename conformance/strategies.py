@@ -36,10 +36,10 @@ from hypothesis import event, reject, strategies as st
 
 from reference.fast_round import round_array
 from reference.formats import from_hex, get_format, round_to_format, to_hex
-from reference.sparse import uncoalesced
+from reference.sparse import Uncoalesced, uncoalesced
 from spec.core import Hyperparameter, Interval, InvalidHyperparameter, OptimizerSpec
 
-from .backend import LAYOUTS, Case, Group
+from .backend import LAYOUTS, Case, Group, lay_out
 
 MAX_STEPS = 6
 
@@ -222,9 +222,10 @@ def sparse_gradient(draw, dtype: str, shape: tuple, duplicates: bool = False) ->
     index set: every element held (the simplest), whole rows of the first dimension held or not (what
     ``nn.Embedding(sparse=True)`` gives), elements held one by one, or none (an empty gradient, which still
     counts a step).  Some draws hold explicit zeros (the index set is what the tensor holds, not where it is
-    non-zero).  ``duplicates`` (a spec that coalesces: ``OptimizerSpec.coalesces``): some draws hold part of the
-    index set twice (``reference.sparse.Uncoalesced``; whole rows where the index set is rows), the second values
-    drawn like the first, so that coalescing must sum them."""
+    non-zero).  ``duplicates`` (a spec that coalesces or adds duplicates in turn: ``OptimizerSpec.coalesces``,
+    ``adds_duplicates_in_turn``): some draws hold part of the index set twice (``reference.sparse.Uncoalesced``;
+    whole rows where the index set is rows), the second values drawn like the first, so that coalescing must sum
+    them, or the implementation add them in turn."""
     values = draw(tensor(dtype, shape))
     kind = draw(st.sampled_from(["all", "rows", "elements", "none"]))
     rows = kind == "rows" and len(shape) >= 2
@@ -252,6 +253,13 @@ def sparse_gradient(draw, dtype: str, shape: tuple, duplicates: bool = False) ->
             event("sparse gradient: duplicate indices")
             return uncoalesced(values, held, twice, draw(tensor(dtype, shape)))
     return np.ma.MaskedArray(values, mask=~held)
+
+
+def _first_entries(g):
+    """A sparse gradient without its duplicate indices (an ``Uncoalesced`` one's first entries); any other as it is."""
+    if isinstance(g, Uncoalesced):
+        return np.ma.MaskedArray(np.ma.getdata(g), mask=np.ma.getmaskarray(g))
+    return g
 
 
 @functools.lru_cache(maxsize=None)
@@ -312,8 +320,8 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
         row = []
         for _, params in groups:
             # realistic: 9, not 0, so that the simplest draw (the large case's) has every gradient
-            grad = functools.partial(sparse_gradient, duplicates=spec.coalesces) if spec.sparse_gradients \
-                else tensor
+            grad = functools.partial(sparse_gradient, duplicates=spec.coalesces or spec.adds_duplicates_in_turn) \
+                if spec.sparse_gradients else tensor
             row.append([None if allow_none and draw(st.integers(0, 9)) == none_pick else draw(grad(dtype, p.shape))
                         for p in params])
         grads.append(row)
@@ -324,6 +332,9 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     layout = draw(st.sampled_from(LAYOUTS)) if realistic else "contiguous"
     if layout != "contiguous":
         event(f"layout {layout}")
+        if spec.adds_duplicates_in_turn:  # torch's SGD coalesces first on a non-contiguous θ: not specified
+            grads = [[[gr if lay_out(np.zeros(p.shape), layout).flags.c_contiguous else _first_entries(gr)
+                       for gr, p in zip(row, params)] for row, (_, params) in zip(step, groups)] for step in grads]
     flags = {axis: draw(st.booleans()) for axis in axes}
     for axis, on in flags.items():
         if on:

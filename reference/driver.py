@@ -137,6 +137,16 @@ def _exact_array(a) -> np.ndarray:
     return out
 
 
+def _exact_in_turn(g) -> np.ndarray:
+    """``_exact_array`` of an uncoalesced gradient (``reference.sparse.Uncoalesced``), each element held twice as
+    the pair (first value, second value) that ``steps`` applies in turn."""
+    out = _exact_array(np.ma.MaskedArray(np.ma.getdata(g), mask=np.ma.getmaskarray(g)))
+    for idx in np.ndindex(*out.shape):  # a 0-d gradient too (np.nonzero refuses 0-d arrays)
+        if g.twice[idx]:
+            out[idx] = (out[idx], exact_value(g.second.dtype.type(g.second[idx])))
+    return out
+
+
 @dataclass
 class Run:
     """A trajectory's inputs, exact: what every element's run needs.
@@ -205,11 +215,12 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
             raise ValueError(f"grad of step {s} has shape {np.shape(gr)}, the parameter {shape}")
         if isinstance(gr, np.ma.MaskedArray) and not spec.sparse_gradients:
             raise ValueError(f"grad of step {s} is sparse (a masked array), but {spec.name} takes dense gradients")
-        if duplicates(gr) and not spec.coalesces:
-            raise ValueError(f"grad of step {s} holds duplicate indices, which {spec.name} does not coalesce: "
-                             f"not specified")
-    # duplicate indices: summed in the dtype first (torch's coalesce()), then stepped once
-    grads_exact = [None if gr is None else _exact_array(coalesce(gr)) for gr in grads]
+        if duplicates(gr) and not (spec.coalesces or spec.adds_duplicates_in_turn):
+            raise ValueError(f"grad of step {s} holds duplicate indices, which {spec.name} neither coalesces nor "
+                             f"adds in turn: not specified")
+    # duplicate indices: summed in the dtype first (torch's coalesce()), then stepped once; or added in turn
+    grads_exact = [None if gr is None else _exact_in_turn(gr) if spec.adds_duplicates_in_turn and duplicates(gr)
+                   else _exact_array(coalesce(gr)) for gr in grads]
     numeric = tuple(h.name for h in spec.numeric)
     hyper_steps = [{k: resolve_none(spec, k, h[k], param) for k in numeric} for h in in_force]
     ts, t = [], step  # the counter advances only on steps with a gradient
@@ -272,7 +283,8 @@ def steps(advance: Callable, emit: Callable, current, grads: list, hypers: list,
     """The rows ``emit(current)`` after each step of one element's trajectory.
 
     A step with gradient ``g`` sets ``current = advance(current, g, t, h)``
-    (``t`` the step counter, ``h`` the hyperparameters in force); a step without
+    (``t`` the step counter, ``h`` the hyperparameters in force), a pair ``g`` (an index held twice, added in
+    turn: ``OptimizerSpec.adds_duplicates_in_turn``) advances by each value in turn; a step without
     one (``None``) changes nothing and repeats the last row.  ``emit`` is also
     applied to the start, so a start that cannot be rounded fails the same way.
     ``observed[s]`` (``Run.observed``), where given, enters first: ``current = observe(current, observed[s])``.
@@ -283,7 +295,8 @@ def steps(advance: Callable, emit: Callable, current, grads: list, hypers: list,
         if g is not None:
             if observed is not None:
                 current = observe(current, observed[s])
-            current = advance(current, g, t, h)
+            for part in (g if isinstance(g, tuple) else (g,)):
+                current = advance(current, part, t, h)
             last = emit(current)
         rows.append(last)
     return rows

@@ -250,8 +250,14 @@ class OptimizerSpec(HyperparameterLookup):
     # With sparse gradients: the dialect coalesces each gradient before the update (torch's ``grad.coalesce()``), so
     # an index held twice steps once, with its two values summed in the parameter's dtype
     # (``reference.sparse.coalesce``); the strategies draw such duplicates.  False where the dialect does not
-    # (torch's SGD adds the entries one by one): duplicates are then not specified, and not drawn.
+    # (torch's SGD adds the entries one by one): see ``adds_duplicates_in_turn``.
     coalesces: bool = False
+    # With sparse gradients, for a spec with no state and no step counter (torch's SGD): the dialect adds an index
+    # held twice entry by entry, so the step is the update by the first entries and then, from its rounded result,
+    # the update by the second (θ + (−lr)·g₁, then + (−lr)·g₂: ``reference.driver.steps`` takes such a step's
+    # gradient as a pair).  The strategies draw duplicates for it on a contiguous parameter only; where neither
+    # this nor ``coalesces`` holds, duplicates are not specified and not drawn.
+    adds_duplicates_in_turn: bool = False
     # The dialect class's keywords that this spec leaves at the class's defaults, each with why (a variant for one
     # kind of input: weight decay, which torch refuses with sparse gradients): (keyword, reason) pairs.
     fixed_keywords: tuple = ()

@@ -18,9 +18,12 @@ its own: ``_single_tensor_sgd`` runs the same statements on the sparse tensor, a
   element once held keeps moving.  In exact arithmetic that is the dense rule on the densified gradients (zeros
   outside the index sets), but every entry is scaled and added on its own: not specified yet, not drawn.
 * Duplicate indices are not coalesced: on a contiguous θ, ``add_dense_sparse_worker_non_coalesced_cpu`` adds each
-  entry on its own, θ + (−lr)·g₁ + (−lr)·g₂, two roundings; on a non-contiguous θ the slow path coalesces first,
-  θ + (−lr)·fl(g₁ + g₂).  SparseAdam and Adagrad coalesce first on every layout.  The two differ in rounding only:
-  not specified, not drawn (``coalesces=False``).
+  entry on its own, in the order the COO tensor holds them (its threads split the first index's range, so one
+  thread adds every entry of an index): θ + (−lr)·g₁, then + (−lr)·g₂ from that rounded result
+  (``adds_duplicates_in_turn``: the step is the update by the first entries, then by the second ones; drawn).
+  On a non-contiguous θ the slow path coalesces first, θ + (−lr)·fl(g₁ + g₂): not specified, and not drawn (the
+  strategies draw duplicates on a contiguous parameter only).  SparseAdam and Adagrad coalesce first on every
+  layout.
 * ``fused=True`` raises ``RuntimeError: `_fused_sgd` does not support sparse gradients``; ``foreach=True`` adds
   a dtype group with a sparse gradient tensor by tensor (``# foreach APIs don't support sparse``): the for-loop's
   arithmetic.
@@ -76,7 +79,7 @@ SGD = OptimizerSpec(
              "momentum that is 0 at step 1 and later non-zero (a momentum schedule starting at 0) differs from "
              "the spec from then on (torch: b = g at that step; spec: b = μ·b + (1 − τ)·g with b = step 1's g).  "
              "Sparse gradients: `sgd_sparse` (elements outside the index set keep θ; weight decay refused; "
-             "momentum and duplicate indices not specified yet).",
+             "momentum not specified yet; duplicate indices added in turn on a contiguous parameter).",
 )
 
 
@@ -84,7 +87,7 @@ SGD_SPARSE = SGD.variant(
     "sgd_sparse", dialect="torch", title="SGD, sparse gradients",
     hyperparameters=(LR, common.MAXIMIZE),
     rule=lambda f: [*common.maximize(f), Assign(theta, theta + (-eta) * g, "param.add_(grad, alpha=−lr)")],
-    constraints=(), sparse_gradients=True, coalesces=False, state=(),
+    constraints=(), sparse_gradients=True, coalesces=False, adds_duplicates_in_turn=True, state=(),
     fixed_keywords=(("weight_decay", "torch raises with sparse gradients"),
                     ("momentum", "accepted by torch, not specified yet"),
                     ("dampening", "acts through momentum only"), ("nesterov", "needs momentum")),
@@ -93,6 +96,7 @@ SGD_SPARSE = SGD.variant(
     edge_doc=("An element outside a gradient's index set keeps θ.  weight_decay ≠ 0 raises at step() "
               "(RuntimeError: add(sparse, dense) is not supported. Use add(dense, sparse) instead.); momentum, "
               "dampening and nesterov are accepted by torch (a sparse buffer of uncoalesced entries) but not "
-              "specified here, and not drawn; duplicate indices are added entry by entry on a contiguous "
-              "parameter (not coalesced): not drawn."),
+              "specified here, and not drawn.  Duplicate indices are added in turn on a contiguous parameter "
+              "(θ + (−lr)·g₁, then + (−lr)·g₂, each rounded: drawn); a non-contiguous one coalesces them first "
+              "(θ + (−lr)·fl(g₁ + g₂)): not specified, not drawn."),
 )

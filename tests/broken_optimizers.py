@@ -52,7 +52,7 @@ __all__ = [
     "FaithfulAdEMAMix", "BiasCorrectedSlowAdEMAMix", "LinearBeta3WarmupAdEMAMix",
     "FaithfulScheduleFreeAdamW", "EpsBeforeBiasCorrectionScheduleFree", "NoLrWeightingScheduleFree",
     "DecayAtZScheduleFree", "AverageBeforeStepScheduleFree", "FaithfulScheduleFreeSGD", "SwappedMomentumScheduleFreeSGD",
-    "FaithfulSparseAdam", "DenseSparseAdam", "OwnCountSparseAdam",
+    "FaithfulSparseAdam", "DenseSparseAdam", "OwnCountSparseAdam", "FaithfulSparseSGD", "ScatterSparseSGD",
     "FaithfulAdafactor", "WrongAxisMeanAdafactor", "SwappedSizeAdafactor", "UnsquaredEps1Adafactor",
     "InverseClipAdafactor", "DecayedRmsAdafactor",
     "FAITHFUL", "BROKEN", "BROKEN_API", "REALISTIC",
@@ -1348,6 +1348,44 @@ class OwnCountSparseAdam(FaithfulSparseAdam):
         beta1, beta2 = group["betas"]
         t = held.to(torch.float64)
         return (group["lr"] * (1 - beta2 ** t).sqrt() / (1 - beta1 ** t)).to(like.dtype)
+# =========================================================================== SGD, sparse gradients
+
+class FaithfulSparseSGD(_ForLoop):
+    """torch.optim.SGD given sparse gradients (``_single_tensor_sgd`` with momentum and decay 0), spec/sgd.py's
+    ``sgd_sparse``: ``p.add_(grad, alpha=-lr)`` on the gradient as it comes, so on a contiguous parameter an index
+    held twice is added entry by entry."""
+
+    sparse_gradients = True
+
+    def __init__(self, params, lr=1e-3, maximize=False):
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        super().__init__(params, dict(lr=lr, maximize=maximize))
+
+    def _update(self, p, grad, state, group):
+        grad = grad if not group["maximize"] else -grad
+        if not p.dim():  # a 0-d tensor has no index to put at; the harness gives it storage offset 0
+            return p.add_(grad, alpha=-group["lr"])
+        # torch's p.add_(grad, alpha=-lr) adds (-lr in the dtype)·v entry by entry, in order; through index_put_
+        # (accumulate: one entry after another), since torch's CPU kernel writes a view at a storage offset to the
+        # wrong place (known deviation sgd-sparse-add-sparse-doubles-storage-offset), which this port must not copy
+        alpha = torch.tensor(-group["lr"], dtype=p.dtype)
+        p.index_put_(tuple(grad._indices()), grad._values() * alpha, accumulate=True)
+
+
+class ScatterSparseSGD(FaithfulSparseSGD):
+    """BROKEN: ``θ[idx] = θ[idx] − lr·values``, a scatter that writes each index once: where an index is held twice
+    one entry is lost (the last write wins), the classic slip of a hand-written sparse update.  The same as the
+    faithful one wherever no index repeats (in float64, where −lr·v rounds alike)."""
+
+    def _update(self, p, grad, state, group):
+        grad = grad if not group["maximize"] else -grad
+        if not p.dim():  # a 0-d tensor has no index to scatter to
+            return p.add_(grad, alpha=-group["lr"])
+        index = tuple(grad._indices())
+        p[index] = p[index] - group["lr"] * grad._values()
+
+
 # =========================================================================== Adafactor
 
 class FaithfulAdafactor(_ForLoop):
@@ -1465,6 +1503,7 @@ class DecayedRmsAdafactor(FaithfulAdafactor):
 #: class name -> spec it implements faithfully
 FAITHFUL = {
     "FaithfulSparseAdam": "sparse_adam",
+    "FaithfulSparseSGD": "sgd_sparse",
     "FaithfulSGD": "sgd",
     "FaithfulAdam": "adam",
     "FaithfulAdamW": "adamw",
@@ -1485,6 +1524,7 @@ FAITHFUL = {
 
 #: class name -> spec it claims to implement (and gets wrong)
 BROKEN = {
+    "ScatterSparseSGD": "sgd_sparse",
     "EpsInsideSqrtAdam": "adam",
     "NoBiasCorrectionVAdam": "adam",
     "NoBiasCorrectionMAdam": "adam",

@@ -87,10 +87,29 @@ def test_coalesce_is_the_correctly_rounded_sum(fmt):
     assert np.array_equal(torch_sum, got.astype(np.float64), equal_nan=True)  # torch's coalesce() agrees
 
 
-def test_duplicates_are_refused_where_the_spec_does_not_coalesce():
+def test_duplicates_are_refused_where_the_spec_neither_coalesces_nor_adds_them_in_turn():
     g = uncoalesced(np.array([1.0]), [True], [True], np.array([2.0]))
-    with pytest.raises(ValueError, match="does not coalesce"):
-        trajectory(SGD, SGD.complete({}), np.array([1.0]), [g])
+    unspecified = SGD.variant("sgd_sparse_unspecified", dialect="test", adds_duplicates_in_turn=False)
+    with pytest.raises(ValueError, match="neither coalesces nor adds in turn"):
+        trajectory(unspecified, unspecified.complete({}), np.array([1.0]), [g])
+
+
+def test_sgd_adds_duplicates_in_turn_and_the_check_tells_that_from_coalescing_them():
+    """sgd_sparse (``adds_duplicates_in_turn``): θ = 1, lr = 1, an index held twice with 1 and 2⁻¹¹ in float16.  The
+    exact step is 1 − 1 − 2⁻¹¹ = −2⁻¹¹, what torch's contiguous path gives (θ + (−1)·1 = 0, then 0 + (−1)·2⁻¹¹); a
+    coalescing SGD gives 1 − fl(1 + 2⁻¹¹) = 0, which the check fails (the bound of the two exact additions is 0)."""
+    g = uncoalesced(np.array([1.0], np.float16), [True], [True], np.array([2.0 ** -11], np.float16))
+    (snap,) = trajectory(SGD, SGD.complete({"lr": 1.0}), np.array([1.0], np.float16), [g], formats=("float16",))
+    assert snap.rounded("theta", "float16")[0] == -2.0 ** -11
+    data = Case("sgd_sparse", "float16", [Group(SGD.complete({"lr": 1.0}), [np.array([1.0], np.float16)])],
+                [[[g]]])
+    outputs = load("torch-cpu").run(for_backend(data, "for-loop"))
+    assert outputs[0].params[0][0][0] == -2.0 ** -11
+    assert check(data, outputs, scalars="float64").ok
+    coalescing = [replace(outputs[0], params=[[np.array([0.0], np.float16)]])]
+    assert not check(data, coalescing, scalars="float64").ok
+    numpy_outputs = load("numpy").run(for_backend(data, "for-loop"))
+    assert numpy_outputs[0].params[0][0][0] == -2.0 ** -11
 
 
 def test_an_uncoalesced_gradient_travels_through_layouts_and_replays():
@@ -170,7 +189,7 @@ def _fixed_case(name: str, dtype: str = "float32") -> Case:
         held_rows = np.broadcast_to(np.array(rows, bool)[:, None], (4, 3))
         twice_rows = np.broadcast_to(np.array(dup_rows, bool)[:, None], (4, 3))
         ga, gb = rng.standard_normal((4, 3)).astype(dtype), rng.standard_normal(6).astype(dtype)
-        if spec.coalesces:
+        if spec.coalesces or spec.adds_duplicates_in_turn:
             row = [uncoalesced(ga, held_rows, twice_rows, rng.standard_normal((4, 3)).astype(dtype)),
                    uncoalesced(gb, np.array(elems, bool), np.array(dup_elems, bool), rng.standard_normal(6).astype(dtype))]
         else:

@@ -996,7 +996,11 @@ class NumpyBackend:
                         g = case.grads[s][i][j]
                         if g is None:
                             continue
-                        if isinstance(g, Uncoalesced):  # duplicate indices: coalesce() sums them in the dtype
+                        again = None  # duplicate indices added in turn: the second entries, stepped after
+                        if isinstance(g, Uncoalesced) and spec_get(opt).adds_duplicates_in_turn:
+                            again = np.ma.MaskedArray(g.second, mask=~g.twice)
+                            g = np.ma.MaskedArray(np.ma.getdata(g), mask=np.ma.getmaskarray(g))
+                        elif isinstance(g, Uncoalesced):  # duplicate indices: coalesce() sums them in the dtype
                             if not spec_get(opt).coalesces:
                                 raise ValueError(f"step {s}, group {i}, param {j}: {opt} does not coalesce "
                                                  f"duplicate indices (not specified)")
@@ -1016,6 +1020,10 @@ class NumpyBackend:
                         if states[i][j] is None:
                             states[i][j] = _init_state(opt, p, h, self._scalar_round)
                         p[...] = step_fn(k, p, g, states[i][j], h, self._scalar_round)
+                        if again is not None:  # torch's SGD on a contiguous θ: each entry added in turn
+                            mask = ~lay_out(~np.ma.getmaskarray(again), case.layout)
+                            again = np.ma.MaskedArray(lay_out(np.ma.getdata(again), case.layout), mask=mask)
+                            p[...] = step_fn(k, p, again, states[i][j], h, self._scalar_round)
                 outputs.append(StepOutput(
                     params=[[p.copy() for p in ps] for ps in params],
                     state=[[_snapshot_state(st or {}) for st in sts] for sts in states],

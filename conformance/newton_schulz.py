@@ -115,8 +115,8 @@ def check_applied(sequence, u, o, a: float, b: float, c: float, steps: int, eps:
 def invariance_failures(sequence, u, a: float, b: float, c: float, steps: int, eps: float) -> list:
     """Failures (strings) of the exact invariances of ``sequence`` at ``u``: U·2ᵏ (k = ±3, where bfloat16(U·2ᵏ) is
     bfloat16(U)·2ᵏ, U's non-zero values being normal both ways (a subnormal of float32 that bfloat16 flushes to 0
-    need not flush at 8 times its size), and the norm stays within the clamp and float32's range), Uᵀ (non-square) and sign
-    flips of alternate rows and columns give O·1, Oᵀ and the same flips of O, bit for bit."""
+    need not flush at 8 times its size), and the norm stays within the clamp and float32's range), Uᵀ (non-square)
+    and sign flips of alternate rows and columns give O·1, Oᵀ and the same flips of O, bit for bit."""
     u = _f64(u)
     if not np.isfinite(u).all():
         return []

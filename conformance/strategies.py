@@ -36,7 +36,7 @@ from hypothesis import event, reject, strategies as st
 
 from reference.fast_round import round_array
 from reference.formats import from_hex, get_format, round_to_format, to_hex
-from reference.sparse import Uncoalesced, uncoalesced
+from reference.sparse import first_entries, uncoalesced
 from spec.core import Hyperparameter, Interval, InvalidHyperparameter, OptimizerSpec
 
 from .backend import LAYOUTS, Case, Group, lay_out
@@ -255,13 +255,6 @@ def sparse_gradient(draw, dtype: str, shape: tuple, duplicates: bool = False) ->
     return np.ma.MaskedArray(values, mask=~held)
 
 
-def _first_entries(g):
-    """A sparse gradient without its duplicate indices (an ``Uncoalesced`` one's first entries); any other as it is."""
-    if isinstance(g, Uncoalesced):
-        return np.ma.MaskedArray(np.ma.getdata(g), mask=np.ma.getmaskarray(g))
-    return g
-
-
 @functools.lru_cache(maxsize=None)
 def realistic_shape() -> st.SearchStrategy:
     """Today's small shapes most often; SIMD lengths and multi-dimensional shapes too."""
@@ -333,7 +326,7 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     if layout != "contiguous":
         event(f"layout {layout}")
         if spec.adds_duplicates_in_turn:  # torch's SGD coalesces first on a non-contiguous θ: not specified
-            grads = [[[gr if lay_out(np.zeros(p.shape), layout).flags.c_contiguous else _first_entries(gr)
+            grads = [[[gr if lay_out(np.zeros(p.shape), layout).flags.c_contiguous else first_entries(gr)
                        for gr, p in zip(row, params)] for row, (_, params) in zip(step, groups)] for step in grads]
     flags = {axis: draw(st.booleans()) for axis in axes}
     for axis, on in flags.items():

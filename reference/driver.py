@@ -25,7 +25,7 @@ import sympy as sp
 from spec import OptimizerSpec
 from . import arith
 from .formats import FORMATS, exact as exact_value, get_format, round_to_format
-from .sparse import coalesce, duplicates
+from .sparse import coalesce, duplicates, first_entries
 from .program import Program, compile_rule
 
 START_PREC = 128
@@ -140,7 +140,7 @@ def _exact_array(a) -> np.ndarray:
 def _exact_in_turn(g) -> np.ndarray:
     """``_exact_array`` of an uncoalesced gradient (``reference.sparse.Uncoalesced``), each element held twice as
     the pair (first value, second value) that ``steps`` applies in turn."""
-    out = _exact_array(np.ma.MaskedArray(np.ma.getdata(g), mask=np.ma.getmaskarray(g)))
+    out = _exact_array(first_entries(g))
     for idx in np.ndindex(*out.shape):  # a 0-d gradient too (np.nonzero refuses 0-d arrays)
         if g.twice[idx]:
             out[idx] = (out[idx], exact_value(g.second.dtype.type(g.second[idx])))

@@ -93,10 +93,8 @@ def normalisation_enclosure(x, eps: float) -> list:
     m, n = sorted(x.shape)
     with mpmath.workdps(60):
         fro = mpmath.sqrt(mpmath.fsum(mpmath.mpf(float(v)) ** 2 for v in x.flat))
-        if fro == 0:  # 0/max(0, ε): NaN for ε ≤ 0 (torch checks no ε), 0 for ε > 0 (the clamp, below)
-            raise ValueError("‖x‖_F is 0: NS divides by max(‖x‖_F, ε), which this enclosure does not model")
-        if fro <= 2 * mpmath.mpf(eps):
-            raise ValueError("‖x‖_F is near ε: NS divides by max(‖x‖_F, ε), which this enclosure does not model")
+        if fro == 0 or fro <= 2 * mpmath.mpf(eps):  # fro = 0 with ε ≤ 0 (torch checks no ε): 0/max(0, ε) is NaN
+            raise ValueError("‖x‖_F is 0 or near ε: NS divides by max(‖x‖_F, ε), which this enclosure does not model")
         if fro >= mpmath.mpf(2) ** 63:  # Σx² near float32's overflow: torch's norm is then inf and O = 0 (finding 64)
             raise ValueError("‖x‖_F ≥ 2⁶³: the norm's float32 sum of squares may overflow, which this enclosure does "
                              "not model")

@@ -52,6 +52,19 @@ def coalesce(g):
     return np.ma.MaskedArray(summed, mask=np.ma.getmaskarray(g).copy())
 
 
+def first_entries(g):
+    """``g`` without its duplicate indices: an ``Uncoalesced`` one's first entries (a plain masked array); any other
+    array as it is."""
+    if isinstance(g, Uncoalesced):
+        return np.ma.MaskedArray(np.ma.getdata(g), mask=np.ma.getmaskarray(g))
+    return g
+
+
+def second_entries(g: Uncoalesced) -> np.ma.MaskedArray:
+    """An ``Uncoalesced`` gradient's second entries: its ``second`` values, held where ``twice``."""
+    return np.ma.MaskedArray(g.second, mask=~g.twice)
+
+
 def duplicates(g) -> int:
     """How many indices ``g`` holds twice (0 for anything but an ``Uncoalesced``)."""
     return int(np.count_nonzero(g.twice)) if isinstance(g, Uncoalesced) else 0

@@ -1365,11 +1365,16 @@ class FaithfulSparseSGD(_ForLoop):
     def _update(self, p, grad, state, group):
         grad = grad if not group["maximize"] else -grad
         if not p.dim():  # a 0-d tensor has no index to put at; the harness gives it storage offset 0
-            return p.add_(grad, alpha=-group["lr"])
+            p.add_(grad, alpha=-group["lr"])
+        else:
+            self._add_at_indices(p, grad, group["lr"])
+
+    @staticmethod
+    def _add_at_indices(p, grad, lr):
         # torch's p.add_(grad, alpha=-lr) adds (-lr in the dtype)·v entry by entry, in order; through index_put_
         # (accumulate: one entry after another), since torch's CPU kernel writes a view at a storage offset to the
         # wrong place (known deviation sgd-sparse-add-sparse-doubles-storage-offset), which this port must not copy
-        alpha = torch.tensor(-group["lr"], dtype=p.dtype)
+        alpha = torch.tensor(-lr, dtype=p.dtype)
         p.index_put_(tuple(grad._indices()), grad._values() * alpha, accumulate=True)
 
 
@@ -1378,12 +1383,10 @@ class ScatterSparseSGD(FaithfulSparseSGD):
     one entry is lost (the last write wins), the classic slip of a hand-written sparse update.  The same as the
     faithful one wherever no index repeats (in float64, where −lr·v rounds alike)."""
 
-    def _update(self, p, grad, state, group):
-        grad = grad if not group["maximize"] else -grad
-        if not p.dim():  # a 0-d tensor has no index to scatter to
-            return p.add_(grad, alpha=-group["lr"])
+    @staticmethod
+    def _add_at_indices(p, grad, lr):
         index = tuple(grad._indices())
-        p[index] = p[index] - group["lr"] * grad._values()
+        p[index] = p[index] - lr * grad._values()
 
 
 # =========================================================================== Adafactor

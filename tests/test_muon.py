@@ -240,8 +240,8 @@ def test_the_invariances_are_not_claimed_where_bfloat16_flushes_a_subnormal_of_u
                                                                    ("-0x1.cccccp-1", "-0x1.c598p-135"))],
                     dtype=np.float32)  # U = 0.9·g of that draw's first step
     assert cns.rerun_bf16(tiny)[1, 1] == 0 and cns.rerun_bf16(tiny * 8)[1, 1] != 0
-    assert not np.array_equal(_f64(cns.rerun_torch(tiny * 8, *COEFFS, 0, 1e-7)[2]),
-                              _f64(cns.rerun_torch(tiny, *COEFFS, 0, 1e-7)[2]))  # no invariance to claim
+    assert not np.array_equal(cns._f64(cns.rerun_torch(tiny * 8, *COEFFS, 0, 1e-7)[2]),
+                              cns._f64(cns.rerun_torch(tiny, *COEFFS, 0, 1e-7)[2]))  # no invariance to claim
     assert not cns.invariance_failures(cns.rerun_torch, tiny, *COEFFS, 0, 1e-7)
     normal = tiny * np.float32(2.0 ** 100)
     assert not cns.invariance_failures(cns.rerun_torch, normal, *COEFFS, 0, 1e-7)
@@ -253,7 +253,3 @@ def test_the_normalisation_enclosure_refuses_a_zero_matrix_whatever_eps():
     for eps in (-1.0, 0.0, 1e-7):
         with pytest.raises(ValueError, match="not model"):
             nsr.normalisation_enclosure(np.zeros((2, 2)), eps)
-
-
-def _f64(x):
-    return x.double().numpy() if hasattr(x, "double") else np.asarray(x, dtype=np.float64)

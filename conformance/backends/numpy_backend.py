@@ -65,7 +65,7 @@ import numpy as np
 
 from conformance.backend import DTYPES, Case, StepOutput, lay_out
 from conformance.backends import numpy_muon
-from reference.sparse import Uncoalesced
+from reference.sparse import Uncoalesced, first_entries, second_entries
 from spec import get as spec_get
 
 __all__ = ["NumpyBackend", "backend", "DEFAULTS", "validate"]
@@ -998,8 +998,7 @@ class NumpyBackend:
                             continue
                         again = None  # duplicate indices added in turn: the second entries, stepped after
                         if isinstance(g, Uncoalesced) and spec_get(opt).adds_duplicates_in_turn:
-                            again = np.ma.MaskedArray(g.second, mask=~g.twice)
-                            g = np.ma.MaskedArray(np.ma.getdata(g), mask=np.ma.getmaskarray(g))
+                            again, g = second_entries(g), first_entries(g)
                         elif isinstance(g, Uncoalesced):  # duplicate indices: coalesce() sums them in the dtype
                             if not spec_get(opt).coalesces:
                                 raise ValueError(f"step {s}, group {i}, param {j}: {opt} does not coalesce "
@@ -1021,9 +1020,7 @@ class NumpyBackend:
                             states[i][j] = _init_state(opt, p, h, self._scalar_round)
                         p[...] = step_fn(k, p, g, states[i][j], h, self._scalar_round)
                         if again is not None:  # torch's SGD on a contiguous θ: each entry added in turn
-                            mask = ~lay_out(~np.ma.getmaskarray(again), case.layout)
-                            again = np.ma.MaskedArray(lay_out(np.ma.getdata(again), case.layout), mask=mask)
-                            p[...] = step_fn(k, p, again, states[i][j], h, self._scalar_round)
+                            p[...] = step_fn(k, p, lay_out(again, case.layout), states[i][j], h, self._scalar_round)
                 outputs.append(StepOutput(
                     params=[[p.copy() for p in ps] for ps in params],
                     state=[[_snapshot_state(st or {}) for st in sts] for sts in states],

@@ -62,7 +62,7 @@ from spec.core import InvalidHyperparameter, OptimizerSpec, g, t, theta
 from spec.schedules import REQUIRED
 
 from .backend import Case, Group
-from .strategies import HELD, MAX_STEPS, SHAPES, hyperparameters, tensor
+from .strategies import HELD, MAX_STEPS, SHAPES, gradient, hyperparameters, tensor
 
 OFFSETS = (2.0 ** -50, 2.0 ** -30, 2.0 ** -20, 2.0 ** -10, 2.0 ** -4)  # relative; absolute for a root at 0
 G = sp.Symbol("G", real=True)  # the gradient as it stands at a comparison
@@ -455,7 +455,8 @@ def boundary_cases(draw, spec: OptimizerSpec, dtype: str) -> Case:
             n = MAX_STEPS * slots_per_step(b, dtype)
             groups.append(Group(hyper, [_below_square_root_of_range(draw(tensor(dtype, (n,))), dtype)]))
             places.append((len(groups) - 1, b))
-    grads = [[[draw(tensor(dtype, p.shape)) for p in params] for _, params in groups] for _ in range(MAX_STEPS)]
+    grads = [[[draw(gradient(spec, dtype, p.shape, h)) for p in params] for h, params in groups]
+             for _ in range(MAX_STEPS)]
     for i, _ in places:
         for row in grads:
             row[i][0] = _below_square_root_of_range(row[i][0], dtype)

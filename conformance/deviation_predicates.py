@@ -76,6 +76,28 @@ def _offset_view_with_element_sparse_gradient(data) -> bool:
                for i, (_, params) in enumerate(data.groups) for j, a in enumerate(params))
 
 
+def _half_sparse_tensors_meet(data) -> bool:
+    """A float16 SGD with momentum adds two sparse tensors that both hold entries: ``buf.mul_(μ).add_(g)`` at a
+    tensor's later step (a buffer and a gradient with entries), or Nesterov's ``g.add(buf, alpha=μ)``.  torch's CPU
+    sparse + sparse (``add_out_sparse_contiguous``, dispatched for bfloat16 but not float16) raises there."""
+    if data.dtype != "float16":
+        return False
+    for i, (h, params) in enumerate(data.groups):
+        if h.get("momentum", 0) == 0:
+            continue
+        for j in range(len(params)):
+            buffer = None  # where the buffer holds entries, once it exists
+            for row in data.grads:
+                g = row[i][j]
+                if g is None:
+                    continue
+                here = ~np.ma.getmaskarray(g)
+                if here.any() and (h.get("nesterov") or (buffer is not None and buffer.any())):
+                    return True
+                buffer = here if buffer is None else buffer | here
+    return False
+
+
 def _all_elements(data) -> np.ndarray:
     """Every element of the case's one tensor."""
     return np.ones(np.shape(data.groups[0][1][0]), dtype=bool)

@@ -384,10 +384,15 @@ OPTIMIZERS: Mapping = MappingProxyType({r.name: r for r in (
     OptimizerInfo(  # torch.optim.SGD given sparse gradients (spec/sgd.py's SGD_SPARSE): the exact engine; fused is
         # probed so that its refusal of sparse gradients is listed with torch's reason
         "sgd_sparse", torch_paths=(FUSED,),
-        hyper=dict(lr=0.05),
-        group_pairs=(({}, {"lr": 0.1}), ({"maximize": True}, {"lr": 0.5})),
-        invalid=(Invalid({"lr": -1.0}), Invalid({"lr": float("nan")}, None)),
-        edge=({"lr": 0.0},),
+        hyper=dict(lr=0.05, momentum=0.9, dampening=0.1),
+        branches=(dict(momentum=0.0, dampening=0.0), dict(dampening=0.0, nesterov=True)),
+        group_pairs=(({}, {"lr": 0.1}), ({"maximize": True}, {"lr": 0.5}),
+                     ({"momentum": 0.9, "dampening": 0.1}, {"momentum": 0.5, "maximize": True}),
+                     ({"momentum": 0.9, "nesterov": True}, {"momentum": 0.3, "nesterov": True})),
+        invalid=(Invalid({"lr": -1.0}), Invalid({"lr": float("nan")}, None), Invalid({"momentum": -0.1}),
+                 Invalid({"nesterov": True, "momentum": 0.0, "dampening": 0.0}),
+                 Invalid({"nesterov": True, "momentum": 0.9, "dampening": 0.1})),
+        edge=({"lr": 0.0}, {"momentum": 0.9, "dampening": 1.0}),
     ),
     OptimizerInfo(  # torch.optim.Adagrad given sparse gradients (spec/adagrad.py's ADAGRAD_SPARSE): the exact engine
         "adagrad_sparse", torch_paths=(FUSED,),

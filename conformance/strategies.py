@@ -279,6 +279,16 @@ def group_shapes(draw, max_params: int, realistic: bool, large: bool, reduces: b
     return shapes
 
 
+def gradient(spec: OptimizerSpec, dtype: str, shape: tuple, hyper: dict):
+    """A gradient for a parameter of ``shape`` in a group with ``hyper``: dense (``tensor``), or sparse for a spec
+    with sparse gradients (``sparse_gradient``), holding some index twice only where the spec coalesces duplicates,
+    or adds them in turn and keeps no state for ``hyper`` (torch's SGD with momentum: not specified)."""
+    if not spec.sparse_gradients:
+        return tensor(dtype, shape)
+    twice = spec.coalesces or (spec.adds_duplicates_in_turn and not spec.keeps_state(spec.complete(hyper)))
+    return sparse_gradient(dtype, shape, duplicates=twice)
+
+
 @st.composite
 def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, min_steps: int = 1,
           max_groups: int = 2, max_params: int = 2, vary_lr: bool = True, allow_none: bool = True,
@@ -311,12 +321,10 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     grads = []
     for _ in range(steps):
         row = []
-        for _, params in groups:
+        for hyper, params in groups:
             # realistic: 9, not 0, so that the simplest draw (the large case's) has every gradient
-            grad = functools.partial(sparse_gradient, duplicates=spec.coalesces or spec.adds_duplicates_in_turn) \
-                if spec.sparse_gradients else tensor
-            row.append([None if allow_none and draw(st.integers(0, 9)) == none_pick else draw(grad(dtype, p.shape))
-                        for p in params])
+            row.append([None if allow_none and draw(st.integers(0, 9)) == none_pick else
+                        draw(gradient(spec, dtype, p.shape, hyper)) for p in params])
         grads.append(row)
     lrs = None
     if vary_lr and draw(st.booleans()):

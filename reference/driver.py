@@ -147,6 +147,26 @@ def _exact_in_turn(g) -> np.ndarray:
     return out
 
 
+def _zero_where_state_held(grads: list, everywhere: bool) -> list:
+    """``grads`` (exact arrays, None outside a sparse gradient's index set) with 0 wherever an earlier gradient held
+    the element, or everywhere when the caller gave the state (``OptimizerSpec.moves_where_state_held``): such an
+    element steps as the rule at g = 0."""
+    held = None
+    out = []
+    for gr in grads:
+        if gr is None:
+            out.append(None)
+            continue
+        here = np.vectorize(lambda x: x is not None, otypes=[bool])(gr) if gr.size else np.zeros(gr.shape, bool)
+        if held is None:
+            held = np.full(gr.shape, everywhere)
+        gr = gr.copy()
+        gr[held & ~here] = Fraction(0)
+        held = held | here
+        out.append(gr)
+    return out
+
+
 @dataclass
 class Run:
     """A trajectory's inputs, exact: what every element's run needs.
@@ -218,9 +238,14 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
         if duplicates(gr) and not (spec.coalesces or spec.adds_duplicates_in_turn):
             raise ValueError(f"grad of step {s} holds duplicate indices, which {spec.name} neither coalesces nor "
                              f"adds in turn: not specified")
+        if duplicates(gr) and spec.adds_duplicates_in_turn and spec.keeps_state(hyper):
+            raise ValueError(f"grad of step {s} holds duplicate indices, which {spec.name} adds in turn only where "
+                             f"it keeps no state (these hyperparameters keep some): not specified")
     # duplicate indices: summed in the dtype first (torch's coalesce()), then stepped once; or added in turn
     grads_exact = [None if gr is None else _exact_in_turn(gr) if spec.adds_duplicates_in_turn and duplicates(gr)
                    else _exact_array(coalesce(gr)) for gr in grads]
+    if spec.moves_where_state_held and spec.keeps_state(hyper):
+        grads_exact = _zero_where_state_held(grads_exact, everywhere=bool(state))
     numeric = tuple(h.name for h in spec.numeric)
     hyper_steps = [{k: resolve_none(spec, k, h[k], param) for k in numeric} for h in in_force]
     ts, t = [], step  # the counter advances only on steps with a gradient

@@ -252,12 +252,19 @@ class OptimizerSpec(HyperparameterLookup):
     # (``reference.sparse.coalesce``); the strategies draw such duplicates.  False where the dialect does not
     # (torch's SGD adds the entries one by one): see ``adds_duplicates_in_turn``.
     coalesces: bool = False
-    # With sparse gradients, for a spec with no state and no step counter (torch's SGD): the dialect adds an index
-    # held twice entry by entry, so the step is the update by the first entries and then, from its rounded result,
+    # With sparse gradients, where the dialect keeps no state and no step counter (torch's SGD without momentum:
+    # ``keeps_state``; with momentum, duplicates are not specified): the dialect adds an index held twice entry by
+    # entry, so the step is the update by the first entries and then, from its rounded result,
     # the update by the second (θ + (−lr)·g₁, then + (−lr)·g₂: ``reference.driver.steps`` takes such a step's
     # gradient as a pair).  The strategies draw duplicates for it on a contiguous parameter only; where neither
     # this nor ``coalesces`` holds, duplicates are not specified and not drawn.
     adds_duplicates_in_turn: bool = False
+    # With sparse gradients, where the dialect keeps state (``keeps_state``: torch's SGD with momentum ≠ 0): the state
+    # holds an entry for every index any earlier gradient held, and the element moves at every later step whether or
+    # not the step's gradient holds it.  The spec steps such an element with gradient 0: torch's SGD adds the
+    # decayed buffer entry μ·b (and no gradient term) and θ moves by −lr·b, which is the rule's value at g = 0
+    # (``reference.driver.prepare``).  An element no gradient has held yet is not stepped.
+    moves_where_state_held: bool = False
     # The dialect class's keywords that this spec leaves at the class's defaults, each with why (a variant for one
     # kind of input: weight decay, which torch refuses with sparse gradients): (keyword, reason) pairs.
     fixed_keywords: tuple = ()
@@ -269,6 +276,17 @@ class OptimizerSpec(HyperparameterLookup):
     ndims: tuple = ()
 
     # -- lookups -----------------------------------------------------------
+    def keeps_state(self, hyper: dict) -> bool:
+        """Whether the dialect keeps any state variable (the step counter aside) for these hyperparameter values:
+        one with no ``State.when``, one whose condition on the values holds ("momentum != 0"), or one whose
+        condition is in words ("the tensor has ≥ 2 dimensions")."""
+        def kept(state) -> bool:
+            try:
+                return not state.when or bool(eval(state.when, {"__builtins__": {}}, dict(hyper)))  # noqa: S307
+            except (NameError, SyntaxError):  # a condition in words
+                return True
+        return any(s.name != "step" and kept(s) for s in self.state)
+
     @property
     def flags(self) -> tuple:
         return tuple(h for h in self.hyperparameters if h.is_flag)

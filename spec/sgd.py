@@ -13,17 +13,25 @@ its own: ``_single_tensor_sgd`` runs the same statements on the sparse tensor, a
   outside the index set) gives the same values but at θ = −0 under maximize, where −0 + (−lr)·(−0) = +0.
 * ``weight_decay != 0``: ``grad.add(param, alpha=weight_decay)`` raises ``RuntimeError: add(sparse, dense) is not
   supported. Use add(dense, sparse) instead.`` at ``step()`` (no message of the optimizer's own).
-* ``momentum != 0`` is accepted: the buffer is a sparse tensor (``grad.detach().clone()``), ``buf.mul_(μ).add_(g,
-  alpha=1 − τ)`` appends the new entries without coalescing, and θ moves wherever the buffer holds an entry, so an
-  element once held keeps moving.  In exact arithmetic that is the dense rule on the densified gradients (zeros
-  outside the index sets), but every entry is scaled and added on its own: not specified yet, not drawn.
+* ``momentum != 0``: the buffer is a sparse tensor, ``torch.clone(grad)`` at the first step.  Later,
+  ``buf.mul_(μ)`` scales its values and ``.add_(g, alpha=1 − τ)`` merges g's entries into it
+  (``add_out_sparse_contiguous``: a two-pointer merge of the two index lists, r = b + (1 − τ)·g where an index is
+  in both, b or (1 − τ)·g where it is in one).  So the buffer holds an entry for every index any gradient held, and
+  ``param.add_(buf, alpha=−lr)`` moves θ wherever it does: an element once held keeps moving, by −lr·μ·b at a step
+  whose gradient does not hold it (``moves_where_state_held``).  That is the dense rule at g = 0 there; an element
+  no gradient has held yet has no entry and keeps θ.  Nesterov: ``grad.add(buf, alpha=μ)``, the same merge
+  (g + μ·b, or μ·b alone).  Specified for gradients whose index lists are sorted (torch's ``coalesce()`` order,
+  what ``_indices()`` of a coalesced tensor gives) and hold each index once: the merge pairs the entries of one
+  index only when both lists are sorted, and a buffer holding an index twice keeps two entries that are scaled
+  and added on their own.  Unsorted lists (``nn.Embedding``'s gradient lists the looked-up indices in batch
+  order) and duplicate indices with momentum: not specified, not drawn.
 * Duplicate indices are not coalesced: on a contiguous θ, ``add_dense_sparse_worker_non_coalesced_cpu`` adds each
   entry on its own, in the order the COO tensor holds them (its threads split the first index's range, so one
   thread adds every entry of an index): θ + (−lr)·g₁, then + (−lr)·g₂ from that rounded result
-  (``adds_duplicates_in_turn``: the step is the update by the first entries, then by the second ones; drawn).
-  On a non-contiguous θ the slow path coalesces first, θ + (−lr)·fl(g₁ + g₂): not specified, and not drawn (the
-  strategies draw duplicates on a contiguous parameter only).  SparseAdam and Adagrad coalesce first on every
-  layout.
+  (``adds_duplicates_in_turn``, without momentum: the step is the update by the first entries, then by the second
+  ones; drawn).  On a non-contiguous θ the slow path coalesces first, θ + (−lr)·fl(g₁ + g₂): not specified, and
+  not drawn (the strategies draw duplicates on a contiguous parameter only).  SparseAdam and Adagrad coalesce first
+  on every layout.
 * ``fused=True`` raises ``RuntimeError: `_fused_sgd` does not support sparse gradients``; ``foreach=True`` adds
   a dtype group with a sparse gradient tensor by tensor (``# foreach APIs don't support sparse``): the for-loop's
   arithmetic.
@@ -49,11 +57,11 @@ d = sp.Symbol("d", real=True)
 eta, mu, tau, lam = LR.symbol, MOMENTUM.symbol, DAMPENING.symbol, WD.symbol
 
 
-def rule(f: dict) -> list:
+def rule(f: dict, decay: bool = True) -> list:
     direction = g + mu * b if f["nesterov"] else b
     return [
         *common.maximize(f),
-        *common.coupled_weight_decay(lam),
+        *(common.coupled_weight_decay(lam) if decay else ()),
         Assign(b, when(sp.Eq(t, 1), g, mu * b + (1 - tau) * g),
                "momentum buffer: the first step copies g (no dampening), later steps decay and add"),
         Assign(d, unless_zero(mu, direction, g), "step direction; plain g when momentum is 0"),
@@ -78,25 +86,27 @@ SGD = OptimizerSpec(
              "Not modelled: torch creates the buffer at the first step with μ ≠ 0, the spec at step 1, so a "
              "momentum that is 0 at step 1 and later non-zero (a momentum schedule starting at 0) differs from "
              "the spec from then on (torch: b = g at that step; spec: b = μ·b + (1 − τ)·g with b = step 1's g).  "
-             "Sparse gradients: `sgd_sparse` (elements outside the index set keep θ; weight decay refused; "
-             "momentum not specified yet; duplicate indices added in turn on a contiguous parameter).",
+             "Sparse gradients: `sgd_sparse` (elements outside the index set keep θ unless the momentum buffer "
+             "holds them; weight decay refused; duplicate indices added in turn on a contiguous parameter, "
+             "without momentum).",
 )
 
 
 SGD_SPARSE = SGD.variant(
     "sgd_sparse", dialect="torch", title="SGD, sparse gradients",
-    hyperparameters=(LR, common.MAXIMIZE),
-    rule=lambda f: [*common.maximize(f), Assign(theta, theta + (-eta) * g, "param.add_(grad, alpha=−lr)")],
-    constraints=(), sparse_gradients=True, coalesces=False, adds_duplicates_in_turn=True, state=(),
-    fixed_keywords=(("weight_decay", "torch raises with sparse gradients"),
-                    ("momentum", "accepted by torch, not specified yet"),
-                    ("dampening", "acts through momentum only"), ("nesterov", "needs momentum")),
-    paths_doc=("for-loop, and foreach, which adds a sparse gradient tensor by tensor.  fused refuses sparse "
-               "gradients (RuntimeError: `_fused_sgd` does not support sparse gradients)."),
-    edge_doc=("An element outside a gradient's index set keeps θ.  weight_decay ≠ 0 raises at step() "
-              "(RuntimeError: add(sparse, dense) is not supported. Use add(dense, sparse) instead.); momentum, "
-              "dampening and nesterov are accepted by torch (a sparse buffer of uncoalesced entries) but not "
-              "specified here, and not drawn.  Duplicate indices are added in turn on a contiguous parameter "
-              "(θ + (−lr)·g₁, then + (−lr)·g₂, each rounded: drawn); a non-contiguous one coalesces them first "
-              "(θ + (−lr)·fl(g₁ + g₂)): not specified, not drawn."),
+    hyperparameters=(LR, MOMENTUM, DAMPENING, NESTEROV, common.MAXIMIZE),
+    rule=lambda f: rule(f, decay=False),
+    sparse_gradients=True, coalesces=False, adds_duplicates_in_turn=True, moves_where_state_held=True,
+    fixed_keywords=(("weight_decay", "torch raises with sparse gradients"),),
+    paths_doc=("for-loop, and foreach, which adds a sparse gradient tensor by tensor (its _foreach_ ops on the "
+               "sparse buffers fall back to the tensor ops).  fused refuses sparse gradients (RuntimeError: "
+               "`_fused_sgd` does not support sparse gradients)."),
+    edge_doc=("An element outside a gradient's index set keeps θ, unless the momentum buffer holds it (an earlier "
+              "gradient did): it then moves by −lr·μ·b, the rule at g = 0.  weight_decay ≠ 0 raises at step() "
+              "(RuntimeError: add(sparse, dense) is not supported. Use add(dense, sparse) instead.).  Momentum is "
+              "specified for index lists sorted as coalesce() sorts them, each index once: torch's merge of the "
+              "buffer with an unsorted list, or with an index held twice, keeps separate entries of one index.  "
+              "Duplicate indices without momentum are added in turn on a contiguous parameter (θ + (−lr)·g₁, then "
+              "+ (−lr)·g₂, each rounded: drawn); a non-contiguous one coalesces them first (θ + (−lr)·fl(g₁ + g₂)): "
+              "not specified, not drawn."),
 )

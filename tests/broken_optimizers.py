@@ -1351,23 +1351,66 @@ class OwnCountSparseAdam(FaithfulSparseAdam):
 # =========================================================================== SGD, sparse gradients
 
 class FaithfulSparseSGD(_ForLoop):
-    """torch.optim.SGD given sparse gradients (``_single_tensor_sgd`` with momentum and decay 0), spec/sgd.py's
-    ``sgd_sparse``: ``p.add_(grad, alpha=-lr)`` on the gradient as it comes, so on a contiguous parameter an index
-    held twice is added entry by entry."""
+    """torch.optim.SGD given sparse gradients (``_single_tensor_sgd`` with decay 0), spec/sgd.py's ``sgd_sparse``:
+    ``p.add_(grad, alpha=-lr)`` on the gradient as it comes, so on a contiguous parameter an index held twice is
+    added entry by entry.  Its momentum buffer is dense here, with a mask of the elements torch's sparse buffer
+    holds an entry for (every one some gradient held): θ moves at all of those."""
 
     sparse_gradients = True
 
-    def __init__(self, params, lr=1e-3, maximize=False):
+    def __init__(self, params, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False, maximize=False):
         if not 0.0 <= lr:
             raise ValueError(f"Invalid learning rate: {lr}")
-        super().__init__(params, dict(lr=lr, maximize=maximize))
+        if momentum < 0.0:
+            raise ValueError(f"Invalid momentum value: {momentum}")
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, nesterov=nesterov,
+                                      maximize=maximize))
 
     def _update(self, p, grad, state, group):
         grad = grad if not group["maximize"] else -grad
+        momentum = group["momentum"]
+        if momentum != 0:
+            grad = self._through_buffer(p, grad.coalesce(), state, group)
         if not p.dim():  # a 0-d tensor has no index to put at; the harness gives it storage offset 0
             p.add_(grad, alpha=-group["lr"])
         else:
             self._add_at_indices(p, grad, group["lr"])
+
+    def _moving(self, held, now):
+        """The elements θ moves at: every one the buffer holds."""
+        return held
+
+    def _through_buffer(self, p, grad, state, group):
+        """The momentum step on a coalesced gradient: the buffer updated, and the direction θ moves by as a sparse
+        tensor at ``_moving``'s elements.  Each product rounded to the dtype, then added, with the scalars in the
+        dtype, as torch's axpy over the sparse values does."""
+        momentum, dtype = group["momentum"], p.dtype
+        now = torch.zeros(p.shape, dtype=torch.bool)
+        values = torch.zeros(p.shape, dtype=dtype)
+        if p.dim():
+            now[tuple(grad.indices())] = True
+            values[tuple(grad.indices())] = grad.values()
+        else:
+            now, values = torch.tensor(grad._nnz() > 0), grad.to_dense()
+        buf, held = state.get("momentum_buffer"), state.get("held")
+        if buf is None:
+            buf, held = values.clone(), now.clone()
+        else:
+            scaled = buf * torch.tensor(momentum, dtype=dtype)
+            buf = torch.where(now, scaled + values * torch.tensor(1 - group["dampening"], dtype=dtype), scaled)
+            held = held | now
+        state["momentum_buffer"], state["held"] = buf, held
+        direction = buf
+        if group["nesterov"]:
+            direction = values + buf * torch.tensor(momentum, dtype=dtype)
+        moving = self._moving(held, now)
+        index = moving.nonzero().T
+        if not p.dim():
+            return torch.sparse_coo_tensor(torch.zeros((0, int(moving)), dtype=torch.long),
+                                           direction.reshape(-1)[:int(moving)], ())
+        return torch.sparse_coo_tensor(index, direction[tuple(index)], p.shape)
 
     @staticmethod
     def _add_at_indices(p, grad, lr):
@@ -1376,6 +1419,15 @@ class FaithfulSparseSGD(_ForLoop):
         # wrong place (known deviation sgd-sparse-add-sparse-doubles-storage-offset), which this port must not copy
         alpha = torch.tensor(-lr, dtype=p.dtype)
         p.index_put_(tuple(grad._indices()), grad._values() * alpha, accumulate=True)
+
+
+class LazyMomentumSparseSGD(FaithfulSparseSGD):
+    """BROKEN: with momentum, θ moves only where the step's gradient holds an entry (a "lazy" update, as SparseAdam
+    makes), while torch's sparse buffer moves θ at every element some earlier gradient held.  The same as the
+    faithful one while every element is held at every step."""
+
+    def _moving(self, held, now):
+        return now
 
 
 class ScatterSparseSGD(FaithfulSparseSGD):
@@ -1528,6 +1580,7 @@ FAITHFUL = {
 #: class name -> spec it claims to implement (and gets wrong)
 BROKEN = {
     "ScatterSparseSGD": "sgd_sparse",
+    "LazyMomentumSparseSGD": "sgd_sparse",
     "EpsInsideSqrtAdam": "adam",
     "NoBiasCorrectionVAdam": "adam",
     "NoBiasCorrectionMAdam": "adam",

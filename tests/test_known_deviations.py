@@ -5,6 +5,7 @@ in conformance/known_deviations.py must go (the harness then checks those inputs
 """
 import math
 import re
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -612,6 +613,42 @@ def test_sgd_and_adagrad_sparse_steps_add_the_storage_offset_twice(cls):
     assert p.item() == 0.0 and buf[2].item() == pytest.approx(-0.1)  # fixed: p = −0.1, buf[2] = 0
     if cls == "Adagrad":
         assert opt.state[p]["sum"].tolist() == [1.0]
+
+
+@pytest.mark.parametrize("foreach", [False, True])
+def test_sgd_sparse_momentum_float16_raises_where_sparse_tensors_meet(foreach):
+    """Known deviation sgd-sparse-momentum-float16-raises (finding 111): CPU sparse + sparse
+    (``add_out_sparse_contiguous``) is dispatched for bfloat16 but not float16, so SGD with momentum raises at the
+    first step whose buffer and gradient both hold entries, or at Nesterov's first ``grad.add(buf)``; where one of
+    them holds none, torch copies or scales instead and does not raise (the entry's predicate says exactly that)."""
+    from conformance.backend import Case, Group
+    from conformance.deviation_predicates import _half_sparse_tensors_meet
+
+    def coo(idx, dtype):
+        return torch.sparse_coo_tensor(torch.tensor([idx], dtype=torch.long).reshape(1, -1),
+                                       torch.ones(len(idx), dtype=dtype), (2,), check_invariants=True)
+
+    def run(dtype, idx_per_step, **kw):
+        p = torch.ones(2, dtype=dtype)
+        opt = torch.optim.SGD([p], lr=0.1, momentum=0.5, foreach=foreach, **kw)
+        for idx in idx_per_step:
+            p.grad = coo(idx, dtype)
+            opt.step()
+
+    def meet(steps, **kw):
+        grads = [[[np.ma.MaskedArray(np.ones(2, np.float16), mask=[k not in idx for k in range(2)])]]
+                 for idx in steps]
+        return _half_sparse_tensors_meet(Case("sgd_sparse", "float16", [Group({"momentum": 0.5, **kw},
+                                                                              [np.ones(2, np.float16)])], grads))
+
+    for steps, kw in ((([0], [1]), {}), (([0],), {"nesterov": True})):
+        assert meet(steps, **kw)
+        with pytest.raises(NotImplementedError, match="cadd_sparse"):  # fixed: no exception
+            run(torch.float16, steps, **kw)
+        run(torch.bfloat16, steps, **kw)
+    for steps in (([0], []), ([], [1]), ([0],)):  # one side without entries: copied or scaled, no sum
+        assert not meet(steps)
+        run(torch.float16, steps)
 
 
 @pytest.mark.parametrize("foreach", [False, True])

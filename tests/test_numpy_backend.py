@@ -79,7 +79,9 @@ def torch_run(case: Case, to_numpy=lambda t: t.detach().numpy().copy()):
         opt.step()
         out.append((
             [[to_numpy(p) for p in ps] for ps in params],
-            [[{k: float(v) if k in SCALAR_STATE else to_numpy(v) for k, v in opt.state[p].items()} for p in ps]
+            # a sparse state (SGD's momentum buffer with sparse gradients) densified: 0 where it holds no entry
+            [[{k: float(v) if k in SCALAR_STATE else to_numpy(v.to_dense() if v.is_sparse else v)
+               for k, v in opt.state[p].items()} for p in ps]
              for ps in params],
         ))
     return out

@@ -151,6 +151,8 @@ def _torch_run(name: str, hyper: dict, p0: np.ndarray, grads: list, lrs: list) -
         opt.step()
         state = {}
         for key, value in opt.state[p].items():
+            if torch.is_tensor(value) and value.is_sparse:  # SGD's momentum buffer with sparse gradients
+                value = value.to_dense()
             state[key] = value.detach().clone() if torch.is_tensor(value) else value
         out.append((p.detach().clone(), state))
     return out

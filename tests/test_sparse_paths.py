@@ -141,15 +141,39 @@ def test_torch_refusals_with_sparse_gradients():
             opt.step()
 
 
-def test_torch_sgd_accepts_momentum_with_sparse_gradients_and_keeps_a_sparse_buffer():
-    # not specified (sgd_sparse has no momentum): an element held once keeps moving with the decaying buffer
-    p = torch.tensor([1.0, 2.0], dtype=torch.float64)
+def test_torch_sgd_with_momentum_keeps_a_sparse_buffer_and_moves_every_element_it_holds():
+    # an element held once keeps moving with the decaying buffer: 1 − 0.5·1 − 0.5·(0.5·1); one never held keeps θ
+    p = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
     opt = torch.optim.SGD([p], lr=0.5, momentum=0.5)
     for idx, vals in (([0], [1.0]), ([1], [1.0])):
-        p.grad = _coo(idx, vals, 2)
+        p.grad = _coo(idx, vals, 3)
         opt.step()
     assert opt.state[p]["momentum_buffer"].is_sparse
-    assert p.tolist() == [1.0 - 0.5 - 0.25, 2.0 - 0.5]
+    assert p.tolist() == [1.0 - 0.5 - 0.25, 2.0 - 0.5, 3.0]
+
+
+def test_sgd_sparse_momentum_steps_an_element_the_buffer_holds_as_the_rule_at_g_0():
+    # the spec, worked by hand: element 0 held at step 1 only, element 1 at step 2 only, element 2 never
+    hyper = SGD.complete({"lr": 0.5, "momentum": 0.5, "dampening": 0.25})
+    grads = [_sparse([1.0, 7.0, 7.0], [True, False, False]), _sparse([7.0, 1.0, 7.0], [False, True, False])]
+    rows = trajectory(SGD, hyper, np.array([1.0, 2.0, 3.0]), grads, formats=("float64",))
+    # step 1: b = g (no dampening); step 2: b = 0.5·1 + 0 at element 0, 0.5·0 + 0.75·1 at element 1
+    assert [float(x) for x in rows[0].values("theta")] == [0.5, 2.0, 3.0]
+    assert [float(x) for x in rows[1].values("theta")] == [0.25, 2.0 - 0.375, 3.0]
+    assert [float(x) for x in rows[1].values("momentum_buffer")] == [0.5, 0.75, 0.0]
+    # Nesterov: θ moves by −lr·(g + μ·b), with g = 0 where the step's gradient holds no entry
+    hyper = SGD.complete({"lr": 0.5, "momentum": 0.5, "nesterov": True})
+    rows = trajectory(SGD, hyper, np.array([1.0, 2.0, 3.0]), grads, formats=("float64",))
+    assert [float(x) for x in rows[1].values("theta")] == [1.0 - 0.75 - 0.125, 2.0 - 0.75, 3.0]
+
+
+def test_sgd_sparse_momentum_refuses_duplicate_indices():
+    # torch's merge keeps two entries of an index held twice, scaled and added on their own: not specified
+    hyper = SGD.complete({"lr": 0.5, "momentum": 0.5})
+    g = uncoalesced(np.array([1.0, 2.0]), [True, True], [True, False], np.array([3.0, 0.0]))
+    with pytest.raises(ValueError, match="adds in turn only where it keeps no state"):
+        trajectory(SGD, hyper, np.array([1.0, 2.0]), [g], formats=("float64",))
+    assert trajectory(SGD, SGD.complete({"lr": 0.5}), np.array([1.0, 2.0]), [g], formats=("float64",))
 
 
 def test_adagrad_and_sparse_adam_sum_duplicates_first_sgd_adds_them_one_by_one():
@@ -178,7 +202,17 @@ def test_adagrad_and_sparse_adam_sum_duplicates_first_sgd_adds_them_one_by_one()
 
 # ---- the harness on fixed cases, torch and the NumPy port; broken ports are caught ---------------------------
 
+#: sgd_sparse's fixed cases with momentum (no duplicate indices: not specified with momentum)
+MOMENTUM_CASES = {"sgd_sparse-momentum": {"lr": 0.05, "momentum": 0.9, "dampening": 0.25, "maximize": True},
+                  "sgd_sparse-nesterov": {"lr": 0.05, "momentum": 0.5, "nesterov": True}}
+
+
 def _fixed_case(name: str, dtype: str = "float32") -> Case:
+    if name in MOMENTUM_CASES:
+        base = _fixed_case("sgd_sparse", dtype)
+        grads = [[[np.ma.MaskedArray(np.ma.getdata(g), mask=np.ma.getmaskarray(g)) for g in row] for row in step]
+                 for step in base.grads]
+        return replace(base, groups=[Group(SGD.complete(MOMENTUM_CASES[name]), base.groups[0].params)], grads=grads)
     spec = spec_pkg.get(name)
     rng = np.random.default_rng(11)
     a, b = rng.standard_normal((4, 3)).astype(dtype), rng.standard_normal(6).astype(dtype)
@@ -201,7 +235,7 @@ def _fixed_case(name: str, dtype: str = "float32") -> Case:
     return Case(name, dtype, [Group(spec.complete(hyper), [a, b])], grads)
 
 
-@pytest.mark.parametrize("name", ["sgd_sparse", "adagrad_sparse", "sparse_adam"])
+@pytest.mark.parametrize("name", ["sgd_sparse", "adagrad_sparse", "sparse_adam", *MOMENTUM_CASES])
 @pytest.mark.parametrize("backend", ["numpy", "torch-cpu"])
 def test_torch_and_the_numpy_port_conform_on_a_fixed_case_with_duplicates(name, backend):
     data = _fixed_case(name)
@@ -211,10 +245,10 @@ def test_torch_and_the_numpy_port_conform_on_a_fixed_case_with_duplicates(name, 
         assert report.ok, (backend, mode, report.summary())
 
 
-def _broken_run(monkeypatch, name: str, step):
+def _broken_run(monkeypatch, name: str, step, case: str = ""):
     import conformance.backends.numpy_backend as nb
     monkeypatch.setitem(nb._STEPS, name, step)
-    data = _fixed_case(name)
+    data = _fixed_case(case or name)
     return check(data, load("numpy").run(for_backend(data, "for-loop")))
 
 
@@ -275,3 +309,13 @@ def test_sgd_stepping_every_element_is_caught(monkeypatch):
         return nb._sgd_sparse(k, p, np.ma.MaskedArray(np.ma.getdata(g)), st, h, r)
 
     assert not _broken_run(monkeypatch, "sgd_sparse", broken).ok
+
+
+@pytest.mark.parametrize("case", MOMENTUM_CASES)
+def test_sgd_momentum_moving_only_where_the_step_holds_an_entry_is_caught(monkeypatch, case):
+    import conformance.backends.numpy_backend as nb
+
+    def broken(k, p, g, st, h, r):  # the "lazy" update: θ kept wherever this step's gradient holds no entry
+        return np.where(np.ma.getmaskarray(g), p, nb._sgd_sparse(k, p, g, st, h, r))
+
+    assert not _broken_run(monkeypatch, "sgd_sparse", broken, case).ok

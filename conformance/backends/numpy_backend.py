@@ -116,7 +116,7 @@ DEFAULTS = {
     "lamb": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0),
     "sparse_adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, maximize=False),
     # torch's SGD and Adagrad given sparse gradients: the hyperparameters torch steps sparse gradients with
-    "sgd_sparse": dict(lr=1e-3, maximize=False),
+    "sgd_sparse": dict(lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False, maximize=False),
     "adagrad_sparse": dict(lr=1e-2, lr_decay=0.0, initial_accumulator_value=0.0, eps=1e-10, maximize=False),
     # torch.optim.Adafactor's eps=(None, 1e-3), under the spec's names
     "adafactor": dict(lr=1e-2, beta2_decay=-0.8, eps1=None, eps2=1e-3, d=1.0, weight_decay=0.0, maximize=False),
@@ -149,16 +149,12 @@ def validate(optimizer: str, hyper: dict) -> dict:
                          f"known: {', '.join(DEFAULTS[optimizer])}")
     h = {**DEFAULTS[optimizer], **hyper}
 
-    if optimizer == "sgd_sparse":
-        if h["lr"] < 0.0:
-            raise ValueError(f"Invalid learning rate: {h['lr']}")
-        return h
-    if optimizer == "sgd":
+    if optimizer in ("sgd", "sgd_sparse"):
         if h["lr"] < 0.0:
             raise ValueError(f"Invalid learning rate: {h['lr']}")
         if h["momentum"] < 0.0:
             raise ValueError(f"Invalid momentum value: {h['momentum']}")
-        if h["weight_decay"] < 0.0:
+        if h.get("weight_decay", 0.0) < 0.0:
             raise ValueError(f"Invalid weight_decay value: {h['weight_decay']}")
         if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
@@ -749,12 +745,29 @@ def _add_sparse(k, p, values, alpha: float):
 
 
 def _sgd_sparse(k, p, g, st, h, _):
-    # torch's _single_tensor_sgd on a sparse gradient: -grad negates the values, param.add_(grad, alpha=-lr) adds
-    # them at the index set alone
+    # torch's _single_tensor_sgd on a sparse gradient (index lists sorted, each index once where momentum != 0):
+    # -grad negates the values, param.add_(grad, alpha=-lr) adds them at the index set alone.  With momentum the
+    # buffer is sparse too (a MaskedArray here, masked where it holds no entry, 0 there): clone(grad) at the first
+    # step, then buf.mul_(μ).add_(grad, alpha=1 − τ) merges the two index sets (add_out_sparse_contiguous: r = b,
+    # then r += (1 − τ)·g by axpy where g holds an entry), and θ moves wherever the buffer holds one.
     held = ~np.ma.getmaskarray(g)
     values = np.ma.getdata(g)
     grad = k.neg(values) if h["maximize"] else values
-    return np.where(held, _add_sparse(k, p, grad, -h["lr"]), p)
+    momentum = h["momentum"]
+    if momentum == 0:
+        return np.where(held, _add_sparse(k, p, grad, -h["lr"]), p)
+    buf = st.get("momentum_buffer")
+    if buf is None:
+        has, data = held, np.where(held, grad, 0).astype(p.dtype)
+    else:
+        has = ~np.ma.getmaskarray(buf)
+        scaled = np.where(has, k.mul(np.ma.getdata(buf), momentum), 0).astype(p.dtype)
+        data = np.where(held, _add_sparse(k, scaled, grad, 1 - h["dampening"]), scaled)
+        has = has | held
+    st["momentum_buffer"] = np.ma.MaskedArray(data, mask=~has)
+    if h["nesterov"]:  # grad.add(buf, alpha=μ): r = g, then r += μ·b (g is 0 where it holds no entry)
+        data = _add_sparse(k, np.where(held, grad, 0).astype(p.dtype), data, momentum)
+    return np.where(has, _add_sparse(k, p, data, -h["lr"]), p)
 
 
 def _adagrad_sparse(k, p, g, st, h, _):
@@ -908,8 +921,16 @@ def _init_state(optimizer: str, p: np.ndarray, h: dict, scalar_round=float) -> d
     raise ValueError(f"numpy backend: unknown optimizer {optimizer!r}")
 
 
-def _snapshot_state(st: dict) -> dict:
-    return {key: (float(v) if isinstance(v, float) else np.array(v, copy=True)) for key, v in st.items()}
+def _snapshot_state(st: dict, reported: bool = False) -> dict:
+    """A copy of the state.  sgd_sparse's buffer is a MaskedArray (masked where it holds no entry, 0 there): it stays
+    one in the copy a resumed run goes on from, and is reported as its plain values (0 where no entry)."""
+    def copy(v):
+        if isinstance(v, float):
+            return float(v)
+        if isinstance(v, np.ma.MaskedArray):
+            return np.array(np.ma.getdata(v), copy=True) if reported else np.ma.copy(v)
+        return np.array(v, copy=True)
+    return {key: copy(v) for key, v in st.items()}
 
 
 # --------------------------------------------------------------------------
@@ -998,6 +1019,9 @@ class NumpyBackend:
                             continue
                         again = None  # duplicate indices added in turn: the second entries, stepped after
                         if isinstance(g, Uncoalesced) and spec_get(opt).adds_duplicates_in_turn:
+                            if spec_get(opt).keeps_state(h):
+                                raise ValueError(f"step {s}, group {i}, param {j}: {opt} adds duplicate indices "
+                                                 f"in turn only without state (momentum 0): not specified")
                             again, g = second_entries(g), first_entries(g)
                         elif isinstance(g, Uncoalesced):  # duplicate indices: coalesce() sums them in the dtype
                             if not spec_get(opt).coalesces:
@@ -1023,7 +1047,7 @@ class NumpyBackend:
                             p[...] = step_fn(k, p, lay_out(again, case.layout), states[i][j], h, self._scalar_round)
                 outputs.append(StepOutput(
                     params=[[p.copy() for p in ps] for ps in params],
-                    state=[[_snapshot_state(st or {}) for st in sts] for sts in states],
+                    state=[[_snapshot_state(st or {}, reported=True) for st in sts] for sts in states],
                 ))
         return outputs
 

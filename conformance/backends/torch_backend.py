@@ -125,24 +125,44 @@ def _to_torch(array, device) -> "torch.Tensor":
     return t.to(device)
 
 
+def _whole_rows(mask: np.ndarray) -> bool:
+    """Every row of the first dimension of ``mask`` (≥ 2-D) wholly True or wholly False."""
+    if mask.ndim < 2:
+        return False
+    flat = mask.reshape(mask.shape[0], -1)
+    return bool((flat.all(axis=1) | ~flat.any(axis=1)).all())
+
+
+def by_rows(grads) -> bool:
+    """Whether one tensor's sparse gradients (MaskedArrays, or None at a step without one) go as rows: every index
+    set, and every duplicate set, made of whole rows.  One layout for all of a tensor's steps, as a real program
+    gives (``nn.Embedding(sparse=True)``: rows, always): torch adds a sparse momentum buffer and a gradient only
+    when both have the same ``sparse_dim``."""
+    return all(_whole_rows(~np.ma.getmaskarray(g)) and (not isinstance(g, Uncoalesced) or _whole_rows(g.twice))
+               for g in grads if g is not None)
+
+
 def sparse_coo(dense: "torch.Tensor", held: np.ndarray, twice: Optional[np.ndarray] = None,
-               second: Optional["torch.Tensor"] = None) -> "torch.Tensor":
+               second: Optional["torch.Tensor"] = None, rows: Optional[bool] = None) -> "torch.Tensor":
     """The elements of ``dense`` where ``held`` is True as torch's sparse COO tensor, explicit zeros included (a
-    sparse gradient's index set).  An index set made of whole rows of the first dimension (every element of a row
-    held or none) goes as row indices with dense rows (``sparse_dim`` 1, what ``nn.Embedding(sparse=True)`` gives);
-    any other one element by element (``sparse_dim`` = ndim, a 0-d tensor too).  ``twice`` (inside ``held``) and
-    ``second``: duplicate indices (``reference.sparse.Uncoalesced``), appended as more entries holding the values
-    of ``second`` there, uncoalesced (rows where both sets are rows)."""
+    sparse gradient's index set), in torch's ``coalesce()`` order (sorted).  ``rows`` (by default, where the
+    index set is made of whole rows of the first dimension: every element of a row held or none): as row indices
+    with dense rows (``sparse_dim`` 1, what ``nn.Embedding(sparse=True)`` gives); else element by element
+    (``sparse_dim`` = ndim, a 0-d tensor too).  ``twice`` (inside ``held``) and ``second``: duplicate indices
+    (``reference.sparse.Uncoalesced``), appended after them as more entries holding the values of ``second``
+    there, uncoalesced."""
     twice = np.zeros_like(held) if twice is None else twice
+    if rows is None:
+        rows = _whole_rows(held) and _whole_rows(twice)
+    if rows and not (_whole_rows(held) and _whole_rows(twice)):
+        raise BackendError("sparse_coo(rows=True) needs index sets made of whole rows")
 
-    def rows(mask):  # the rows of a whole-row mask, else None
-        flat = mask.reshape(mask.shape[0], -1) if mask.ndim >= 2 else None
-        if flat is not None and bool((flat.all(axis=1) | ~flat.any(axis=1)).all()):
-            return torch.as_tensor(np.nonzero(flat.any(axis=1))[0], dtype=torch.long, device=dense.device)
-        return None
+    def row_indices(mask):
+        flat = mask.reshape(mask.shape[0], -1)
+        return torch.as_tensor(np.nonzero(flat.any(axis=1))[0], dtype=torch.long, device=dense.device)
 
-    first, again = rows(held), rows(twice)
-    if first is not None and again is not None:
+    if rows:
+        first, again = row_indices(held), row_indices(twice)
         index = torch.cat([first, again]).reshape(1, -1)
         values = torch.cat([dense[first], second[again]]) if len(again) else dense[first]
         return torch.sparse_coo_tensor(index, values, tuple(dense.shape), check_invariants=True)
@@ -197,13 +217,15 @@ def _state_value(key, value, param: "torch.Tensor"):
     """One ``opt.state[p]`` entry in the protocol's form, or None to omit it.
 
     ``step`` -> float.  Tensors of the parameter's dtype -> arrays of that
-    dtype.  Other 0-d tensors (NAdam's float32 ``mu_product``) -> float, which
+    dtype (a sparse one densified: 0 outside its index set).  Other 0-d tensors (NAdam's float32 ``mu_product``) -> float, which
     is exact.  Other tensors keep their own dtype rather than being rounded to
     the parameter's (a third-party class may keep float32 state for bfloat16
     parameters; rounding would hide its behaviour).
     """
     if value is None:
         return None
+    if torch.is_tensor(value) and value.is_sparse:  # SGD's momentum buffer with sparse gradients: 0 where no entry
+        value = value.to_dense()
     if torch.is_tensor(value):
         if key == "step" or (value.dim() == 0 and value.dtype != param.dtype and value.is_floating_point()):
             return float(value.detach().to("cpu").item())
@@ -694,14 +716,14 @@ class TorchBackend:
         """Step ``s``'s gradients of the case on the tensors of ``groups_params`` (companions included)."""
         per = 2 if case.mixed_dtype else 1
         for i, params in enumerate(groups_params):
-            grads = [t for g in case.grads[s][i] for t in ([None] * per if g is None else
-                                                           self._sparse_tensors(g, case)
-                                                           if isinstance(g, np.ma.MaskedArray)
-                                                           else self._tensors(g, case))]
+            grads = [t for j, g in enumerate(case.grads[s][i])
+                     for t in ([None] * per if g is None else
+                               self._sparse_tensors(g, case, by_rows(step[i][j] for step in case.grads))
+                               if isinstance(g, np.ma.MaskedArray) else self._tensors(g, case))]
             for p, t in zip(params, grads, strict=True):
                 p.grad = t
 
-    def _sparse_tensors(self, g, case: Case) -> list:
+    def _sparse_tensors(self, g, case: Case, rows: bool) -> list:
         """A sparse gradient (a MaskedArray: masked outside its index set) as torch's sparse COO tensors, as
         ``_tensors`` makes dense ones (a companion in a ``mixed_dtype`` case), by rows or by elements
         (``sparse_coo``)."""
@@ -711,7 +733,8 @@ class TorchBackend:
         if case.mixed_dtype:
             with np.errstate(over="ignore"):
                 values.append(tuple(v.astype(COMPANION_DTYPE[case.dtype]) for v in values[0]))
-        return [sparse_coo(_to_torch(a, self.device), held, twice, _to_torch(b, self.device)) for a, b in values]
+        return [sparse_coo(_to_torch(a, self.device), held, twice, _to_torch(b, self.device), rows)
+                for a, b in values]
 
     def _step(self, opt, label: str, s: int) -> None:
         """``opt.step()``, finished on the device; an exception becomes a ``BackendError`` naming the step."""

@@ -220,6 +220,11 @@ def lay_out(a, layout: str) -> np.ndarray:
     return np.array(a, copy=True, order="C")
 
 
+def contiguous(layout: str, shape: tuple) -> bool:
+    """Whether a tensor of ``shape`` in memory ``layout`` (``lay_out``) is contiguous (torch's ``is_contiguous``)."""
+    return bool(lay_out(np.zeros(shape, dtype=np.float16), layout).flags.c_contiguous)
+
+
 def for_backend(case: Case, path: str) -> Case:
     """``case`` bound to ``path``, with fresh arrays (in ``case.layout``) and hyperparameter dicts: a backend may
     mutate what it gets."""

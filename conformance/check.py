@@ -54,10 +54,11 @@ from reference.fast import U, _up, fast_reference_and_bounds_many, fast_verdicts
 from reference.driver import hyper_schedule
 from reference.formats import exact, get_format, to_hex
 from reference.program import state_read
+from reference.sparse import coalesce, duplicates
 from reference.step import Snapshot, Unstable, trajectory
 from reference.ulp import ulp_error
 
-from .backend import Case
+from .backend import Case, contiguous
 
 _CTX = mpmath.MPContext()
 _CTX.prec = 256
@@ -375,7 +376,8 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
             for group in out.state]) for out in outputs]
     report = Report(data.optimizer, data.dtype, mode, exact_left=exact_limit)
     for i, (hyper, params) in enumerate(data.groups):
-        all_grads = [[data.grads[s][i][j] for s in range(len(data.grads))] for j in range(len(params))]
+        all_grads = [[_as_added(spec, hyper, data.layout, data.grads[s][i][j], p) for s in range(len(data.grads))]
+                     for j, p in enumerate(params)]
         lrs = None if data.lrs is None else [data.lrs[s][i] for s in range(len(data.grads))]
         if mode == "step" and lrs is not None:
             lrs = _held(lrs)  # a single step starts from the lr in force, not the group's first
@@ -460,6 +462,16 @@ def _undecided(report, s_range, i, j, out_steps, names, why: Unstable) -> None:
                                     "the exact reference cannot settle a tie"))
     report.notes.append(f"group {i}, param {j}, steps {s_range[0] + 1}–{s_range[-1] + 1}: not checked, the exact "
                         f"reference cannot settle a tie ({str(why).split(': ')[-1][:200]})")
+
+
+def _as_added(spec, hyper: dict, layout: str, g, param):
+    """``g`` as the dialect adds it to ``param`` in ``layout``: a spec that adds duplicate indices in turn (torch's
+    SGD without momentum, ``OptimizerSpec.adds_duplicates_in_turn``) does so on a contiguous parameter only; on a
+    non-contiguous one ``add_out_dense_sparse_cpu``'s slow path coalesces them first (``reference.sparse.coalesce``)."""
+    if (spec.adds_duplicates_in_turn and duplicates(g) and not spec.keeps_state(hyper)
+            and not contiguous(layout, np.shape(param))):
+        return coalesce(g)
+    return g
 
 
 def _check_trajectory(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, scalars, skip=None, observed=None):

@@ -36,10 +36,10 @@ from hypothesis import event, reject, strategies as st
 
 from reference.fast_round import round_array
 from reference.formats import from_hex, get_format, round_to_format, to_hex
-from reference.sparse import first_entries, uncoalesced
+from reference.sparse import uncoalesced
 from spec.core import Hyperparameter, Interval, InvalidHyperparameter, OptimizerSpec
 
-from .backend import LAYOUTS, Case, Group, lay_out
+from .backend import LAYOUTS, Case, Group
 
 MAX_STEPS = 6
 
@@ -333,9 +333,6 @@ def cases(draw, spec: OptimizerSpec, dtype: str, *, max_steps: int = MAX_STEPS, 
     layout = draw(st.sampled_from(LAYOUTS)) if realistic else "contiguous"
     if layout != "contiguous":
         event(f"layout {layout}")
-        if spec.adds_duplicates_in_turn:  # torch's SGD coalesces first on a non-contiguous θ: not specified
-            grads = [[[gr if lay_out(np.zeros(p.shape), layout).flags.c_contiguous else first_entries(gr)
-                       for gr, p in zip(row, params)] for row, (_, params) in zip(step, groups)] for step in grads]
     flags = {axis: draw(st.booleans()) for axis in axes}
     for axis, on in flags.items():
         if on:

@@ -253,11 +253,13 @@ class OptimizerSpec(HyperparameterLookup):
     # (torch's SGD adds the entries one by one): see ``adds_duplicates_in_turn``.
     coalesces: bool = False
     # With sparse gradients, where the dialect keeps no state and no step counter (torch's SGD without momentum:
-    # ``keeps_state``; with momentum, duplicates are not specified): the dialect adds an index held twice entry by
-    # entry, so the step is the update by the first entries and then, from its rounded result,
-    # the update by the second (θ + (−lr)·g₁, then + (−lr)·g₂: ``reference.driver.steps`` takes such a step's
-    # gradient as a pair).  The strategies draw duplicates for it on a contiguous parameter only; where neither
-    # this nor ``coalesces`` holds, duplicates are not specified and not drawn.
+    # ``keeps_state``; with momentum, duplicates are not specified): on a contiguous parameter the dialect adds an
+    # index held twice entry by entry, so the step is the update by the first entries and then, from its rounded
+    # result, the update by the second (θ + (−lr)·g₁, then + (−lr)·g₂: ``reference.driver.steps`` takes such a
+    # step's gradient as a pair); on a non-contiguous one it coalesces them first, θ + (−lr)·fl(g₁ + g₂) (the
+    # check coalesces such a gradient before the reference reads it: ``conformance.check``).  The strategies draw
+    # duplicates for it on every layout; where neither this nor ``coalesces`` holds, duplicates are not specified
+    # and not drawn.
     adds_duplicates_in_turn: bool = False
     # With sparse gradients, where the dialect keeps state (``keeps_state``: torch's SGD with momentum ≠ 0): the state
     # holds an entry for every index any earlier gradient held, and the element moves at every later step whether or

@@ -29,9 +29,8 @@ its own: ``_single_tensor_sgd`` runs the same statements on the sparse tensor, a
   entry on its own, in the order the COO tensor holds them (its threads split the first index's range, so one
   thread adds every entry of an index): θ + (−lr)·g₁, then + (−lr)·g₂ from that rounded result
   (``adds_duplicates_in_turn``, without momentum: the step is the update by the first entries, then by the second
-  ones; drawn).  On a non-contiguous θ the slow path coalesces first, θ + (−lr)·fl(g₁ + g₂): not specified, and
-  not drawn (the strategies draw duplicates on a contiguous parameter only).  SparseAdam and Adagrad coalesce first
-  on every layout.
+  ones; drawn).  On a non-contiguous θ the slow path (``sparse_.coalesce()``, then ``add_`` row by row) coalesces
+  first: θ + (−lr)·fl(g₁ + g₂) (drawn too).  SparseAdam and Adagrad coalesce first on every layout.
 * ``fused=True`` raises ``RuntimeError: `_fused_sgd` does not support sparse gradients``; ``foreach=True`` adds
   a dtype group with a sparse gradient tensor by tensor (``# foreach APIs don't support sparse``): the for-loop's
   arithmetic.
@@ -107,6 +106,6 @@ SGD_SPARSE = SGD.variant(
               "specified for index lists sorted as coalesce() sorts them, each index once: torch's merge of the "
               "buffer with an unsorted list, or with an index held twice, keeps separate entries of one index.  "
               "Duplicate indices without momentum are added in turn on a contiguous parameter (θ + (−lr)·g₁, then "
-              "+ (−lr)·g₂, each rounded: drawn); a non-contiguous one coalesces them first (θ + (−lr)·fl(g₁ + g₂)): "
-              "not specified, not drawn."),
+              "+ (−lr)·g₂, each rounded); a non-contiguous one coalesces them first (θ + (−lr)·fl(g₁ + g₂)): both "
+              "drawn."),
 )

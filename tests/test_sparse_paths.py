@@ -112,6 +112,21 @@ def test_sgd_adds_duplicates_in_turn_and_the_check_tells_that_from_coalescing_th
     assert numpy_outputs[0].params[0][0][0] == -2.0 ** -11
 
 
+def test_sgd_coalesces_duplicates_on_a_non_contiguous_parameter_and_the_check_follows():
+    """The same step on a strided (non-contiguous) θ: torch's slow path coalesces first, 1 − fl(1 + 2⁻¹¹) = 0 (tie to
+    even), so the check coalesces such a gradient before the reference reads it and fails the in-turn −2⁻¹¹."""
+    g = uncoalesced(np.array([1.0, 0.0], np.float16), [True, False], [True, False],
+                    np.array([2.0 ** -11, 0.0], np.float16))
+    data = Case("sgd_sparse", "float16", [Group(SGD.complete({"lr": 1.0}), [np.array([1.0, 1.0], np.float16)])],
+                [[[g]]], layout="strided")
+    for backend in ("torch-cpu", "numpy"):
+        outputs = load(backend).run(for_backend(data, "for-loop"))
+        assert outputs[0].params[0][0].tolist() == [0.0, 1.0], backend
+        assert check(data, outputs, scalars="float64").ok, backend
+    in_turn = [replace(outputs[0], params=[[np.array([-2.0 ** -11, 1.0], np.float16)]])]
+    assert not check(data, in_turn, scalars="float64").ok
+
+
 def test_an_uncoalesced_gradient_travels_through_layouts_and_replays():
     g = uncoalesced(np.array([[1.0, 2.0], [3.0, 4.0]]), [[True, False], [True, True]], [[True, False], [False, True]],
                     np.array([[5.0, 6.0], [7.0, 8.0]]))

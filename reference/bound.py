@@ -370,6 +370,8 @@ class Bound:
                                    f"{mpmath.nstr(b.e, 3)} of zero in {self.fmt.name}")
         if self._is_exact_zero(a):
             return B(self.ctx.zero, self.ctx.zero, scalar)  # 0/b = 0 exactly for b ≠ 0
+        if b.e == 0 and abs(b.v) == 1:  # a/(±1) = ±a exactly (ASGD's μ = 1/max(1, t − t₀) while t − t₀ ≤ 1)
+            return B(a.v / b.v, a.e, scalar)
         v = a.v / b.v
         e = (a.e + abs(v) * b.e) / (abs(b.v) - b.e)
         if tensor_quotient and a.scale is not None:
@@ -415,13 +417,19 @@ class Bound:
 
     @_tracked
     def max(self, *xs) -> B:
+        """Exact: the error of an operand the implementation may take, one whose interval reaches the largest
+        one's (ASGD's max(1, t − t₀) with t − t₀ well below 1 is 1, exactly)."""
         xs = self._operands(xs)
-        return B(max(x.v for x in xs), max(x.e for x in xs), all(x.scalar for x in xs))
+        top = max(x.v for x in xs)
+        reach = top - min(x.e for x in xs if x.v == top)
+        return B(top, max(x.e for x in xs if not x.v + x.e < reach), all(x.scalar for x in xs))
 
     @_tracked
     def min(self, *xs) -> B:
         xs = self._operands(xs)
-        return B(min(x.v for x in xs), max(x.e for x in xs), all(x.scalar for x in xs))
+        low = min(x.v for x in xs)
+        reach = low + min(x.e for x in xs if x.v == low)
+        return B(low, max(x.e for x in xs if not x.v - x.e > reach), all(x.scalar for x in xs))
 
     @_tracked
     def abs(self, a: B) -> B:
@@ -511,6 +519,14 @@ class Bound:
             out = self._unbounded(taken.v, "a branch condition is within rounding of its threshold "
                                            "and the other branch is not real")
             return dataclasses.replace(out, why=_union(why, out.why))
+        if not (self.ctx.isfinite(taken.v) and self.ctx.isfinite(other.v)):
+            if taken.v == other.v:  # the same infinity either way
+                return B(taken.v, max(taken.e, other.e), taken.scalar and other.scalar, why)
+            # the branches differ in IEEE class (ASGD's copy ā = θ = −inf where ā + μ·(θ − ā) is NaN, with μ a
+            # float32 that rounds to 1): the implementation may take either, and no finite bound says which
+            out = self._unbounded(taken.v, "a branch condition is within rounding of its threshold "
+                                           "and its branches differ in IEEE class")
+            return dataclasses.replace(out, why=_union(why, out.why))
         return B(taken.v, max(taken.e, abs(other.v - taken.v) + other.e), taken.scalar and other.scalar, why)
 
 
@@ -550,25 +566,53 @@ def trajectory_bounds(spec, hyper: dict, param, grads, fmt: Format, *, state=Non
         return _tensor_bounds(run, O)
 
     def element_trajectory(start, element_grads):
-        current = None  # None once an input is not finite: no bound from there on
-        if all(is_finite(v) for v in start.values()):
-            current = {k: O.input(v) if k == "theta" else O.initial(v) for k, v in start.items()}
+        # Once an input is not finite there is no bound: the check compares IEEE classes.  The step still runs on
+        # the values (``_shadow``), for one thing only: a branch whose condition is within the implementation's
+        # rounding of its threshold (ASGD's μ, a float32 that rounds to 1) and whose two sides differ in class
+        # (copy −inf, or ā + μ·(θ − ā) = NaN): there the implementation may give either class.
+        finite = all(is_finite(v) for v in start.values())
+        try:
+            current = (finite, {k: O.input(v) if k == "theta" else O.initial(v) for k, v in start.items()})
+        except (ValueError, OverflowError):  # a non-finite start that the format's conversion refuses
+            current = (False, {})
 
         def advance(current, g, t, h):
-            if current is None or not is_finite(g):
-                return None
-            return program(O, {**current, "g": O.input(g), "t": O.step_counter(t),
-                               **{k: O.hyper(v) for k, v in h.items()}})
+            finite, values = current
+            inputs = {**values, "g": O.input(g), "t": O.step_counter(t), **{k: O.hyper(v) for k, v in h.items()}}
+            if finite and is_finite(g):
+                return True, program(O, inputs)
+            return False, _shadow(program, O, inputs)
 
         def row(current):
-            if current is None:
-                return {n: ElementBound(mpmath.inf, ("non-finite input",), finite_inputs=False)
-                        for n in program.outputs}
-            return {n: ElementBound(current[n].e, current[n].why) for n in program.outputs}
+            finite, values = current
+            if not finite:
+                return {n: ElementBound(mpmath.inf, ("non-finite input", *_either_class(values, n)),
+                                        finite_inputs=False) for n in program.outputs}
+            return {n: ElementBound(values[n].e, values[n].why) for n in program.outputs}
 
         return steps(advance, row, current, element_grads, run.hypers, run.ts)
 
     return run.per_element(element_trajectory)
+
+
+#: The start of the reasons ``Bound.select`` gives where a branch condition is within rounding of its threshold and
+#: the other side is not real or differs in IEEE class.
+EITHER_BRANCH = "a branch condition is within rounding of its threshold and "
+
+
+def _shadow(program, O: "Bound", inputs: dict) -> dict:
+    """The step on values some of which are not finite, for the reasons it records (``_either_class``); an
+    arithmetic that refuses such a value leaves none (the check then compares classes as it always does)."""
+    try:
+        return program(O, inputs)
+    except Exception:  # noqa: BLE001 - mpmath on ±inf/NaN in an operation Bound never meets otherwise
+        return {}
+
+
+def _either_class(values: dict, name: str) -> tuple:
+    """The reasons of output ``name`` of a shadow step saying that its class may be either branch's."""
+    b = values.get(name)
+    return tuple(w for w in (b.why if isinstance(b, B) else ()) if w.startswith(EITHER_BRANCH))
 
 
 def _tensor_bounds(run, O: "Bound") -> list:

@@ -59,7 +59,10 @@ NAN_INF = (
     "max/min propagate NaN, and every comparison with NaN is false except ≠.  A branch the code takes on a "
     "hyperparameter (`λ ≠ 0`, `μ > 0`) is decided on its exact value, so a skipped term cannot turn an inf "
     "parameter into NaN.  The conformance check compares only the IEEE class (NaN, the same infinity, finite) "
-    "of such steps.")
+    "of such steps; where a branch condition on a per-step scalar lies within the implementation's rounding of "
+    "its threshold and the two branches differ in class (ASGD's μ = 1 − 2⁻⁴⁹, which torch's float32 μ makes 1: "
+    "it copies ā = θ = −inf where the exact rule's ā + μ·(θ − ā) is NaN), either class is accepted, as "
+    "format-limited.")
 
 
 # --------------------------------------------------------------------------- helpers

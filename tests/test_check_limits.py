@@ -69,3 +69,35 @@ def test_elements_limited_for_sure_are_decided_in_bulk_as_the_interval_engine_de
     exact = check(case, outputs, "trajectory", engine="interval")
     assert any(b.verdict == "limited" for b in fast.bulk)
     assert fast.counts() == exact.counts()
+
+
+def _asgd_inf_case(t0: float) -> Case:
+    """ASGD in bfloat16 (maximize): g = −inf at step 2 makes θ and ā −inf.  With t₀ just below 2, the μ of step 4
+    is 1/(3 − t₀) = 1 − 2⁻⁴⁹: exactly not 1, so the exact rule takes ā + μ·(θ − ā) = −inf + μ·NaN = NaN, while
+    torch keeps μ in float32, where it is 1, and copies ā = θ = −inf (its ``mu.item() != 1`` test)."""
+    import ml_dtypes
+    bf16 = ml_dtypes.bfloat16
+    hyper = {"lr": 0.01, "lambd": 0.9, "alpha": 0.999, "t0": t0, "weight_decay": 0.0, "maximize": True}
+    grads = [np.array([g], dtype=bf16) for g in (1e-31, -np.inf, -1e-39, 2e-36)]
+    return Case("asgd", "bfloat16", [Group(hyper, [np.array([0.5], dtype=bf16)])], [[[g]] for g in grads], None)
+
+
+def test_a_class_the_implementations_scalar_rounding_may_flip_is_limited_not_failed():
+    """Where a branch condition is within the implementation's rounding of its threshold (torch's float32 μ) and the
+    two branches differ in IEEE class, either class is accepted as format-limited (``reference.bound``'s shadow
+    step after a non-finite input); with t₀ = 1.5 the same −inf where NaN is exact still fails."""
+    case = _asgd_inf_case(1.9999999999999982)
+    outputs = load("torch-cpu").run(for_backend(case, "for-loop"))
+    assert np.isneginf(np.asarray(outputs[3].state[0][0]["ax"], np.float64)).all()  # torch: copied
+    report = check(case, outputs, "trajectory", scalars="float32")
+    assert report.ok and report.counts().get("limited"), report.summary()
+    assert "differ in IEEE class" in report.limited_reason()
+    nan_ax = [StepOutput(o.params, [[{**o.state[0][0], "ax": np.full(1, np.nan, o.params[0][0].dtype)}]])
+              if k == 3 else o for k, o in enumerate(outputs)]
+    assert check(case, nan_ax, "trajectory", scalars="float32").ok  # the exact rule's NaN is accepted too
+    decided = _asgd_inf_case(1.5)
+    outputs = load("torch-cpu").run(for_backend(decided, "for-loop"))
+    assert check(decided, outputs, "trajectory", scalars="float32").ok  # torch gives NaN there as well
+    wrong = [StepOutput(o.params, [[{**o.state[0][0], "ax": np.full(1, -np.inf, o.params[0][0].dtype)}]])
+             if k == 3 else o for k, o in enumerate(outputs)]
+    assert not check(decided, wrong, "trajectory", scalars="float32").ok

@@ -202,6 +202,8 @@ def test_half_types_match_torch_vectorized_loops(dtype):
     shapes = [[(16, 32), (256,)], [(4, 8, 4), (384,)]]
     for optimizer in TORCH_OPTIMIZERS:
         for n, hypers in enumerate(CASES[optimizer]):
+            if optimizer == "sgd_sparse" and dtype == "float16" and any(h.get("momentum") for h in hypers):
+                continue  # torch raises: known deviation sgd-sparse-momentum-float16-raises (finding 111)
             case = make_case(optimizer, hypers, dtype=dtype, seed=11 + n, shapes=shapes)
             ours, theirs = backend.run(case), _torch_lowp(case)
             differ = total = 0

@@ -356,7 +356,7 @@ def _flag_combinations(s):
     names = [f.name for f in s.flags]
     for combo in itertools.product((False, True), repeat=len(names)):
         flags = dict(zip(names, combo))
-        extra = {"momentum": 0.9} if s is SGD and flags.get("nesterov") else {}
+        extra = {"momentum": 0.9} if s.name in ("sgd", "sgd_sparse") and flags.get("nesterov") else {}
         yield s.complete({**extra, **flags})
 
 

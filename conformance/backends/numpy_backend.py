@@ -761,7 +761,8 @@ def _sgd_sparse(k, p, g, st, h, _):
         has, data = held, np.where(held, grad, 0).astype(p.dtype)
     else:
         has = ~np.ma.getmaskarray(buf)
-        scaled = np.where(has, k.mul(np.ma.getdata(buf), momentum), 0).astype(p.dtype)
+        # buf.mul_(μ) on a sparse tensor multiplies its values by μ rounded to the dtype (measured: bfloat16)
+        scaled = np.where(has, k.mul(np.ma.getdata(buf), k.s_add(momentum)), 0).astype(p.dtype)
         data = np.where(held, _add_sparse(k, scaled, grad, 1 - h["dampening"]), scaled)
         has = has | held
     st["momentum_buffer"] = np.ma.MaskedArray(data, mask=~has)

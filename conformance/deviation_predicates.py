@@ -355,7 +355,7 @@ def _in_force(spec, data, group: int) -> tuple:
     return lrs, hyper_schedule(spec, data.groups[group][0], len(data.grads), lrs=lrs, validate=False)
 
 
-def _capturable_denominator(optimizer: str, h: dict, snap) -> list:
+def _capturable_denominator(optimizer: str, h: dict, snap, dtype: str) -> list:
     """(D, m) per element: the denominator D (mpf) that torch's capturable path forms, in the parameter's dtype,
     at the step that gave ``snap`` (the exact state after it), with the hyperparameters ``h`` in force, and the
     first moment m it divides:
@@ -375,9 +375,12 @@ def _capturable_denominator(optimizer: str, h: dict, snap) -> list:
              if is_finite(x.value) and is_finite(m.value)]
     if lr == 0:
         # D = ±inf and m/D = 0, the exact step; but Adam's single-tensor √v/(√bc₂·(−0)) + ε/(−0) is NaN where
-        # v = 0 or ε is 0 in float32 (the step tensor's dtype: ε = 2.2e-309 is), although d = √v/√bc₂ + ε may be
-        # > 0 (where d = 0 the spec's 0·m/0 is NaN too).  Adamax u·(−inf), RAdam's reciprocal of ±inf: as exact.
-        nan = optimizer in ("adam", "adamw") and (_is_zero_in(h["eps"], "float32") or any(x == 0 for x, _ in pairs))
+        # v is 0 in the parameter's dtype (an exact v below twice its smallest subnormal may round to 0 there:
+        # bfloat16's v of a tiny g, seed 1) or ε is 0 in float32 (the step tensor's dtype: ε = 2.2e-309 is),
+        # although d = √v/√bc₂ + ε may be > 0 (where d = 0 the spec's 0·m/0 is NaN too).  Adamax u·(−inf),
+        # RAdam's reciprocal of ±inf: as exact.
+        small = 2 * _MP.mpf(get_format(dtype).min_subnormal.numerator) / get_format(dtype).min_subnormal.denominator
+        nan = optimizer in ("adam", "adamw") and (_is_zero_in(h["eps"], "float32") or any(x < small for x, _ in pairs))
         return [(_MP.nan, _MP.one)] if nan else []
     if optimizer == "adamax":
         return [(bc1 * u / lr, m) for u, m in pairs]
@@ -418,7 +421,7 @@ def _capturable_denominator_leaves_range(data) -> bool:
                 continue
             for s, snap in enumerate(trajectory(spec, h, p0, grads, lrs=lrs, formats=("float64",), validate=False)):
                 if snap.stepped and any(outside(d, m) for d, m in
-                                        _capturable_denominator(data.optimizer, in_force[s], snap)):
+                                        _capturable_denominator(data.optimizer, in_force[s], snap, data.dtype)):
                     return True
     return False
 
@@ -519,7 +522,8 @@ def _capturable_denominator_leaves_range_fast(optimizer: str, fmt, in_force, p0,
             else:
                 x, m = x[ok], m[ok]
             if lr == 0:
-                if optimizer in ("adam", "adamw") and (_is_zero_in(hs["eps"], "float32") or (x == 0).any()):
+                small = 2 * float(fmt.min_subnormal)  # v that may be 0 in the dtype, as _capturable_denominator
+                if optimizer in ("adam", "adamw") and (_is_zero_in(hs["eps"], "float32") or (x < small).any()):
                     return True  # NaN, as _capturable_denominator
                 continue
             bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t

@@ -803,3 +803,26 @@ def test_sparse_adam_tensor_betas_round_factors_to_the_dtype():
     assert torch.isfinite(theta((beta1, 0.999))).all()
     assert not torch.isfinite(theta((torch.tensor(beta1, dtype=torch.float64),
                                      torch.tensor(0.999, dtype=torch.float64)))).any()
+
+
+def test_capturable_denominator_predicate_counts_a_v_that_is_0_in_the_dtype():
+    """adamw-capturable-step-size-in-denominator at lr = 0 (default-profile seed 1, test_single_steps): torch's
+    √v/(√bc₂·(−0)) + ε/(−0) is NaN where v is 0 in the parameter's dtype, here a tiny g whose v underflows in
+    bfloat16, although the exact v > 0.  The predicate counts such a v (below twice the smallest subnormal)."""
+    import ml_dtypes
+    import spec as spec_pkg
+    from conformance.backend import Case, Group
+    from conformance.deviation_predicates import _capturable_denominator_leaves_range
+
+    bf16 = ml_dtypes.bfloat16
+    hyper = spec_pkg.get("adamw").complete({"lr": 0.1})
+    grads = [[[np.array([1e-30], bf16)]], [[np.array([1e-30], bf16)]]]
+    case = Case("adamw", "bfloat16", [Group(hyper, [np.array([1.0], bf16)])], grads, [[0.1], [0.0]])
+    assert _capturable_denominator_leaves_range(case)
+    p = torch.ones(1, dtype=torch.bfloat16)
+    opt = torch.optim.AdamW([p], lr=0.1, differentiable=True)
+    for lr in (0.1, 0.0):
+        opt.param_groups[0]["lr"] = lr
+        p.grad = torch.full((1,), 1e-30, dtype=torch.bfloat16)
+        opt.step()
+    assert opt.state[p]["exp_avg_sq"].item() == 0.0 and math.isnan(p.item())  # fixed: p unchanged at lr = 0

@@ -472,7 +472,7 @@ def _as_added(spec, hyper: dict, layout: str, g, param):
     """``g`` as the dialect adds it to ``param`` in ``layout``: a spec that adds duplicate indices in turn (torch's
     SGD without momentum, ``OptimizerSpec.adds_duplicates_in_turn``) does so on a contiguous parameter only; on a
     non-contiguous one ``add_out_dense_sparse_cpu``'s slow path coalesces them first (``reference.sparse.coalesce``)."""
-    if (spec.adds_duplicates_in_turn and duplicates(g) and not spec.keeps_state(hyper)
+    if (spec.adds_duplicates_in_turn and duplicates(g) and spec.takes_duplicates(hyper)
             and not contiguous(layout, np.shape(param))):
         return coalesce(g)
     return g

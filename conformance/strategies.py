@@ -285,8 +285,7 @@ def gradient(spec: OptimizerSpec, dtype: str, shape: tuple, hyper: dict):
     or adds them in turn and keeps no state for ``hyper`` (torch's SGD with momentum: not specified)."""
     if not spec.sparse_gradients:
         return tensor(dtype, shape)
-    twice = spec.coalesces or (spec.adds_duplicates_in_turn and not spec.keeps_state(spec.complete(hyper)))
-    return sparse_gradient(dtype, shape, duplicates=twice)
+    return sparse_gradient(dtype, shape, duplicates=spec.takes_duplicates(spec.complete(hyper)))
 
 
 @st.composite

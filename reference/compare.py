@@ -305,15 +305,10 @@ def _initial(spec: OptimizerSpec, subs: dict) -> dict:
 
 def _kept(state, flags: dict, fixed: dict) -> bool:
     """Whether the dialect keeps ``state`` for these flags and fixed values (``State.when``, e.g. "momentum > 0")."""
-    if not state.when:
-        return True
     names = {**flags}
     for k, v in fixed.items():
         names[k] = 0.5 if isinstance(v, sp.Symbol) else float(v)  # a positive symbol (μ, λ) is some x > 0
-    try:
-        return bool(eval(state.when, {"__builtins__": {}}, names))  # noqa: S307 - the spec's own condition text
-    except (NameError, SyntaxError):  # a condition in words ("the tensor has ≥ 2 dimensions"): kept
-        return True
+    return state.kept_for(names)
 
 
 def _inductive(T, tf, tsubs, D, df, dsubs, decays, tfixed=None, dfixed=None) -> tuple:

@@ -235,12 +235,11 @@ def prepare(spec: OptimizerSpec, hyper: dict, param, grads: Sequence, *, state: 
             raise ValueError(f"grad of step {s} has shape {np.shape(gr)}, the parameter {shape}")
         if isinstance(gr, np.ma.MaskedArray) and not spec.sparse_gradients:
             raise ValueError(f"grad of step {s} is sparse (a masked array), but {spec.name} takes dense gradients")
-        if duplicates(gr) and not (spec.coalesces or spec.adds_duplicates_in_turn):
-            raise ValueError(f"grad of step {s} holds duplicate indices, which {spec.name} neither coalesces nor "
-                             f"adds in turn: not specified")
-        if duplicates(gr) and spec.adds_duplicates_in_turn and spec.keeps_state(hyper):
-            raise ValueError(f"grad of step {s} holds duplicate indices, which {spec.name} adds in turn only where "
-                             f"it keeps no state (these hyperparameters keep some): not specified")
+        if duplicates(gr) and not spec.takes_duplicates(hyper):
+            raise ValueError(f"grad of step {s} holds duplicate indices, which {spec.name} " +
+                             ("adds in turn only where it keeps no state (these hyperparameters keep some)"
+                              if spec.adds_duplicates_in_turn else "neither coalesces nor adds in turn") +
+                             ": not specified")
     # duplicate indices: summed in the dtype first (torch's coalesce()), then stepped once; or added in turn
     grads_exact = [None if gr is None else _exact_in_turn(gr) if spec.adds_duplicates_in_turn and duplicates(gr)
                    else _exact_array(coalesce(gr)) for gr in grads]

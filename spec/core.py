@@ -140,6 +140,17 @@ class State:
     def symbol(self) -> sp.Symbol:
         return sp.Symbol(self.latex or self.name, real=True)
 
+    def kept_for(self, values: dict) -> bool:
+        """Whether the dialect keeps this variable for these hyperparameter values (name → value): it has no
+        ``when``, its condition on the values holds ("momentum != 0"), or its condition is in words ("the tensor
+        has ≥ 2 dimensions"), which no values decide."""
+        if not self.when:
+            return True
+        try:
+            return bool(eval(self.when, {"__builtins__": {}}, dict(values)))  # noqa: S307 - the spec's own text
+        except (NameError, SyntaxError):  # a condition in words
+            return True
+
     def dialect_shape(self, param_shape: tuple) -> tuple:
         """The shape the dialect keeps this variable in for a parameter of ``param_shape``."""
         shape = tuple(param_shape)
@@ -279,15 +290,15 @@ class OptimizerSpec(HyperparameterLookup):
 
     # -- lookups -----------------------------------------------------------
     def keeps_state(self, hyper: dict) -> bool:
-        """Whether the dialect keeps any state variable (the step counter aside) for these hyperparameter values:
-        one with no ``State.when``, one whose condition on the values holds ("momentum != 0"), or one whose
-        condition is in words ("the tensor has ≥ 2 dimensions")."""
-        def kept(state) -> bool:
-            try:
-                return not state.when or bool(eval(state.when, {"__builtins__": {}}, dict(hyper)))  # noqa: S307
-            except (NameError, SyntaxError):  # a condition in words
-                return True
-        return any(s.name != "step" and kept(s) for s in self.state)
+        """Whether the dialect keeps any state variable (the step counter aside) for these hyperparameter values
+        (``State.kept_for``)."""
+        return any(s.name != "step" and s.kept_for(hyper) for s in self.state)
+
+    def takes_duplicates(self, hyper: dict) -> bool:
+        """Whether a sparse gradient holding an index twice is specified for these hyperparameter values: the
+        dialect coalesces it, or adds the entries in turn and keeps no state (``keeps_state``: not torch's SGD
+        with momentum)."""
+        return self.coalesces or (self.adds_duplicates_in_turn and not self.keeps_state(hyper))
 
     @property
     def flags(self) -> tuple:

@@ -1019,18 +1019,14 @@ class NumpyBackend:
                         if g is None:
                             continue
                         again = None  # duplicate indices added in turn: the second entries, stepped after
+                        if isinstance(g, Uncoalesced) and not spec_get(opt).takes_duplicates(h):
+                            raise ValueError(f"step {s}, group {i}, param {j}: {opt} with these hyperparameters "
+                                             f"does not take duplicate indices (not specified)")
                         # torch's SGD adds them in turn on a contiguous θ; on another, its slow path coalesces
-                        in_turn = spec_get(opt).adds_duplicates_in_turn and p.flags.c_contiguous
                         if isinstance(g, Uncoalesced) and spec_get(opt).adds_duplicates_in_turn \
-                                and spec_get(opt).keeps_state(h):
-                            raise ValueError(f"step {s}, group {i}, param {j}: {opt} adds duplicate indices "
-                                             f"without state only (momentum 0): not specified")
-                        if isinstance(g, Uncoalesced) and in_turn:
+                                and p.flags.c_contiguous:
                             again, g = second_entries(g), first_entries(g)
                         elif isinstance(g, Uncoalesced):  # duplicate indices: coalesce() sums them in the dtype
-                            if not (spec_get(opt).coalesces or spec_get(opt).adds_duplicates_in_turn):
-                                raise ValueError(f"step {s}, group {i}, param {j}: {opt} does not coalesce "
-                                                 f"duplicate indices (not specified)")
                             g = np.ma.MaskedArray(np.where(g.twice, k.add(np.ma.getdata(g), g.second),
                                                            np.ma.getdata(g)), mask=np.ma.getmaskarray(g))
                         held = None if not isinstance(g, np.ma.MaskedArray) else ~np.ma.getmaskarray(g)

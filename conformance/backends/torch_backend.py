@@ -152,9 +152,10 @@ def sparse_coo(dense: "torch.Tensor", held: np.ndarray, twice: Optional[np.ndarr
     (``reference.sparse.Uncoalesced``), appended after them as more entries holding the values of ``second``
     there, uncoalesced."""
     twice = np.zeros_like(held) if twice is None else twice
+    whole = _whole_rows(held) and _whole_rows(twice)
     if rows is None:
-        rows = _whole_rows(held) and _whole_rows(twice)
-    if rows and not (_whole_rows(held) and _whole_rows(twice)):
+        rows = whole
+    elif rows and not whole:
         raise BackendError("sparse_coo(rows=True) needs index sets made of whole rows")
 
     def row_indices(mask):

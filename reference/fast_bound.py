@@ -41,6 +41,7 @@ import numpy as np
 from mpmath import libmp
 
 from .bound import Bound, Cond
+from . import fast_kernels as K
 from .fast import TINY, FastInterval, NoTensorRule, T, _up
 from .fast_round import has_zero, round_exact, some
 from .formats import Format
@@ -110,6 +111,27 @@ def _lim(*xs):
     """(mask, reasons) of a result computed from ``xs``: ``Bound.run`` unions its arguments' reasons."""
     mask = functools.reduce(np.logical_or, [x.lim for x in xs])
     return mask, tuple(dict.fromkeys(r for x in xs for r in x.why))
+
+
+def _length(xs):
+    """The number of elements of the operands, when a kernel of ``reference.fast_kernels`` takes them (1-d arrays
+    and values of shape ()): 0 where all are of shape (), to be run on 1 element and given back of shape ()."""
+    if not K.KERNELS:
+        return None
+    n = 0
+    for x in xs:
+        d = np.ndim(x.t.x)
+        if d == 1:
+            n = x.t.x.shape[0]
+        elif d:
+            return None
+    return n
+
+
+def _shaped(n, *arrays):
+    """A kernel's outputs: as they are, or NumPy scalars (as NumPy's own operations on values of shape () give) where
+    it ran on the single element of such values."""
+    return arrays if n else tuple(a[0] if isinstance(a, np.ndarray) else a for a in arrays)
 
 
 class FastBound(NoTensorRule):
@@ -309,6 +331,9 @@ class FastBound(NoTensorRule):
         if all(map(self._is_scalar, xs)):
             return self._scalar("add", *xs)
         xs = self._operands(xs)
+        n = _length(xs) if len(xs) == 2 else None
+        if n is not None:
+            return self._add2(n, *xs)
         value = self.fi.add(*(x.t for x in xs))
         # Without an element 0 in any term, every element has len(xs) terms that are not exact zeros (and rounds)
         nonzero = self._sum([(~self._zero(x)).astype(np.int8) for x in xs]) if self._has_zero(xs) else len(xs)
@@ -351,6 +376,9 @@ class FastBound(NoTensorRule):
             s_, t_ = (xs[0], xs[1]) if self._is_scalar(xs[0]) else (xs[1], xs[0])
         quot = t_.quot if scaling else None  # s·(x/d) computed as (s·x)/d: s·x's underflow, over |d|
         ops = self._operands(xs)
+        n = _length(ops) if len(ops) == 2 else None
+        if n is not None:
+            return self._mul2(n, ops, quot, _upf(abs(s_.b.v) + s_.b.e) if scaling else None)
         value = self.fi.mul(*(x.t for x in ops))
         esc = self._any(*(x.esc for x in ops))
         zero = None  # no exact zero among the factors (none has an element 0)
@@ -419,6 +447,9 @@ class FastBound(NoTensorRule):
     def lerp(self, a, b, w):
         if all(map(self._is_scalar, (a, b, w))):
             return self._scalar("lerp", a, b, w)
+        n = _length((a, b)) if isinstance(a, TB) and isinstance(b, TB) else None
+        if n is not None:
+            return self._lerp_k(n, a, b, w)
         value = self.fi.lerp(*(x.t if isinstance(x, TB) else x.iv for x in (a, b, w)))
         wv = self._view(w)
         w_zero = self._zero(wv)
@@ -450,6 +481,9 @@ class FastBound(NoTensorRule):
             return self._scalar("div", a, b)
         tensor_quotient = isinstance(a, TB) and isinstance(b, TB)
         a, b = self._operands((a, b))
+        n = _length((a, b))
+        if n is not None:
+            return self._div_k(n, a, b, tensor_quotient)
         value = self.fi.div(a.t, b.t)
         esc = a.esc | b.esc
         d = _down(b.t.ax - b.t.r - b.e)  # a lower bound of |b| − e_b
@@ -477,6 +511,9 @@ class FastBound(NoTensorRule):
     def sqrt(self, a):
         if self._is_scalar(a):
             return self._scalar("sqrt", a)
+        n = _length((a,))
+        if n is not None:
+            return self._sqrt_k(n, a)
         value = self.fi.sqrt(a.t)
         zero = self._zero(a) if self._has_zero((a,)) else None  # None: no exact zero
         lo = _down(a.t.x - a.t.r)  # a lower bound of the argument
@@ -492,6 +529,60 @@ class FastBound(NoTensorRule):
         if zero is None:
             return TB(value, e, esc, a.lim | near0, why, elo=self._rounding_lo(value))
         return TB(value, np.where(zero, 0.0, e), esc, a.lim | near0, why, elo=np.where(zero, 0.0, self._rounding_lo(value)))
+
+    # -- the same, one compiled loop each (reference.fast_kernels) ----------------------------------------------
+    def _add2(self, n, a, b):
+        s, r, ax, e, esc, elo, over, anyover = _shaped(n, *K.add2(
+            max(n, 1), a.t.x, a.t.r, a.e, a.esc, a.elo, b.t.x, b.t.r, b.e, b.esc, b.elo, self.c, self.u, self.eta,
+            self.max_finite))
+        lim, why = self._overflow_k(over, anyover, *_lim(a, b))
+        return TB(T.with_abs(s, r, ax), e, esc, lim, why, elo=elo)
+
+    def _mul2(self, n, ops, quot, scale):
+        a, b = ops
+        p, r, ax, e, esc, elo, over, sc, anyover = _shaped(n, *K.mul2(
+            max(n, 1), a.t.x, a.t.r, a.e, a.esc, b.t.x, b.t.r, b.e, b.esc, np.nan if quot is None else quot,
+            quot is not None, np.nan if scale is None else scale, self.c, self.u, self.eta, self.max_finite))
+        out = TB(T.with_abs(p, r, ax), e, esc, *self._overflow_k(over, anyover, *_lim(a, b)), elo=elo)
+        if scale is not None:
+            out.scale = sc
+        return out
+
+    def _div_k(self, n, a, b, tensor_quotient):
+        has_scale = tensor_quotient and a.scale is not None
+        q, r, aq, e, esc, elo, over, near0, quot, anyover, anynear = _shaped(n, *K.div(
+            max(n, 1), a.t.x, a.t.r, a.e, a.esc, b.t.x, b.t.r, b.e, b.esc, b.elo, a.scale if has_scale else np.nan,
+            has_scale, self.c, self.u, self.eta, self.max_finite))
+        lim, why = _lim(a, b)
+        reason = (f"underflow: a divisor is within its error of zero in {self.fmt.name} (decided in bulk)",) \
+            if anynear else ()
+        out = TB(T.with_abs(q, r, aq), e, esc,
+                 *self._overflow_k(over, anyover, lim | near0, tuple(dict.fromkeys((*why, *reason)))), elo=elo)
+        if tensor_quotient:
+            out.quot = quot
+        return out
+
+    def _sqrt_k(self, n, a):
+        s, r, e, esc, elo, near0, anynear = _shaped(n, *K.sqrt(
+            max(n, 1), a.t.x, a.t.r, a.e, a.esc, a.elo, self.c, self.u, self.eta, self.max_finite))
+        reason = ("underflow/cancellation: a square-root argument is within its error of zero (decided in bulk)",) \
+            if anynear else ()
+        return TB(T(s, r), e, esc, a.lim | near0, tuple(dict.fromkeys((*a.why, *reason))), elo=elo)
+
+    def _lerp_k(self, n, a, b, w):
+        wv = self._view(w)
+        (w_,) = self._operands((w,))
+        s, r, ax, e, esc, _ = _shaped(n, *K.lerp(
+            max(n, 1), a.t.x, a.t.r, a.e, a.esc, b.t.x, b.t.r, b.e, b.esc, w_.t.x, w_.t.r, w_.e, w_.esc, wv.t.x, wv.e,
+            self.c, self.u, self.eta, self.max_finite))
+        return TB(T.with_abs(s, r, ax), e, esc, *_lim(a, b, w_))
+
+    def _overflow_k(self, over, anyover, lim, why):
+        """``_overflow`` with the kernel's mask of results that certainly exceed the largest finite value."""
+        if not anyover:
+            return lim, why
+        return lim | over, tuple(dict.fromkeys((*why, f"overflow: a value exceeds the largest {self.fmt.name} "
+                                                      f"(decided in bulk)")))
 
     def _extremum(self, name, xs):
         """max or min: exact, so ``Bound``'s error is the largest of the operands' (and at least the largest

@@ -28,6 +28,7 @@ import numpy as np
 from mpmath import libmp
 
 from . import arith
+from . import fast_kernels as K
 from .fast import TC, TINY, FastInterval, _float_toward, _up
 from .fast_round import has_zero, next_toward, round_exact
 
@@ -131,6 +132,9 @@ class FastDD(FastInterval):
 
     # -- arithmetic -------------------------------------------------------------------
     def _add2(self, a: D, b: D) -> D:
+        n = _length(a, b)
+        if n:
+            return D(*K.dd_add(n, a.h, a.l, a.r, b.h, b.l, b.r))
         sh, sl = _two_sum(a.h, b.h)
         th, tl = _two_sum(a.l, b.l)
         u = sl + th
@@ -160,6 +164,9 @@ class FastDD(FastInterval):
         return D(-a.h, -a.l, a.r)
 
     def _mul2(self, a: D, b: D) -> D:
+        n = _length(a, b)
+        if n:
+            return D(*K.dd_mul(n, a.h, a.l, a.r, b.h, b.l, b.r))
         ch, cl1 = _two_prod(a.h, b.h)
         cl3 = cl1 + (a.h * b.l + a.l * b.h)
         zh, zl = _fast_two_sum(ch, cl3)
@@ -185,6 +192,9 @@ class FastDD(FastInterval):
         if self._all_scalar((a, b)):
             return self._scalar("div", a, b)
         a, b = self._t(a), self._t(b)
+        n = _length(a, b)
+        if n:
+            return D(*K.dd_div(n, a.h, a.l, a.r, b.h, b.l, b.r))
         th = a.h / b.h
         # DWTimesFP: b·th as a double-double
         ch, cl1 = _two_prod(b.h, th)
@@ -201,6 +211,9 @@ class FastDD(FastInterval):
     def sqrt(self, a):
         if self._is_scalar(a):
             return self._scalar("sqrt", a)
+        n = _length(a)
+        if n:
+            return D(*K.dd_sqrt(n, a.h, a.l, a.r))
         s = np.sqrt(np.maximum(a.h, 0.0))
         ph, pl = _two_prod(s, s)
         zh, zl = _fast_two_sum(s, (((a.h - ph) - pl) + a.l) / (2 * s))
@@ -265,8 +278,27 @@ def _down(z):
     return z * (1 - 2.0 ** -48)
 
 
+def _length(*vs) -> int:
+    """The number of elements of 1-d values, for a kernel of ``reference.fast_kernels``: 0 where the kernels are
+    off or no value is 1-d (the NumPy code runs)."""
+    if not K.KERNELS:
+        return 0
+    n = 0
+    for v in vs:
+        for a in (v.h, v.l, v.r):
+            d = np.ndim(a)
+            if d == 1:
+                n = a.shape[0]
+            elif d:
+                return 0
+    return n
+
+
 def certify(v: D, fmt) -> tuple:
     """(rounded values as float64, certified mask) of a double-double enclosure in ``fmt``."""
+    n = _length(v)
+    if n:
+        return K.dd_certify(n, v.h, v.l, v.r, fmt.precision, fmt.emin, float(fmt.max_finite), fmt.name == "float32")
     finite = np.isfinite(v.h) & np.isfinite(v.l) & np.isfinite(v.r)
     if fmt.precision < 53:
         # h + l lies within half a binary64 ulp of h, so its rounding is one of round(h) and the roundings

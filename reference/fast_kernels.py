@@ -17,6 +17,7 @@ same for every element); ``_at`` reads any of them.
 """
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -338,3 +339,179 @@ if numba is not None:
                     rl_[i] = np.float64(np.float32(xi))
                     ok_[i] = True
         return rl_, ok_
+
+    # -- double-double (reference.fast_dd) ----------------------------------------------------------------------
+    REL = 2.0 ** -97
+    SPLIT = 134217729.0
+
+    @numba.njit(inline="always")
+    def _two_sum(a, b):
+        s = a + b
+        bb = s - a
+        return s, (a - (s - bb)) + (b - bb)
+
+    @numba.njit(inline="always")
+    def _fast_two_sum(a, b):
+        s = a + b
+        return s, b - (s - a)
+
+    @numba.njit(inline="always")
+    def _two_prod(a, b):
+        p = a * b
+        c = SPLIT * a
+        ah = c - (c - a)
+        al = a - ah
+        c = SPLIT * b
+        bh = c - (c - b)
+        bl = b - bh
+        return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+    @_jit
+    def dd_add(n, ah, al, ar, bh, bl, br):
+        """``FastDD._add2``."""
+        zh_ = np.empty(n)
+        zl_ = np.empty(n)
+        r_ = np.empty(n)
+        for i in range(n):
+            r0, r1 = _at(ar, i), _at(br, i)
+            sh, sl = _two_sum(_at(ah, i), _at(bh, i))
+            th, tl = _two_sum(_at(al, i), _at(bl, i))
+            u = sl + th
+            vh, vl = _fast_two_sum(sh, u)
+            w = tl + vl
+            zh, zl = _fast_two_sum(vh, w)
+            r = _up(r0 + r1 + REL * abs(zh) + TINY)
+            if (r0 == 0 and r1 == 0 and _two_sum(sl, th)[1] == 0 and _two_sum(tl, vl)[1] == 0
+                    and abs(sh) >= abs(u) and abs(vh) >= abs(w) and np.isfinite(zh) and np.isfinite(zl)):
+                r = 0.0
+            zh_[i], zl_[i], r_[i] = zh, zl, r
+        return zh_, zl_, r_
+
+    @_jit
+    def dd_mul(n, ah, al, ar, bh, bl, br):
+        """``FastDD._mul2``."""
+        zh_ = np.empty(n)
+        zl_ = np.empty(n)
+        r_ = np.empty(n)
+        for i in range(n):
+            h0, l0, r0 = _at(ah, i), _at(al, i), _at(ar, i)
+            h1, l1, r1 = _at(bh, i), _at(bl, i), _at(br, i)
+            ch, cl1 = _two_prod(h0, h1)
+            cl3 = cl1 + (h0 * l1 + l0 * h1)
+            zh, zl = _fast_two_sum(ch, cl3)
+            ma = _up(abs(h0) + abs(l0))
+            mb = _up(abs(h1) + abs(l1))
+            r = _up(ma * r1 + mb * r0 + r0 * r1 + REL * abs(zh) + TINY)
+            zero = ((r0 == 0 and h0 == 0 and np.isfinite(h1) and np.isfinite(r1))
+                    or (r1 == 0 and h1 == 0 and np.isfinite(h0) and np.isfinite(r0)))
+            plain = r0 == 0 and r1 == 0 and l0 == 0 and l1 == 0
+            safe = abs(h0) < 2.0 ** 995 and abs(h1) < 2.0 ** 995 and abs(ch) >= 2.0 ** -960
+            if zero or (plain and safe and cl3 == cl1):
+                r = 0.0
+            zh_[i], zl_[i], r_[i] = zh, zl, r
+        return zh_, zl_, r_
+
+    @_jit
+    def dd_div(n, ah, al, ar, bh, bl, br):
+        """``FastDD.div``."""
+        zh_ = np.empty(n)
+        zl_ = np.empty(n)
+        r_ = np.empty(n)
+        for i in range(n):
+            h0, l0, r0 = _at(ah, i), _at(al, i), _at(ar, i)
+            h1, l1, r1 = _at(bh, i), _at(bl, i), _at(br, i)
+            th = h0 / h1
+            ch, cl1 = _two_prod(h1, th)
+            ph, tl1 = _fast_two_sum(ch, l1 * th)
+            rh, rl = _fast_two_sum(ph, tl1 + cl1)
+            pih, pil = _two_sum(h0, -rh)
+            delta = pih + ((pil - rl) + l0)
+            zh, zl = _fast_two_sum(th, delta / h1)
+            d = _down(abs(h1) - abs(l1) - r1)
+            q = _up(abs(zh) + abs(zl))
+            r = _up((r0 + q * r1) / d + REL * abs(zh) + TINY)
+            zh_[i], zl_[i], r_[i] = zh, zl, (r if d > 0 else np.inf)
+        return zh_, zl_, r_
+
+    @_jit
+    def dd_sqrt(n, ah, al, ar):
+        """``FastDD.sqrt``."""
+        zh_ = np.empty(n)
+        zl_ = np.empty(n)
+        r_ = np.empty(n)
+        for i in range(n):
+            h, l, r0 = _at(ah, i), _at(al, i), _at(ar, i)
+            s = np.sqrt(_max(h, 0.0))
+            ph, pl = _two_prod(s, s)
+            zh, zl = _fast_two_sum(s, (((h - ph) - pl) + l) / (2 * s))
+            lo = _down(h - abs(l) - r0)
+            r = _up(r0 / np.sqrt(lo) + REL * abs(zh) + TINY)
+            exact_zero = h == 0 and l == 0 and r0 == 0
+            if not lo > 0:
+                r = 0.0 if exact_zero else np.inf
+            if exact_zero:
+                zh, zl = 0.0, 0.0
+            zh_[i], zl_[i], r_[i] = zh, zl, r
+        return zh_, zl_, r_
+
+    @numba.njit(inline="always")
+    def _round_to(x, prec, emin, maxf, is32):
+        """``fast_round.round_exact`` of one value."""
+        if prec == 53:
+            return x
+        if is32:
+            return np.float64(np.float32(x))
+        if not np.isfinite(x):
+            return x
+        _, e = math.frexp(x)
+        k = max(e - 1, emin) - (prec - 1)
+        y = math.ldexp(np.rint(math.ldexp(x, -k)), k)
+        if abs(y) > maxf:
+            y = np.copysign(np.inf, x)
+        return y
+
+    @numba.njit(inline="always")
+    def _inside(h, l, r, y, prec, emin):
+        """``fast_dd._inside`` of one candidate."""
+        a = abs(y)
+        _, e = math.frexp(a)
+        binade = emin if a == 0 else max(e - 1, emin)
+        ulp = math.ldexp(1.0, binade - prec + 1)
+        power = a == math.ldexp(1.0, binade) and binade > emin
+        gap_up = ulp
+        gap_dn = ulp / 2 if power else ulp
+        m_hi = y + gap_up / 2 if y > 0 else (y + gap_dn / 2 if y < 0 else ulp / 2)
+        m_lo = y - gap_dn / 2 if y > 0 else (y - gap_up / 2 if y < 0 else -ulp / 2)
+        d_lo = np.nextafter(h - m_lo, -np.inf)
+        d_hi = np.nextafter(m_hi - h, -np.inf)
+        return (np.nextafter(d_lo + l, -np.inf) > r and np.nextafter(d_hi - l, -np.inf) > r) and np.isfinite(y)
+
+    @_jit
+    def dd_certify(n, vh, vl, vr, prec, emin, maxf, is32):
+        """``fast_dd.certify``: (rounded values as float64, certified)."""
+        out_ = np.empty(n)
+        ok_ = np.empty(n, dtype=np.bool_)
+        for i in range(n):
+            h, l, r = _at(vh, i), _at(vl, i), _at(vr, i)
+            finite = np.isfinite(h) and np.isfinite(l) and np.isfinite(r)
+            if prec < 53:
+                out, good = 0.0, False
+                for y0 in (h, np.nextafter(h, -np.inf), np.nextafter(h, np.inf)):  # a later certified one is taken
+                    y = _round_to(y0, prec, emin, maxf, is32)
+                    if _inside(h, l, r, y, prec, emin):
+                        out, good = y, True
+                if r == 0 and l == 0 and not good:
+                    out = _round_to(h, prec, emin, maxf, is32)
+                good = good or (r == 0 and l == 0)
+                out_[i] = out if good else _round_to(h, prec, emin, maxf, is32)
+                ok_[i] = good and finite
+            else:
+                half_up = (np.nextafter(h, np.inf) - h) * 0.5
+                half_dn = (h - np.nextafter(h, -np.inf)) * 0.5
+                inside = np.nextafter(half_dn + l, -np.inf) > r and np.nextafter(half_up - l, -np.inf) > r
+                normal = abs(h) >= 2.0 ** -1020 and abs(h) < 2.0 ** 1023
+                zero = h == 0 and l == 0 and r == 0
+                exact = r == 0 and abs(h) < 2.0 ** 1023
+                out_[i] = h
+                ok_[i] = ((inside and normal) or zero or exact) and finite
+        return out_, ok_

@@ -81,6 +81,17 @@ def test_kernels_give_the_numpy_codes_bits(name, monkeypatch):
                     assert a.elements[out].keys() == b.elements[out].keys() if out in a.elements else True
 
 
+def _counted(monkeypatch, *names) -> dict:
+    """Calls of each kernel named, counted, so that a kernel never taken cannot pass for one that agrees."""
+    ran = dict.fromkeys(names, 0)
+    for name in names:
+        def counted(*args, _name=name, _kernel=getattr(fast_kernels, name)):
+            ran[_name] += 1
+            return _kernel(*args)
+        monkeypatch.setattr(fast_kernels, name, counted)
+    return ran
+
+
 def _tb(rng, n, fmt):
     """A tensor value with a mix of hard elements in every field, as a program's intermediate may have."""
     x = hard_values(rng, fmt, n).astype(np.float64)
@@ -99,12 +110,7 @@ def test_each_kernel_gives_its_operations_bits(fmt, monkeypatch):
     from reference.fast_bound import SB
     rng = np.random.default_rng(7)
     n = 400
-    ran = dict.fromkeys(("add2", "mul2", "div", "sqrt", "lerp"), 0)
-    for name in ran:  # each kernel counted, so that a kernel never taken cannot pass for one that agrees
-        def counted(*args, _name=name, _kernel=getattr(fast_kernels, name)):
-            ran[_name] += 1
-            return _kernel(*args)
-        monkeypatch.setattr(fast_kernels, name, counted)
+    ran = _counted(monkeypatch, "add2", "mul2", "div", "sqrt", "lerp")
     for trial in range(20):
         a, b = _tb(rng, n, fmt), _tb(rng, n, fmt)
         b.quot = np.where(rng.random(n) < 0.5, np.nan, np.abs(b.t.x) + 1)
@@ -132,4 +138,39 @@ def test_each_kernel_gives_its_operations_bits(fmt, monkeypatch):
             _same_bits(p.t.r, q.t.r, where + " r")
             _same_bits(p.t.ax, q.t.ax, where + " |x|")
             assert p.why == q.why, where
+    assert all(ran.values()), ran
+
+
+def _dd(rng, n, fmt):
+    """A double-double value with a mix of hard elements: exact binary64 values, low words, radii 0 or not."""
+    from reference.fast_dd import D
+    h = hard_values(rng, fmt, n).astype(np.float64)
+    h[rng.random(n) < 0.1] = 1.0
+    low = np.where(rng.random(n) < 0.5, 0.0, h * 2.0 ** -60 * (rng.random(n) - 0.5))
+    low[~np.isfinite(h)] = 0.0
+    r = np.where(rng.random(n) < 0.5, 0.0, np.abs(h) * 2.0 ** -100 * rng.random(n))
+    r[~np.isfinite(h)] = np.inf
+    return D(h, low, r)
+
+
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
+def test_each_double_double_kernel_gives_its_operations_bits(fmt, monkeypatch):
+    from reference.fast_dd import FastDD, certify
+    rng = np.random.default_rng(11)
+    n = 400
+    ran = _counted(monkeypatch, "dd_add", "dd_mul", "dd_div", "dd_sqrt", "dd_certify")
+    for trial in range(20):
+        a, b = _dd(rng, n, fmt), _dd(rng, n, fmt)
+        results = []
+        for on in (False, True):
+            monkeypatch.setattr(fast_kernels, "KERNELS", on)
+            O = FastDD()
+            lr = O.hyper(1e-3 * (trial + 1))
+            with np.errstate(all="ignore"):
+                ops = [O.add(a, b), O.mul(a, b), O.mul(lr, b), O.div(a, b), O.div(lr, a), O.div(a, lr), O.sqrt(a),
+                       O.sqrt(O.abs(b)), O.sub(a, b), O.add(a, O.neg(a))]
+                results.append([(v.h, v.l, v.r) for v in ops] + [certify(v, FORMATS[fmt]) for v in (a, b, *ops)])
+        for k, (p, q) in enumerate(zip(*results)):
+            for j, (u, v) in enumerate(zip(p, q)):
+                _same_bits(u, v, f"{fmt} trial {trial} result {k} field {j}")
     assert all(ran.values()), ran

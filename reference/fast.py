@@ -661,6 +661,9 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
                 current = program(O, {**current, "g": O.tensor(gr[lo:hi]), **scalars[s]})
             for k in names:
                 current_k = O.shaped(current[k], hi - lo)
+                if fast_kernels.KERNELS and len(formats) <= 1 and _record(current_k, e, s, k, lo, hi, x, r, rounded,
+                                                                          formats, certified, bound_ok, finite):
+                    continue
                 t = O.value(current_k)
                 x[s][k][lo:hi] = t.x
                 r[s][k][lo:hi] = t.r
@@ -680,6 +683,27 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
                     e[s]["limited", k][lo:hi] = limited
                     if some(limited):
                         e[s]["why", k].update(dict.fromkeys(why))
+
+
+def _record(v, e, s, k, lo, hi, x, r, rounded, formats, certified, bound_ok, finite) -> bool:
+    """What ``_chunks`` does with output ``k`` of step ``s``, in one compiled loop (``fast_kernels.record``);
+    False where the value is not of 1-d or 0-d arrays or scalars (the NumPy code then runs)."""
+    bound = e is not None
+    t = v.t if bound else v
+    fields = (t.x, t.r, v.e, v.esc, v.lim) if bound else (t.x, t.r)
+    if any(np.ndim(a) > 1 for a in fields):
+        return False
+    fmt = FORMATS[formats[0]] if formats else None
+    none = np.empty(0)
+    anylim = fast_kernels.record(
+        hi - lo, t.x, t.r, v.e if bound else 0.0, v.esc if bound else False, v.lim if bound else False, finite,
+        x[s][k][lo:hi], r[s][k][lo:hi], rounded[s][fmt.name][k][lo:hi] if fmt else none, certified[lo:hi],
+        e[s][k][lo:hi] if bound else none, e[s]["limited", k][lo:hi] if bound else np.empty(0, dtype=bool),
+        bound_ok[lo:hi], fmt.precision if fmt else 53, fmt.emin if fmt else 0, float(fmt.max_finite) if fmt else 0.0,
+        fmt is not None and fmt.name == "float32", fmt is not None, bound)
+    if anylim:
+        e[s]["why", k].update(dict.fromkeys(v.why))
+    return True
 
 
 def _phase2_reference(pb: _Problem, idx: np.ndarray, formats):
@@ -861,6 +885,11 @@ def fast_verdicts(got, snapshot: FastSnapshot, bounds: FastBounds, name: str, fm
     """
     fmt = get_format(fmt)
     got = np.asarray(got).astype(np.float64)
+    arrays = (got, snapshot.value[name], snapshot.radius[name], bounds.error[name], snapshot.phase2, bounds.phase2,
+              snapshot.exact[name], bounds.limited.get(name, bounds.phase2))
+    if fast_kernels.KERNELS and all(np.shape(a) == got.shape for a in arrays):
+        flat = [np.ascontiguousarray(a).reshape(-1) for a in arrays]
+        return fast_kernels.verdicts(got.size, *flat, name in bounds.limited).reshape(got.shape)
     with np.errstate(invalid="ignore", over="ignore"):
         dist = np.abs(got - snapshot.value[name])  # rounded: checked against the radius, widened below
         r = _up(snapshot.radius[name] + U * dist)

@@ -16,7 +16,7 @@ import pytest
 
 import spec
 from reference import fast_kernels
-from reference.fast import fast_reference_and_bounds
+from reference.fast import fast_reference_and_bounds, fast_verdicts
 from reference.fast_bound import TB, FastBound
 from reference.fast import T
 from reference.formats import FORMATS
@@ -173,4 +173,45 @@ def test_each_double_double_kernel_gives_its_operations_bits(fmt, monkeypatch):
         for k, (p, q) in enumerate(zip(*results)):
             for j, (u, v) in enumerate(zip(p, q)):
                 _same_bits(u, v, f"{fmt} trial {trial} result {k} field {j}")
+    assert all(ran.values()), ran
+
+
+@pytest.mark.parametrize("fmt", FORMAT_NAMES)
+def test_recording_and_verdicts_give_the_numpy_codes_bits(fmt, monkeypatch):
+    """``record`` and ``verdicts`` (what ``_chunks`` and ``fast_verdicts`` do per output), on the hard values, for
+    the reference alone, the bound alone and both, and verdicts of values off by 0, 1 and many ulps."""
+    ran = _counted(monkeypatch, "record", "verdicts")
+    s = spec.OPTIMIZERS["adam"]
+    rng = np.random.default_rng(3)
+    param = hard_values(rng, fmt, 300)
+    grads = [hard_values(rng, fmt, 300) for _ in range(2)]
+    f = FORMATS[fmt]
+    from reference.fast import fast_trajectory
+    results = []
+    for on in (False, True):
+        monkeypatch.setattr(fast_kernels, "KERNELS", on)
+        with np.errstate(all="ignore"):
+            snaps, bounds = fast_reference_and_bounds(s, {"eps": 0.0}, param, grads, f)
+            alone = fast_trajectory(s, {"eps": 0.0}, param, grads, formats=(fmt,))
+            verdicts = []
+            for k in (0, 1, 1000):
+                for name, want in snaps[-1].rounded[fmt].items():
+                    got = (want.astype(np.float64) * (1 + k * 2.0 ** -f.precision)).astype(want.dtype)
+                    verdicts.append(fast_verdicts(got, snaps[-1], bounds[-1], name, f))
+        results.append((snaps, bounds, alone, verdicts))
+    (s0, b0, a0, v0), (s1, b1, a1, v1) = results
+    for step in range(2):
+        for out in s0[step].value:
+            for field in ("value", "radius", "exact"):
+                _same_bits(getattr(s0[step], field)[out], getattr(s1[step], field)[out], f"{step} {out} {field}")
+                _same_bits(getattr(a0[step], field)[out], getattr(a1[step], field)[out], f"alone {step} {out}")
+            _same_bits(s0[step].rounded[fmt][out], s1[step].rounded[fmt][out], f"{step} {out} rounded")
+            _same_bits(b0[step].error[out], b1[step].error[out], f"{step} {out} error")
+            _same_bits(b0[step].limited[out], b1[step].limited[out], f"{step} {out} limited")
+            assert b0[step].why[out] == b1[step].why[out]
+        _same_bits(s0[step].phase2, s1[step].phase2, f"{step} phase2")
+        _same_bits(b0[step].phase2, b1[step].phase2, f"{step} bound phase2")
+    for k, (u, v) in enumerate(zip(v0, v1)):
+        _same_bits(u, v, f"verdicts {k}")
+        assert u.dtype == v.dtype
     assert all(ran.values()), ran

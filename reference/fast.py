@@ -44,7 +44,9 @@ phase 1's.
 
 The tolerance model runs in the same pass (``fast_bound``).  Elements are
 independent, so phase 1 runs in chunks of ``CHUNK`` elements, whose arrays
-stay in the cache.
+stay in the cache.  With numba installed, the commonest operations, the
+recording of each output and the verdicts run as compiled loops
+(``fast_kernels``) that compute the same bits as the NumPy code here.
 """
 from __future__ import annotations
 
@@ -685,6 +687,11 @@ def _chunks(pb, O, formats, scalars, init, x, r, rounded, certified, e, bound_ok
                         e[s]["why", k].update(dict.fromkeys(why))
 
 
+@functools.lru_cache(maxsize=None)
+def _max_finite(name: str) -> float:
+    return float(FORMATS[name].max_finite)
+
+
 def _record(v, e, s, k, lo, hi, x, r, rounded, formats, certified, bound_ok, finite) -> bool:
     """What ``_chunks`` does with output ``k`` of step ``s``, in one compiled loop (``fast_kernels.record``);
     False where the value is not of 1-d or 0-d arrays or scalars (the NumPy code then runs)."""
@@ -699,7 +706,7 @@ def _record(v, e, s, k, lo, hi, x, r, rounded, formats, certified, bound_ok, fin
         hi - lo, t.x, t.r, v.e if bound else 0.0, v.esc if bound else False, v.lim if bound else False, finite,
         x[s][k][lo:hi], r[s][k][lo:hi], rounded[s][fmt.name][k][lo:hi] if fmt else none, certified[lo:hi],
         e[s][k][lo:hi] if bound else none, e[s]["limited", k][lo:hi] if bound else np.empty(0, dtype=bool),
-        bound_ok[lo:hi], fmt.precision if fmt else 53, fmt.emin if fmt else 0, float(fmt.max_finite) if fmt else 0.0,
+        bound_ok[lo:hi], fmt.precision if fmt else 53, fmt.emin if fmt else 0, _max_finite(fmt.name) if fmt else 0.0,
         fmt is not None and fmt.name == "float32", fmt is not None, bound)
     if anylim:
         e[s]["why", k].update(dict.fromkeys(v.why))

@@ -109,13 +109,18 @@ class TBC:
 
 def _lim(*xs):
     """(mask, reasons) of a result computed from ``xs``: ``Bound.run`` unions its arguments' reasons."""
-    mask = functools.reduce(np.logical_or, [x.lim for x in xs])
+    mask = xs[0].lim
+    for x in xs[1:]:
+        mask = mask | x.lim
+    if not any(x.why for x in xs):  # the common case: no reasons to join
+        return mask, ()
     return mask, tuple(dict.fromkeys(r for x in xs for r in x.why))
 
 
 def _length(xs):
     """The number of elements of the operands, when a kernel of ``reference.fast_kernels`` takes them (1-d arrays
-    and values of shape ()): 0 where all are of shape (), to be run on 1 element and given back of shape ()."""
+    and values of shape ()): 0 where all are of shape (), to be run on 1 element and given back of shape ();
+    None for the NumPy code (kernels off, more dimensions, no element)."""
     if not K.KERNELS:
         return None
     n = 0
@@ -123,6 +128,8 @@ def _length(xs):
         d = np.ndim(x.t.x)
         if d == 1:
             n = x.t.x.shape[0]
+            if not n:
+                return None
         elif d:
             return None
     return n

@@ -29,7 +29,7 @@ from mpmath import libmp
 
 from . import arith
 from . import fast_kernels as K
-from .fast import TC, TINY, FastInterval, _float_toward, _up
+from .fast import TC, TINY, FastInterval, _float_toward, _max_finite, _up
 from .fast_round import has_zero, next_toward, round_exact
 
 REL = 2.0 ** -97
@@ -286,11 +286,10 @@ def _length(*vs) -> int:
     n = 0
     for v in vs:
         for a in (v.h, v.l, v.r):
-            d = np.ndim(a)
-            if d == 1:
+            if type(a) is np.ndarray and a.ndim:
+                if a.ndim > 1:
+                    return 0
                 n = a.shape[0]
-            elif d:
-                return 0
     return n
 
 
@@ -298,7 +297,7 @@ def certify(v: D, fmt) -> tuple:
     """(rounded values as float64, certified mask) of a double-double enclosure in ``fmt``."""
     n = _length(v)
     if n:
-        return K.dd_certify(n, v.h, v.l, v.r, fmt.precision, fmt.emin, float(fmt.max_finite), fmt.name == "float32")
+        return K.dd_certify(n, v.h, v.l, v.r, fmt.precision, fmt.emin, _max_finite(fmt.name), fmt.name == "float32")
     finite = np.isfinite(v.h) & np.isfinite(v.l) & np.isfinite(v.r)
     if fmt.precision < 53:
         # h + l lies within half a binary64 ulp of h, so its rounding is one of round(h) and the roundings

@@ -5,10 +5,12 @@ Every optimizer of ``tests/test_fast_reference.CONFIGS`` (the hard hyperparamete
 the kernels and once without.  The enclosures, the rounded values, the bounds and everything the check reads
 (escalated elements, format-limited elements and their reasons) must be the same bits (±0 apart; every NaN
 alike: nothing reads a NaN's sign or payload).  A second test puts the kernels' per-element rules under the NumPy code's array-wide shortcuts: arrays
-where only some elements are 0 or ±1.
+where only some elements are 0 or ±1.  ``FAST_KERNEL_ELEMENTS=N`` runs the first test on N elements per
+optimizer, configuration and format (200 by default).
 """
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import numpy as np
@@ -22,6 +24,8 @@ from reference.fast import T
 from reference.formats import FORMATS
 
 from test_fast_reference import CONFIGS, FORMAT_NAMES, hard_values
+
+ELEMENTS = int(os.environ.get("FAST_KERNEL_ELEMENTS", 200))  # per optimizer, configuration and format
 
 pytestmark = pytest.mark.skipif(fast_kernels.numba is None,
                                 reason="numba is not installed: the kernels are off, the NumPy code runs (pip "
@@ -56,7 +60,7 @@ def test_kernels_give_the_numpy_codes_bits(name, monkeypatch):
         for f, fmt in enumerate(FORMAT_NAMES):
             rng = np.random.default_rng(1000 * c + f)
             lr = s.complete(hyper)["lr"]
-            n = 200
+            n = ELEMENTS
             param = hard_values(rng, fmt, n, lr)
             grads = [hard_values(rng, fmt, n, lr) for _ in range(3)]
             grads[1] = np.where(rng.random(n) < 0.3, grads[1] * FORMATS[fmt].dtype.type(2.0 ** -60), grads[1])

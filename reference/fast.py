@@ -480,8 +480,6 @@ def _initial_tensors(O, pb: "_Problem") -> dict:
 
 def _certify(t: T, fmt) -> tuple:
     """(rounded values as float64, certified mask) of a tensor value in ``fmt``."""
-    if fmt.name == "float32" and fast_kernels.KERNELS and np.ndim(t.x) == 1:
-        return fast_kernels.certify32(t.x.shape[0], t.x, t.r)
     lo = next_toward(t.x - t.r, up=False)
     hi = next_toward(t.x + t.r, up=True)
     rl = round_exact(lo, fmt, quiet=True)  # under _phase1's np.errstate

@@ -288,14 +288,16 @@ class FastBound(NoTensorRule):
         mask = (np.asarray(arg.elo) > 0) & (mag_hi <= arg.elo)
         return mask, ((reason,) if some(mask) else ())
 
+    def _divisor_near0(self) -> str:
+        return f"underflow: a divisor is within its error of zero in {self.fmt.name} (decided in bulk)"
+
+    _SQRT_NEAR0 = "underflow/cancellation: a square-root argument is within its error of zero (decided in bulk)"
+
     def _overflow(self, t: T, lim, why, low=None):
         """``(lim, why)`` with the elements whose result ``t`` certainly exceeds the largest finite value added
         (``Bound._round`` finds |v| + e above it: limited); ``low``: ``_low(t)``, when the caller has it."""
         over = (self._low(t) if low is None else low) > self.max_finite
-        if not some(over):
-            return lim, why
-        return lim | over, tuple(dict.fromkeys((*why, f"overflow: a value exceeds the largest {self.fmt.name} "
-                                                      f"(decided in bulk)")))
+        return self._overflow_k(over, some(over), lim, why)
 
     def _round(self, vabs, e, esc):
         """``Bound._round`` for tensors: (bound with the result's own rounding, escalated elements)."""
@@ -496,8 +498,7 @@ class FastBound(NoTensorRule):
         d = _down(b.t.ax - b.t.r - b.e)  # a lower bound of |b| − e_b
         esc = esc | ~(d > 0)  # Bound: a division by 0, or by a value within its error of 0 (unbounded)
         lim, why = _lim(a, b)
-        near0, reason = self._certainly_limited(b, self._vabs(b.t), f"underflow: a divisor is within its error "
-                                                                  f"of zero in {self.fmt.name} (decided in bulk)")
+        near0, reason = self._certainly_limited(b, self._vabs(b.t), self._divisor_near0())
         a_zero = self._zero(a) if self._has_zero((a,)) else None  # None: no exact zero
         vabs = self._vabs(value)
         e = _up((a.e + vabs * b.e) / d)
@@ -530,8 +531,7 @@ class FastBound(NoTensorRule):
         e = _up(a.e / (np.sqrt(np.maximum(lo, 0)) + np.sqrt(np.maximum(_down(lo - a.e), 0))))
         e = np.where(exact_arg, 0.0, e)
         e, esc = self._round(_up(np.sqrt(a.t.x + a.t.r)), e, esc)
-        near0, reason = self._certainly_limited(a, a.t.x + a.t.r, "underflow/cancellation: a square-root argument "
-                                                                   "is within its error of zero (decided in bulk)")
+        near0, reason = self._certainly_limited(a, a.t.x + a.t.r, self._SQRT_NEAR0)
         why = tuple(dict.fromkeys((*a.why, *reason)))
         if zero is None:
             return TB(value, e, esc, a.lim | near0, why, elo=self._rounding_lo(value))
@@ -561,8 +561,7 @@ class FastBound(NoTensorRule):
             max(n, 1), a.t.x, a.t.r, a.e, a.esc, b.t.x, b.t.r, b.e, b.esc, b.elo, a.scale if has_scale else np.nan,
             has_scale, self.c, self.u, self.eta, self.max_finite))
         lim, why = _lim(a, b)
-        reason = (f"underflow: a divisor is within its error of zero in {self.fmt.name} (decided in bulk)",) \
-            if anynear else ()
+        reason = (self._divisor_near0(),) if anynear else ()
         out = TB(T.with_abs(q, r, aq), e, esc,
                  *self._overflow_k(over, anyover, lim | near0, tuple(dict.fromkeys((*why, *reason)))), elo=elo)
         if tensor_quotient:
@@ -572,8 +571,7 @@ class FastBound(NoTensorRule):
     def _sqrt_k(self, n, a):
         s, r, e, esc, elo, near0, anynear = _shaped(n, *K.sqrt(
             max(n, 1), a.t.x, a.t.r, a.e, a.esc, a.elo, self.c, self.u, self.eta, self.max_finite))
-        reason = ("underflow/cancellation: a square-root argument is within its error of zero (decided in bulk)",) \
-            if anynear else ()
+        reason = (self._SQRT_NEAR0,) if anynear else ()
         return TB(T(s, r), e, esc, a.lim | near0, tuple(dict.fromkeys((*a.why, *reason))), elo=elo)
 
     def _lerp_k(self, n, a, b, w):
@@ -585,7 +583,8 @@ class FastBound(NoTensorRule):
         return TB(T.with_abs(s, r, ax), e, esc, *_lim(a, b, w_))
 
     def _overflow_k(self, over, anyover, lim, why):
-        """``_overflow`` with the kernel's mask of results that certainly exceed the largest finite value."""
+        """``(lim, why)`` with ``over``, the mask of results that certainly exceed the largest finite value, added
+        (``anyover``: whether it has any; a kernel counts them as it goes)."""
         if not anyover:
             return lim, why
         return lim | over, tuple(dict.fromkeys((*why, f"overflow: a value exceeds the largest {self.fmt.name} "

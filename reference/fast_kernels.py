@@ -1,6 +1,6 @@
 """One compiled loop per common operation of ``FastBound``: the same float64 operations, in the same order.
 
-``FastBound.add`` (two terms), ``mul`` (two factors), ``div`` and ``sqrt`` and ``fast._certify`` (float32) each
+``FastBound.add`` (two terms), ``mul`` (two factors), ``div``, ``sqrt`` and ``lerp``, and ``fast._chunks`` per output, each
 make two to four dozen NumPy calls.  On 2¹⁰ elements those calls, not the arithmetic, are the cost: about
 1 µs each whatever the size.  The kernels here do, element by element, what those NumPy calls do to whole
 arrays, in one pass: the enclosure of ``FastInterval`` and the bound of ``FastBound`` together.
@@ -318,28 +318,6 @@ if numba is not None:
                 s, r, e, esc = x0, r0, e0, _at(aesc, i)
             s_[i], r_[i], a_[i], e_[i], esc_[i] = s, r, abs(s), e, esc
         return s_, r_, a_, e_, esc_, anykeep
-
-    @_jit
-    def certify32(n, x, r):
-        """``fast._certify`` for float32 targets: (rounded values as float64, certified)."""
-        rl_ = np.empty(n)
-        ok_ = np.empty(n, dtype=np.bool_)
-        reround = False
-        for i in range(n):
-            xi, ri = _at(x, i), _at(r, i)
-            lo = np.nextafter(xi - ri, -np.inf)
-            hi = np.nextafter(xi + ri, np.inf)
-            rl = np.float64(np.float32(lo))
-            ok = rl == np.float64(np.float32(hi)) and np.isfinite(ri) and np.isfinite(xi)
-            reround = reround or (ri == 0 and np.isfinite(xi) and not ok)
-            rl_[i], ok_[i] = rl, ok
-        if reround:  # as _certify: every exact element is rounded from its value then (the sign of a zero)
-            for i in range(n):
-                xi = _at(x, i)
-                if _at(r, i) == 0 and np.isfinite(xi):
-                    rl_[i] = np.float64(np.float32(xi))
-                    ok_[i] = True
-        return rl_, ok_
 
     # -- double-double (reference.fast_dd) ----------------------------------------------------------------------
     REL = 2.0 ** -97

@@ -46,6 +46,12 @@ def newton_schulz(u, a: float, b: float, c: float, steps: int, eps: float):
     """(bfloat16(U) oriented m ≤ n, the iterates from the normalised one on, O in U's orientation)."""
     if steps >= 100:
         raise ValueError("ns_steps must be less than 100")
+    # Overflow to inf and NaN from inf are the semantics ported (torch warns of neither): no RuntimeWarning.
+    with np.errstate(all="ignore"):
+        return _newton_schulz(u, a, b, c, steps, eps)
+
+
+def _newton_schulz(u, a, b, c, steps, eps):
     x = np.asarray(u).astype(np.float32).astype(BF16)
     tall = x.shape[0] > x.shape[1]
     if tall:

@@ -420,6 +420,8 @@ class Bound:
         """Exact: the error of an operand the implementation may take, one whose interval reaches the largest
         one's (ASGD's max(1, t − t₀) with t − t₀ well below 1 is 1, exactly)."""
         xs = self._operands(xs)
+        if any(self.ctx.isnan(x.v) for x in xs):  # NaN propagates, as torch.maximum and the exact reference
+            return B(self.ctx.nan, self.ctx.inf, all(x.scalar for x in xs))
         top = max(x.v for x in xs)
         reach = top - min(x.e for x in xs if x.v == top)
         return B(top, max(x.e for x in xs if not x.v + x.e < reach), all(x.scalar for x in xs))
@@ -427,6 +429,8 @@ class Bound:
     @_tracked
     def min(self, *xs) -> B:
         xs = self._operands(xs)
+        if any(self.ctx.isnan(x.v) for x in xs):
+            return B(self.ctx.nan, self.ctx.inf, all(x.scalar for x in xs))
         low = min(x.v for x in xs)
         reach = low + min(x.e for x in xs if x.v == low)
         return B(low, max(x.e for x in xs if not x.v - x.e > reach), all(x.scalar for x in xs))

@@ -458,6 +458,16 @@ def test_bound_float16_adam_eps_underflow():
     assert e32.limited == () and 0 <= e32.error < math.inf
 
 
+def test_bound_amsgrad_max_propagates_nan():
+    """ε = 0, θ = 0, g = 0: step 1 makes θ = 0/0 = NaN; step 2's g + λθ is NaN and max(v_max, NaN) is NaN (as
+    torch.maximum and the exact reference), unbounded rather than a crash (a numpy default-profile seed found it)."""
+    hyper = ADAM.complete({"lr": 0.0, "eps": 0.0, "weight_decay": 0.5, "amsgrad": True})
+    param, g = np.array([0.0]), np.array([0.0])
+    steps = trajectory_bounds(ADAM, hyper, param, [g, np.array([-1.0])], FORMATS["float64"])
+    e = steps[1]["max_exp_avg_sq"][0]
+    assert e.error == math.inf
+
+
 def test_bound_float16_adam_overflow_in_g_squared():
     """g = 300 in float16: g·g = 90000 exceeds 65504; v and θ are limited, m (which has no g²) is not."""
     param, g = np.array([1.0], dtype=np.float16), np.array([300.0], dtype=np.float16)

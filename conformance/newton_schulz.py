@@ -53,7 +53,8 @@ def _f64(x) -> np.ndarray:
 def check_enclosures(x0, iterates, a: float, b: float, c: float, eps: float) -> list:
     """Failures (strings): the normalised iterate's and each later iterate's singular values outside their derived
     enclosures (``reference.newton_schulz``); arrays or tensors of bfloat16 values, oriented m ≤ n.  None where
-    ‖X‖ is at or below the clamp 2ε, or ≥ 2⁶³ (the norm's overflow, finding 64): not modelled; nor from the
+    ‖X‖ is at or below the clamp 2ε, ≥ 2⁶³ (the norm's overflow, finding 64) or below 2⁻⁶³ (its
+    squares' underflow: torch's norm of a bfloat16 matrix is then 0 and X/‖X‖ NaN): not modelled; nor from the
     first iterate whose enclosure reaches bfloat16's overflow threshold (coefficients and step counts drawn from
     the spec's whole domain can make NS diverge), nor a singular value whose enclosure lies below bfloat16's
     normal range (underflow: tiny coefficients).  The enclosures of the iterates are computed as they are

@@ -9,7 +9,8 @@ it by design.  How far one step may depart is bounded, without tuning, from a mo
 * a product accumulated in float32 over n terms costs element (i, j) at most γₙ·(|A||B|)ᵢⱼ
   (γₙ = n·2⁻²⁴/(1 − n·2⁻²⁴)); ``addmm(C, A, B, beta, alpha)`` is charged that and three bfloat16 roundings (the
   product, its scaling, the sum), whichever of them the kernel actually rounds;
-* the norm ‖X‖_F is charged u + γ_{mn} relatively, the division u per element.
+* the norm ‖X‖_F is charged u + γ_{mn} relatively, plus float32's underflow of the squares (mn·2⁻¹⁵⁰/‖X‖²; below
+  ‖X‖ = 2⁻⁶³ not modelled: torch's norm may be 0), the division u per element.
 
 Since each iterate X is known exactly (bfloat16 values), these per-element bounds are evaluated on it, and the
 spectral norm of the resulting nonnegative error matrix bounds the iteration's error (``_iteration_error``).
@@ -98,8 +99,13 @@ def normalisation_enclosure(x, eps: float) -> list:
         if fro >= mpmath.mpf(2) ** 63:  # Σx² near float32's overflow: torch's norm is then inf and O = 0 (finding 64)
             raise ValueError("‖x‖_F ≥ 2⁶³: the norm's float32 sum of squares may overflow, which this enclosure does "
                              "not model")
+        if fro < mpmath.mpf(2) ** -63:  # every x² may be below float32's range: torch's norm is then 0, X/0 NaN
+            raise ValueError("‖x‖_F < 2⁻⁶³: the norm's float32 sum of squares may underflow, which this enclosure "
+                             "does not model")
         u, err = U_BF16, _svd_allowance(m, n)
-        rel = u + _gamma(m * n)
+        # Each x² below float32's normal range is off by up to 2⁻¹⁵⁰ absolutely: mn·2⁻¹⁵⁰/‖x‖² relatively (≤ mn·2⁻²⁴
+        # above the threshold), charged to the norm whole although the square root halves it.
+        rel = u + _gamma(m * n) + m * n * mpmath.mpf(2) ** -150 / fro ** 2
         q_lo, q_hi = 1 / (1 + rel), 1 / (1 - rel)  # ‖x‖_F over the norm bfloat16 divides by
         sig = [mpmath.mpf(s) / fro for s in singular_values(x)]
         return [(float(max(0, q_lo * (s - err) - u * q_hi)), float(q_hi * (s + err) + u * q_hi)) for s in sig]

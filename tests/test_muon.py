@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 torch = pytest.importorskip("torch")
 
+from conformance import newton_schulz as cns  # noqa: E402
 from conformance.backends import numpy_muon  # noqa: E402
 from reference import newton_schulz as nsr  # noqa: E402
 from spec.muon import MUON  # noqa: E402
@@ -253,3 +254,21 @@ def test_the_normalisation_enclosure_refuses_a_zero_matrix_whatever_eps():
     for eps in (-1.0, 0.0, 1e-7):
         with pytest.raises(ValueError, match="not model"):
             nsr.normalisation_enclosure(np.zeros((2, 2)), eps)
+
+
+def test_the_normalisation_enclosure_models_the_norms_underflow():
+    """torch's norm of a bfloat16 matrix sums float32 squares: below 2⁻⁷⁵ each square is 0 and so may ‖X‖ be
+    (NS's X/‖X‖ is then NaN; numpy seed 2 of the default profile drew X with one such element).  The enclosure
+    refuses ‖X‖ < 2⁻⁶³ and, above it, holds the σ of X/‖X‖ as torch computes it where the squares are subnormal."""
+    torch = pytest.importorskip("torch")
+    lone = np.array([[0.0, 0.0], [float.fromhex("0x1.78p-79"), 0.0]])
+    assert float(torch.from_numpy(lone).bfloat16().norm()) == 0.0  # ...and NS's normalised iterate is NaN
+    with pytest.raises(ValueError, match="underflow"):
+        nsr.normalisation_enclosure(lone, -1.0)
+    rng = np.random.default_rng(5)
+    for scale in (2.0 ** -63, 2.0 ** -60, 2.0 ** -50):
+        x = torch.from_numpy(rng.standard_normal((4, 6)) * scale).bfloat16()
+        normalised = cns._f64(x / x.norm().clamp(min=1e-30))
+        enc = nsr.normalisation_enclosure(cns._f64(x), 1e-30)
+        for (lo, hi), sv in zip(enc, nsr.singular_values(normalised)):
+            assert lo <= sv <= hi, (scale, lo, sv, hi)

@@ -125,7 +125,11 @@ BROKEN = {
     # Schedule-Free AdamW (measured under ci)
     "EpsBeforeBiasCorrectionScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
     "NoLrWeightingScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
-    "DecayAtZScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
+    # Decay at z departs only from step 3 (after step 1 x = z = y), with lr and weight decay nonzero there: ci's six
+    # trajectories reached that by chance, and stopped reaching it when new constants elsewhere in the package
+    # changed ci's draws (session 19, Hypothesis's constants pool); test_single_steps (two steps at least) catches it
+    # under both draws (measured)
+    "DecayAtZScheduleFree": ("schedulefree_adamw", "(test_trajectory or test_single_steps) and float64"),
     "AverageBeforeStepScheduleFree": ("schedulefree_adamw", "test_trajectory and float64"),
     # Schedule-Free SGD (measured under ci)
     "SwappedMomentumScheduleFreeSGD": ("schedulefree_sgd", "test_trajectory and float64"),

@@ -16,7 +16,7 @@ import sympy as sp
 
 import spec as spec_pkg
 from reference.formats import get_format, round_to_format
-from reference.step import hyper_schedule, is_finite, trajectory
+from reference.step import hyper_schedule, is_finite
 from spec.core import t as step
 from spec.radam import BETA2, rect, rho_inf, rho_t
 
@@ -355,6 +355,13 @@ def _in_force(spec, data, group: int) -> tuple:
     return lrs, hyper_schedule(spec, data.groups[group][0], len(data.grads), lrs=lrs, validate=False)
 
 
+def _finite_value(v) -> bool:
+    """Whether an exact state value of a snapshot is finite: ``is_finite`` for a Fraction or float; an mpf (what
+    ``reference.step`` snapshots hold) by its own test, since ``is_finite`` counts every mpf, NaN too, as finite
+    (found by tests/test_capturable_denominator_predicate.py: a NaN state passed for a D outside the range)."""
+    return bool(mpmath.isfinite(v)) if hasattr(v, "_mpf_") else is_finite(v)  # an mpf of any context
+
+
 def _capturable_denominator(optimizer: str, h: dict, snap, dtype: str) -> list:
     """(D, m) per element: the denominator D (mpf) that torch's capturable path forms, in the parameter's dtype,
     at the step that gave ``snap`` (the exact state after it), with the hyperparameters ``h`` in force, and the
@@ -372,7 +379,7 @@ def _capturable_denominator(optimizer: str, h: dict, snap, dtype: str) -> list:
     name = {"adamax": "exp_inf", "radam": "exp_avg_sq"}.get(optimizer, "max_exp_avg_sq" if h.get("amsgrad")
                                                                   else "exp_avg_sq")
     pairs = [(_MP.mpf(x.value), _MP.mpf(m.value)) for x, m in zip(snap.state[name].flat, snap.state["exp_avg"].flat)
-             if is_finite(x.value) and is_finite(m.value)]
+             if _finite_value(x.value) and _finite_value(m.value)]
     if lr == 0:
         # D = ±inf and m/D = 0, the exact step; but Adam's single-tensor √v/(√bc₂·(−0)) + ε/(−0) is NaN where
         # v is 0 in the parameter's dtype (an exact v below twice its smallest subnormal may round to 0 there:
@@ -400,30 +407,36 @@ def _capturable_denominator_leaves_range(data) -> bool:
 
     Outside that range D overflows (float16: 65504) or loses its relative precision to underflow, which the spec,
     having no D, cannot charge; the factor 2 keeps D's own rounding error (a few ulps) from crossing the edge.
-    Computed from the exact trajectory (reference.step; over arrays, reference.fast, for a tensor past
-    ``_EXACT_LIMIT`` elements, where the element-by-element trajectory took minutes), so the predicate follows θ and
-    the moments."""
+    Computed from the exact trajectory over arrays (``_capturable_denominator_leaves_range_fast``: phase 1's
+    enclosure, the exact path for the elements it leaves wide), so the predicate follows θ and the moments; the
+    tensors of a group that step together are one array (the optimizers it serves are element-wise), one call
+    for them all.  (Until session 20 a tensor of up to 4 elements went through ``reference.step`` element by
+    element; that is now the definition the array path is tested against, tests/test_capturable_denominator_
+    predicate.py.  The two place D alike except within 2⁻⁴⁰ of an edge of the range, which the factor 2 already
+    keeps D's rounding away from.)"""
     fmt = get_format(data.dtype)
-    tiny = _MP.mpf(2) ** fmt.emin
-    low, high, least = 2 * tiny, _MP.mpf(float(fmt.max_finite)) / 2, tiny * _MP.mpf(2) ** (1 - fmt.precision)
-
-    def outside(d, m) -> bool:
-        return d != 0 and (not low <= d <= high if m != 0 else not d >= least)
-
     spec = spec_pkg.get(data.optimizer)
     for i, (h, params) in enumerate(data.groups):
         lrs, in_force = _in_force(spec, data, i)
-        for j, p0 in enumerate(params):
-            grads = [row[i][j] for row in data.grads]
-            if np.size(p0) > _EXACT_LIMIT:  # a realistic tensor: the same test over arrays (minutes → seconds)
-                if _capturable_denominator_leaves_range_fast(data.optimizer, fmt, in_force, p0, grads, lrs, h):
-                    return True
-                continue
-            for s, snap in enumerate(trajectory(spec, h, p0, grads, lrs=lrs, formats=("float64",), validate=False)):
-                if snap.stepped and any(outside(d, m) for d, m in
-                                        _capturable_denominator(data.optimizer, in_force[s], snap, data.dtype)):
-                    return True
+        for p0, grads in _stepping_together(params, [[row[i][j] for row in data.grads] for j in range(len(params))]):
+            if _capturable_denominator_leaves_range_fast(data.optimizer, fmt, in_force, p0, grads, lrs, h):
+                return True
     return False
+
+
+def _stepping_together(params: list, grads: list) -> list:
+    """(θ₀, gradients per step) of one group's tensors joined into flat arrays: those of one dtype whose gradients
+    are missing (None) at the same steps, which therefore step together, element by element."""
+    joined: dict = {}
+    for p0, gs in zip(params, grads):
+        key = (np.asarray(p0).dtype.str, tuple(g is None for g in gs))
+        joined.setdefault(key, []).append((p0, gs))
+    out = []
+    for (_, missing), members in joined.items():
+        p0 = np.concatenate([np.ravel(p) for p, _ in members])
+        gs = [None if gone else np.concatenate([np.ravel(g[s]) for _, g in members]) for s, gone in enumerate(missing)]
+        out.append((p0, gs))
+    return out
 
 
 def _enclosed_trajectory(spec, h, p0, grads, lrs) -> list:
@@ -478,7 +491,7 @@ def _beyond_float64(snap, name: str, indices) -> list:
     out = []
     for k in indices.tolist():
         ev, em = snap.elements.get(name, {}).get(k), snap.elements.get("exp_avg", {}).get(k)
-        if ev is not None and em is not None and is_finite(ev.value) and is_finite(em.value):
+        if ev is not None and em is not None and _finite_value(ev.value) and _finite_value(em.value):
             out.append((_MP.mpf(ev.value), _MP.mpf(em.value)))
     return out
 
@@ -491,9 +504,6 @@ def _log2(x: np.ndarray) -> np.ndarray:
     if x.dtype != object:
         return np.log2(np.abs(x))
     return np.array([float(_MP.log(abs(_MP.mpf(v)), 2)) for v in x], dtype=np.float64)
-
-
-_EXACT_LIMIT = 4  # tensors up to this size (strategies.SMALL) go through reference.step, element by element
 
 
 def _capturable_denominator_leaves_range_fast(optimizer: str, fmt, in_force, p0, grads, lrs, h) -> bool:

@@ -543,15 +543,16 @@ def test_foreach_tensor_betas_fail_at_the_first_step(name, error, message):
 
 
 def test_denominator_predicate_over_arrays_agrees_with_the_exact_path():
-    """``_capturable_denominator_leaves_range`` decides a tensor past ``_EXACT_LIMIT`` elements over arrays
-    (phase 1's midpoints, exact only where phase 1 is wide) and a smaller one element by element through
-    ``reference.step``.  The optimizers are elementwise, so the array answer for a 6-element tensor must be the OR
-    of the exact answers for its elements alone.  Seeded draws near the range's edges (lr down to 1e-6, ε = 0,
-    θ that λθ cancels against g), each answer both ways at least once."""
+    """``_capturable_denominator_leaves_range`` decides over arrays (phase 1's midpoints, exact only where phase 1
+    is wide); its definition (``test_capturable_denominator_predicate.leaves_range_by_definition``) element by
+    element through ``reference.step``.  The optimizers are elementwise, so the array answer for a 6-element tensor
+    must be the OR of the definition's answers for its elements alone.  Seeded draws near the range's edges (lr
+    down to 1e-6, ε = 0, θ that λθ cancels against g), each answer both ways at least once."""
     import numpy as np
     from conformance.backend import Case, Group
     from conformance import deviation_predicates as dp
     import spec as spec_pkg
+    from test_capturable_denominator_predicate import leaves_range_by_definition
 
     rng = np.random.default_rng(2026)
     seen = set()
@@ -569,11 +570,10 @@ def test_denominator_predicate_over_arrays_agrees_with_the_exact_path():
             return Case(optimizer, "float16", [Group(h, [theta[sel].copy()])], [[[g[sel].copy()]] for g in grads])
 
         whole = dp._capturable_denominator_leaves_range(case(slice(None)))
-        alone = any(dp._capturable_denominator_leaves_range(case(slice(i, i + 1))) for i in range(6))
+        alone = any(leaves_range_by_definition(case(slice(i, i + 1))) for i in range(6))
         assert whole == alone, (optimizer, h, theta, grads)
         seen.add(whole)
     assert seen == {True, False}
-    assert dp._EXACT_LIMIT < 6
 
 
 def test_cpu_dense_add_of_an_element_sparse_tensor_adds_the_storage_offset_twice():

@@ -355,13 +355,6 @@ def _in_force(spec, data, group: int) -> tuple:
     return lrs, hyper_schedule(spec, data.groups[group][0], len(data.grads), lrs=lrs, validate=False)
 
 
-def _finite_value(v) -> bool:
-    """Whether an exact state value of a snapshot is finite: ``is_finite`` for a Fraction or float; an mpf (what
-    ``reference.step`` snapshots hold) by its own test, since ``is_finite`` counts every mpf, NaN too, as finite
-    (found by tests/test_capturable_denominator_predicate.py: a NaN state passed for a D outside the range)."""
-    return bool(mpmath.isfinite(v)) if hasattr(v, "_mpf_") else is_finite(v)  # an mpf of any context
-
-
 def _capturable_denominator(optimizer: str, h: dict, snap, dtype: str) -> list:
     """(D, m) per element: the denominator D (mpf) that torch's capturable path forms, in the parameter's dtype,
     at the step that gave ``snap`` (the exact state after it), with the hyperparameters ``h`` in force, and the
@@ -379,7 +372,7 @@ def _capturable_denominator(optimizer: str, h: dict, snap, dtype: str) -> list:
     name = {"adamax": "exp_inf", "radam": "exp_avg_sq"}.get(optimizer, "max_exp_avg_sq" if h.get("amsgrad")
                                                                   else "exp_avg_sq")
     pairs = [(_MP.mpf(x.value), _MP.mpf(m.value)) for x, m in zip(snap.state[name].flat, snap.state["exp_avg"].flat)
-             if _finite_value(x.value) and _finite_value(m.value)]
+             if is_finite(x.value) and is_finite(m.value)]
     if lr == 0:
         # D = ±inf and m/D = 0, the exact step; but Adam's single-tensor √v/(√bc₂·(−0)) + ε/(−0) is NaN where
         # v is 0 in the parameter's dtype (an exact v below twice its smallest subnormal may round to 0 there:
@@ -491,7 +484,7 @@ def _beyond_float64(snap, name: str, indices) -> list:
     out = []
     for k in indices.tolist():
         ev, em = snap.elements.get(name, {}).get(k), snap.elements.get("exp_avg", {}).get(k)
-        if ev is not None and em is not None and _finite_value(ev.value) and _finite_value(em.value):
+        if ev is not None and em is not None and is_finite(ev.value) and is_finite(em.value):
             out.append((_MP.mpf(ev.value), _MP.mpf(em.value)))
     return out
 

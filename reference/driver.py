@@ -58,8 +58,12 @@ class Element:
 
 
 def is_finite(x) -> bool:
-    """False for a float NaN or ±inf; True for any other exact value (Fraction, int, finite float)."""
-    return not (isinstance(x, float) and not math.isfinite(x))
+    """False for a float or mpf NaN or ±inf; True for any other exact value (Fraction, int, finite float or mpf).
+
+    Snapshots hold mpf values, NaN included (an mpf is told by its ``_mpf_``, in any mpmath context)."""
+    if isinstance(x, float):
+        return math.isfinite(x)
+    return not hasattr(x, "_mpf_") or bool(mpmath.isfinite(x))
 
 
 # --------------------------------------------------------------------------- driving a program over steps

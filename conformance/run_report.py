@@ -166,6 +166,7 @@ class _Entry:
             "state_unexposed": dict(sorted(self.state_unexposed.items())),
             "lost_update": self.lost_update,
             "limited_share": self.limited / self.findings if self.findings else 0.0,
+            "unchecked_share": self.unchecked / self.findings if self.findings else 0.0,
             "lost_update_share": self.lost_update / self.findings if self.findings else 0.0,
             "failed_values": self.failed_values,
             "failed_cases": self.failed_cases,
@@ -591,7 +592,7 @@ class DriftCollector:
         """A plain-text table of the entries (of one backend, or all)."""
         rows = [self.entries[k].to_dict() for k in sorted(self.entries) if backend is None or k[0] == backend]
         header = ["optimizer", "path", "dtype", "cases", "ulp@1 max", "p99", "med", "ulp@last max", "p99", "med",
-                  "limited", "lost", "res. med", "worst", "blind", "state blind", "max err/bound", "verdict"]
+                  "limited", "unchecked", "lost", "res. med", "worst", "blind", "state blind", "max err/bound", "verdict"]
         if backend is None:
             header = ["backend"] + header
         lines = []
@@ -600,7 +601,7 @@ class DriftCollector:
             cells = [r["optimizer"], r["path"], r["dtype"], str(r["cases"]),
                      _fmt(u1["max"]), _fmt(u1["p99"]), _fmt(u1["median"]),
                      _fmt(ul["max"]), _fmt(ul["p99"]), _fmt(ul["median"]),
-                     _pct(r["limited_share"]), _pct(r["lost_update_share"]),
+                     _pct(r["limited_share"]), _pct(r.get("unchecked_share", 0.0)), _pct(r["lost_update_share"]),
                      _pow2(r.get("resolution_median")), _pow2(r.get("resolution_worst")),
                      _pct(r.get("blind_share", 0.0)), _state_blind(r.get("state_blind_share", {})),
                      _fmt(r["max_ratio"]),
@@ -616,8 +617,10 @@ class DriftCollector:
         out += [fmt_row(l).rstrip() for l in lines]
         out.append("ulp@1 / ulp@last: the parameter's largest ULP error at step 1 / at the last step of each "
                    "trajectory case; max, p99 (nearest rank) and median over the cases.")
-        out.append("limited / lost: share of findings that are dtype-limited / lost updates (θ + Δ = θ in the "
-                   "dtype); max err/bound: the largest error/bound ratio (> 1 fails).")
+        out.append("limited / unchecked / lost: share of findings that are dtype-limited (any value accepted) / not "
+                   "compared (phase 1 of the fast reference left them undecided past the case's limit of exact "
+                   "comparisons, or a single step read state the backend did not report) / lost updates (θ + Δ = θ "
+                   "in the dtype); max err/bound: the largest error/bound ratio (> 1 fails).")
         out.append("res. med / worst: resolution, the bound over the step's change |Δθ| (median and largest, to a "
                    "power of 2): a slip smaller than that share of the step passes; blind: share of θ values whose "
                    "bound is at least the change (the check cannot see a slip the size of the step); state blind: the same "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -17,7 +18,7 @@ import numpy as np
 import pytest
 
 from conformance.backend import Case, Group, for_backend
-from conformance.check import Finding, Report, check
+from conformance.check import Bulk, Finding, Report, check
 from conformance.environment import target_environment
 from conformance.run_report import SCHEMA, DriftCollector, percentile
 
@@ -88,6 +89,22 @@ def test_add_statistics():
     assert e["worst"]["ratio"] == 0.5 and "replay(backend='numpy'" in e["worst"]["reproduction"]
     assert e["verdict"] == "pass"
     assert e["tests"][NODE]["cases"] == 2
+
+
+def test_unchecked_values_are_a_share_of_their_own_in_the_json_and_the_table():
+    """Values phase 1 left undecided past the case's limit of exact comparisons are not compared: the table says
+    how many, beside the limited share, rather than leaving it to the notes of each case."""
+    r = _report(0.25, 3.0)  # 4 findings, one limited
+    r.bulk = [Bulk(1, 0, 0, "theta", 5, 0, math.nan, "unchecked", "not decided by phase 1"),
+              Bulk(1, 0, 0, "theta", 11, 0, 0.5, "ok")]
+    c = DriftCollector()
+    c.add(NODE, "numpy", "for-loop", _case(), r)
+    e = c.to_dict()["entries"][0]
+    assert e["findings"] == 20 and e["unchecked"] == 5 and e["limited"] == 1
+    assert e["unchecked_share"] == pytest.approx(0.25) and e["limited_share"] == pytest.approx(0.05)
+    header, _, row = c.table("numpy").splitlines()[:3]
+    cells = dict(zip(re.split(r"\s{2,}", header), re.split(r"\s{2,}", row)))  # columns: two spaces apart
+    assert cells["limited"] == "5.0%" and cells["unchecked"] == "25.0%" and cells["lost"] == "0"
 
 
 def test_merge_equals_collecting_everything_in_one():

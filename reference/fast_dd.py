@@ -119,11 +119,14 @@ class FastDD(FastInterval):
         if any(x in (libmp.finf, libmp.fninf, libmp.fnan) for x in (a, b)):
             return D(np.float64(np.nan), np.float64(0.0), np.float64(np.inf))
         mid = libmp.mpf_shift(libmp.mpf_add(a, b, 0), -1)  # exact
-        h = libmp.to_float(mid)
+        # to nearest (mpmath's default truncates): |l| ≤ ½ ulp(h), the double-word form every operation's error
+        # bound and ``certify`` assume; truncated, a scalar such as ASGD's μ = 1/5 or η was never certified in
+        # float64
+        h = libmp.to_float(mid, rnd=libmp.round_nearest)
         if not math.isfinite(h):
             return D(np.float64(np.nan), np.float64(0.0), np.float64(np.inf))
         rest = libmp.mpf_sub(mid, libmp.from_float(h), 0)
-        lo = libmp.to_float(rest)
+        lo = libmp.to_float(rest, rnd=libmp.round_nearest)
         center = libmp.mpf_add(libmp.from_float(h), libmp.from_float(lo), 0)
         above, below = libmp.mpf_sub(b, center, 0), libmp.mpf_sub(center, a, 0)
         dist = above if libmp.mpf_cmp(above, below) >= 0 else below

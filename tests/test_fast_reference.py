@@ -168,20 +168,55 @@ def test_several_formats_at_once():
                 assert _same(fs.rounded[f][out], rs.rounded(out, f)).all()
 
 
-def test_ordinary_data_is_certified_in_phase_1():
-    """On N(0, 1) data (here 3 steps of 4096 elements) phase 1 certifies every element, in every format.
+#: every spec the fast engine checks (elementwise, dense gradients)
+ELEMENTWISE = [name for name, sp in spec.OPTIMIZERS.items() if not (sp.reduces or sp.sparse_gradients)]
+#: specs whose phase 1 leaves ordinary data to phase 2 at their defaults, with the reason (strict: a fix shows)
+PHASE2_AT_DEFAULTS = {
+    "schedulefree_sgd": "lr = 1 (its default): z − 1·g of two float32 values is exact in binary64 and a float32 tie "
+                        "about one time in five, and phase 1 keeps no product exact (1·g gets a radius), so the "
+                        "tie is left undecided; θ = β·x + (1 − β)·z with x = z is z exactly, which no enclosure "
+                        "shows",
+}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=PHASE2_AT_DEFAULTS[n]))
+                                  if n in PHASE2_AT_DEFAULTS else n for n in ELEMENTWISE])
+def test_ordinary_data_is_certified_in_phase_1(name):
+    """On N(0, 1) data (here 3 steps of 4096 elements) phase 1 certifies every element, in every format, for every
+    spec the fast engine checks, at its default hyperparameters (and the harder settings below).
 
     SGD with momentum 0.9 and lr 10⁻³ puts about 0.1% of float32 results within 2⁻⁵⁰ of a rounding
     boundary (0.9·b + g lands next to a midpoint when 9·b is a multiple of 5 in b's last bits):
-    the binary64 tier leaves them, the double-double tier must certify them.
+    the binary64 tier leaves them, the double-double tier must certify them.  ASGD's η and μ (μ = 1/5 at its
+    first step) are irrational or not binary64 values: until session 21 the double-double tier took their
+    binary64 high word truncated, not rounded to nearest, so |l| > ½ ulp(h) and no float64 element was ever
+    certified (every ASGD float64 case compared 48 elements and left the rest unchecked).
     """
     rng = np.random.default_rng(3)
-    for name, hyper in (("adam", {}), ("rmsprop", {}), ("sgd", {"momentum": 0.9}), ("rprop", {})):
-        for fmt in ("float32", "bfloat16", "float64"):
-            param = rng.standard_normal(4096).astype(fmt)
-            grads = [rng.standard_normal(4096).astype(fmt) for _ in range(3)]
-            fast = fast_trajectory(spec.OPTIMIZERS[name], hyper, param, grads, formats=(fmt,))
-            assert fast[0].phase2.sum() <= 1, (name, fmt, fast[0].phase2.sum())
+    hypers = {"sgd": {"momentum": 0.9}}.get(name, {})
+    for fmt in ("float32", "bfloat16", "float64", "float16"):
+        param = rng.standard_normal(4096).astype(fmt)
+        grads = [rng.standard_normal(4096).astype(fmt) for _ in range(3)]
+        fast = fast_trajectory(spec.OPTIMIZERS[name], hypers, param, grads, formats=(fmt,))
+        assert fast[0].phase2.sum() <= 1, (name, fmt, int(fast[0].phase2.sum()))
+
+
+def test_scalars_enter_the_double_double_tier_as_double_words():
+    """A scalar interval becomes h + l with h its binary64 value to nearest and |l| ≤ ½ ulp(h): the form the
+    double-double operations' error bounds and ``fast_dd.certify`` assume (1/5 and 1/3 are not binary64 values;
+    mpmath's own conversion truncates)."""
+    from reference import arith
+    from reference.fast_dd import FastDD
+
+    iv = arith.Interval(128)
+    for q in (iv.div(iv.input(1), iv.input(5)), iv.div(iv.input(1), iv.input(3)), iv.input(0.1),
+              iv.pow(iv.input(1.0001), iv.input(-0.75))):
+        d = FastDD._to_tensor(q)
+        h, lo = float(d.h), float(d.l)
+        assert abs(lo) <= (np.nextafter(abs(h), np.inf) - abs(h)) / 2, (q, h, lo)
+        with mpmath.workprec(400):  # exact sums of these binary64 values
+            mid, r = mpmath.mpf(h) + mpmath.mpf(lo), mpmath.mpf(float(d.r))
+            assert mid - r <= mpmath.mpf(q.a) and mpmath.mpf(q.b) <= mid + r, (q, h, lo, float(d.r))
 
 
 def test_shapes_and_state_are_kept():

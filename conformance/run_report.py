@@ -601,7 +601,7 @@ class DriftCollector:
             cells = [r["optimizer"], r["path"], r["dtype"], str(r["cases"]),
                      _fmt(u1["max"]), _fmt(u1["p99"]), _fmt(u1["median"]),
                      _fmt(ul["max"]), _fmt(ul["p99"]), _fmt(ul["median"]),
-                     _pct(r["limited_share"]), _pct(r.get("unchecked_share", 0.0)), _pct(r["lost_update_share"]),
+                     _pct(r["limited_share"]), _pct(r["unchecked_share"]), _pct(r["lost_update_share"]),
                      _pow2(r.get("resolution_median")), _pow2(r.get("resolution_worst")),
                      _pct(r.get("blind_share", 0.0)), _state_blind(r.get("state_blind_share", {})),
                      _fmt(r["max_ratio"]),

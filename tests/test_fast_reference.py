@@ -22,8 +22,10 @@ import numpy as np
 import pytest
 
 import spec
+from reference import arith
 from reference.bound import trajectory_bounds
 from reference.fast import fast_reference_and_bounds, fast_trajectory, fast_verdicts
+from reference.fast_dd import FastDD
 from reference.formats import FORMATS
 from reference.program import compile_rule
 from reference.step import trajectory
@@ -183,7 +185,7 @@ PHASE2_AT_DEFAULTS = {
                                   if n in PHASE2_AT_DEFAULTS else n for n in ELEMENTWISE])
 def test_ordinary_data_is_certified_in_phase_1(name):
     """On N(0, 1) data (here 3 steps of 4096 elements) phase 1 certifies every element, in every format, for every
-    spec the fast engine checks, at its default hyperparameters (and the harder settings below).
+    spec the fast engine checks, at its default hyperparameters (SGD with momentum 0.9).
 
     SGD with momentum 0.9 and lr 10⁻³ puts about 0.1% of float32 results within 2⁻⁵⁰ of a rounding
     boundary (0.9·b + g lands next to a midpoint when 9·b is a multiple of 5 in b's last bits):
@@ -205,9 +207,6 @@ def test_scalars_enter_the_double_double_tier_as_double_words():
     """A scalar interval becomes h + l with h its binary64 value to nearest and |l| ≤ ½ ulp(h): the form the
     double-double operations' error bounds and ``fast_dd.certify`` assume (1/5 and 1/3 are not binary64 values;
     mpmath's own conversion truncates)."""
-    from reference import arith
-    from reference.fast_dd import FastDD
-
     iv = arith.Interval(128)
     for q in (iv.div(iv.input(1), iv.input(5)), iv.div(iv.input(1), iv.input(3)), iv.input(0.1),
               iv.pow(iv.input(1.0001), iv.input(-0.75))):

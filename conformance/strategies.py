@@ -28,14 +28,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from fractions import Fraction
 from typing import Optional
 
 import numpy as np
 from hypothesis import event, reject, strategies as st
 
 from reference.fast_round import round_array
-from reference.formats import from_hex, get_format, round_to_format, to_hex
+from reference.formats import from_hex, get_format, to_hex
 from reference.sparse import uncoalesced
 from spec.core import Hyperparameter, Interval, InvalidHyperparameter, OptimizerSpec
 
@@ -118,28 +117,64 @@ def learning_rate() -> st.SearchStrategy:
     )
 
 
+#: Bytes per drawn value (``decode_values``): class, sign and significand length, exponent (2), fraction (8)
+VALUE_BYTES = 12
+_SPECIALS = (0.0, -0.0, 1.0, -1.0, 0.5)
+
+
+@functools.lru_cache(maxsize=None)
+def _exponents(lo: int, hi: int) -> np.ndarray:
+    """The exponents lo..hi in order of simplicity (0, -1, 1, -2, ...): a code that shrinks toward 0 picks 2⁰."""
+    return np.array(sorted(range(lo, hi + 1), key=lambda e: (abs(e), e < 0)), dtype=np.int64)
+
+
+def decode_values(raw: bytes, dtype: str) -> np.ndarray:
+    """The values of ``dtype`` that ``raw`` codes, ``VALUE_BYTES`` bytes each (a trailing part is ignored).
+
+    A code's first byte picks the class, as ``element`` draws them: one in six from ±0, ±1 and 0.5, three
+    in six normal (binades 2⁻²⁴..2¹² of ``dtype``, and none past its largest finite value), one in six
+    subnormal (±k·the smallest subnormal, k = 1..16), one in six anywhere in the dtype's range; the second
+    its sign and whether the significand keeps every bit, its top 3 or its top 10 (short significands make
+    the exact ties and exact products that rounding boundaries need); then the exponent and the fraction.
+    The value is made in binary64 (s·m·2ᵉ, one rounding) and correctly rounded once to ``dtype``.  All-zero
+    bytes code 0.0, and a smaller code is a simpler value (exponent toward 0, fraction toward 1.0): what
+    Hypothesis shrinks toward.  One ``st.binary`` draw holds a whole tensor's values: drawn value by value,
+    Hypothesis's per-draw bookkeeping cost more than everything else a case does."""
+    fmt = get_format(dtype)
+    n = len(raw) // VALUE_BYTES
+    b = np.frombuffer(raw, dtype=np.uint8, count=n * VALUE_BYTES).reshape(n, VALUE_BYTES)
+    cls = b[:, 0] % 6
+    sign = np.where(b[:, 1] & 1, -1.0, 1.0)
+    short = (b[:, 1] >> 1) & 3
+    code = b[:, 2].astype(np.int64) | (b[:, 3].astype(np.int64) << 8)
+    frac = np.ascontiguousarray(b[:, 4:12]).view("<u8").reshape(n) >> np.uint64(12)  # 52 bits
+    frac = np.where(short == 2, frac & ~np.uint64((1 << 49) - 1), np.where(short == 3, frac & ~np.uint64((1 << 42) - 1),
+                                                                             frac))
+    m = 1.0 + frac.astype(np.float64) * 2.0 ** -52  # exact: 52 bits
+    normal = _exponents(-24, min(min(fmt.emax, 30) - 1, 12))
+    wide = _exponents(fmt.emin - fmt.precision + 1, fmt.emax)
+    with np.errstate(over="ignore"):
+        x = np.select(
+            [cls == 0, cls == 4, cls == 5],
+            [np.array(_SPECIALS)[code % len(_SPECIALS)],
+             sign * (1 + code % 16) * float(fmt.min_subnormal),
+             sign * np.ldexp(m, wide[code % len(wide)])],
+            sign * np.ldexp(m, normal[code % len(normal)]))
+    return round_array(x, fmt)
+
+
 @functools.lru_cache(maxsize=None)
 def element(dtype: str) -> st.SearchStrategy:
-    """One value of ``dtype``: spread over binades, with ±0, subnormals and exact small integers."""
-    fmt = get_format(dtype)
-    tiny = float(fmt.min_subnormal)
-    emax = min(fmt.emax, 30)
-    normal = st.builds(lambda s, e, m: s * m * 2.0 ** e, st.sampled_from([-1.0, 1.0]),
-                       st.integers(-24, min(emax - 1, 12)), st.floats(1.0, 2.0, exclude_max=True))
-    wide = st.builds(lambda s, e, m: s * m * 2.0 ** e, st.sampled_from([-1.0, 1.0]),
-                     st.integers(fmt.emin - fmt.precision + 1, fmt.emax), st.floats(1.0, 2.0, exclude_max=True))
-    subnormal = st.builds(lambda s, k: s * k * tiny, st.sampled_from([-1.0, 1.0]), st.integers(1, 2 ** 4))
-    value = st.one_of(normal, normal, normal, st.sampled_from([0.0, -0.0, 1.0, -1.0, 0.5]), subnormal, wide)
-    return value.map(lambda x: round_to_format(Fraction(x) if math.isfinite(x) else x, fmt) if x != 0
-                     else fmt.dtype.type(x))
+    """One value of ``dtype``: spread over binades, with ±0, subnormals and exact small integers (``decode_values``)."""
+    return st.binary(min_size=VALUE_BYTES, max_size=VALUE_BYTES).map(lambda raw: decode_values(raw, dtype)[0])
 
 
 @functools.lru_cache(maxsize=None)
 def array(dtype: str, shape: tuple) -> st.SearchStrategy:
+    """An array of ``dtype`` and ``shape``, each value as ``element`` draws one, in one draw."""
     n = int(np.prod(shape)) if shape else 1
-    fmt = get_format(dtype)
-    return st.lists(element(dtype), min_size=n, max_size=n).map(
-        lambda xs: np.array(xs, dtype=fmt.dtype).reshape(shape))
+    return st.binary(min_size=n * VALUE_BYTES, max_size=n * VALUE_BYTES).map(
+        lambda raw: decode_values(raw, dtype).reshape(shape))
 
 
 SHAPES = [(), (1,), (3,), (2, 2), (4,)]
@@ -156,6 +191,7 @@ REDUCING_MAX_PARAMS = 4
 #: element; NS runs on each tensor, and the property test re-runs it: small matrices keep CI's time)
 MATRIX_SHAPES = [(2, 2), (1, 3), (3, 1), (2, 3), (4, 2), (3, 3)]
 LARGE = 1 << 16  # CUDA's multi-tensor kernels work in chunks of 2^16 elements: a large tensor has more
+SPOT_BYTES = 4 + VALUE_BYTES  # a bulk_array's spot: its flat index and its value's code
 SMALL = 4  # tensors up to this size are drawn element by element; larger ones are bulk_arrays
 
 
@@ -201,8 +237,12 @@ def recipe_of(a) -> dict | None:
 def bulk_arrays(draw, dtype: str, shape: tuple) -> np.ndarray:
     n = int(np.prod(shape)) if shape else 1
     seed = draw(st.integers(0, 2 ** 32 - 1))
-    spots = draw(st.lists(st.tuples(st.integers(0, n - 1), element(dtype)), min_size=1, max_size=16))
-    spots = tuple((k, to_hex(v)) for k, v in spots)
+    # 1..16 spots, each a 4-byte index and a value's code, in one draw (decode_values says why)
+    k = draw(st.integers(1, 16))
+    raw = draw(st.binary(min_size=k * SPOT_BYTES, max_size=k * SPOT_BYTES))
+    at = np.frombuffer(raw, dtype="<u4", count=k * SPOT_BYTES // 4).reshape(k, SPOT_BYTES // 4)[:, 0] % n
+    values = decode_values(b"".join(raw[r * SPOT_BYTES + 4:(r + 1) * SPOT_BYTES] for r in range(k)), dtype)
+    spots = tuple((int(i), to_hex(v)) for i, v in zip(at, values))
     a = bulk_array(dtype, shape, seed, spots)
     if len(_RECIPES) > 4096:  # a long run: forget the oldest draws (only a failing case's are ever printed)
         _RECIPES.pop(next(iter(_RECIPES)))

@@ -1,6 +1,7 @@
 """Realistic-size cases: the simplest draw has a tensor past 65,536 elements, and large cases replay bit for bit."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -9,7 +10,8 @@ import spec as spec_pkg
 from conformance.backend import for_backend, scalar_precision
 from conformance.check import check
 from conformance.replay import reproduction
-from conformance.strategies import LARGE, bulk_array, cases
+from conformance.strategies import LARGE, VALUE_BYTES, bulk_array, cases, decode_values
+from reference.formats import get_format
 
 
 @pytest.mark.parametrize("dtype", ("float32", "bfloat16"))
@@ -89,3 +91,33 @@ def test_realistic_cases_draw_every_layout_and_small_ones_none(realistic):
     except AllSeen:
         pass
     assert seen == (set(LAYOUTS) if realistic else {"contiguous"})
+
+
+@pytest.mark.parametrize("dtype", ("float16", "bfloat16", "float32", "float64"))
+def test_decoded_values_keep_the_spread_of_element(dtype):
+    """``decode_values`` (what ``element``, ``array`` and a bulk array's spots draw) gives, from uniform bytes,
+    every class ``element`` promises in about its share: ±0, ±1 and 0.5 (one in six), subnormals (one in six, and
+    more in float16, whose normal binades reach below 2⁻¹⁴), values past 2¹² (the wide class), short significands;
+    values of the dtype, finite but where the wide class rounds past the largest finite value; and all-zero bytes
+    are 0.0, the value Hypothesis shrinks toward."""
+    fmt = get_format(dtype)
+    assert decode_values(bytes(VALUE_BYTES), dtype)[0] == 0
+    assert not np.signbit(decode_values(bytes(VALUE_BYTES), dtype)[0])
+    v = decode_values(np.random.default_rng(0).integers(0, 256, 60_000 * VALUE_BYTES, dtype=np.uint8).tobytes(),
+                      dtype)
+    assert v.dtype == fmt.dtype and v.shape == (60_000,)
+    x = v.astype(np.float64)
+    a = np.abs(x)
+    assert not np.isnan(x).any()
+    tiny = float(fmt.min_normal)
+    share = {"zero": np.mean(x == 0), "negative zero": np.mean((x == 0) & np.signbit(x)), "one": np.mean(a == 1),
+             "subnormal": np.mean((a > 0) & (a < tiny)), "past 2^12": np.mean(np.isfinite(x) & (a >= 2.0 ** 13)),
+             "negative": np.mean(x < 0), "short": np.mean(np.isfinite(x) & (a > 0) & (np.frexp(a)[0] * 2 ** 11 % 1 == 0))}
+    assert 0.05 < share["zero"] < 0.09 and 0.02 < share["negative zero"] < 0.05, share
+    assert 0.03 < share["one"] < 0.2, share
+    assert 0.15 < share["subnormal"] < 0.45, share
+    # the wide class spreads over the dtype's exponents: float16's reach only 2¹⁵, three of its forty past 2¹²
+    assert (0.005 if dtype == "float16" else 0.02) < share["past 2^12"] < 0.17, share
+    assert 0.4 < share["negative"] < 0.5, share
+    assert 0.25 < share["short"], share
+    assert np.isinf(x).mean() < 0.01

@@ -131,7 +131,7 @@ def _exponents(lo: int, hi: int) -> np.ndarray:
 def decode_values(raw: bytes, dtype: str) -> np.ndarray:
     """The values of ``dtype`` that ``raw`` codes, ``VALUE_BYTES`` bytes each (a trailing part is ignored).
 
-    A code's first byte picks the class, as ``element`` draws them: one in six from ±0, ±1 and 0.5, three
+    A code's first byte picks the class (those the suite's values always had): one in six from ±0, ±1 and 0.5, three
     in six normal (binades 2⁻²⁴..2¹² of ``dtype``, and none past its largest finite value), one in six
     subnormal (±k·the smallest subnormal, k = 1..16), one in six anywhere in the dtype's range; the second
     its sign and whether the significand keeps every bit, its top 3 or its top 10 (short significands make
@@ -148,8 +148,8 @@ def decode_values(raw: bytes, dtype: str) -> np.ndarray:
     short = (b[:, 1] >> 1) & 3
     code = b[:, 2].astype(np.int64) | (b[:, 3].astype(np.int64) << 8)
     frac = np.ascontiguousarray(b[:, 4:12]).view("<u8").reshape(n) >> np.uint64(12)  # 52 bits
-    frac = np.where(short == 2, frac & ~np.uint64((1 << 49) - 1), np.where(short == 3, frac & ~np.uint64((1 << 42) - 1),
-                                                                             frac))
+    top3, top10 = frac & ~np.uint64((1 << 49) - 1), frac & ~np.uint64((1 << 42) - 1)
+    frac = np.where(short == 2, top3, np.where(short == 3, top10, frac))
     m = 1.0 + frac.astype(np.float64) * 2.0 ** -52  # exact: 52 bits
     normal = _exponents(-24, min(min(fmt.emax, 30) - 1, 12))
     wide = _exponents(fmt.emin - fmt.precision + 1, fmt.emax)

@@ -112,7 +112,8 @@ def test_decoded_values_keep_the_spread_of_element(dtype):
     tiny = float(fmt.min_normal)
     share = {"zero": np.mean(x == 0), "negative zero": np.mean((x == 0) & np.signbit(x)), "one": np.mean(a == 1),
              "subnormal": np.mean((a > 0) & (a < tiny)), "past 2^12": np.mean(np.isfinite(x) & (a >= 2.0 ** 13)),
-             "negative": np.mean(x < 0), "short": np.mean(np.isfinite(x) & (a > 0) & (np.frexp(a)[0] * 2 ** 11 % 1 == 0))}
+             "negative": np.mean(x < 0),
+             "short": np.mean(np.isfinite(x) & (a > 0) & (np.frexp(a)[0] * 2 ** 11 % 1 == 0))}
     assert 0.05 < share["zero"] < 0.09 and 0.02 < share["negative zero"] < 0.05, share
     assert 0.03 < share["one"] < 0.2, share
     assert 0.15 < share["subnormal"] < 0.45, share

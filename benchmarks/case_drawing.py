@@ -2,9 +2,11 @@
 
 ``conformance.strategies`` draws a small tensor's values as one ``st.binary`` and a bulk array's spots as one
 ``st.integers`` (how many) and one ``st.binary`` (``decode_values``).  Until b66cec7 each value was its own draw (a
-``one_of`` of ``builds`` of three draws) and each spot a list entry of an index and such a value; ``per_value``
-below is that code, so that both run in one process on the same cases' shapes.  Prints the milliseconds per case
-and the Hypothesis choices per case of each, per optimizer and dtype, and their ratio.
+``one_of`` of ``builds`` of three draws) and each spot a list entry of an index and such a value; the
+``_*_per_value`` strategies below are that code, so that both run in one process.  Each draws the same number of
+derandomized cases, not the same cases (their choices differ, and so do the shapes drawn from them).  Prints the
+milliseconds per case and the Hypothesis choices per case of each, per optimizer and dtype, and the ratio of the
+milliseconds.
 
     python benchmarks/case_drawing.py [--examples 30] [--optimizer adam --optimizer sgd] [--dtype float32]
 """

@@ -14,8 +14,8 @@ of up to 12 tensors.  The large-case branch is the simplest choice, so the
 first example Hypothesis generates (its all-simplest draw, under every profile,
 ``ci`` included) has one; the event "large tensor" shows it in the
 statistics.  Tensors of more than ``SMALL`` elements are ``bulk_array``s: a
-seeded numpy draw of normal values over the binades of ``element``, with
-Hypothesis-drawn ``spots`` (any ``element``: ±0, subnormals, extremes) at
+seeded numpy draw of normal values over the binades of ``decode_values``, with
+Hypothesis-drawn ``spots`` (any value it codes: ±0, subnormals, extremes) at
 drawn positions; ``recipe_of`` gives the recipe back, so a reproduction
 prints a seed and the spots, not every value.  A realistic case also draws its
 memory layout (``Case.layout``, ``backend.LAYOUTS``): contiguous (the simplest),
@@ -164,14 +164,9 @@ def decode_values(raw: bytes, dtype: str) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def element(dtype: str) -> st.SearchStrategy:
-    """One value of ``dtype``: spread over binades, with ±0, subnormals and exact small integers (``decode_values``)."""
-    return st.binary(min_size=VALUE_BYTES, max_size=VALUE_BYTES).map(lambda raw: decode_values(raw, dtype)[0])
-
-
-@functools.lru_cache(maxsize=None)
 def array(dtype: str, shape: tuple) -> st.SearchStrategy:
-    """An array of ``dtype`` and ``shape``, each value as ``element`` draws one, in one draw."""
+    """An array of ``dtype`` and ``shape``: its values spread over binades, with ±0, subnormals and exact small
+    integers, from one draw (``decode_values``)."""
     n = int(np.prod(shape)) if shape else 1
     return st.binary(min_size=n * VALUE_BYTES, max_size=n * VALUE_BYTES).map(
         lambda raw: decode_values(raw, dtype).reshape(shape))
@@ -239,9 +234,10 @@ def bulk_arrays(draw, dtype: str, shape: tuple) -> np.ndarray:
     seed = draw(st.integers(0, 2 ** 32 - 1))
     # 1..16 spots, each a 4-byte index and a value's code, in one draw (decode_values says why)
     k = draw(st.integers(1, 16))
-    raw = draw(st.binary(min_size=k * SPOT_BYTES, max_size=k * SPOT_BYTES))
-    at = np.frombuffer(raw, dtype="<u4", count=k * SPOT_BYTES // 4).reshape(k, SPOT_BYTES // 4)[:, 0] % n
-    values = decode_values(b"".join(raw[r * SPOT_BYTES + 4:(r + 1) * SPOT_BYTES] for r in range(k)), dtype)
+    rows = np.frombuffer(draw(st.binary(min_size=k * SPOT_BYTES, max_size=k * SPOT_BYTES)), dtype=np.uint8)
+    rows = rows.reshape(k, SPOT_BYTES)
+    at = np.ascontiguousarray(rows[:, :4]).view("<u4").reshape(k) % n
+    values = decode_values(rows[:, 4:].tobytes(), dtype)
     spots = tuple((int(i), to_hex(v)) for i, v in zip(at, values))
     a = bulk_array(dtype, shape, seed, spots)
     if len(_RECIPES) > 4096:  # a long run: forget the oldest draws (only a failing case's are ever printed)

@@ -94,9 +94,9 @@ def test_realistic_cases_draw_every_layout_and_small_ones_none(realistic):
 
 
 @pytest.mark.parametrize("dtype", ("float16", "bfloat16", "float32", "float64"))
-def test_decoded_values_keep_the_spread_of_element(dtype):
-    """``decode_values`` (what ``element``, ``array`` and a bulk array's spots draw) gives, from uniform bytes,
-    every class ``element`` promises in about its share: ±0, ±1 and 0.5 (one in six), subnormals (one in six, and
+def test_decoded_values_keep_the_spread_of_the_old_draws(dtype):
+    """``decode_values`` (what ``array`` and a bulk array's spots draw) gives, from uniform bytes, every class of
+    value the suite's tensors always had, in about its share: ±0, ±1 and 0.5 (one in six), subnormals (one in six, and
     more in float16, whose normal binades reach below 2⁻¹⁴), values past 2¹² (the wide class), short significands;
     values of the dtype, finite but where the wide class rounds past the largest finite value; and all-zero bytes
     are 0.0, the value Hypothesis shrinks toward."""

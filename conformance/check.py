@@ -92,6 +92,10 @@ class Finding:
 # format limitation of every element, say) or that fails everywhere is described by its first elements.
 DESCRIBED_FAILURES = 16  # certainly failing elements compared exactly per tensor: the lowest indices, each step's first
 EXACT_LIMIT = 48  # undecided elements compared exactly per case (parameters in order, lowest indices first)
+# Certified within the bound but not known to be lost (θ unchanged, the exact value within binary64's radius of θ):
+# only the lost-update statistic needs them exactly, so they neither take EXACT_LIMIT's places nor cost more than
+# this many per case; past it such a value counts as lost (about 4 in 5 compared exactly were, session 23).
+LOST_LIMIT = 8
 #: log2 of bound / |Δθ| is counted in integer bins, clipped to these (the top one holds an infinite ratio: a
 #: step that did not move θ while its bound is positive)
 RESOLUTION_RANGE = (-80, 20)
@@ -145,6 +149,7 @@ class Report(Verdicts):
     notes: list = field(default_factory=list)  # what was not checked, and why (printed by summary)
     bulk: list = field(default_factory=list)  # Bulk: values found within the bound without a Finding
     exact_left: int = field(default=EXACT_LIMIT, repr=False)  # undecided elements the case may still compare exactly
+    lost_left: int = field(default=LOST_LIMIT, repr=False)  # the same for undecided lost updates (LOST_LIMIT)
     # (ratio, compare) per tensor (and step): its bulk value of the largest error ratio, and the function comparing
     # that element exactly; ``check`` calls the largest one's, so that ``worst`` is described exactly
     best: list = field(default_factory=list, repr=False)
@@ -356,11 +361,14 @@ ENGINES = ("fast", "interval")
 
 
 def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fast",
-          exact_limit: int = EXACT_LIMIT, scalars: str = "float32", aside: Optional[dict] = None) -> Report:
+          exact_limit: int = EXACT_LIMIT, scalars: str = "float32", aside: Optional[dict] = None,
+          lost_limit: int = LOST_LIMIT) -> Report:
     """Compare backend ``outputs`` (one StepOutput per step) for ``data`` with the reference.
 
     ``exact_limit``: how many elements the fast engine may compare exactly for values phase 1 left
     undecided (parameters in order, lowest indices first); the rest are counted "unchecked".
+    ``lost_limit``: how many more it may compare exactly only to learn whether θ's unchanged value is a lost
+    update (certified within the bound, the exact value within binary64's radius of θ); the rest count as lost.
     ``scalars``: the format the implementation computes its per-step scalars in, as its backend declares
     (``backend.scalar_precision``); the tolerance model charges exactly that.
     ``aside``: (group, param) → (mask of the parameter's shape, reason): elements not compared at all (a known
@@ -378,7 +386,7 @@ def check(data: Case, outputs: list, mode: str = "trajectory", engine: str = "fa
         outputs = [replace(out, state=None if out.state is None else [
             [{k: v for k, v in entries.items() if k not in spec.observed} for entries in group]
             for group in out.state]) for out in outputs]
-    report = Report(data.optimizer, data.dtype, mode, exact_left=exact_limit)
+    report = Report(data.optimizer, data.dtype, mode, exact_left=exact_limit, lost_left=lost_limit)
     for i, (hyper, params) in enumerate(data.groups):
         all_grads = [[_as_added(spec, hyper, data.layout, data.grads[s][i][j], p) for s in range(len(data.grads))]
                      for j, p in enumerate(params)]
@@ -515,13 +523,14 @@ def _check_steps_fast(report, spec, fmt, hyper, i, params, all_grads, lrs, outpu
                                               states=[givens[j] for j in keep], steps=[counts[j] for j in keep],
                                               lrs=lr, phase2_limit=report.exact_left, scalars=scalars)
         for j, (snaps, bnds) in zip(keep, fast):
-            def exact_rows(idx, prev_params=prevs[j], given=givens[j], count=counts[j], g=all_grads[j][s], lr=lr):
+            def exact_rows(idx, ref=True, bound=True, prev_params=prevs[j], given=givens[j], count=counts[j],
+                           g=all_grads[j][s], lr=lr):
                 flat = [_flat(a, idx) for a in (prev_params, g)]
                 st = {k: _flat(np.broadcast_to(v, np.shape(prev_params)), idx) for k, v in given.items()}
                 return ([trajectory(spec, hyper, flat[0], [flat[1]], state=st, step=count, lrs=lr,
-                                    formats=(fmt.name,))[0]],
+                                    formats=(fmt.name,))[0]] if ref else None,
                         [trajectory_bounds(spec, hyper, flat[0], [flat[1]], fmt, state=st, step=count, lrs=lr,
-                                           scalars=scalars)[0]])
+                                           scalars=scalars)[0]] if bound else None)
 
             _compare_fast(report, [s], i, j, snaps, bnds, [out], fmt, [prevs[j]], exact_rows, [givens[j] or None],
                           skips[j])
@@ -625,7 +634,6 @@ def _compare_step(report, s, i, j, ref, bnd, out, fmt, prev, skip=None, prev_sta
 # ------------------------------------------------------------------------------------------- fast engine
 
 _MARGIN = 1 - 2.0 ** -20  # bulk "ok" only this far inside the fast bound, which may exceed reference.bound's
-_UNDECIDED_LOST = 256  # undecided lost updates per (step, quantity) decided exactly; more are estimated
 
 
 def _flat(a, idx):
@@ -635,10 +643,10 @@ def _flat(a, idx):
 def _check_trajectory_fast(report, spec, fmt, hyper, i, j, p0, grads, lrs, outputs, fast, scalars, skip=None):
     snaps, bnds = fast  # this parameter's fast_reference_and_bounds
 
-    def exact_rows(idx):
+    def exact_rows(idx, ref=True, bound=True):
         sub = [_flat(g, idx) for g in grads]
-        return (trajectory(spec, hyper, _flat(p0, idx), sub, lrs=lrs, formats=(fmt.name,)),
-                trajectory_bounds(spec, hyper, _flat(p0, idx), sub, fmt, lrs=lrs, scalars=scalars))
+        return (trajectory(spec, hyper, _flat(p0, idx), sub, lrs=lrs, formats=(fmt.name,)) if ref else None,
+                trajectory_bounds(spec, hyper, _flat(p0, idx), sub, fmt, lrs=lrs, scalars=scalars) if bound else None)
 
     prevs = [p0] + [out.params[i][j] for out in outputs[:-1]]
     prev_states = [None] + [None if out.state is None else out.state[i][j] for out in outputs[:-1]]
@@ -654,13 +662,14 @@ def _ulp_estimate(dist, x, fmt):
 
 def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_rows, prev_states, skip=None):
     """Compare outputs at ``steps`` (report step numbers, one per snapshot) with the fast reference;
-    ``exact_rows(flat indices)`` gives (reference rows, bound rows) of those elements alone, per snapshot;
+    ``exact_rows(flat indices, ref=True, bound=True)`` gives (reference rows, bound rows) of those elements alone,
+    per snapshot (None for a side not asked for);
     ``prev_states``: per snapshot, the implementation's state before the step (name → array), or None where
     it is not known (the first step), for the resolution of the state variables; ``skip``: (mask, reason) of
     elements set aside, or None."""
     shape = np.shape(outputs[0].params[i][j])
     aside = np.zeros(shape, dtype=bool) if skip is None else np.asarray(skip[0], dtype=bool).reshape(shape)
-    per_step, exact_idx, failing, first_fail = [], set(), set(), {}
+    per_step, exact_idx, failing, first_fail, lost_open = [], set(), set(), {}, set()
     best = (-1.0, None)  # the bulk value with the largest ratio: a candidate for Report.worst (Report.best)
     for k, (s, snap, bnd, out) in enumerate(zip(steps, snaps, bnds, outputs)):
         prev = np.asarray(prevs[k])
@@ -684,17 +693,14 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                     same = plain & (got == prev)
                     # Lost (θ unchanged, exact value not θ) is decided by the enclosure, or exactly for a value
                     # obtained exactly (zero bound: its float64 value is exact).  The undecided (an update
-                    # below binary64's resolution, or an exact value that is θ) go to the exact path when
-                    # few; past _UNDECIDED_LOST of them they count as lost, an estimate of a statistic.
+                    # below binary64's resolution, or an exact value that is θ) count as lost but for the
+                    # first LOST_LIMIT of the case, compared exactly below.
                     gap = np.abs(snap.value[name] - prev.astype(np.float64))
                     exact_value = bound == 0
                     differs = (gap > snap.radius[name]) | (exact_value & (gap != 0))
                     undecided = same & ~differs & ~(exact_value & (gap == 0))
-                    if undecided.sum() <= _UNDECIDED_LOST:
-                        plain &= ~undecided
-                        lost = same & differs
-                    else:
-                        lost = same & (differs | undecided)
+                    lost = same & (differs | undecided)
+                    lost_open.update(np.flatnonzero(undecided & ~aside).tolist())
                 ratio = np.where(plain, np.where(bound > 0, dist / np.where(bound > 0, bound, 1), 0.0), -1.0)
             limited = bnd.limited.get(name, np.zeros(shape, dtype=bool)) & ~plain & ~aside
             fails = (verdicts == -1) & ~plain & ~limited & ~aside
@@ -723,7 +729,9 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
                             f"not compared exactly (the case's limit is {EXACT_LIMIT}): their values count as unchecked")
     report.exact_left -= min(limit, len(undecided))
     exact_idx = set(undecided[:limit]) | set(sorted(failing)[:DESCRIBED_FAILURES]) | set(first_fail.values())
-    order = sorted(exact_idx)
+    lost_exact = sorted(lost_open - exact_idx)[:report.lost_left]
+    report.lost_left -= len(lost_exact)
+    order = sorted(exact_idx | set(lost_exact))
     refs, bnd_rows = _exact_rows_reusing(order, snaps, bnds, exact_rows) if order else (None, None)
     pos = {f: n for n, f in enumerate(order)}
     b = best[1] if best[1] is not None and best[1] not in pos else None
@@ -785,30 +793,30 @@ def _compare_fast(report, steps, i, j, snaps, bnds, outputs, fmt, prevs, exact_r
 
 def _exact_rows_reusing(order, snaps, bnds, exact_rows):
     """``exact_rows(order)`` (per snapshot, reference rows with ``theta``/``state`` and bound rows by name, element
-    p of each for flat element ``order[p]``), taking the elements the fast reference already ran through
-    ``reference.step`` and ``reference.bound`` in its phase 2 (``elements`` of every step's snapshot and bounds,
-    for every output) from there: the same functions on the same inputs, which the exact comparison would run a
-    second time."""
+    p of each for flat element ``order[p]``), taking what the fast reference already ran through ``reference.step``
+    or ``reference.bound`` in its phase 2 (``elements`` of every step's snapshot, or of every step's bounds, for
+    every output) from there: the same functions on the same inputs, which the exact comparison would run a
+    second time.  The reference and the bound of an element are taken or run independently."""
     names = list(snaps[0].value)
-    known = [f for f in order if all(f in sn.elements.get(name, ()) for sn in snaps for name in names)
-             and all(f in b.elements.get(name, ()) for b in bnds for name in names)]
-    if not known:
+    need_ref = [f for f in order if not all(f in sn.elements.get(name, ()) for sn in snaps for name in names)]
+    need_bnd = [f for f in order if not all(f in b.elements.get(name, ()) for b in bnds for name in names)]
+    if need_ref == need_bnd == order:
         return exact_rows(np.array(order, dtype=np.intp))
-    reused = set(known)
-    rest = [f for f in order if f not in reused]
-    refs, bnd_rows = exact_rows(np.array(rest, dtype=np.intp)) if rest else (None, None)
-    at = {f: p for p, f in enumerate(rest)}
+    refs = exact_rows(np.array(need_ref, dtype=np.intp), bound=False)[0] if need_ref else None
+    bnd_rows = exact_rows(np.array(need_bnd, dtype=np.intp), ref=False)[1] if need_bnd else None
+    at_ref = {f: p for p, f in enumerate(need_ref)}
+    at_bnd = {f: p for p, f in enumerate(need_bnd)}
     out_refs, out_bnds = [], []
     for k, (sn, b) in enumerate(zip(snaps, bnds)):
         row, brow = {}, {}
         for name in names:
             els, ebs = np.empty(len(order), dtype=object), np.empty(len(order), dtype=object)
             for p, f in enumerate(order):
-                if f in at:
-                    els[p] = (refs[k].theta if name == "theta" else refs[k].state[name]).reshape(-1)[at[f]]
-                    ebs[p] = bnd_rows[k][name].reshape(-1)[at[f]]
+                if f in at_ref:
+                    els[p] = (refs[k].theta if name == "theta" else refs[k].state[name]).reshape(-1)[at_ref[f]]
                 else:
-                    els[p], ebs[p] = sn.elements[name][f], b.elements[name][f]
+                    els[p] = sn.elements[name][f]
+                ebs[p] = bnd_rows[k][name].reshape(-1)[at_bnd[f]] if f in at_bnd else b.elements[name][f]
             row[name], brow[name] = els, ebs
         out_refs.append(Snapshot(t=sn.t, theta=row.pop("theta"), state=row, stepped=sn.stepped))
         out_bnds.append(brow)

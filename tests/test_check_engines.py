@@ -40,8 +40,9 @@ def _per_element(report) -> dict:
 def assert_same(data, outputs, mode):
     old = check(data, outputs, mode, engine="interval")
     # no budget for the exact comparison of undecided values (EXACT_LIMIT would leave the rest "unchecked", which
-    # tests/test_check_limits.py holds): here every value is compared, so that each has the interval engine's verdict
-    new = check(data, outputs, mode, engine="fast", exact_limit=10 ** 9)
+    # tests/test_check_limits.py holds, and LOST_LIMIT would estimate lost updates): here every value is compared, so
+    # that each has the interval engine's verdict and lost status
+    new = check(data, outputs, mode, engine="fast", exact_limit=10 ** 9, lost_limit=10 ** 9)
     assert not old.bulk
     # every value the fast engine compared exactly has the interval engine's verdict, numbers and reasons
     exact = {(f.step, f.group, f.param, f.index, f.quantity): f for f in old.findings}

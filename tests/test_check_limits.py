@@ -101,3 +101,32 @@ def test_a_class_the_implementations_scalar_rounding_may_flip_is_limited_not_fai
     wrong = [StepOutput(o.params, [[{**o.state[0][0], "ax": np.full(1, -np.inf, o.params[0][0].dtype)}]])
              if k == 3 else o for k, o in enumerate(outputs)]
     assert not check(decided, wrong, "trajectory", scalars="float32").ok
+
+
+def _tiny_updates(n: int) -> Case:
+    """SGD float32 where every update is below binary64's resolution of θ (θ in [1, 2), lr·g < 10⁻²³): θ stays
+    put, and phase 1 cannot tell whether the exact θ moved.  Half the gradients are 0: θ exactly unchanged, which
+    phase 1 knows (a zero bound), so that those are not lost."""
+    rng = np.random.default_rng(7)
+    p = (1 + rng.random(n)).astype("float32")
+    g = np.where(np.arange(n) % 2 == 0, rng.random(n) * 1e-20, 0.0).astype("float32")
+    return Case("sgd", "float32", [Group({"lr": 1e-3}, [p])], [[[g]], [[g]]], None)
+
+
+def test_undecided_lost_updates_take_no_verdict_places_and_count_as_lost_past_their_limit():
+    from conformance.check import LOST_LIMIT
+    case = _tiny_updates(200)
+    outputs = load("numpy").run(for_backend(case, "for-loop"))
+    exact = check(case, outputs, "trajectory", engine="interval")
+    everything = check(case, outputs, "trajectory", lost_limit=10 ** 9, exact_limit=10 ** 9)
+    fast = check(case, outputs, "trajectory")
+    assert exact.ok and everything.ok and fast.ok
+    assert everything.lost_updates() == exact.lost_updates() == 2 * 100  # the moved half, both steps
+    assert len({f.index for f in everything.findings}) == 100  # each undecided one compared exactly
+    # the default: all within the bound, none unchecked; LOST_LIMIT elements compared exactly (and the best one),
+    # the others counted as lost: here each of them is
+    assert fast.counts() == exact.counts() == {"ok": 2 * 200}
+    assert len({f.index for f in fast.findings}) <= LOST_LIMIT + 1
+    assert fast.lost_updates() == exact.lost_updates()
+    # a verdict's place is not taken by them: with one place, nothing is left unchecked
+    assert check(case, outputs, "trajectory", exact_limit=1).counts() == {"ok": 2 * 200}

@@ -95,9 +95,9 @@ def test_an_entry_matching_no_collected_test_warns(spec, warned):
 
 
 def test_an_entry_that_shows_on_some_inputs_is_not_reported_stale_when_it_passes():
-    """adagrad-foreach-maximize-bfloat16 is a 1-ulp difference of two roundings on some inputs only: a run that
+    """adagrad-foreach-maximize-half is a 1-ulp difference of two roundings on some inputs only: a run that
     draws none of them passes, which must not read as a stale entry (the reproduction catches a fix)."""
-    entry = kd.by_id("adagrad-foreach-maximize-bfloat16")
+    entry = kd.by_id("adagrad-foreach-maximize-half")
     assert entry.on_some_inputs and entry.applies is None
     run = run_pytest(["conformance/test_properties.py", "--backend=torch-cpu", "--spec", "adagrad", "-q", "-n", "0",
                       "-k", "maximize and foreach and bfloat16"])

@@ -176,6 +176,30 @@ def test_adagrad_foreach_maximize_is_not_bit_identical_to_negated_gradients_in_b
     assert (out[True, True], out[True, False]) == (-8.1875, -8.125)  # foreach: it does not
 
 
+def test_adagrad_foreach_maximize_is_not_bit_identical_to_negated_gradients_in_float16():
+    """Default profile, seed 3 (session 23): −clr·g at lr 98.5 after two steps; the exact product is −110.2147."""
+    g = torch.tensor([1.136], dtype=torch.float16)
+    minus_clr = [-98.49761597465866 / (1 + 1 * 0.015), -98.49761597465866 / (1 + 2 * 0.015)]
+    other = torch.tensor([6.6e-07], dtype=torch.float16)
+    out_of_place = torch._foreach_mul([g, other], minus_clr)[0].item()  # maximize=False, weight_decay=0
+    in_place = [g.clone(), other.clone()]
+    torch._foreach_mul_(in_place, minus_clr)  # maximize=True (after _foreach_neg)
+    assert (out_of_place, in_place[0].item()) == (-110.1875, -110.25)
+    # the same through Adagrad: θ after the third step of one parameter among two, maximize on g vs not on −g
+    out = {}
+    for maximize, sign in ((True, 1), (False, -1)):
+        ps = [torch.tensor([0.003176], dtype=torch.float16), torch.tensor([1.2e-06], dtype=torch.float16)]
+        opt = torch.optim.Adagrad(ps, lr=0.1, lr_decay=0.015, initial_accumulator_value=0.96875,
+                                  eps=4.259536264420738e-08, maximize=maximize, foreach=True)
+        for lr, gs in ((0.1, (-0.0001191, 196.9)), (0.01, (None, -8e-07)), (98.49761597465866, (-1.136, -6.6e-07))):
+            opt.param_groups[0]["lr"] = lr
+            for p, x in zip(ps, gs):
+                p.grad = None if x is None else sign * torch.tensor([x], dtype=torch.float16)
+            opt.step()
+        out[maximize] = ps[0].item()
+    assert (out[True], out[False]) == (-73.375, -73.3125)
+
+
 # --------------------------------------------------------------------------- capturable paths (CUDA), on the CPU
 # capturable=True is refused off CUDA/XLA by a device check only; the arithmetic is ordinary tensor ops, so lifting
 # the check reproduces the torch-cuda findings here.  (torch's own tests do the same with the for-loop code.)

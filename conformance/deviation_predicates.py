@@ -395,7 +395,8 @@ def _capturable_denominator(optimizer: str, h: dict, snap, dtype: str) -> list:
 def _capturable_denominator_leaves_range(data) -> bool:
     """Some exact D of the case (``_capturable_denominator``; NaN for Adam's lr = 0 with v = 0 or ε = 0 in
     float32) that divides an m ≠ 0 is outside [2·smallest normal, largest finite/2] of the dtype, or one that
-    divides m = 0 is below the smallest subnormal and may round to 0 (0/0).  D = 0 exactly is d = 0, as special
+    divides m = 0 is below the smallest subnormal and may round to 0 (0/0), or, for RAdam (whose foreach path
+    steps by m·(1/D)), below 2/largest finite, where 1/D overflows (0·inf).  D = 0 exactly is d = 0, as special
     in the spec's m/d.
 
     Outside that range D overflows (float16: 65504) or loses its relative precision to underflow, which the spec,
@@ -546,7 +547,10 @@ def _capturable_denominator_leaves_range_fast(optimizer: str, fmt, in_force, p0,
             nonzero = numerator != 0  # D = 0 exactly: d = 0, as special in the spec's m/d
             log_d = _log2(numerator[nonzero]) + float(_MP.log(abs(scale), 2))
             moving = m[nonzero] != 0
-            if ((log_d < log_low) | (log_d > log_high))[moving].any() or (log_d < log_least)[~moving].any():
+            # m = 0 stays 0 unless the quotient is 0/0 or 0·inf: foreach RAdam steps by m·(1/D), so there a D
+            # whose reciprocal overflows (below 2/largest finite) is NaN too; the others divide m/D
+            still = max(log_least, 1.0 - math.log2(float(fmt.max_finite))) if optimizer == "radam" else log_least
+            if ((log_d < log_low) | (log_d > log_high))[moving].any() or (log_d < still)[~moving].any():
                 return True
     return False
 

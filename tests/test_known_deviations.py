@@ -138,6 +138,31 @@ def test_radam_foreach_loses_the_rectified_step_where_its_denominator_overflows(
         _case("radam", "float16", dict(lr=1e-6, beta1=0.9, beta2=0.9), 0.0, [1.0] * 6))
 
 
+def test_radam_foreach_nan_where_the_reciprocal_of_a_subnormal_denominator_overflows():
+    """Seed 6 of session 24 (docs/measured/seed-campaign.md): zero gradients, so m = v = 0, and ε = 2⁻¹²⁶.  At the
+    first rectified step (t = 6, ρ₆ ≈ 5.34) D = ε·bc₁/(√bc₂·lr·r₆) ≈ 1e−40 is a float32 subnormal: the for-loop
+    path leaves θ alone, foreach steps by m·(1/D) = 0·inf = NaN.  The predicate must cover it, for RAdam only
+    (capturable Adam divides m/D, and 0/1e−40 is 0)."""
+    from conformance.deviation_predicates import _capturable_denominator_leaves_range
+
+    hyper = dict(lr=1.3088367762343731, beta1=0.99951171875, beta2=0.8922541107951026, eps=2.0 ** -126)
+    theta = [float.fromhex("0x1.f8b71p-21"), float.fromhex("-0x1.c64p+10"), float.fromhex("-0x1p-148")]
+    out = {}
+    for foreach in (False, True):
+        p = torch.tensor(theta, dtype=torch.float32)
+        opt = torch.optim.RAdam([p], lr=hyper["lr"], betas=(hyper["beta1"], hyper["beta2"]), eps=hyper["eps"],
+                                foreach=foreach)
+        for _ in range(6):
+            p.grad = torch.zeros(3)
+            opt.step()
+        out[foreach] = p.tolist()
+    assert out[False] == torch.tensor(theta, dtype=torch.float32).tolist()
+    assert all(math.isnan(x) for x in out[True])
+    assert _capturable_denominator_leaves_range(_case("radam", "float32", hyper, theta[0], [0.0] * 6))
+    five = _case("radam", "float32", hyper, theta[0], [0.0] * 5)  # unrectified steps only: no D at all
+    assert not _capturable_denominator_leaves_range(five)
+
+
 @pytest.mark.skipif("cpu" not in _get_fused_kernels_supported_devices(),
                     reason="this torch has no fused CPU kernels")
 def test_fused_amsgrad_drops_nan_from_the_running_maximum():

@@ -23,6 +23,8 @@ def leaves_range_by_definition(data) -> bool:
     tiny = dp._MP.mpf(2) ** fmt.emin
     low, high = 2 * tiny, dp._MP.mpf(float(fmt.max_finite)) / 2
     least = tiny * dp._MP.mpf(2) ** (1 - fmt.precision)
+    if data.optimizer == "radam":  # foreach RAdam steps by m·(1/D): with m = 0, a D whose reciprocal overflows
+        least = max(least, 2 / dp._MP.mpf(float(fmt.max_finite)))
 
     def outside(d, m) -> bool:
         return d != 0 and (not low <= d <= high if m != 0 else not d >= least)
